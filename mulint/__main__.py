@@ -1,0 +1,3 @@
+from mulint.cli import main
+
+main()

@@ -1,0 +1,37 @@
+"""Build the target at a width: on the meta device for structure, small on the CPU for numbers."""
+
+from __future__ import annotations
+
+import contextlib
+import traceback
+
+import torch
+import torch.nn as nn
+
+from mulint.build.provenance import Provenance, quiet
+from mulint.errors import MulintError
+from mulint.load.width import WidthKnob
+
+
+def build_at(knob: WidthKnob, width: int, *, target: str, device: str = "meta",
+             provenance: Provenance | None = None) -> nn.Module:
+    recording = provenance.recording() if provenance is not None else contextlib.nullcontext()
+    try:
+        with recording, quiet(), torch.device(device):
+            model = knob.build(width)
+    except MulintError:
+        raise
+    except Exception as exc:
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+        changed = ", ".join(f"{k}={v}" for k, v in knob.describe_scaling(width).items())
+        raise MulintError(
+            f"building at width {width} ({changed}) raised {type(exc).__name__}: {exc}{where}",
+            target=target, step="build",
+            hint="choose widths the model accepts with --widths (e.g. multiples of the head count), "
+                 "or name the width argument with --width-arg") from exc
+    if not isinstance(model, nn.Module):
+        raise MulintError(f"calling it returned {type(model).__name__}, not an nn.Module", target=target,
+                          step="build", hint="name a model class or a function that returns a model")
+    model.eval()  # dropout off: the trace should hold the deterministic path
+    return model

@@ -1,0 +1,108 @@
+"""Example inputs: from the user's ``example_inputs`` function, or synthesised from the first layer.
+
+An ``Inputs`` is (args, kwargs). Candidates are tried in order until the model traces.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+Inputs = tuple[tuple[Any, ...], dict[str, Any]]
+
+BATCH = 2
+SEQ = 8
+IMAGE = 16
+
+
+def normalise(value: Any) -> Inputs:
+    """Accept a tensor, a tuple of args, a dict of kwargs, or an (args, kwargs) pair."""
+    if isinstance(value, dict):
+        return (), dict(value)
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], tuple) and isinstance(value[1], dict):
+        return value[0], dict(value[1])
+    if isinstance(value, (tuple, list)):
+        return tuple(value), {}
+    return (value,), {}
+
+
+def from_user_function(func: Callable, model: nn.Module) -> Inputs:
+    takes_model = len(inspect.signature(func).parameters) >= 1
+    return normalise(func(model) if takes_model else func())
+
+
+def to_device(inputs: Inputs, device: str | torch.device) -> Inputs:
+    def move(x):
+        return x.to(device) if isinstance(x, torch.Tensor) else x
+
+    args, kwargs = inputs
+    return tuple(move(a) for a in args), {k: move(v) for k, v in kwargs.items()}
+
+
+def _max_sequence(model: nn.Module) -> int:
+    sizes = [m.num_embeddings for m in model.modules() if isinstance(m, nn.Embedding)]
+    config = getattr(model, "config", None)
+    for key in ("max_position_embeddings", "n_positions", "block_size", "max_seq_len"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            sizes.append(value)
+    return max(1, min([SEQ, *sizes]))
+
+
+def synthesise(model: nn.Module, device: str = "meta") -> list[Inputs]:
+    """Input candidates, most likely first, made from the first layer that holds parameters."""
+    extra = _forward_flags(model)
+    return [(args, {**kwargs, **extra}) for args, kwargs in _candidates(model, device)]
+
+
+def _forward_flags(model: nn.Module) -> dict[str, Any]:
+    """Keyword flags that keep HF-style models traceable: no KV cache objects in the output."""
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {"use_cache": False} if "use_cache" in params else {}
+
+
+def _candidates(model: nn.Module, device: str) -> list[Inputs]:
+    holders = [m for m in model.modules() if next(m.parameters(recurse=False), None) is not None]
+    # The root's own raw parameters come first in modules() but are often used last (a readout).
+    first = next((m for m in holders if m is not model), None) if not _raw_params_only(model) else None
+    seq = _max_sequence(model)
+    make = _maker(device)
+    if isinstance(first, nn.Embedding) or (first is not None and type(first).__name__.endswith("Embeddings")
+                                           and any(isinstance(m, nn.Embedding) for m in first.modules())):
+        embedding = first if isinstance(first, nn.Embedding) else next(m for m in first.modules() if isinstance(m, nn.Embedding))
+        return [((make.ids((BATCH, seq), embedding.num_embeddings),), {})]
+    if isinstance(first, nn.modules.conv._ConvNd):
+        spatial = {1: (SEQ * 2,), 2: (IMAGE, IMAGE), 3: (SEQ, SEQ, SEQ)}[len(first.kernel_size)]
+        return [((make.floats((BATCH, first.in_channels, *spatial)),), {})]
+    if isinstance(first, nn.Linear):
+        return [((make.floats((BATCH, first.in_features)),), {}),
+                ((make.floats((BATCH, seq, first.in_features)),), {})]
+    params = [p for p in model.parameters() if p.dim() >= 2]
+    if params:
+        a, b = params[0].shape[0], params[0].shape[-1]
+        return [((make.floats((BATCH, a)),), {}), ((make.floats((BATCH, b)),), {}),
+                ((make.floats((BATCH, seq, a)),), {}), ((make.floats((BATCH, seq, b)),), {})]
+    return []
+
+
+def _raw_params_only(model: nn.Module) -> bool:
+    return all(next(m.parameters(recurse=False), None) is None for m in model.modules() if m is not model)
+
+
+class _maker:
+    def __init__(self, device: str) -> None:
+        self.device = device
+
+    def ids(self, shape, high: int) -> torch.Tensor:
+        if self.device == "meta":
+            return torch.zeros(shape, dtype=torch.long, device="meta")
+        return torch.randint(0, high, shape, device=self.device)
+
+    def floats(self, shape) -> torch.Tensor:
+        return torch.randn(shape, device=self.device)

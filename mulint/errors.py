@@ -1,0 +1,28 @@
+"""The one error type users see: which target, which step, what went wrong, what to do."""
+
+from __future__ import annotations
+
+
+class MulintError(Exception):
+    """A failure that ends the analysis of one target with exit code 2.
+
+    ``step`` is one of: target, import, width, build, inputs, trace, optimizer, config.
+    """
+
+    def __init__(self, message: str, *, target: str = "", step: str = "", hint: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.target = target
+        self.step = step
+        self.hint = hint
+
+    def for_target(self, target: str) -> "MulintError":
+        if not self.target:
+            self.target = target
+        return self
+
+    def __str__(self) -> str:
+        head = f"{self.target}: " if self.target else ""
+        step = f"[{self.step}] " if self.step else ""
+        tail = f"\n  hint: {self.hint}" if self.hint else ""
+        return f"{head}{step}{self.message}{tail}"

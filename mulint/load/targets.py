@@ -1,0 +1,176 @@
+"""Targets: parse ``PATH[:NAME]`` / ``pkg.module:NAME``, import what may be imported, resolve NAME."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from mulint.errors import MulintError
+from mulint.load.safety import summarize
+
+
+@dataclass
+class TargetSpec:
+    """What the user named: a file or module, and optionally one object in it."""
+
+    text: str
+    path: Path | None  # a file on disk, or None for an importable module name
+    module: str  # dotted module name when path is None
+    name: str | None
+
+    @property
+    def label(self) -> str:
+        where = str(self.path) if self.path is not None else self.module
+        return f"{where}:{self.name}" if self.name else where
+
+
+def parse_target(text: str) -> TargetSpec:
+    head, sep, name = text.rpartition(":")
+    if not sep or "/" in name or "\\" in name or name.endswith(".py") or (len(head) == 1 and head.isalpha()):
+        head, name = text, ""  # no NAME (a bare path, possibly a Windows drive letter)
+    name = name or None
+    if head.endswith(".py") or "/" in head or Path(head).exists():
+        return TargetSpec(text=text, path=Path(head), module="", name=name)
+    if not all(part.isidentifier() for part in head.split(".")):
+        raise MulintError(f"'{text}' is neither a file nor a module name", step="target",
+                          hint="name a target as path/to/file.py:NAME or package.module:NAME")
+    return TargetSpec(text=text, path=None, module=head, name=name)
+
+
+def _module_name_for(path: Path) -> tuple[Path, str]:
+    """The sys.path root and dotted name under which a file imports as its package would."""
+    path = path.resolve()
+    parts = [path.stem]
+    parent = path.parent
+    while (parent / "__init__.py").exists():
+        parts.insert(0, parent.name)
+        parent = parent.parent
+    return parent, ".".join(parts)
+
+
+def import_file(path: Path, target: str) -> ModuleType:
+    if not path.exists():
+        raise MulintError(f"no such file: {path}", target=target, step="target")
+    root, dotted = _module_name_for(path)
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    existing = sys.modules.get(dotted)
+    if existing is not None and getattr(existing, "__file__", None) and Path(existing.__file__).resolve() == path.resolve():
+        return existing
+    if existing is not None or "." not in dotted:
+        # Load under a private name when a different module already owns the plain name.
+        if existing is not None:
+            dotted = f"_mulint_target_{abs(hash(str(path.resolve())))}_{path.stem}"
+        spec = importlib.util.spec_from_file_location(dotted, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[dotted] = module  # dataclasses look their module up while the file runs
+        try:
+            spec.loader.exec_module(module)
+        except BaseException as exc:
+            sys.modules.pop(dotted, None)
+            raise _import_error(target, exc) from exc
+        return module
+    try:
+        return importlib.import_module(dotted)
+    except BaseException as exc:
+        raise _import_error(target, exc) from exc
+
+
+def import_module(name: str, target: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except BaseException as exc:
+        raise _import_error(target, exc) from exc
+
+
+def _import_error(target: str, exc: BaseException) -> MulintError:
+    if isinstance(exc, SystemExit):
+        return MulintError(f"importing it called sys.exit({exc.code})", target=target, step="import",
+                           hint="move the script part under `if __name__ == \"__main__\":`")
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return MulintError(f"importing it raised {type(exc).__name__}: {exc}{where}", target=target, step="import",
+                       hint="the file must import cleanly in this environment; run `python -c 'import ...'` to see why")
+
+
+@dataclass
+class ResolvedTarget:
+    spec: TargetSpec
+    name: str
+    obj: object  # class or factory function
+    module: ModuleType
+    path: Path | None  # the file defining it
+
+    @property
+    def label(self) -> str:
+        where = str(self.spec.path) if self.spec.path is not None else self.spec.module
+        return f"{where}:{self.name}"
+
+
+def resolve(spec: TargetSpec, *, allow_exec: bool) -> list[ResolvedTarget]:
+    """Import the target's module and return the model objects to analyse.
+
+    A bare file is imported only when it is import-safe; an explicitly named object always is,
+    unless ``allow_exec`` is false.
+    """
+    if not allow_exec:
+        raise MulintError("--no-exec forbids importing model code", target=spec.label, step="import",
+                          hint="drop --no-exec to analyse models; static rules still run without it")
+    if spec.path is not None:
+        if not spec.path.exists():
+            raise MulintError(f"no such file: {spec.path}", target=spec.label, step="target",
+                              hint="check the path; targets are path/to/file.py[:NAME] or package.module:NAME")
+        try:
+            summary = summarize(spec.path) if spec.path.suffix == ".py" else None
+        except MulintError as exc:
+            raise exc.for_target(spec.label)
+        if spec.name is None:
+            if summary is None:
+                raise MulintError(f"{spec.path} is not a Python file", target=spec.label, step="target")
+            if not summary.import_safe:
+                raise MulintError(
+                    f"not imported: line {summary.unsafe_line} runs {summary.unsafe_reason} at import time",
+                    target=spec.label, step="import",
+                    hint=f"name the model explicitly ({spec.path}:NAME) to import it anyway")
+            names = summary.top_level_models
+            if not names:
+                return []
+        else:
+            names = [spec.name]
+        module = import_file(spec.path, spec.label)
+        path = spec.path
+    else:
+        module = import_module(spec.module, spec.label)
+        path = Path(module.__file__) if getattr(module, "__file__", None) else None
+        if spec.name is None:
+            raise MulintError("a module target needs a NAME", target=spec.label, step="target",
+                              hint=f"use {spec.module}:ClassName or {spec.module}:factory_function")
+        names = [spec.name]
+    resolved = []
+    for name in names:
+        obj = module
+        for part in name.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                available = ", ".join(_candidates(module)) or "none"
+                raise MulintError(f"'{name}' not found in {spec.path or spec.module}", target=spec.label,
+                                  step="target", hint=f"model classes/factories there: {available}")
+        if not callable(obj):
+            raise MulintError(f"'{name}' is not a class or a function", target=spec.label, step="target")
+        resolved.append(ResolvedTarget(spec=spec, name=name, obj=obj, module=module, path=path))
+    return resolved
+
+
+def _candidates(module: ModuleType) -> list[str]:
+    import torch.nn as nn
+
+    names = []
+    for key, value in vars(module).items():
+        if isinstance(value, type) and issubclass(value, nn.Module) and value.__module__ == module.__name__:
+            names.append(key)
+    return names

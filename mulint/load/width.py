@@ -1,0 +1,230 @@
+"""The width knob: which argument (or config field) grows the model, and how to build it at any width.
+
+Fields that grow with the width (``intermediate_size``, ``4 * n_embd``, ``head_dim`` when the head
+count is fixed) are scaled alongside it; fields that do not (vocab, positions, layers, heads,
+``base_*`` widths of µP multipliers) are kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Callable
+
+from mulint.errors import MulintError
+
+WIDTH_NAMES = ("width", "d_model", "n_embd", "hidden_size", "dim", "embed_dim", "hidden_dim")
+CONFIG_PARAM_NAMES = ("config", "cfg", "conf", "args", "hparams", "model_config", "params")
+
+_FINITE_TOKENS = {
+    "vocab", "position", "positions", "pos", "ctx", "block", "seq", "len", "length", "layer", "layers",
+    "label", "labels", "class", "classes", "token", "tokens", "eps", "range", "patch", "image", "img",
+    "channels", "expert", "experts", "window", "bucket", "buckets", "rope", "type", "max", "min", "heads",
+    "head", "group", "groups", "in", "input", "inputs", "out", "output", "outputs", "depth", "stride", "kernel",
+    "batch", "step", "steps", "seed", "iter", "iters", "frames", "samples", "rank", "theta", "id", "ids",
+    "base", "ref", "reference", "proxy", "init", "std", "kv", "pad", "padding", "bos", "eos",
+    "sep", "mask", "time", "freq", "dropout", "prob", "ratio", "scale", "alpha", "beta", "temperature",
+}
+_WIDTH_TOKENS = {
+    "hidden", "intermediate", "inner", "ffn", "ff", "mlp", "embd", "embed", "model", "dim", "width",
+    "feedforward", "filter", "proj", "features", "hiddens", "emb", "embedding", "channel", "units", "d",
+}
+_HEAD_DIM_NAMES = {"head_dim", "d_head", "head_size", "d_kv", "kv_channels", "attention_head_size", "dim_head",
+                   "head_dim_size", "headdim"}
+_HEADS_NAMES = {"n_head", "n_heads", "num_heads", "num_attention_heads", "nhead", "heads", "num_head", "n_heads_q"}
+
+
+def _tokens(name: str) -> set[str]:
+    return {t for t in re.split(r"[_\W]+|(?<=[a-z])(?=[A-Z])", name.lower()) if t}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def scaled_fields(fields: dict[str, Any], width_key: str, base: int, new: int) -> dict[str, int]:
+    """The int fields that change when the width goes from ``base`` to ``new``, with their new values."""
+    ratio = Fraction(new, base)
+    heads = [v for k, v in fields.items() if k.lower() in _HEADS_NAMES and _is_int(v)]
+    changed: dict[str, int] = {width_key: new}
+    for key, value in fields.items():
+        if key == width_key or not _is_int(value) or value <= 0:
+            continue
+        tokens = _tokens(key)
+        if key.lower() in _HEAD_DIM_NAMES:
+            grows = any(h * value == base for h in heads)  # head count fixed: head_dim grows
+        elif tokens & _FINITE_TOKENS:
+            grows = False
+        elif tokens & _WIDTH_TOKENS:
+            grows = True
+        else:
+            grows = value % base == 0 and 2 <= value // base <= 16
+        if grows:
+            scaled = value * ratio
+            changed[key] = int(scaled) if scaled.denominator == 1 else max(1, round(float(scaled)))
+    return changed
+
+
+@dataclass
+class WidthKnob:
+    """How to build the target at a given width."""
+
+    name: str  # e.g. "width" or "config.n_embd"
+    base: int  # the width the target uses by default
+    build: Callable[[int], Any]  # width -> nn.Module (caller chooses the device)
+    describe_scaling: Callable[[int], dict[str, int]]
+
+
+def find_knob(obj: Callable, target: str, width_arg: str | None = None, base_override: int | None = None) -> WidthKnob:
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        sig = None
+    params = dict(sig.parameters) if sig else {}
+    wanted = (width_arg,) if width_arg and "." not in width_arg else WIDTH_NAMES
+    for name in wanted:
+        if name in params:
+            return _argument_knob(obj, params, name, target, base_override)
+    field = width_arg.split(".", 1)[1] if width_arg and "." in width_arg else width_arg
+    config_knob = _config_knob(obj, params, target, field, base_override)
+    if config_knob is not None:
+        return config_knob
+    if sig is not None and not any(p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                                   for p in params.values()):
+        knob = _rebuild_knob(obj, target, field, base_override)
+        if knob is not None:
+            return knob
+    names = ", ".join(WIDTH_NAMES)
+    raise MulintError(
+        f"no width knob: no argument named {width_arg or names}, and no config object with such a field",
+        target=target, step="width",
+        hint="name the argument or config field that sets the width with --width-arg NAME")
+
+
+def _argument_knob(obj, params, name, target, base_override) -> WidthKnob:
+    param = params[name]
+    base = base_override if base_override is not None else param.default
+    if not _is_int(base):
+        raise MulintError(f"width argument '{name}' has no int default", target=target, step="width",
+                          hint="give the widths to analyse with --widths 64,128,256")
+    defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    defaults[name] = base
+
+    def describe(width: int) -> dict[str, int]:
+        return scaled_fields(defaults, name, base, width)
+
+    def build(width: int):
+        return obj(**describe(width))
+
+    return WidthKnob(name=name, base=base, build=build, describe_scaling=describe)
+
+
+def _config_fields(config: Any) -> dict[str, Any] | None:
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    if hasattr(config, "to_dict") and hasattr(config, "attribute_map"):  # HF PretrainedConfig
+        fields = dict(config.to_dict())
+        for alias, real in getattr(config, "attribute_map", {}).items():
+            if real in fields:
+                fields.pop(alias, None)
+        return fields
+    if hasattr(config, "__dict__") and not callable(config):
+        return {k: v for k, v in vars(config).items() if not k.startswith("_")}
+    return None
+
+
+def _width_field(fields: dict[str, Any], config: Any, field: str | None) -> str | None:
+    aliases = getattr(config, "attribute_map", {}) or {}
+    for name in (field,) if field else WIDTH_NAMES:
+        real = aliases.get(name, name)
+        if real in fields and _is_int(fields[real]):
+            return real
+    return None
+
+
+def _with_fields(config: Any, changes: dict[str, int]) -> Any:
+    if dataclasses.is_dataclass(config):
+        init = {f.name for f in dataclasses.fields(config) if f.init}
+        new = dataclasses.replace(config, **{k: v for k, v in changes.items() if k in init})
+        for k, v in changes.items():
+            if k not in init:
+                setattr(new, k, v)
+        return new
+    new = copy.deepcopy(config)
+    for k, v in changes.items():
+        setattr(new, k, v)
+    return new
+
+
+def _default_config(param: inspect.Parameter, obj) -> Any:
+    if param.default is not inspect.Parameter.empty and _config_fields(param.default) is not None \
+            and not isinstance(param.default, (int, float, str, bool, type(None))):
+        return param.default
+    annotation = param.annotation
+    if isinstance(annotation, str):
+        annotation = getattr(inspect.getmodule(obj), annotation, None)
+    config_class = getattr(obj, "config_class", None)  # HF PreTrainedModel
+    for cls in (annotation, config_class):
+        if isinstance(cls, type) and (dataclasses.is_dataclass(cls) or hasattr(cls, "attribute_map")):
+            try:
+                return cls()
+            except Exception:
+                continue
+    return None
+
+
+def _config_knob(obj, params, target, field, base_override) -> WidthKnob | None:
+    candidates = [p for p in params.values() if p.name in CONFIG_PARAM_NAMES] + \
+                 [p for p in params.values() if p.name not in CONFIG_PARAM_NAMES]
+    for param in candidates:
+        config = _default_config(param, obj)
+        if config is None:
+            continue
+        fields = _config_fields(config)
+        key = _width_field(fields, config, field)
+        if key is None:
+            continue
+        return _knob_over_config(config, fields, key, base_override,
+                                 lambda cfg, p=param: obj(**{p.name: cfg}), f"{param.name}.{key}")
+    return None
+
+
+def _knob_over_config(config, fields, key, base_override, make, label) -> WidthKnob:
+    base = base_override if base_override is not None else fields[key]
+    fields = dict(fields)
+    if base_override is not None:
+        fields = {**fields, **scaled_fields(fields, key, fields[key], base)}
+
+    def describe(width: int) -> dict[str, int]:
+        return scaled_fields(fields, key, base, width)
+
+    def build(width: int):
+        return make(_with_fields(config, describe(width)))
+
+    return WidthKnob(name=label, base=base, build=build, describe_scaling=describe)
+
+
+def _rebuild_knob(obj, target, field, base_override) -> WidthKnob | None:
+    """A factory without arguments that returns a model carrying its config (HF style)."""
+    import torch
+
+    if inspect.isclass(obj):
+        return None
+    try:
+        with torch.device("meta"):
+            model = obj()
+    except Exception:
+        return None
+    config = getattr(model, "config", None)
+    fields = _config_fields(config) if config is not None else None
+    if not fields:
+        return None
+    key = _width_field(fields, config, field)
+    if key is None:
+        return None
+    cls = type(model)
+    return _knob_over_config(config, fields, key, base_override, cls, f"{obj.__name__}().config.{key}")

@@ -1,0 +1,60 @@
+"""`mulint inspect` output: a table of every parameter's shape, growing dims, fans and roles."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from mulint.facts import ModelFacts
+
+
+def _rel(path: str) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith(".." + os.sep + "..") else rel
+
+
+def as_json(facts: ModelFacts) -> str:
+    data = facts.to_dict()
+    for p in data["parameters"]:
+        if p.get("created_at"):
+            p["created_at"]["path"] = _rel(p["created_at"]["path"])
+        for use in p["uses"]:
+            if use.get("loc"):
+                use["loc"]["path"] = _rel(use["loc"]["path"])
+    return json.dumps(data, indent=2)
+
+
+def as_text(facts: ModelFacts) -> str:
+    header = [
+        f"{facts.target}",
+        f"  width: {facts.width_knob} = {facts.base_width}; built at {', '.join(map(str, facts.widths))} on the meta device",
+        "",
+    ]
+    rows = [("parameter", "shape", "inf dims", "fan_in", "fan_out", "roles", "created at")]
+    for p in facts.params:
+        name = p.name + (f" (= {', '.join(p.aliases)})" if p.aliases else "")
+        roles = ", ".join(p.roles) + (" (by shape)" if p.role_source == "shape" else "")
+        loc = f"{_rel(p.created_at.path)}:{p.created_at.line}" if p.created_at else ""
+        rows.append((name, "×".join(map(str, p.shape)) or "()", ",".join(map(str, p.infinite_dims)) or "-",
+                     _fan(p.fan_in, p.primary_use and p.primary_use.fan_in_infinite),
+                     _fan(p.fan_out, p.primary_use and p.primary_use.fan_out_infinite), roles, loc))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    counts: dict[str, int] = {}
+    for p in facts.params:
+        for r in p.roles:
+            counts[r] = counts.get(r, 0) + 1
+    summary = ", ".join(f"{n} {r}" for r, n in counts.items())
+    footer = ["", f"{len(facts.params)} parameters: {summary}. inf = grows with width."]
+    footer += [f"note: {n}" for n in facts.notes]
+    return "\n".join(header + lines + footer)
+
+
+def _fan(value, infinite) -> str:
+    if value is None:
+        return "-"
+    return f"{value}{' (inf)' if infinite else ''}"

@@ -1,0 +1,185 @@
+"""Trace a built model into an fx graph with torch.export (non-strict, on meta tensors),
+and hold it as plain data plus a networkx graph for the graph questions."""
+
+from __future__ import annotations
+
+import operator
+import re
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import torch
+import torch.fx
+import torch.nn as nn
+
+from mulint.build.inputs import Inputs
+from mulint.build.provenance import is_library_file, quiet
+from mulint.errors import MulintError
+from mulint.facts import SourceLoc
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A reference to another node inside a node's arguments."""
+
+    name: str
+
+
+@dataclass
+class Node:
+    name: str
+    op: str  # short op name: "linear", "addmm", "getitem", "placeholder", "output", ...
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    shape: tuple[int, ...] | None  # of the (first) tensor output
+    loc: SourceLoc | None = None
+    module_path: str = ""  # the innermost nn.Module the op ran in, e.g. "transformer.h.0.attn"
+    module_type: str = ""
+    param: str | None = None  # fully qualified name, for parameter placeholders
+    is_user_input: bool = False
+
+    def input_refs(self) -> list[tuple[int | str, int | None, Ref]]:
+        """(argument position or kwarg name, index inside a list argument, ref) for every input."""
+        refs = []
+        for pos, arg in [*enumerate(self.args), *self.kwargs.items()]:
+            if isinstance(arg, Ref):
+                refs.append((pos, None, arg))
+            elif isinstance(arg, (list, tuple)):
+                refs.extend((pos, i, a) for i, a in enumerate(arg) if isinstance(a, Ref))
+        return refs
+
+
+@dataclass
+class Traced:
+    nodes: dict[str, Node]
+    graph: nx.DiGraph  # edges producer -> consumer, attribute "uses": [(pos, index)]
+    param_nodes: dict[str, str] = field(default_factory=dict)  # param FQN -> placeholder name
+
+    def consumers(self, name: str) -> list[tuple[Node, int | str, int | None]]:
+        return [(self.nodes[c], pos, idx) for c in self.graph.successors(name)
+                for pos, idx in self.graph.edges[name, c]["uses"]]
+
+    def input_dependent(self) -> set[str]:
+        """Nodes whose value depends on the user's inputs (the activation side of the graph)."""
+        out: set[str] = set()
+        for name, node in self.nodes.items():
+            if node.is_user_input:
+                out.add(name)
+                out |= nx.descendants(self.graph, name)
+        return out
+
+
+def _short_op(target: Any) -> str:
+    if target is operator.getitem:
+        return "getitem"
+    if isinstance(target, torch._ops.OpOverload):
+        return target._schema.name.split("::")[-1]
+    if isinstance(target, torch._ops.OpOverloadPacket):
+        return target._qualified_op_name.split("::")[-1]
+    return getattr(target, "__name__", str(target))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, torch.fx.Node):
+        return Ref(value.name)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value) if isinstance(value, tuple) else [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (int, float, bool, str, type(None))):
+        return value
+    if isinstance(value, torch.SymInt):
+        return int(value)
+    return repr(value)
+
+
+_FRAME = re.compile(r'File "(?P<path>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)\n(?P<code>[^\n]*)')
+
+
+def user_frame(stack_trace: str | None) -> SourceLoc | None:
+    """The innermost frame of a node's stack trace that is not torch's own code."""
+    if not stack_trace:
+        return None
+    frames = list(_FRAME.finditer(stack_trace))
+    for m in reversed(frames):
+        if not is_library_file(m["path"]):
+            return SourceLoc(path=m["path"], line=int(m["line"]), code=m["code"].strip())
+    return None
+
+
+def _shape(val: Any) -> tuple[int, ...] | None:
+    if isinstance(val, (list, tuple)):
+        val = next((v for v in val if isinstance(v, torch.Tensor)), None)
+    if isinstance(val, torch.Tensor):
+        try:
+            return tuple(int(s) for s in val.shape)
+        except TypeError:
+            return None
+    return None
+
+
+def export(model: nn.Module, inputs: Inputs, *, target: str) -> Traced:
+    args, kwargs = inputs
+    try:
+        with quiet():
+            program = torch.export.export(model, args, kwargs=kwargs, strict=False)
+    except Exception as exc:
+        raise _trace_error(exc, target) from exc
+    return from_exported(program)
+
+
+def _trace_error(exc: Exception, target: str) -> MulintError:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not is_library_file(f.filename)]
+    where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return MulintError(
+        f"torch.export could not trace it: {type(exc).__name__}: {first_line}{where}",
+        target=target, step="trace",
+        hint="define `example_inputs(model)` in the file returning the forward's arguments; for HF models "
+             "pass a config with use_cache=False")
+
+
+def from_exported(program: torch.export.ExportedProgram) -> Traced:
+    signature = program.graph_signature
+    param_of = dict(signature.inputs_to_parameters)
+    user_inputs = set(signature.user_inputs)
+    nodes: dict[str, Node] = {}
+    graph = nx.DiGraph()
+    for fx_node in program.graph.nodes:
+        stack = fx_node.meta.get("nn_module_stack") or {}
+        module_path, module_type = "", ""
+        if stack:
+            path, cls = list(stack.values())[-1]
+            module_path = _module_fqn(path)
+            module_type = cls.__name__ if isinstance(cls, type) else str(cls).rsplit(".", 1)[-1].strip("'>")
+        node = Node(
+            name=fx_node.name,
+            op=fx_node.op if fx_node.op in ("placeholder", "output", "get_attr") else _short_op(fx_node.target),
+            args=_plain(tuple(fx_node.args)),
+            kwargs=_plain(dict(fx_node.kwargs)),
+            shape=_shape(fx_node.meta.get("val")),
+            loc=user_frame(fx_node.meta.get("stack_trace")),
+            module_path=module_path,
+            module_type=module_type,
+            param=param_of.get(fx_node.name),
+            is_user_input=fx_node.op == "placeholder" and fx_node.name in user_inputs,
+        )
+        nodes[node.name] = node
+        graph.add_node(node.name)
+        for pos, idx, ref in node.input_refs():
+            if graph.has_edge(ref.name, node.name):
+                graph.edges[ref.name, node.name]["uses"].append((pos, idx))
+            else:
+                graph.add_edge(ref.name, node.name, uses=[(pos, idx)])
+    param_nodes = {fqn: name for name, fqn in param_of.items()}
+    return Traced(nodes=nodes, graph=graph, param_nodes=param_nodes)
+
+
+def _module_fqn(path: str) -> str:
+    # nn_module_stack paths look like "L['self'].transformer.h[0].attn" or "transformer.h.0.attn"
+    path = re.sub(r"^L\['self'\]\.?", "", path)
+    path = re.sub(r"\[(\d+)\]", r".\1", path)
+    path = re.sub(r"\._modules\['([^']+)'\]", r".\1", path)
+    return path.strip(".")

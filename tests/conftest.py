@@ -1,0 +1,41 @@
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+MODELS = Path(__file__).resolve().parent / "models"
+
+
+@pytest.fixture
+def mulint(capsys):
+    """Run the CLI in-process: returns (exit code, stdout, stderr)."""
+    from mulint.cli import main
+
+    def run(*args: str):
+        code = 0
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def inspect_json(mulint):
+    def run(target: str, *args: str) -> dict:
+        code, out, err = mulint("inspect", target, "--format", "json", *args)
+        assert code == 0, err
+        return json.loads(out)
+
+    return run
+
+
+def roles_of(report: dict) -> dict[str, list[str]]:
+    return {p["name"]: p["roles"] for p in report["parameters"]}

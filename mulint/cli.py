@@ -75,6 +75,85 @@ def inspect(target: str, widths, width_arg, fmt: str, verbose: bool) -> None:
         click.echo("\n\n".join(outputs))
 
 
+def _codes(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [c.strip().upper() for c in value.replace(" ", ",").split(",") if c.strip()]
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@widths_option
+@width_arg_option
+@click.option("--select", metavar="CODES", help="Only these rule codes or prefixes, e.g. MU1,MU201.")
+@click.option("--ignore", metavar="CODES", help="Skip these rule codes or prefixes.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]), default=None,
+              help="Output format (default: text).")
+@click.option("--statistics", is_flag=True, help="Count findings per rule instead of listing them.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (report-only adoption).")
+@click.option("--no-exec", is_flag=True, help="Never import user code: static rules only.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True),
+              help="pyproject.toml to read [tool.mulint] from (default: found upwards from the first path).")
+@verbose_option
+def check(paths, widths, width_arg, select, ignore, fmt, statistics, exit_zero, no_exec, config_path, verbose):
+    """Lint PATHS (files, directories, or PATH:NAME model targets) for µP violations.
+
+    Exit codes: 0 clean, 1 findings, 2 usage/config errors or a target that cannot be analysed.
+    """
+    from pathlib import Path
+
+    from mulint.check import CheckOptions, run_check
+    from mulint.config import find_config, load_config
+
+    with _errors(verbose):
+        start = Path(paths[0].split(":")[0]) if paths else Path.cwd()
+        config_file = Path(config_path) if config_path else find_config(start if start.exists() else Path.cwd())
+        config = load_config(config_file) if config_file else None
+        targets = list(paths) or (list(config.targets) if config and config.targets else [])
+        if not targets:
+            raise click.UsageError("give a file, a directory or a PATH:NAME target (or `targets` in [tool.mulint])")
+        if config and not paths:
+            targets = [str(config.root / t) if not Path(t).is_absolute() and (config.root / t.split(":")[0]).exists()
+                       else t for t in targets]
+        options = CheckOptions(
+            paths=targets,
+            widths=widths or (config.widths if config else None),
+            width_arg=width_arg or (config.width_arg if config else None),
+            select=_codes(select) if select else (config.select if config else None),
+            ignore=_codes(ignore) if ignore else (config.ignore if config else None),
+            per_file_ignores=config.per_file_ignores if config else {},
+            exclude=config.exclude if config else [],
+            no_exec=no_exec,
+            root=config.root if config else Path.cwd(),
+        )
+        fmt = fmt or (config.format if config and config.format else "text")
+        progress = (lambda label: click.echo(f"checking {label} ...", err=True)) if verbose else (lambda label: None)
+        result = run_check(options, progress=progress)
+        click.echo(_render(result, fmt, statistics), nl=fmt == "text" or fmt == "github")
+        for error in result.errors:
+            if fmt in ("text", "github"):
+                hint = f"\n  hint: {error['hint']}" if error["hint"] else ""
+                click.echo(f"error: {error['target']}: [{error['step']}] {error['message']}{hint}", err=True)
+    if result.errors:
+        raise SystemExit(2)
+    if result.findings and not exit_zero:
+        raise SystemExit(1)
+
+
+def _render(result, fmt: str, statistics: bool) -> str:
+    from mulint.report import github, json_report, sarif, text
+
+    if fmt == "json":
+        return json_report.render(result.findings, result.targets, result.errors)
+    if fmt == "sarif":
+        from mulint.rules.pages import load_pages, pages_dir
+
+        return sarif.render(result.findings, list(load_pages(pages_dir()).values()), __version__)
+    if fmt == "github":
+        return github.render(result.findings)
+    return text.render(result.findings, statistics=statistics)
+
+
 class _errors:
     """Turn a MulintError (or any crash) into one clear message and exit code 2."""
 

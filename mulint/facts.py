@@ -34,6 +34,9 @@ class ParamUse:
     fan_out_infinite: bool
     node: str  # name of the consuming node in the exported graph
     loc: SourceLoc | None = None
+    multiplier: float = 1.0  # constant factor on this use's path (the abc view's `a`), at the reference width
+    multiplier_exponent: float = 0.0  # how that factor scales with width: a ∝ width^exponent
+    multiplier_at: SourceLoc | None = None
 
 
 @dataclass
@@ -47,6 +50,11 @@ class ParamFacts:
     module_type: str = ""
     created_at: SourceLoc | None = None
     role_source: str = "use"  # "use" (from the graph) or "shape" (not used in the trace)
+    init_rms: dict[int, float] = field(default_factory=dict)  # width -> root-mean-square entry at init
+    init_exponent: float | None = None  # rms ∝ width^exponent; None when zero at every width
+    init_at: SourceLoc | None = None  # the line that last wrote the parameter while building
+    late_init_at: list[SourceLoc] = field(default_factory=list)  # writes after mup's set_base_shapes
+    mup_infshape: bool = False  # the mup package's base shapes are attached
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -72,6 +80,28 @@ class ParamFacts:
 
 
 @dataclass
+class MupModule:
+    """A layer from the mup package, and whether it is usable as built."""
+
+    name: str
+    cls: str  # e.g. "MuReadout"
+    loc: SourceLoc | None
+    base_shapes: bool  # set_base_shapes attached infshape to its parameters
+    bias_ok: bool = True  # MuSharedReadout's bias has the readout's (vocab) shape
+
+
+@dataclass
+class AttentionSite:
+    node: str
+    form: str  # "sdpa-default", "sdpa" (explicit scale=) or "explicit" (softmax(q @ kᵀ * s))
+    loc: SourceLoc | None
+    head_dim: int  # at the reference width
+    head_dim_exponent: float  # head_dim ∝ width^exponent (0 when heads grow instead)
+    scale: float  # logit scale at the reference width, including factors on q and k
+    scale_exponent: float
+
+
+@dataclass
 class ModelFacts:
     target: str  # as the user named it, e.g. "examples/mlp_sp.py:MLP"
     path: str  # file that defines the target ("" for an installed module)
@@ -80,6 +110,10 @@ class ModelFacts:
     widths: list[int]  # widths built on the meta device
     params: list[ParamFacts]
     notes: list[str] = field(default_factory=list)
+    attention: list[AttentionSite] = field(default_factory=list)
+    numeric_widths: list[int] = field(default_factory=list)
+    mup_modules: list[MupModule] = field(default_factory=list)
+    traced: bool = True  # False when the model could not run as built (see notes)
 
     def param(self, name: str) -> ParamFacts:
         for p in self.params:
@@ -104,6 +138,9 @@ class ModelFacts:
             "width_knob": self.width_knob,
             "base_width": self.base_width,
             "widths": self.widths,
+            "numeric_widths": self.numeric_widths,
             "parameters": params,
+            "attention": [asdict(a) for a in self.attention],
+            "mup_modules": [asdict(m) for m in self.mup_modules],
             "notes": self.notes,
         }

@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 
 import torch.nn as nn
 
+from mulint.analysis.attention import attention_sites
 from mulint.analysis.uses import param_uses, role_from_shape
 from mulint.build import build_at
 from mulint.build import inputs as example
 from mulint.build.provenance import Provenance
 from mulint.errors import MulintError
-from mulint.facts import ModelFacts, ParamFacts, ParamUse
+from mulint.facts import ModelFacts, MupModule, ParamFacts, ParamUse
 from mulint.load.targets import ResolvedTarget
 from mulint.load.width import WidthKnob, find_knob
 from mulint.trace import Traced, export
@@ -84,12 +85,34 @@ def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None
     provenance = Provenance()
     models = {w: build_at(knob, w, target=target.label, provenance=provenance if w == ref else None)
               for w in chosen}
-    ref_trace, other_trace, inputs_index = _trace_pair(target, models, ref, other)
+    mup = mup_modules(models[ref], provenance)
     facts = ModelFacts(target=target.label, path=str(target.path or ""), width_knob=knob.name,
-                       base_width=knob.base, widths=chosen,
-                       params=_param_facts(models, ref, ref_trace, other_trace, provenance))
+                       base_width=knob.base, widths=chosen, params=[], mup_modules=mup)
+    broken = [m for m in mup if not (m.base_shapes and m.bias_ok)]
+    if broken:
+        # mup layers without base shapes (or with a misshaped bias) cannot run a forward pass.
+        facts.traced = False
+        facts.notes.append(f"not traced: {broken[0].cls} `{broken[0].name}` cannot run as built")
+        facts.params = _param_facts(models, ref, other, None, None, provenance)
+        return Structure(facts=facts, knob=knob, models=models, traces={})
+    ref_trace, other_trace, inputs_index = _trace_pair(target, models, ref, other)
+    facts.params = _param_facts(models, ref, other, ref_trace, other_trace, provenance)
+    facts.attention = attention_sites(ref_trace, other_trace, (ref, other), ref_trace.input_dependent())
     return Structure(facts=facts, knob=knob, models=models, traces={ref: ref_trace, other: other_trace},
                      inputs_index=inputs_index)
+
+
+def mup_modules(model: nn.Module, provenance: Provenance) -> list[MupModule]:
+    found = []
+    for name, module in model.named_modules():
+        if type(module).__module__.split(".")[0] != "mup":
+            continue
+        params = list(module.parameters(recurse=False))
+        bias, weight = getattr(module, "bias", None), getattr(module, "weight", None)
+        bias_ok = bias is None or weight is None or tuple(bias.shape) == tuple(weight.shape[:1])
+        found.append(MupModule(name=name, cls=type(module).__name__, loc=provenance.module_sites.get(module),
+                               base_shapes=all(hasattr(p, "infshape") for p in params), bias_ok=bias_ok))
+    return found
 
 
 def _has_default(target: ResolvedTarget, width_arg: str | None) -> bool:
@@ -108,7 +131,7 @@ def _owners(model: nn.Module) -> dict[str, tuple[nn.Module, str]]:
     return owners
 
 
-def _param_facts(models, ref, ref_trace, other_trace, provenance) -> list[ParamFacts]:
+def _param_facts(models, ref, other, ref_trace, other_trace, provenance) -> list[ParamFacts]:
     model = models[ref]
     groups: dict[int, list[str]] = {}
     for name, param in model.named_parameters(remove_duplicate=False):
@@ -116,7 +139,7 @@ def _param_facts(models, ref, ref_trace, other_trace, provenance) -> list[ParamF
     all_shapes = {w: {n: tuple(p.shape) for n, p in m.named_parameters(remove_duplicate=False)}
                   for w, m in models.items()}
     owners = _owners(model)
-    dependent = ref_trace.input_dependent()
+    dependent = ref_trace.input_dependent() if ref_trace is not None else set()
     facts = []
     for names in groups.values():
         name = names[0]
@@ -124,7 +147,8 @@ def _param_facts(models, ref, ref_trace, other_trace, provenance) -> list[ParamF
         shape = shapes[ref]
         infinite = tuple(d for d in range(len(shape)) if len({s[d] for s in shapes.values() if len(s) == len(shape)}) > 1)
         # A tied tensor may appear as several placeholders, only one of them used.
-        uses = [u for n in names for u in param_uses(n, ref_trace, other_trace, dependent, bool(infinite))]
+        uses = [u for n in names for u in param_uses(n, ref_trace, other_trace, dependent, bool(infinite),
+                                                     (ref, other))] if ref_trace is not None else []
         role_source = "use"
         if not uses:
             role_source = "shape"

@@ -13,6 +13,7 @@ import math
 import re
 from typing import Callable
 
+from mulint.analysis.scales import exponent, input_side, output_side, scalar_factor
 from mulint.facts import ParamUse
 from mulint.trace import Node, Traced
 
@@ -132,33 +133,60 @@ def _role(fan_in_inf: bool, fan_out_inf: bool) -> str:
         (fan_in_inf, fan_out_inf), "scalar")
 
 
-def weight_side_paths(start: str, traced: Traced, dependent: set[str]) -> list[tuple[str, Node, int | str, int | None]]:
-    """(operand node, consuming node, position, list index) for each first activation-side consumer."""
-    found, seen, stack = [], {start}, [start]
+def weight_side_paths(start: str, traced: Traced, dependent: set[str]):
+    """For each first activation-side consumer: (operand, consumer, position, list index, factor, locs).
+
+    ``factor`` is the product of constant multipliers met on the weight side (``W * mult``).
+    """
+    found, seen = [], {start}
+    stack = [(start, 1.0, [])]
     while stack:
-        name = stack.pop()
+        name, factor, locs = stack.pop()
         for consumer, pos, idx in traced.consumers(name):
             if consumer.op == "output":
                 continue
             # A lookup is a use even when its indices are constants (positional embeddings).
             if consumer.name in dependent or consumer.op in LOOKUPS:
-                found.append((name, consumer, pos, idx))
+                found.append((name, consumer, pos, idx, factor, locs))
             elif consumer.name not in seen:
                 seen.add(consumer.name)
-                stack.append(consumer.name)
+                value = scalar_factor(consumer, name)
+                if value is not None:
+                    stack.append((consumer.name, factor * value, locs + ([consumer.loc] if consumer.loc else [])))
+                else:
+                    stack.append((consumer.name, factor, locs))
     return found
 
 
-def param_uses(fqn: str, ref: Traced, other: Traced, dependent: set[str], param_infinite: bool) -> list[ParamUse]:
+def _multipliers(start: str | None, traced: Traced, dependent: set[str]) -> dict[tuple, tuple[float, list]]:
+    """(consumer, position, index) -> (total constant factor on that use's path, where they are)."""
+    out = {}
+    if start is None:
+        return out
+    for operand, consumer, pos, idx, w_factor, w_locs in weight_side_paths(start, traced, dependent):
+        i_factor, i_locs = input_side(traced, consumer, dependent)
+        o_factor, o_locs = output_side(traced, consumer, dependent)
+        out[(consumer.name, pos, idx)] = (w_factor * i_factor * o_factor, w_locs + i_locs + o_locs)
+    return out
+
+
+def param_uses(fqn: str, ref: Traced, other: Traced, dependent: set[str], param_infinite: bool,
+               widths: tuple[int, int] = (1, 2)) -> list[ParamUse]:
     start = ref.param_nodes.get(fqn)
     if start is None:
         return []
+    factors_ref = _multipliers(start, ref, dependent)
+    factors_other = _multipliers(other.param_nodes.get(fqn), other, dependent)
     uses, seen = [], set()
-    for operand, consumer, pos, idx in weight_side_paths(start, ref, dependent):
+    for operand, consumer, pos, idx, _, _ in weight_side_paths(start, ref, dependent):
         key = (consumer.name, pos, idx)
         if key in seen:
             continue
         seen.add(key)
+        mult, locs = factors_ref.get(key, (1.0, []))
+        mult_other, _ = factors_other.get(key, (mult, []))
+        scaling = dict(multiplier=mult, multiplier_exponent=exponent(abs(mult), abs(mult_other), *widths),
+                       multiplier_at=locs[0] if locs else None)
         shape = ref.nodes[operand].shape or ()
         growing = growing_axes(operand, ref, other)
         spec = CONTRACTIONS.get(consumer.op)
@@ -167,7 +195,7 @@ def param_uses(fqn: str, ref: Traced, other: Traced, dependent: set[str], param_
             role = "vector" if growing or param_infinite else "scalar"
             uses.append(ParamUse(op=consumer.op, kind="elementwise", role=role, fan_in=None, fan_out=None,
                                  fan_in_infinite=False, fan_out_infinite=False, node=consumer.name,
-                                 loc=consumer.loc))
+                                 loc=consumer.loc, **scaling))
             continue
         contracted, produced = axes
         fan_in_inf = any(a in growing for a in contracted)
@@ -182,6 +210,7 @@ def param_uses(fqn: str, ref: Traced, other: Traced, dependent: set[str], param_
             fan_out_infinite=fan_out_inf,
             node=consumer.name,
             loc=consumer.loc,
+            **scaling,
         ))
     return uses
 

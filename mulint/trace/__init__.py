@@ -3,6 +3,7 @@ and hold it as plain data plus a networkx graph for the graph questions."""
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import re
 import traceback
@@ -123,11 +124,29 @@ def _shape(val: Any) -> tuple[int, ...] | None:
 def export(model: nn.Module, inputs: Inputs, *, target: str) -> Traced:
     args, kwargs = inputs
     try:
-        with quiet():
+        with quiet(), _frozen_width_mults(model):
             program = torch.export.export(model, args, kwargs=kwargs, strict=False)
     except Exception as exc:
         raise _trace_error(exc, target) from exc
     return from_exported(program)
+
+
+@contextlib.contextmanager
+def _frozen_width_mults(model: nn.Module):
+    """mup layers read ``self.weight.infshape`` in forward; export swaps parameters for fake tensors
+    that lack it, so hand each layer its width multiplier as a constant while tracing."""
+    patched = []
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if callable(getattr(module, "width_mult", None)) and hasattr(weight, "infshape"):
+            value = module.width_mult()
+            module.width_mult = lambda value=value: value
+            patched.append(module)
+    try:
+        yield
+    finally:
+        for module in patched:
+            del module.width_mult
 
 
 def _trace_error(exc: Exception, target: str) -> MulintError:

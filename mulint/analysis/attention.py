@@ -1,0 +1,101 @@
+"""Attention sites: where logits q·kᵀ are scaled, by how much, and whether head_dim grows with width."""
+
+from __future__ import annotations
+
+import math
+
+from mulint.analysis.scales import ACT_CONTRACTIONS, LAYOUT, MASKING, SDPA, SOFTMAX, exponent, scalar_factor
+from mulint.facts import AttentionSite, SourceLoc
+from mulint.trace import Node, Ref, Traced
+
+
+def _back_scalars(traced: Traced, name: str, dependent: set[str]) -> tuple[float, list[SourceLoc], str]:
+    """Walk back from an activation through layout ops and scalar factors; (factor, locs, stop node)."""
+    factor, locs = 1.0, []
+    for _ in range(32):
+        node = traced.nodes[name]
+        refs = [r.name for _, _, r in node.input_refs() if r.name in dependent]
+        if len(refs) != 1:
+            break
+        value = scalar_factor(node, refs[0])
+        if value is not None:
+            factor *= value
+            locs.append(node.loc) if node.loc else None
+        elif node.op not in LAYOUT:
+            break
+        name = refs[0]
+    return factor, locs, name
+
+
+def _logit_source(traced: Traced, softmax: Node, dependent: set[str]):
+    """From a softmax back to the q·kᵀ contraction: (contraction node, factor, locs) or None."""
+    frontier = [(r.name, 1.0, []) for _, _, r in softmax.input_refs()[:1]]
+    for _ in range(12):
+        nxt = []
+        for name, factor, locs in frontier:
+            node = traced.nodes[name]
+            if node.op in ACT_CONTRACTIONS:
+                operands = [r.name for _, _, r in node.input_refs() if r.name in dependent]
+                if len(operands) >= 2:
+                    return node, factor, locs
+                continue
+            refs = [r.name for _, _, r in node.input_refs() if r.name in dependent]
+            if len(refs) == 1 and (value := scalar_factor(node, refs[0])) is not None:
+                nxt.append((refs[0], factor * value, locs + ([node.loc] if node.loc else [])))
+            elif node.op in LAYOUT or node.op in MASKING:
+                nxt.extend((r, factor, locs) for r in refs)
+        frontier = nxt
+        if not frontier:
+            break
+    return None
+
+
+def _sdpa_scale(node: Node) -> float | None:
+    scale = node.kwargs.get("scale")
+    if scale is None and len(node.args) > 6 and not isinstance(node.args[6], Ref):
+        scale = node.args[6]
+    return float(scale) if isinstance(scale, (int, float)) else None
+
+
+def _site(traced: Traced, node: Node, dependent: set[str]):
+    """(form, explicit scale or None, pre-factor on q and k, head_dim, locs, q operand) of one site."""
+    if node.op in SDPA:
+        q, k = node.args[0], node.args[1]
+        fq, lq, _ = _back_scalars(traced, q.name, dependent)
+        fk, lk, _ = _back_scalars(traced, k.name, dependent)
+        head_dim = traced.nodes[q.name].shape[-1]
+        scale = _sdpa_scale(node)
+        form = "sdpa" if scale is not None else "sdpa-default"
+        scale = scale if scale is not None else 1 / math.sqrt(head_dim)
+        return form, scale * fq * fk, head_dim, lq + lk, node
+    found = _logit_source(traced, node, dependent)
+    if found is None:
+        return None
+    contraction, factor, locs = found
+    operands = [r.name for _, _, r in contraction.input_refs() if r.name in dependent]
+    fq, lq, _ = _back_scalars(traced, operands[0], dependent)
+    fk, lk, _ = _back_scalars(traced, operands[1], dependent)
+    head_dim = traced.nodes[operands[0]].shape[-1]
+    return "explicit", factor * fq * fk, head_dim, locs + lq + lk, contraction
+
+
+def attention_sites(ref: Traced, other: Traced, widths: tuple[int, int], dependent: set[str]) -> list[AttentionSite]:
+    sites = []
+    for node in ref.nodes.values():
+        if node.op not in SDPA and node.op not in SOFTMAX:
+            continue
+        if node.op in SOFTMAX and node.name not in dependent:
+            continue
+        a = _site(ref, node, dependent)
+        b = _site(other, other.nodes[node.name], dependent) if node.name in other.nodes else None
+        if a is None or b is None:
+            continue
+        form, scale, head_dim, locs, anchor = a
+        _, scale_other, head_dim_other, _, _ = b
+        loc = locs[0] if locs else (node.loc if node.op in SDPA else anchor.loc) or node.loc
+        sites.append(AttentionSite(
+            node=node.name, form=form, loc=loc, head_dim=head_dim,
+            head_dim_exponent=exponent(head_dim, head_dim_other, *widths),
+            scale=scale, scale_exponent=exponent(scale, scale_other, *widths),
+        ))
+    return sites

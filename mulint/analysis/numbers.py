@@ -1,0 +1,102 @@
+"""Numbers from small real models: each parameter's init scale at several widths, and its init site.
+
+The model is built on the CPU only at small widths (never at the user's size), one width at a time,
+with a fixed seed; the size of a parameter is its root-mean-square entry.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+from mulint.build import build_at
+from mulint.build.init_record import InitRecorder, Write
+from mulint.build.provenance import quiet
+from mulint.errors import MulintError
+from mulint.load.width import WidthKnob
+
+MAX_ELEMENTS = 40_000_000  # per numeric model: ~160 MB of float32
+MIN_WIDTH, MAX_WIDTH = 32, 512
+
+
+@dataclass
+class InitNumbers:
+    widths: list[int]
+    rms: dict[str, dict[int, float]] = field(default_factory=dict)  # param -> width -> rms entry
+    last_write: dict[str, Write] = field(default_factory=dict)
+    late_writes: dict[str, list[Write]] = field(default_factory=dict)  # after mup's set_base_shapes
+    has_infshape: dict[str, bool] = field(default_factory=dict)
+
+
+def _numel_on_meta(knob: WidthKnob, width: int, target: str) -> int | None:
+    try:
+        with quiet():
+            model = build_at(knob, width, target=target, device="meta")
+    except MulintError:
+        return None
+    return sum(p.numel() for p in model.parameters())
+
+
+def numeric_widths(knob: WidthKnob, target: str, requested: list[int] | None = None) -> list[int]:
+    """Three small widths (doubling) the model builds at within the memory budget."""
+    if requested and len(requested) >= 3 and all(
+            (n := _numel_on_meta(knob, w, target)) is not None and n <= MAX_ELEMENTS for w in requested):
+        return requested
+    base = knob.base
+    scaled = (base * 2.0 ** k for k in range(-12, 4))
+    candidates = sorted({int(w) for w in scaled if w >= 8 and w.is_integer()})
+    fitting = [w for w in candidates if (n := _numel_on_meta(knob, w, target)) is not None and n <= MAX_ELEMENTS]
+    preferred = [w for w in fitting if MIN_WIDTH <= w <= MAX_WIDTH]
+    pool = preferred if len(preferred) >= 3 else fitting
+    if len(pool) < 2:
+        raise MulintError("cannot build the model at two small widths on the CPU to measure its init",
+                          target=target, step="build",
+                          hint="give small widths it accepts with --widths (e.g. 64,128,256)")
+    chosen = pool[-3:] if pool is preferred else pool[:3]
+    return chosen
+
+
+def measure_init(knob: WidthKnob, widths: list[int], target: str, seed: int = 0) -> InitNumbers:
+    numbers = InitNumbers(widths=widths)
+    for i, width in enumerate(widths):
+        torch.manual_seed(seed)
+        recorder = InitRecorder()
+        with recorder:
+            model = build_at(knob, width, target=target, device="cpu")
+        for names, param in _tensors(model):
+            value = param.detach().float()
+            rms = math.sqrt(float((value * value).mean())) if value.numel() else 0.0
+            for name in names:
+                numbers.rms.setdefault(name, {})[width] = rms
+            if i == 0:
+                write = recorder.last_write(param)
+                late = recorder.writes_after_base_shapes(param)
+                for name in names:
+                    if write is not None:
+                        numbers.last_write[name] = write
+                    if late:
+                        numbers.late_writes[name] = late
+                    numbers.has_infshape[name] = hasattr(param, "infshape")
+        del model, recorder
+    return numbers
+
+
+def _tensors(model: nn.Module) -> list[tuple[list[str], torch.Tensor]]:
+    groups: dict[int, tuple[list[str], torch.Tensor]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        groups.setdefault(id(param), ([], param))[0].append(name)
+    return list(groups.values())
+
+
+def fit_exponent(values: dict[int, float]) -> float | None:
+    """Least-squares slope of log(value) against log(width); None when every value is zero."""
+    points = [(math.log(w), math.log(v)) for w, v in sorted(values.items()) if v > 0]
+    if len(points) < 2:
+        return None
+    mx = sum(x for x, _ in points) / len(points)
+    my = sum(y for _, y in points) / len(points)
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else None

@@ -1,0 +1,110 @@
+"""Record which source line last wrote each parameter while the model is built and initialised.
+
+While recording, torch.Tensor's in-place fill methods are wrapped, so every write is seen
+(``nn.init.normal_(p)`` ends in ``p.normal_()``; ``p.data.zero_()``, ``p.copy_(...)``, ``p[:] = ...``). Writes are matched to parameters by storage, so ``p.data``
+views count. The last write from user code is the parameter's init site. Writes made after the
+`mup` package attached ``infshape`` to a parameter (``set_base_shapes``), from outside `mup`,
+are remembered too: they undo µP's rescaling.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from mulint.build.provenance import _MULINT_DIR, is_library_file
+from mulint.facts import SourceLoc
+
+# In-place methods that set values (not arithmetic rescaling like mul_, which keeps the init's source).
+_WRITES = ("normal_", "uniform_", "zero_", "fill_", "copy_", "__setitem__", "bernoulli_", "exponential_",
+           "geometric_", "log_normal_", "cauchy_", "random_", "fill_diagonal_", "masked_fill_", "index_fill_")
+
+
+def _is_mup_file(filename: str) -> bool:
+    return f"{os.sep}mup{os.sep}" in filename
+
+
+@dataclass
+class Write:
+    loc: SourceLoc | None  # innermost user frame; None when only library code was on the stack
+    via_mup: bool  # the write came from the mup package (mup.init, set_base_shapes' rescaling)
+    after_base_shapes: bool  # the parameter already carried mup's infshape
+
+
+class InitRecorder:
+    def __init__(self) -> None:
+        self._saved: dict[str, object] = {}
+        self.params: dict[int, nn.Parameter] = {}  # storage pointer -> parameter
+        self.writes: dict[int, list[Write]] = {}  # storage pointer -> writes in order
+        self._hook = None
+
+    def __enter__(self):
+        def on_param(module, name, param):
+            if param is not None and param.device.type != "meta":
+                self.params[param.untyped_storage().data_ptr()] = param
+
+        self._hook = nn.modules.module.register_module_parameter_registration_hook(on_param)
+        for name in _WRITES:
+            original = getattr(torch.Tensor, name)
+            self._saved[name] = original
+            setattr(torch.Tensor, name, self._wrap(original))
+        return self
+
+    def __exit__(self, *exc):
+        self._hook.remove()
+        for name, original in self._saved.items():
+            setattr(torch.Tensor, name, original)
+        self._saved.clear()
+        return False
+
+    def _wrap(self, original):
+        recorder = self
+
+        def write(tensor, *args, **kwargs):
+            if tensor.device.type != "meta":
+                recorder._note(tensor)
+            return original(tensor, *args, **kwargs)
+
+        return write
+
+    def _note(self, tensor: torch.Tensor) -> None:
+        try:
+            ptr = tensor.untyped_storage().data_ptr()
+        except RuntimeError:
+            return
+        param = self.params.get(ptr)
+        if param is None:
+            return
+        loc, via_mup = _user_frame()
+        self.writes.setdefault(ptr, []).append(
+            Write(loc=loc, via_mup=via_mup, after_base_shapes=hasattr(param, "infshape")))
+
+    def last_write(self, param: torch.Tensor) -> Write | None:
+        writes = [w for w in self.writes.get(param.untyped_storage().data_ptr(), []) if w.loc is not None]
+        return writes[-1] if writes else None
+
+    def writes_after_base_shapes(self, param: torch.Tensor) -> list[Write]:
+        return [w for w in self.writes.get(param.untyped_storage().data_ptr(), [])
+                if w.after_base_shapes and not w.via_mup and w.loc is not None]
+
+
+def _user_frame() -> tuple[SourceLoc | None, bool]:
+    import linecache
+
+    frame = sys._getframe(3)  # skip _user_frame, _note and the wrapper
+    via_mup = False
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename.startswith(_MULINT_DIR):
+            return None, via_mup
+        if _is_mup_file(filename):
+            via_mup = True
+        elif not is_library_file(filename):
+            code = linecache.getline(filename, frame.f_lineno).strip()
+            return SourceLoc(path=filename, line=frame.f_lineno, code=code), via_mup
+        frame = frame.f_back
+    return None, via_mup

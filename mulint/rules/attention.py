@@ -1,0 +1,27 @@
+"""MU201: attention logits scaled by 1/sqrt(head_dim) while head_dim grows with width."""
+
+from __future__ import annotations
+
+from mulint.rules.base import TOLERANCE, Rule, fmt_exp
+
+
+class SqrtAttentionScale(Rule):
+    code = "MU201"
+    name = "sqrt-attention-scale"
+    summary = "attention logits scaled by 1/sqrt(head_dim) while head_dim grows with width"
+
+    def check(self, facts):
+        by_line: dict[tuple, list] = {}
+        for site in facts.attention:
+            grows = site.head_dim_exponent > TOLERANCE
+            if grows and site.scale_exponent > -site.head_dim_exponent + TOLERANCE:
+                key = (site.loc.path, site.loc.line) if site.loc else ("", 0)
+                by_line.setdefault(key, []).append(site)
+        for sites in by_line.values():
+            site = sites[0]
+            how = {"sdpa-default": "scaled_dot_product_attention's default scale 1/sqrt(head_dim)",
+                   "sdpa": f"scale={site.scale:.4g}", "explicit": f"a scale of {site.scale:.4g}"}[site.form]
+            count = f" ({len(sites)} attention layers)" if len(sites) > 1 else ""
+            yield self.finding(facts, site.loc, (
+                f"attention logits use {how} (∝ width^{fmt_exp(site.scale_exponent)}) while head_dim grows "
+                f"({site.head_dim} at width {min(facts.widths)}){count}; µP needs 1/head_dim"))

@@ -1,0 +1,55 @@
+"""What every rule is: a code, a name, a severity, and a pure function from facts to findings."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import ClassVar, Iterable, Iterator
+
+from mulint.facts import ModelFacts, SourceLoc
+from mulint.findings import Finding
+
+TOLERANCE = 0.25  # exponents are fitted on small widths; smaller deviations are noise
+
+
+class Rule:
+    code: ClassVar[str]
+    name: ClassVar[str]
+    severity: ClassVar[str] = "error"
+    summary: ClassVar[str]
+    needs: ClassVar[str] = "model"  # "model" (traced facts) or "source" (static, libcst)
+
+    def check(self, facts: ModelFacts) -> Iterator[Finding]:
+        raise NotImplementedError
+
+    def finding(self, facts: ModelFacts, loc: SourceLoc | None, message: str, parameters: Iterable[str] = (),
+                severity: str | None = None) -> Finding:
+        path, line, column = (display_path(loc.path), loc.line, loc.column) if loc else (facts.path, 1, 1)
+        names = compress_names(parameters)
+        return Finding(code=self.code, name=self.name, severity=severity or self.severity, message=message,
+                       path=path, line=line, column=column, target=facts.target, parameter=names or None)
+
+
+def display_path(path: str) -> str:
+    """Relative to the working directory when the file is below it, as ruff prints paths."""
+    if not path:
+        return path
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def compress_names(names: Iterable[str]) -> str:
+    """`h.0.fc.weight, h.1.fc.weight` -> `h.*.fc.weight`: one pattern per repeated layer."""
+    patterns: list[str] = []
+    for name in names:
+        pattern = re.sub(r"(?<=\.)\d+(?=\.)", "*", name)
+        if pattern not in patterns:
+            patterns.append(pattern)
+    return ", ".join(patterns)
+
+
+def fmt_exp(value: float) -> str:
+    return f"{value:+.2f}".replace("+0.00", "0").replace("-0.00", "0")

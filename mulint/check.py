@@ -27,6 +27,7 @@ class CheckOptions:
     per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     exclude: list[str] = field(default_factory=list)
     no_exec: bool = False
+    optimizer: str | None = None  # PATH:NAME of a function taking the model and returning its optimizer
     root: Path | None = None  # the config's directory, for per-file-ignores
 
 
@@ -71,7 +72,7 @@ def run_check(options: CheckOptions, *, progress: Callable[[str], None] = lambda
             result.errors.append(_error(exc.for_target(text)))
             continue
         if spec.path is not None and spec.path.suffix == ".py" and spec.path.exists():
-            _check_static(spec, result)
+            _check_static(spec, options, result)
         if spec.name is None and spec.path is not None and options.no_exec:
             continue
         _check_models(spec, options, result, progress)
@@ -80,12 +81,17 @@ def run_check(options: CheckOptions, *, progress: Callable[[str], None] = lambda
     return result
 
 
-def _check_static(spec, result: CheckResult) -> None:
-    """Rules that read the source only (no import, no torch): none need a model."""
+def _check_static(spec, options: CheckOptions, result: CheckResult) -> None:
+    """Rules that read the source only (no import, no torch): safe on training scripts."""
     from mulint.load.safety import summarize
+    from mulint.rules import SOURCE_RULES
+    from mulint.static import check_source
+    from mulint.suppress import selected
 
     try:
         summary = summarize(spec.path)
+        rules = [r for r in SOURCE_RULES if selected(r.code, options.select, options.ignore)]
+        result.findings.extend(check_source(spec.path, rules))
     except MulintError as exc:
         result.errors.append(_error(exc.for_target(spec.label)))
         return
@@ -126,11 +132,13 @@ def check_model(target, options: CheckOptions, result: CheckResult) -> list[Find
     from mulint.rules import MODEL_RULES
     from mulint.suppress import selected
 
-    structure = analyse_model(target, widths=options.widths, width_arg=options.width_arg)
+    structure = analyse_model(target, widths=options.widths, width_arg=options.width_arg,
+                              optimizer=options.optimizer)
     facts = structure.facts
     result.targets.append({"target": target.label, "mode": "model", "width_knob": facts.width_knob,
                            "widths": facts.widths, "numeric_widths": facts.numeric_widths,
-                           "parameters": len(facts.params), "notes": facts.notes})
+                           "parameters": len(facts.params), "notes": facts.notes,
+                           "optimizer": facts.optimizer.label if facts.optimizer else None})
     findings = []
     for rule in MODEL_RULES:
         if selected(rule.code, options.select, options.ignore):

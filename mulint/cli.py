@@ -85,6 +85,10 @@ def _codes(value: str | None) -> list[str] | None:
 @click.argument("paths", nargs=-1)
 @widths_option
 @width_arg_option
+@click.option("--optimizer", metavar="PATH:NAME",
+              help="Function taking the model and returning its optimizer (default: configure_optimizers, "
+                   "make_optimizer, build_optimizer or create_optimizer in the file, or the model's own "
+                   "configure_optimizers).")
 @click.option("--select", metavar="CODES", help="Only these rule codes or prefixes, e.g. MU1,MU201.")
 @click.option("--ignore", metavar="CODES", help="Skip these rule codes or prefixes.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]), default=None,
@@ -95,7 +99,7 @@ def _codes(value: str | None) -> list[str] | None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True),
               help="pyproject.toml to read [tool.mulint] from (default: found upwards from the first path).")
 @verbose_option
-def check(paths, widths, width_arg, select, ignore, fmt, statistics, exit_zero, no_exec, config_path, verbose):
+def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, exit_zero, no_exec, config_path, verbose):
     """Lint PATHS (files, directories, or PATH:NAME model targets) for µP violations.
 
     Exit codes: 0 clean, 1 findings, 2 usage/config errors or a target that cannot be analysed.
@@ -124,6 +128,7 @@ def check(paths, widths, width_arg, select, ignore, fmt, statistics, exit_zero, 
             per_file_ignores=config.per_file_ignores if config else {},
             exclude=config.exclude if config else [],
             no_exec=no_exec,
+            optimizer=optimizer or (config.optimizer if config else None),
             root=config.root if config else Path.cwd(),
         )
         fmt = fmt or (config.format if config and config.format else "text")
@@ -138,6 +143,26 @@ def check(paths, widths, width_arg, select, ignore, fmt, statistics, exit_zero, 
         raise SystemExit(2)
     if result.findings and not exit_zero:
         raise SystemExit(1)
+
+
+@cli.command()
+@click.argument("code", required=False)
+def rule(code: str | None) -> None:
+    """Explain rule CODE (e.g. MU201), or list every rule."""
+    from mulint.rules import all_rules, by_code
+    from mulint.rules.pages import pages_dir
+
+    if code is None:
+        for r in all_rules():
+            kind = "static" if r.needs == "source" else "model"
+            click.echo(f"{r.code}  {r.name:34s} {r.severity:8s} {kind:7s} {r.summary}")
+        return
+    found = by_code(code)
+    if found is None:
+        click.echo(f"error: unknown rule code '{code}'\n  hint: `mulint rule` lists them", err=True)
+        raise SystemExit(2)
+    page = pages_dir() / f"{found.code}.md"
+    click.echo(page.read_text(encoding="utf-8") if page.exists() else f"{found.code}: {found.name}\n\n{found.summary}")
 
 
 def _render(result, fmt: str, statistics: bool) -> str:

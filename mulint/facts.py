@@ -55,6 +55,9 @@ class ParamFacts:
     init_at: SourceLoc | None = None  # the line that last wrote the parameter while building
     late_init_at: list[SourceLoc] = field(default_factory=list)  # writes after mup's set_base_shapes
     mup_infshape: bool = False  # the mup package's base shapes are attached
+    lr: dict[int, float] = field(default_factory=dict)  # width -> learning rate its param group gives it
+    lr_exponent: float | None = None  # lr ∝ width^exponent; None without an optimizer (or lr 0)
+    weight_decay: dict[int, float] = field(default_factory=dict)  # width -> weight decay
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -91,6 +94,17 @@ class MupModule:
 
 
 @dataclass
+class OptimizerFacts:
+    label: str  # the factory, e.g. "examples/mlp_sp.py:make_optimizer"
+    cls: str  # e.g. "AdamW"
+    family: str  # "adam", "sgd" or "unknown" (not judged)
+    loc: SourceLoc | None  # the line that constructs the optimizer
+    eps: float | None = None
+    missing: list[str] = field(default_factory=list)  # trainable parameters in no param group
+    hidden_grad_rms: float | None = None  # rms gradient entry of hidden weights at the largest width
+
+
+@dataclass
 class AttentionSite:
     node: str
     form: str  # "sdpa-default", "sdpa" (explicit scale=) or "explicit" (softmax(q @ kᵀ * s))
@@ -114,6 +128,7 @@ class ModelFacts:
     numeric_widths: list[int] = field(default_factory=list)
     mup_modules: list[MupModule] = field(default_factory=list)
     traced: bool = True  # False when the model could not run as built (see notes)
+    optimizer: OptimizerFacts | None = None
 
     def param(self, name: str) -> ParamFacts:
         for p in self.params:

@@ -1,20 +1,81 @@
-"""The whole model analysis: structure from the meta device, then init numbers from small CPU models."""
+"""The whole model analysis: structure from the meta device, then numbers from small CPU models
+(init sizes, and the optimizer's per-parameter learning rates when there is an optimizer)."""
 
 from __future__ import annotations
 
-from mulint.analysis.numbers import fit_exponent, measure_init, numeric_widths
+import inspect
+
+from mulint.analysis.numbers import measure_init, numeric_widths
+from mulint.exponents import fit_exponent
+from mulint.analysis.optimizer import OptimizerNumbers, find_factory, read_optimizer
 from mulint.analysis.structure import Structure, analyse_structure
-from mulint.load.targets import ResolvedTarget
+from mulint.build.provenance import quiet
+from mulint.errors import MulintError
+from mulint.facts import OptimizerFacts
+from mulint.load.targets import ResolvedTarget, parse_target, resolve
+
+
+def _resolve_function(spec: str):
+    parsed = parse_target(spec)
+    if parsed.name is None:
+        raise MulintError(f"'{spec}' does not name a function", step="optimizer",
+                          hint="use --optimizer path/to/file.py:make_optimizer")
+    [found] = resolve(parsed, allow_exec=True)
+    return found.obj, found.label
+
+
+def hidden_gradient_rms(target: ResolvedTarget, structure: Structure, model) -> list[float]:
+    """Rms gradient entry of the hidden weights after one backward pass on synthetic data."""
+    import torch
+
+    from mulint.build import inputs as example
+
+    user = getattr(target.module, "example_inputs", None)
+    try:
+        with quiet():
+            torch.manual_seed(0)
+            if callable(user):
+                args, kwargs = example.from_user_function(user, model)
+            else:
+                args, kwargs = example.synthesise(model, "cpu")[structure.inputs_index]
+            model.train()
+            out = model(*args, **kwargs)
+            first = out if isinstance(out, torch.Tensor) else next(
+                (v for v in (out.values() if isinstance(out, dict) else out) if isinstance(v, torch.Tensor)), None)
+            if first is None or not first.is_floating_point():
+                return []
+            first.float().pow(2).mean().backward()
+    except Exception:
+        return []  # the eps check is a heuristic: never fail the analysis for it
+    hidden = {p.name for p in structure.facts.params if "hidden" in p.roles}
+    grads = [g.grad.float() for n, g in model.named_parameters() if n in hidden and g.grad is not None]
+    if not grads or not any(bool(g.any()) for g in grads):
+        return []  # e.g. a zero-initialised readout: no gradient reaches the hidden weights at step 0
+    total = sum(float((g * g).sum()) for g in grads)
+    count = sum(g.numel() for g in grads)
+    return [(total / count) ** 0.5]
 
 
 def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, width_arg: str | None = None,
-                  measure: bool = True) -> Structure:
+                  optimizer: str | None = None, measure: bool = True) -> Structure:
     structure = analyse_structure(target, widths=widths, width_arg=width_arg)
     facts = structure.facts
     if not measure or not facts.traced:
         return structure
+    model_cls = target.obj if inspect.isclass(target.obj) else type(next(iter(structure.models.values())))
+    factory = find_factory(target.module, model_cls, optimizer, _resolve_function)
+    opt_numbers = OptimizerNumbers(label=factory.label) if factory else None
+
     chosen = numeric_widths(structure.knob, target.label, widths)
-    numbers = measure_init(structure.knob, chosen, target.label)
+    grad_rms: list[float] = []
+
+    def visit(width, model):
+        if factory is not None:
+            read_optimizer(factory, model, width, opt_numbers, target.label)
+            if width == max(chosen):
+                grad_rms.extend(hidden_gradient_rms(target, structure, model))
+
+    numbers = measure_init(structure.knob, chosen, target.label, visit=visit)
     facts.numeric_widths = chosen
     for p in facts.params:
         rms = numbers.rms.get(p.name, {})
@@ -24,4 +85,18 @@ def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, wi
         p.init_at = write.loc if write is not None else p.created_at
         p.late_init_at = [w.loc for w in numbers.late_writes.get(p.name, [])]
         p.mup_infshape = numbers.has_infshape.get(p.name, False)
+        if opt_numbers is not None:
+            p.lr = next((opt_numbers.lr[n] for n in (p.name, *p.aliases) if n in opt_numbers.lr), {})
+            p.weight_decay = next((opt_numbers.weight_decay[n] for n in (p.name, *p.aliases)
+                                   if n in opt_numbers.weight_decay), {})
+            p.lr_exponent = fit_exponent(p.lr)
+    if opt_numbers is not None:
+        eps = set(opt_numbers.eps.values())
+        facts.optimizer = OptimizerFacts(label=opt_numbers.label, cls=opt_numbers.cls, family=opt_numbers.family,
+                                         loc=opt_numbers.loc, eps=max(eps) if eps else None,
+                                         missing=opt_numbers.missing,
+                                         hidden_grad_rms=grad_rms[0] if grad_rms else None)
+    else:
+        facts.notes.append("optimizer rules skipped: no optimizer found; name one with --optimizer "
+                           "path/to/file.py:make_optimizer (a function taking the model)")
     return structure

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -16,6 +17,7 @@ from mulint.build import build_at
 from mulint.build.init_record import InitRecorder, Write
 from mulint.build.provenance import quiet
 from mulint.errors import MulintError
+from mulint.exponents import fit_exponent  # noqa: F401  (re-exported for the analysis)
 from mulint.load.width import WidthKnob
 
 MAX_ELEMENTS = 40_000_000  # per numeric model: ~160 MB of float32
@@ -59,13 +61,17 @@ def numeric_widths(knob: WidthKnob, target: str, requested: list[int] | None = N
     return chosen
 
 
-def measure_init(knob: WidthKnob, widths: list[int], target: str, seed: int = 0) -> InitNumbers:
+def measure_init(knob: WidthKnob, widths: list[int], target: str, seed: int = 0,
+                 visit: Callable[[int, nn.Module], None] | None = None) -> InitNumbers:
+    """Init sizes per width; ``visit(width, model)`` sees each small model before it is dropped."""
     numbers = InitNumbers(widths=widths)
     for i, width in enumerate(widths):
         torch.manual_seed(seed)
         recorder = InitRecorder()
         with recorder:
             model = build_at(knob, width, target=target, device="cpu")
+        if visit is not None:
+            visit(width, model)
         for names, param in _tensors(model):
             value = param.detach().float()
             rms = math.sqrt(float((value * value).mean())) if value.numel() else 0.0
@@ -89,14 +95,3 @@ def _tensors(model: nn.Module) -> list[tuple[list[str], torch.Tensor]]:
     for name, param in model.named_parameters(remove_duplicate=False):
         groups.setdefault(id(param), ([], param))[0].append(name)
     return list(groups.values())
-
-
-def fit_exponent(values: dict[int, float]) -> float | None:
-    """Least-squares slope of log(value) against log(width); None when every value is zero."""
-    points = [(math.log(w), math.log(v)) for w, v in sorted(values.items()) if v > 0]
-    if len(points) < 2:
-        return None
-    mx = sum(x for x, _ in points) / len(points)
-    my = sum(y for _, y in points) / len(points)
-    sxx = sum((x - mx) ** 2 for x, _ in points)
-    return sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else None

@@ -93,9 +93,15 @@ class InitRecorder:
 
 
 def _user_frame() -> tuple[SourceLoc | None, bool]:
+    return _user_frame_from(3)  # start at the caller of the write wrapper (above _note)
+
+
+def _user_frame_from(depth: int) -> tuple[SourceLoc | None, bool]:
+    """The innermost user frame at or above ``sys._getframe(depth)`` of the caller, and whether the
+    call went through the mup package on the way."""
     import linecache
 
-    frame = sys._getframe(3)  # skip _user_frame, _note and the wrapper
+    frame = sys._getframe(depth + 1)
     via_mup = False
     while frame is not None:
         filename = frame.f_code.co_filename

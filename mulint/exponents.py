@@ -1,0 +1,16 @@
+"""Fitting how a quantity scales with width: the slope of log(value) against log(width)."""
+
+from __future__ import annotations
+
+import math
+
+
+def fit_exponent(values: dict[int, float]) -> float | None:
+    """Least-squares slope of log(value) against log(width); None when every value is zero."""
+    points = [(math.log(w), math.log(v)) for w, v in sorted(values.items()) if v > 0]
+    if len(points) < 2:
+        return None
+    mx = sum(x for x, _ in points) / len(points)
+    my = sum(y for _, y in points) / len(points)
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else None

@@ -1,0 +1,106 @@
+"""Optimizer rules: the effective update exponent of each use, judged against its role (MU301,
+MU302), and AdamW's lr·wd (MU304) and Adam's eps (MU305)."""
+
+from __future__ import annotations
+
+from mulint.exponents import fit_exponent
+from mulint.rules.base import TOLERANCE, Rule, fmt_exp
+
+# Target exponent of the per-step change of a·W entries (MUP_REFERENCE §2).
+UPDATE_TARGETS = {
+    "adam": {"input": 0.0, "vector": 0.0, "hidden": -1.0, "output": -1.0},  # a + c
+    "sgd": {"input": 1.0, "vector": 1.0, "hidden": 0.0, "output": -1.0},  # 2a + c
+}
+
+
+def update_exponent(family: str, multiplier_exponent: float, lr_exponent: float) -> float:
+    return (2 if family == "sgd" else 1) * multiplier_exponent + lr_exponent
+
+
+def _mismatches(facts, family):
+    """(role, effective, expected, lr exponent, param) for every use whose update scales wrongly."""
+    targets = UPDATE_TARGETS[family]
+    for p in facts.params:
+        if p.lr_exponent is None or p.role_source != "use":
+            continue
+        for use in p.uses:
+            if use.role not in targets:
+                continue
+            eff = update_exponent(family, use.multiplier_exponent, p.lr_exponent)
+            if abs(eff - targets[use.role]) > TOLERANCE:
+                yield use.role, round(eff * 4) / 4, targets[use.role], p.lr_exponent, p
+
+
+class _UpdateRule(Rule):
+    family: str
+
+    def check(self, facts):
+        opt = facts.optimizer
+        if opt is None or opt.family != self.family:
+            return
+        groups: dict[tuple, list] = {}
+        for role, eff, expected, lr_exp, p in _mismatches(facts, self.family):
+            groups.setdefault((role, eff, expected), []).append((p, lr_exp))
+        for (role, eff, expected), items in groups.items():
+            lr_exp = items[0][1]
+            why = "too large: it blows up" if eff > expected else "too small: it stops learning"
+            yield self.finding(facts, opt.loc, (
+                f"{opt.cls}: {role} parameters get updates ∝ width^{fmt_exp(eff)} (lr ∝ width^{fmt_exp(lr_exp)}), "
+                f"µP needs width^{fmt_exp(expected)} ({why} as width grows)"), [p.name for p, _ in items])
+
+
+class AdamUpdateScaling(_UpdateRule):
+    code = "MU301"
+    name = "adam-lr-scaling"
+    summary = "Adam-family: a parameter's effective update exponent is wrong for its role"
+    family = "adam"
+
+
+class SgdUpdateScaling(_UpdateRule):
+    code = "MU302"
+    name = "sgd-lr-scaling"
+    summary = "SGD: a parameter's effective update exponent is wrong for its role"
+    family = "sgd"
+
+
+class DecoupledDecayScaling(Rule):
+    code = "MU304"
+    name = "adamw-decay-scaling"
+    severity = "warning"
+    summary = "AdamW decays by lr·wd; that product changes with width"
+
+    def check(self, facts):
+        opt = facts.optimizer
+        if opt is None or "AdamW" not in opt.cls:
+            return
+        hits = []
+        for p in facts.params:
+            if not p.lr or not p.weight_decay or not all(p.weight_decay.values()):
+                continue
+            product = {w: p.lr[w] * p.weight_decay[w] for w in p.lr if w in p.weight_decay}
+            exp = fit_exponent(product)
+            if exp is not None and abs(exp) > TOLERANCE:
+                hits.append((p, exp))
+        if hits:
+            exp = max((e for _, e in hits), key=abs)
+            yield self.finding(facts, opt.loc, (
+                f"{opt.cls} decays by lr·weight_decay ∝ width^{fmt_exp(exp)}; keep it constant across widths "
+                f"(scale weight_decay by width/base_width where lr is scaled by base_width/width)"),
+                [p.name for p, _ in hits])
+
+
+class AdamEpsTooLarge(Rule):
+    code = "MU305"
+    name = "adam-eps-too-large"
+    severity = "warning"
+    summary = "Adam's eps is not negligible next to hidden weights' gradients at width"
+
+    def check(self, facts):
+        opt = facts.optimizer
+        if opt is None or opt.family != "adam" or not opt.eps or not opt.hidden_grad_rms:
+            return
+        if opt.eps > 0.1 * opt.hidden_grad_rms:
+            yield self.finding(facts, opt.loc, (
+                f"{opt.cls} eps={opt.eps:g} is not negligible next to hidden weights' gradient entries "
+                f"(rms {opt.hidden_grad_rms:.2g} at width {max(facts.numeric_widths)}, shrinking like 1/width): "
+                f"wide models get damped updates; use eps ≤ {opt.hidden_grad_rms * 0.01:.0e}"))

@@ -1,0 +1,47 @@
+"""Every rule page's examples are executed: the violating one raises exactly its code, the fixed one nothing."""
+
+import json
+import re
+
+import pytest
+
+from conftest import ROOT
+
+PAGES = sorted((ROOT / "rules").glob("MU*.md"))
+STATIC = {"MU303"}  # rules that read the source only
+
+
+def examples(page):
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) >= 2, f"{page.name} needs an Example and a Use instead block"
+    return blocks[0], blocks[1]
+
+
+def codes_for(mulint, tmp_path, name, source):
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    code, out, err = mulint("check", str(path), "--format", "json")
+    assert code in (0, 1), err
+    return code, [f["code"] for f in json.loads(out)["findings"]], json.loads(out)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+def test_violating_example_raises_exactly_its_code(mulint, tmp_path, page):
+    bad, _ = examples(page)
+    code, codes, _ = codes_for(mulint, tmp_path, "bad_example", bad)
+    assert code == 1 and set(codes) == {page.stem}, codes
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+def test_fixed_example_is_clean(mulint, tmp_path, page):
+    _, good = examples(page)
+    code, codes, report = codes_for(mulint, tmp_path, "good_example", good)
+    assert code == 0 and codes == [], codes
+    wanted = "static" if page.stem in STATIC else "model"
+    assert any(t["mode"] == wanted for t in report["targets"]), f"the example must be analysed ({wanted})"
+
+
+def test_every_rule_has_a_page():
+    from mulint.rules import all_rules
+
+    assert {r.code for r in all_rules()} <= {p.stem for p in PAGES}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from mulint.build.provenance import _MULINT_DIR, is_library_file
+from mulint.build.provenance import _MULINT_DIR, is_library_file, source_loc
 from mulint.facts import SourceLoc
 
 # In-place methods that set values (not arithmetic rescaling like mul_, which keeps the init's source).
@@ -99,8 +99,6 @@ def _user_frame() -> tuple[SourceLoc | None, bool]:
 def _user_frame_from(depth: int) -> tuple[SourceLoc | None, bool]:
     """The innermost user frame at or above ``sys._getframe(depth)`` of the caller, and whether the
     call went through the mup package on the way."""
-    import linecache
-
     frame = sys._getframe(depth + 1)
     via_mup = False
     while frame is not None:
@@ -110,7 +108,6 @@ def _user_frame_from(depth: int) -> tuple[SourceLoc | None, bool]:
         if _is_mup_file(filename):
             via_mup = True
         elif not is_library_file(filename):
-            code = linecache.getline(filename, frame.f_lineno).strip()
-            return SourceLoc(path=filename, line=frame.f_lineno, code=code), via_mup
+            return source_loc(filename, frame.f_lineno), via_mup
         frame = frame.f_back
     return None, via_mup

@@ -29,10 +29,15 @@ def is_library_file(filename: str) -> bool:
     return filename.startswith(_STDLIB_DIR) and "-packages" + os.sep not in filename
 
 
+def source_loc(filename: str, line: int) -> SourceLoc:
+    """A location whose column is the first character of the statement (as an editor shows it)."""
+    text = linecache.getline(filename, line)
+    return SourceLoc(path=filename, line=line, column=len(text) - len(text.lstrip()) + 1 if text.strip() else 1,
+                     code=text.strip())
+
+
 def _loc(frame) -> SourceLoc:
-    filename = frame.f_code.co_filename
-    code = linecache.getline(filename, frame.f_lineno).strip()
-    return SourceLoc(path=filename, line=frame.f_lineno, column=1, code=code)
+    return source_loc(frame.f_code.co_filename, frame.f_lineno)
 
 
 def _caller(skip_self: object | None = None):

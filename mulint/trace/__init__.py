@@ -16,7 +16,7 @@ import torch.fx
 import torch.nn as nn
 
 from mulint.build.inputs import Inputs
-from mulint.build.provenance import is_library_file, quiet
+from mulint.build.provenance import is_library_file, quiet, source_loc
 from mulint.errors import MulintError
 from mulint.facts import SourceLoc
 
@@ -106,7 +106,7 @@ def user_frame(stack_trace: str | None) -> SourceLoc | None:
     frames = list(_FRAME.finditer(stack_trace))
     for m in reversed(frames):
         if not is_library_file(m["path"]):
-            return SourceLoc(path=m["path"], line=int(m["line"]), code=m["code"].strip())
+            return source_loc(m["path"], int(m["line"]))
     return None
 
 

@@ -14,6 +14,7 @@ import torch.nn as nn
 from mulint.build.init_record import _user_frame_from
 from mulint.errors import MulintError
 from mulint.facts import SourceLoc
+from mulint.rules.base import display_path
 
 FACTORY_NAMES = ("configure_optimizers", "make_optimizer", "build_optimizer", "create_optimizer")
 # Values for arguments the factory leaves without a default (nanoGPT's configure_optimizers).
@@ -76,7 +77,8 @@ def find_factory(module, model_cls: type | None, spec: str | None, resolve_spec)
     for name in FACTORY_NAMES:
         func = getattr(module, name, None)
         if callable(func) and not inspect.isclass(func):
-            label = f"{module.__name__}:{name}"
+            where = getattr(module, "__file__", None)
+            label = f"{display_path(where) if where else module.__name__}:{name}"
             return OptimizerFactory(label, lambda model, f=func, lb=label: _call_with_defaults(f, model, lb, False))
     if model_cls is not None and callable(getattr(model_cls, "configure_optimizers", None)):
         label = f"{model_cls.__name__}.configure_optimizers"

@@ -165,10 +165,14 @@ def _default_config(param: inspect.Parameter, obj) -> Any:
             and not isinstance(param.default, (int, float, str, bool, type(None))):
         return param.default
     annotation = param.annotation
+    module = inspect.getmodule(obj)
     if isinstance(annotation, str):
-        annotation = getattr(inspect.getmodule(obj), annotation, None)
+        annotation = getattr(module, annotation, None)
     config_class = getattr(obj, "config_class", None)  # HF PreTrainedModel
-    for cls in (annotation, config_class):
+    # nanoGPT's `GPT(config)` names no type: try the file's own config classes.
+    local = [c for name, c in vars(module).items() if isinstance(c, type) and dataclasses.is_dataclass(c)
+             and c.__module__ == getattr(module, "__name__", None)] if param.name in CONFIG_PARAM_NAMES else []
+    for cls in (annotation, config_class, *local):
         if isinstance(cls, type) and (dataclasses.is_dataclass(cls) or hasattr(cls, "attribute_map")):
             try:
                 return cls()

@@ -14,7 +14,7 @@ import torch.nn as nn
 from mulint.build.init_record import _user_frame_from
 from mulint.errors import MulintError
 from mulint.facts import SourceLoc
-from mulint.rules.base import display_path
+from mulint.paths import display_path
 
 FACTORY_NAMES = ("configure_optimizers", "make_optimizer", "build_optimizer", "create_optimizer")
 # Values for arguments the factory leaves without a default (nanoGPT's configure_optimizers).

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 
 from mulint.facts import ModelFacts
-
-
-def _rel(path: str) -> str:
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return path
-    return path if rel.startswith(".." + os.sep + "..") else rel
+from mulint.paths import display_path
 
 
 def as_json(facts: ModelFacts) -> str:
     data = facts.to_dict()
     for p in data["parameters"]:
         if p.get("created_at"):
-            p["created_at"]["path"] = _rel(p["created_at"]["path"])
+            p["created_at"]["path"] = display_path(p["created_at"]["path"])
         for use in p["uses"]:
             if use.get("loc"):
-                use["loc"]["path"] = _rel(use["loc"]["path"])
+                use["loc"]["path"] = display_path(use["loc"]["path"])
     return json.dumps(data, indent=2)
 
 
@@ -37,7 +29,7 @@ def as_text(facts: ModelFacts) -> str:
     for p in facts.params:
         name = p.name + (f" (= {', '.join(p.aliases)})" if p.aliases else "")
         roles = ", ".join(p.roles) + (" (by shape)" if p.role_source == "shape" else "")
-        loc = f"{_rel(p.created_at.path)}:{p.created_at.line}" if p.created_at else ""
+        loc = f"{display_path(p.created_at.path)}:{p.created_at.line}" if p.created_at else ""
         rows.append((name, "×".join(map(str, p.shape)) or "()", ",".join(map(str, p.infinite_dims)) or "-",
                      _fan(p.fan_in, p.primary_use and p.primary_use.fan_in_infinite),
                      _fan(p.fan_out, p.primary_use and p.primary_use.fan_out_infinite), roles, loc))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 from typing import ClassVar, Iterable, Iterator
 
 from mulint.facts import ModelFacts, SourceLoc
 from mulint.findings import Finding
+from mulint.paths import display_path
 
 TOLERANCE = 0.25  # exponents are fitted on small widths; smaller deviations are noise
 
@@ -28,17 +28,6 @@ class Rule:
         names = compress_names(parameters)
         return Finding(code=self.code, name=self.name, severity=severity or self.severity, message=message,
                        path=path, line=line, column=column, target=facts.target, parameter=names or None)
-
-
-def display_path(path: str) -> str:
-    """Relative to the working directory when the file is below it, as ruff prints paths."""
-    if not path:
-        return path
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return path
-    return path if rel.startswith("..") else rel
 
 
 def compress_names(names: Iterable[str]) -> str:

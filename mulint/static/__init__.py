@@ -9,7 +9,7 @@ from libcst.metadata import MetadataWrapper
 
 from mulint.errors import MulintError
 from mulint.findings import Finding
-from mulint.rules.base import display_path
+from mulint.paths import display_path
 
 
 def check_source(path: Path, rules) -> list[Finding]:

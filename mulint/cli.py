@@ -132,9 +132,15 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
             root=config.root if config else Path.cwd(),
         )
         fmt = fmt or (config.format if config and config.format else "text")
-        progress = (lambda label: click.echo(f"checking {label} ...", err=True)) if verbose else (lambda label: None)
+        # Model analysis takes seconds per target: say what is running, on a terminal or with --verbose.
+        show = verbose or sys.stderr.isatty()
+        progress = (lambda label: click.echo(f"checking {label} ...", err=True)) if show else (lambda label: None)
         result = run_check(options, progress=progress)
         click.echo(_render(result, fmt, statistics), nl=fmt == "text" or fmt == "github")
+        if fmt == "text":
+            for target in result.targets:
+                for note in target.get("notes") or []:
+                    click.echo(f"note: {target['target']}: {note}", err=True)
         for error in result.errors:
             if fmt in ("text", "github"):
                 hint = f"\n  hint: {error['hint']}" if error["hint"] else ""

@@ -96,6 +96,8 @@ def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, wi
                                          loc=opt_numbers.loc, eps=max(eps) if eps else None,
                                          missing=opt_numbers.missing,
                                          hidden_grad_rms=grad_rms[0] if grad_rms else None)
+        if opt_numbers.family == "unknown":
+            facts.notes.append(f"optimizer {opt_numbers.cls} is not judged: mulint knows the Adam family and SGD")
     else:
         facts.notes.append("optimizer rules skipped: no optimizer found; name one with --optimizer "
                            "path/to/file.py:make_optimizer (a function taking the model)")

@@ -43,8 +43,8 @@ def _numel_on_meta(knob: WidthKnob, width: int, target: str) -> int | None:
 
 
 def numeric_widths(knob: WidthKnob, target: str, requested: list[int] | None = None) -> list[int]:
-    """Three small widths (doubling) the model builds at within the memory budget."""
-    if requested and len(requested) >= 3 and all(
+    """The user's widths when they fit in memory, else three small doubling widths that do."""
+    if requested and len(requested) >= 2 and all(
             (n := _numel_on_meta(knob, w, target)) is not None and n <= MAX_ELEMENTS for w in requested):
         return requested
     base = knob.base

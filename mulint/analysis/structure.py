@@ -78,8 +78,12 @@ def _trace_pair(target, models, ref, other) -> tuple[Traced, Traced, int]:
 
 def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None,
                       width_arg: str | None = None) -> Structure:
-    base_override = min(widths) if widths and not _has_default(target, width_arg) else None
-    knob = find_knob(target.obj, target.label, width_arg, base_override)
+    try:
+        knob = find_knob(target.obj, target.label, width_arg)
+    except MulintError:
+        if not widths:
+            raise
+        knob = find_knob(target.obj, target.label, width_arg, base_override=min(widths))
     chosen = choose_widths(knob.base, widths)
     ref, other = _reference_pair(knob.base, chosen)
     provenance = Provenance()
@@ -113,14 +117,6 @@ def mup_modules(model: nn.Module, provenance: Provenance) -> list[MupModule]:
         found.append(MupModule(name=name, cls=type(module).__name__, loc=provenance.module_sites.get(module),
                                base_shapes=all(hasattr(p, "infshape") for p in params), bias_ok=bias_ok))
     return found
-
-
-def _has_default(target: ResolvedTarget, width_arg: str | None) -> bool:
-    try:
-        find_knob(target.obj, target.label, width_arg)
-        return True
-    except MulintError:
-        return False
 
 
 def _owners(model: nn.Module) -> dict[str, tuple[nn.Module, str]]:

@@ -1,22 +1,33 @@
-"""GitHub Actions workflow commands: one `::error`/`::warning` annotation per finding."""
+"""GitHub Actions workflow commands: one `::error`/`::warning` annotation per finding.
+
+Workflow commands are parsed from the log line, so data must not contain a raw `%`, CR or LF, and
+property values must not contain the `,` and `:` that separate properties.
+"""
 
 from __future__ import annotations
 
 from mulint.findings import Finding
+from mulint.report import message_of
 
 
-def _data(text: str) -> str:
+def escape_data(text: str) -> str:
+    # `%` first: the escapes introduced below contain `%` themselves.
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def _prop(text: str) -> str:
-    return _data(text).replace(":", "%3A").replace(",", "%2C")
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def render(findings: list[Finding]) -> str:
     lines = []
     for f in sorted(findings, key=lambda f: f.sort_key):
         level = "warning" if f.severity == "warning" else "error"
-        props = f"file={_prop(f.path)},line={f.line},col={f.column},title={_prop(f'{f.code} ({f.name})')}"
-        lines.append(f"::{level} {props}::{_data(f'{f.code} {f.message}')}")
+        props = ",".join([
+            f"file={escape_property(f.path)}",
+            f"line={f.line}",
+            f"col={f.column}",
+            f"title={escape_property(f'{f.code} ({f.name})')}",
+        ])
+        lines.append(f"::{level} {props}::{escape_data(f'{f.code} {message_of(f)}')}")
     return "\n".join(lines)

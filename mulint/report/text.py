@@ -1,32 +1,65 @@
-"""Text output in ruff's shape: `path:line:col: CODE [*] message`, then a summary."""
+"""Text output shaped like ruff's: `path:line:col: CODE [*] message` per finding, then a summary.
+
+`--statistics` replaces the listing with ruff's table: count, code, fix marker, rule name.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
-
 from mulint.findings import Finding
+from mulint.report import message_of
 
 
-def render(findings: list[Finding], *, statistics: bool = False) -> str:
+def render(findings: list[Finding], *, statistics: bool = False, fix_available: bool = True) -> str:
+    """`fix_available=False` (fixes cannot be applied from this run) drops the `[*]` markers and fix hints."""
     if statistics:
-        return _statistics(findings)
+        return _statistics(findings, fix_available)
     if not findings:
         return "All checks passed!"
-    lines = []
-    for f in sorted(findings, key=lambda f: f.sort_key):
-        mark = " [*]" if f.fix is not None else ""
-        where = f" [{f.parameter}]" if f.parameter else ""
-        lines.append(f"{f.path}:{f.line}:{f.column}: {f.code}{mark} {f.message}{where}")
-    n = len(findings)
-    lines += ["", f"Found {n} problem{'s' if n != 1 else ''}."]
-    fixable = sum(f.fix is not None for f in findings)
-    if fixable:
-        lines.append(f"[*] {fixable} fixable with the `--fix` option.")
+    lines = [_line(f, fix_available) for f in sorted(findings, key=lambda f: f.sort_key)]
+    lines += ["", f"Found {len(findings)} {_plural(len(findings), 'problem')}."]
+    if fix_available:
+        summary = _fix_summary(findings)
+        if summary:
+            lines.append(summary)
     return "\n".join(lines)
 
 
-def _statistics(findings: list[Finding]) -> str:
-    counts = Counter((f.code, f.name, f.fix is not None) for f in findings)
-    rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0][0]))
-    width = max((len(str(n)) for n in counts.values()), default=1)
-    return "\n".join(f"{n:>{width}}\t{code}\t{'[*]' if fix else '[ ]'} {name}" for (code, name, fix), n in rows)
+def _line(f: Finding, fix_available: bool) -> str:
+    mark = " [*]" if fix_available and f.fix is not None else ""
+    return f"{f.path}:{f.line}:{f.column}: {f.code}{mark} {message_of(f)}"
+
+
+def _plural(n: int, word: str) -> str:
+    return word if n == 1 else word + "s"
+
+
+def _fix_summary(findings: list[Finding]) -> str:
+    """ruff's wording: `--fix` applies safe fixes only, so unsafe ones are counted apart as hidden."""
+    safe = sum(f.fix is not None and f.fix.applicability == "safe" for f in findings)
+    unsafe = sum(f.fix is not None and f.fix.applicability != "safe" for f in findings)
+    hidden = (f"{unsafe} hidden {_plural(unsafe, 'fix')} can be enabled with the `--unsafe-fixes` option"
+              if unsafe else "")
+    if safe:
+        return f"[*] {safe} fixable with the `--fix` option" + (f" ({hidden})." if hidden else ".")
+    return f"No fixes available ({hidden})." if hidden else ""
+
+
+def _statistics(findings: list[Finding], fix_available: bool) -> str:
+    if not findings:
+        return "All checks passed!"
+    rows: dict[str, list] = {}  # code -> [count, name, every finding of it fixable]
+    for f in findings:
+        row = rows.setdefault(f.code, [0, f.name, True])
+        row[0] += 1
+        row[2] = row[2] and f.fix is not None
+    # Sorted by code first so that equal counts keep a stable, readable order.
+    ordered = sorted(sorted(rows.items()), key=lambda item: -item[1][0])
+    count_width = max(len(str(count)) for count, _, _ in rows.values())
+    code_width = max(len(code) for code in rows)
+    # Like ruff, the marker column only appears when something in the table is fixable.
+    markers = fix_available and any(fixable for _, _, fixable in rows.values())
+    out = []
+    for code, (count, name, fixable) in ordered:
+        mark = ("[*] " if fixable else "[ ] ") if markers else ""
+        out.append(f"{count:>{count_width}}\t{code:<{code_width}}\t{mark}{name}")
+    return "\n".join(out)

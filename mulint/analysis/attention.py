@@ -4,27 +4,9 @@ from __future__ import annotations
 
 import math
 
-from mulint.analysis.scales import ACT_CONTRACTIONS, LAYOUT, MASKING, SDPA, SOFTMAX, exponent, scalar_factor
+from mulint.analysis.scales import ACT_CONTRACTIONS, LAYOUT, MASKING, SDPA, SOFTMAX, exponent, scalar_factor, walk_back
 from mulint.facts import AttentionSite, SourceLoc
 from mulint.trace import Node, Ref, Traced
-
-
-def _back_scalars(traced: Traced, name: str, dependent: set[str]) -> tuple[float, list[SourceLoc], str]:
-    """Walk back from an activation through layout ops and scalar factors; (factor, locs, stop node)."""
-    factor, locs = 1.0, []
-    for _ in range(32):
-        node = traced.nodes[name]
-        refs = [r.name for _, _, r in node.input_refs() if r.name in dependent]
-        if len(refs) != 1:
-            break
-        value = scalar_factor(node, refs[0])
-        if value is not None:
-            factor *= value
-            locs.append(node.loc) if node.loc else None
-        elif node.op not in LAYOUT:
-            break
-        name = refs[0]
-    return factor, locs, name
 
 
 def _logit_source(traced: Traced, softmax: Node, dependent: set[str]):
@@ -61,8 +43,8 @@ def _site(traced: Traced, node: Node, dependent: set[str]):
     """(form, explicit scale or None, pre-factor on q and k, head_dim, locs, q operand) of one site."""
     if node.op in SDPA:
         q, k = node.args[0], node.args[1]
-        fq, lq, _ = _back_scalars(traced, q.name, dependent)
-        fk, lk, _ = _back_scalars(traced, k.name, dependent)
+        fq, lq, _ = walk_back(traced, q.name, dependent)
+        fk, lk, _ = walk_back(traced, k.name, dependent)
         head_dim = traced.nodes[q.name].shape[-1]
         scale = _sdpa_scale(node)
         form = "sdpa" if scale is not None else "sdpa-default"
@@ -73,8 +55,8 @@ def _site(traced: Traced, node: Node, dependent: set[str]):
         return None
     contraction, factor, locs = found
     operands = [r.name for _, _, r in contraction.input_refs() if r.name in dependent]
-    fq, lq, _ = _back_scalars(traced, operands[0], dependent)
-    fk, lk, _ = _back_scalars(traced, operands[1], dependent)
+    fq, lq, _ = walk_back(traced, operands[0], dependent)
+    fk, lk, _ = walk_back(traced, operands[1], dependent)
     head_dim = traced.nodes[operands[0]].shape[-1]
     return "explicit", factor * fq * fk, head_dim, locs + lq + lk, contraction
 

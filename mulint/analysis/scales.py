@@ -47,13 +47,9 @@ def _activation_inputs(node: Node, dependent: set[str]) -> list[str]:
     return [r.name for _, _, r in node.input_refs() if r.name in dependent]
 
 
-def input_side(traced: Traced, consumer: Node, dependent: set[str]) -> tuple[float, list[SourceLoc]]:
-    """Constant factors applied to the activation right before the op (MuReadout's x / width_mult)."""
+def walk_back(traced: Traced, name: str, dependent: set[str]) -> tuple[float, list[SourceLoc], str]:
+    """From an activation back through layout ops and constant factors: (factor, their lines, stop node)."""
     factor, locs = 1.0, []
-    inputs = _activation_inputs(consumer, dependent)
-    if len(inputs) != 1:
-        return factor, locs
-    name = inputs[0]
     for _ in range(32):
         node = traced.nodes[name]
         refs = _activation_inputs(node, dependent)
@@ -67,6 +63,15 @@ def input_side(traced: Traced, consumer: Node, dependent: set[str]) -> tuple[flo
         elif node.op not in LAYOUT:
             break
         name = refs[0]
+    return factor, locs, name
+
+
+def input_side(traced: Traced, consumer: Node, dependent: set[str]) -> tuple[float, list[SourceLoc]]:
+    """Constant factors applied to the activation right before the op (MuReadout's x / width_mult)."""
+    inputs = _activation_inputs(consumer, dependent)
+    if len(inputs) != 1:
+        return 1.0, []
+    factor, locs, _ = walk_back(traced, inputs[0], dependent)
     return factor, locs
 
 

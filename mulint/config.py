@@ -1,8 +1,14 @@
-"""`[tool.mulint]` in pyproject.toml, found upwards from the first target (a pyproject without the
-table is skipped, as ruff does)."""
+"""`[tool.mulint]` in pyproject.toml: found upwards from the first target, validated, merged with the CLI.
+
+As in ruff, a pyproject.toml without a `[tool.mulint]` table is skipped during discovery, so a
+sub-package's own pyproject does not hide the project's configuration.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,15 +20,14 @@ else:  # pragma: no cover
 
 from mulint.errors import MulintError
 
-_LISTS = ("targets", "select", "ignore", "exclude", "widths")
-_STRINGS = ("width-arg", "optimizer", "format")
-KEYS = set(_LISTS) | set(_STRINGS) | {"per-file-ignores"}
+FORMATS = ("text", "json", "sarif", "github")
+_CODE = re.compile(r"(ALL|MU[0-9]{0,3})\Z")
+HINT = "see the Configuration section of the README for the keys of [tool.mulint] and their types"
 
 
 @dataclass
 class Config:
-    root: Path
-    path: Path
+    root: Path  # the directory of the pyproject.toml: targets and per-file-ignores are relative to it
     targets: list[str] = field(default_factory=list)
     select: list[str] | None = None
     ignore: list[str] | None = None
@@ -32,61 +37,121 @@ class Config:
     optimizer: str | None = None
     exclude: list[str] = field(default_factory=list)
     format: str | None = None
+    path: Path | None = None  # the pyproject.toml itself, for messages
 
 
 def _read(path: Path) -> dict:
     try:
-        with path.open("rb") as fh:
+        with open(path, "rb") as fh:
             return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise MulintError(f"{path}: invalid TOML: {exc}", step="config", hint="fix the file's syntax") from exc
+    except tomllib.TOMLDecodeError as exc:  # its message carries "(at line L, column C)"
+        raise MulintError(f"{path}: invalid TOML: {exc}", step="config",
+                          hint="fix the syntax at that line") from exc
     except OSError as exc:
-        raise MulintError(f"cannot read {path}: {exc.strerror}", step="config") from exc
+        raise MulintError(f"cannot read {path}: {exc.strerror or exc}", step="config") from exc
 
 
 def find_config(start: Path) -> Path | None:
-    directory = start.resolve()
-    if directory.is_file():
+    """The first pyproject.toml with a [tool.mulint] table in `start` (a file's directory) or above it."""
+    directory = Path(start).resolve()
+    if not directory.is_dir():
         directory = directory.parent
     for folder in (directory, *directory.parents):
         candidate = folder / "pyproject.toml"
-        if candidate.is_file() and "mulint" in _read(candidate).get("tool", {}):
+        if candidate.is_file() and isinstance(_read(candidate).get("tool", {}).get("mulint"), dict):
             return candidate
     return None
 
 
+# Each key's parser takes (value, complain) and returns the Config value; complain(why) raises.
+
+def _strings(value, bad):
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        bad("must be a list of strings" if isinstance(value, list) else "must be a list")
+    return list(value)
+
+
+def _codes(value, bad):
+    codes = [c.strip().upper() for c in _strings(value, bad)]
+    unknown = [c for c in codes if not _CODE.match(c)]
+    if unknown:
+        bad(f"{', '.join(unknown)} is not a rule code or prefix (e.g. MU201, MU3 or ALL)")
+    return codes
+
+
+def _widths(value, bad):
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        bad("must be a list of integers, e.g. [64, 128, 256]")
+    if any(v <= 0 for v in value) or len(set(value)) < 2:
+        bad("needs at least two different positive widths, e.g. [64, 128, 256]")
+    return sorted(set(value))
+
+
+def _string(value, bad):
+    if not isinstance(value, str):
+        bad("must be a string")
+    return value
+
+
+def _format(value, bad):
+    if _string(value, bad) not in FORMATS:
+        bad(f"must be one of {', '.join(FORMATS)}")
+    return value
+
+
+def _per_file_ignores(value, bad):
+    if not isinstance(value, dict):
+        bad('must be a table of "glob" = [codes], e.g. {"tests/*" = ["MU3"]}')
+    out = {}
+    for pattern, codes in value.items():
+        out[pattern] = _codes(codes, lambda why: bad(f'"{pattern}": {why}'))
+    return out
+
+
+KEYS = {  # TOML key -> (Config field, parser)
+    "targets": ("targets", _strings),
+    "select": ("select", _codes),
+    "ignore": ("ignore", _codes),
+    "per-file-ignores": ("per_file_ignores", _per_file_ignores),
+    "widths": ("widths", _widths),
+    "width-arg": ("width_arg", _string),
+    "optimizer": ("optimizer", _string),
+    "exclude": ("exclude", _strings),
+    "format": ("format", _format),
+}
+
+
 def load_config(path: Path) -> Config:
+    path = Path(path)
     table = _read(path).get("tool", {}).get("mulint", {})
+    if not isinstance(table, dict):
+        raise MulintError(f"{path}: tool.mulint must be a table ([tool.mulint])", step="config", hint=HINT)
     config = Config(root=path.parent.resolve(), path=path)
-
-    def bad(key: str, why: str) -> MulintError:
-        return MulintError(f"{path}: [tool.mulint] {key}: {why}", step="config",
-                           hint="see the README's Configuration section for the keys and their types")
-
+    seen: dict[str, str] = {}
     for key, value in table.items():
-        norm = key.replace("_", "-")
-        if norm not in KEYS:
-            raise bad(key, f"unknown key (known: {', '.join(sorted(KEYS))})")
-        if norm in _LISTS:
-            if not isinstance(value, list):
-                raise bad(key, "must be a list")
-            kind = int if norm == "widths" else str
-            if not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
-                raise bad(key, f"must be a list of {kind.__name__}s")
-            if norm == "widths" and (len(set(value)) < 2 or min(value) <= 0):
-                raise bad(key, "needs at least two different positive widths")
-            if norm in ("select", "ignore"):
-                value = [v.upper() for v in value]
-            setattr(config, norm, sorted(set(value)) if norm == "widths" else value)
-        elif norm in _STRINGS:
-            if not isinstance(value, str):
-                raise bad(key, "must be a string")
-            if norm == "format" and value not in ("text", "json", "sarif", "github"):
-                raise bad(key, "must be one of text, json, sarif, github")
-            setattr(config, norm.replace("-", "_"), value)
-        else:  # per-file-ignores
-            if not isinstance(value, dict) or not all(
-                    isinstance(v, list) and all(isinstance(c, str) for c in v) for v in value.values()):
-                raise bad(key, "must be a table of pattern = [codes]")
-            config.per_file_ignores = {k: [c.upper() for c in v] for k, v in value.items()}
+        canonical = key.replace("_", "-")  # per_file_ignores and per-file-ignores are the same key
+
+        def bad(why: str, key: str = key) -> None:
+            raise MulintError(f"{path}: [tool.mulint] {key}: {why}", step="config", hint=HINT)
+
+        if canonical not in KEYS:
+            close = difflib.get_close_matches(canonical, KEYS, n=1)
+            bad("unknown key" + (f" (did you mean {close[0]}?)" if close else "")
+                + f"; known keys: {', '.join(KEYS)}")
+        if canonical in seen:
+            bad(f"given twice (also as {seen[canonical]})")
+        seen[canonical] = key
+        name, parse = KEYS[canonical]
+        setattr(config, name, parse(value, bad))
     return config
+
+
+def merge(config: Config | None, **cli_options) -> Config:
+    """The configuration with every CLI option that is not None put over it."""
+    if config is None:
+        config = Config(root=Path.cwd())
+    names = {f.name for f in dataclasses.fields(Config)}
+    unknown = set(cli_options) - names
+    if unknown:
+        raise TypeError(f"merge() got unknown options: {', '.join(sorted(unknown))}")
+    return dataclasses.replace(config, **{k: v for k, v in cli_options.items() if v is not None})

@@ -178,3 +178,140 @@ def test_config_drives_check(tmp_path, mulint):
     write_pyproject(tmp_path, "[tool.mulint]\nwidths = 3\n")
     code, _, err = mulint("check", str(tmp_path / "model.py"))
     assert code == 2 and "widths" in err
+
+
+# --- exact output of each reporter ---------------------------------------------------------------
+
+SCHEMA_FILE = __import__("pathlib").Path(__file__).parent / "data" / "sarif-schema-2.1.0.json"
+
+
+def test_text_lines_are_exact_and_sorted_by_path_line_column_code():
+    safe = finding(code="MU201", line=3)
+    safe.fix = Fix("safe", "scale by 1/head_dim")
+    out = text.render([
+        safe,
+        finding(code="MU102", line=3, message="readout too large"),
+        finding(code="MU101", path="a.py", line=7, message="hidden init too large"),
+        finding(code="MU101", line=1, message="first"),
+    ])
+    assert out.splitlines() == [
+        "a.py:7:5: MU101 hidden init too large [h.*.attn]",
+        "pkg/model.py:1:5: MU101 first [h.*.attn]",
+        "pkg/model.py:3:5: MU102 readout too large [h.*.attn]",
+        "pkg/model.py:3:5: MU201 [*] logits: 50% too large, see x,y [h.*.attn]",
+        "",
+        "Found 4 problems.",
+        "[*] 1 fixable with the `--fix` option.",
+    ]
+
+
+def test_text_singular_unsafe_fixes_and_no_fix_available():
+    plain = finding()
+    plain.parameter = None
+    assert text.render([plain]).splitlines() == [
+        "pkg/model.py:3:5: MU201 logits: 50% too large, see x,y", "", "Found 1 problem."]
+    unsafe = finding()
+    unsafe.fix = Fix("unsafe", "rescale the init")
+    assert text.render([unsafe]).splitlines()[-1] == \
+        "No fixes available (1 hidden fix can be enabled with the `--unsafe-fixes` option)."
+    safe = finding(line=4)
+    safe.fix = Fix("safe", "x")
+    assert text.render([unsafe, safe]).splitlines()[-1] == (
+        "[*] 1 fixable with the `--fix` option (1 hidden fix can be enabled with the `--unsafe-fixes` option).")
+    out = text.render([safe], fix_available=False)
+    assert "[*]" not in out and out.splitlines()[-1] == "Found 1 problem."
+
+
+def test_statistics_table_is_ruffs():
+    fixed = [finding(line=n) for n in range(10, 21)]
+    for f in fixed:
+        f.fix = Fix("safe", "x")
+    other = finding(code="MU101")
+    other.name = "hidden-init-too-large"
+    assert text.render(fixed + [other], statistics=True).splitlines() == [
+        "11\tMU201\t[*] sqrt-attention-scale",
+        " 1\tMU101\t[ ] hidden-init-too-large",
+    ]
+    # No marker column when nothing is fixable; a code counts as fixable only if all its findings are.
+    half = finding(line=5)
+    half.fix = Fix("safe", "x")
+    assert text.render([finding(), half], statistics=True) == "2\tMU201\tsqrt-attention-scale"
+
+
+def test_json_carries_fix_as_dict_and_passes_targets_and_errors_through():
+    fixed = finding()
+    fixed.fix = Fix("safe", "scale by 1/head_dim", [{"line": 3}])
+    error = {"target": "t.py:M", "step": "build", "message": "boom", "hint": "h"}
+    data = json.loads(json_report.render([finding(line=9), fixed], [{"target": "t.py:M", "mode": "model"}], [error]))
+    assert [f["line"] for f in data["findings"]] == [3, 9]
+    assert data["findings"][0]["fix"] == {"applicability": "safe", "message": "scale by 1/head_dim",
+                                          "edits": [{"line": 3}]}
+    assert data["findings"][1]["fix"] is None and data["findings"][1]["parameter"] == "h.*.attn"
+    assert data["errors"] == [error] and data["targets"][0]["mode"] == "model"
+
+
+def test_github_escapes_cr_and_property_separators():
+    f = finding(message="a\r\nb: 5%", path="dir:x/a,b.py")
+    f.name = "odd,name:here"
+    assert github.render([f]) == (
+        "::error file=dir%3Ax/a%2Cb.py,line=3,col=5,title=MU201 (odd%2Cname%3Ahere)::MU201 a%0D%0Ab: 5%25")
+    assert github.render([finding(severity="warning")]).startswith("::warning file=pkg/model.py,")
+    assert github.render([]) == ""
+
+
+def test_schema_file_is_the_official_sarif_2_1_0_schema():
+    schema = json.loads(SCHEMA_FILE.read_text())
+    assert schema["title"] == "Static Analysis Results Format (SARIF) Version 2.1.0 JSON Schema"
+    assert schema["id"].startswith("https://docs.oasis-open.org/sarif/sarif/v2.1.0/")
+    jsonschema.validators.validator_for(schema).check_schema(schema)
+
+
+def validate_sarif(log: dict) -> None:
+    schema = json.loads(SCHEMA_FILE.read_text())
+    validator_class = jsonschema.validators.validator_for(schema)
+    errors = list(validator_class(schema, format_checker=validator_class.FORMAT_CHECKER).iter_errors(log))
+    assert not errors, [f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors]
+
+
+def test_sarif_validates_against_the_official_schema(tmp_path):
+    pages = list(load_pages(pages_dir()).values())
+    unknown = finding(code="MU999", path=str(tmp_path / "with space.py"))  # no page, absolute path
+    warn = finding(code="MU304", severity="warning", path="sub dir/train.py", line=0)
+    warn.column = 0
+    log = json.loads(sarif.render([finding(), unknown, warn], pages, "1.2.3", root=tmp_path))
+    validate_sarif(log)
+    run = log["runs"][0]
+    assert log["$schema"] == "https://json.schemastore.org/sarif-2.1.0.json" and log["version"] == "2.1.0"
+    assert run["tool"]["driver"]["name"] == "mulint" and run["tool"]["driver"]["version"] == "1.2.3"
+    assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"] == tmp_path.resolve().as_uri() + "/"
+    rules = run["tool"]["driver"]["rules"]
+    assert [r["id"] for r in rules] == sorted(r["id"] for r in rules) and len(rules) == len(pages) + 1
+    for result in run["results"]:
+        assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
+    by_code = {r["ruleId"]: r for r in run["results"]}
+    assert by_code["MU201"]["locations"][0]["physicalLocation"] == {
+        "artifactLocation": {"uri": "pkg/model.py", "uriBaseId": "%SRCROOT%"},
+        "region": {"startLine": 3, "startColumn": 5}}
+    assert by_code["MU201"]["message"]["text"] == "logits: 50% too large, see x,y [h.*.attn]"
+    location = by_code["MU304"]["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"]["uri"] == "sub%20dir/train.py"
+    assert location["region"] == {"startLine": 1, "startColumn": 1}  # SARIF is 1-based
+    assert by_code["MU304"]["level"] == "warning" and by_code["MU201"]["level"] == "error"
+    assert by_code["MU999"]["locations"][0]["physicalLocation"]["artifactLocation"] == {
+        "uri": (tmp_path / "with space.py").as_uri()}
+    mu201 = rules[by_code["MU201"]["ruleIndex"]]
+    assert mu201["name"] == "sqrt-attention-scale" and mu201["defaultConfiguration"] == {"level": "error"}
+    assert mu201["shortDescription"]["text"].startswith("Finds every attention site")
+    assert "\n" not in mu201["fullDescription"]["text"] and mu201["help"]["markdown"].startswith("# MU201")
+
+
+def test_sarif_without_findings_is_still_valid():
+    validate_sarif(json.loads(sarif.render([], [], "0.1.0")))
+
+
+def test_sarif_schema_check_catches_a_broken_log():
+    log = json.loads(sarif.render([finding()], [], "0.1.0"))
+    log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]["startColumn"] = 0
+    log["runs"][0]["results"][0]["level"] = "fatal"
+    with pytest.raises(AssertionError, match="startColumn"):
+        validate_sarif(log)

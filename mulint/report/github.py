@@ -1,13 +1,13 @@
 """GitHub Actions workflow commands: one `::error`/`::warning` annotation per finding.
 
 Workflow commands are parsed from the log line, so data must not contain a raw `%`, CR or LF, and
-property values must not contain the `,` and `:` that separate properties.
+property values must not contain the `,` and `:` that separate properties. The annotation sits on
+the offending line itself, so the message is the rule's sentence alone.
 """
 
 from __future__ import annotations
 
 from mulint.findings import Finding
-from mulint.report import message_of
 
 
 def escape_data(text: str) -> str:
@@ -29,5 +29,5 @@ def render(findings: list[Finding]) -> str:
             f"col={f.column}",
             f"title={escape_property(f'{f.code} ({f.name})')}",
         ])
-        lines.append(f"::{level} {props}::{escape_data(f'{f.code} {message_of(f)}')}")
+        lines.append(f"::{level} {props}::{escape_data(f'{f.code} {f.message}')}")
     return "\n".join(lines)

@@ -28,6 +28,7 @@ class CheckOptions:
     exclude: list[str] = field(default_factory=list)
     no_exec: bool = False
     optimizer: str | None = None  # PATH:NAME of a function taking the model and returning its optimizer
+    coord: bool = False  # also run the dynamic coordinate check (MU9xx)
     root: Path | None = None  # the config's directory, for per-file-ignores
 
 
@@ -135,6 +136,12 @@ def check_model(target, options: CheckOptions, result: CheckResult) -> list[Find
     structure = analyse_model(target, widths=options.widths, width_arg=options.width_arg,
                               optimizer=options.optimizer)
     facts = structure.facts
+    if options.coord and facts.traced:
+        from mulint.analysis.model import _resolve_function
+        from mulint.coord import coord_facts, run_coord
+
+        coord = run_coord(target, structure, optimizer=options.optimizer, resolve_optimizer=_resolve_function)
+        facts.coord, facts.coord_widths = coord_facts(coord, structure), coord.widths
     result.targets.append({"target": target.label, "mode": "model", "width_knob": facts.width_knob,
                            "widths": facts.widths, "numeric_widths": facts.numeric_widths,
                            "parameters": len(facts.params), "notes": facts.notes,

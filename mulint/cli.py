@@ -96,10 +96,13 @@ def _codes(value: str | None) -> list[str] | None:
 @click.option("--statistics", is_flag=True, help="Count findings per rule instead of listing them.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (report-only adoption).")
 @click.option("--no-exec", is_flag=True, help="Never import user code: static rules only.")
+@click.option("--coord", "run_coord", is_flag=True,
+              help="Also run the dynamic coordinate check on each model (MU9xx; seconds per model).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True),
               help="pyproject.toml to read [tool.mulint] from (default: found upwards from the first path).")
 @verbose_option
-def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, exit_zero, no_exec, config_path, verbose):
+def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, exit_zero, no_exec, run_coord,
+          config_path, verbose):
     """Lint PATHS (files, directories, or PATH:NAME model targets) for µP violations.
 
     Exit codes: 0 clean, 1 findings, 2 usage/config errors or a target that cannot be analysed.
@@ -128,6 +131,7 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
             per_file_ignores=config.per_file_ignores if config else {},
             exclude=config.exclude if config else [],
             no_exec=no_exec,
+            coord=run_coord,
             optimizer=optimizer or (config.optimizer if config else None),
             root=config.root if config else Path.cwd(),
         )
@@ -148,6 +152,55 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
     if result.errors:
         raise SystemExit(2)
     if result.findings and not exit_zero:
+        raise SystemExit(1)
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--optimizer", metavar="PATH:NAME", help="Function taking the model and returning its optimizer "
+                                                       "(default: found as for check; else Adam at --lr).")
+@widths_option
+@width_arg_option
+@click.option("--steps", type=click.IntRange(1, 50), default=3, show_default=True, help="Training steps per width.")
+@click.option("--seeds", type=click.IntRange(1, 20), default=2, show_default=True, help="Seeds averaged per width.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
+              help="Learning rate of the default Adam (when the target has no optimizer).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, writable=True), help="Write a PNG plot here.")
+@click.option("--format", "fmt", type=FORMATS_INSPECT, default="text", show_default=True, help="Output format.")
+@verbose_option
+def coord(target, optimizer, widths, width_arg, steps, seeds, lr, plot_path, fmt, verbose):
+    """Coordinate check: train TARGET a few steps at growing widths; fail if a layer's change grows or
+    collapses with width. Exit 1 on fail."""
+    from mulint.analysis.model import _resolve_function
+    from mulint.analysis.structure import analyse_structure
+    from mulint.coord import run_coord
+    from mulint.load.targets import parse_target, resolve
+    from mulint.report.coord_view import as_json, as_text
+
+    with _errors(verbose):
+        try:
+            [item] = resolve(parse_target(target), allow_exec=True)[:1] or [None]
+        except MulintError as exc:
+            raise exc.for_target(target)
+        if item is None:
+            raise MulintError("no model class or factory found", target=target, step="target",
+                              hint="name one explicitly as path/to/file.py:NAME")
+        try:
+            structure = analyse_structure(item, width_arg=width_arg)
+            total = len(widths) * seeds if widths and len(widths) >= 3 else 4 * seeds
+            show = sys.stderr.isatty() or verbose
+            with click.progressbar(length=total, label="training", file=sys.stderr if show else None,
+                                   hidden=not show) as bar:
+                result = run_coord(item, structure, widths=widths, steps=steps, seeds=seeds, lr=lr,
+                                   optimizer=optimizer, resolve_optimizer=_resolve_function, progress=bar.update)
+        except MulintError as exc:
+            raise exc.for_target(item.label)
+        if plot_path:
+            from mulint.coord.plot import save_plot
+
+            save_plot(result, plot_path)
+        click.echo(as_json(result) if fmt == "json" else as_text(result))
+    if result.verdict == "fail":
         raise SystemExit(1)
 
 

@@ -37,6 +37,7 @@ class ParamUse:
     multiplier: float = 1.0  # constant factor on this use's path (the abc view's `a`), at the reference width
     multiplier_exponent: float = 0.0  # how that factor scales with width: a ∝ width^exponent
     multiplier_at: SourceLoc | None = None
+    module: str = ""  # the module the consuming op runs in, e.g. "lm_head"
 
 
 @dataclass
@@ -105,6 +106,17 @@ class OptimizerFacts:
 
 
 @dataclass
+class CoordLayer:
+    """One layer's result in the dynamic coordinate check."""
+
+    name: str  # module path, or "output"
+    module_type: str
+    slope: float  # of mean |h_t - h_0| against width, at the last step
+    status: str  # "ok", "blow-up" or "collapse"
+    loc: SourceLoc | None  # where the layer is constructed
+
+
+@dataclass
 class AttentionSite:
     node: str
     form: str  # "sdpa-default", "sdpa" (explicit scale=) or "explicit" (softmax(q @ kᵀ * s))
@@ -129,6 +141,8 @@ class ModelFacts:
     mup_modules: list[MupModule] = field(default_factory=list)
     traced: bool = True  # False when the model could not run as built (see notes)
     optimizer: OptimizerFacts | None = None
+    coord: list[CoordLayer] = field(default_factory=list)  # filled only by `check --coord`
+    coord_widths: list[int] = field(default_factory=list)
 
     def param(self, name: str) -> ParamFacts:
         for p in self.params:

@@ -42,7 +42,7 @@ def _numel_on_meta(knob: WidthKnob, width: int, target: str) -> int | None:
     return sum(p.numel() for p in model.parameters())
 
 
-def numeric_widths(knob: WidthKnob, target: str, requested: list[int] | None = None) -> list[int]:
+def numeric_widths(knob: WidthKnob, target: str, requested: list[int] | None = None, count: int = 3) -> list[int]:
     """The user's widths when they fit in memory, else three small doubling widths that do."""
     if requested and len(requested) >= 2 and all(
             (n := _numel_on_meta(knob, w, target)) is not None and n <= MAX_ELEMENTS for w in requested):
@@ -52,12 +52,12 @@ def numeric_widths(knob: WidthKnob, target: str, requested: list[int] | None = N
     candidates = sorted({int(w) for w in scaled if w >= 8 and w.is_integer()})
     fitting = [w for w in candidates if (n := _numel_on_meta(knob, w, target)) is not None and n <= MAX_ELEMENTS]
     preferred = [w for w in fitting if MIN_WIDTH <= w <= MAX_WIDTH]
-    pool = preferred if len(preferred) >= 3 else fitting
+    pool = preferred if len(preferred) >= count else fitting
     if len(pool) < 2:
         raise MulintError("cannot build the model at two small widths on the CPU to measure its init",
                           target=target, step="build",
                           hint="give small widths it accepts with --widths (e.g. 64,128,256)")
-    chosen = pool[-3:] if pool is preferred else pool[:3]
+    chosen = pool[-count:] if pool is preferred else pool[:count]
     return chosen
 
 

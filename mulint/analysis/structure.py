@@ -28,7 +28,7 @@ class Structure:
     models: dict[int, nn.Module]
     traces: dict[int, Traced]
     inputs_index: int = 0
-    notes: list[str] = field(default_factory=list)
+    provenance: Provenance | None = None  # construction sites of the reference model's modules
 
 
 def choose_widths(base: int, requested: list[int] | None) -> list[int]:
@@ -98,12 +98,12 @@ def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None
         facts.traced = False
         facts.notes.append(f"not traced: {broken[0].cls} `{broken[0].name}` cannot run as built")
         facts.params = _param_facts(models, ref, other, None, None, provenance)
-        return Structure(facts=facts, knob=knob, models=models, traces={})
+        return Structure(facts=facts, knob=knob, models=models, traces={}, provenance=provenance)
     ref_trace, other_trace, inputs_index = _trace_pair(target, models, ref, other)
     facts.params = _param_facts(models, ref, other, ref_trace, other_trace, provenance)
     facts.attention = attention_sites(ref_trace, other_trace, (ref, other), ref_trace.input_dependent())
     return Structure(facts=facts, knob=knob, models=models, traces={ref: ref_trace, other: other_trace},
-                     inputs_index=inputs_index)
+                     inputs_index=inputs_index, provenance=provenance)
 
 
 def mup_modules(model: nn.Module, provenance: Provenance) -> list[MupModule]:

@@ -186,7 +186,7 @@ def param_uses(fqn: str, ref: Traced, other: Traced, dependent: set[str], param_
         mult, locs = factors_ref.get(key, (1.0, []))
         mult_other, _ = factors_other.get(key, (mult, []))
         scaling = dict(multiplier=mult, multiplier_exponent=exponent(abs(mult), abs(mult_other), *widths),
-                       multiplier_at=locs[0] if locs else None)
+                       multiplier_at=locs[0] if locs else None, module=consumer.module_path)
         shape = ref.nodes[operand].shape or ()
         growing = growing_axes(operand, ref, other)
         spec = CONTRACTIONS.get(consumer.op)

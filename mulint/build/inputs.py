@@ -42,20 +42,20 @@ def to_device(inputs: Inputs, device: str | torch.device) -> Inputs:
     return tuple(move(a) for a in args), {k: move(v) for k, v in kwargs.items()}
 
 
-def _max_sequence(model: nn.Module) -> int:
+def _max_sequence(model: nn.Module, seq: int = SEQ) -> int:
     sizes = [m.num_embeddings for m in model.modules() if isinstance(m, nn.Embedding)]
     config = getattr(model, "config", None)
     for key in ("max_position_embeddings", "n_positions", "block_size", "max_seq_len"):
         value = getattr(config, key, None)
         if isinstance(value, int) and value > 0:
             sizes.append(value)
-    return max(1, min([SEQ, *sizes]))
+    return max(1, min([seq, *sizes]))
 
 
-def synthesise(model: nn.Module, device: str = "meta") -> list[Inputs]:
+def synthesise(model: nn.Module, device: str = "meta", batch: int = BATCH, seq: int = SEQ) -> list[Inputs]:
     """Input candidates, most likely first, made from the first layer that holds parameters."""
     extra = _forward_flags(model)
-    return [(args, {**kwargs, **extra}) for args, kwargs in _candidates(model, device)]
+    return [(args, {**kwargs, **extra}) for args, kwargs in _candidates(model, device, batch, seq)]
 
 
 def _forward_flags(model: nn.Module) -> dict[str, Any]:
@@ -67,27 +67,27 @@ def _forward_flags(model: nn.Module) -> dict[str, Any]:
     return {"use_cache": False} if "use_cache" in params else {}
 
 
-def _candidates(model: nn.Module, device: str) -> list[Inputs]:
+def _candidates(model: nn.Module, device: str, batch: int, seq: int) -> list[Inputs]:
     holders = [m for m in model.modules() if next(m.parameters(recurse=False), None) is not None]
     # The root's own raw parameters come first in modules() but are often used last (a readout).
     first = next((m for m in holders if m is not model), None) if not _raw_params_only(model) else None
-    seq = _max_sequence(model)
+    seq = _max_sequence(model, seq)
     make = _maker(device)
     if isinstance(first, nn.Embedding) or (first is not None and type(first).__name__.endswith("Embeddings")
                                            and any(isinstance(m, nn.Embedding) for m in first.modules())):
         embedding = first if isinstance(first, nn.Embedding) else next(m for m in first.modules() if isinstance(m, nn.Embedding))
-        return [((make.ids((BATCH, seq), embedding.num_embeddings),), {})]
+        return [((make.ids((batch, seq), embedding.num_embeddings),), {})]
     if isinstance(first, nn.modules.conv._ConvNd):
-        spatial = {1: (SEQ * 2,), 2: (IMAGE, IMAGE), 3: (SEQ, SEQ, SEQ)}[len(first.kernel_size)]
-        return [((make.floats((BATCH, first.in_channels, *spatial)),), {})]
+        spatial = {1: (seq * 2,), 2: (IMAGE, IMAGE), 3: (seq, seq, seq)}[len(first.kernel_size)]
+        return [((make.floats((batch, first.in_channels, *spatial)),), {})]
     if isinstance(first, nn.Linear):
-        return [((make.floats((BATCH, first.in_features)),), {}),
-                ((make.floats((BATCH, seq, first.in_features)),), {})]
+        return [((make.floats((batch, first.in_features)),), {}),
+                ((make.floats((batch, seq, first.in_features)),), {})]
     params = [p for p in model.parameters() if p.dim() >= 2]
     if params:
         a, b = params[0].shape[0], params[0].shape[-1]
-        return [((make.floats((BATCH, a)),), {}), ((make.floats((BATCH, b)),), {}),
-                ((make.floats((BATCH, seq, a)),), {}), ((make.floats((BATCH, seq, b)),), {})]
+        return [((make.floats((batch, a)),), {}), ((make.floats((batch, b)),), {}),
+                ((make.floats((batch, seq, a)),), {}), ((make.floats((batch, seq, b)),), {})]
     return []
 
 

@@ -6,6 +6,7 @@ from mulint.rules.attention import SqrtAttentionScale
 from mulint.rules.base import Rule
 from mulint.rules.init import HiddenInitTooLarge, HiddenInitTooSmall, InputInitScaling, ReadoutInitTooLarge
 from mulint.rules.optimizer import AdamEpsTooLarge, AdamUpdateScaling, DecoupledDecayScaling, SgdUpdateScaling
+from mulint.rules.coord import CoordBlowUp, CoordCollapse
 from mulint.rules.schedule import OneLrForAllGroups
 from mulint.rules.mup_package import InitAfterBaseShapes, MissingBaseShapes, SharedReadoutBias
 
@@ -14,6 +15,7 @@ MODEL_RULES: list[type[Rule]] = [
     SqrtAttentionScale,
     AdamUpdateScaling, SgdUpdateScaling, DecoupledDecayScaling, AdamEpsTooLarge,
     MissingBaseShapes, InitAfterBaseShapes, SharedReadoutBias,
+    CoordBlowUp, CoordCollapse,
 ]
 
 SOURCE_RULES: list[type[Rule]] = [OneLrForAllGroups]

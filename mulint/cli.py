@@ -165,10 +165,13 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
 @click.option("--seeds", type=click.IntRange(1, 20), default=2, show_default=True, help="Seeds averaged per width.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
               help="Learning rate of the default Adam (when the target has no optimizer).")
+@click.option("--batch", "batch_spec", metavar="PATH:NAME",
+              help="Function returning the training batch (args, or (args, kwargs)), optionally taking the model "
+                   "(default: synthesised from the first layer, or the file's example_inputs).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, writable=True), help="Write a PNG plot here.")
 @click.option("--format", "fmt", type=FORMATS_INSPECT, default="text", show_default=True, help="Output format.")
 @verbose_option
-def coord(target, optimizer, widths, width_arg, steps, seeds, lr, plot_path, fmt, verbose):
+def coord(target, optimizer, widths, width_arg, steps, seeds, lr, batch_spec, plot_path, fmt, verbose):
     """Coordinate check: train TARGET a few steps at growing widths; fail if a layer's change grows or
     collapses with width. Exit 1 on fail."""
     from mulint.analysis.model import _resolve_function
@@ -189,10 +192,12 @@ def coord(target, optimizer, widths, width_arg, steps, seeds, lr, plot_path, fmt
             structure = analyse_structure(item, width_arg=width_arg)
             total = len(widths) * seeds if widths and len(widths) >= 3 else 4 * seeds
             show = sys.stderr.isatty() or verbose
+            batch_fn = _resolve_function(batch_spec)[0] if batch_spec else None
             with click.progressbar(length=total, label="training", file=sys.stderr if show else None,
                                    hidden=not show) as bar:
                 result = run_coord(item, structure, widths=widths, steps=steps, seeds=seeds, lr=lr,
-                                   optimizer=optimizer, resolve_optimizer=_resolve_function, progress=bar.update)
+                                   batch_fn=batch_fn, optimizer=optimizer, resolve_optimizer=_resolve_function,
+                                   progress=bar.update)
         except MulintError as exc:
             raise exc.for_target(item.label)
         if plot_path:

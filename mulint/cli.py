@@ -140,7 +140,11 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
         show = verbose or sys.stderr.isatty()
         progress = (lambda label: click.echo(f"checking {label} ...", err=True)) if show else (lambda label: None)
         result = run_check(options, progress=progress)
-        click.echo(_render(result, fmt, statistics), nl=fmt == "text" or fmt == "github")
+        output = _render(result, fmt, statistics)
+        if fmt == "text" and result.errors and not result.findings:
+            output = f"No problems found; {len(result.errors)} target(s) could not be analysed (see errors)."
+        if output:
+            click.echo(output)
         if fmt == "text":
             for target in result.targets:
                 for note in target.get("notes") or []:

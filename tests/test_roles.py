@@ -106,3 +106,17 @@ def test_explicit_widths(inspect_json):
     report = inspect_json(f"{LAYOUTS}:InOut", "--widths", "16,48")
     assert report["widths"] == [16, 48]
     assert params(report)["w_hid"]["shapes"] == {"16": [16, 32], "48": [48, 96]}
+
+
+def test_forward_creating_tensors_without_a_device_traces(inspect_json):
+    p = params(inspect_json(f"{LAYOUTS}:DevicelessForward"))
+    assert p["emb.weight"]["roles"] == ["input"] and p["proj.weight"]["roles"] == ["output"]
+    assert p["pos"]["roles"] == ["input"]  # indexed by positions: a lookup
+
+
+def test_vit_patch_embedding_and_cls_token(inspect_json):
+    p = params(inspect_json(f"{HF}:vit"))
+    patch = p["vit.embeddings.patch_embeddings.projection.weight"]
+    assert patch["roles"] == ["input"] and patch["fan_in"] == 3 * 4 * 4
+    assert p["vit.embeddings.cls_token"]["roles"] == ["vector"]
+    assert p["classifier.weight"]["roles"] == ["output"]

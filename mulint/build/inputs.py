@@ -68,17 +68,18 @@ def _forward_flags(model: nn.Module) -> dict[str, Any]:
 
 
 def _candidates(model: nn.Module, device: str, batch: int, seq: int) -> list[Inputs]:
-    holders = [m for m in model.modules() if next(m.parameters(recurse=False), None) is not None]
-    # The root's own raw parameters come first in modules() but are often used last (a readout).
-    first = next((m for m in holders if m is not model), None) if not _raw_params_only(model) else None
+    # The first layer of a kind that says what it eats; raw parameters (a cls token, the root's
+    # own readout) come first in modules() without saying anything about the input.
+    typed = (nn.Embedding, nn.modules.conv._ConvNd, nn.Linear)
+    first = next((m for m in model.modules() if m is not model and isinstance(m, typed)), None)
     seq = _max_sequence(model, seq)
     make = _maker(device)
-    if isinstance(first, nn.Embedding) or (first is not None and type(first).__name__.endswith("Embeddings")
-                                           and any(isinstance(m, nn.Embedding) for m in first.modules())):
-        embedding = first if isinstance(first, nn.Embedding) else next(m for m in first.modules() if isinstance(m, nn.Embedding))
-        return [((make.ids((batch, seq), embedding.num_embeddings),), {})]
+    if isinstance(first, nn.Embedding):
+        return [((make.ids((batch, seq), first.num_embeddings),), {})]
     if isinstance(first, nn.modules.conv._ConvNd):
-        spatial = {1: (seq * 2,), 2: (IMAGE, IMAGE), 3: (seq, seq, seq)}[len(first.kernel_size)]
+        image = getattr(getattr(model, "config", None), "image_size", IMAGE)
+        image = image if isinstance(image, int) else IMAGE
+        spatial = {1: (seq * 2,), 2: (image, image), 3: (seq, seq, seq)}[len(first.kernel_size)]
         return [((make.floats((batch, first.in_channels, *spatial)),), {})]
     if isinstance(first, nn.Linear):
         return [((make.floats((batch, first.in_features)),), {}),
@@ -89,10 +90,6 @@ def _candidates(model: nn.Module, device: str, batch: int, seq: int) -> list[Inp
         return [((make.floats((batch, a)),), {}), ((make.floats((batch, b)),), {}),
                 ((make.floats((batch, seq, a)),), {}), ((make.floats((batch, seq, b)),), {})]
     return []
-
-
-def _raw_params_only(model: nn.Module) -> bool:
-    return all(next(m.parameters(recurse=False), None) is None for m in model.modules() if m is not model)
 
 
 class _maker:

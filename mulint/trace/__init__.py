@@ -124,7 +124,10 @@ def _shape(val: Any) -> tuple[int, ...] | None:
 def export(model: nn.Module, inputs: Inputs, *, target: str) -> Traced:
     args, kwargs = inputs
     try:
-        with quiet(), _frozen_width_mults(model):
+        # Tensors the forward creates without a device (torch.arange for positions, masks) must be
+        # made on the model's device too, or meta and CPU tensors meet.
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        with quiet(), _frozen_width_mults(model), torch.device(device):
             program = torch.export.export(model, args, kwargs=kwargs, strict=False)
     except Exception as exc:
         raise _trace_error(exc, target) from exc

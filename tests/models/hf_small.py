@@ -24,3 +24,11 @@ def bert(hidden_size: int = 64):
 def gpt2_fixed():
     """A factory without a width argument: mulint scales the config the model carries."""
     return gpt2(64)
+
+
+def vit(hidden_size: int = 64):
+    from transformers import ViTConfig, ViTForImageClassification
+
+    return ViTForImageClassification(ViTConfig(hidden_size=hidden_size, intermediate_size=4 * hidden_size,
+                                               num_hidden_layers=2, num_attention_heads=4, image_size=16,
+                                               patch_size=4, num_labels=5))

@@ -29,6 +29,7 @@ class CheckOptions:
     no_exec: bool = False
     optimizer: str | None = None  # PATH:NAME of a function taking the model and returning its optimizer
     coord: bool = False  # also run the dynamic coordinate check (MU9xx)
+    cache: bool = True  # reuse results for unchanged model code
     root: Path | None = None  # the config's directory, for per-file-ignores
 
 
@@ -104,6 +105,7 @@ def _check_models(spec, options: CheckOptions, result: CheckResult, progress) ->
     from mulint.load.safety import summarize
     from mulint.load.targets import resolve
 
+    names = [spec.name] if spec.name else []
     if spec.name is None and spec.path is not None:
         try:
             summary = summarize(spec.path)
@@ -111,6 +113,9 @@ def _check_models(spec, options: CheckOptions, result: CheckResult, progress) ->
             return  # already reported by the static pass
         if not summary.import_safe or not summary.top_level_models:
             return  # static rules only: importing it could run a training script
+        names = summary.top_level_models
+    if spec.path is not None and names and _all_cached(spec, names, options, result):
+        return  # unchanged model code: no import of torch or of the model
     if options.no_exec:
         result.errors.append(_error(MulintError("--no-exec forbids importing model code", target=spec.label,
                                                 step="import", hint="drop --no-exec to analyse the model")))
@@ -128,7 +133,50 @@ def _check_models(spec, options: CheckOptions, result: CheckResult, progress) ->
             result.errors.append(_error(exc.for_target(target.label)))
 
 
+def _cache_key(label: str, path: Path | None, options: CheckOptions) -> str:
+    from mulint import cache
+
+    files = cache.source_files(path)
+    if options.optimizer:
+        files += cache.source_files(Path(options.optimizer.rsplit(":", 1)[0]))
+    return cache.key_for(label, files, {
+        "widths": options.widths, "width_arg": options.width_arg, "optimizer": options.optimizer,
+        "coord": options.coord, "select": options.select, "ignore": options.ignore, "cwd": os.getcwd()})
+
+
+def _all_cached(spec, names: list[str], options: CheckOptions, result: CheckResult) -> bool:
+    from mulint import cache
+
+    if not options.cache:
+        return False
+    hits = [cache.load(_cache_key(f"{spec.path}:{name}", spec.path, options)) for name in names]
+    if any(hit is None for hit in hits):
+        return False
+    for findings, entry in hits:
+        result.findings.extend(findings)
+        result.targets.append({**entry, "cached": True})
+    return True
+
+
 def check_model(target, options: CheckOptions, result: CheckResult) -> list[Finding]:
+    """Analyse one model and run the model rules, or reuse the cached result for unchanged code."""
+    from mulint import cache
+
+    key = None
+    if options.cache:
+        key = _cache_key(target.label, target.path, options)
+        hit = cache.load(key)
+        if hit is not None:
+            findings, entry = hit
+            result.targets.append({**entry, "cached": True})
+            return findings
+    findings = _analyse_and_check(target, options, result)
+    if key is not None:
+        cache.store(key, findings, result.targets[-1])
+    return findings
+
+
+def _analyse_and_check(target, options: CheckOptions, result: CheckResult) -> list[Finding]:
     from mulint.analysis.model import analyse_model
     from mulint.rules import MODEL_RULES
     from mulint.suppress import selected

@@ -96,13 +96,15 @@ def _codes(value: str | None) -> list[str] | None:
 @click.option("--statistics", is_flag=True, help="Count findings per rule instead of listing them.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (report-only adoption).")
 @click.option("--no-exec", is_flag=True, help="Never import user code: static rules only.")
+@click.option("--no-cache", is_flag=True, help="Analyse every model again instead of reusing results for "
+                                               "unchanged code (cache: $MULINT_CACHE_DIR or ~/.cache/mulint).")
 @click.option("--coord", "run_coord", is_flag=True,
               help="Also run the dynamic coordinate check on each model (MU9xx; seconds per model).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True),
               help="pyproject.toml to read [tool.mulint] from (default: found upwards from the first path).")
 @verbose_option
-def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, exit_zero, no_exec, run_coord,
-          config_path, verbose):
+def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, exit_zero, no_exec, no_cache,
+          run_coord, config_path, verbose):
     """Lint PATHS (files, directories, or PATH:NAME model targets) for µP violations.
 
     Exit codes: 0 clean, 1 findings, 2 usage/config errors or a target that cannot be analysed.
@@ -132,6 +134,7 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
             exclude=config.exclude if config else [],
             no_exec=no_exec,
             coord=run_coord,
+            cache=not no_cache,
             optimizer=optimizer or (config.optimizer if config else None),
             root=config.root if config else Path.cwd(),
         )

@@ -10,6 +10,12 @@ EXAMPLES = ROOT / "examples"
 MODELS = Path(__file__).resolve().parent / "models"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Keep the result cache of the test run apart from the user's."""
+    os.environ["MULINT_CACHE_DIR"] = str(tmp_path_factory.mktemp("mulint-cache"))
+
+
 @pytest.fixture
 def mulint(capsys):
     """Run the CLI in-process: returns (exit code, stdout, stderr)."""

@@ -125,6 +125,7 @@ class AttentionSite:
     head_dim_exponent: float  # head_dim ∝ width^exponent (0 when heads grow instead)
     scale: float  # logit scale at the reference width, including factors on q and k
     scale_exponent: float
+    count: int = 1  # attention layers this site stands for (repeated blocks are traced once)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from mulint.errors import MulintError
 from mulint.exponents import fit_exponent  # noqa: F401  (re-exported for the analysis)
 from mulint.load.width import WidthKnob
 
-MAX_ELEMENTS = 40_000_000  # per numeric model: ~160 MB of float32
+MAX_ELEMENTS = 64_000_000  # per numeric model: ~256 MB of float32
 MIN_WIDTH, MAX_WIDTH = 32, 512
 
 
@@ -43,22 +43,34 @@ def _numel_on_meta(knob: WidthKnob, width: int, target: str) -> int | None:
 
 
 def numeric_widths(knob: WidthKnob, target: str, requested: list[int] | None = None, count: int = 3) -> list[int]:
-    """The user's widths when they fit in memory, else three small doubling widths that do."""
+    """The user's widths when they fit in memory, else up to three small doubling widths that do."""
     if requested and len(requested) >= 2 and all(
             (n := _numel_on_meta(knob, w, target)) is not None and n <= MAX_ELEMENTS for w in requested):
         return requested
-    base = knob.base
-    scaled = (base * 2.0 ** k for k in range(-12, 4))
+    scaled = (knob.base * 2.0 ** k for k in range(-12, 4))
     candidates = sorted({int(w) for w in scaled if w >= 8 and w.is_integer()})
-    fitting = [w for w in candidates if (n := _numel_on_meta(knob, w, target)) is not None and n <= MAX_ELEMENTS]
-    preferred = [w for w in fitting if MIN_WIDTH <= w <= MAX_WIDTH]
-    pool = preferred if len(preferred) >= count else fitting
-    if len(pool) < 2:
+    preferred = [w for w in candidates if MIN_WIDTH <= w <= MAX_WIDTH]
+    fitting = _fitting(knob, target, preferred)
+    if len(fitting) < 2:  # e.g. 64 heads need width >= 64, or a huge vocab: look outside the range
+        fitting = sorted(set(fitting) | set(_fitting(knob, target, [w for w in candidates if w not in preferred])))
+    if len(fitting) < 2:
         raise MulintError("cannot build the model at two small widths on the CPU to measure its init",
                           target=target, step="build",
                           hint="give small widths it accepts with --widths (e.g. 64,128,256)")
-    chosen = pool[-count:] if pool is preferred else pool[:count]
-    return chosen
+    return fitting[-count:] if set(fitting) <= set(preferred) else fitting[:count]
+
+
+def _fitting(knob: WidthKnob, target: str, widths: list[int]) -> list[int]:
+    """The widths, ascending, that build and fit; the size grows with width, so stop at the first too big."""
+    out = []
+    for width in widths:
+        numel = _numel_on_meta(knob, width, target)
+        if numel is None:
+            continue
+        if numel > MAX_ELEMENTS:
+            break
+        out.append(width)
+    return out
 
 
 def measure_init(knob: WidthKnob, widths: list[int], target: str, seed: int = 0,

@@ -12,6 +12,7 @@ from mulint.analysis.uses import param_uses, role_from_shape
 from mulint.build import build_at
 from mulint.build import inputs as example
 from mulint.build.provenance import Provenance
+from mulint.build.repeats import ShortenedLists, shortened
 from mulint.errors import MulintError
 from mulint.facts import ModelFacts, MupModule, ParamFacts, ParamUse
 from mulint.load.targets import ResolvedTarget
@@ -29,6 +30,7 @@ class Structure:
     traces: dict[int, Traced]
     inputs_index: int = 0
     provenance: Provenance | None = None  # construction sites of the reference model's modules
+    shortened: ShortenedLists = field(default_factory=ShortenedLists)  # repeated blocks traced as two
 
 
 def choose_widths(base: int, requested: list[int] | None) -> list[int]:
@@ -62,7 +64,7 @@ def _inputs_for(target: ResolvedTarget, model: nn.Module) -> list[example.Inputs
     return candidates
 
 
-def _trace_pair(target, models, ref, other) -> tuple[Traced, Traced, int]:
+def _export_pair(target, models, ref, other) -> tuple[Traced, Traced, int]:
     candidates = _inputs_for(target, models[ref])
     error = None
     for i, inputs in enumerate(candidates):
@@ -74,6 +76,17 @@ def _trace_pair(target, models, ref, other) -> tuple[Traced, Traced, int]:
         other_inputs = _inputs_for(target, models[other])[i]
         return ref_trace, export(models[other], other_inputs, target=target.label), i
     raise error
+
+
+def _trace_pair(target, models, ref, other) -> tuple[Traced, Traced, int, ShortenedLists]:
+    """Both widths traced with repeated blocks shortened, or in full when the forward needs them all."""
+    with shortened(models[ref]) as lists, shortened(models[other]):
+        if lists.lengths:
+            try:
+                return (*_export_pair(target, models, ref, other), lists)
+            except MulintError:
+                pass
+    return (*_export_pair(target, models, ref, other), ShortenedLists())
 
 
 def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None,
@@ -99,11 +112,13 @@ def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None
         facts.notes.append(f"not traced: {broken[0].cls} `{broken[0].name}` cannot run as built")
         facts.params = _param_facts(models, ref, other, None, None, provenance)
         return Structure(facts=facts, knob=knob, models=models, traces={}, provenance=provenance)
-    ref_trace, other_trace, inputs_index = _trace_pair(target, models, ref, other)
-    facts.params = _param_facts(models, ref, other, ref_trace, other_trace, provenance)
+    ref_trace, other_trace, inputs_index, lists = _trace_pair(target, models, ref, other)
+    facts.params = _param_facts(models, ref, other, ref_trace, other_trace, provenance, lists)
     facts.attention = attention_sites(ref_trace, other_trace, (ref, other), ref_trace.input_dependent())
+    for site in facts.attention:
+        site.count = lists.count(ref_trace.nodes[site.node].module_path)
     return Structure(facts=facts, knob=knob, models=models, traces={ref: ref_trace, other: other_trace},
-                     inputs_index=inputs_index, provenance=provenance)
+                     inputs_index=inputs_index, provenance=provenance, shortened=lists)
 
 
 def mup_modules(model: nn.Module, provenance: Provenance) -> list[MupModule]:
@@ -127,7 +142,17 @@ def _owners(model: nn.Module) -> dict[str, tuple[nn.Module, str]]:
     return owners
 
 
-def _param_facts(models, ref, other, ref_trace, other_trace, provenance) -> list[ParamFacts]:
+def _uses(name: str, ref_trace, other_trace, dependent, infinite, widths, lists) -> list[ParamUse]:
+    """A parameter's uses, read from its traced counterpart when its block was not traced."""
+    uses = param_uses(lists.representative(name), ref_trace, other_trace, dependent, infinite, widths)
+    for use in uses:
+        use.module = lists.localize(use.module, name)
+    return uses
+
+
+def _param_facts(models, ref, other, ref_trace, other_trace, provenance,
+                 lists: ShortenedLists | None = None) -> list[ParamFacts]:
+    lists = lists or ShortenedLists()
     model = models[ref]
     groups: dict[int, list[str]] = {}
     for name, param in model.named_parameters(remove_duplicate=False):
@@ -143,8 +168,8 @@ def _param_facts(models, ref, other, ref_trace, other_trace, provenance) -> list
         shape = shapes[ref]
         infinite = tuple(d for d in range(len(shape)) if len({s[d] for s in shapes.values() if len(s) == len(shape)}) > 1)
         # A tied tensor may appear as several placeholders, only one of them used.
-        uses = [u for n in names for u in param_uses(n, ref_trace, other_trace, dependent, bool(infinite),
-                                                     (ref, other))] if ref_trace is not None else []
+        uses = [u for n in names for u in _uses(n, ref_trace, other_trace, dependent, bool(infinite),
+                                                (ref, other), lists)] if ref_trace is not None else []
         role_source = "use"
         if not uses:
             role_source = "shape"

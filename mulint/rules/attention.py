@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mulint.rules.base import TOLERANCE, Rule, fmt_exp
+from mulint.rules.fixes import attention_fix
 
 
 class SqrtAttentionScale(Rule):
@@ -21,7 +22,10 @@ class SqrtAttentionScale(Rule):
             site = sites[0]
             how = {"sdpa-default": "scaled_dot_product_attention's default scale 1/sqrt(head_dim)",
                    "sdpa": f"scale={site.scale:.4g}", "explicit": f"a scale of {site.scale:.4g}"}[site.form]
-            count = f" ({len(sites)} attention layers)" if len(sites) > 1 else ""
+            layers = sum(s.count for s in sites)
+            count = f" ({layers} attention layers)" if layers > 1 else ""
+            # T5 and relatives leave the logits unscaled: further from µP than SP's 1/sqrt(head_dim).
+            unscaled = ", not scaled by head_dim at all" if abs(site.scale_exponent) <= TOLERANCE else ""
             yield self.finding(facts, site.loc, (
-                f"attention logits use {how} (∝ width^{fmt_exp(site.scale_exponent)}) while head_dim grows "
+                f"attention logits use {how} (∝ width^{fmt_exp(site.scale_exponent)}{unscaled}) while head_dim grows "
                 f"({site.head_dim} at width {min(facts.widths)}){count}; µP needs 1/head_dim"))

@@ -18,6 +18,8 @@ class Rule:
     severity: ClassVar[str] = "error"
     summary: ClassVar[str]
     needs: ClassVar[str] = "model"  # "model" (traced facts) or "source" (static, libcst)
+    # Static rules: text that any violation must contain; a file without it is not parsed for the rule.
+    needles: ClassVar[tuple[str, ...]] = ()
 
     def check(self, facts: ModelFacts) -> Iterator[Finding]:
         raise NotImplementedError

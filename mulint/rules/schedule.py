@@ -6,7 +6,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import PositionProvider
 
-from mulint.findings import Finding
+from mulint.findings import Finding, Fix
 from mulint.rules.base import Rule
 
 
@@ -98,6 +98,8 @@ class OneLrForAllGroups(Rule):
     summary = "code assigns one absolute lr to every param group, erasing µP's per-group learning rates"
     needs = "source"
 
+    needles = ("param_groups",)
+
     def check_source(self, wrapper, path: str) -> list[Finding]:
         visitor = _Visitor()
         wrapper.visit(visitor)
@@ -109,5 +111,7 @@ class OneLrForAllGroups(Rule):
                 code=self.code, name=self.name, severity=self.severity, path=path, line=start.line,
                 column=start.column + 1, message=(
                     "sets every param group's lr to the same absolute value, erasing µP's per-group learning "
-                    "rates; scale each group's own base lr instead (g['lr'] = g['initial_lr'] * lr / base_lr)")))
+                    "rates; scale each group's own base lr instead (g['lr'] = g['initial_lr'] * lr / base_lr)"),
+                fix=Fix("unsafe", "scale each group's own initial lr by the schedule's lr / base lr",
+                        [{"kind": "schedule-lr", "path": path, "line": start.line}])))
         return findings

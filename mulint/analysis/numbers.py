@@ -21,6 +21,9 @@ from mulint.exponents import fit_exponent  # noqa: F401  (re-exported for the an
 from mulint.load.width import WidthKnob
 
 MAX_ELEMENTS = 64_000_000  # per numeric model: ~256 MB of float32
+# Drawing the init is the cost of the numbers: prefer widths whose models stay under this size, and
+# go up to MAX_ELEMENTS only when fewer than two widths do (a 128k vocab at 64 heads, say).
+PREFERRED_ELEMENTS = 16_000_000
 MIN_WIDTH, MAX_WIDTH = 32, 512
 
 
@@ -49,27 +52,33 @@ def numeric_widths(knob: WidthKnob, target: str, requested: list[int] | None = N
         return requested
     scaled = (knob.base * 2.0 ** k for k in range(-12, 4))
     candidates = sorted({int(w) for w in scaled if w >= 8 and w.is_integer()})
-    preferred = [w for w in candidates if MIN_WIDTH <= w <= MAX_WIDTH]
-    fitting = _fitting(knob, target, preferred)
-    if len(fitting) < 2:  # e.g. 64 heads need width >= 64, or a huge vocab: look outside the range
-        fitting = sorted(set(fitting) | set(_fitting(knob, target, [w for w in candidates if w not in preferred])))
+    in_range = [w for w in candidates if MIN_WIDTH <= w <= MAX_WIDTH]
+    sizes = _sizes(knob, target, in_range)
+    preferred = [w for w, n in sizes.items() if n <= PREFERRED_ELEMENTS]
+    if len(preferred) >= 2:
+        return preferred[-count:]
+    if len(sizes) >= 2:
+        return list(sizes)[:count]
+    # e.g. 64 heads need width >= 64 and a huge vocab fills memory: look outside the range
+    fitting = sorted(set(sizes) | set(_sizes(knob, target, [w for w in candidates if w not in in_range])))
     if len(fitting) < 2:
         raise MulintError("cannot build the model at two small widths on the CPU to measure its init",
                           target=target, step="build",
                           hint="give small widths it accepts with --widths (e.g. 64,128,256)")
-    return fitting[-count:] if set(fitting) <= set(preferred) else fitting[:count]
+    return fitting[:count]
 
 
-def _fitting(knob: WidthKnob, target: str, widths: list[int]) -> list[int]:
-    """The widths, ascending, that build and fit; the size grows with width, so stop at the first too big."""
-    out = []
+def _sizes(knob: WidthKnob, target: str, widths: list[int]) -> dict[int, int]:
+    """Element counts, ascending by width, of the widths that build and fit; the size grows with
+    width, so the search stops at the first one too big."""
+    out = {}
     for width in widths:
         numel = _numel_on_meta(knob, width, target)
         if numel is None:
             continue
         if numel > MAX_ELEMENTS:
             break
-        out.append(width)
+        out[width] = numel
     return out
 
 

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
-
-import libcst as cst
-from libcst.metadata import MetadataWrapper
 
 from mulint.errors import MulintError
 from mulint.findings import Finding
@@ -19,8 +15,10 @@ def check_source(path: Path, rules) -> list[Finding]:
     text = source.decode("utf-8", errors="replace")
     rules = [r for r in rules if not r.needles or any(n in text for n in r.needles)]
     if not rules:
-        _check_syntax(source, path)
-        return []
+        return []  # syntax errors were reported by the caller's ast parse (load.safety.summarize)
+    import libcst as cst  # its import alone costs most of a static check: only when a file is parsed
+    from libcst.metadata import MetadataWrapper
+
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as exc:
@@ -32,10 +30,3 @@ def check_source(path: Path, rules) -> list[Finding]:
         findings.extend(rule().check_source(wrapper, display_path(str(path))))
     return findings
 
-
-def _check_syntax(source: bytes, path: Path) -> None:
-    try:
-        ast.parse(source, filename=str(path))
-    except SyntaxError as exc:
-        raise MulintError(f"syntax error at {path}:{exc.lineno}:{exc.offset}: {exc.msg}", step="parse",
-                          hint="fix the syntax error; mulint reads the file before anything else") from exc

@@ -109,9 +109,10 @@ def test_only_lists_of_identical_blocks_are_shortened():
     model.same = _blocks([8] * 5)
     model.mixed = _blocks([8, 8, 8, 16, 8])
     model.short = _blocks([8] * 3)
+    model.first_differs = _blocks([16, 8, 8, 8, 8])  # T5: only block 0 holds the position bias
     with shortened(model) as lists:
-        assert (len(model.same), len(model.mixed), len(model.short)) == (2, 5, 3)
-        assert lists.lengths == {"same": 5}
+        assert (len(model.same), len(model.mixed), len(model.short), len(model.first_differs)) == (2, 5, 3, 2)
+        assert lists.lengths == {"same": 5, "first_differs": 5}
     assert len(model.same) == 5 and model.same[4] is not None  # restored afterwards
 
 

@@ -2,8 +2,8 @@
 
 Roles and width exponents do not depend on depth, and every block of a list of identical blocks
 is used the same way, so tracing the first two (the second stands for all later ones) tells as
-much as tracing eighty, at a fraction of the cost. Only lists whose blocks have exactly the same
-structure (module types, parameter and buffer names and shapes) are shortened; a model whose
+much as tracing eighty, at a fraction of the cost. Only lists whose blocks after the first have
+exactly the same structure (module types, parameter and buffer names and shapes) are shortened; a model whose
 forward needs every block (indexing ``layers[i]`` by a configured count) is traced in full.
 """
 
@@ -68,8 +68,9 @@ def _repeated(module: nn.Module) -> bool:
     blocks = list(module._modules.values())
     if any(b is None for b in blocks) or list(module._modules) != [str(i) for i in range(len(blocks))]:
         return False
-    first = _signature(blocks[0])
-    return all(_signature(b) == first for b in blocks[1:])
+    # Block 0 may differ (T5's first block alone holds the relative position bias): it is kept anyway.
+    second = _signature(blocks[1])
+    return all(_signature(b) == second for b in blocks[2:])
 
 
 @contextlib.contextmanager

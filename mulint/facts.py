@@ -119,7 +119,7 @@ class CoordLayer:
 @dataclass
 class AttentionSite:
     node: str
-    form: str  # "sdpa-default", "sdpa" (explicit scale=) or "explicit" (softmax(q @ kᵀ * s))
+    form: str  # "sdpa-default", "sdpa" (explicit scale=), "explicit" (softmax(q @ kᵀ * s)) or "tensor" (unreadable)
     loc: SourceLoc | None
     head_dim: int  # at the reference width
     head_dim_exponent: float  # head_dim ∝ width^exponent (0 when heads grow instead)
@@ -141,6 +141,7 @@ class ModelFacts:
     numeric_widths: list[int] = field(default_factory=list)
     mup_modules: list[MupModule] = field(default_factory=list)
     traced: bool = True  # False when the model could not run as built (see notes)
+    repeated_blocks: dict[str, int] = field(default_factory=dict)  # list path -> blocks; traced as two
     optimizer: OptimizerFacts | None = None
     coord: list[CoordLayer] = field(default_factory=list)  # filled only by `check --coord`
     coord_widths: list[int] = field(default_factory=list)
@@ -172,5 +173,6 @@ class ModelFacts:
             "parameters": params,
             "attention": [asdict(a) for a in self.attention],
             "mup_modules": [asdict(m) for m in self.mup_modules],
+            "repeated_blocks": self.repeated_blocks,
             "notes": self.notes,
         }

@@ -88,6 +88,7 @@ def test_shortened_trace_gives_the_full_trace_facts(tmp_path, inspect_json, muli
     _full_depth(monkeypatch)
     full_report, full_findings = inspect_json(target), _check(mulint, target)
     assert _without_nodes(short_report["parameters"]) == _without_nodes(full_report["parameters"])
+    assert short_report["repeated_blocks"] == {"blocks": 6} and full_report["repeated_blocks"] == {}
     assert short_findings == full_findings
     assert any(f["code"] == "MU201" and "(6 attention layers)" in f["message"] for f in full_findings)
 
@@ -134,3 +135,34 @@ def test_counts_and_module_paths_map_back_to_the_full_model():
     assert lists.count("lm_head") == 1
     assert lists.localize("model.layers.1.mlp", "model.layers.42.mlp.up_proj.weight") == "model.layers.42.mlp"
     assert lists.localize("lm_head", "model.layers.42.mlp.up_proj.weight") == "lm_head"
+
+
+DEEP_HF = textwrap.dedent('''
+    import sys
+    sys.path.insert(0, {models!r})
+    import hf_zoo
+
+    LAYER_FIELDS = ("num_hidden_layers", "num_layers", "num_decoder_layers", "encoder_layers", "decoder_layers")
+
+
+    def deep():
+        model = hf_zoo.{arch}()
+        config = model.config
+        for field in LAYER_FIELDS:
+            if isinstance(getattr(config, field, None), int):
+                setattr(config, field, 5)
+        return type(model)(config)
+''')
+
+
+@pytest.mark.parametrize("arch", ["t5", "llama"])
+def test_hf_models_at_depth_five_agree_with_their_full_trace(arch, tmp_path, inspect_json, monkeypatch):
+    from conftest import MODELS
+
+    path = tmp_path / f"deep_{arch}.py"
+    path.write_text(DEEP_HF.format(models=str(MODELS), arch=arch))
+    short = inspect_json(f"{path}:deep")
+    assert any(".4." in p["name"] for p in short["parameters"])  # the model really has five blocks
+    assert short["repeated_blocks"] and set(short["repeated_blocks"].values()) == {5}
+    _full_depth(monkeypatch)
+    assert _without_nodes(short["parameters"]) == _without_nodes(inspect_json(f"{path}:deep")["parameters"])

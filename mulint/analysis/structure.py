@@ -117,6 +117,7 @@ def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None
     facts.attention = attention_sites(ref_trace, other_trace, (ref, other), ref_trace.input_dependent())
     for site in facts.attention:
         site.count = lists.count(ref_trace.nodes[site.node].module_path)
+    facts.repeated_blocks = dict(lists.lengths)
     return Structure(facts=facts, knob=knob, models=models, traces={ref: ref_trace, other: other_trace},
                      inputs_index=inputs_index, provenance=provenance, shortened=lists)
 

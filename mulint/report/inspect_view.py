@@ -23,8 +23,11 @@ def as_text(facts: ModelFacts) -> str:
     header = [
         f"{facts.target}",
         f"  width: {facts.width_knob} = {facts.base_width}; built at {', '.join(map(str, facts.widths))} on the meta device",
-        "",
     ]
+    if facts.repeated_blocks:
+        lists = ", ".join(f"{path} ({n} blocks)" for path, n in facts.repeated_blocks.items())
+        header.append(f"  traced: the first two blocks of {lists}; later blocks are used as the second is")
+    header.append("")
     rows = [("parameter", "shape", "inf dims", "fan_in", "fan_out", "roles", "created at")]
     for p in facts.params:
         name = p.name + (f" (= {', '.join(p.aliases)})" if p.aliases else "")

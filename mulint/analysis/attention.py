@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import math
 
-from mulint.analysis.scales import ACT_CONTRACTIONS, LAYOUT, MASKING, SDPA, SOFTMAX, exponent, scalar_factor, walk_back
+from mulint.analysis.scales import (ACT_CONTRACTIONS, LAYOUT, MASKING, SCALING, SDPA, SOFTMAX, exponent,
+                                    scalar_factor, walk_back)
 from mulint.facts import AttentionSite, SourceLoc
 from mulint.trace import Node, Ref, Traced
+
+# Logit soft-capping (Gemma 2, Grok: c·tanh(x/c)) is the identity on the logits' scale until they
+# reach c: the scale that matters is the one applied before it.
+SOFTCAP = {"tanh"}
 
 
 def _logit_source(traced: Traced, softmax: Node, dependent: set[str]):
@@ -19,17 +24,23 @@ def _logit_source(traced: Traced, softmax: Node, dependent: set[str]):
             if node.op in ACT_CONTRACTIONS:
                 operands = [r.name for _, _, r in node.input_refs() if r.name in dependent]
                 if len(operands) >= 2:
-                    return node, factor, locs
+                    return node, factor * _alpha(node), locs
                 continue
             refs = [r.name for _, _, r in node.input_refs() if r.name in dependent]
             if len(refs) == 1 and (value := scalar_factor(node, refs[0])) is not None:
                 nxt.append((refs[0], factor * value, locs + ([node.loc] if node.loc else [])))
-            elif node.op in LAYOUT or node.op in MASKING:
+            elif node.op in LAYOUT or node.op in MASKING or node.op in SOFTCAP:
                 nxt.extend((r, factor, locs) for r in refs)
         frontier = nxt
         if not frontier:
             break
     return None
+
+
+def _alpha(node: Node) -> float:
+    """baddbmm's own factor on the product (BLOOM: alibi.baddbmm(q, k, alpha=1/sqrt(head_dim)))."""
+    alpha = node.kwargs.get("alpha", 1.0)
+    return float(alpha) if isinstance(alpha, (int, float)) else 1.0
 
 
 def _sdpa_scale(node: Node) -> float | None:
@@ -43,22 +54,34 @@ def _site(traced: Traced, node: Node, dependent: set[str]):
     """(form, explicit scale or None, pre-factor on q and k, head_dim, locs, q operand) of one site."""
     if node.op in SDPA:
         q, k = node.args[0], node.args[1]
-        fq, lq, _ = walk_back(traced, q.name, dependent)
-        fk, lk, _ = walk_back(traced, k.name, dependent)
+        fq, lq, sq = walk_back(traced, q.name, dependent)
+        fk, lk, sk = walk_back(traced, k.name, dependent)
         head_dim = traced.nodes[q.name].shape[-1]
         scale = _sdpa_scale(node)
         form = "sdpa" if scale is not None else "sdpa-default"
         scale = scale if scale is not None else 1 / math.sqrt(head_dim)
-        return form, scale * fq * fk, head_dim, lq + lk, node
+        return _tensor_form(form, traced, (sq, sk), dependent), scale * fq * fk, head_dim, lq + lk, node
     found = _logit_source(traced, node, dependent)
     if found is None:
         return None
     contraction, factor, locs = found
     operands = [r.name for _, _, r in contraction.input_refs() if r.name in dependent]
-    fq, lq, _ = walk_back(traced, operands[0], dependent)
-    fk, lk, _ = walk_back(traced, operands[1], dependent)
+    fq, lq, sq = walk_back(traced, operands[0], dependent)
+    fk, lk, sk = walk_back(traced, operands[1], dependent)
     head_dim = traced.nodes[operands[0]].shape[-1]
-    return "explicit", factor * fq * fk, head_dim, locs + lq + lk, contraction
+    form = _tensor_form("explicit", traced, (sq, sk), dependent)
+    return form, factor * fq * fk, head_dim, locs + lq + lk, contraction
+
+
+def _tensor_form(form: str, traced: Traced, stops: tuple[str, ...], dependent: set[str]) -> str:
+    """"tensor" when q or k is scaled by a tensor computed in forward (DeBERTa's
+    ``k / torch.sqrt(torch.tensor(d) * 3)``): its value does not exist on the meta device."""
+    for name in stops:
+        node = traced.nodes[name]
+        refs = [r.name for _, _, r in node.input_refs()]
+        if node.op in SCALING and len(refs) == 2 and sum(r in dependent for r in refs) == 1:
+            return "tensor"
+    return form
 
 
 def attention_sites(ref: Traced, other: Traced, widths: tuple[int, int], dependent: set[str]) -> list[AttentionSite]:

@@ -25,7 +25,8 @@ SDPA = {"scaled_dot_product_attention", "_scaled_dot_product_flash_attention_for
         "_scaled_dot_product_attention_math", "_scaled_dot_product_cudnn_attention"}
 ACT_CONTRACTIONS = {"matmul", "bmm", "mm", "einsum", "baddbmm"}
 WEIGHT_CONTRACTIONS = {"linear", "addmm", "mm", "bmm", "matmul", "einsum", "conv1d", "conv2d", "conv3d",
-                       "convolution", "baddbmm", "addmv", "mv", "tensordot", "dot"}
+                       "convolution", "baddbmm", "addmv", "mv", "tensordot", "dot",
+                       "grouped_mm", "_grouped_mm", "grouped_mm_fallback"}
 MASKING = {"add", "sub", "masked_fill", "where", "_safe_softmax"}
 
 

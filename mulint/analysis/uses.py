@@ -108,6 +108,8 @@ CONTRACTIONS: dict[str, Callable] = {
     "vdot": _mm,
     "inner": _mm,
     "mv": _mm,
+    # Mixture-of-experts: (tokens, in) x (experts, in, out), the expert axis finite.
+    "grouped_mm": _mm, "_grouped_mm": _mm, "grouped_mm_fallback": _mm,
     "baddbmm": _bmm_like(1, 2),
     "addbmm": _bmm_like(1, 2),
     "addmv": _bmm_like(1, 2),

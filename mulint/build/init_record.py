@@ -22,6 +22,9 @@ from mulint.facts import SourceLoc
 # In-place methods that set values (not arithmetic rescaling like mul_, which keeps the init's source).
 _WRITES = ("normal_", "uniform_", "zero_", "fill_", "copy_", "__setitem__", "bernoulli_", "exponential_",
            "geometric_", "log_normal_", "cauchy_", "random_", "fill_diagonal_", "masked_fill_", "index_fill_")
+# In-place rescaling counts as a write only when mup does it: set_base_shapes' rescale_params (of
+# MuReadout weights, biases, and the embedding a MuSharedReadout shares) is the line that set the init.
+_RESCALES = ("mul_", "div_", "__imul__", "__itruediv__")
 
 
 def _is_mup_file(filename: str) -> bool:
@@ -48,10 +51,10 @@ class InitRecorder:
                 self.params[param.untyped_storage().data_ptr()] = param
 
         self._hook = nn.modules.module.register_module_parameter_registration_hook(on_param)
-        for name in _WRITES:
+        for name in _WRITES + _RESCALES:
             original = getattr(torch.Tensor, name)
             self._saved[name] = original
-            setattr(torch.Tensor, name, self._wrap(original))
+            setattr(torch.Tensor, name, self._wrap(original, mup_only=name in _RESCALES))
         return self
 
     def __exit__(self, *exc):
@@ -61,17 +64,17 @@ class InitRecorder:
         self._saved.clear()
         return False
 
-    def _wrap(self, original):
+    def _wrap(self, original, mup_only: bool = False):
         recorder = self
 
         def write(tensor, *args, **kwargs):
             if tensor.device.type != "meta":
-                recorder._note(tensor)
+                recorder._note(tensor, mup_only)
             return original(tensor, *args, **kwargs)
 
         return write
 
-    def _note(self, tensor: torch.Tensor) -> None:
+    def _note(self, tensor: torch.Tensor, mup_only: bool = False) -> None:
         try:
             ptr = tensor.untyped_storage().data_ptr()
         except RuntimeError:
@@ -80,6 +83,8 @@ class InitRecorder:
         if param is None:
             return
         loc, via_mup = _user_frame()
+        if mup_only and not via_mup:
+            return
         self.writes.setdefault(ptr, []).append(
             Write(loc=loc, via_mup=via_mup, after_base_shapes=hasattr(param, "infshape")))
 

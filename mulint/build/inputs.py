@@ -54,17 +54,31 @@ def _max_sequence(model: nn.Module, seq: int = SEQ) -> int:
 
 def synthesise(model: nn.Module, device: str = "meta", batch: int = BATCH, seq: int = SEQ) -> list[Inputs]:
     """Input candidates, most likely first, made from the first layer that holds parameters."""
-    extra = _forward_flags(model)
+    extra = {**_forward_flags(model), **_decoder_inputs(model, device, batch, seq)}
     return [(args, {**kwargs, **extra}) for args, kwargs in _candidates(model, device, batch, seq)]
+
+
+def _forward_parameters(model: nn.Module) -> dict[str, inspect.Parameter]:
+    try:
+        return dict(inspect.signature(model.forward).parameters)
+    except (TypeError, ValueError):
+        return {}
 
 
 def _forward_flags(model: nn.Module) -> dict[str, Any]:
     """Keyword flags that keep HF-style models traceable: no KV cache objects in the output."""
-    try:
-        params = inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
+    return {"use_cache": False} if "use_cache" in _forward_parameters(model) else {}
+
+
+def _decoder_inputs(model: nn.Module, device: str, batch: int, seq: int) -> dict[str, Any]:
+    """Encoder-decoder models (T5, BART, Whisper) need target tokens too, whatever the encoder eats."""
+    if "decoder_input_ids" not in _forward_parameters(model):
         return {}
-    return {"use_cache": False} if "use_cache" in params else {}
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    if not isinstance(vocab, int):
+        tables = [m.num_embeddings for m in model.modules() if isinstance(m, nn.Embedding)]
+        vocab = max(tables, default=2)
+    return {"decoder_input_ids": _maker(device).ids((batch, _max_sequence(model, seq)), vocab)}
 
 
 def _candidates(model: nn.Module, device: str, batch: int, seq: int) -> list[Inputs]:
@@ -79,7 +93,9 @@ def _candidates(model: nn.Module, device: str, batch: int, seq: int) -> list[Inp
     if isinstance(first, nn.modules.conv._ConvNd):
         image = getattr(getattr(model, "config", None), "image_size", IMAGE)
         image = image if isinstance(image, int) else IMAGE
-        spatial = {1: (seq * 2,), 2: (image, image), 3: (seq, seq, seq)}[len(first.kernel_size)]
+        if len(first.kernel_size) == 1:
+            return [((make.floats((batch, first.in_channels, length)),), {}) for length in _signal_lengths(model, seq)]
+        spatial = {2: (image, image), 3: (seq, seq, seq)}[len(first.kernel_size)]
         return [((make.floats((batch, first.in_channels, *spatial)),), {})]
     if isinstance(first, nn.Linear):
         return [((make.floats((batch, first.in_features)),), {}),
@@ -90,6 +106,13 @@ def _candidates(model: nn.Module, device: str, batch: int, seq: int) -> list[Inp
         return [((make.floats((batch, a)),), {}), ((make.floats((batch, b)),), {}),
                 ((make.floats((batch, seq, a)),), {}), ((make.floats((batch, seq, b)),), {})]
     return []
+
+
+def _signal_lengths(model: nn.Module, seq: int) -> list[int]:
+    """Lengths for a 1-d signal (audio features): free first, then the fixed lengths an encoder that
+    adds a position table after strided convolutions demands (Whisper: 2 x its source positions)."""
+    tables = sorted({m.num_embeddings for m in model.modules() if isinstance(m, nn.Embedding)})
+    return [seq * 2, *(k * n for n in tables for k in (2, 1))]
 
 
 class _maker:

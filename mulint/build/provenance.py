@@ -22,9 +22,21 @@ _MULINT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.s
 _STDLIB_DIR = os.path.dirname(os.__file__) + os.sep
 
 
+def _package_dir(name: str) -> str:
+    """A package's directory without importing it ("\0" when it is not installed: matches nothing)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    return os.path.dirname(spec.origin) + os.sep if spec and spec.origin else "\0"
+
+
+# mup's layers are library code too: a MuSharedReadout's logits are the user's `self.readout(x)` line.
+_MUP_DIR = _package_dir("mup")
+
+
 def is_library_file(filename: str) -> bool:
-    """torch's, mulint's and the standard library's own files: never the line a user edits."""
-    if filename.startswith((_TORCH_DIR, _MULINT_DIR, "<")):
+    """torch's, mup's, mulint's and the standard library's own files: never the line a user edits."""
+    if filename.startswith((_TORCH_DIR, _MULINT_DIR, _MUP_DIR, "<")):
         return True
     return filename.startswith(_STDLIB_DIR) and "-packages" + os.sep not in filename
 

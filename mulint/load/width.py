@@ -28,6 +28,7 @@ _FINITE_TOKENS = {
     "batch", "step", "steps", "seed", "iter", "iters", "frames", "samples", "rank", "theta", "id", "ids",
     "base", "ref", "reference", "proxy", "init", "std", "kv", "pad", "padding", "bos", "eos",
     "sep", "mask", "time", "freq", "dropout", "prob", "ratio", "scale", "alpha", "beta", "temperature",
+    "projection",  # CLIP/SigLIP's projection_dim: the joint embedding a contrastive readout produces
 }
 _WIDTH_TOKENS = {
     "hidden", "intermediate", "inner", "ffn", "ff", "mlp", "embd", "embed", "model", "dim", "width",
@@ -50,7 +51,9 @@ def scaled_fields(fields: dict[str, Any], width_key: str, base: int, new: int) -
     """The int fields that change when the width goes from ``base`` to ``new``, with their new values."""
     ratio = Fraction(new, base)
     heads = [v for k, v in fields.items() if k.lower() in _HEADS_NAMES and _is_int(v)]
-    changed: dict[str, int] = {width_key: new}
+    changed: dict[str, Any] = {width_key: new}
+    if _is_int_list(fields.get(width_key)):  # per-stage widths (ConvNeXt's hidden_sizes): scale every stage
+        changed[width_key] = [_scale(v, ratio) for v in fields[width_key]]
     for key, value in fields.items():
         if key == width_key or not _is_int(value) or value <= 0:
             continue
@@ -64,9 +67,30 @@ def scaled_fields(fields: dict[str, Any], width_key: str, base: int, new: int) -
         else:
             grows = value % base == 0 and 2 <= value // base <= 16
         if grows:
-            scaled = value * ratio
-            changed[key] = int(scaled) if scaled.denominator == 1 else max(1, round(float(scaled)))
+            changed[key] = _scale(value, ratio)
     return changed
+
+
+def _scale(value: int, ratio: Fraction) -> int:
+    scaled = value * ratio
+    return int(scaled) if scaled.denominator == 1 else max(1, round(float(scaled)))
+
+
+def _is_int_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and bool(value) and all(_is_int(v) and v > 0 for v in value)
+
+
+def _stage_widths_field(fields: dict[str, Any]) -> str | None:
+    """A list of per-stage widths (``hidden_sizes``, ``embed_dims``) when the config has no single width."""
+    for key, value in fields.items():
+        tokens = _tokens(key)
+        if _is_int_list(value) and tokens & _WIDTH_TOKENS and not tokens & _FINITE_TOKENS:
+            return key
+    return None
+
+
+def _base_of(value: Any) -> int:
+    return value[0] if _is_int_list(value) else value
 
 
 @dataclass
@@ -141,9 +165,9 @@ def _width_field(fields: dict[str, Any], config: Any, field: str | None) -> str 
     aliases = getattr(config, "attribute_map", {}) or {}
     for name in (field,) if field else WIDTH_NAMES:
         real = aliases.get(name, name)
-        if real in fields and _is_int(fields[real]):
+        if real in fields and (_is_int(fields[real]) or _is_int_list(fields[real])):
             return real
-    return None
+    return None if field else _stage_widths_field(fields)
 
 
 def _with_fields(config: Any, changes: dict[str, int]) -> Any:
@@ -198,10 +222,10 @@ def _config_knob(obj, params, target, field, base_override) -> WidthKnob | None:
 
 
 def _knob_over_config(config, fields, key, base_override, make, label) -> WidthKnob:
-    base = base_override if base_override is not None else fields[key]
+    base = base_override if base_override is not None else _base_of(fields[key])
     fields = dict(fields)
     if base_override is not None:
-        fields = {**fields, **scaled_fields(fields, key, fields[key], base)}
+        fields = {**fields, **scaled_fields(fields, key, _base_of(fields[key]), base)}
 
     def describe(width: int) -> dict[str, int]:
         return scaled_fields(fields, key, base, width)

@@ -14,6 +14,8 @@ class SqrtAttentionScale(Rule):
     def check(self, facts):
         by_line: dict[tuple, list] = {}
         for site in facts.attention:
+            if site.form == "tensor":
+                continue  # scaled by a tensor the meta trace cannot read: not judged
             grows = site.head_dim_exponent > TOLERANCE
             if grows and site.scale_exponent > -site.head_dim_exponent + TOLERANCE:
                 key = (site.loc.path, site.loc.line) if site.loc else ("", 0)
@@ -26,6 +28,8 @@ class SqrtAttentionScale(Rule):
             count = f" ({layers} attention layers)" if layers > 1 else ""
             # T5 and relatives leave the logits unscaled: further from µP than SP's 1/sqrt(head_dim).
             unscaled = ", not scaled by head_dim at all" if abs(site.scale_exponent) <= TOLERANCE else ""
-            yield self.finding(facts, site.loc, (
+            finding = self.finding(facts, site.loc, (
                 f"attention logits use {how} (∝ width^{fmt_exp(site.scale_exponent)}{unscaled}) while head_dim grows "
                 f"({site.head_dim} at width {min(facts.widths)}){count}; µP needs 1/head_dim"))
+            finding.fix = attention_fix(facts, site)
+            yield finding

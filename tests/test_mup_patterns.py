@@ -1,0 +1,219 @@
+"""The `mup` package's own patterns: every correct use checks clean, every documented misuse is flagged
+at the line to edit (MUP_REFERENCE §5; rules/MU401-403.md)."""
+
+import json
+
+import pytest
+
+from conftest import EXAMPLES
+
+MLP = '''
+import mup
+import torch
+import torch.nn as nn
+from mup import MuAdam, MuAdamW, MuReadout, MuSGD, set_base_shapes
+
+
+class Net(nn.Module):
+    def __init__(self, width=64):
+        super().__init__()
+        self.inp = nn.Linear(8, width)
+        self.hidden = nn.Linear(width, width)
+        self.out = MuReadout(width, 4, readout_zero_init=True)
+
+    def forward(self, x):
+        return self.out(self.hidden(self.inp(x).relu()).relu())
+
+
+def make_model(width: int = 64) -> Net:
+    model = Net(width)
+    set_base_shapes(model, Net(64), delta=Net(128))
+    mup.init.normal_(model.hidden.weight, std=0.02 * 8)
+    return model
+
+
+def make_optimizer(model):
+    return MuAdam(model.parameters(), lr=1e-3)
+'''
+
+TIED = '''
+import torch
+import torch.nn as nn
+from mup import MuAdam, MuSharedReadout, set_base_shapes
+
+
+class LM(nn.Module):
+    def __init__(self, width=64):
+        super().__init__()
+        self.emb = nn.Embedding(32, width)
+        self.hidden = nn.Linear(width, width)
+        self.readout = MuSharedReadout(self.emb.weight, bias=False)
+
+    def forward(self, idx):
+        return self.readout(self.hidden(self.emb(idx)).relu())
+
+
+def make_model(width: int = 64) -> LM:
+    model = LM(width)
+    set_base_shapes(model, LM(64), delta=LM(128))
+    # set_base_shapes rescaled the shared weight by sqrt(width_mult) as a readout (mup issue #55):
+    # give the embedding back its width-independent init.
+    nn.init.normal_(model.emb.weight, std=1.0)
+    return model
+
+
+def make_optimizer(model):
+    return MuAdam(model.parameters(), lr=1e-3)
+'''
+
+
+@pytest.fixture
+def check(mulint, tmp_path):
+    """Write a variant of a template to its own module (each is imported once) and check it."""
+    count = [0]
+
+    def run(source, *replacements, name="model"):
+        for old, new in replacements:
+            assert old in source, old
+            source = source.replace(old, new)
+        count[0] += 1
+        path = tmp_path / f"{name}_{count[0]}.py"
+        path.write_text(source)
+        code, out, err = mulint("check", str(path), "--format", "json", "--no-cache")
+        report = json.loads(out)
+        lines = source.splitlines()
+        found = sorted((f["code"], lines[f["line"] - 1].strip()) for f in report["findings"]
+                       if f["path"].endswith(path.name))
+        elsewhere = [f for f in report["findings"] if not f["path"].endswith(path.name)]
+        assert not elsewhere, f"findings must point at the user's file: {elsewhere}"
+        return code, found, report
+
+    return run
+
+
+# Correct use: clean ---------------------------------------------------------------------------
+
+CORRECT = {
+    "base and delta models, mup.init, MuAdam": (MLP,),
+    "MuAdamW with weight decay": (MLP, ("return MuAdam(model.parameters(), lr=1e-3)",
+                                        "return MuAdamW(model.parameters(), lr=1e-3, weight_decay=0.1)")),
+    "MuSGD": (MLP, ("return MuAdam(model.parameters(), lr=1e-3)",
+                    "return MuSGD(model.parameters(), lr=0.1, momentum=0.9)")),
+    "readout with output_mult, not zero-initialised": (MLP, ("MuReadout(width, 4, readout_zero_init=True)",
+                                                             "MuReadout(width, 4, output_mult=2.0)")),
+    "MuSharedReadout without bias, embedding re-initialised": (TIED,),
+}
+
+
+@pytest.mark.parametrize("case", CORRECT)
+def test_correct_mup_use_checks_clean(check, case):
+    source, *replacements = CORRECT[case]
+    code, found, report = check(source, *replacements)
+    assert found == [] and code == 0 and not report["errors"]
+    [model] = [t for t in report["targets"] if t["mode"] == "model"]
+    assert model["optimizer"] and model["parameters"] >= 3
+
+
+def test_base_shapes_from_a_bsh_file(check, tmp_path):
+    import mup
+
+    namespace = {}
+    exec(MLP, namespace)  # the model class, to write its base shapes the way users do
+    bsh = tmp_path / "net.bsh"
+    mup.make_base_shapes(namespace["Net"](64), namespace["Net"](128), savefile=str(bsh))
+    assert "hidden.weight" in bsh.read_text()
+    code, found, report = check(MLP, ("set_base_shapes(model, Net(64), delta=Net(128))",
+                                      f"set_base_shapes(model, {str(bsh)!r})"))
+    assert found == [] and code == 0 and not report["errors"]
+    # the same file with the optimizer left as plain Adam: still judged
+    code, found, _ = check(MLP, ("set_base_shapes(model, Net(64), delta=Net(128))",
+                                 f"set_base_shapes(model, {str(bsh)!r})"),
+                           ("return MuAdam(model.parameters(), lr=1e-3)",
+                            "return torch.optim.Adam(model.parameters(), lr=1e-3)"))
+    assert found == [("MU301", "return torch.optim.Adam(model.parameters(), lr=1e-3)")]
+
+
+def test_the_mup_package_gpt_example_is_clean(check):
+    code, found, _ = check((EXAMPLES / "gpt_mup_package.py").read_text())
+    assert found == [] and code == 0
+
+
+# Misuse: flagged where it is made ------------------------------------------------------------
+
+def test_missing_set_base_shapes(check):
+    code, found, report = check(MLP, ("    set_base_shapes(model, Net(64), delta=Net(128))\n", ""),
+                                ("    mup.init.normal_(model.hidden.weight, std=0.02 * 8)\n", ""))
+    assert found == [("MU401", "self.out = MuReadout(width, 4, readout_zero_init=True)")] and code == 1
+
+
+def test_torch_init_after_set_base_shapes(check):
+    code, found, _ = check(MLP, ("mup.init.normal_(model.hidden.weight, std=0.02 * 8)",
+                                 "nn.init.normal_(model.hidden.weight, std=0.02)"))
+    assert found == [("MU402", "nn.init.normal_(model.hidden.weight, std=0.02)")]
+
+
+def test_torch_init_before_set_base_shapes_is_rescaled_by_nothing_and_flagged_as_hidden_init(check):
+    # set_base_shapes does not rescale matrices: a constant std set before it stays SP.
+    code, found, _ = check(MLP, ("    model = Net(width)\n",
+                                 "    model = Net(width)\n    nn.init.normal_(model.hidden.weight, std=0.02)\n"),
+                           ("    mup.init.normal_(model.hidden.weight, std=0.02 * 8)\n", ""))
+    assert found == [("MU101", "nn.init.normal_(model.hidden.weight, std=0.02)")]
+
+
+def test_plain_adam_instead_of_muadam(check):
+    code, found, report = check(MLP, ("return MuAdam(model.parameters(), lr=1e-3)",
+                                      "return torch.optim.Adam(model.parameters(), lr=1e-3)"))
+    assert found == [("MU301", "return torch.optim.Adam(model.parameters(), lr=1e-3)")]
+    assert "hidden" in report["findings"][0]["message"]
+
+
+def test_nn_linear_readout_is_stopped_by_mups_own_assertion(mulint, tmp_path):
+    path = tmp_path / "linear_readout.py"
+    path.write_text(MLP.replace("MuReadout(width, 4, readout_zero_init=True)", "nn.Linear(width, 4)"))
+    code, out, err = mulint("check", str(path))
+    assert code == 2 and "[build]" in err and "MuReadout" in err
+
+
+def test_nn_linear_readout_without_mups_assertion(check):
+    code, found, _ = check(MLP, ("MuReadout(width, 4, readout_zero_init=True)", "nn.Linear(width, 4)"),
+                           ("delta=Net(128))", "delta=Net(128), do_assert=False)"))
+    assert found == [("MU102", "self.out = nn.Linear(width, 4)"),
+                     ("MU301", "return MuAdam(model.parameters(), lr=1e-3)")]
+
+
+def test_in_out_readout_parameter_that_mup_takes_for_an_input(check):
+    """mup reads fan_in from shape[1]: a (width, classes) readout used as h @ W looks input-like to it."""
+    code, found, report = check(
+        MLP, ("self.out = MuReadout(width, 4, readout_zero_init=True)",
+              "self.w_out = nn.Parameter(torch.randn(width, 4) / width ** 0.5)"),
+        ("return self.out(self.hidden(self.inp(x).relu()).relu())",
+         "return self.hidden(self.inp(x).relu()).relu() @ self.w_out"))
+    assert [c for c, _ in found] == ["MU102", "MU301"]
+    by_code = {f["code"]: f for f in report["findings"]}
+    assert by_code["MU102"]["parameter"] == "w_out"
+    assert "output parameters" in by_code["MU301"]["message"] and "w_out" in by_code["MU301"]["parameter"]
+
+
+def test_sqrt_attention_left_in_a_mup_model(check):
+    source = (EXAMPLES / "gpt_mup_package.py").read_text()
+    code, found, _ = check(source, ("scale=math.sqrt(BASE_N_EMBD // self.n_head) / head_dim)", "scale=None)"))
+    assert [c for c, _ in found] == ["MU201"]
+
+
+def test_mushared_readout_with_default_bias(check):
+    code, found, _ = check(TIED, ("MuSharedReadout(self.emb.weight, bias=False)",
+                                  "MuSharedReadout(self.emb.weight)"))
+    assert found == [("MU403", "self.readout = MuSharedReadout(self.emb.weight)")]
+
+
+def test_mushared_readout_rescaled_by_set_base_shapes_is_flagged_there(check):
+    """mup's rescale_params multiplies the shared embedding by sqrt(width_mult): as an input it then
+    grows with width, and as a readout it is SP-sized (mup issue #55)."""
+    code, found, report = check(TIED, ("    nn.init.normal_(model.emb.weight, std=1.0)\n", ""))
+    assert found == [("MU102", "return self.readout(self.hidden(self.emb(idx)).relu())"),
+                     ("MU103", "set_base_shapes(model, LM(64), delta=LM(128))")]
+    assert all(f["parameter"] == "emb.weight" for f in report["findings"])
+    # rescale_params=False keeps the embedding's own init: clean
+    code, found, _ = check(TIED, ("    nn.init.normal_(model.emb.weight, std=1.0)\n", ""),
+                           ("delta=LM(128))", "delta=LM(128), rescale_params=False)"))
+    assert found == []

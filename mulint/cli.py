@@ -94,6 +94,10 @@ def _codes(value: str | None) -> list[str] | None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]), default=None,
               help="Output format (default: text).")
 @click.option("--statistics", is_flag=True, help="Count findings per rule instead of listing them.")
+@click.option("--fix", "apply_fixes", is_flag=True, help="Apply the safe fixes to the source files.")
+@click.option("--unsafe-fixes", is_flag=True, help="Also apply (with --fix or --diff) or offer the unsafe fixes.")
+@click.option("--diff", "show_diff", is_flag=True,
+              help="Print the unified diff of what --fix would change and write nothing (exit 1 if it would).")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (report-only adoption).")
 @click.option("--no-exec", is_flag=True, help="Never import user code: static rules only.")
 @click.option("--no-cache", is_flag=True, help="Analyse every model again instead of reusing results for "
@@ -103,8 +107,8 @@ def _codes(value: str | None) -> list[str] | None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True),
               help="pyproject.toml to read [tool.mulint] from (default: found upwards from the first path).")
 @verbose_option
-def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, exit_zero, no_exec, no_cache,
-          run_coord, config_path, verbose):
+def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, apply_fixes, unsafe_fixes, show_diff,
+          exit_zero, no_exec, no_cache, run_coord, config_path, verbose):
     """Lint PATHS (files, directories, or PATH:NAME model targets) for µP violations.
 
     Exit codes: 0 clean, 1 findings, 2 usage/config errors or a target that cannot be analysed.
@@ -121,12 +125,16 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
         targets = list(paths) or (list(config.targets) if config and config.targets else [])
         if not targets:
             raise click.UsageError("give a file, a directory or a PATH:NAME target (or `targets` in [tool.mulint])")
+        fixing = apply_fixes or show_diff
+        if fixing and widths:
+            raise click.UsageError("--fix and --diff take the base width from the model's default; drop --widths")
         if config and not paths:
             targets = [str(config.root / t) if not Path(t).is_absolute() and (config.root / t.split(":")[0]).exists()
                        else t for t in targets]
         options = CheckOptions(
             paths=targets,
-            widths=widths or (config.widths if config else None),
+            # A fix's base width is the model's default, which the analysis sees only at default widths.
+            widths=widths or (config.widths if config and not fixing else None),
             width_arg=width_arg or (config.width_arg if config else None),
             select=_codes(select) if select else (config.select if config else None),
             ignore=_codes(ignore) if ignore else (config.ignore if config else None),
@@ -143,7 +151,15 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
         show = verbose or sys.stderr.isatty()
         progress = (lambda label: click.echo(f"checking {label} ...", err=True)) if show else (lambda label: None)
         result = run_check(options, progress=progress)
-        output = _render(result, fmt, statistics)
+        fixes = _fix(result, options, apply_fixes, show_diff, unsafe_fixes)
+        if show_diff:
+            diff = fixes.diff()
+            click.echo(diff, nl=False)
+            click.echo(f"Would fix {len(fixes.fixed)} {'problem' if len(fixes.fixed) == 1 else 'problems'}.", err=True)
+            for error in result.errors:
+                click.echo(f"error: {error['target']}: [{error['step']}] {error['message']}", err=True)
+            raise SystemExit(2 if result.errors else (1 if diff else 0))
+        output = _render(result, fmt, statistics, unsafe_fixes, len(fixes.fixed))
         if fmt == "text" and result.errors and not result.findings:
             output = f"No problems found; {len(result.errors)} target(s) could not be analysed (see errors)."
         if output:
@@ -236,7 +252,45 @@ def rule(code: str | None) -> None:
     click.echo(page.read_text(encoding="utf-8") if page.exists() else f"{found.code}: {found.name}\n\n{found.summary}")
 
 
-def _render(result, fmt: str, statistics: bool) -> str:
+def _checked_files(options) -> set:
+    """The files named or discovered: the only ones a fix may edit (not the installed packages a
+    model's code may come from)."""
+    from pathlib import Path
+
+    from mulint.check import expand
+    from mulint.load.targets import parse_target
+
+    files = set()
+    for text in expand(options.paths, options.exclude) + ([options.optimizer] if options.optimizer else []):
+        try:
+            spec = parse_target(text)
+        except MulintError:
+            continue
+        if spec.path is not None:
+            files.add(Path(spec.path))
+    return files
+
+
+def _fix(result, options, apply_fixes: bool, show_diff: bool, unsafe_fixes: bool):
+    """Plan the fixes; with --fix write them and keep only the findings that remain. A plain check plans
+    every fix too, so that `[*]` marks only fixes that can be made; --fix and --diff say why one was not."""
+    from mulint.fix import annotate, plan_fixes
+
+    fixing = apply_fixes or show_diff
+    fixes = plan_fixes(result.findings, unsafe=unsafe_fixes or not fixing, allowed=_checked_files(options))
+    annotate(result.findings, fixes.declined, notes=fixing)
+    if apply_fixes and not show_diff:
+        try:
+            fixes.write()
+        except OSError as exc:
+            raise MulintError(f"could not write the fixed file: {exc}", step="fix", hint="check the file's permissions")
+        result.findings = fixes.remaining
+    else:
+        fixes.fixed = [] if not show_diff else fixes.fixed
+    return fixes
+
+
+def _render(result, fmt: str, statistics: bool, unsafe_fixes: bool = False, fixed: int = 0) -> str:
     from mulint.report import github, json_report, sarif, text
 
     if fmt == "json":
@@ -247,7 +301,7 @@ def _render(result, fmt: str, statistics: bool) -> str:
         return sarif.render(result.findings, list(load_pages(pages_dir()).values()), __version__)
     if fmt == "github":
         return github.render(result.findings)
-    return text.render(result.findings, statistics=statistics)
+    return text.render(result.findings, statistics=statistics, unsafe_fixes=unsafe_fixes, fixed=fixed)
 
 
 class _errors:

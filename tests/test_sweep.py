@@ -140,9 +140,20 @@ def test_attention_scale_through_baddbmm_alpha_and_softcapping(inspect_json, arc
     assert all(s["head_dim_exponent"] == pytest.approx(1.0) for s in sites)
 
 
-def test_attention_scaled_by_a_tensor_made_in_forward_is_not_judged(inspect_json):
+def test_attention_scaled_by_a_tensor_made_in_forward_is_read(inspect_json):
+    # DeBERTa divides by torch.sqrt(torch.tensor(head_dim) * k), a scalar made in forward (k = 1 + the
+    # number of relative-position terms); on the meta device its value would not exist.
     sites = inspect_json(f"{ZOO}:deberta_v2")["attention"]
-    assert sites and {s["form"] for s in sites} == {"tensor"}
+    assert sites and all(s["form"] == "explicit" for s in sites)
+    assert all(any(s["scale"] == pytest.approx((k * s["head_dim"]) ** -0.5) for k in (1, 2, 3)) for s in sites)
+    assert all(s["scale_exponent"] == pytest.approx(-0.5, abs=0.05) for s in sites)
+
+
+def test_embedding_multiplier_held_in_a_buffer_is_read(inspect_json):
+    # Gemma multiplies the embedding's output by a 0-dim buffer holding sqrt(hidden_size).
+    embed = next(p for p in inspect_json(f"{ZOO}:gemma")["parameters"] if p["name"].endswith("embed_tokens.weight"))
+    [lookup] = [u for u in embed["uses"] if u["role"] == "input"]
+    assert lookup["multiplier"] == pytest.approx(64 ** 0.5, rel=0.01) and lookup["multiplier_exponent"] == pytest.approx(0.5)
 
 
 def test_unscaled_attention_says_so(mulint):

@@ -9,16 +9,29 @@ import torch
 import torch.nn as nn
 
 from mulint.build.provenance import Provenance, quiet
+from mulint.build.scalars import ScalarsOnCpu
 from mulint.errors import MulintError
 from mulint.load.width import WidthKnob
 
 
+def _build(knob: WidthKnob, width: int, device: str, provenance: Provenance | None, scalars_on_cpu: bool):
+    recording = provenance.recording() if provenance is not None else contextlib.nullcontext()
+    scalars = ScalarsOnCpu() if scalars_on_cpu else contextlib.nullcontext()
+    with recording, quiet(), torch.device(device), scalars:
+        return knob.build(width)
+
+
 def build_at(knob: WidthKnob, width: int, *, target: str, device: str = "meta",
              provenance: Provenance | None = None) -> nn.Module:
-    recording = provenance.recording() if provenance is not None else contextlib.nullcontext()
     try:
-        with recording, quiet(), torch.device(device):
-            model = knob.build(width)
+        try:
+            model = _build(knob, width, device, provenance, scalars_on_cpu=device == "meta")
+        except MulintError:
+            raise
+        except Exception:
+            if device != "meta":
+                raise
+            model = _build(knob, width, device, provenance, scalars_on_cpu=False)  # a CPU scalar was refused
     except MulintError:
         raise
     except Exception as exc:

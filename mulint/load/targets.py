@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -53,19 +54,39 @@ def _module_name_for(path: Path) -> tuple[Path, str]:
     return parent, ".".join(parts)
 
 
+# resolved path -> (digest of its source, the module imported from it) in this process: a file that
+# changed since (rewritten by `--fix`) is imported again instead of reusing the stale module.
+_LOADED: dict[str, tuple[str, ModuleType]] = {}
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def import_file(path: Path, target: str) -> ModuleType:
     if not path.exists():
         raise MulintError(f"no such file: {path}", target=target, step="target")
     root, dotted = _module_name_for(path)
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
+    key, digest = str(path.resolve()), _digest(path)
+    if key in _LOADED and _LOADED[key][0] == digest:
+        return _LOADED[key][1]
     existing = sys.modules.get(dotted)
-    if existing is not None and getattr(existing, "__file__", None) and Path(existing.__file__).resolve() == path.resolve():
+    if key not in _LOADED and existing is not None and getattr(existing, "__file__", None) and \
+            Path(existing.__file__).resolve() == path.resolve():
         return existing
+    module = _import_new(path, dotted, existing, target)
+    _LOADED[key] = (digest, module)
+    return module
+
+
+def _import_new(path: Path, dotted: str, existing: ModuleType | None, target: str) -> ModuleType:
     if existing is not None or "." not in dotted:
-        # Load under a private name when a different module already owns the plain name.
+        # Load under a private name when a different module (or an older version of this file, e.g.
+        # before `--fix` rewrote it) already owns the plain name.
         if existing is not None:
-            dotted = f"_mulint_target_{abs(hash(str(path.resolve())))}_{path.stem}"
+            dotted = f"_mulint_target_{abs(hash((str(path.resolve()), _digest(path))))}_{path.stem}"
         spec = importlib.util.spec_from_file_location(dotted, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[dotted] = module  # dataclasses look their module up while the file runs

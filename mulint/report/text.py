@@ -9,34 +9,43 @@ from mulint.findings import Finding
 from mulint.report import message_of
 
 
-def render(findings: list[Finding], *, statistics: bool = False, fix_available: bool = True) -> str:
-    """`fix_available=False` (fixes cannot be applied from this run) drops the `[*]` markers and fix hints."""
+def render(findings: list[Finding], *, statistics: bool = False, fix_available: bool = True,
+           unsafe_fixes: bool = False, fixed: int = 0) -> str:
+    """`fix_available=False` (fixes cannot be applied from this run) drops the `[*]` markers and fix hints;
+    `unsafe_fixes` counts unsafe fixes as applicable (ruff's `--unsafe-fixes`); `fixed` is how many
+    findings `--fix` removed, for the `(K fixed, R remaining)` summary."""
     if statistics:
-        return _statistics(findings, fix_available)
-    if not findings:
+        return _statistics(findings, fix_available, unsafe_fixes)
+    if not findings and not fixed:
         return "All checks passed!"
-    lines = [_line(f, fix_available) for f in sorted(findings, key=lambda f: f.sort_key)]
-    lines += ["", f"Found {len(findings)} {_plural(len(findings), 'problem')}."]
+    lines = [_line(f, fix_available, unsafe_fixes) for f in sorted(findings, key=lambda f: f.sort_key)]
+    total = len(findings) + fixed
+    counts = f" ({fixed} fixed, {len(findings)} remaining)" if fixed else ""
+    lines += ["", f"Found {total} {_plural(total, 'problem')}{counts}."]
     if fix_available:
-        summary = _fix_summary(findings)
+        summary = _fix_summary(findings, unsafe_fixes)
         if summary:
             lines.append(summary)
-    return "\n".join(lines)
+    return "\n".join(lines[1:] if not findings else lines)
 
 
-def _line(f: Finding, fix_available: bool) -> str:
-    mark = " [*]" if fix_available and f.fix is not None else ""
+def _applicable(f: Finding, unsafe_fixes: bool) -> bool:
+    return f.fix is not None and (unsafe_fixes or f.fix.applicability == "safe")
+
+
+def _line(f: Finding, fix_available: bool, unsafe_fixes: bool) -> str:
+    mark = " [*]" if fix_available and _applicable(f, unsafe_fixes) else ""
     return f"{f.path}:{f.line}:{f.column}: {f.code}{mark} {message_of(f)}"
 
 
 def _plural(n: int, word: str) -> str:
-    return word if n == 1 else word + "s"
+    return word if n == 1 else word + ("es" if word.endswith(("x", "s")) else "s")
 
 
-def _fix_summary(findings: list[Finding]) -> str:
+def _fix_summary(findings: list[Finding], unsafe_fixes: bool = False) -> str:
     """ruff's wording: `--fix` applies safe fixes only, so unsafe ones are counted apart as hidden."""
-    safe = sum(f.fix is not None and f.fix.applicability == "safe" for f in findings)
-    unsafe = sum(f.fix is not None and f.fix.applicability != "safe" for f in findings)
+    safe = sum(_applicable(f, unsafe_fixes) for f in findings)
+    unsafe = sum(f.fix is not None and not _applicable(f, unsafe_fixes) for f in findings)
     hidden = (f"{unsafe} hidden {_plural(unsafe, 'fix')} can be enabled with the `--unsafe-fixes` option"
               if unsafe else "")
     if safe:
@@ -44,14 +53,14 @@ def _fix_summary(findings: list[Finding]) -> str:
     return f"No fixes available ({hidden})." if hidden else ""
 
 
-def _statistics(findings: list[Finding], fix_available: bool) -> str:
+def _statistics(findings: list[Finding], fix_available: bool, unsafe_fixes: bool = False) -> str:
     if not findings:
         return "All checks passed!"
     rows: dict[str, list] = {}  # code -> [count, name, every finding of it fixable]
     for f in findings:
         row = rows.setdefault(f.code, [0, f.name, True])
         row[0] += 1
-        row[2] = row[2] and f.fix is not None
+        row[2] = row[2] and _applicable(f, unsafe_fixes)
     # Sorted by code first so that equal counts keep a stable, readable order.
     ordered = sorted(sorted(rows.items()), key=lambda item: -item[1][0])
     count_width = max(len(str(count)) for count, _, _ in rows.values())

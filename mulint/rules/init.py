@@ -6,6 +6,7 @@ from typing import Iterator
 
 from mulint.facts import ModelFacts, ParamFacts, ParamUse, SourceLoc
 from mulint.findings import Finding
+from mulint.rules import fixes
 from mulint.rules.base import TOLERANCE, Rule, fmt_exp
 
 # Target exponent of the effective init (a·W entries) per role, in powers of width (MUP_REFERENCE §2).
@@ -39,8 +40,8 @@ def _describe(p: ParamFacts, use: ParamUse, eff: float) -> str:
     return f"init ∝ width^{fmt_exp(eff)} ({where}{mult})"
 
 
-def _grouped(rule: Rule, facts: ModelFacts, hits, message, loc_of) -> Iterator[Finding]:
-    """One finding per source line, naming every parameter it concerns."""
+def _grouped(rule: Rule, facts: ModelFacts, hits, message, loc_of, fix_of=None) -> Iterator[Finding]:
+    """One finding per source line, naming every parameter it concerns; `fix_of(items, loc)` its fix."""
     groups: dict[tuple, list] = {}
     for p, use, eff in hits:
         loc = loc_of(p, use)
@@ -48,7 +49,9 @@ def _grouped(rule: Rule, facts: ModelFacts, hits, message, loc_of) -> Iterator[F
         groups.setdefault(key, []).append((p, use, eff, loc))
     for items in groups.values():
         p, use, eff, loc = max(items, key=lambda t: t[2])
-        yield rule.finding(facts, loc, message(p, use, eff), [i[0].name for i in items])
+        finding = rule.finding(facts, loc, message(p, use, eff), [i[0].name for i in items])
+        finding.fix = fix_of(items, loc) if fix_of else None
+        yield finding
 
 
 def _init_site(p: ParamFacts, use: ParamUse) -> SourceLoc | None:
@@ -63,7 +66,8 @@ class HiddenInitTooLarge(Rule):
     def check(self, facts):
         hits = [h for h in effective_uses(facts, "hidden") if h[2] > TARGETS["hidden"] + TOLERANCE]
         yield from _grouped(self, facts, hits, lambda p, u, e: (
-            f"hidden weight {_describe(p, u, e)}; µP needs std ∝ fan_in^-½ (width^-0.50)"), _init_site)
+            f"hidden weight {_describe(p, u, e)}; µP needs std ∝ fan_in^-½ (width^-0.50)"), _init_site,
+            lambda items, loc: fixes.init_fix(facts, [(p, u, e) for p, u, e, _ in items], loc))
 
 
 class ReadoutInitTooLarge(Rule):
@@ -82,7 +86,8 @@ class ReadoutInitTooLarge(Rule):
 
         # A tied readout is fixed where the logits are computed; an untied one where it is initialised.
         yield from _grouped(self, facts, hits, message,
-                            lambda p, u: (u.loc or _init_site(p, u)) if "input" in p.roles else _init_site(p, u))
+                            lambda p, u: (u.loc or _init_site(p, u)) if "input" in p.roles else _init_site(p, u),
+                            lambda items, loc: fixes.readout_fix(facts, items))
 
 
 class InputInitScaling(Rule):

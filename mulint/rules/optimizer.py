@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from mulint.exponents import fit_exponent
 from mulint.rules.base import TOLERANCE, Rule, fmt_exp
+from mulint.rules.fixes import optimizer_fix
 
 # Target exponent of the per-step change of a·W entries (MUP_REFERENCE §2).
 UPDATE_TARGETS = {
@@ -44,9 +45,11 @@ class _UpdateRule(Rule):
         for (role, eff, expected), items in groups.items():
             lr_exp = items[0][1]
             why = "too large: it blows up" if eff > expected else "too small: it stops learning"
-            yield self.finding(facts, opt.loc, (
+            finding = self.finding(facts, opt.loc, (
                 f"{opt.cls}: {role} parameters get updates ∝ width^{fmt_exp(eff)} (lr ∝ width^{fmt_exp(lr_exp)}), "
                 f"µP needs width^{fmt_exp(expected)} ({why} as width grows)"), [p.name for p, _ in items])
+            finding.fix = optimizer_fix(facts, self.family, UPDATE_TARGETS[self.family], role)
+            yield finding
 
 
 class AdamUpdateScaling(_UpdateRule):

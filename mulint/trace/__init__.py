@@ -4,6 +4,7 @@ and hold it as plain data plus a networkx graph for the graph questions."""
 from __future__ import annotations
 
 import contextlib
+import math
 import operator
 import re
 import traceback
@@ -17,6 +18,7 @@ import torch.nn as nn
 
 from mulint.build.inputs import Inputs
 from mulint.build.provenance import is_library_file, quiet, source_loc
+from mulint.build.scalars import ScalarsOnCpu
 from mulint.errors import MulintError
 from mulint.facts import SourceLoc
 
@@ -82,13 +84,16 @@ def _short_op(target: Any) -> str:
     return getattr(target, "__name__", str(target))
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, constants: dict[str, float] | None = None) -> Any:
+    """fx arguments as plain data: nodes become Refs, or their value when it is a known scalar."""
+    constants = constants or {}
     if isinstance(value, torch.fx.Node):
-        return Ref(value.name)
+        return constants[value.name] if value.name in constants else Ref(value.name)
     if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value) if isinstance(value, tuple) else [_plain(v) for v in value]
+        items = [_plain(v, constants) for v in value]
+        return tuple(items) if isinstance(value, tuple) else items
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: _plain(v, constants) for k, v in value.items()}
     if isinstance(value, (int, float, bool, str, type(None))):
         return value
     if isinstance(value, torch.SymInt):
@@ -126,9 +131,18 @@ def export(model: nn.Module, inputs: Inputs, *, target: str) -> Traced:
     try:
         # Tensors the forward creates without a device (torch.arange for positions, masks) must be
         # made on the model's device too, or meta and CPU tensors meet.
-        device = next((p.device for p in model.parameters()), torch.device("cpu"))
-        with quiet(), _frozen_width_mults(model), torch.device(device):
-            program = torch.export.export(model, args, kwargs=kwargs, strict=False)
+        devices = {p.device.type for p in model.parameters()}
+        device = torch.device("meta" if "meta" in devices else next(iter(devices), "cpu"))  # CPU scalars aside
+        program = None
+        if device.type == "meta":
+            try:  # scalars made in forward keep their values: the multipliers they hold are read
+                with quiet(), _frozen_width_mults(model), torch.device(device), ScalarsOnCpu():
+                    program = torch.export.export(model, args, kwargs=kwargs, strict=False)
+            except Exception:
+                program = None  # an op that refuses a CPU scalar beside meta tensors: trace plainly
+        if program is None:
+            with quiet(), _frozen_width_mults(model), torch.device(device):
+                program = torch.export.export(model, args, kwargs=kwargs, strict=False)
     except Exception as exc:
         raise _trace_error(exc, target) from exc
     return from_exported(program)
@@ -163,10 +177,53 @@ def _trace_error(exc: Exception, target: str) -> MulintError:
              "pass a config with use_cache=False")
 
 
+# Ops that keep a scalar constant a constant (``torch.sqrt(torch.tensor(d) * 3)``): op -> (arity, value).
+_SAME = (1, lambda x: x)
+_CONSTANT_OPS = {
+    "lift_fresh_copy": _SAME, "detach": _SAME, "detach_": _SAME, "clone": _SAME, "_to_copy": _SAME, "to": _SAME,
+    "alias": _SAME, "sqrt": (1, math.sqrt), "rsqrt": (1, lambda x: 1 / math.sqrt(x)),
+    "reciprocal": (1, lambda x: 1 / x), "neg": (1, lambda x: -x), "mul": (2, lambda x, y: x * y),
+    "div": (2, lambda x, y: x / y), "pow": (2, lambda x, y: x ** y), "add": (2, lambda x, y: x + y),
+    "sub": (2, lambda x, y: x - y),
+}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _constant_scalars(program: torch.export.ExportedProgram) -> dict[str, float]:
+    """Graph nodes whose value is a known scalar: 0-dim constants and buffers (Gemma's ``embed_scale``)
+    that live on the CPU, and ops over them."""
+    kinds = torch.export.graph_signature.InputKind
+    lifted = {spec.arg.name: spec.target for spec in program.graph_signature.input_specs
+              if spec.kind in (kinds.CONSTANT_TENSOR, kinds.BUFFER)}
+    stored = {**program.state_dict, **program.constants}
+    values: dict[str, float] = {}
+    for fx_node in program.graph.nodes:
+        if fx_node.name in lifted:
+            tensor = stored.get(lifted[fx_node.name])
+            if isinstance(tensor, torch.Tensor) and tensor.numel() == 1 and tensor.device.type != "meta":
+                values[fx_node.name] = float(tensor.reshape(()).item())
+            continue
+        op = _CONSTANT_OPS.get(_short_op(fx_node.target)) if fx_node.op == "call_function" else None
+        if op is None or len(fx_node.args) < op[0]:
+            continue
+        args = fx_node.args[:op[0]]
+        operands = [values.get(a.name) if isinstance(a, torch.fx.Node) else a for a in args]
+        if any(isinstance(a, torch.fx.Node) for a in args) and all(_number(a) for a in operands):
+            try:
+                values[fx_node.name] = float(op[1](*operands))
+            except (ArithmeticError, TypeError, ValueError):
+                pass
+    return values
+
+
 def from_exported(program: torch.export.ExportedProgram) -> Traced:
     signature = program.graph_signature
     param_of = dict(signature.inputs_to_parameters)
     user_inputs = set(signature.user_inputs)
+    constants = _constant_scalars(program)
     nodes: dict[str, Node] = {}
     graph = nx.DiGraph()
     for fx_node in program.graph.nodes:
@@ -179,8 +236,8 @@ def from_exported(program: torch.export.ExportedProgram) -> Traced:
         node = Node(
             name=fx_node.name,
             op=fx_node.op if fx_node.op in ("placeholder", "output", "get_attr") else _short_op(fx_node.target),
-            args=_plain(tuple(fx_node.args)),
-            kwargs=_plain(dict(fx_node.kwargs)),
+            args=_plain(tuple(fx_node.args), constants),
+            kwargs=_plain(dict(fx_node.kwargs), constants),
             shape=_shape(fx_node.meta.get("val")),
             loc=user_frame(fx_node.meta.get("stack_trace")),
             module_path=module_path,

@@ -199,6 +199,8 @@ DIFFERENCES = {
     "clip_text": {"-MU101": "CLIP initialises q/k/v/out and fc1/fc2 with std ∝ width^-½ (× a depth factor)"},
     "clip_vision": {"-MU101": "CLIP initialises q/k/v/out and fc1/fc2 with std ∝ width^-½ (× a depth factor)"},
     "convnext": {"-MU201": "a conv net: no attention"},
-    "deberta_v2": {"-MU201": "its logits are divided by a tensor made in forward, sqrt(torch.tensor(head_dim) · 3), "
-                             "whose value does not exist on the meta device: the site is not judged (it is SP)"},
+    "gemma": {"+MU103": "the embedding's output is multiplied by sqrt(hidden_size) (a CPU-valued buffer): the "
+                        "input layer's effective init grows with width"},
+    "gemma2": {"+MU103": "the embedding's output is multiplied by sqrt(hidden_size) (a CPU-valued buffer): the "
+                         "input layer's effective init grows with width"},
 }

@@ -1,0 +1,76 @@
+"""`mulint check --fix / --unsafe-fixes / --diff`: turn findings' fixes into edited source.
+
+Rules describe a fix as data in the finding (`Fix.edits`: what to change, where, with which base
+width), so cached results keep it. Here each edit kind has a small libcst fixer; the applier
+parses every file once, lets the fixers ask for changes keyed by the nodes at the findings' lines,
+renders the file, checks that it parses, and only then writes it (atomically) or shows the diff.
+A fixer that cannot make its change safely declines: the code stays and the finding keeps a note.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mulint.findings import Finding
+
+if TYPE_CHECKING:
+    from mulint.fix.context import FileContext
+
+
+@dataclass
+class FixResult:
+    fixed: list[Finding] = field(default_factory=list)
+    remaining: list[Finding] = field(default_factory=list)
+    files: dict[str, FileContext] = field(default_factory=dict)  # path -> file with its changes
+    declined: dict[int, str] = field(default_factory=dict)  # id(finding) -> why its fix was not made
+
+    def diff(self) -> str:
+        from mulint.fix.source import unified_diff
+
+        return "".join(unified_diff(path, ctx.module, ctx.render()) for path, ctx in sorted(self.files.items())
+                       if ctx.changed)
+
+    def write(self) -> list[str]:
+        """Write every changed file; the paths written."""
+        from mulint.fix.source import write_atomically
+
+        written = []
+        for path, ctx in sorted(self.files.items()):
+            fixed = ctx.render()
+            if ctx.changed and fixed.bytes != ctx.original.bytes:
+                write_atomically(ctx.path, fixed.bytes)
+                written.append(path)
+        return written
+
+
+def enabled(finding: Finding, unsafe: bool) -> bool:
+    return finding.fix is not None and bool(finding.fix.edits) and (unsafe or finding.fix.applicability == "safe")
+
+
+def plan_fixes(findings: list[Finding], *, unsafe: bool, allowed: set[Path] | None = None) -> FixResult:
+    """Run the fixers of every enabled finding; nothing is written here. `allowed`: the only files a
+    fix may edit (the checked ones): never an installed package a model's code comes from."""
+    # Without a fix to make in a checked file, libcst (a second of import) is not even loaded.
+    allowed_paths = {p.resolve() for p in allowed} if allowed is not None else None
+    outside = {id(f): e["path"] for f in findings if enabled(f, unsafe) for e in f.fix.edits
+               if allowed_paths is not None and Path(e["path"]).resolve() not in allowed_paths}
+    if not any(enabled(f, unsafe) and id(f) not in outside for f in findings):
+        result = FixResult(remaining=list(findings))
+        result.declined = {key: f"the fix would edit {path}, which is not among the checked files"
+                           for key, path in outside.items()}
+        return result
+    from mulint.fix.apply import plan_fixes as plan
+
+    return plan(findings, unsafe=unsafe, allowed=allowed)
+
+
+def annotate(findings: list[Finding], declined: dict[int, str], *, notes: bool = True) -> None:
+    """Drop the fix marker a declined fix cannot honour; with `notes` (a --fix or --diff run) the
+    finding also says why it was not fixed."""
+    for finding in findings:
+        why = declined.get(id(finding))
+        if why:
+            finding.message = f"{finding.message} (not fixed: {why})" if notes else finding.message
+            finding.fix = None

@@ -1,0 +1,91 @@
+"""The fix machinery (libcst): run each enabled finding's fixer on the parsed files, then verify."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mulint.findings import Finding
+from mulint.fix import FixResult, attention, enabled, init, optimizer, readout, schedule
+from mulint.fix.context import FileContext
+from mulint.fix.source import Decline, NotForThisFinding, parses, unified_diff, write_atomically
+
+# Order matters: the optimizer fix reads which readouts got a multiplier in this run.
+FIXERS = {
+    "attention-scale": attention.fix,
+    "readout-multiplier": readout.fix,
+    "init-std": init.fix,
+    "optimizer-lr": optimizer.fix,
+    "schedule-lr": schedule.fix,
+}
+
+
+def plan_fixes(findings: list[Finding], *, unsafe: bool, allowed: set[Path] | None = None) -> FixResult:
+    """Run the fixers of every enabled finding; nothing is written here. `allowed`: the only files a
+    fix may edit (the checked ones): never an installed package a model's code comes from."""
+    result = FixResult()
+    state: dict = {}
+    state["allowed"] = {p.resolve() for p in allowed} if allowed is not None else None
+    todo = [f for f in findings if enabled(f, unsafe)]
+    outcome: dict[str, str | None] = {}  # edit key -> None (made) or the reason it was not
+    for kind, fixer in FIXERS.items():
+        for finding in todo:
+            for edit in finding.fix.edits:
+                key = json.dumps(edit, sort_keys=True)
+                if edit.get("kind") != kind or key in outcome:
+                    continue
+                outcome[key] = _run(fixer, edit, state, result)
+    _verify(result, outcome)
+    for finding in findings:
+        reasons = [outcome.get(json.dumps(e, sort_keys=True)) for e in finding.fix.edits] if enabled(finding, unsafe) else [""]
+        if enabled(finding, unsafe) and not any(reasons):
+            result.fixed.append(finding)
+            continue
+        why = next((r for r in reasons if r), "")
+        if why:
+            result.declined[id(finding)] = why
+        result.remaining.append(finding)
+    return result
+
+
+def _run(fixer, edit: dict, state: dict, result: FixResult) -> str | None:
+    path = edit["path"]
+    try:
+        if state["allowed"] is not None and Path(path).resolve() not in state["allowed"]:
+            raise Decline(f"the fix would edit {path}, which is not among the checked files")
+        if path not in result.files:
+            result.files[path] = FileContext.read(Path(path))
+        ctx = result.files[path]
+        before = ctx.snapshot()
+        try:
+            fixer(ctx, edit, state)
+        except NotForThisFinding:
+            raise
+        except Exception:
+            ctx.restore(before)  # nothing half-done stays
+            raise
+        return None
+    except Decline as exc:
+        return str(exc)
+    except Exception as exc:  # a fixer bug must not lose the finding or break the check
+        return f"internal error while fixing ({type(exc).__name__}: {exc})"
+
+
+def _verify(result: FixResult, outcome: dict) -> None:
+    """A file whose fixed text would not parse is left alone, and its fixes count as not made."""
+    for path, ctx in result.files.items():
+        if not ctx.changed:
+            continue
+        try:
+            error = parses(ctx.render())
+            why = f"the fixed file would not parse ({error}); left unchanged"
+        except Exception as exc:  # a fixer bug: keep the file as it is
+            error = why = f"internal error while fixing ({type(exc).__name__}: {exc})"
+        if error is None:
+            continue
+        ctx.restore(({}, {}, {}, [], []))
+        for key in outcome:
+            if json.loads(key).get("path") == path:
+                outcome[key] = why
+
+

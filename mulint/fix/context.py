@@ -1,0 +1,222 @@
+"""One file being fixed: its syntax tree with positions, parents and qualified names, and the changes
+the fixers ask for. Changes are keyed by nodes of the original tree, so every fixer locates its code
+by the finding's line in the file as it was, and changes compose when one node holds another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import libcst as cst
+from libcst.codemod import CodemodContext
+from libcst.codemod.visitors import AddImportsVisitor
+from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider, QualifiedNameProvider
+
+Rewrite = Callable[[cst.CSTNode], cst.CSTNode]
+
+
+@dataclass
+class Addition:
+    """Module-level code placed after the imports, unless a top-level name it defines already exists."""
+
+    key: str  # the name it defines
+    code: str
+
+
+@dataclass
+class FileContext:
+    path: Path
+    original: cst.Module
+    wrapper: MetadataWrapper = field(init=False)
+    rewrites: dict[cst.CSTNode, list[Rewrite]] = field(default_factory=dict)
+    comments: dict[cst.CSTNode, list[str]] = field(default_factory=dict)  # statement -> lines above it
+    before: dict[cst.CSTNode, list[str]] = field(default_factory=dict)  # statement -> code inserted above it
+    additions: list[Addition] = field(default_factory=list)
+    imports: list[tuple[str, str | None]] = field(default_factory=list)  # (module, name or None)
+
+    def __post_init__(self) -> None:
+        self.wrapper = MetadataWrapper(self.original)
+        self.positions = self.wrapper.resolve(PositionProvider)
+        self.parents = self.wrapper.resolve(ParentNodeProvider)
+        self._qualified = self.wrapper.resolve(QualifiedNameProvider)
+
+    @classmethod
+    def read(cls, path: Path) -> "FileContext":
+        return cls(path=path, original=cst.parse_module(path.read_bytes()))
+
+    @property
+    def module(self) -> cst.Module:
+        return self.wrapper.module
+
+    # --- reading the tree -------------------------------------------------------------------
+
+    def qualified_names(self, node: cst.CSTNode) -> set[str]:
+        value = self._qualified.get(node, set()) if hasattr(self._qualified, "get") else set()
+        value = value() if callable(value) else value
+        return {q.name for q in value}
+
+    def lines(self, node: cst.CSTNode) -> range:
+        pos = self.positions[node]
+        return range(pos.start.line, pos.end.line + 1)
+
+    def walk(self, root: cst.CSTNode | None = None) -> Iterator[cst.CSTNode]:
+        """Every node under `root` (the module by default), parents before children."""
+        stack = [root or self.module]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(node.children))
+
+    def ancestors(self, node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+        while node in self.parents:
+            node = self.parents[node]
+            yield node
+
+    def enclosing(self, node: cst.CSTNode, kind: type) -> cst.CSTNode | None:
+        return next((a for a in self.ancestors(node) if isinstance(a, kind)), None)
+
+    def statement_at(self, line: int) -> cst.CSTNode | None:
+        """The innermost simple statement (or compound statement header) that spans `line`."""
+        best = None
+        for node in self.walk():
+            if isinstance(node, (cst.SimpleStatementLine, cst.BaseCompoundStatement)) and line in self.lines(node):
+                best = node
+        return best
+
+    def function_at(self, line: int) -> cst.FunctionDef | None:
+        best = None
+        for node in self.walk():
+            if isinstance(node, cst.FunctionDef) and line in self.lines(node):
+                best = node
+        return best
+
+    def code(self, node: cst.CSTNode) -> str:
+        return self.module.code_for_node(node)
+
+    # --- asking for changes -----------------------------------------------------------------
+
+    def rewrite(self, node: cst.CSTNode, fn: Rewrite) -> None:
+        self.rewrites.setdefault(node, []).append(fn)
+
+    def comment_above(self, node: cst.CSTNode, text: str) -> None:
+        """A `# text` line above the statement holding `node` (once, however many fixes touch it)."""
+        statement = node if isinstance(node, cst.SimpleStatementLine) else self.enclosing(node, cst.SimpleStatementLine)
+        if statement is None:
+            return
+        existing = [line.comment.value for line in statement.leading_lines if line.comment]
+        wanted = self.comments.setdefault(statement, [])
+        if f"# {text}" not in existing and text not in wanted:
+            wanted.append(text)
+
+    def insert_before(self, node: cst.CSTNode, code: str) -> bool:
+        """Put the statement `code` just above the statement holding `node`, when that sits in a block."""
+        statement = self.enclosing(node, cst.SimpleStatementLine)
+        if statement is None or not isinstance(self.parents.get(statement), (cst.IndentedBlock, cst.Module)):
+            return False
+        self.before.setdefault(statement, []).append(code)
+        return True
+
+    def add_import(self, module: str, name: str | None = None) -> None:
+        if (module, name) not in self.imports:
+            self.imports.append((module, name))
+
+    def add_top_level(self, key: str, code: str) -> None:
+        if all(a.key != key for a in self.additions):
+            self.additions.append(Addition(key, code))
+
+    def top_level_names(self) -> set[str]:
+        names = set()
+        for statement in self.module.body:
+            if isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
+                names.add(statement.name.value)
+            elif isinstance(statement, cst.SimpleStatementLine):
+                for small in statement.body:
+                    if isinstance(small, cst.Assign):
+                        names.update(t.target.value for t in small.targets if isinstance(t.target, cst.Name))
+        return names
+
+    def snapshot(self) -> tuple:
+        return ({k: list(v) for k, v in self.rewrites.items()}, {k: list(v) for k, v in self.comments.items()},
+                {k: list(v) for k, v in self.before.items()}, list(self.additions), list(self.imports))
+
+    def restore(self, snapshot: tuple) -> None:
+        self.rewrites, self.comments, self.before, self.additions, self.imports = snapshot
+
+    # --- producing the fixed module -----------------------------------------------------------
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.rewrites or self.comments or self.before or self.additions or self.imports)
+
+    def render(self) -> cst.Module:
+        module = self.module.visit(_Apply(self.rewrites, self.comments, self.before, self.module.config_for_parsing))
+        module = _insert_after_imports(module, [a for a in self.additions if a.key not in self.top_level_names()])
+        if self.imports:
+            context = CodemodContext()
+            for mod, name in self.imports:
+                AddImportsVisitor.add_needed_import(context, mod, name)
+            module = AddImportsVisitor(context).transform_module(module)
+        return module
+
+
+class _Apply(cst.CSTTransformer):
+    def __init__(self, rewrites, comments, before, config) -> None:
+        super().__init__()
+        self.rewrites = rewrites
+        self.comments = comments
+        self.before = before
+        self.config = config
+
+    def on_leave(self, original, updated):
+        for fn in self.rewrites.get(original, ()):
+            updated = fn(updated)
+        if original in self.comments and isinstance(updated, cst.SimpleStatementLine):
+            lines = [cst.EmptyLine(indent=True, comment=cst.Comment(f"# {text}")) for text in self.comments[original]]
+            updated = updated.with_changes(leading_lines=[*updated.leading_lines, *lines])
+        if isinstance(updated, (cst.IndentedBlock, cst.Module)) and any(s in self.before for s in original.body):
+            updated = updated.with_changes(body=self._with_insertions(original.body, updated.body))
+        return updated
+
+    def _with_insertions(self, originals, updated):
+        """Statements inserted above a statement take over its leading comments and blank lines."""
+        body = []
+        for old, new in zip(originals, updated):
+            inserted = [cst.parse_statement(code, config=self.config) for code in self.before.get(old, ())]
+            if inserted:
+                inserted[0] = inserted[0].with_changes(leading_lines=new.leading_lines)
+                new = new.with_changes(leading_lines=[])
+            body += [*inserted, new]
+        return body
+
+
+def _is_import_block(statement: cst.CSTNode, index: int) -> bool:
+    if not isinstance(statement, cst.SimpleStatementLine):
+        return False
+    small = statement.body[0]
+    is_docstring = index == 0 and isinstance(small, cst.Expr) and isinstance(small.value, cst.SimpleString)
+    return is_docstring or isinstance(small, (cst.Import, cst.ImportFrom))
+
+
+def _insert_after_imports(module: cst.Module, additions: list[Addition]) -> cst.Module:
+    if not additions:
+        return module
+    body = list(module.body)
+    at = 0
+    while at < len(body) and _is_import_block(body[at], at):
+        at += 1
+    new = []
+    for addition in additions:
+        parsed = cst.parse_module(addition.code, config=module.config_for_parsing).body
+        first = parsed[0]
+        blank = [cst.EmptyLine(indent=False)] * 2
+        new.append(first.with_changes(leading_lines=[*blank, *first.leading_lines]))
+        new.extend(parsed[1:])
+    if at < len(body):  # two blank lines between the added code and what follows it
+        follower = body[at]
+        lines = [line for line in follower.leading_lines]
+        while lines and lines[0].comment is None:
+            lines.pop(0)
+        body[at] = follower.with_changes(leading_lines=[cst.EmptyLine(indent=False)] * 2 + lines)
+    return module.with_changes(body=body[:at] + new + body[at:])

@@ -272,11 +272,18 @@ def _checked_files(options) -> set:
 
 
 def _fix(result, options, apply_fixes: bool, show_diff: bool, unsafe_fixes: bool):
-    """Plan the fixes; with --fix write them and keep only the findings that remain. A plain check plans
-    every fix too, so that `[*]` marks only fixes that can be made; --fix and --diff say why one was not."""
-    from mulint.fix import annotate, plan_fixes
+    """Plan the fixes; with --fix write them and keep only the findings that remain; --fix and --diff
+    say why a fix was not made."""
+    from mulint.fix import FixResult, annotate, outside_checked_files, plan_fixes
 
     fixing = apply_fixes or show_diff
+    if not fixing:
+        # A plain check marks what has a fix without planning it: planning parses the files with
+        # libcst, a second or more per run, too slow for a pre-commit hook on unchanged files.
+        # Fixes that would edit an unchecked file (an installed package) are never offered.
+        declined = outside_checked_files(result.findings, unsafe=True, allowed=_checked_files(options))
+        annotate(result.findings, declined, notes=False)
+        return FixResult(remaining=list(result.findings))
     fixes = plan_fixes(result.findings, unsafe=unsafe_fixes or not fixing, allowed=_checked_files(options))
     annotate(result.findings, fixes.declined, notes=fixing)
     if apply_fixes and not show_diff:

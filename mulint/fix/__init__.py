@@ -49,18 +49,24 @@ def enabled(finding: Finding, unsafe: bool) -> bool:
     return finding.fix is not None and bool(finding.fix.edits) and (unsafe or finding.fix.applicability == "safe")
 
 
+def outside_checked_files(findings: list[Finding], *, unsafe: bool, allowed: set[Path] | None) -> dict[int, str]:
+    """id(finding) -> why its fix cannot be made: it would edit a file that was not checked (an
+    installed package's model code). Needs no parsing."""
+    if allowed is None:
+        return {}
+    allowed_paths = {p.resolve() for p in allowed}
+    return {id(f): f"the fix would edit {e['path']}, which is not among the checked files"
+            for f in findings if enabled(f, unsafe) for e in f.fix.edits
+            if Path(e["path"]).resolve() not in allowed_paths}
+
+
 def plan_fixes(findings: list[Finding], *, unsafe: bool, allowed: set[Path] | None = None) -> FixResult:
     """Run the fixers of every enabled finding; nothing is written here. `allowed`: the only files a
     fix may edit (the checked ones): never an installed package a model's code comes from."""
-    # Without a fix to make in a checked file, libcst (a second of import) is not even loaded.
-    allowed_paths = {p.resolve() for p in allowed} if allowed is not None else None
-    outside = {id(f): e["path"] for f in findings if enabled(f, unsafe) for e in f.fix.edits
-               if allowed_paths is not None and Path(e["path"]).resolve() not in allowed_paths}
+    outside = outside_checked_files(findings, unsafe=unsafe, allowed=allowed)
     if not any(enabled(f, unsafe) and id(f) not in outside for f in findings):
-        result = FixResult(remaining=list(findings))
-        result.declined = {key: f"the fix would edit {path}, which is not among the checked files"
-                           for key, path in outside.items()}
-        return result
+        # Without a fix to make in a checked file, libcst (a second of import) is not even loaded.
+        return FixResult(remaining=list(findings), declined=outside)
     from mulint.fix.apply import plan_fixes as plan
 
     return plan(findings, unsafe=unsafe, allowed=allowed)

@@ -199,8 +199,8 @@ DIFFERENCES = {
     "clip_text": {"-MU101": "CLIP initialises q/k/v/out and fc1/fc2 with std ∝ width^-½ (× a depth factor)"},
     "clip_vision": {"-MU101": "CLIP initialises q/k/v/out and fc1/fc2 with std ∝ width^-½ (× a depth factor)"},
     "convnext": {"-MU201": "a conv net: no attention"},
-    "gemma": {"+MU103": "the embedding's output is multiplied by sqrt(hidden_size) (a CPU-valued buffer): the "
+    "gemma": {"+MU103": "the embedding's output is multiplied by sqrt(hidden_size) (a 0-dim buffer): the "
                         "input layer's effective init grows with width"},
-    "gemma2": {"+MU103": "the embedding's output is multiplied by sqrt(hidden_size) (a CPU-valued buffer): the "
+    "gemma2": {"+MU103": "the embedding's output is multiplied by sqrt(hidden_size) (a 0-dim buffer): the "
                          "input layer's effective init grows with width"},
 }

@@ -372,3 +372,36 @@ def load_source(text):
 def test_fix_refuses_explicit_widths(mulint):
     code, out, err = mulint("check", str(NANOGPT), "--fix", "--widths", "64,128")
     assert code == 2 and "drop --widths" in err
+
+
+MU403_MODEL = '''import torch.nn as nn
+from mup import MuSharedReadout, set_base_shapes
+
+
+class LM(nn.Module):
+    def __init__(self, width=64):
+        super().__init__()
+        self.emb = nn.Embedding(32, width)
+        self.readout = MuSharedReadout(self.emb.weight{bias})  # the tied readout
+
+    def forward(self, idx):
+        return self.readout(self.emb(idx))
+
+
+def make_model(width: int = 64) -> LM:
+    model = LM(width)
+    set_base_shapes(model, LM(64), delta=LM(128))
+    return model
+'''
+
+
+@pytest.mark.parametrize("bias, fixed", [("", ", bias=False)"), (", True", ", False)"), (", bias=True", ", bias=False)")])
+def test_mushared_readout_bias_fix(tmp_path, mulint, bias, fixed):
+    path = tmp_path / "lm.py"
+    path.write_text(MU403_MODEL.format(bias=bias))
+    code, out, _ = mulint("check", str(path), "--select", "MU403")
+    assert code == 1 and "MU403 [*]" in out  # a safe fix: offered without --unsafe-fixes
+    code, out, _ = mulint("check", str(path), "--select", "MU403", "--fix")
+    text = path.read_text()
+    assert code == 0 and f"MuSharedReadout(self.emb.weight{fixed}  # the tied readout" in text
+    assert mulint("check", str(path), "--select", "MU403", "--fix")[0] == 0 and path.read_text() == text

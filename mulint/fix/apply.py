@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from mulint.findings import Finding
-from mulint.fix import FixResult, attention, enabled, init, optimizer, readout, schedule
+from mulint.fix import FixResult, attention, enabled, init, optimizer, readout, schedule, shared_readout
 from mulint.fix.context import FileContext
 from mulint.fix.source import Decline, NotForThisFinding, parses, unified_diff, write_atomically
 
@@ -17,6 +17,7 @@ FIXERS = {
     "init-std": init.fix,
     "optimizer-lr": optimizer.fix,
     "schedule-lr": schedule.fix,
+    "shared-readout-bias": shared_readout.fix,
 }
 
 

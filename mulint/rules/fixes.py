@@ -40,6 +40,13 @@ def attention_fix(facts: ModelFacts, site: AttentionSite) -> Fix | None:
     return Fix("safe", f"scale the attention logits by sqrt({hd}) / head_dim", [edit])
 
 
+def shared_readout_bias_fix(facts: ModelFacts, loc: SourceLoc | None) -> Fix | None:
+    """`bias=False` on the MuSharedReadout construction."""
+    if loc is None:
+        return None
+    return Fix("safe", "pass bias=False", [{"kind": "shared-readout-bias", **_where(facts, loc)}])
+
+
 def readout_fix(facts: ModelFacts, items) -> Fix | None:
     """The logits times base_width / width, at every output use of the flagged readouts."""
     edits = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mulint.rules import fixes
 from mulint.rules.base import Rule
 from mulint.rules.init import TARGETS, effective_uses, violates
 
@@ -46,6 +47,8 @@ class SharedReadoutBias(Rule):
     def check(self, facts):
         for m in facts.mup_modules:
             if not m.bias_ok:
-                yield self.finding(facts, m.loc, (
+                finding = self.finding(facts, m.loc, (
                     f"{m.cls} `{m.name}` has a bias shaped like the embedding width, not the vocabulary "
                     f"(mup's default bias=True); pass bias=False"))
+                finding.fix = fixes.shared_readout_bias_fix(facts, m.loc)
+                yield finding

@@ -53,6 +53,8 @@ def readout_fix(facts: ModelFacts, items) -> Fix | None:
     for p, use, eff, _ in items:
         if eff - 1 > -1 + TOLERANCE:
             return None  # an init growing with width: one multiplier does not make it µP
+        if use.multiplier_exponent < -TOLERANCE:
+            return None  # a width multiplier is there already (MuReadout): the init is the cause
         outputs = [u for u in p.uses if u.role == "output"]
         if any(u.loc is None for u in outputs):
             return None

@@ -79,6 +79,10 @@ class ReadoutInitTooLarge(Rule):
         hits = [h for h in effective_uses(facts, "output") if h[2] > TARGETS["output"] + TOLERANCE]
 
         def message(p, u, e):
+            if "input" in p.roles and u.multiplier_exponent < -TOLERANCE:
+                # MuSharedReadout's 1/width_mult is there: the shared weight's init grows (MU103).
+                return (f"tied embedding/readout {_describe(p, u, e)}; as a readout µP needs width^-1: the "
+                        f"logits' multiplier is there, but the shared weight's init grows with width")
             if "input" in p.roles:
                 return (f"tied embedding/readout {_describe(p, u, e)}; as a readout µP needs width^-1: "
                         f"multiply the logits by base_width / width")

@@ -405,3 +405,27 @@ def test_mushared_readout_bias_fix(tmp_path, mulint, bias, fixed):
     text = path.read_text()
     assert code == 0 and f"MuSharedReadout(self.emb.weight{fixed}  # the tied readout" in text
     assert mulint("check", str(path), "--select", "MU403", "--fix")[0] == 0 and path.read_text() == text
+
+
+MINGPT = MODELS / "mingpt_sp.py"  # keeps no config on self: the fix stores the width itself
+
+
+def test_mingpt_style_keeps_the_width_on_self(mulint, tmp_path):
+    path = copy(tmp_path, MINGPT)
+    code, out = fix(mulint, path, "--unsafe-fixes")
+    assert code == 0 and out.strip() == "Found 6 problems (6 fixed, 0 remaining).", out
+    assert findings(mulint, path) == (0, [])
+    text = path.read_text()
+    assert text.count("self.mup_width = config.n_embd") == 1
+    assert text.index("super().__init__()", text.index("class GPT")) < text.index("self.mup_width")
+    assert "self.lm_head(x) * (96 / self.mup_width)" in text
+
+    def run(module):
+        torch.manual_seed(0)
+        model = module.GPT(module.GPTConfig())
+        optimizer = model.configure_optimizers()
+        idx = torch.randint(0, 100, (2, 17), generator=torch.Generator().manual_seed(1))
+        x, y = idx[:, :-1].contiguous(), idx[:, 1:].contiguous()
+        return _train(model, optimizer, lambda: model(x, y)[1], lambda: model(x)[0])
+
+    assert_same_at_base(MINGPT, path, run)

@@ -53,6 +53,26 @@ def _stored_attribute(ctx: FileContext, cls: cst.ClassDef, root: str | None, fie
     return None
 
 
+STORED_WIDTH = "mup_width"
+
+
+def _store_width(ctx: FileContext, cls: cst.ClassDef, root: str | None, fields: list[str]) -> list[str] | None:
+    """Keep the width on self (`self.mup_width = config.n_embd` after `super().__init__()`), so that
+    other methods can reach it (minGPT keeps no config on self); None when there is no safe place."""
+    init = _methods(cls, "__init__")
+    if root is None or init is None or root not in _params(init) or not isinstance(init.body, cst.IndentedBlock):
+        return None
+    code = f"self.{STORED_WIDTH} = {'.'.join([root, *fields])}"
+    if any(code in codes for codes in ctx.before.values()):
+        return [STORED_WIDTH]  # another fix of this run stores it already
+    body = list(init.body.body)
+    supers = [i for i, st in enumerate(body) if "super(" in ctx.code(st) and "__init__" in ctx.code(st)]
+    after = supers[0] + 1 if supers else None  # nn.Module refuses attributes before its __init__
+    if after is None or after >= len(body) or not isinstance(body[after], cst.SimpleStatementLine):
+        return None
+    return [STORED_WIDTH] if ctx.insert_before(body[after].body[0], code) else None
+
+
 def _class_named(ctx: FileContext, name: str | None) -> cst.ClassDef | None:
     return next((s for s in ctx.module.body if isinstance(s, cst.ClassDef) and s.name.value == name), None)
 
@@ -73,6 +93,8 @@ def width_expression(ctx: FileContext, node: cst.CSTNode, knob: str, target_clas
         # A knob that is an attribute of the model itself only holds in the model's own class.
         own = root is not None or cls.name.value == target_class
         stored = _stored_attribute(ctx, cls, root, fields) if own else None
+        if stored is None and own:
+            stored = _store_width(ctx, cls, root, fields)
         if stored is not None:
             return ".".join(["self", *stored])
         raise Decline(f"`{cls.name.value}.{fn.name.value}` cannot reach the width `{knob}`: "

@@ -25,8 +25,17 @@ def cache_root() -> Path:
     return Path(base) / "mulint"
 
 
+def _own_code() -> str:
+    """mulint's own source, by size and mtime: an edited (editable) install never reads stale results."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.rglob("*.py")):
+        stat = path.stat()
+        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:12]
+
+
 def _versions() -> str:
-    parts = [f"mulint-{__version__}"]
+    parts = [f"mulint-{__version__}-{_own_code()}"]
     for name in _PACKAGES:
         try:
             parts.append(f"{name}-{metadata.version(name)}")

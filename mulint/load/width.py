@@ -17,7 +17,8 @@ from typing import Any, Callable
 
 from mulint.errors import MulintError
 
-WIDTH_NAMES = ("width", "d_model", "n_embd", "hidden_size", "dim", "embed_dim", "hidden_dim")
+WIDTH_NAMES = ("width", "d_model", "n_embd", "hidden_size", "dim", "embed_dim", "hidden_dim", "n_embed", "emb_dim",
+               "model_dim", "d_embed", "ninp")
 CONFIG_PARAM_NAMES = ("config", "cfg", "conf", "args", "hparams", "model_config", "params")
 
 _FINITE_TOKENS = {

@@ -4,6 +4,7 @@ and hold it as plain data plus a networkx graph for the graph questions."""
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import operator
 import re
@@ -78,7 +79,9 @@ def _short_op(target: Any) -> str:
     if target is operator.getitem:
         return "getitem"
     if isinstance(target, torch._ops.OpOverload):
-        return target._schema.name.split("::")[-1]
+        name = target._schema.name.split("::")[-1]
+        # In-place variants (`w += mask`, `q *= scale`) carry the same value onward as their originals.
+        return name[:-1] if name.endswith("_") and not name.endswith("__") and target._schema.is_mutable else name
     if isinstance(target, torch._ops.OpOverloadPacket):
         return target._qualified_op_name.split("::")[-1]
     return getattr(target, "__name__", str(target))
@@ -136,16 +139,54 @@ def export(model: nn.Module, inputs: Inputs, *, target: str) -> Traced:
         program = None
         if device.type == "meta":
             try:  # scalars made in forward keep their values: the multipliers they hold are read
-                with quiet(), _frozen_width_mults(model), torch.device(device), ScalarsOnCpu():
+                with _tracing(model, device), ScalarsOnCpu():
                     program = torch.export.export(model, args, kwargs=kwargs, strict=False)
             except Exception:
                 program = None  # an op that refuses a CPU scalar beside meta tensors: trace plainly
         if program is None:
-            with quiet(), _frozen_width_mults(model), torch.device(device):
+            with _tracing(model, device):
                 program = torch.export.export(model, args, kwargs=kwargs, strict=False)
     except Exception as exc:
         raise _trace_error(exc, target) from exc
     return from_exported(program)
+
+
+@contextlib.contextmanager
+def _tracing(model: nn.Module, device: torch.device):
+    # torch.export prints the partial graph of a failed trace to stderr; the error says what failed.
+    with quiet(), contextlib.redirect_stderr(io.StringIO()), _frozen_width_mults(model), torch.device(device), \
+            _value_free_checks(device):
+        yield
+
+
+class _IdentityEqual(torch.overrides.TorchFunctionMode):
+    """`torch.equal(query, key)` (self-attention or not?) has no answer without values: on the meta
+    device a tensor equals itself and nothing else, which is what such branches ask."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func is torch.equal and len(args) == 2:
+            return args[0] is args[1]
+        return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def _value_free_checks(device: torch.device):
+    """Checks on tensor values that only pick a fast path cannot run on meta tensors: answer them
+    without values (the computation is the same either way)."""
+    if device.type != "meta":
+        yield
+        return
+    import torch.nn.modules.transformer as transformer
+
+    detect = getattr(transformer, "_detect_is_causal_mask", None)
+    if detect is not None:  # nn.TransformerEncoder compares the mask with a causal one: a hint only
+        transformer._detect_is_causal_mask = lambda mask, is_causal=None, size=None: bool(is_causal)
+    try:
+        with _IdentityEqual():
+            yield
+    finally:
+        if detect is not None:
+            transformer._detect_is_causal_mask = detect
 
 
 @contextlib.contextmanager
@@ -170,11 +211,13 @@ def _trace_error(exc: Exception, target: str) -> MulintError:
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if not is_library_file(f.filename)]
     where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return MulintError(
-        f"torch.export could not trace it: {type(exc).__name__}: {first_line}{where}",
-        target=target, step="trace",
-        hint="define `example_inputs(model)` in the file returning the forward's arguments; for HF models "
-             "pass a config with use_cache=False")
+    hint = ("define `example_inputs(model)` in the file returning the forward's arguments; for HF models "
+            "pass a config with use_cache=False")
+    if "DataDependent" in type(exc).__name__:
+        hint = ("the forward branches on tensor values (`if x.sum() > 0`, `.item()`), which mulint cannot "
+                "know: it traces on the meta device, without values; branch on shapes or flags instead")
+    return MulintError(f"torch.export could not trace it: {type(exc).__name__}: {first_line}{where}",
+                       target=target, step="trace", hint=hint)
 
 
 # Ops that keep a scalar constant a constant (``torch.sqrt(torch.tensor(d) * 3)``): op -> (arity, value).

@@ -82,3 +82,68 @@ def test_a_failed_trace_prints_no_graph(tmp_path, mulint):
     code, out, err = mulint("check", f"{path}:Net")
     assert code == 2 and "[trace]" in err and "branches on tensor values" in err
     assert "def forward" not in err + out  # torch's partial graph is not printed
+
+
+CLONED = textwrap.dedent('''
+    import copy
+    import torch.nn as nn
+    from mup import MuReadout, set_base_shapes
+
+
+    class Block(nn.Module):
+        def __init__(self, width):
+            super().__init__()
+            self.fc = nn.Linear(width, width)
+            nn.init.normal_(self.fc.weight, std=INIT_STD)  # the init line
+
+        def forward(self, x):
+            return x + self.fc(x).relu()
+
+
+    class Net(nn.Module):
+        def __init__(self, width: int = 64):
+            super().__init__()
+            self.inp = nn.Linear(8, width)
+            block = Block(width)
+            self.blocks = nn.ModuleList([copy.deepcopy(block) for _ in range(2)])  # as nn.TransformerEncoder does
+            self.out = MuReadout(width, 4)
+            self.out.weight.data.zero_()
+
+        def forward(self, x):
+            x = self.inp(x)
+            for b in self.blocks:
+                x = b(x)
+            return self.out(x)
+
+
+    def make_model(width: int = 64):
+        model = Net(width)
+        set_base_shapes(model, Net(32), delta=Net(48))
+        LATE
+        return model
+''')
+
+
+def _cloned(tmp_path, std, late=""):
+    path = tmp_path / "cloned.py"
+    path.write_text(CLONED.replace("INIT_STD", std).replace("LATE", late or "pass"))
+    return path
+
+
+def _lines(mulint, path):
+    code, out, err = mulint("check", f"{path}:make_model", "--format", "json", "--no-cache")
+    assert code in (0, 1), err
+    return {(f["code"], f["line"]) for f in json.loads(out)["findings"]}
+
+
+def test_deep_copied_layers_keep_their_init_site(tmp_path, mulint):
+    path = _cloned(tmp_path, "0.02")
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "# the init line" in text)
+    assert _lines(mulint, path) == {("MU101", line)}
+    assert _lines(mulint, _cloned(tmp_path, "width ** -0.5")) == set()
+
+
+def test_writes_to_deep_copied_parameters_after_set_base_shapes(tmp_path, mulint):
+    path = _cloned(tmp_path, "width ** -0.5", "nn.init.normal_(model.blocks[0].fc.weight, std=0.02)")
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "model.blocks[0].fc.weight" in text)
+    assert _lines(mulint, path) == {("MU402", line)}

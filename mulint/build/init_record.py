@@ -55,10 +55,13 @@ class InitRecorder:
             original = getattr(torch.Tensor, name)
             self._saved[name] = original
             setattr(torch.Tensor, name, self._wrap(original, mup_only=name in _RESCALES))
+        self._deepcopy = nn.Parameter.__deepcopy__
+        nn.Parameter.__deepcopy__ = self._wrap_deepcopy(self._deepcopy)
         return self
 
     def __exit__(self, *exc):
         self._hook.remove()
+        nn.Parameter.__deepcopy__ = self._deepcopy
         for name, original in self._saved.items():
             setattr(torch.Tensor, name, original)
         self._saved.clear()
@@ -74,12 +77,33 @@ class InitRecorder:
 
         return write
 
+    def _wrap_deepcopy(self, original):
+        """A deep copy (nn.TransformerEncoder clones its layer) inherits the original's writes: its
+        init is the one written on the original."""
+        recorder = self
+
+        def deepcopy(param, memo):
+            copied = original(param, memo)
+            if param.device.type != "meta":
+                ptr = param.untyped_storage().data_ptr()
+                if ptr in recorder.params:
+                    new = copied.untyped_storage().data_ptr()
+                    recorder.params[new] = copied
+                    recorder.writes[new] = list(recorder.writes.get(ptr, []))
+            return copied
+
+        return deepcopy
+
     def _note(self, tensor: torch.Tensor, mup_only: bool = False) -> None:
         try:
             ptr = tensor.untyped_storage().data_ptr()
         except RuntimeError:
             return
         param = self.params.get(ptr)
+        if param is None and isinstance(tensor, nn.Parameter):
+            # Parameters of deep-copied modules (nn.TransformerEncoder clones its layer) were never
+            # registered through the hook: they are known from their first write.
+            param = self.params[ptr] = tensor
         if param is None:
             return
         loc, via_mup = _user_frame()

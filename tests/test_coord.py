@@ -73,3 +73,16 @@ def test_user_batch_function(mulint, tmp_path):
     batch.write_text("import torch\n\ndef batch(model):\n    return (torch.randn(32, 32),)\n")
     report = coord(mulint, str(EXAMPLES / "mlp_mup.py"), "--seeds", "1", "--batch", f"{batch}:batch")
     assert report["verdict"] == "pass"
+
+
+@pytest.mark.parametrize("shapes, slope, status", [
+    ({64: (2, 4, 8, 8), 128: (2, 4, 8, 8)}, -0.6, "ok"),  # attention probabilities: no width dimension
+    ({64: (2, 4, 8, 8), 128: (2, 4, 8, 8)}, -0.9, "collapse"),
+    ({64: (2, 8, 64), 128: (2, 8, 128)}, -0.6, "collapse"),  # a width-indexed activation
+    ({64: (2, 8, 64), 128: (2, 8, 128)}, 0.5, "blow-up"),
+])
+def test_collapse_floor_depends_on_a_width_dimension(shapes, slope, status):
+    from mulint.coord import LayerCurve, judge
+
+    curve = LayerCurve(name="h.0.attn.drop", module_type="Dropout", judged=True, shapes=shapes, slopes={3: slope})
+    assert judge(curve) == status

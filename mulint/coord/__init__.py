@@ -25,8 +25,9 @@ from mulint.exponents import fit_exponent
 
 BLOW_UP = 0.3
 COLLAPSE = -0.5
-# With a non-zero readout init the output's change carries a term decaying like width^-½, which
-# small widths show as a mildly negative slope in a correct µP model; a real collapse is ≈ -1.
+# An output with no width dimension (the logits, attention probabilities) is a sum over width: with
+# a non-zero init its change carries a term decaying like width^-½, which small widths show as a
+# mildly negative slope in a correct µP model; a real collapse is ≈ -1.
 COLLAPSE_OUTPUT = -0.75
 BATCH, SEQ = 16, 16
 
@@ -41,6 +42,12 @@ class LayerCurve:
     size: dict[int, dict[int, float]] = field(default_factory=dict)  # step -> width -> mean |h_t|
     slopes: dict[int, float | None] = field(default_factory=dict)  # step -> slope of change vs width
     status: str = "ok"  # "ok", "blow-up" or "collapse"
+    shapes: dict[int, tuple[int, ...]] = field(default_factory=dict)  # width -> output shape
+
+    @property
+    def finite(self) -> bool:
+        """No dimension of the output grows with width (logits, attention probabilities)."""
+        return len(set(self.shapes.values())) == 1
 
     @property
     def slope(self) -> float | None:
@@ -126,12 +133,17 @@ def run_coord(target, structure: Structure, *, widths: list[int] | None = None, 
             progress(1)
     for curve in curves.values():
         curve.slopes = {t: fit_exponent(by_width) for t, by_width in curve.change.items()}
-        slope = curve.slope
-        if curve.judged and slope is not None:
-            floor = COLLAPSE_OUTPUT if curve.name == "output" else COLLAPSE
-            curve.status = "blow-up" if slope > BLOW_UP else "collapse" if slope < floor else "ok"
+        curve.status = judge(curve)
     return CoordResult(target=target.label, widths=widths, steps=steps, seeds=seeds, optimizer=label,
                        layers=list(curves.values()))
+
+
+def judge(curve: LayerCurve) -> str:
+    slope = curve.slope
+    if not curve.judged or slope is None:
+        return curve.status
+    floor = COLLAPSE_OUTPUT if curve.name == "output" or curve.finite else COLLAPSE
+    return "blow-up" if slope > BLOW_UP else "collapse" if slope < floor else "ok"
 
 
 def _train_and_record(model, opt, inputs, steps, width, seed, seeds, curves, skip, label):
@@ -172,6 +184,7 @@ def _train_and_record(model, opt, inputs, steps, width, seed, seeds, curves, ski
                 module = dict(model.named_modules()).get("" if name == "output" else name)
                 curve = curves[name] = LayerCurve(name=name, module_type=type(module).__name__,
                                                   judged=name not in skip, reason=skip.get(name, ""))
+            curve.shapes[width] = tuple(h.shape)
             change = float((h - first[name]).abs().mean()) / seeds
             size = float(h.abs().mean()) / seeds
             curve.change.setdefault(step, {}).setdefault(width, 0.0)

@@ -429,3 +429,5 @@ def test_mingpt_style_keeps_the_width_on_self(mulint, tmp_path):
         return _train(model, optimizer, lambda: model(x, y)[1], lambda: model(x)[0])
 
     assert_same_at_base(MINGPT, path, run)
+    code, out, err = mulint("coord", f"{path}:GPT", "--format", "json")
+    assert code == 0 and json.loads(out)["verdict"] == "pass", out

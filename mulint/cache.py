@@ -4,6 +4,7 @@ atomically so concurrent runs never read half a file."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ def cache_root() -> Path:
     return Path(base) / "mulint"
 
 
+@functools.lru_cache(maxsize=None)
 def _own_code() -> str:
     """mulint's own source, by size and mtime: an edited (editable) install never reads stale results."""
     digest = hashlib.sha256()

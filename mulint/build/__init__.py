@@ -26,10 +26,8 @@ def build_at(knob: WidthKnob, width: int, *, target: str, device: str = "meta",
     try:
         try:
             model = _build(knob, width, device, provenance, scalars_on_cpu=device == "meta")
-        except MulintError:
-            raise
-        except Exception:
-            if device != "meta":
+        except Exception as exc:
+            if device != "meta" or isinstance(exc, MulintError):
                 raise
             model = _build(knob, width, device, provenance, scalars_on_cpu=False)  # a CPU scalar was refused
     except MulintError:

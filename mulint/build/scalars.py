@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 
-def _number(value) -> bool:
+def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -19,6 +19,6 @@ class ScalarsOnCpu(torch.overrides.TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func in self.MAKERS and args and _number(args[0]) and kwargs.get("device") is None:
+        if func in self.MAKERS and args and is_number(args[0]) and kwargs.get("device") is None:
             kwargs = {**kwargs, "device": "cpu"}
         return func(*args, **kwargs)

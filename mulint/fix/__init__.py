@@ -52,12 +52,20 @@ def enabled(finding: Finding, unsafe: bool) -> bool:
 def outside_checked_files(findings: list[Finding], *, unsafe: bool, allowed: set[Path] | None) -> dict[int, str]:
     """id(finding) -> why its fix cannot be made: it would edit a file that was not checked (an
     installed package's model code). Needs no parsing."""
-    if allowed is None:
-        return {}
-    allowed_paths = {p.resolve() for p in allowed}
-    return {id(f): f"the fix would edit {e['path']}, which is not among the checked files"
-            for f in findings if enabled(f, unsafe) for e in f.fix.edits
-            if Path(e["path"]).resolve() not in allowed_paths}
+    allowed_paths = resolved(allowed)
+    return {id(f): why for f in findings if enabled(f, unsafe) for e in f.fix.edits
+            if (why := outside_reason(e["path"], allowed_paths))}
+
+
+def resolved(allowed: set[Path] | None) -> set[Path] | None:
+    return {p.resolve() for p in allowed} if allowed is not None else None
+
+
+def outside_reason(path: str, allowed_paths: set[Path] | None) -> str | None:
+    """Why a fix may not edit `path` (not a checked file), or None when it may."""
+    if allowed_paths is None or Path(path).resolve() in allowed_paths:
+        return None
+    return f"the fix would edit {path}, which is not among the checked files"
 
 
 def plan_fixes(findings: list[Finding], *, unsafe: bool, allowed: set[Path] | None = None) -> FixResult:

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from mulint.findings import Finding
-from mulint.fix import FixResult, attention, enabled, init, optimizer, readout, schedule, shared_readout
+from mulint.fix import (FixResult, attention, enabled, init, optimizer, outside_reason, readout, resolved, schedule,
+                        shared_readout)
 from mulint.fix.context import FileContext
 from mulint.fix.source import Decline, NotForThisFinding, parses, unified_diff, write_atomically
 
@@ -26,7 +27,7 @@ def plan_fixes(findings: list[Finding], *, unsafe: bool, allowed: set[Path] | No
     fix may edit (the checked ones): never an installed package a model's code comes from."""
     result = FixResult()
     state: dict = {}
-    state["allowed"] = {p.resolve() for p in allowed} if allowed is not None else None
+    state["allowed"] = resolved(allowed)
     todo = [f for f in findings if enabled(f, unsafe)]
     outcome: dict[str, str | None] = {}  # edit key -> None (made) or the reason it was not
     for kind, fixer in FIXERS.items():
@@ -52,8 +53,8 @@ def plan_fixes(findings: list[Finding], *, unsafe: bool, allowed: set[Path] | No
 def _run(fixer, edit: dict, state: dict, result: FixResult) -> str | None:
     path = edit["path"]
     try:
-        if state["allowed"] is not None and Path(path).resolve() not in state["allowed"]:
-            raise Decline(f"the fix would edit {path}, which is not among the checked files")
+        if why := outside_reason(path, state["allowed"]):
+            raise Decline(why)
         if path not in result.files:
             result.files[path] = FileContext.read(Path(path))
         ctx = result.files[path]

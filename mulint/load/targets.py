@@ -76,17 +76,17 @@ def import_file(path: Path, target: str) -> ModuleType:
     if key not in _LOADED and existing is not None and getattr(existing, "__file__", None) and \
             Path(existing.__file__).resolve() == path.resolve():
         return existing
-    module = _import_new(path, dotted, existing, target)
+    module = _import_new(path, dotted, existing, target, digest)
     _LOADED[key] = (digest, module)
     return module
 
 
-def _import_new(path: Path, dotted: str, existing: ModuleType | None, target: str) -> ModuleType:
+def _import_new(path: Path, dotted: str, existing: ModuleType | None, target: str, digest: str) -> ModuleType:
     if existing is not None or "." not in dotted:
         # Load under a private name when a different module (or an older version of this file, e.g.
         # before `--fix` rewrote it) already owns the plain name.
         if existing is not None:
-            dotted = f"_mulint_target_{abs(hash((str(path.resolve()), _digest(path))))}_{path.stem}"
+            dotted = f"_mulint_target_{abs(hash((str(path.resolve()), digest)))}_{path.stem}"
         spec = importlib.util.spec_from_file_location(dotted, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[dotted] = module  # dataclasses look their module up while the file runs

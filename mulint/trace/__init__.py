@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from mulint.build.inputs import Inputs
 from mulint.build.provenance import is_library_file, quiet, source_loc
-from mulint.build.scalars import ScalarsOnCpu
+from mulint.build.scalars import ScalarsOnCpu, is_number
 from mulint.errors import MulintError
 from mulint.facts import SourceLoc
 
@@ -223,16 +223,12 @@ def _trace_error(exc: Exception, target: str) -> MulintError:
 # Ops that keep a scalar constant a constant (``torch.sqrt(torch.tensor(d) * 3)``): op -> (arity, value).
 _SAME = (1, lambda x: x)
 _CONSTANT_OPS = {
-    "lift_fresh_copy": _SAME, "detach": _SAME, "detach_": _SAME, "clone": _SAME, "_to_copy": _SAME, "to": _SAME,
+    "lift_fresh_copy": _SAME, "detach": _SAME, "clone": _SAME, "_to_copy": _SAME, "to": _SAME,
     "alias": _SAME, "sqrt": (1, math.sqrt), "rsqrt": (1, lambda x: 1 / math.sqrt(x)),
     "reciprocal": (1, lambda x: 1 / x), "neg": (1, lambda x: -x), "mul": (2, lambda x, y: x * y),
     "div": (2, lambda x, y: x / y), "pow": (2, lambda x, y: x ** y), "add": (2, lambda x, y: x + y),
     "sub": (2, lambda x, y: x - y),
 }
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _constant_scalars(program: torch.export.ExportedProgram) -> dict[str, float]:
@@ -254,7 +250,7 @@ def _constant_scalars(program: torch.export.ExportedProgram) -> dict[str, float]
             continue
         args = fx_node.args[:op[0]]
         operands = [values.get(a.name) if isinstance(a, torch.fx.Node) else a for a in args]
-        if any(isinstance(a, torch.fx.Node) for a in args) and all(_number(a) for a in operands):
+        if any(isinstance(a, torch.fx.Node) for a in args) and all(is_number(a) for a in operands):
             try:
                 values[fx_node.name] = float(op[1](*operands))
             except (ArithmeticError, TypeError, ValueError):

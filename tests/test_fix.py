@@ -13,6 +13,7 @@ from conftest import EXAMPLES, MODELS, ROOT
 
 NANOGPT = EXAMPLES / "nanogpt_sp.py"
 TINY = MODELS / "gpt_explicit_sp.py"  # written differently: explicit attention, untied head, aliases
+MINGPT = MODELS / "mingpt_sp.py"  # keeps no config on self: the fix stores the width itself
 _names = itertools.count()
 
 
@@ -48,22 +49,34 @@ def fix(mulint, path, *args):
 
 # --- same computation at the base width ----------------------------------------------------------
 
-def nanogpt_run(module):
-    """Init, both forward paths, the optimizer's per-parameter lr/wd, and two AdamW steps."""
+def _tokens(vocab):
+    idx = torch.randint(0, vocab, (2, 17), generator=torch.Generator().manual_seed(1))
+    return idx[:, :-1].contiguous(), idx[:, 1:].contiguous()
+
+
+def gpt_config_run(module, vocab, *optimizer_args):
+    """Init, both forward paths, the optimizer's per-parameter lr/wd, and two AdamW steps of a
+    `GPT(GPTConfig())` whose forward returns (logits, loss)."""
     torch.manual_seed(0)
     model = module.GPT(module.GPTConfig())
-    optimizer = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
-    idx = torch.randint(0, 256, (2, 17), generator=torch.Generator().manual_seed(1))
-    x, y = idx[:, :-1].contiguous(), idx[:, 1:].contiguous()
+    optimizer = model.configure_optimizers(*optimizer_args)
+    x, y = _tokens(vocab)
     return _train(model, optimizer, lambda: model(x, y)[1], lambda: model(x)[0])
+
+
+def nanogpt_run(module):
+    return gpt_config_run(module, 256, 0.1, 1e-3, (0.9, 0.95), "cpu")
+
+
+def mingpt_run(module):
+    return gpt_config_run(module, 100)
 
 
 def tiny_run(module):
     torch.manual_seed(0)
     model = module.TinyGPT()
     optimizer = module.make_optimizer(model)
-    idx = torch.randint(0, 128, (2, 17), generator=torch.Generator().manual_seed(1))
-    x, y = idx[:, :-1].contiguous(), idx[:, 1:].contiguous()
+    x, y = _tokens(128)
     return _train(model, optimizer, lambda: model(x, y), lambda: model(x))
 
 
@@ -91,7 +104,12 @@ def assert_same_at_base(before, after, run):
         assert torch.equal(a, b), (a - b).abs().max()
 
 
-# --- the whole promise, on two differently written GPTs --------------------------------------------
+def assert_coord_passes(mulint, target, *args):
+    code, out, err = mulint("coord", target, "--format", "json", *args)
+    assert code == 0 and json.loads(out)["verdict"] == "pass", out
+
+
+# --- the whole promise, on three differently written GPTs ------------------------------------------
 
 def test_nanogpt_fix_diff_recheck_and_coordinate_check(mulint, tmp_path):
     path = copy(tmp_path, NANOGPT)
@@ -115,8 +133,7 @@ def test_nanogpt_fix_diff_recheck_and_coordinate_check(mulint, tmp_path):
     assert mulint("check", str(path)) == (0, "All checks passed!\n", "")
     assert mulint("check", str(path), "--diff", "--unsafe-fixes")[:2] == (0, "")
     assert_same_at_base(NANOGPT, path, nanogpt_run)
-    code, out, err = mulint("coord", f"{path}:GPT", "--seeds", "1", "--format", "json")
-    assert code == 0 and json.loads(out)["verdict"] == "pass", out
+    assert_coord_passes(mulint, f"{path}:GPT", "--seeds", "1")
 
 
 def _unified(before, after):
@@ -136,8 +153,20 @@ def test_second_gpt_style_is_fixed_too(mulint, tmp_path):
     assert text.count("* (96 / self.d_model)") == 2
     assert "/ (self.head_dim / math.sqrt(32))" in text
     assert_same_at_base(TINY, path, tiny_run)
-    code, out, err = mulint("coord", f"{path}:TinyGPT", "--seeds", "1", "--format", "json")
-    assert code == 0 and json.loads(out)["verdict"] == "pass", out
+    assert_coord_passes(mulint, f"{path}:TinyGPT", "--seeds", "1")
+
+
+def test_mingpt_style_keeps_the_width_on_self(mulint, tmp_path):
+    path = copy(tmp_path, MINGPT)
+    code, out = fix(mulint, path, "--unsafe-fixes")
+    assert code == 0 and out.strip() == "Found 6 problems (6 fixed, 0 remaining).", out
+    assert findings(mulint, path) == (0, [])
+    text = path.read_text()
+    assert text.count("self.mup_width = config.n_embd") == 1
+    assert text.index("super().__init__()", text.index("class GPT")) < text.index("self.mup_width")
+    assert "self.lm_head(x) * (96 / self.mup_width)" in text
+    assert_same_at_base(MINGPT, path, mingpt_run)
+    assert_coord_passes(mulint, f"{path}:GPT")
 
 
 # --- each fix on its own -------------------------------------------------------------------------
@@ -406,28 +435,3 @@ def test_mushared_readout_bias_fix(tmp_path, mulint, bias, fixed):
     assert code == 0 and f"MuSharedReadout(self.emb.weight{fixed}  # the tied readout" in text
     assert mulint("check", str(path), "--select", "MU403", "--fix")[0] == 0 and path.read_text() == text
 
-
-MINGPT = MODELS / "mingpt_sp.py"  # keeps no config on self: the fix stores the width itself
-
-
-def test_mingpt_style_keeps_the_width_on_self(mulint, tmp_path):
-    path = copy(tmp_path, MINGPT)
-    code, out = fix(mulint, path, "--unsafe-fixes")
-    assert code == 0 and out.strip() == "Found 6 problems (6 fixed, 0 remaining).", out
-    assert findings(mulint, path) == (0, [])
-    text = path.read_text()
-    assert text.count("self.mup_width = config.n_embd") == 1
-    assert text.index("super().__init__()", text.index("class GPT")) < text.index("self.mup_width")
-    assert "self.lm_head(x) * (96 / self.mup_width)" in text
-
-    def run(module):
-        torch.manual_seed(0)
-        model = module.GPT(module.GPTConfig())
-        optimizer = model.configure_optimizers()
-        idx = torch.randint(0, 100, (2, 17), generator=torch.Generator().manual_seed(1))
-        x, y = idx[:, :-1].contiguous(), idx[:, 1:].contiguous()
-        return _train(model, optimizer, lambda: model(x, y)[1], lambda: model(x)[0])
-
-    assert_same_at_base(MINGPT, path, run)
-    code, out, err = mulint("coord", f"{path}:GPT", "--format", "json")
-    assert code == 0 and json.loads(out)["verdict"] == "pass", out

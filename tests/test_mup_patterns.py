@@ -167,6 +167,13 @@ def test_plain_adam_instead_of_muadam(check):
     assert "hidden" in report["findings"][0]["message"]
 
 
+def test_plain_sgd_instead_of_musgd(check):
+    # MuSGD is judged by the learning rates it produces (the "MuSGD" correct case): plain SGD's are SP.
+    code, found, _ = check(MLP, ("return MuAdam(model.parameters(), lr=1e-3)",
+                                 "return torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)"))
+    assert set(found) == {("MU302", "return torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)")}
+
+
 def test_nn_linear_readout_is_stopped_by_mups_own_assertion(mulint, tmp_path):
     path = tmp_path / "linear_readout.py"
     path.write_text(MLP.replace("MuReadout(width, 4, readout_zero_init=True)", "nn.Linear(width, 4)"))

@@ -11,6 +11,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from mulint import steps
 from mulint.build.init_record import _user_frame_from
 from mulint.errors import MulintError
 from mulint.facts import SourceLoc
@@ -112,6 +113,7 @@ class _ConstructionSite:
 
 def read_optimizer(factory: OptimizerFactory, model: nn.Module, width: int, numbers: OptimizerNumbers,
                    target: str) -> None:
+    steps.enter("optimizer")
     names = {}
     for name, p in model.named_parameters(remove_duplicate=False):
         names.setdefault(id(p), []).append(name)

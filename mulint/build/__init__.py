@@ -8,6 +8,7 @@ import traceback
 import torch
 import torch.nn as nn
 
+from mulint import steps
 from mulint.build.provenance import Provenance, quiet
 from mulint.build.scalars import ScalarsOnCpu
 from mulint.errors import MulintError
@@ -23,6 +24,7 @@ def _build(knob: WidthKnob, width: int, device: str, provenance: Provenance | No
 
 def build_at(knob: WidthKnob, width: int, *, target: str, device: str = "meta",
              provenance: Provenance | None = None) -> nn.Module:
+    steps.enter("build")
     try:
         try:
             model = _build(knob, width, device, provenance, scalars_on_cpu=device == "meta")

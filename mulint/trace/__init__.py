@@ -17,6 +17,7 @@ import torch
 import torch.fx
 import torch.nn as nn
 
+from mulint import steps
 from mulint.build.inputs import Inputs
 from mulint.build.provenance import is_library_file, quiet, source_loc
 from mulint.build.scalars import ScalarsOnCpu, is_number
@@ -130,6 +131,7 @@ def _shape(val: Any) -> tuple[int, ...] | None:
 
 
 def export(model: nn.Module, inputs: Inputs, *, target: str) -> Traced:
+    steps.enter("trace")
     args, kwargs = inputs
     try:
         # Tensors the forward creates without a device (torch.arange for positions, masks) must be

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 
-from mulint.analysis.numbers import measure_init, numeric_widths
+from mulint.analysis.numbers import measure_init, numeric_knob, numeric_widths
 from mulint.exponents import fit_exponent
 from mulint.analysis.optimizer import OptimizerNumbers, find_factory, read_optimizer
 from mulint.analysis.structure import Structure, analyse_structure
@@ -66,7 +66,8 @@ def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, wi
     factory = find_factory(target.module, model_cls, optimizer, _resolve_function)
     opt_numbers = OptimizerNumbers(label=factory.label) if factory else None
 
-    chosen = numeric_widths(structure.knob, target.label, widths)
+    knob = numeric_knob(structure.knob)  # the small CPU models never hold a full-length causal mask
+    chosen = numeric_widths(knob, target.label, widths)
     grad_rms: list[float] = []
 
     def visit(width, model):
@@ -75,7 +76,7 @@ def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, wi
             if width == max(chosen):
                 grad_rms.extend(hidden_gradient_rms(target, structure, model))
 
-    numbers = measure_init(structure.knob, chosen, target.label, visit=visit)
+    numbers = measure_init(knob, chosen, target.label, visit=visit)
     facts.numeric_widths = chosen
     for p in facts.params:
         rms = numbers.rms.get(p.name, {})

@@ -25,6 +25,10 @@ MAX_ELEMENTS = 64_000_000  # per numeric model: ~256 MB of float32
 # go up to MAX_ELEMENTS only when fewer than two widths do (a 128k vocab at 64 heads, say).
 PREFERRED_ELEMENTS = 16_000_000
 MIN_WIDTH, MAX_WIDTH = 32, 512
+# Sequence-length-like fields (block_size, max_position_embeddings) of the small models: a causal mask
+# is block_size² entries (4 GiB at 32768). The positions are not a width, so the exponents are kept;
+# this is well above the length of the synthesised inputs (mulint.build.inputs.SEQ).
+NUMERIC_SEQ = 256
 
 
 @dataclass
@@ -34,6 +38,11 @@ class InitNumbers:
     last_write: dict[str, Write] = field(default_factory=dict)
     late_writes: dict[str, list[Write]] = field(default_factory=dict)  # after mup's set_base_shapes
     has_infshape: dict[str, bool] = field(default_factory=dict)
+
+
+def numeric_knob(knob: WidthKnob) -> WidthKnob:
+    """The knob the small CPU models are built with: sequence-length-like fields capped."""
+    return knob.with_limits(seq=NUMERIC_SEQ)
 
 
 def _numel_on_meta(knob: WidthKnob, width: int, target: str) -> int | None:

@@ -54,8 +54,8 @@ def _site(traced: Traced, node: Node, dependent: set[str]):
     """(form, explicit scale or None, pre-factor on q and k, head_dim, locs, q operand) of one site."""
     if node.op in SDPA:
         q, k = node.args[0], node.args[1]
-        fq, lq, sq = walk_back(traced, q.name, dependent)
-        fk, lk, sk = walk_back(traced, k.name, dependent)
+        fq, lq, sq = walk_back(traced, q.name, dependent, logits_only=True)
+        fk, lk, sk = walk_back(traced, k.name, dependent, logits_only=True)
         head_dim = traced.nodes[q.name].shape[-1]
         scale = _sdpa_scale(node)
         form = "sdpa" if scale is not None else "sdpa-default"
@@ -66,8 +66,8 @@ def _site(traced: Traced, node: Node, dependent: set[str]):
         return None
     contraction, factor, locs = found
     operands = [r.name for _, _, r in contraction.input_refs() if r.name in dependent]
-    fq, lq, sq = walk_back(traced, operands[0], dependent)
-    fk, lk, sk = walk_back(traced, operands[1], dependent)
+    fq, lq, sq = walk_back(traced, operands[0], dependent, logits_only=True)
+    fk, lk, sk = walk_back(traced, operands[1], dependent, logits_only=True)
     head_dim = traced.nodes[operands[0]].shape[-1]
     form = _tensor_form("explicit", traced, (sq, sk), dependent)
     return form, factor * fq * fk, head_dim, locs + lq + lk, contraction

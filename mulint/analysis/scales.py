@@ -48,8 +48,14 @@ def _activation_inputs(node: Node, dependent: set[str]) -> list[str]:
     return [r.name for _, _, r in node.input_refs() if r.name in dependent]
 
 
-def walk_back(traced: Traced, name: str, dependent: set[str]) -> tuple[float, list[SourceLoc], str]:
-    """From an activation back through layout ops and constant factors: (factor, their lines, stop node)."""
+def walk_back(traced: Traced, name: str, dependent: set[str], *,
+              logits_only: bool = False) -> tuple[float, list[SourceLoc], str]:
+    """From an activation back through layout ops and constant factors: (factor, their lines, stop node).
+
+    With ``logits_only`` (walking back from q or k), a factor that also reaches other values (a fused
+    qkv projection's output times 1/sqrt(fan_in) reaches v as well) is the projection's multiplier,
+    not the logits' scale, and is not counted.
+    """
     factor, locs = 1.0, []
     for _ in range(32):
         node = traced.nodes[name]
@@ -58,13 +64,55 @@ def walk_back(traced: Traced, name: str, dependent: set[str]) -> tuple[float, li
             break
         value = scalar_factor(node, refs[0])
         if value is not None:
-            factor *= value
-            if node.loc:
-                locs.append(node.loc)
+            if not logits_only or feeds_only_logits(traced, node.name, dependent):
+                factor *= value
+                if node.loc:
+                    locs.append(node.loc)
         elif node.op not in LAYOUT:
             break
         name = refs[0]
     return factor, locs, name
+
+
+def _leads_to_softmax(traced: Traced, name: str, steps: int = 8) -> bool:
+    """Whether a product of two activations is attention logits (it is normalised by a softmax)."""
+    frontier = [name]
+    for _ in range(steps):
+        nxt = []
+        for current in frontier:
+            for node, _, _ in traced.consumers(current):
+                if node.op in SOFTMAX:
+                    return True
+                if node.op in LAYOUT or node.op in SCALING or node.op in MASKING or node.op == "tanh":
+                    nxt.append(node.name)
+        frontier = nxt
+    return False
+
+
+def _logit_operand(node: Node, pos, traced: Traced) -> bool:
+    """The value reaching ``node`` at ``pos`` is q or k of attention logits (not v, not a gate)."""
+    if node.op in SDPA:
+        return pos in (0, 1, "query", "key")
+    return node.op in ACT_CONTRACTIONS and _leads_to_softmax(traced, node.name)
+
+
+def feeds_only_logits(traced: Traced, name: str, dependent: set[str]) -> bool:
+    """Whether every value computed from ``name`` through layout ops and constant factors ends as q
+    or k of attention logits: only then does a factor there scale the logits rather than a layer."""
+    stack, seen, reached = [name], set(), False
+    while stack:
+        current = stack.pop()
+        for node, pos, _ in traced.consumers(current):
+            if (node.name, current) in seen:
+                continue
+            seen.add((node.name, current))
+            if _logit_operand(node, pos, traced):
+                reached = True
+            elif node.op in LAYOUT or scalar_factor(node, current) is not None:
+                stack.append(node.name)
+            else:
+                return False
+    return reached
 
 
 def input_side(traced: Traced, consumer: Node, dependent: set[str]) -> tuple[float, list[SourceLoc]]:
@@ -79,8 +127,9 @@ def input_side(traced: Traced, consumer: Node, dependent: set[str]) -> tuple[flo
 def output_side(traced: Traced, consumer: Node, dependent: set[str]) -> tuple[float, list[SourceLoc]]:
     """Constant factors on the op's output up to the next non-linearity (largest over branches).
 
-    Factors that end in a product of two activations (q * scale before q @ k) belong to the
-    attention logits, not to the projection, and are dropped.
+    Factors that end only in attention logits (q * scale before q @ k, OPT's ``q_proj(x) * scaling``)
+    belong to the logits, not to the projection, and are dropped; a factor on a fused qkv output
+    reaches v too, so it is the projection's.
     """
     ends: list[tuple[float, list[SourceLoc]]] = []
     stack = [(consumer.name, 1.0, [])]
@@ -100,11 +149,11 @@ def output_side(traced: Traced, consumer: Node, dependent: set[str]) -> tuple[fl
                 stack.append((nxt.name, factor * value, locs + ([nxt.loc] if nxt.loc else [])))
             elif nxt.op in LAYOUT or (nxt.op in ("add", "sub") and weight_operands):
                 stack.append((nxt.name, factor, locs))
-            elif nxt.op in ACT_CONTRACTIONS or nxt.op in SDPA or (nxt.op in WEIGHT_CONTRACTIONS and weight_operands):
+            elif _logit_operand(nxt, pos, traced) or (nxt.op in WEIGHT_CONTRACTIONS and weight_operands):
                 # Attention logits, or the next layer's input (MuReadout's x / width_mult): not ours.
                 continue
             else:
-                ends.append((factor, locs))  # the next non-linearity, residual sum or output
+                ends.append((factor, locs))  # the next non-linearity, residual sum, v of attention or output
     ends = [e for e in ends if e[0] > 0]
     return max(ends, key=lambda e: abs(math.log(e[0])), default=(1.0, []))
 

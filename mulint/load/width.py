@@ -41,7 +41,7 @@ _HEADS_NAMES = {"n_head", "n_heads", "num_heads", "num_attention_heads", "nhead"
 
 
 def _tokens(name: str) -> set[str]:
-    return {t for t in re.split(r"[_\W]+|(?<=[a-z])(?=[A-Z])", name.lower()) if t}
+    return {t.lower() for t in re.split(r"[_\W]+|(?<=[a-z])(?=[A-Z])", name) if t}
 
 
 def _is_int(value: Any) -> bool:

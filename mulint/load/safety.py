@@ -1,7 +1,9 @@
 """Static look at a Python file, without importing it: is it safe to import, and what models does it define.
 
-A file is import-safe when its top level holds only imports, definitions, constant assignments,
-docstrings and an ``if __name__ == "__main__":`` block, so importing it cannot start training.
+A file is import-safe when nothing Python evaluates while importing it has an effect: no call
+outside a list of known-pure ones (pure_calls), no loop, no code of the user's tree run by a
+decorator, a metaclass or a base class, and no local import of a file that is itself unsafe
+(import_walk). Function bodies do not count: they run only when called.
 """
 
 from __future__ import annotations
@@ -11,181 +13,90 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mulint.errors import MulintError
-
-# Base classes that make a class an nn.Module, as written in source.
-_MODULE_BASES = {"Module", "nn.Module", "torch.nn.Module", "PreTrainedModel"}
-_FACTORY_WORDS = ("model", "net", "network")
-_OPTIMIZER_FACTORIES = {"configure_optimizers", "make_optimizer", "build_optimizer", "create_optimizer"}
+from mulint.load.discovery import Discovery
+from mulint.load.import_judge import Effect, ImportJudge, module_info
+from mulint.load.local_imports import package_inits
 
 
 @dataclass
 class FileSummary:
     path: Path
     tree: ast.Module
-    unsafe_line: int | None  # first top-level statement that runs code at import time
-    unsafe_reason: str = ""
+    unsafe_line: int | None  # the line of the file whose code first has an effect at import time
+    unsafe_reason: str = ""  # a noun phrase: "line N runs <reason> at import time"
     module_classes: list[str] = field(default_factory=list)
     top_level_models: list[str] = field(default_factory=list)  # classes/factories to analyse
+    unsafe_file: Path | None = None  # the file whose code has the effect (a local import's, or this one)
+    unsafe_message: str = ""  # "line 3 imports train.py, whose line 40 runs a top-level loop"
+    # (name, line, reason, hint) of model classes/factories defined where a plain import cannot reach
+    unanalysable: list[tuple[str, int, str, str]] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.unsafe_file is None:
+            self.unsafe_file = self.path
 
     @property
     def import_safe(self) -> bool:
         return self.unsafe_line is None
 
 
-def parse_file(path: Path) -> ast.Module:
+_PARSE_HINT = "fix the file; mulint reads it before anything else"
+
+
+def _read(path: Path) -> bytes:
     try:
-        source = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
-        raise MulintError(f"cannot read {path}: {exc.strerror}", step="target") from exc
+        raise MulintError(f"cannot read {path}: {exc.strerror or exc}", step="parse",
+                          hint="check the path and its permissions") from exc
+
+
+def parse_file(path: Path) -> ast.Module:
+    """The file's syntax tree; every way it can fail to parse is a MulintError naming the file."""
+    return _parse(path, _read(path))
+
+
+def _parse(path: Path, source: bytes) -> ast.Module:
     try:
         return ast.parse(source, filename=str(path))
     except SyntaxError as exc:
-        raise MulintError(
-            f"syntax error at {path}:{exc.lineno}:{exc.offset or 1}: {exc.msg}",
-            step="parse",
-            hint="fix the syntax error; mulint reads the file before anything else",
-        ) from exc
+        where = f"{path}:{exc.lineno}:{exc.offset or 1}" if exc.lineno else str(path)
+        raise MulintError(f"syntax error at {where}: {exc.msg}", step="parse", hint=_PARSE_HINT) from exc
+    except ValueError as exc:  # NUL bytes on older Pythons
+        raise MulintError(f"cannot parse {path}: {exc}", step="parse", hint=_PARSE_HINT) from exc
+    except (RecursionError, MemoryError) as exc:
+        raise MulintError(f"cannot parse {path}: an expression is nested too deeply for Python's parser",
+                          step="parse", hint="split the expression; Python itself cannot compile it") from exc
 
 
 def summarize(path: Path) -> FileSummary:
-    tree = parse_file(path)
-    line, reason = _first_unsafe_statement(tree.body)
-    summary = FileSummary(path=path, tree=tree, unsafe_line=line, unsafe_reason=reason)
-    summary.module_classes = _module_classes(tree)
-    summary.top_level_models = _top_level_models(tree, summary.module_classes)
+    source = _read(path)
+    tree = _parse(path, source)
+    info = module_info(path, source, tree)
+    judge = ImportJudge(path)
+    effect = _first_effect(judge, path)
+    summary = FileSummary(path=path, tree=tree, unsafe_line=effect.line if effect else None)
+    if effect is not None:
+        summary.unsafe_reason = effect.reason(path)
+        summary.unsafe_message = effect.sentence(path)
+        summary.unsafe_file = effect.origin
+    discovery = Discovery(judge, info)
+    try:
+        summary.module_classes = discovery.module_classes()
+        summary.top_level_models = discovery.top_level_models(summary.module_classes)
+        summary.unanalysable = discovery.unanalysable(summary.module_classes, summary.top_level_models)
+    except RecursionError:
+        pass  # a pathological file: no models found rather than a crash
     return summary
 
 
-def _is_constant_expr(node: ast.AST) -> bool:
-    if isinstance(node, ast.Constant):
-        return True
-    if isinstance(node, (ast.Name, ast.Attribute)):
-        return True  # a reference, e.g. torch.float32; evaluating it runs nothing of note
-    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
-        return all(_is_constant_expr(e) for e in node.elts)
-    if isinstance(node, ast.Dict):
-        return all(k is None or _is_constant_expr(k) for k in node.keys) and all(
-            _is_constant_expr(v) for v in node.values
-        )
-    if isinstance(node, ast.UnaryOp):
-        return _is_constant_expr(node.operand)
-    if isinstance(node, ast.BinOp):
-        return _is_constant_expr(node.left) and _is_constant_expr(node.right)
-    return False
-
-
-def _is_main_guard(node: ast.If) -> bool:
-    test = node.test
-    return (
-        isinstance(test, ast.Compare)
-        and isinstance(test.left, ast.Name)
-        and test.left.id == "__name__"
-        and len(test.comparators) == 1
-        and isinstance(test.comparators[0], ast.Constant)
-        and test.comparators[0].value == "__main__"
-    )
-
-
-def _is_type_checking_guard(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
-def _first_unsafe_statement(body: list[ast.stmt]) -> tuple[int | None, str]:
-    for stmt in body:
-        if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef,
-                             ast.ClassDef, ast.Pass)):
-            continue
-        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
-            continue  # docstring
-        if isinstance(stmt, ast.Assign) and _is_constant_expr(stmt.value):
-            continue
-        if isinstance(stmt, ast.AnnAssign) and (stmt.value is None or _is_constant_expr(stmt.value)):
-            continue
-        if isinstance(stmt, ast.If) and (_is_main_guard(stmt) or _is_type_checking_guard(stmt)):
-            continue
-        if isinstance(stmt, ast.Try):
-            # `try: import x except ImportError: x = None` is an import, not a computation.
-            inner = stmt.body + [s for h in stmt.handlers for s in h.body] + stmt.orelse + stmt.finalbody
-            line, reason = _first_unsafe_statement(inner)
-            if line is None:
-                continue
-            return line, reason
-        return stmt.lineno, _describe(stmt)
-    return None, ""
-
-
-def _describe(stmt: ast.stmt) -> str:
-    if isinstance(stmt, (ast.For, ast.While, ast.AsyncFor)):
-        return "a top-level loop"
-    if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-        return "an assignment that calls code"
-    if isinstance(stmt, ast.Expr):
-        return "a top-level call"
-    return f"a top-level {type(stmt).__name__.lower()} statement"
-
-
-def _base_name(base: ast.expr) -> str:
-    if isinstance(base, ast.Name):
-        return base.id
-    if isinstance(base, ast.Attribute):
-        return f"{_base_name(base.value)}.{base.attr}"
-    return ""
-
-
-def _module_classes(tree: ast.Module) -> list[str]:
-    """Classes that subclass nn.Module, directly or through another class of the file."""
-    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
-    found: list[str] = []
-    changed = True
-    while changed:
-        changed = False
-        for name, node in classes.items():
-            if name in found:
-                continue
-            bases = {_base_name(b) for b in node.bases}
-            if bases & _MODULE_BASES or any(b.endswith("PreTrainedModel") for b in bases) or bases & set(found):
-                found.append(name)
-                changed = True
-    return [n.name for n in tree.body if isinstance(n, ast.ClassDef) and n.name in found]
-
-
-def _called_names(node: ast.AST) -> set[str]:
-    names = set()
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Call):
-            func = sub.func
-            if isinstance(func, ast.Name):
-                names.add(func.id)
-            elif isinstance(func, ast.Attribute):
-                names.add(func.attr)
-    return names
-
-
-def _top_level_models(tree: ast.Module, module_classes: list[str]) -> list[str]:
-    """Model classes no other model class of the file builds, and model factories."""
-    class_nodes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef) and n.name in module_classes}
-    used: set[str] = set()
-    for name, node in class_nodes.items():
-        used |= (_called_names(node) & set(class_nodes)) - {name}
-        used |= {_base_name(b) for b in node.bases} & set(class_nodes)  # abstract bases
-    factories = []
-    for node in tree.body:
-        if not isinstance(node, ast.FunctionDef) or node.name.startswith("_"):
-            continue
-        if node.name in _OPTIMIZER_FACTORIES or node.name == "example_inputs":
-            continue
-        returns = _base_name(node.returns) if node.returns is not None else ""
-        named_like_model = any(w in node.name.lower() for w in _FACTORY_WORDS)
-        if returns.split(".")[-1] in set(class_nodes) | {"Module"} or (named_like_model and _builds_module(node, class_nodes)):
-            factories.append(node.name)
-            used |= _called_names(node) & set(class_nodes)
-    classes = [n for n in class_nodes if n not in used]
-    return factories + classes
-
-
-def _builds_module(func: ast.FunctionDef, class_nodes: dict) -> bool:
-    called = _called_names(func)
-    return bool(called & set(class_nodes)) or any(c.endswith(("Model", "ForCausalLM", "LMHeadModel")) for c in called)
+def _first_effect(judge: ImportJudge, path: Path) -> Effect | None:
+    """The file's own first effect, else one of the package ``__init__.py`` files its import runs first."""
+    effect = judge.effect_of(path)
+    if effect is not None:
+        return effect
+    for init in package_inits(path):
+        inner = judge.effect_of(init)
+        if inner is not None:
+            return inner.through(1, init)
+    return None

@@ -58,6 +58,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -162,20 +163,41 @@ def test_recording_excludes_libraries_stdlib_mulint_and_system_files(tmp_path):
     assert Path(__file__).resolve() in files  # a local module in sys.modules is a dependency
 
 
-def test_files_read_while_recording_are_dependencies_files_read_after_are_not(tmp_path):
+def test_files_read_while_recording_are_dependencies_files_read_outside_are_not(tmp_path):
     from mulint.load.deps import DependencyRecorder
 
-    for name in ("during.yaml", "after.yaml", "nested.yaml"):
+    for name in ("before.yaml", "during.yaml", "after.yaml", "nested.yaml"):
         (tmp_path / name).write_text("width: 64\n")
+    (tmp_path / "before.yaml").read_text()
     with DependencyRecorder() as outer:
         (tmp_path / "during.yaml").read_bytes()
         with DependencyRecorder() as inner:
             os.close(os.open(tmp_path / "nested.yaml", os.O_RDONLY))
+        assert inner.started_ns == outer.started_ns <= time.time_ns()
     (tmp_path / "after.yaml").read_text()
     tmp = tmp_path.resolve()
-    assert {tmp / "during.yaml", tmp / "nested.yaml"} <= set(outer.files())
-    assert tmp / "after.yaml" not in outer.files()
-    assert tmp / "nested.yaml" in inner.files() and tmp / "during.yaml" not in inner.files()
+    for recorder in (outer, inner):
+        assert {tmp / "during.yaml", tmp / "nested.yaml"} <= set(recorder.files())
+        assert not {tmp / "before.yaml", tmp / "after.yaml"} & set(recorder.files())
+
+
+def test_a_later_recording_keeps_what_a_module_read_when_an_earlier_one_imported_it(tmp_path, monkeypatch):
+    from mulint.load.deps import DependencyRecorder
+
+    name = f"vocab_reader_{tmp_path.name}"
+    (tmp_path / "vocab.json").write_text("[]")
+    (tmp_path / f"{name}.py").write_text("import pathlib\nVOCAB = (pathlib.Path(__file__).parent / 'vocab.json').read_text()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        with DependencyRecorder() as first:
+            __import__(name)
+        with DependencyRecorder() as second:
+            __import__(name)  # already imported: vocab.json is not read again
+    finally:
+        sys.modules.pop(name, None)
+    tmp = tmp_path.resolve()
+    for recorder in (first, second):
+        assert {tmp / "vocab.json", tmp / f"{name}.py"} <= set(recorder.files())
 
 
 def test_unchanged_files_hit(recorded):

@@ -12,8 +12,12 @@ import sysconfig
 import time
 from pathlib import Path
 
-_ACTIVE: list["DependencyRecorder"] = []  # recorders between __enter__ and __exit__, innermost last
 _HOOK_INSTALLED = False
+_ACTIVE = 0  # recorders between __enter__ and __exit__
+# Every file opened for reading while any recorder was active in this process. A module imported in an
+# earlier recording is not imported again, so what it read then counts for every later recording too.
+_READ: set[str] = set()
+_FIRST_STARTED_NS: int | None = None
 _SYSTEM_DIRS = (Path("/proc"), Path("/sys"), Path("/dev"))
 _LIBRARY_PARTS = {"site-packages", "dist-packages"}
 
@@ -22,35 +26,36 @@ class DependencyRecorder:
     """Records the local files a model's code depends on, while it is imported and built."""
 
     def __init__(self) -> None:
-        self._opened: set[str] = set()
-        self._modules: list[str] | None = None  # sys.modules' files, taken at __exit__
-        self.started_ns = 0  # wall clock at __enter__: a dependency changed after it may not have been read
+        self._snapshot: tuple[list[str], set[str]] | None = None  # module files and reads, taken at __exit__
+        # When this process began recording: what it imported or read since may come from older content,
+        # so a file changed after it must not be stored as the content the result came from.
+        self.started_ns = 0
 
     def __enter__(self) -> "DependencyRecorder":
+        global _ACTIVE, _FIRST_STARTED_NS
         _install_hook()
-        self.started_ns = time.time_ns()
-        self._modules = None
-        _ACTIVE.append(self)
+        if _FIRST_STARTED_NS is None:
+            _FIRST_STARTED_NS = time.time_ns()
+        self.started_ns = _FIRST_STARTED_NS
+        self._snapshot = None
+        _ACTIVE += 1
         return self
 
     def __exit__(self, *exc) -> None:
-        if self in _ACTIVE:
-            _ACTIVE.remove(self)
-        self._modules = _module_files()
+        global _ACTIVE
+        _ACTIVE -= 1
+        self._snapshot = (_module_files(), set(_READ))
 
     def files(self) -> list[Path]:
         """Resolved paths, sorted, deduplicated: local modules in sys.modules and files opened for reading."""
-        modules = self._modules if self._modules is not None else _module_files()
+        modules, read = self._snapshot if self._snapshot is not None else (_module_files(), set(_READ))
         excluded = _excluded_roots()
         found = set()
-        for text in {*modules, *self._opened}:
+        for text in {*modules, *read}:
             path = _local_file(text, excluded)
             if path is not None:
                 found.add(path)
         return sorted(found)
-
-    def _opened_for_reading(self, path: str) -> None:
-        self._opened.add(path)
 
 
 def _install_hook() -> None:
@@ -68,11 +73,9 @@ def _on_audit_event(event: str, args: tuple) -> None:
         path, mode, flags = args
         if isinstance(path, int) or not _reads(mode, flags):
             return  # an open file descriptor names no path
-        text = os.path.abspath(os.fsdecode(path))  # relative to the directory of the moment
+        _READ.add(os.path.abspath(os.fsdecode(path)))  # relative to the directory of the moment
     except Exception:  # an audit hook must never break the code being recorded
         return
-    for recorder in _ACTIVE:
-        recorder._opened_for_reading(text)
 
 
 def _reads(mode, flags) -> bool:

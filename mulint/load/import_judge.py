@@ -123,7 +123,7 @@ class ImportJudge:
             self._hits.add(path)
             return None  # Python does not run a module that is being imported again
         cached = _VERDICTS.get((path, self.roots))
-        if cached is not None and _still_valid(cached[1]):
+        if cached is not None and _still_valid(cached[1]) and not _reaches(cached[0], self._in_progress):
             self._deps.update(cached[1])
             return cached[0]
         outer_hits, outer_deps = self._hits, self._deps
@@ -198,6 +198,11 @@ class ImportJudge:
         info = self.info(file)
         inner = info.bindings.lookup(names[0])
         return self.local_class(inner, [], depth + 1) if inner is not None else None
+
+
+def _reaches(effect: Effect | None, in_progress: list[Path]) -> bool:
+    """Whether a cached effect lies in a module being imported now: Python would not run it again."""
+    return effect is not None and bool({effect.origin, *effect.via} & set(in_progress))
 
 
 def _still_valid(deps: dict[Path, str]) -> bool:

@@ -12,16 +12,15 @@ from __future__ import annotations
 import ast
 from contextlib import contextmanager
 
+from mulint.load.class_hooks import defines, has_members, methods, pure_to_instantiate, subclass_hook
 from mulint.load.import_judge import Effect, ImportJudge, ModuleInfo
 from mulint.load.local_imports import CompiledModule
+from mulint.load.value_kinds import ValueKinds
 from mulint.load.names import BUILTIN_NAMES, UNKNOWN, Bindings, Ref, scope_bindings
-from mulint.load.pure_calls import (CALLS_ITS_ARGUMENTS, CONTAINER_METHODS, PATH_METHODS, PATH_RETURNING,
-                                    STR_METHODS, is_pure_builtin, is_pure_call)
+from mulint.load.pure_calls import (CALLS_ITS_ARGUMENTS, CONTAINER_METHODS, PATH_METHODS, STR_METHODS,
+                                    is_pure_builtin, is_pure_call)
 
-_PATH_TYPES = {"pathlib.Path", "pathlib.PurePath", "pathlib.PosixPath", "pathlib.PurePosixPath"}
-_CONTAINER_CALLS = {"list", "dict", "set", "collections.OrderedDict", "collections.defaultdict"}
 _ENUM_HOOKS = ("__new__", "__init__", "_generate_next_value_")
-_INSTANCE_HOOKS = {"__init__", "__post_init__", "__new__", "__setattr__"}
 
 
 class _Found(Exception):
@@ -30,7 +29,7 @@ class _Found(Exception):
         self.effect = effect
 
 
-class ImportWalk:
+class ImportWalk(ValueKinds):
     def __init__(self, judge: ImportJudge, info: ModuleInfo):
         self.judge = judge
         self.info = info
@@ -287,11 +286,11 @@ class ImportWalk:
         for base in s.bases:
             found = self.local_class(base)
             if found is not None:
-                hook = _subclass_hook(self.judge, *found)
+                hook = subclass_hook(self.judge, *found)
                 if hook:
                     self._effect(s, f"{hook}, run by defining class {s.name}")
-        if self._is_enum(s) and _has_members(s):
-            hook = next((m for m in _ENUM_HOOKS if m in _methods(s)), None) or self._inherited_enum_hook(s)
+        if self._is_enum(s) and has_members(s):
+            hook = next((m for m in _ENUM_HOOKS if m in methods(s)), None) or self._inherited_enum_hook(s)
             if hook:
                 self._effect(s, f"the {hook} of enum {s.name}, run for each member")
 
@@ -309,7 +308,7 @@ class ImportWalk:
         for base in s.bases:
             found = self.local_class(base)
             if found:
-                hook = next((m for m in _ENUM_HOOKS if m in _methods(found[1])), None)
+                hook = next((m for m in _ENUM_HOOKS if m in methods(found[1])), None)
                 if hook:
                     return hook
         return None
@@ -330,7 +329,7 @@ class ImportWalk:
             self._expr(e.value)
             self._expr(e.slice)
             found = self.local_class(e.value)
-            if found and _defines(self.judge, *found, "__class_getitem__"):
+            if found and defines(self.judge, *found, "__class_getitem__"):
                 self._effect(e, f"the __class_getitem__ of {_label(e.value)}")
         else:
             self._children(e)
@@ -396,7 +395,7 @@ class ImportWalk:
             return label
         if ref.kind == "class" or (ref.kind == "import" and self.judge.is_local(ref)):
             found = self.judge.local_class(ref, attrs)
-            if found is not None and _pure_to_instantiate(self.judge, *found):
+            if found is not None and pure_to_instantiate(self.judge, *found):
                 return None
             if found is not None:
                 return f"{label}, a class of {self._where_defined(found[0].path)} (its __init__ runs)"
@@ -459,58 +458,6 @@ class ImportWalk:
             return None
         return self.judge.local_class(ref, attrs)
 
-    # What a value is, as far as pure methods go: "str", "path", "container" or None.
-
-    def _kind(self, e: ast.expr, depth: int = 0) -> str | None:
-        if depth > 8:
-            return None
-        if isinstance(e, ast.Constant):
-            return "str" if isinstance(e.value, (str, bytes)) else None
-        if isinstance(e, ast.JoinedStr):
-            return "str"
-        if isinstance(e, (ast.List, ast.Dict, ast.Set, ast.Tuple, ast.ListComp, ast.DictComp, ast.SetComp)):
-            return "container"
-        if isinstance(e, ast.BinOp):
-            left = self._kind(e.left, depth + 1)
-            if left == "path" and isinstance(e.op, ast.Div):
-                return "path"
-            return "str" if left == "str" and isinstance(e.op, (ast.Add, ast.Mod)) else None
-        if isinstance(e, ast.Name):
-            return "str" if e.id == "__file__" else self._kind_of_ref(self._lookup(e.id), depth + 1)
-        if isinstance(e, ast.Attribute):
-            return "path" if e.attr == "parent" and self._kind(e.value, depth + 1) == "path" else None
-        if isinstance(e, ast.Subscript):
-            value = e.value
-            if isinstance(value, ast.Attribute) and value.attr == "parents" and self._kind(value.value, depth + 1) == "path":
-                return "path"
-            return None
-        if isinstance(e, ast.Call):
-            return self._kind_of_call(e, depth)
-        return None
-
-    def _kind_of_call(self, e: ast.Call, depth: int) -> str | None:
-        func = e.func
-        if isinstance(func, ast.Attribute):
-            receiver = self._kind(func.value, depth + 1)
-            if receiver == "path" and func.attr in PATH_RETURNING:
-                return "path"
-            if receiver == "str" and func.attr in STR_METHODS:
-                return "str"
-        resolved = self.resolve(func)
-        if resolved is None:
-            return None
-        name = self.qualname(*resolved)
-        if name in _PATH_TYPES:
-            return "path"
-        if name.startswith("os.path."):
-            return "str"
-        return "container" if name in _CONTAINER_CALLS else None
-
-    def _kind_of_ref(self, ref: Ref, depth: int = 0) -> str | None:
-        if ref.kind != "variable" or ref.node is None or ref.origin != self.info.path:
-            return None
-        return self._kind(ref.node, depth + 1)
-
 
 def _label(expr: ast.expr) -> str:
     try:
@@ -527,84 +474,3 @@ def _is_main_guard(test: ast.expr) -> bool:
     names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
     mains = [s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"]
     return len(names) == 1 and len(mains) == 1
-
-
-def _methods(s: ast.ClassDef) -> set[str]:
-    return {n.name for n in s.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-
-
-def _has_members(s: ast.ClassDef) -> bool:
-    return any(isinstance(n, (ast.Assign, ast.AnnAssign)) for n in s.body)
-
-
-def _defines(judge: ImportJudge, info: ModuleInfo, node: ast.ClassDef, method: str, depth: int = 0) -> bool:
-    """Whether the class or one of its bases in the user's tree defines `method`."""
-    if method in _methods(node):
-        return True
-    if depth > 6:
-        return False
-    walk = ImportWalk(judge, info)
-    for base in node.bases:
-        found = walk.local_class(base)
-        if found and _defines(judge, *found, method, depth + 1):
-            return True
-    return False
-
-
-def _subclass_hook(judge: ImportJudge, info: ModuleInfo, node: ast.ClassDef, depth: int = 0) -> str | None:
-    """What subclassing `node` runs: its (or a base's) __init_subclass__ or metaclass, from the user's tree."""
-    if "__init_subclass__" in _methods(node):
-        return f"the __init_subclass__ of {node.name}"
-    walk = ImportWalk(judge, info)
-    for keyword in node.keywords:
-        if keyword.arg == "metaclass" and walk.local_class(keyword.value):
-            return f"the metaclass of {node.name}"
-    if depth > 6:
-        return None
-    for base in node.bases:
-        found = walk.local_class(base)
-        if found:
-            hook = _subclass_hook(judge, *found, depth + 1)
-            if hook:
-                return hook
-    return None
-
-
-def _pure_to_instantiate(judge: ImportJudge, info: ModuleInfo, node: ast.ClassDef, depth: int = 0) -> bool:
-    """A dataclass or NamedTuple of the user's tree whose construction runs none of its code.
-
-    Its generated ``__init__`` only stores the arguments and calls the default factories, so
-    those must be pure too (``list``, a lambda of pure code, another such class).
-    """
-    if depth > 6 or _methods(node) & _INSTANCE_HOOKS or any(k.arg == "metaclass" for k in node.keywords):
-        return False
-    walk = ImportWalk(judge, info)
-    decorators = [d.func if isinstance(d, ast.Call) else d for d in node.decorator_list]
-    quals = [walk.qualname(*r) for r in map(walk.resolve, decorators) if r]
-    base_quals = [walk.qualname(*r) for r in map(walk.resolve, node.bases) if r]
-    if base_quals and base_quals == ["typing.NamedTuple"] and len(node.bases) == 1:
-        return not node.decorator_list
-    if quals != ["dataclasses.dataclass"]:
-        return False
-    for base in node.bases:
-        found = walk.local_class(base)
-        if found is None or not _pure_to_instantiate(judge, *found, depth + 1):
-            return False
-    return all(_pure_factory(walk, judge, f, depth) for f in _default_factories(node))
-
-
-def _default_factories(node: ast.ClassDef) -> list[ast.expr]:
-    factories = []
-    for stmt in node.body:
-        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.value, ast.Call):
-            factories += [k.value for k in stmt.value.keywords if k.arg == "default_factory"]
-    return factories
-
-
-def _pure_factory(walk: ImportWalk, judge: ImportJudge, factory: ast.expr, depth: int) -> bool:
-    if isinstance(factory, ast.Lambda):
-        return walk.is_pure(factory.body)
-    if walk._callee_problem(factory, None) is None:
-        return True
-    found = walk.local_class(factory)
-    return found is not None and _pure_to_instantiate(judge, *found, depth + 1)

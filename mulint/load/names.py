@@ -68,12 +68,19 @@ class Bindings:
         if not refs:
             return None
         first = refs[0]
-        if all(r == first for r in refs[1:]):
+        if all(_same(r, first) for r in refs[1:]):
             return first
         for kind in ("function", "class"):
             if any(r.kind == kind for r in refs):
                 return next(r for r in refs if r.kind == kind)
         return Ref("unknown", origin=self.path)
+
+
+def _same(a: Ref, b: Ref) -> bool:
+    """The same binding twice: one import repeated, or one value assigned again."""
+    if a.kind == "import":
+        return (b.kind, b.module, b.attr, b.level) == ("import", a.module, a.attr, a.level)
+    return a == b
 
 
 def module_bindings(tree: ast.Module, path: Path | None) -> Bindings:

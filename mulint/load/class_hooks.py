@@ -1,0 +1,101 @@
+"""What defining or instantiating a class of the checked code runs: hooks Python calls implicitly.
+
+Subclassing runs the base's ``__init_subclass__`` and metaclass; an enum runs its ``__new__`` or
+``__init__`` for each member; instantiating runs ``__init__``, except for a dataclass or NamedTuple
+whose generated constructor only stores its arguments (and calls its pure default factories).
+"""
+
+from __future__ import annotations
+
+import ast
+
+from mulint.load.import_judge import ImportJudge, ModuleInfo
+
+_INSTANCE_HOOKS = {"__init__", "__post_init__", "__new__", "__setattr__"}
+
+
+def _walk(judge: ImportJudge, info: ModuleInfo):
+    from mulint.load.import_walk import ImportWalk
+
+    return ImportWalk(judge, info)
+
+
+def methods(s: ast.ClassDef) -> set[str]:
+    return {n.name for n in s.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def has_members(s: ast.ClassDef) -> bool:
+    return any(isinstance(n, (ast.Assign, ast.AnnAssign)) for n in s.body)
+
+
+def defines(judge: ImportJudge, info: ModuleInfo, node: ast.ClassDef, method: str, depth: int = 0) -> bool:
+    """Whether the class or one of its bases in the user's tree defines `method`."""
+    if method in methods(node):
+        return True
+    if depth > 6:
+        return False
+    walk = _walk(judge, info)
+    for base in node.bases:
+        found = walk.local_class(base)
+        if found and defines(judge, *found, method, depth + 1):
+            return True
+    return False
+
+
+def subclass_hook(judge: ImportJudge, info: ModuleInfo, node: ast.ClassDef, depth: int = 0) -> str | None:
+    """What subclassing `node` runs: its (or a base's) __init_subclass__ or metaclass, from the user's tree."""
+    if "__init_subclass__" in methods(node):
+        return f"the __init_subclass__ of {node.name}"
+    walk = _walk(judge, info)
+    for keyword in node.keywords:
+        if keyword.arg == "metaclass" and walk.local_class(keyword.value):
+            return f"the metaclass of {node.name}"
+    if depth > 6:
+        return None
+    for base in node.bases:
+        found = walk.local_class(base)
+        if found:
+            hook = subclass_hook(judge, *found, depth + 1)
+            if hook:
+                return hook
+    return None
+
+
+def pure_to_instantiate(judge: ImportJudge, info: ModuleInfo, node: ast.ClassDef, depth: int = 0) -> bool:
+    """A dataclass or NamedTuple of the user's tree whose construction runs none of its code.
+
+    Its generated ``__init__`` only stores the arguments and calls the default factories, so
+    those must be pure too (``list``, a lambda of pure code, another such class).
+    """
+    if depth > 6 or methods(node) & _INSTANCE_HOOKS or any(k.arg == "metaclass" for k in node.keywords):
+        return False
+    walk = _walk(judge, info)
+    decorators = [d.func if isinstance(d, ast.Call) else d for d in node.decorator_list]
+    quals = [walk.qualname(*r) for r in map(walk.resolve, decorators) if r]
+    base_quals = [walk.qualname(*r) for r in map(walk.resolve, node.bases) if r]
+    if base_quals and base_quals == ["typing.NamedTuple"] and len(node.bases) == 1:
+        return not node.decorator_list
+    if quals != ["dataclasses.dataclass"]:
+        return False
+    for base in node.bases:
+        found = walk.local_class(base)
+        if found is None or not pure_to_instantiate(judge, *found, depth + 1):
+            return False
+    return all(_pure_factory(walk, judge, f, depth) for f in _default_factories(node))
+
+
+def _default_factories(node: ast.ClassDef) -> list[ast.expr]:
+    factories = []
+    for stmt in node.body:
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.value, ast.Call):
+            factories += [k.value for k in stmt.value.keywords if k.arg == "default_factory"]
+    return factories
+
+
+def _pure_factory(walk, judge: ImportJudge, factory: ast.expr, depth: int) -> bool:
+    if isinstance(factory, ast.Lambda):
+        return walk.is_pure(factory.body)
+    if walk._callee_problem(factory, None) is None:
+        return True
+    found = walk.local_class(factory)
+    return found is not None and pure_to_instantiate(judge, *found, depth + 1)

@@ -142,7 +142,8 @@ def _library_roots() -> tuple[Path, ...]:
     roots = set(_SYSTEM_DIRS)
     for scheme_paths in (sysconfig.get_paths(), sysconfig.get_paths(vars={"base": sys.base_prefix,
                                                                           "platbase": sys.base_exec_prefix})):
-        roots.update(Path(scheme_paths[key]) for key in ("stdlib", "platstdlib", "purelib", "platlib"))
+        # "scripts": console scripts of installed packages (mulint's own is a worker's __main__)
+        roots.update(Path(scheme_paths[key]) for key in ("stdlib", "platstdlib", "purelib", "platlib", "scripts"))
     roots.update(Path(p) for p in site.getsitepackages())
     roots.add(Path(site.getusersitepackages()))
     return tuple(roots)

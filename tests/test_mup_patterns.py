@@ -224,3 +224,38 @@ def test_mushared_readout_rescaled_by_set_base_shapes_is_flagged_there(check):
     code, found, _ = check(TIED, ("    nn.init.normal_(model.emb.weight, std=1.0)\n", ""),
                            ("delta=LM(128))", "delta=LM(128), rescale_params=False)"))
     assert found == []
+
+
+# The SP baseline and zero inits ----------------------------------------------------------------
+
+SP_BASELINE = ("set_base_shapes(model, Net(64), delta=Net(128))", "set_base_shapes(model, None)")
+TORCH_INIT = ("mup.init.normal_(model.hidden.weight, std=0.02 * 8)", "nn.init.normal_(model.hidden.weight, std=0.02)")
+QUERY_ZERO = ("    return model\n\n\ndef make_optimizer",
+              "    model.hidden.weight.data[: width // 4] = 0  # zero query\n    return model\n\n\ndef make_optimizer")
+
+
+def test_torch_init_after_the_sp_baseline_is_an_sp_init_not_undone_mup(check):
+    """set_base_shapes(model, None) takes the model as its own base: nothing to undo, the init is SP."""
+    code, found, _ = check(MLP, SP_BASELINE, TORCH_INIT)
+    # SP learning rates too: hidden and output updates both too large
+    assert found == [("MU101", "nn.init.normal_(model.hidden.weight, std=0.02)"),
+                     ("MU301", "return MuAdam(model.parameters(), lr=1e-3)"),
+                     ("MU301", "return MuAdam(model.parameters(), lr=1e-3)")]
+
+
+def test_zeroing_part_of_a_weight_after_set_base_shapes_is_not_mu402(check):
+    # after mup.init: clean; after a torch init: MU402 stays at the line that drew the values
+    assert check(MLP, QUERY_ZERO)[1] == []
+    assert check(MLP, TORCH_INIT, QUERY_ZERO)[1] == [("MU402", "nn.init.normal_(model.hidden.weight, std=0.02)")]
+
+
+def test_query_zero_init_of_the_sp_baseline_keeps_its_constant_std_finding(check):
+    """mutransformers' coord-check recipe: SP baseline, constant-std init, then the query rows zeroed."""
+    code, found, _ = check(MLP, SP_BASELINE, TORCH_INIT, QUERY_ZERO)
+    # SP learning rates too: hidden and output updates both too large
+    assert found == [("MU101", "nn.init.normal_(model.hidden.weight, std=0.02)"),
+                     ("MU301", "return MuAdam(model.parameters(), lr=1e-3)"),
+                     ("MU301", "return MuAdam(model.parameters(), lr=1e-3)")]
+    # and a full zero init is never a finding
+    zero = ("mup.init.normal_(model.hidden.weight, std=0.02 * 8)", "model.hidden.weight.data.zero_()")
+    assert check(MLP, zero)[1] == []

@@ -4,7 +4,10 @@ While recording, torch.Tensor's in-place fill methods are wrapped, so every writ
 (``nn.init.normal_(p)`` ends in ``p.normal_()``; ``p.data.zero_()``, ``p.copy_(...)``, ``p[:] = ...``). Writes are matched to parameters by storage, so ``p.data``
 views count. The last write from user code is the parameter's init site. Writes made after the
 `mup` package attached ``infshape`` to a parameter (``set_base_shapes``), from outside `mup`,
-are remembered too: they undo µP's rescaling.
+are remembered too: they undo µP's rescaling, unless the base shapes leave nothing to undo
+(``set_base_shapes(model, None)``, the SP baseline: no dimension is a width) or the write stores
+zeros (a zero init is µP for every role). Zeros are not an init site either: a partly zeroed weight
+(mutransformers' query zero-init of a fused qkv) keeps the values drawn before.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ def _is_mup_file(filename: str) -> bool:
 class Write:
     loc: SourceLoc | None  # innermost user frame; None when only library code was on the stack
     via_mup: bool  # the write came from the mup package (mup.init, set_base_shapes' rescaling)
-    after_base_shapes: bool  # the parameter already carried mup's infshape
+    after_base_shapes: bool  # the parameter already carried mup's infshape, with a width dimension
+    zeros: bool = False  # the write stores zeros (zero_, fill_(0), w[:n] = 0)
 
 
 class InitRecorder:
@@ -54,7 +58,7 @@ class InitRecorder:
         for name in _WRITES + _RESCALES:
             original = getattr(torch.Tensor, name)
             self._saved[name] = original
-            setattr(torch.Tensor, name, self._wrap(original, mup_only=name in _RESCALES))
+            setattr(torch.Tensor, name, self._wrap(original, name, mup_only=name in _RESCALES))
         self._deepcopy = nn.Parameter.__deepcopy__
         nn.Parameter.__deepcopy__ = self._wrap_deepcopy(self._deepcopy)
         return self
@@ -67,12 +71,12 @@ class InitRecorder:
         self._saved.clear()
         return False
 
-    def _wrap(self, original, mup_only: bool = False):
+    def _wrap(self, original, method: str, mup_only: bool = False):
         recorder = self
 
         def write(tensor, *args, **kwargs):
             if tensor.device.type != "meta":
-                recorder._note(tensor, mup_only)
+                recorder._note(tensor, mup_only, zeros=_stores_zeros(method, args, kwargs))
             return original(tensor, *args, **kwargs)
 
         return write
@@ -94,7 +98,7 @@ class InitRecorder:
 
         return deepcopy
 
-    def _note(self, tensor: torch.Tensor, mup_only: bool = False) -> None:
+    def _note(self, tensor: torch.Tensor, mup_only: bool = False, zeros: bool = False) -> None:
         try:
             ptr = tensor.untyped_storage().data_ptr()
         except RuntimeError:
@@ -110,15 +114,50 @@ class InitRecorder:
         if mup_only and not via_mup:
             return
         self.writes.setdefault(ptr, []).append(
-            Write(loc=loc, via_mup=via_mup, after_base_shapes=hasattr(param, "infshape")))
+            Write(loc=loc, via_mup=via_mup, after_base_shapes=has_width_base_shapes(param), zeros=zeros))
 
     def last_write(self, param: torch.Tensor) -> Write | None:
+        """The write the parameter's values come from: the last one that does not store zeros."""
         writes = [w for w in self.writes.get(param.untyped_storage().data_ptr(), []) if w.loc is not None]
-        return writes[-1] if writes else None
+        drawn = [w for w in writes if not w.zeros]
+        return (drawn or writes)[-1] if writes else None
 
     def writes_after_base_shapes(self, param: torch.Tensor) -> list[Write]:
         return [w for w in self.writes.get(param.untyped_storage().data_ptr(), [])
-                if w.after_base_shapes and not w.via_mup and w.loc is not None]
+                if w.after_base_shapes and not w.via_mup and not w.zeros and w.loc is not None]
+
+
+def has_width_base_shapes(param: torch.Tensor) -> bool:
+    """mup's base shapes are attached and make some dimension a width. ``set_base_shapes(model, None)``
+    takes the model as its own base: every dimension finite, mup.init equals torch's, nothing to undo."""
+    infshape = getattr(param, "infshape", None)
+    if infshape is None:
+        return False
+    try:
+        return infshape.ninf() > 0
+    except (AttributeError, TypeError):
+        return True
+
+
+def _is_zero(value) -> bool:
+    if isinstance(value, torch.Tensor):
+        return value.device.type != "meta" and not bool(value.any())
+    return isinstance(value, (int, float)) and value == 0
+
+
+def _stores_zeros(method: str, args: tuple, kwargs: dict) -> bool:
+    """Whether an in-place write stores zeros: the value argument of each write method."""
+    if method == "zero_":
+        return True
+    value = {"fill_": 0, "fill_diagonal_": 0, "copy_": 0, "__setitem__": 1, "masked_fill_": 1,
+             "index_fill_": 2}.get(method)
+    if value is None:
+        return False
+    name = {"fill_": "value", "fill_diagonal_": "fill_value", "copy_": "src", "masked_fill_": "value",
+            "index_fill_": "value"}.get(method)
+    if len(args) > value:
+        return _is_zero(args[value])
+    return name in kwargs and _is_zero(kwargs[name])
 
 
 def _user_frame() -> tuple[SourceLoc | None, bool]:

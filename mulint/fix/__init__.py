@@ -33,16 +33,33 @@ class FixResult:
                        if ctx.changed)
 
     def write(self) -> list[str]:
-        """Write every changed file; the paths written."""
-        from mulint.fix.source import write_atomically
+        """Write every changed file; the paths written. A file that changed since it was read for
+        planning (another --fix, an editor) or became read-only is left as it is, and its fixes move
+        back to `remaining` with the reason; one that already holds the fixed text counts as fixed."""
+        from mulint.fix.files import NotWritten, write_fixed
 
-        written = []
+        written, unwritten = [], {}
         for path, ctx in sorted(self.files.items()):
             fixed = ctx.render()
-            if ctx.changed and fixed.bytes != ctx.original.bytes:
-                write_atomically(ctx.path, fixed.bytes)
-                written.append(path)
+            if not ctx.changed or fixed.bytes == ctx.raw:
+                continue
+            try:
+                if write_fixed(ctx.path, ctx.raw, fixed.bytes):
+                    written.append(path)
+            except NotWritten as exc:
+                unwritten[path] = str(exc)
+        self._not_fixed(unwritten)
         return written
+
+    def _not_fixed(self, unwritten: dict[str, str]) -> None:
+        """Findings with an edit in a file that was not written stay, with the reason."""
+        for finding in list(self.fixed):
+            why = next((unwritten[e["path"]] for e in finding.fix.edits if e["path"] in unwritten), None)
+            if why:
+                self.fixed.remove(finding)
+                self.remaining.append(finding)
+                self.declined[id(finding)] = why
+                annotate([finding], {id(finding): why})
 
 
 def enabled(finding: Finding, unsafe: bool) -> bool:

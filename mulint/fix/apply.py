@@ -9,7 +9,8 @@ from mulint.findings import Finding
 from mulint.fix import (FixResult, attention, enabled, init, optimizer, outside_reason, readout, resolved, schedule,
                         shared_readout)
 from mulint.fix.context import FileContext
-from mulint.fix.source import Decline, NotForThisFinding, parses, unified_diff, write_atomically
+from mulint.fix.files import CHANGED, READ_ONLY, digest, read_only
+from mulint.fix.source import Decline, NotForThisFinding, parses
 
 # Order matters: the optimizer fix reads which readouts got a multiplier in this run.
 FIXERS = {
@@ -56,8 +57,12 @@ def _run(fixer, edit: dict, state: dict, result: FixResult) -> str | None:
         if why := outside_reason(path, state["allowed"]):
             raise Decline(why)
         if path not in result.files:
+            if read_only(Path(path)):
+                raise Decline(READ_ONLY)
             result.files[path] = FileContext.read(Path(path))
         ctx = result.files[path]
+        if edit.get("sha256") not in (None, digest(ctx.raw)):  # the analysis read other text
+            raise Decline(CHANGED)
         before = ctx.snapshot()
         try:
             fixer(ctx, edit, state)

@@ -63,8 +63,8 @@ def _add_default_scale(ctx: FileContext, call: cst.Call, base: int) -> None:
                       "bind it to a name first so its head_dim can be read")
     q = nodes.dotted(query.value)
     scale = f"math.sqrt({base}) / {q}.size(-1)"
-    column = nodes.break_column(ctx, call, len(scale) + 8)
-    ctx.rewrite(call, lambda updated: nodes.add_keyword(updated, "scale", scale, break_at=column))
+    continuation = nodes.break_column(ctx, call, len(scale) + 8)
+    ctx.rewrite(call, lambda updated: nodes.add_keyword(updated, "scale", scale, break_at=continuation))
     ctx.add_import("math")
     ctx.comment_above(call, COMMENT.format(hd=base))
 

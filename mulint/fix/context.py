@@ -5,6 +5,7 @@ by the finding's line in the file as it was, and changes compose when one node h
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -15,6 +16,9 @@ from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider, QualifiedNameProvider
 
 Rewrite = Callable[[cst.CSTNode], cst.CSTNode]
+NEWLINE = re.compile(r"\r\n|\r|\n")  # the line ends libcst counts lines by
+# How inserted comments are spelled in a file whose declared encoding cannot hold them (`# coding: ascii`).
+PLAIN_SPELLING = {"µ": "mu", "×": "x", "∝": "~", "½": "1/2", "ᵀ": "T", "—": "-", "…": "...", "≈": "~="}
 
 
 @dataclass
@@ -29,6 +33,7 @@ class Addition:
 class FileContext:
     path: Path
     original: cst.Module
+    raw: bytes = b""  # the file's bytes as read: written only if it still holds them
     wrapper: MetadataWrapper = field(init=False)
     rewrites: dict[cst.CSTNode, list[Rewrite]] = field(default_factory=dict)
     comments: dict[cst.CSTNode, list[str]] = field(default_factory=dict)  # statement -> lines above it
@@ -41,10 +46,21 @@ class FileContext:
         self.positions = self.wrapper.resolve(PositionProvider)
         self.parents = self.wrapper.resolve(ParentNodeProvider)
         self._qualified = self.wrapper.resolve(QualifiedNameProvider)
+        self._lines = NEWLINE.split(self.original.code)
 
     @classmethod
     def read(cls, path: Path) -> "FileContext":
-        return cls(path=path, original=cst.parse_module(path.read_bytes()))
+        """The file parsed; Decline when libcst cannot give its bytes back unchanged (a fix must not
+        touch what it does not fix)."""
+        from mulint.fix.source import Decline
+
+        raw = path.read_bytes()
+        module = cst.parse_module(raw)
+        if not module.has_trailing_newline and raw.endswith(module.default_newline.encode()):
+            module = module.with_changes(has_trailing_newline=True)  # libcst drops a CR-only file's last CR
+        if module.bytes != raw:
+            raise Decline("the file's text does not survive parsing unchanged (unusual line endings?)")
+        return cls(path=path, original=module, raw=raw)
 
     @property
     def module(self) -> cst.Module:
@@ -95,6 +111,42 @@ class FileContext:
     def code(self, node: cst.CSTNode) -> str:
         return self.module.code_for_node(node)
 
+    def leading_whitespace(self, line: int) -> str:
+        text = self._lines[line - 1]
+        return text[:len(text) - len(text.lstrip(" \t"))]
+
+    def aligned(self, line: int, column: int) -> str:
+        """The whitespace that starts a continuation line under `column` of `line`: that line's own
+        indentation (tabs stay tabs), then spaces to align."""
+        lead = self.leading_whitespace(line)
+        return lead + " " * max(column - len(lead), 0)
+
+    def indented(self, line: int) -> str:
+        """The whitespace one indentation level deeper than `line`, in the file's own unit."""
+        return self.leading_whitespace(line) + self.module.default_indent
+
+    def visual_column(self, line: int, column: int) -> int:
+        """`column` as a width on screen: tabs to the next multiple of 8, as Python reads them."""
+        return len(self._lines[line - 1][:column].expandtabs())
+
+    def fit(self, code: str) -> str:
+        """Code written by a fixer (4-space indents, LF line ends) in the file's conventions: its
+        indentation unit, its line end, and only characters its declared encoding can hold."""
+        unit, lines = self.module.default_indent, []
+        for line in code.split("\n"):
+            spaces = len(line) - len(line.lstrip(" "))
+            lines.append(unit * (spaces // 4) + " " * (spaces % 4) + line[spaces:])
+        text = self.module.default_newline.join(lines)
+        encoding = self.module.encoding
+        try:
+            text.encode(encoding)
+        except UnicodeEncodeError:
+            for char, plain in PLAIN_SPELLING.items():
+                text = text.replace(char, plain)
+            # Anything left (only in comments: fixers write ASCII code) as a visible escape.
+            text = text.encode(encoding, "backslashreplace").decode(encoding)
+        return text
+
     # --- asking for changes -----------------------------------------------------------------
 
     def rewrite(self, node: cst.CSTNode, fn: Rewrite) -> None:
@@ -107,7 +159,7 @@ class FileContext:
             return
         existing = [line.comment.value for line in statement.leading_lines if line.comment]
         wanted = self.comments.setdefault(statement, [])
-        if f"# {text}" not in existing and text not in wanted:
+        if f"# {self.fit(text)}" not in existing and text not in wanted:
             wanted.append(text)
 
     def insert_before(self, node: cst.CSTNode, code: str) -> bool:
@@ -151,8 +203,10 @@ class FileContext:
         return bool(self.rewrites or self.comments or self.before or self.additions or self.imports)
 
     def render(self) -> cst.Module:
-        module = self.module.visit(_Apply(self.rewrites, self.comments, self.before, self.module.config_for_parsing))
-        module = _insert_after_imports(module, [a for a in self.additions if a.key not in self.top_level_names()])
+        module = self.module.visit(_Apply(self.rewrites, self.comments, self.before, self.fit,
+                                          self.module.config_for_parsing))
+        additions = [Addition(a.key, self.fit(a.code)) for a in self.additions if a.key not in self.top_level_names()]
+        module = _insert_after_imports(module, additions)
         if self.imports:
             context = CodemodContext()
             for mod, name in self.imports:
@@ -162,18 +216,20 @@ class FileContext:
 
 
 class _Apply(cst.CSTTransformer):
-    def __init__(self, rewrites, comments, before, config) -> None:
+    def __init__(self, rewrites, comments, before, fit, config) -> None:
         super().__init__()
         self.rewrites = rewrites
         self.comments = comments
         self.before = before
+        self.fit = fit
         self.config = config
 
     def on_leave(self, original, updated):
         for fn in self.rewrites.get(original, ()):
             updated = fn(updated)
         if original in self.comments and isinstance(updated, cst.SimpleStatementLine):
-            lines = [cst.EmptyLine(indent=True, comment=cst.Comment(f"# {text}")) for text in self.comments[original]]
+            lines = [cst.EmptyLine(indent=True, comment=cst.Comment(f"# {self.fit(text)}"))
+                     for text in self.comments[original]]
             updated = updated.with_changes(leading_lines=[*updated.leading_lines, *lines])
         if isinstance(updated, (cst.IndentedBlock, cst.Module)) and any(s in self.before for s in original.body):
             updated = updated.with_changes(body=self._with_insertions(original.body, updated.body))
@@ -183,7 +239,7 @@ class _Apply(cst.CSTTransformer):
         """Statements inserted above a statement take over its leading comments and blank lines."""
         body = []
         for old, new in zip(originals, updated):
-            inserted = [cst.parse_statement(code, config=self.config) for code in self.before.get(old, ())]
+            inserted = [cst.parse_statement(self.fit(code), config=self.config) for code in self.before.get(old, ())]
             if inserted:
                 inserted[0] = inserted[0].with_changes(leading_lines=new.leading_lines)
                 new = new.with_changes(leading_lines=[])
@@ -208,11 +264,12 @@ def _insert_after_imports(module: cst.Module, additions: list[Addition]) -> cst.
         at += 1
     new = []
     for addition in additions:
-        parsed = cst.parse_module(addition.code, config=module.config_for_parsing).body
-        first = parsed[0]
+        parsed = cst.parse_module(addition.code, config=module.config_for_parsing)
+        first = parsed.body[0]
         blank = [cst.EmptyLine(indent=False)] * 2
-        new.append(first.with_changes(leading_lines=[*blank, *first.leading_lines]))
-        new.extend(parsed[1:])
+        # libcst parses the comment lines that open the code as the module's header: they lead it.
+        new.append(first.with_changes(leading_lines=[*blank, *parsed.header, *first.leading_lines]))
+        new.extend(parsed.body[1:])
     if at < len(body):  # two blank lines between the added code and what follows it
         follower = body[at]
         lines = [line for line in follower.leading_lines]

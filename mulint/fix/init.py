@@ -103,11 +103,11 @@ def _scale_argument(ctx: FileContext, call: cst.Call, arg: cst.Arg, factor: str)
         return nodes.times(updated, factor, parenthesize=False)
 
     ctx.rewrite(value, scaled)
-    column = nodes.break_column(ctx, call, len(factor) + 3)
+    continuation = nodes.break_column(ctx, call, len(factor) + 3)
     position = call.args.index(arg)
-    if column is not None and position > 0:  # continue the call on a new line, before this argument
+    if continuation is not None and position > 0:  # continue the call on a new line, before this argument
         ctx.rewrite(call, lambda updated: updated.with_changes(args=[
-            a.with_changes(comma=a.comma.with_changes(whitespace_after=nodes.line_break(column)))
+            a.with_changes(comma=a.comma.with_changes(whitespace_after=nodes.line_break(continuation)))
             if i == position - 1 and isinstance(a.comma, cst.Comma) else a for i, a in enumerate(updated.args)]))
 
 

@@ -51,15 +51,16 @@ def has_star_args(call: cst.Call) -> bool:
 MAX_LINE = 110  # longer lines get the new argument on a line of its own
 
 
-def line_break(indent: int) -> cst.ParenthesizedWhitespace:
-    """A line break inside brackets, continuing at `indent` spaces (in the file's own newline)."""
+def line_break(indent: str) -> cst.ParenthesizedWhitespace:
+    """A line break inside brackets (in the file's own newline), continuing after the whitespace
+    `indent` (see FileContext.aligned / indented: tabs in a tab-indented file)."""
     return cst.ParenthesizedWhitespace(first_line=cst.TrailingWhitespace(), empty_lines=[], indent=False,
-                                       last_line=cst.SimpleWhitespace(" " * indent))
+                                       last_line=cst.SimpleWhitespace(indent))
 
 
-def add_keyword(call: cst.Call, keyword: str, value: str, *, break_at: int | None = None) -> cst.Call:
+def add_keyword(call: cst.Call, keyword: str, value: str, *, break_at: str | None = None) -> cst.Call:
     """`f(a, b)` -> `f(a, b, keyword=value)`, keeping a trailing comma and the call's line breaks;
-    `break_at`: the column to continue at on a new line (aligned with the first argument)."""
+    `break_at`: the whitespace to continue after on a new line (aligned with the first argument)."""
     args = list(call.args)
     new = cst.Arg(value=expression(value), keyword=cst.Name(keyword),
                   equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""),
@@ -117,12 +118,13 @@ def power(base: str, exponent: float) -> str:
     return f"({base}) ** {text}" if exponent > 0 else f"({base}) ** ({text})"
 
 
-def break_column(ctx: FileContext, call: cst.Call, added: int) -> int | None:
-    """Where to continue when `added` characters more would make the call's last line too long:
-    under the first argument. None when the line stays short enough."""
+def break_column(ctx: FileContext, call: cst.Call, added: int) -> str | None:
+    """Where to continue when `added` characters more would make the call's last line too long: the
+    whitespace that aligns a new line under the first argument. None when the line stays short enough."""
     if not call.args:
         return None
     end = ctx.positions[call].end
-    if end.column + added <= MAX_LINE:
+    if ctx.visual_column(end.line, end.column) + added <= MAX_LINE:
         return None
-    return ctx.positions[call.args[0]].start.column
+    first = ctx.positions[call.args[0]].start
+    return ctx.aligned(first.line, first.column)

@@ -51,9 +51,9 @@ def _rewrite(ctx: FileContext, edit: dict, state: dict) -> dict[str, str]:
     base = int(edit["base_width"])
     width = width_expression(ctx, call, edit["width_knob"], target_class(edit["target"]))
     model = _model_expression(ctx, call, edit)
-    indent = ctx.positions[ctx.enclosing(call, cst.SimpleStatementLine)].start.column
+    indent = ctx.indented(ctx.positions[ctx.enclosing(call, cst.SimpleStatementLine)].start.line)
     ctx.rewrite(call, lambda updated: cst.Call(
-        func=cst.Name(HELPER), whitespace_before_args=nodes.line_break(indent + 4), args=[
+        func=cst.Name(HELPER), whitespace_before_args=nodes.line_break(indent), args=[
             cst.Arg(updated, comma=_comma()), cst.Arg(nodes.expression(model), comma=_comma()),
             cst.Arg(nodes.expression(f"{width} / {base}"))]))
     ctx.add_import("fnmatch")

@@ -1,17 +1,14 @@
-"""Reading, checking and writing fixed source: bytes in, bytes out, never a file that does not parse.
+"""Checking fixed source: bytes in, bytes out, never a file that does not parse.
 
-libcst keeps the file's encoding, line endings and comments; new statements take the file's own
-newline. Writes go to a temporary file beside the original and replace it atomically.
+libcst keeps the file's encoding, line endings and comments; new code takes the file's own newline,
+indentation and encoding (FileContext.fit). Writing is `mulint.fix.files`.
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
-import os
-import tempfile
 import warnings
-from pathlib import Path
 
 import libcst as cst
 
@@ -27,30 +24,17 @@ class NotForThisFinding(Decline):
 def parses(module: cst.Module) -> str | None:
     """None when the rendered module parses for Python itself (not just for libcst); else the error."""
     try:
+        data = module.bytes
+    except UnicodeEncodeError as exc:
+        return f"its text cannot be written in the file's declared encoding ({exc.encoding})"
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)  # e.g. invalid escapes the file already had
-            ast.parse(module.bytes)
-        cst.parse_module(module.bytes)
+            ast.parse(data)
+        cst.parse_module(data)
     except (SyntaxError, ValueError, cst.ParserSyntaxError) as exc:
         return str(exc)
     return None
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` by `data` in one step; its permissions stay; a failure leaves the original."""
-    mode = path.stat().st_mode & 0o7777
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def unified_diff(path: str, before: cst.Module, after: cst.Module) -> str:

@@ -105,7 +105,7 @@ def _primary_key(label: str, target_path: Path | None, options: dict) -> str | N
     # The working directory and PYTHONPATH decide which files a module target imports and how paths print.
     where = [os.getcwd(), os.environ.get("PYTHONPATH", "")]
     try:
-        text = json.dumps(["entry", _FORMAT, label, options, where], sort_keys=True, default=str)
+        text = json.dumps(["entry", _FORMAT, label, options, where], sort_keys=True, default=_plain)
         digest = hashlib.sha256(text.encode())
         if target_path is not None:
             resolved = Path(target_path).resolve()
@@ -114,6 +114,13 @@ def _primary_key(label: str, target_path: Path | None, options: dict) -> str | N
     except (OSError, ValueError, TypeError, RuntimeError):
         return None
     return digest.hexdigest()
+
+
+def _plain(value):
+    """Options JSON cannot hold, in an order that does not vary between runs (a set's does)."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    return str(value)
 
 
 def _stat_record(info: os.stat_result) -> dict:

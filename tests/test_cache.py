@@ -350,3 +350,10 @@ def test_an_unwritable_or_full_cache_never_fails_a_check(recorded, tmp_path, mon
     store(model, deps)
     assert cache.lookup("model.py:GPT", model, OPTIONS) is None
     assert [p.name for p in (tmp_path / "full").rglob("*") if p.is_file()] == []  # no temporary file left
+
+
+def test_the_key_of_set_options_does_not_depend_on_the_hash_seed(tmp_path):
+    code = "from mulint import cache; print(cache._primary_key('m.py:M', None, {'select': {'MU101', 'MU201', 'MU301'}}))"
+    keys = {subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in range(3)}
+    assert len(keys) == 1

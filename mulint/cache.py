@@ -90,8 +90,11 @@ def store_result(label: str, target_path: Path | None, options: dict, findings: 
     key = _primary_key(label, target_path, options)
     if key is None:
         return
+    paths = sorted({Path(path) for path in deps})
+    if target_path is not None and Path(target_path).resolve() not in paths:
+        return  # dependencies were not recorded: nothing could tell this entry is stale
     hashed_at_ns = time.time_ns()
-    records = [_dependency(Path(path)) for path in sorted(set(deps))]
+    records = [_dependency(path) for path in paths]
     if any(record is None for record in records):
         return  # a dependency vanished or changed while it was hashed
     if started_ns is not None and any(max(r["mtime_ns"], r["ctime_ns"]) >= started_ns for r in records):

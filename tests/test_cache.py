@@ -264,6 +264,13 @@ def test_a_dependency_changed_after_the_check_started_is_not_stored(recorded):
     assert cache.lookup("model.py:GPT", model, OPTIONS) is not None
 
 
+def test_a_result_without_its_target_among_the_dependencies_is_not_stored(recorded):
+    model, deps = recorded
+    store(model, [])  # nothing recorded: the entry could never be found stale
+    store(model, [d for d in deps if d.name != "model.py"])
+    assert cache.lookup("model.py:GPT", model, OPTIONS) is None
+
+
 def valid_entry(model, deps) -> tuple[Path, dict]:
     store(model, deps)
     [entry] = cache.cache_root().rglob("*.json")

@@ -69,8 +69,13 @@ def _path(key: str) -> Path:
 
 # --- results keyed by the target and checked against every recorded dependency -----------------------
 
+# When this process last looked each target up: a later result of it may come from the content of then.
+_LOOKED_UP_NS: dict[str, int] = {}
+
+
 def lookup(label: str, target_path: Path | None, options: dict) -> tuple[list[Finding], dict] | None:
     """The cached findings and target entry, when every file the model depended on is unchanged."""
+    _LOOKED_UP_NS[_identity(label, target_path, options)] = time.time_ns()
     key = _primary_key(label, target_path, options)
     if key is None:
         return None
@@ -85,8 +90,11 @@ def lookup(label: str, target_path: Path | None, options: dict) -> tuple[list[Fi
 
 def store_result(label: str, target_path: Path | None, options: dict, findings: list[Finding], target: dict,
                  deps: list[Path], *, started_ns: int | None = None) -> None:
-    """Cache a result with the content of every dependency. `started_ns` (the recorder's) skips the
-    store when a dependency changed after the check began: the result may come from its old content."""
+    """Cache a result with the content of every dependency. Not when a dependency changed after the check
+    began (the recorder's `started_ns`, or this process's lookup of the target): the result may come
+    from its old content."""
+    looked_up_ns = _LOOKED_UP_NS.pop(_identity(label, target_path, options), None)
+    since = min((t for t in (started_ns, looked_up_ns) if t is not None), default=None)
     key = _primary_key(label, target_path, options)
     if key is None:
         return
@@ -97,7 +105,7 @@ def store_result(label: str, target_path: Path | None, options: dict, findings: 
     records = [_dependency(path) for path in paths]
     if any(record is None for record in records):
         return  # a dependency vanished or changed while it was hashed
-    if started_ns is not None and any(max(r["mtime_ns"], r["ctime_ns"]) >= started_ns for r in records):
+    if since is not None and any(max(r["mtime_ns"], r["ctime_ns"]) >= since for r in records):
         return
     _write_atomic(_path(key), {"format": _FORMAT, "key": key, "hashed_at_ns": hashed_at_ns, "deps": records,
                                "findings": [asdict(f) for f in findings], "target": target})
@@ -117,6 +125,10 @@ def _primary_key(label: str, target_path: Path | None, options: dict) -> str | N
     except (OSError, ValueError, TypeError, RuntimeError):
         return None
     return digest.hexdigest()
+
+
+def _identity(label: str, target_path: Path | None, options: dict) -> str:
+    return json.dumps([label, str(target_path), options], sort_keys=True, default=_plain)
 
 
 def _plain(value):

@@ -264,6 +264,18 @@ def test_a_dependency_changed_after_the_check_started_is_not_stored(recorded):
     assert cache.lookup("model.py:GPT", model, OPTIONS) is not None
 
 
+def test_a_dependency_changed_after_the_lookup_that_missed_is_not_stored(recorded):
+    model, deps = recorded
+    assert cache.lookup("model.py:GPT", model, OPTIONS) is None  # the check starts
+    time.sleep(0.02)  # past the file system clock's tick
+    config = model.parent / "config.json"
+    config.write_text(config.read_text())  # edited while the model is analysed
+    store(model, deps)
+    assert cache.lookup("model.py:GPT", model, OPTIONS) is None
+    store(model, deps)  # this lookup saw the edited file
+    assert cache.lookup("model.py:GPT", model, OPTIONS) is not None
+
+
 def test_a_result_without_its_target_among_the_dependencies_is_not_stored(recorded):
     model, deps = recorded
     store(model, [])  # nothing recorded: the entry could never be found stale

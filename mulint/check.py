@@ -1,6 +1,8 @@
-"""`mulint check`: find the targets, analyse each, run the rules, keep what is not suppressed.
+"""`mulint check`: find the targets, run the static rules here and each model in a worker, keep what is
+not suppressed.
 
-One direction: targets -> (model analysis | static analysis) -> rules -> findings. No output here.
+One direction: targets -> (static analysis | model jobs in workers) -> findings. No output here. This
+process never imports user code (`mulint.isolation` runs it elsewhere) and never imports torch.
 """
 
 from __future__ import annotations
@@ -12,9 +14,15 @@ from typing import Callable
 
 from mulint.errors import MulintError
 from mulint.findings import Finding
+from mulint.isolation import DEFAULT_TIMEOUT, Job, Limits, Outcome, default_jobs, run_jobs
 
+# Folders that never hold the user's source. `build` and `dist` are skipped only when they are not
+# a Python package themselves (`mymodels/build/` with an `__init__.py` is source).
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "env", ".env", "node_modules", ".tox",
-             ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", "build", "dist", "site-packages"}
+             ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", "site-packages"}
+OUTPUT_DIRS = {"build", "dist"}
+# Worker errors of a discovered model that mean "not a model mulint can build alone", not a failure.
+NOT_A_MODEL = {"no-width-knob", "needs-arguments"}
 
 
 @dataclass
@@ -31,6 +39,9 @@ class CheckOptions:
     coord: bool = False  # also run the dynamic coordinate check (MU9xx)
     cache: bool = True  # reuse results for unchanged model code
     root: Path | None = None  # the config's directory, for per-file-ignores
+    jobs: int = field(default_factory=default_jobs)  # model workers at once
+    timeout: float = DEFAULT_TIMEOUT  # seconds per model target
+    max_memory: int | None = None  # bytes per worker (None: a share of the machine)
 
 
 @dataclass
@@ -38,12 +49,35 @@ class CheckResult:
     findings: list[Finding] = field(default_factory=list)
     targets: list[dict] = field(default_factory=list)  # what was analysed, and how
     errors: list[dict] = field(default_factory=list)
+    unanalysed: list[dict] = field(default_factory=list)  # {"path", "reason", "hint"}: model files not analysed
+    outputs: list[tuple[str, str]] = field(default_factory=list)  # (target, what its code printed)
+    skipped_dirs: list[str] = field(default_factory=list)
+
+    @property
+    def models_analysed(self) -> int:
+        return sum(t.get("mode") == "model" for t in self.targets)
+
+    @property
+    def files_static(self) -> int:
+        return sum(t.get("mode") == "static" for t in self.targets)
 
 
-def _python_files(directory: Path, exclude: list[str]) -> list[Path]:
+def _is_package(path: Path) -> bool:
+    return (path / "__init__.py").is_file()
+
+
+def _python_files(directory: Path, exclude: list[str], skipped: list[str]) -> list[Path]:
     files = []
     for root, dirs, names in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith(".") and not d.endswith(".egg-info"))
+        kept = []
+        for d in sorted(dirs):
+            path = Path(root) / d
+            hidden = d in SKIP_DIRS or d.startswith(".") or d.endswith(".egg-info")
+            if hidden or (d in OUTPUT_DIRS and not _is_package(path)) or any(path.match(p) for p in exclude):
+                skipped.append(str(path))
+            else:
+                kept.append(d)
+        dirs[:] = kept
         for name in sorted(names):
             path = Path(root) / name
             if name.endswith(".py") and not any(path.match(p) for p in exclude):
@@ -51,13 +85,13 @@ def _python_files(directory: Path, exclude: list[str]) -> list[Path]:
     return files
 
 
-def expand(paths: list[str], exclude: list[str]) -> list[str]:
+def expand(paths: list[str], exclude: list[str], skipped: list[str] | None = None) -> list[str]:
     """Directories become their Python files; files and PATH:NAME targets stay as given."""
     out = []
     for text in paths:
         path = Path(text)
         if path.is_dir():
-            out.extend(str(p) for p in _python_files(path, exclude))
+            out.extend(str(p) for p in _python_files(path, exclude, skipped if skipped is not None else []))
         else:
             out.append(text)
     return out
@@ -67,24 +101,50 @@ def run_check(options: CheckOptions, *, progress: Callable[[str], None] = lambda
     from mulint.load.targets import parse_target
 
     result = CheckResult()
-    for text in expand(options.paths, options.exclude):
+    jobs: list[Job] = []
+    for text in expand(options.paths, options.exclude, result.skipped_dirs):
         try:
             spec = parse_target(text)
+            _check_exists(spec, text)
         except MulintError as exc:
             result.errors.append(_error(exc.for_target(text)))
             continue
-        if spec.path is not None and spec.path.suffix == ".py" and spec.path.exists():
-            _check_static(spec, options, result)
-        if spec.name is None and spec.path is not None and options.no_exec:
-            continue
-        _check_models(spec, options, result, progress)
+        summary = _check_static(spec, options, result) if spec.path is not None else None
+        jobs.extend(_model_jobs(spec, summary, options, result))
+    _empty_directories(options, result)
+    _run_model_jobs(jobs, options, result, progress)
     result.findings = _filter(result.findings, options)
     result.findings.sort(key=lambda f: f.sort_key)
+    result.errors = merge_repeated(result.errors)
     return result
 
 
-def _check_static(spec, options: CheckOptions, result: CheckResult) -> None:
-    """Rules that read the source only (no import, no torch): safe on training scripts."""
+def _check_exists(spec, text: str) -> None:
+    if spec.path is None:
+        return
+    if not spec.path.exists():
+        raise MulintError(f"no such file or directory: {spec.path}", target=text, step="target",
+                          hint="check the path; targets are files, directories, path/to/file.py:NAME or "
+                               "package.module:NAME")
+    if spec.path.is_dir():
+        raise MulintError(f"{spec.path} is a directory", target=text, step="target",
+                          hint="name a directory alone to check every file in it, or file.py:NAME for one model")
+    if spec.path.suffix != ".py":
+        raise MulintError(f"{spec.path} is not a Python file", target=text, step="target",
+                          hint="mulint checks .py files; name them, or a directory holding them")
+
+
+def _empty_directories(options: CheckOptions, result: CheckResult) -> None:
+    for text in options.paths:
+        path = Path(text)
+        if path.is_dir() and not _python_files(path, options.exclude, []):
+            result.errors.append({"target": text, "step": "target", "message": f"no Python files under {text}",
+                                  "hint": "check the path and the `exclude` setting"})
+
+
+def _check_static(spec, options: CheckOptions, result: CheckResult):
+    """Rules that read the source only (no import, no torch): safe on training scripts. Returns the
+    file's summary, or None when the file cannot be read or parsed (then reported as an error)."""
     from mulint.load.safety import summarize
     from mulint.rules import SOURCE_RULES
     from mulint.static import check_source
@@ -95,111 +155,136 @@ def _check_static(spec, options: CheckOptions, result: CheckResult) -> None:
         rules = [r for r in SOURCE_RULES if selected(r.code, options.select, options.ignore)]
         result.findings.extend(check_source(spec.path, rules))
     except MulintError as exc:
-        result.errors.append(_error(exc.for_target(spec.label)))
-        return
+        result.errors.append(_error(exc.for_target(str(spec.path))))
+        return None
+    except (RecursionError, MemoryError, ValueError, OSError, UnicodeError) as exc:
+        result.errors.append({"target": str(spec.path), "step": "parse",
+                              "message": f"cannot read or parse {spec.path}: {type(exc).__name__}: {exc}",
+                              "hint": "the file must be valid Python source"})
+        return None
     result.targets.append({"target": str(spec.path), "mode": "static",
                            "import_safe": summary.import_safe, "models": summary.top_level_models})
+    return summary
 
 
-def _check_models(spec, options: CheckOptions, result: CheckResult, progress) -> None:
-    from mulint.load.safety import summarize
-    from mulint.load.targets import resolve
-
-    names = [spec.name] if spec.name else []
-    if spec.name is None and spec.path is not None:
-        try:
-            summary = summarize(spec.path)
-        except MulintError:
-            return  # already reported by the static pass
-        if not summary.import_safe or not summary.top_level_models:
-            return  # static rules only: importing it could run a training script
-        names = summary.top_level_models
-    if spec.path is not None and names and _all_cached(spec, names, options, result):
-        return  # unchanged model code: no import of torch or of the model
+def _model_jobs(spec, summary, options: CheckOptions, result: CheckResult) -> list[Job]:
+    """The model targets of one CLI target: the named object, or the models a bare file defines."""
+    job_options = _job_options(options)
+    if spec.name is not None:
+        if options.no_exec:
+            result.errors.append(_error(MulintError("--no-exec forbids importing model code", target=spec.label,
+                                                    step="import", hint="drop --no-exec to analyse the model")))
+            return []
+        return [Job("check", spec.text, job_options)]
+    if spec.path is None:
+        result.errors.append(_error(MulintError("a module target needs a NAME", target=spec.label, step="target",
+                                                hint=f"use {spec.module}:ClassName or {spec.module}:factory")))
+        return []
+    if summary is None:
+        return []  # could not be parsed: already an error
+    for name, line, reason, hint in getattr(summary, "unanalysable", []):
+        _not_analysed(result, spec.path, f"{name} (line {line}): {reason}", hint)
+    defines_models = bool(summary.module_classes or summary.top_level_models)
+    if not defines_models:
+        return []
     if options.no_exec:
-        result.errors.append(_error(MulintError("--no-exec forbids importing model code", target=spec.label,
-                                                step="import", hint="drop --no-exec to analyse the model")))
-        return
-    try:
-        resolved = resolve(spec, allow_exec=True)
-    except MulintError as exc:
-        result.errors.append(_error(exc.for_target(spec.label)))
-        return
-    for target in resolved:
-        progress(target.label)
-        try:
-            result.findings.extend(check_model(target, options, result))
-        except MulintError as exc:
-            result.errors.append(_error(exc.for_target(target.label)))
+        _not_analysed(result, spec.path, "--no-exec: model files are not imported",
+                      "drop --no-exec to analyse the models it defines")
+        return []
+    if not summary.import_safe:
+        where = getattr(summary, "unsafe_file", None)
+        place = "" if where in (None, spec.path) else f" (in {where})"
+        _not_analysed(result, spec.path, f"not imported: line {summary.unsafe_line}{place} runs "
+                                         f"{summary.unsafe_reason} at import time",
+                      f"name the model to import it anyway ({spec.path}:NAME), or move that code under "
+                      f"`if __name__ == \"__main__\":`")
+        return []
+    if not summary.top_level_models:
+        _not_analysed(result, spec.path, "its nn.Module classes are components of no model it defines",
+                      f"name the model class or a factory as {spec.path}:NAME")
+        return []
+    return [Job("check", f"{spec.path}:{name}", job_options, discovered=True) for name in summary.top_level_models]
 
 
-def _cache_key(label: str, path: Path | None, options: CheckOptions) -> str:
-    from mulint import cache
-
-    files = cache.source_files(path)
-    if options.optimizer:
-        files += cache.source_files(Path(options.optimizer.rsplit(":", 1)[0]))
-    return cache.key_for(label, files, {
-        "widths": options.widths, "width_arg": options.width_arg, "optimizer": options.optimizer,
-        "coord": options.coord, "select": options.select, "ignore": options.ignore, "cwd": os.getcwd()})
+def _not_analysed(result: CheckResult, path, reason: str, hint: str) -> None:
+    result.unanalysed.append({"path": str(path), "reason": reason, "hint": hint})
 
 
-def _all_cached(spec, names: list[str], options: CheckOptions, result: CheckResult) -> bool:
-    from mulint import cache
+def _job_options(options: CheckOptions) -> dict:
+    return {"widths": options.widths, "width_arg": options.width_arg, "optimizer": options.optimizer,
+            "coord": options.coord, "select": options.select, "ignore": options.ignore}
 
-    if not options.cache:
-        return False
-    hits = [cache.load(_cache_key(f"{spec.path}:{name}", spec.path, options)) for name in names]
-    if any(hit is None for hit in hits):
-        return False
-    for findings, entry in hits:
+
+def _run_model_jobs(jobs: list[Job], options: CheckOptions, result: CheckResult, progress) -> None:
+    pending = []
+    for job in jobs:
+        hit = _cache_lookup(job, options)
+        if hit is None:
+            pending.append(job)
+            continue
+        findings, entry = hit
         result.findings.extend(findings)
         result.targets.append({**entry, "cached": True})
-    return True
+    if not pending:
+        return
+    limits = Limits(timeout=options.timeout, max_memory=options.max_memory, jobs=options.jobs)
+    for outcome in run_jobs(pending, limits, on_done=lambda o: progress(_done_line(o))):
+        _take(outcome, options, result)
 
 
-def check_model(target, options: CheckOptions, result: CheckResult) -> list[Finding]:
-    """Analyse one model and run the model rules, or reuse the cached result for unchanged code."""
+def _done_line(outcome: Outcome) -> str:
+    state = "failed" if outcome.error else "done"
+    return f"{outcome.job.target}: {state} in {outcome.seconds:.1f} s"
+
+
+def _take(outcome: Outcome, options: CheckOptions, result: CheckResult) -> None:
+    job = outcome.job
+    if outcome.output.strip():
+        result.outputs.append((job.target, outcome.output))
+    if outcome.error is not None:
+        error = outcome.error
+        if job.discovered and error.get("kind") in NOT_A_MODEL:
+            path = job.target.rsplit(":", 1)[0]
+            _not_analysed(result, path, f"{job.target.rsplit(':', 1)[1]}: {error['message']}", error["hint"])
+        else:
+            result.errors.append({k: error.get(k, "") for k in ("target", "step", "message", "hint", "output")
+                                  if k != "output" or error.get("output")})
+        return
+    value = outcome.value
+    result.findings.extend(value["findings"])
+    result.targets.append(value["target"])
+    _cache_store(job, options, value)
+
+
+# --- cache -------------------------------------------------------------------------------------
+
+def _cache_options(job: Job) -> dict:
+    return {**job.options, "cwd": os.getcwd()}
+
+
+def _target_path(job: Job) -> Path | None:
+    head = job.target.rsplit(":", 1)[0]
+    return Path(head) if head.endswith(".py") or "/" in head else None
+
+
+def _cache_lookup(job: Job, options: CheckOptions):
+    if not options.cache:
+        return None
     from mulint import cache
 
-    key = None
-    if options.cache:
-        key = _cache_key(target.label, target.path, options)
-        hit = cache.load(key)
-        if hit is not None:
-            findings, entry = hit
-            result.targets.append({**entry, "cached": True})
-            return findings
-    findings = _analyse_and_check(target, options, result)
-    if key is not None:
-        cache.store(key, findings, result.targets[-1])
-    return findings
+    return cache.lookup(job.target, _target_path(job), _cache_options(job))
 
 
-def _analyse_and_check(target, options: CheckOptions, result: CheckResult) -> list[Finding]:
-    from mulint.analysis.model import analyse_model
-    from mulint.rules import MODEL_RULES
-    from mulint.suppress import selected
+def _cache_store(job: Job, options: CheckOptions, value: dict) -> None:
+    if not options.cache:
+        return
+    from mulint import cache
 
-    structure = analyse_model(target, widths=options.widths, width_arg=options.width_arg,
-                              optimizer=options.optimizer)
-    facts = structure.facts
-    if options.coord and facts.traced:
-        from mulint.analysis.model import _resolve_function
-        from mulint.coord import coord_facts, run_coord
+    deps = [Path(p) for p in value.get("deps", [])]
+    cache.store_result(job.target, _target_path(job), _cache_options(job), value["findings"], value["target"], deps)
 
-        coord = run_coord(target, structure, optimizer=options.optimizer, resolve_optimizer=_resolve_function)
-        facts.coord, facts.coord_widths = coord_facts(coord, structure), coord.widths
-    result.targets.append({"target": target.label, "mode": "model", "width_knob": facts.width_knob,
-                           "widths": facts.widths, "numeric_widths": facts.numeric_widths,
-                           "parameters": len(facts.params), "notes": facts.notes,
-                           "optimizer": facts.optimizer.label if facts.optimizer else None})
-    findings = []
-    for rule in MODEL_RULES:
-        if selected(rule.code, options.select, options.ignore):
-            findings.extend(rule().check(facts))
-    return findings
 
+# --- findings and errors --------------------------------------------------------------------------
 
 def _filter(findings: list[Finding], options: CheckOptions) -> list[Finding]:
     from mulint.suppress import filter_findings
@@ -218,3 +303,18 @@ def _read_lines(path: str) -> list[str]:
 
 def _error(exc: MulintError) -> dict:
     return {"target": exc.target, "step": exc.step, "message": exc.message, "hint": exc.hint}
+
+
+def merge_repeated(errors: list[dict]) -> list[dict]:
+    """One record per distinct failure: two models of a file that fail to import alike are one error
+    naming both."""
+    merged: dict[tuple, dict] = {}
+    for error in errors:
+        key = (error.get("step"), error.get("message"), error.get("hint"))
+        if key in merged:
+            first = merged[key]
+            if error["target"] not in first["target"].split(", "):
+                first["target"] = f"{first['target']}, {error['target']}"
+        else:
+            merged[key] = dict(error)
+    return list(merged.values())

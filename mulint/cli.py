@@ -12,6 +12,7 @@ import click
 
 from mulint import __version__
 from mulint.errors import MulintError
+from mulint.isolation import DEFAULT_TIMEOUT
 
 FORMATS_INSPECT = click.Choice(["text", "json"])
 
@@ -42,43 +43,127 @@ def cli() -> None:
     """mulint: a linter for the Maximal Update Parametrization (µP) of PyTorch models."""
 
 
+def _size_option(ctx, param, value):
+    if value is None:
+        return None
+    from mulint.config import parse_size
+
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc))
+
+
+jobs_option = click.option("--jobs", "-j", type=click.IntRange(min=1), metavar="N",
+                           help="Models analysed at once, each in its own worker process (default: the number "
+                                "of cores; config `jobs`).")
+timeout_option = click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+                              help=f"Stop a model target that runs longer (default: {DEFAULT_TIMEOUT:g}; "
+                                   "config `timeout`).")
+max_memory_option = click.option("--max-memory", callback=_size_option, metavar="SIZE",
+                                 help="Memory cap of each worker, e.g. 8G or 512M (default: three quarters of "
+                                      "the machine shared by the workers; config `max-memory`).")
+
+
+def _one_model_job(kind: str, target: str, options: dict, no_exec: bool = False):
+    """The job of `inspect` or `coord`: a named target, or the one model a bare file defines."""
+    from mulint.isolation import Job
+    from mulint.load.safety import summarize
+    from mulint.load.targets import parse_target
+
+    spec = parse_target(target)
+    if spec.path is not None and not spec.path.exists():
+        raise MulintError(f"no such file: {spec.path}", target=target, step="target",
+                          hint="targets are path/to/file.py:NAME or package.module:NAME")
+    if spec.name is None:
+        if spec.path is None or spec.path.suffix != ".py":
+            raise MulintError("name the model as PATH:NAME", target=target, step="target",
+                              hint="e.g. model.py:GPT or package.module:make_model")
+        summary = summarize(spec.path)
+        if not summary.import_safe:
+            raise MulintError(f"not imported: line {summary.unsafe_line} runs {summary.unsafe_reason} at import "
+                              "time", target=target, step="import",
+                              hint=f"name the model explicitly ({spec.path}:NAME) to import it anyway")
+        if not summary.top_level_models:
+            raise MulintError("no model class or factory found", target=target, step="target",
+                              hint="name one explicitly as path/to/file.py:NAME")
+        target = f"{spec.path}:{summary.top_level_models[0]}"
+    return Job(kind, target, options)
+
+
+def _run_one_job(job, limits, verbose: bool, on_progress=lambda job, n: None):
+    """Run one job in a worker; its failure is raised as the MulintError it reported."""
+    from mulint.isolation import run_jobs
+
+    [outcome] = run_jobs([job], limits, on_progress=on_progress)
+    if verbose and outcome.output.strip():
+        _echo_output(job.target, outcome.output)
+    if outcome.error is not None:
+        error = outcome.error
+        raise MulintError(error["message"] + _quoted_output(error), target=error["target"], step=error["step"],
+                          hint=error["hint"])
+    return outcome.value
+
+
+def _quoted_output(error: dict) -> str:
+    output = error.get("output")
+    return "\n  its output ended with:\n" + "\n".join(f"    | {line}" for line in output.splitlines()) \
+        if output else ""
+
+
+def _echo_output(label: str, output: str) -> None:
+    click.echo(f"output of {label}:", err=True)
+    for line in output.rstrip().splitlines():
+        click.echo(f"  | {line}", err=True)
+
+
+def _limits(jobs, timeout, max_memory, config=None):
+    from mulint.isolation import Limits, default_jobs
+
+    return Limits(timeout=timeout or (config.timeout if config and config.timeout else DEFAULT_TIMEOUT),
+                  max_memory=max_memory or (config.max_memory if config else None),
+                  jobs=jobs or (config.jobs if config and config.jobs else default_jobs()))
+
+
 @cli.command()
 @click.argument("target")
 @widths_option
 @width_arg_option
 @click.option("--format", "fmt", type=FORMATS_INSPECT, default="text", show_default=True, help="Output format.")
+@timeout_option
+@max_memory_option
 @verbose_option
-def inspect(target: str, widths, width_arg, fmt: str, verbose: bool) -> None:
+def inspect(target: str, widths, width_arg, fmt: str, timeout, max_memory, verbose: bool) -> None:
     """Show every parameter of TARGET: shape, growing dims, fan-in/out, roles.
 
-    TARGET is path/to/file.py:NAME, package.module:NAME, or a file whose models are discovered.
+    TARGET is path/to/file.py:NAME, package.module:NAME, or a file whose model is discovered.
     """
-    from mulint.analysis.structure import analyse_structure
-    from mulint.load.targets import parse_target, resolve
     from mulint.report.inspect_view import as_json, as_text
 
     with _errors(verbose):
-        try:
-            resolved = resolve(parse_target(target), allow_exec=True)
-        except MulintError as exc:
-            raise exc.for_target(target)
-        if not resolved:
-            raise MulintError("no model class or factory found", target=target, step="target",
-                              hint="name one explicitly as path/to/file.py:NAME")
-        outputs = []
-        for item in resolved:
-            try:
-                structure = analyse_structure(item, widths=widths, width_arg=width_arg)
-            except MulintError as exc:
-                raise exc.for_target(item.label)
-            outputs.append(as_json(structure.facts) if fmt == "json" else as_text(structure.facts))
-        click.echo("\n\n".join(outputs))
+        job = _one_model_job("inspect", target, {"widths": widths, "width_arg": width_arg})
+        value = _run_one_job(job, _limits(1, timeout, max_memory), verbose)
+        click.echo(as_json(value["facts"]) if fmt == "json" else as_text(value["facts"]))
 
 
 def _codes(value: str | None) -> list[str] | None:
     if value is None:
         return None
     return [c.strip().upper() for c in value.replace(" ", ",").split(",") if c.strip()]
+
+
+def _validate_codes(named: dict[str, list[str] | None]) -> None:
+    """Every selector must name a rule: a typo in --select would otherwise switch every rule off."""
+    from mulint.rules import all_rules
+    from mulint.suppress import unknown_selector
+
+    known = [r.code for r in all_rules()]
+    for where, codes in named.items():
+        for code in codes or []:
+            problem = unknown_selector(code, known)
+            if problem:
+                raise MulintError(f"{problem}, in {where}", step="config",
+                                  hint="`mulint rule` lists the codes; prefixes like MU3 and ALL work too")
 
 
 @cli.command()
@@ -104,11 +189,16 @@ def _codes(value: str | None) -> list[str] | None:
                                                "unchanged code (cache: $MULINT_CACHE_DIR or ~/.cache/mulint).")
 @click.option("--coord", "run_coord", is_flag=True,
               help="Also run the dynamic coordinate check on each model (MU9xx; seconds per model).")
+@click.option("--require-models", is_flag=True, default=None,
+              help="Exit 2 when a file defining a model was not analysed (config `require-models`).")
+@jobs_option
+@timeout_option
+@max_memory_option
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True),
               help="pyproject.toml to read [tool.mulint] from (default: found upwards from the first path).")
 @verbose_option
 def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, apply_fixes, unsafe_fixes, show_diff,
-          exit_zero, no_exec, no_cache, run_coord, config_path, verbose):
+          exit_zero, no_exec, no_cache, run_coord, require_models, jobs, timeout, max_memory, config_path, verbose):
     """Lint PATHS (files, directories, or PATH:NAME model targets) for µP violations.
 
     Exit codes: 0 clean, 1 findings, 2 usage/config errors or a target that cannot be analysed.
@@ -131,6 +221,13 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
         if config and not paths:
             targets = [str(config.root / t) if not Path(t).is_absolute() and (config.root / t.split(":")[0]).exists()
                        else t for t in targets]
+        selectors = {"--select": _codes(select), "--ignore": _codes(ignore)}
+        if config:
+            selectors.update({"[tool.mulint] select": config.select, "[tool.mulint] ignore": config.ignore})
+            selectors.update({f'[tool.mulint.per-file-ignores] "{glob}"': codes
+                              for glob, codes in config.per_file_ignores.items()})
+        _validate_codes(selectors)
+        limits = _limits(jobs, timeout, max_memory, config)
         options = CheckOptions(
             paths=targets,
             # A fix's base width is the model's default, which the analysis sees only at default widths.
@@ -145,37 +242,91 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
             cache=not no_cache,
             optimizer=optimizer or (config.optimizer if config else None),
             root=config.root if config else Path.cwd(),
+            jobs=limits.jobs, timeout=limits.timeout, max_memory=limits.max_memory,
         )
+        require = require_models if require_models is not None else bool(config and config.require_models)
         fmt = fmt or (config.format if config and config.format else "text")
         # Model analysis takes seconds per target: say what is running, on a terminal or with --verbose.
         show = verbose or sys.stderr.isatty()
-        progress = (lambda label: click.echo(f"checking {label} ...", err=True)) if show else (lambda label: None)
+        progress = (lambda line: click.echo(line, err=True)) if show else (lambda line: None)
+        if verbose:
+            from mulint.check import expand
+
+            skipped: list[str] = []
+            expand(options.paths, options.exclude, skipped)
+            for folder in skipped:
+                click.echo(f"skipped folder {folder} (not source)", err=True)
         result = run_check(options, progress=progress)
+        if verbose:
+            for label, output in result.outputs:
+                _echo_output(label, output)
         fixes = _fix(result, options, apply_fixes, show_diff, unsafe_fixes)
         if show_diff:
             diff = fixes.diff()
             click.echo(diff, nl=False)
             click.echo(f"Would fix {len(fixes.fixed)} {'problem' if len(fixes.fixed) == 1 else 'problems'}.", err=True)
-            for error in result.errors:
-                click.echo(f"error: {error['target']}: [{error['step']}] {error['message']}", err=True)
+            _echo_errors(result.errors)
             raise SystemExit(2 if result.errors else (1 if diff else 0))
+        if fmt == "text":
+            _echo_notes(result)
         output = _render(result, fmt, statistics, unsafe_fixes, len(fixes.fixed))
-        if fmt == "text" and result.errors and not result.findings:
-            output = f"No problems found; {len(result.errors)} target(s) could not be analysed (see errors)."
+        if fmt == "text" and not result.findings and (result.errors or result.unanalysed):
+            output = _not_a_pass(result)
         if output:
             click.echo(output)
         if fmt == "text":
-            for target in result.targets:
-                for note in target.get("notes") or []:
-                    click.echo(f"note: {target['target']}: {note}", err=True)
-        for error in result.errors:
-            if fmt in ("text", "github"):
-                hint = f"\n  hint: {error['hint']}" if error["hint"] else ""
-                click.echo(f"error: {error['target']}: [{error['step']}] {error['message']}{hint}", err=True)
-    if result.errors:
+            click.echo(_counts_line(result, require))
+        if fmt == "text":
+            _echo_errors(result.errors)
+        if require and result.unanalysed:
+            click.echo(f"error: --require-models: {len(result.unanalysed)} file(s) defining models were not "
+                       "analysed (see the notes)", err=True)
+    if result.errors or (require and result.unanalysed):
         raise SystemExit(2)
     if result.findings and not exit_zero:
         raise SystemExit(1)
+
+
+def _echo_notes(result) -> None:
+    for target in result.targets:
+        for note in target.get("notes") or []:
+            click.echo(f"note: {target['target']}: {note}", err=True)
+    for item in result.unanalysed:
+        click.echo(f"note: {item['path']}: not analysed: {item['reason']}\n  hint: {item['hint']}", err=True)
+
+
+def _echo_errors(errors: list[dict]) -> None:
+    for error in errors:
+        hint = f"\n  hint: {error['hint']}" if error.get("hint") else ""
+        click.echo(f"error: {error['target']}: [{error['step']}] {error['message']}{_quoted_output(error)}{hint}",
+                   err=True)
+
+
+def _not_a_pass(result) -> str:
+    """A run with nothing found but something left out is not "All checks passed!"."""
+    missing = []
+    if result.errors:
+        missing.append(f"{_plural(len(result.errors), 'target')} could not be analysed (see the errors)")
+    if result.unanalysed:
+        files = len({item['path'] for item in result.unanalysed})
+        missing.append(f"{_plural(files, 'file')} with models not analysed (see the notes)")
+    return "No problems found, but " + " and ".join(missing) + "."
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _counts_line(result, require: bool) -> str:
+    """What was really analysed, so that a pass on nothing never looks like a pass."""
+    parts = [f"{_plural(result.models_analysed, 'model')} analysed",
+             f"{_plural(result.files_static, 'file')} checked statically"]
+    if result.unanalysed:
+        files = len({item['path'] for item in result.unanalysed})
+        parts.append(f"{_plural(files, 'file')} with models not analysed (see notes)")
+    if result.errors:
+        parts.append(f"{_plural(len(result.errors), 'error')}")
+    return ", ".join(parts) + "."
 
 
 @cli.command()
@@ -191,38 +342,32 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
 @click.option("--batch", "batch_spec", metavar="PATH:NAME",
               help="Function returning the training batch (args, or (args, kwargs)), optionally taking the model "
                    "(default: synthesised from the first layer, or the file's example_inputs).")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, writable=True), help="Write a PNG plot here.")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default=None,
+              help="Where to train (default: cuda when available, else cpu).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG plot here.")
 @click.option("--format", "fmt", type=FORMATS_INSPECT, default="text", show_default=True, help="Output format.")
+@timeout_option
+@max_memory_option
 @verbose_option
-def coord(target, optimizer, widths, width_arg, steps, seeds, lr, batch_spec, plot_path, fmt, verbose):
+def coord(target, optimizer, widths, width_arg, steps, seeds, lr, batch_spec, device, plot_path, fmt, timeout,
+          max_memory, verbose):
     """Coordinate check: train TARGET a few steps at growing widths; fail if a layer's change grows or
     collapses with width. Exit 1 on fail."""
-    from mulint.analysis.model import _resolve_function
-    from mulint.analysis.structure import analyse_structure
-    from mulint.coord import run_coord
-    from mulint.load.targets import parse_target, resolve
     from mulint.report.coord_view import as_json, as_text
 
     with _errors(verbose):
-        try:
-            [item] = resolve(parse_target(target), allow_exec=True)[:1] or [None]
-        except MulintError as exc:
-            raise exc.for_target(target)
-        if item is None:
-            raise MulintError("no model class or factory found", target=target, step="target",
-                              hint="name one explicitly as path/to/file.py:NAME")
-        try:
-            structure = analyse_structure(item, width_arg=width_arg)
-            total = len(widths) * seeds if widths and len(widths) >= 3 else 4 * seeds
-            show = sys.stderr.isatty() or verbose
-            batch_fn = _resolve_function(batch_spec)[0] if batch_spec else None
-            with click.progressbar(length=total, label="training", file=sys.stderr if show else None,
-                                   hidden=not show) as bar:
-                result = run_coord(item, structure, widths=widths, steps=steps, seeds=seeds, lr=lr,
-                                   batch_fn=batch_fn, optimizer=optimizer, resolve_optimizer=_resolve_function,
-                                   progress=bar.update)
-        except MulintError as exc:
-            raise exc.for_target(item.label)
+        if plot_path:
+            _check_writable(plot_path)
+        options = {"widths": widths, "width_arg": width_arg, "optimizer": optimizer, "steps": steps, "seeds": seeds,
+                   "lr": lr, "batch": batch_spec, "device": device}
+        job = _one_model_job("coord", target, options)
+        total = len(widths) * seeds if widths and len(widths) >= 3 else 4 * seeds
+        show = sys.stderr.isatty() or verbose
+        with click.progressbar(length=total, label="training", file=sys.stderr if show else None,
+                               hidden=not show) as bar:
+            value = _run_one_job(job, _limits(1, timeout, max_memory), verbose,
+                                 on_progress=lambda job, n: bar.update(n))
+        result = value["coord"]
         if plot_path:
             from mulint.coord.plot import save_plot
 
@@ -230,6 +375,23 @@ def coord(target, optimizer, widths, width_arg, steps, seeds, lr, batch_spec, pl
         click.echo(as_json(result) if fmt == "json" else as_text(result))
     if result.verdict == "fail":
         raise SystemExit(1)
+
+
+def _check_writable(path: str) -> None:
+    """Before any training: a plot that cannot be written must not cost the run."""
+    import os
+    from pathlib import Path
+
+    target = Path(path)
+    existed = target.exists()
+    try:
+        with open(target, "ab"):
+            pass
+    except OSError as exc:
+        raise MulintError(f"cannot write the plot to {path}: {exc.strerror or exc}", step="plot",
+                          hint="give --plot a path in a folder that exists and is writable")
+    if not existed:
+        os.unlink(target)
 
 
 @cli.command()
@@ -266,7 +428,7 @@ def _checked_files(options) -> set:
             spec = parse_target(text)
         except MulintError:
             continue
-        if spec.path is not None:
+        if spec.path is not None and spec.path.is_file():  # not a missing file or a symlink loop
             files.add(Path(spec.path))
     return files
 
@@ -301,13 +463,14 @@ def _render(result, fmt: str, statistics: bool, unsafe_fixes: bool = False, fixe
     from mulint.report import github, json_report, sarif, text
 
     if fmt == "json":
-        return json_report.render(result.findings, result.targets, result.errors)
+        return json_report.render(result.findings, result.targets, result.errors, unanalysed=result.unanalysed)
     if fmt == "sarif":
         from mulint.rules.pages import load_pages, pages_dir
 
-        return sarif.render(result.findings, list(load_pages(pages_dir()).values()), __version__)
+        return sarif.render(result.findings, list(load_pages(pages_dir()).values()), __version__,
+                            errors=result.errors, unanalysed=result.unanalysed)
     if fmt == "github":
-        return github.render(result.findings)
+        return github.render(result.findings, errors=result.errors, unanalysed=result.unanalysed)
     return text.render(result.findings, statistics=statistics, unsafe_fixes=unsafe_fixes, fixed=fixed)
 
 
@@ -321,7 +484,8 @@ class _errors:
         return self
 
     def __exit__(self, kind, exc, tb):
-        if exc is None or isinstance(exc, (click.exceptions.Exit, click.exceptions.ClickException, SystemExit)):
+        if exc is None or isinstance(exc, (click.exceptions.Exit, click.exceptions.ClickException, SystemExit,
+                                           BrokenPipeError, KeyboardInterrupt)):
             return False
         if self.verbose:
             traceback.print_exception(kind, exc, tb)
@@ -336,6 +500,8 @@ class _errors:
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="mulint", standalone_mode=False)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
@@ -345,6 +511,19 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(2)  # click exits 1 on usage errors; 1 means findings here
     sys.exit(0)
+
+
+def _quiet_broken_pipe() -> None:
+    """`mulint check . | head`: the reader left; stop without a traceback (Python's documented recipe:
+    point stdout at devnull so the interpreter's final flush does not fail again)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(1)
 
 
 if __name__ == "__main__":

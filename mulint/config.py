@@ -21,7 +21,6 @@ else:  # pragma: no cover
 from mulint.errors import MulintError
 
 FORMATS = ("text", "json", "sarif", "github")
-_CODE = re.compile(r"(ALL|MU[0-9]{0,3})\Z")
 HINT = "see the Configuration section of the README for the keys of [tool.mulint] and their types"
 
 
@@ -37,6 +36,10 @@ class Config:
     optimizer: str | None = None
     exclude: list[str] = field(default_factory=list)
     format: str | None = None
+    timeout: float | None = None
+    max_memory: int | None = None  # bytes
+    jobs: int | None = None
+    require_models: bool = False
     path: Path | None = None  # the pyproject.toml itself, for messages
 
 
@@ -72,10 +75,15 @@ def _strings(value, bad):
 
 
 def _codes(value, bad):
+    from mulint.rules import all_rules
+    from mulint.suppress import unknown_selector
+
     codes = [c.strip().upper() for c in _strings(value, bad)]
-    unknown = [c for c in codes if not _CODE.match(c)]
-    if unknown:
-        bad(f"{', '.join(unknown)} is not a rule code or prefix (e.g. MU201, MU3 or ALL)")
+    known = [r.code for r in all_rules()]
+    for code in codes:
+        problem = unknown_selector(code, known)
+        if problem:
+            bad(problem)
     return codes
 
 
@@ -108,6 +116,43 @@ def _per_file_ignores(value, bad):
     return out
 
 
+def _positive_number(value, bad):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        bad("must be a positive number of seconds, e.g. 300")
+    return float(value)
+
+
+def _positive_int(value, bad):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        bad("must be a positive integer, e.g. 2")
+    return value
+
+
+def _bool(value, bad):
+    if not isinstance(value, bool):
+        bad("must be true or false")
+    return value
+
+
+def parse_size(text: str) -> int:
+    """`8G`, `512M`, `1.5GB`, `4096M` -> bytes; a plain number is in gigabytes. ValueError if malformed."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)I?B?\s*", str(text), re.IGNORECASE)
+    if not match:
+        raise ValueError(f"'{text}' is not a size, e.g. 8G or 512M")
+    number, unit = float(match[1]), (match[2] or "G").upper()
+    size = int(number * (1 << {"K": 10, "M": 20, "G": 30, "T": 40}[unit]))
+    if size < (64 << 20):
+        raise ValueError(f"'{text}' is below 64M: a worker cannot even import torch in that")
+    return size
+
+
+def _size(value, bad):
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        bad(str(exc))
+
+
 KEYS = {  # TOML key -> (Config field, parser)
     "targets": ("targets", _strings),
     "select": ("select", _codes),
@@ -118,6 +163,10 @@ KEYS = {  # TOML key -> (Config field, parser)
     "optimizer": ("optimizer", _string),
     "exclude": ("exclude", _strings),
     "format": ("format", _format),
+    "timeout": ("timeout", _positive_number),
+    "max-memory": ("max_memory", _size),
+    "jobs": ("jobs", _positive_int),
+    "require-models": ("require_models", _bool),
 }
 
 

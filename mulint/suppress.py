@@ -146,3 +146,19 @@ def filter_findings(findings: list[Finding], *, select: list[str] | None = None,
         if not is_suppressed_by_noqa(f, sources[f.path]):
             kept.append(f)
     return kept
+
+
+def unknown_selector(pattern: str, known: Iterable[str]) -> str | None:
+    """None when `pattern` (a code, a prefix or ALL) selects some known rule; else the error message,
+    with the closest known code: a typo must not switch every rule off in silence."""
+    import difflib
+
+    pattern = pattern.strip().upper()
+    known = sorted(known)
+    if pattern == "ALL" or any(code.startswith(pattern) for code in known if pattern):
+        return None
+    close = difflib.get_close_matches(pattern, known, n=1, cutoff=0.6)
+    if not close and re.fullmatch(r"MU[0-9]+", pattern):
+        close = [c for c in known if c.startswith(pattern[:3])][:1]
+    return f"unknown rule code {pattern}" + (f"; did you mean {close[0]}?" if close else "") \
+        + " (`mulint rule` lists them)"

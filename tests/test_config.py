@@ -76,7 +76,7 @@ def test_defaults_and_underscore_spellings(tmp_path):
     ("colour = true", "colour", "unknown key"),
     ("select = 'MU1'", "select", "must be a list"),
     ("select = ['MU1', 2]", "select", "must be a list of strings"),
-    ("ignore = ['E501']", "ignore", "E501 is not a rule code or prefix"),
+    ("ignore = ['E501']", "ignore", "unknown rule code E501"),
     ("widths = [64]", "widths", "two different"),
     ("widths = [64, -128]", "widths", "positive"),
     ("widths = [64.0, 128.0]", "widths", "list of integers"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -67,8 +68,6 @@ def import_file(path: Path, target: str) -> ModuleType:
     if not path.exists():
         raise MulintError(f"no such file: {path}", target=target, step="target")
     root, dotted = _module_name_for(path)
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
     key, digest = str(path.resolve()), _digest(path)
     if key in _LOADED and _LOADED[key][0] == digest:
         return _LOADED[key][1]
@@ -76,9 +75,27 @@ def import_file(path: Path, target: str) -> ModuleType:
     if key not in _LOADED and existing is not None and getattr(existing, "__file__", None) and \
             Path(existing.__file__).resolve() == path.resolve():
         return existing
-    module = _import_new(path, dotted, existing, target, digest)
+    with _folder_first(str(root)):
+        module = _import_new(path, dotted, existing, target, digest)
     _LOADED[key] = (digest, module)
     return module
+
+
+@contextlib.contextmanager
+def _folder_first(folder: str):
+    """The target's folder leads sys.path while the target imports, as under `python -c "import
+    model"`; afterwards it goes last, so modules torch imports lazily while building and tracing
+    (`statistics`, `profile`) come from the standard library, never from a same-named file beside
+    the model, while the model's own lazy imports still find their siblings."""
+    if folder in sys.path:
+        sys.path.remove(folder)
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        if folder in sys.path:
+            sys.path.remove(folder)
+        sys.path.append(folder)
 
 
 def _import_new(path: Path, dotted: str, existing: ModuleType | None, target: str, digest: str) -> ModuleType:

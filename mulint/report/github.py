@@ -19,7 +19,10 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def render(findings: list[Finding]) -> str:
+def render(findings: list[Finding], *, errors: list[dict] | None = None,
+           unanalysed: list[dict] | None = None) -> str:
+    """Findings as errors/warnings on their lines, target errors as `::error`, and files whose models
+    were not analysed as `::notice` on the file: a green job must show what it did not check."""
     lines = []
     for f in sorted(findings, key=lambda f: f.sort_key):
         level = "warning" if f.severity == "warning" else "error"
@@ -30,4 +33,11 @@ def render(findings: list[Finding]) -> str:
             f"title={escape_property(f'{f.code} ({f.name})')}",
         ])
         lines.append(f"::{level} {props}::{escape_data(f'{f.code} {f.message}')}")
+    for error in errors or []:
+        hint = f" (hint: {error['hint']})" if error.get("hint") else ""
+        text = f"[{error['step']}] {error['message']}{hint}"
+        lines.append(f"::error title={escape_property('mulint: ' + error['target'])}::{escape_data(text)}")
+    for item in unanalysed or []:
+        props = f"file={escape_property(item['path'])},title={escape_property('mulint: model not analysed')}"
+        lines.append(f"::notice {props}::{escape_data(item['reason'] + '. ' + item['hint'])}")
     return "\n".join(lines)

@@ -1,4 +1,7 @@
-"""JSON output: `{"findings": [...], "targets": [...], "errors": [...]}`, for scripts and CI."""
+"""JSON output: `{"findings", "targets", "errors", "unanalysed", "summary"}`, for scripts and CI.
+
+`unanalysed` lists the files that define a model mulint did not analyse (`{"path", "reason", "hint"}`),
+and `summary` counts what was analysed, so a script can tell a clean run from an empty one."""
 
 from __future__ import annotations
 
@@ -15,8 +18,12 @@ def finding_dict(f: Finding) -> dict:
     return {key: data[key] for key in FIELDS}
 
 
-def render(findings: list[Finding], targets: list[dict], errors: list[dict]) -> str:
+def render(findings: list[Finding], targets: list[dict], errors: list[dict], *,
+           unanalysed: list[dict] | None = None) -> str:
     rows = [finding_dict(f) for f in sorted(findings, key=lambda f: f.sort_key)]
+    summary = {"models_analysed": sum(t.get("mode") == "model" for t in targets),
+               "files_static": sum(t.get("mode") == "static" for t in targets),
+               "unanalysed": len(unanalysed or []), "errors": len(errors)}
     # default=str: targets may carry Paths or other plain values that json cannot encode itself.
-    return json.dumps({"findings": rows, "targets": targets, "errors": errors}, indent=2, default=str,
-                      ensure_ascii=False)
+    return json.dumps({"findings": rows, "targets": targets, "errors": errors, "unanalysed": unanalysed or [],
+                       "summary": summary}, indent=2, default=str, ensure_ascii=False)

@@ -69,7 +69,29 @@ def _result(f: Finding, index: int) -> dict:
     return result
 
 
-def render(findings: list[Finding], rules: list[RuleMeta], version: str, *, root: Path | None = None) -> str:
+def _notification(level: str, text: str, path: str | None = None) -> dict:
+    note = {"level": level, "message": {"text": text}}
+    if path:
+        note["locations"] = [{"physicalLocation": {"artifactLocation": _artifact(path)}}]
+    return note
+
+
+def _invocation(errors: list[dict], unanalysed: list[dict]) -> dict:
+    """Targets that failed (errors) and model files not analysed (warnings) as tool notifications: code
+    scanning shows them, so an empty result list never passes for a full analysis."""
+    notes = []
+    for error in errors:
+        hint = f" Hint: {error['hint']}" if error.get("hint") else ""
+        path = error["target"].split(":")[0] if error["target"].split(":")[0].endswith(".py") else None
+        notes.append(_notification("error", f"{error['target']}: [{error['step']}] {error['message']}.{hint}", path))
+    for item in unanalysed:
+        notes.append(_notification("warning", f"model not analysed: {item['reason']}. Hint: {item['hint']}",
+                                   item["path"]))
+    return {"executionSuccessful": not errors, "toolExecutionNotifications": notes}
+
+
+def render(findings: list[Finding], rules: list[RuleMeta], version: str, *, root: Path | None = None,
+           errors: list[dict] | None = None, unanalysed: list[dict] | None = None) -> str:
     """`root`: the directory relative paths start from (default: the working directory)."""
     entries = {meta.code: _rule(meta) for meta in rules}
     for f in findings:
@@ -83,6 +105,7 @@ def render(findings: list[Finding], rules: list[RuleMeta], version: str, *, root
         "runs": [{
             "tool": {"driver": {"name": "mulint", "version": version, "informationUri": INFO_URI,
                                 "rules": [entries[c] for c in codes]}},
+            "invocations": [_invocation(errors or [], unanalysed or [])],
             "originalUriBaseIds": {SRCROOT: {"uri": base}},
             "results": [_result(f, index[f.code]) for f in sorted(findings, key=lambda f: f.sort_key)],
         }],

@@ -1,0 +1,171 @@
+"""What a worker process runs for one target: import it, analyse it, and return plain data.
+
+Only `mulint.isolation` calls this, inside a worker. Every failure becomes an error record naming the
+target and the step, including what user code does that an exception handler normally never sees
+(`sys.exit`, `KeyboardInterrupt`, running out of the worker's memory).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+from mulint import steps
+from mulint.errors import MulintError
+
+
+def run(job, max_memory: int, send: Callable[[tuple], None]) -> tuple[str, Any]:
+    handler = {"check": check, "inspect": inspect, "coord": coord}[job.kind]
+    recorder = _dependency_recorder()
+    try:
+        with recorder:
+            value = handler(job, send)
+        if isinstance(value, dict):
+            value["deps"] = [str(p) for p in recorder.files()] if hasattr(recorder, "files") else []
+        return "done", value
+    except MulintError as exc:
+        return "error", _as_record(exc, job, max_memory)
+    except SystemExit as exc:
+        return "error", _record(job, f"the model's code called sys.exit({exc.code!r})",
+                                "mulint runs the target with sys.argv = [its file]: move argument parsing "
+                                "and exits under `if __name__ == \"__main__\":`", kind="exited")
+    except KeyboardInterrupt:
+        return "error", _record(job, "the model's code raised KeyboardInterrupt", "", kind="interrupted")
+    except Exception as exc:
+        if _out_of_memory(exc):
+            return "error", _record(job, _memory_message(max_memory), _memory_hint(), kind="memory")
+        raise
+
+
+def _dependency_recorder():
+    try:
+        from mulint.load.deps import DependencyRecorder
+    except ImportError:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return DependencyRecorder()
+
+
+def _record(job, message: str, hint: str, *, step: str = "", kind: str = "") -> dict:
+    return {"target": job.target, "step": step or steps.current or "import", "message": message, "hint": hint,
+            "kind": kind}
+
+
+def _as_record(exc: MulintError, job, max_memory: int) -> dict:
+    if _out_of_memory(exc):
+        return _record(job, _memory_message(max_memory), _memory_hint(), step=exc.step, kind="memory")
+    return {"target": exc.target or job.target, "step": exc.step or steps.current, "message": exc.message,
+            "hint": exc.hint, "kind": getattr(exc, "kind", "")}
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) or \
+                "Cannot allocate memory" in str(exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def _memory_message(max_memory: int) -> str:
+    return f"ran out of memory: the worker may use {max_memory / (1 << 30):.1f} GB (--max-memory)"
+
+
+def _memory_hint() -> str:
+    return ("a buffer or layer sized by a field that is not the width (a mask of block_size², a huge "
+            "vocabulary)? Give a factory with smaller such fields, or raise --max-memory")
+
+
+# --- the jobs ------------------------------------------------------------------------------------
+
+def _resolve_one(job):
+    from mulint.load.targets import parse_target, resolve
+
+    steps.enter("import")
+    try:
+        resolved = resolve(parse_target(job.target), allow_exec=True)
+    except MulintError as exc:
+        raise exc.for_target(job.target)
+    if not resolved:
+        raise MulintError("no model class or factory found", target=job.target, step="target",
+                          hint="name one explicitly as path/to/file.py:NAME")
+    return resolved[0]
+
+
+def check(job, send) -> dict:
+    """The model rules on one target: its findings and what was analysed."""
+    from mulint.analysis.model import analyse_model
+    from mulint.rules import MODEL_RULES
+    from mulint.suppress import selected
+
+    options = job.options
+    target = _resolve_one(job)
+    structure = analyse_model(target, widths=options.get("widths"), width_arg=options.get("width_arg"),
+                              optimizer=options.get("optimizer"))
+    facts = structure.facts
+    if options.get("coord") and facts.traced:
+        from mulint.analysis.model import _resolve_function
+        from mulint.coord import coord_facts, run_coord
+
+        steps.enter("coord")
+        result = run_coord(target, structure, optimizer=options.get("optimizer"), resolve_optimizer=_resolve_function)
+        facts.coord, facts.coord_widths = coord_facts(result, structure), result.widths
+    entry = {"target": target.label, "mode": "model", "width_knob": facts.width_knob, "widths": facts.widths,
+             "numeric_widths": facts.numeric_widths, "parameters": len(facts.params), "notes": facts.notes,
+             "optimizer": facts.optimizer.label if facts.optimizer else None}
+    findings = []
+    for rule in MODEL_RULES:
+        if selected(rule.code, options.get("select"), options.get("ignore")):
+            findings.extend(rule().check(facts))
+    return {"findings": findings, "target": entry}
+
+
+def inspect(job, send) -> dict:
+    from mulint.analysis.structure import analyse_structure
+
+    target = _resolve_one(job)
+    structure = analyse_structure(target, widths=job.options.get("widths"), width_arg=job.options.get("width_arg"))
+    return {"facts": structure.facts}
+
+
+def coord(job, send) -> dict:
+    from mulint.analysis.model import _resolve_function
+    from mulint.analysis.structure import analyse_structure
+    from mulint.coord import run_coord
+
+    options = job.options
+    target = _resolve_one(job)
+    structure = analyse_structure(target, width_arg=options.get("width_arg"))
+    batch_fn = None
+    if options.get("batch"):
+        steps.enter("batch")
+        batch_fn = _checked_batch(*_resolve_function(options["batch"]))
+    steps.enter("coord")
+    extra = {"device": options["device"]} if options.get("device") else {}
+    result = run_coord(target, structure, widths=options.get("widths"), steps=options.get("steps", 3),
+                       seeds=options.get("seeds", 2), lr=options.get("lr", 1e-3), batch_fn=batch_fn,
+                       optimizer=options.get("optimizer"), resolve_optimizer=_resolve_function,
+                       progress=lambda n: send(("progress", n)), **extra)
+    return {"coord": result}
+
+
+def _checked_batch(batch_fn, label: str):
+    """The user's --batch function, with its failures and wrong return types named as such."""
+    @functools.wraps(batch_fn)  # keeps its signature: it may take the model
+    def checked(*args, **kwargs):
+        try:
+            batch = batch_fn(*args, **kwargs)
+        except Exception as exc:
+            raise MulintError(f"the --batch function {label} raised {type(exc).__name__}: {exc}", step="batch",
+                              hint="it is called as NAME(model) or NAME() and returns the forward's arguments") from exc
+        import torch
+
+        ok = isinstance(batch, (torch.Tensor, tuple, list, dict))
+        if not ok:
+            raise MulintError(f"the --batch function {label} returned {type(batch).__name__}", step="batch",
+                              hint="return a tensor, a tuple of the forward's arguments, or (args, kwargs)")
+        return batch
+
+    return checked

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field as dataclass_field
 from fractions import Fraction
 from typing import Any, Callable
 
-from mulint.errors import MulintError
 
 WIDTH_NAMES = ("width", "d_model", "n_embd", "hidden_size", "dim", "embed_dim", "hidden_dim", "n_embed", "emb_dim",
                "model_dim", "d_embed", "ninp")
@@ -181,38 +180,67 @@ def _limited(plain: WidthKnob, caps: dict[str, Any]) -> WidthKnob:
     return knob
 
 
+@dataclass
+class ConfigTry:
+    """A config class tried for a constructor argument: its default instance's fields, or what it raised."""
+
+    param: str
+    cls: type
+    fields: dict[str, Any] | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class KnobSearch:
+    """What the search for a width knob saw, for explaining why it found none."""
+
+    obj: Callable
+    target: str
+    width_arg: str | None
+    params: dict[str, inspect.Parameter]
+    configs: list[ConfigTry] = dataclass_field(default_factory=list)
+    call_error: BaseException | None = None  # calling a factory without arguments raised
+    built_fields: dict[str, Any] | None = None  # the config the factory's model carries, without a width
+
+
 def find_knob(obj: Callable, target: str, width_arg: str | None = None, base_override: int | None = None) -> WidthKnob:
     try:
         sig = inspect.signature(obj)
     except (TypeError, ValueError):
         sig = None
     params = dict(sig.parameters) if sig else {}
+    search = KnobSearch(obj=obj, target=target, width_arg=width_arg, params=params)
     wanted = (width_arg,) if width_arg and "." not in width_arg else WIDTH_NAMES
     for name in wanted:
         if name in params:
-            return _argument_knob(obj, params, name, target, base_override)
+            return _argument_knob(obj, params, name, base_override, search)
     field = width_arg.split(".", 1)[1] if width_arg and "." in width_arg else width_arg
-    config_knob = _config_knob(obj, params, target, field, base_override)
+    config_knob = _config_knob(obj, params, field, base_override, search)
     if config_knob is not None:
         return config_knob
-    if sig is not None and not any(p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-                                   for p in params.values()):
-        knob = _rebuild_knob(obj, target, field, base_override)
+    if sig is not None and not _required(params):
+        knob = _rebuild_knob(obj, field, base_override, search)
         if knob is not None:
             return knob
-    names = ", ".join(WIDTH_NAMES)
-    raise MulintError(
-        f"no width knob: no argument named {width_arg or names}, and no config object with such a field",
-        target=target, step="width",
-        hint="name the argument or config field that sets the width with --width-arg NAME")
+    from mulint.load.width_hints import no_knob_error
+
+    raise no_knob_error(search)
 
 
-def _argument_knob(obj, params, name, target, base_override) -> WidthKnob:
+def _required(params: dict[str, inspect.Parameter], but: str | None = None) -> list[str]:
+    """The arguments a call must pass (no default), other than `but`."""
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in params.values() if p.default is inspect.Parameter.empty and p.kind in kinds
+            and p.name != but]
+
+
+def _argument_knob(obj, params, name, base_override, search: KnobSearch) -> WidthKnob:
     param = params[name]
     base = base_override if base_override is not None else param.default
-    if not _is_int(base):
-        raise MulintError(f"width argument '{name}' has no int default", target=target, step="width",
-                          hint="give the widths to analyse with --widths 64,128,256")
+    if not _is_int(base) or _required(params, but=name):
+        from mulint.load.width_hints import no_default_width_error
+
+        raise no_default_width_error(search, name)
     defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
     defaults[name] = base
 
@@ -265,10 +293,8 @@ def _with_fields(config: Any, changes: dict[str, int]) -> Any:
     return new
 
 
-def _default_config(param: inspect.Parameter, obj) -> Any:
-    if param.default is not inspect.Parameter.empty and _config_fields(param.default) is not None \
-            and not isinstance(param.default, (int, float, str, bool, type(None))):
-        return param.default
+def _config_classes(param: inspect.Parameter, obj) -> list[type]:
+    """Config classes that could fill this argument: its annotation, HF's config_class, the file's own."""
     annotation = param.annotation
     module = inspect.getmodule(obj)
     if isinstance(annotation, str):
@@ -277,20 +303,31 @@ def _default_config(param: inspect.Parameter, obj) -> Any:
     # nanoGPT's `GPT(config)` names no type: try the file's own config classes.
     local = [c for name, c in vars(module).items() if isinstance(c, type) and dataclasses.is_dataclass(c)
              and c.__module__ == getattr(module, "__name__", None)] if param.name in CONFIG_PARAM_NAMES else []
-    for cls in (annotation, config_class, *local):
-        if isinstance(cls, type) and (dataclasses.is_dataclass(cls) or hasattr(cls, "attribute_map")):
-            try:
-                return cls()
-            except Exception:
-                continue
+    return [cls for cls in (annotation, config_class, *local)
+            if isinstance(cls, type) and (dataclasses.is_dataclass(cls) or hasattr(cls, "attribute_map"))]
+
+
+def _default_config(param: inspect.Parameter, obj, search: KnobSearch) -> Any:
+    if param.default is not inspect.Parameter.empty and _config_fields(param.default) is not None \
+            and not isinstance(param.default, (int, float, str, bool, type(None))):
+        search.configs.append(ConfigTry(param.name, type(param.default), fields=_config_fields(param.default)))
+        return param.default
+    for cls in _config_classes(param, obj):
+        try:
+            config = cls()
+        except Exception as exc:
+            search.configs.append(ConfigTry(param.name, cls, error=exc))
+            continue
+        search.configs.append(ConfigTry(param.name, cls, fields=_config_fields(config)))
+        return config
     return None
 
 
-def _config_knob(obj, params, target, field, base_override) -> WidthKnob | None:
+def _config_knob(obj, params, field, base_override, search: KnobSearch) -> WidthKnob | None:
     candidates = [p for p in params.values() if p.name in CONFIG_PARAM_NAMES] + \
                  [p for p in params.values() if p.name not in CONFIG_PARAM_NAMES]
     for param in candidates:
-        config = _default_config(param, obj)
+        config = _default_config(param, obj, search)
         if config is None:
             continue
         fields = _config_fields(config)
@@ -321,7 +358,7 @@ def _knob_over_config(config, fields, key, base_override, make, label) -> WidthK
                      make=make_from)
 
 
-def _rebuild_knob(obj, target, field, base_override) -> WidthKnob | None:
+def _rebuild_knob(obj, field, base_override, search: KnobSearch) -> WidthKnob | None:
     """A factory without arguments that returns a model carrying its config (HF style)."""
     import torch
 
@@ -330,7 +367,8 @@ def _rebuild_knob(obj, target, field, base_override) -> WidthKnob | None:
     try:
         with torch.device("meta"):
             model = obj()
-    except Exception:
+    except Exception as exc:
+        search.call_error = exc
         return None
     config = getattr(model, "config", None)
     fields = _config_fields(config) if config is not None else None
@@ -338,6 +376,7 @@ def _rebuild_knob(obj, target, field, base_override) -> WidthKnob | None:
         return None
     key = _width_field(fields, config, field)
     if key is None:
+        search.built_fields = fields
         return None
     cls = type(model)
     return _knob_over_config(config, fields, key, base_override, cls, f"{obj.__name__}().config.{key}")

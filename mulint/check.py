@@ -196,14 +196,19 @@ def _model_jobs(spec, summary, options: CheckOptions, result: CheckResult) -> li
         place = "" if where in (None, spec.path) else f" (in {where})"
         _not_analysed(result, spec.path, f"not imported: line {summary.unsafe_line}{place} runs "
                                          f"{summary.unsafe_reason} at import time",
-                      f"name the model to import it anyway ({spec.path}:NAME), or move that code under "
-                      f"`if __name__ == \"__main__\":`")
+                      f"name the model to import it anyway ({_named(spec.path, summary)}), or move that "
+                      f"code under `if __name__ == \"__main__\":`")
         return []
     if not summary.top_level_models:
         _not_analysed(result, spec.path, "its nn.Module classes are components of no model it defines",
                       f"name the model class or a factory as {spec.path}:NAME")
         return []
     return [Job("check", f"{spec.path}:{name}", job_options, discovered=True) for name in summary.top_level_models]
+
+
+def _named(path, summary) -> str:
+    names = summary.top_level_models or summary.module_classes or ["NAME"]
+    return " or ".join(f"{path}:{name}" for name in names[:2])
 
 
 def _not_analysed(result: CheckResult, path, reason: str, hint: str) -> None:

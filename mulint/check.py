@@ -14,7 +14,7 @@ from typing import Callable
 
 from mulint.errors import MulintError
 from mulint.findings import Finding
-from mulint.isolation import DEFAULT_TIMEOUT, Job, Limits, Outcome, default_jobs, run_jobs
+from mulint.isolation import DEFAULT_TIMEOUT, Job, Limits, Outcome, default_jobs, run_jobs, warm_up
 
 # Folders that never hold the user's source. `build` and `dist` are skipped only when they are not
 # a Python package themselves (`mymodels/build/` with an `__init__.py` is source).
@@ -110,7 +110,11 @@ def run_check(options: CheckOptions, *, progress: Callable[[str], None] = lambda
             result.errors.append(_error(exc.for_target(text)))
             continue
         summary = _check_static(spec, options, result) if spec.path is not None else None
-        jobs.extend(_model_jobs(spec, summary, options, result))
+        for job in _model_jobs(spec, summary, options, result):
+            if not _cached(job, options, result):
+                if not jobs:
+                    warm_up()  # the worker server imports torch while the other files are read
+                jobs.append(job)
     _empty_directories(options, result)
     _run_model_jobs(jobs, options, result, progress)
     result.findings = _filter(result.findings, options)
@@ -220,20 +224,22 @@ def _job_options(options: CheckOptions) -> dict:
             "coord": options.coord, "select": options.select, "ignore": options.ignore}
 
 
+def _cached(job: Job, options: CheckOptions, result: CheckResult) -> bool:
+    """Take the cached result of an unchanged target: then no worker, no torch."""
+    hit = _cache_lookup(job, options)
+    if hit is None:
+        return False
+    findings, entry = hit
+    result.findings.extend(findings)
+    result.targets.append({**entry, "cached": True})
+    return True
+
+
 def _run_model_jobs(jobs: list[Job], options: CheckOptions, result: CheckResult, progress) -> None:
-    pending = []
-    for job in jobs:
-        hit = _cache_lookup(job, options)
-        if hit is None:
-            pending.append(job)
-            continue
-        findings, entry = hit
-        result.findings.extend(findings)
-        result.targets.append({**entry, "cached": True})
-    if not pending:
+    if not jobs:
         return
     limits = Limits(timeout=options.timeout, max_memory=options.max_memory, jobs=options.jobs)
-    for outcome in run_jobs(pending, limits, on_done=lambda o: progress(_done_line(o))):
+    for outcome in run_jobs(jobs, limits, on_done=lambda o: progress(_done_line(o))):
         _take(outcome, options, result)
 
 

@@ -7,6 +7,7 @@ import os
 import stat
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -278,13 +279,15 @@ def test_runs_waiting_on_a_replaced_file_lock_the_new_one(tmp_path):
     runs = [plan_fixes([attention_finding(path)], unsafe=False) for _ in range(2)]
     holder = os.open(path, os.O_RDONLY)
     fcntl.flock(holder, fcntl.LOCK_EX)
-    threads = [threading.Thread(target=r.write) for r in runs]
+    written = []
+    threads = [threading.Thread(target=lambda r=r: written.append(r.write())) for r in runs]
     for thread in threads:
         thread.start()
     time.sleep(0.2)
     os.close(holder)
     for thread in threads:
         thread.join(timeout=10)
+    assert sorted(written) == [[], [str(path)]]  # one wrote, the other found its fix made
     assert path.read_bytes() == fixed_bytes(tmp_path, "attention")
     assert leftovers(tmp_path, "model.py", "plain_attention.py") == []
 
@@ -308,3 +311,78 @@ def test_check_fix_leaves_a_read_only_file_with_a_note(tmp_path, mulint):
     code, out, _ = mulint("check", str(path), "--select", "MU403", "--fix")
     assert code == 1 and "MU403" in out and "(not fixed: the file is read-only)" in out
     assert path.read_text() == MU403_MODEL.format(bias="")
+
+
+# --- as a normal user ------------------------------------------------------------------------------
+
+def as_user(uid: int, work) -> list:
+    """`work()` in a forked child running as `uid` (the interpreter under /root is out of its reach,
+    so no new process is started); its result, sent back as JSON."""
+    import json
+
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child)
+        code = 1
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            os.write(write, json.dumps(work()).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return json.loads(data)
+
+
+def fix_as_user(paths):
+    results = []
+    for path in paths:
+        finding = attention_finding(path)
+        result = plan_fixes([finding], unsafe=False)
+        result.write()
+        results.append([read_only(path), result.declined.get(id(finding))])
+    return results
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_as_a_normal_user(tmp_path):
+    """What os.access says for a normal user decides too; a file whose directory takes no new file, or
+    whose group the user cannot give a new file, is written in place with its owner and mode."""
+    import shutil
+    import tempfile
+
+    user = 65534
+    top = Path(tempfile.mkdtemp(dir="/tmp"))  # pytest's own directory is root's alone
+    top.chmod(0o755)
+    closed, shared = top / "closed", top / "shared"
+    closed.mkdir(mode=0o755)  # root's: no new file for the user
+    shared.mkdir()
+    shared.chmod(0o777)
+    files = {"others.py": (closed, 0, 0o644), "in_closed.py": (closed, user, 0o644),
+             "foreign_group.py": (shared, user, 0o664)}
+    (tmp_path / "model.py").write_text(ATTENTION)
+    fix_file(tmp_path / "model.py", attention_finding)  # loads, as root, what a fix imports lazily
+    try:
+        for name, (directory, owner, mode) in files.items():
+            path = directory / name
+            path.write_text(ATTENTION)
+            os.chown(path, owner, 0)  # group root: the user cannot give it to a new file
+            path.chmod(mode)
+        results = as_user(user, lambda: fix_as_user([d / n for n, (d, _, _) in files.items()]))
+        assert results == [[True, READ_ONLY], [False, None], [False, None]]
+        assert (closed / "others.py").read_text() == ATTENTION
+        for name in ("in_closed.py", "foreign_group.py"):
+            directory, owner, mode = files[name]
+            info = (directory / name).stat()
+            assert "scale=math.sqrt(16)" in (directory / name).read_text()
+            assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (owner, 0, mode)
+        assert leftovers(closed, "others.py", "in_closed.py") == [] and leftovers(shared, "foreign_group.py") == []
+    finally:
+        shutil.rmtree(top)

@@ -12,14 +12,12 @@ from typing import Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from mulint.analysis.numbers import numeric_widths
 from mulint.analysis.optimizer import find_factory
 from mulint.analysis.structure import Structure
-from mulint.build import build_at
 from mulint.build import inputs as example
-from mulint.build.provenance import quiet
+from mulint.coord.plan import BATCH, SEQ, choose_widths, describe_shrinking, limited, shrunk_model
+from mulint.coord.record import changes, recording, train_step
 from mulint.errors import MulintError
 from mulint.exponents import fit_exponent
 
@@ -29,7 +27,7 @@ COLLAPSE = -0.5
 # a non-zero init its change carries a term decaying like width^-½, which small widths show as a
 # mildly negative slope in a correct µP model; a real collapse is ≈ -1.
 COLLAPSE_OUTPUT = -0.75
-BATCH, SEQ = 16, 16
+DEVICES = ("cpu", "cuda", "mps")
 
 
 @dataclass
@@ -62,43 +60,29 @@ class CoordResult:
     seeds: int
     optimizer: str
     layers: list[LayerCurve]
+    device: str = "cpu"
+    shrunk: list[str] = field(default_factory=list)  # what the trained models have less of than the real one
+    notes: list[str] = field(default_factory=list)
 
     @property
     def verdict(self) -> str:
         return "fail" if any(l.status != "ok" for l in self.layers if l.judged) else "pass"
 
 
-def _first_tensor(value):
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, (list, tuple)):
-        for v in value:
-            found = _first_tensor(v)
-            if found is not None:
-                return found
-    return None
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _loss(output: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Cross-entropy against fixed random labels for logits; mean square otherwise."""
-    if output.dim() >= 2 and output.shape[-1] >= 2:
-        logits = output.reshape(-1, output.shape[-1]).float()
-        labels = torch.randint(0, output.shape[-1], (logits.shape[0],), generator=generator)
-        return F.cross_entropy(logits, labels)
-    target = torch.randn(output.shape, generator=generator)
-    return (output.float() - target).pow(2).mean()
-
-
-def _inputs(target, structure: Structure, model: nn.Module, batch_fn) -> example.Inputs:
-    torch.manual_seed(0)  # identical data at every width
+def _inputs(target, structure: Structure, model: nn.Module, batch_fn, device: str) -> example.Inputs:
+    """The same batch at every width: drawn on the CPU from a fixed seed, then moved to the device."""
+    torch.manual_seed(0)
     if batch_fn is not None:
-        return example.from_user_function(batch_fn, model)
-    user = getattr(target.module, "example_inputs", None)
-    if callable(user):
-        return example.from_user_function(user, model)
-    return example.synthesise(model, "cpu", batch=BATCH, seq=SEQ)[structure.inputs_index]
+        inputs = example.from_user_function(batch_fn, model)
+    elif callable(user := getattr(target.module, "example_inputs", None)):
+        inputs = example.from_user_function(user, model)
+    else:
+        inputs = example.synthesise(model, "cpu", batch=BATCH, seq=SEQ)[structure.inputs_index]
+    return example.to_device(inputs, device)
 
 
 def _judged(structure: Structure) -> dict[str, str]:
@@ -112,30 +96,41 @@ def _judged(structure: Structure) -> dict[str, str]:
     return skip
 
 
+def _token_shape(inputs: example.Inputs) -> tuple[int, ...] | None:
+    args, kwargs = inputs
+    tensor = next((t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)), None)
+    return tuple(tensor.shape) if tensor is not None and not tensor.is_floating_point() else None
+
+
 def run_coord(target, structure: Structure, *, widths: list[int] | None = None, steps: int = 3, seeds: int = 2,
               lr: float = 1e-3, optimizer: str | None = None, batch_fn: Callable | None = None,
-              resolve_optimizer=None, progress: Callable[[int], None] = lambda n: None) -> CoordResult:
-    knob = structure.knob
-    widths = widths if widths and len(widths) >= 3 else numeric_widths(knob, target.label, widths, count=4)
+              resolve_optimizer=None, progress: Callable[[int], None] = lambda n: None,
+              device: str | None = None) -> CoordResult:
+    device = device or default_device()
+    knob = limited(structure.knob)
+    widths, notes = choose_widths(knob, target.label, widths)
     model_cls = type(next(iter(structure.models.values())))
     factory = find_factory(target.module, model_cls, optimizer, resolve_optimizer) if resolve_optimizer else None
     label = factory.label if factory else f"Adam(lr={lr:g})"
     skip = _judged(structure)
     curves: dict[str, LayerCurve] = {}
+    shrunk: list[str] = []
     for width in widths:
         for seed in range(seeds):
             torch.manual_seed(1000 + seed)
-            with quiet():
-                model = build_at(knob, width, target=target.label, device="cpu")
-            opt = factory.make(model) if factory else torch.optim.Adam(model.parameters(), lr=lr)
-            _train_and_record(model, opt, _inputs(target, structure, model, batch_fn), steps, width, seed,
-                              seeds, curves, skip, target.label)
+            with shrunk_model(knob, width, target=target.label, device=device) as (model, lists):
+                inputs = _inputs(target, structure, model, batch_fn, device)
+                if not shrunk:
+                    shrunk = describe_shrinking(knob, lists, _token_shape(inputs))
+                opt = factory.make(model) if factory else torch.optim.Adam(model.parameters(), lr=lr)
+                _train_and_record(model, opt, inputs, steps, width, seeds, curves, skip, target.label)
+            del model, opt
             progress(1)
     for curve in curves.values():
         curve.slopes = {t: fit_exponent(by_width) for t, by_width in curve.change.items()}
         curve.status = judge(curve)
     return CoordResult(target=target.label, widths=widths, steps=steps, seeds=seeds, optimizer=label,
-                       layers=list(curves.values()))
+                       layers=list(curves.values()), device=device, shrunk=shrunk, notes=notes)
 
 
 def judge(curve: LayerCurve) -> str:
@@ -146,51 +141,29 @@ def judge(curve: LayerCurve) -> str:
     return "blow-up" if slope > BLOW_UP else "collapse" if slope < floor else "ok"
 
 
-def _train_and_record(model, opt, inputs, steps, width, seed, seeds, curves, skip, label):
+def _train_and_record(model, opt, inputs, steps, width, seeds, curves, skip, label):
     args, kwargs = inputs
-    outputs: dict[str, torch.Tensor] = {}
-    names = {}
-    for name, module in model.named_modules():
-        names[module] = name or "output"
-        module.register_forward_hook(lambda m, i, o: outputs.__setitem__(names[m], _first_tensor(o)))
-
-    def record() -> dict[str, torch.Tensor]:
-        outputs.clear()
-        model.eval()
-        with torch.no_grad(), quiet():
-            model(*args, **kwargs)
-        return {k: v.detach().float().clone() for k, v in outputs.items()
-                if v is not None and v.is_floating_point()}
-
-    first = record()
-    for step in range(1, steps + 1):
-        model.train()
-        try:
-            with quiet():
-                out = _first_tensor(model(*args, **kwargs))
-                loss = _loss(out, torch.Generator().manual_seed(0))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-        except Exception as exc:
-            raise MulintError(f"training step at width {width} raised {type(exc).__name__}: {exc}", target=label,
-                              step="coord", hint="give a batch function with --batch path/to/file.py:NAME") from exc
-        now = record()
-        for name, h in now.items():
-            if name not in first or first[name].shape != h.shape:
-                continue
-            curve = curves.get(name)
-            if curve is None:
-                module = dict(model.named_modules()).get("" if name == "output" else name)
-                curve = curves[name] = LayerCurve(name=name, module_type=type(module).__name__,
-                                                  judged=name not in skip, reason=skip.get(name, ""))
-            curve.shapes[width] = tuple(h.shape)
-            change = float((h - first[name]).abs().mean()) / seeds
-            size = float(h.abs().mean()) / seeds
-            curve.change.setdefault(step, {}).setdefault(width, 0.0)
-            curve.change[step][width] += change
-            curve.size.setdefault(step, {}).setdefault(width, 0.0)
-            curve.size[step][width] += size
+    modules = dict(model.named_modules())
+    with recording(model) as recorder:
+        first = recorder.record(args, kwargs)
+        for step in range(1, steps + 1):
+            try:
+                train_step(model, opt, args, kwargs)
+            except Exception as exc:
+                raise MulintError(f"training step at width {width} raised {type(exc).__name__}: {exc}",
+                                  target=label, step="coord",
+                                  hint="give a batch function with --batch path/to/file.py:NAME") from exc
+            for name, (change, size, shape) in changes(first, recorder.record(args, kwargs)).items():
+                curve = curves.get(name)
+                if curve is None:
+                    module = modules.get("" if name == "output" else name)
+                    curve = curves[name] = LayerCurve(name=name, module_type=type(module).__name__,
+                                                      judged=name not in skip, reason=skip.get(name, ""))
+                curve.shapes[width] = shape
+                by_width = curve.change.setdefault(step, {})
+                by_width[width] = by_width.get(width, 0.0) + change / seeds
+                sizes = curve.size.setdefault(step, {})
+                sizes[width] = sizes.get(width, 0.0) + size / seeds
 
 
 def coord_facts(result: CoordResult, structure: Structure):

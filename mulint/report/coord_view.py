@@ -15,7 +15,7 @@ def as_json(result) -> str:
                        "size": {str(t): {str(w): v for w, v in by.items()} for t, by in l.size.items()}})
     return json.dumps({"target": result.target, "verdict": result.verdict, "widths": result.widths,
                        "steps": result.steps, "seeds": result.seeds, "optimizer": result.optimizer,
-                       "layers": layers}, indent=2)
+                       "device": result.device, "shrunk": result.shrunk, "notes": result.notes, "layers": layers}, indent=2)
 
 
 def as_text(result, worst: int = 10) -> str:
@@ -29,8 +29,10 @@ def as_text(result, worst: int = 10) -> str:
     bad = [l for l in judged if l.status != "ok"]
     head = (f"{result.target}: coordinate check {result.verdict.upper()} "
             f"(widths {', '.join(map(str, result.widths))}; {result.steps} steps; {result.seeds} seeds; "
-            f"{result.optimizer})")
+            f"{result.optimizer}; {result.device})")
+    shrunk = [f"trained smaller where width does not matter: {'; '.join(result.shrunk)}"] if result.shrunk else []
+    notes = [f"note: {n}" for n in result.notes]
     summary = (f"{len(bad)} of {len(judged)} layers change with width: slope of mean |h_t - h_0| against width "
                f"outside [-0.5, +0.3] at step {result.steps}") if bad else \
         f"all {len(judged)} layers keep their change per step constant across widths (slope within [-0.5, +0.3])"
-    return "\n".join([head, "", *table, "", summary])
+    return "\n".join([head, *shrunk, *notes, "", *table, "", summary])

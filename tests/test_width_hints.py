@@ -6,6 +6,7 @@ import textwrap
 
 import pytest
 
+from mulint.build import build_at
 from mulint.errors import MulintError
 from mulint.load.targets import parse_target, resolve
 from mulint.load.width import find_knob
@@ -86,6 +87,13 @@ class Counted(nn.Module):
     def __init__(self, n_units=24, n_classes=5):
         super().__init__()
         self.mix = nn.Linear(n_units, n_units)
+
+
+class Picky(nn.Module):
+    def __init__(self, width=24):
+        super().__init__()
+        assert width % 24 == 0, "width must be a multiple of 24"
+        self.mix = nn.Linear(width, width)
 
 
 def from_checkpoint():
@@ -202,6 +210,18 @@ def test_the_suggested_factory_runs(zoo):
     knob = find_knob(namespace["make"], f"{zoo}:make")
     assert knob.base == 40 and knob.name == "width"
     assert knob.build(80).mix.weight.shape == (80, 80)
+
+
+def test_a_build_failure_suggests_the_width_arg_only_when_it_was_not_passed(zoo):
+    target = _target(zoo, "Picky")
+    hints = []
+    for width_arg in (None, "width"):
+        knob = find_knob(target.obj, target.label, width_arg)
+        with pytest.raises(MulintError) as caught:
+            build_at(knob, 36, target=target.label)
+        assert caught.value.step == "build" and "--widths" in caught.value.hint
+        hints.append(caught.value.hint)
+    assert "--width-arg" in hints[0] and "--width-arg" not in hints[1]
 
 
 def test_cli_shows_the_cause_and_never_loops(zoo, mulint):

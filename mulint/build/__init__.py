@@ -38,11 +38,11 @@ def build_at(knob: WidthKnob, width: int, *, target: str, device: str = "meta",
         frames = traceback.extract_tb(exc.__traceback__)
         where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
         changed = ", ".join(f"{k}={v}" for k, v in knob.describe_scaling(width).items())
+        other_knob = "" if knob.named_by_user else f", or if {knob.name} is not the width, name the one with --width-arg"
         raise MulintError(
             f"building at width {width} ({changed}) raised {type(exc).__name__}: {exc}{where}",
             target=target, step="build",
-            hint="choose widths the model accepts with --widths (e.g. multiples of the head count), "
-                 "or name the width argument with --width-arg") from exc
+            hint=f"choose widths the model accepts with --widths (e.g. multiples of the head count){other_knob}") from exc
     if not isinstance(model, nn.Module):
         raise MulintError(f"calling it returned {type(model).__name__}, not an nn.Module", target=target,
                           step="build", hint="name a model class or a function that returns a model")

@@ -105,6 +105,7 @@ class WidthKnob:
     make: Callable[[dict[str, Any]], Any] | None = dataclass_field(default=None, repr=False)  # changes -> model
     limits: dict[str, Any] = dataclass_field(default_factory=dict)  # fields capped for small builds
     unlimited: "WidthKnob | None" = dataclass_field(default=None, repr=False)
+    named_by_user: bool = False  # found through --width-arg: a hint must not suggest it again
 
     def with_limits(self, *, seq: int | None = None, vocab: int | None = None) -> "WidthKnob":
         """The same knob, building with sequence-length-like fields capped at `seq` and vocabulary-like
@@ -204,6 +205,14 @@ class KnobSearch:
 
 
 def find_knob(obj: Callable, target: str, width_arg: str | None = None, base_override: int | None = None) -> WidthKnob:
+    """The knob by which `obj` (a model class or factory) is built at any width; a MulintError that
+    names the cause (and, as ``exc.kind``, whether the target needs arguments or has no knob) if none."""
+    knob = _search_knob(obj, target, width_arg, base_override)
+    knob.named_by_user = bool(width_arg)
+    return knob
+
+
+def _search_knob(obj: Callable, target: str, width_arg: str | None, base_override: int | None) -> WidthKnob:
     try:
         sig = inspect.signature(obj)
     except (TypeError, ValueError):

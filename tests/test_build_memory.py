@@ -14,7 +14,8 @@ from mulint.analysis.numbers import NUMERIC_SEQ, numeric_knob
 from mulint.build import build_at
 from mulint.build.inputs import SEQ
 from mulint.load.targets import parse_target, resolve
-from mulint.load.width import capped_fields, find_knob, is_sequence_field, is_vocab_field
+from mulint.load.width import find_knob
+from mulint.load.width_limits import capped_fields, is_sequence_field, is_vocab_field
 
 # A decoder whose blocks each hold a (block_size, block_size) causal mask buffer; every build records
 # the block size and the device and shape of the mask it made.

@@ -46,7 +46,7 @@ def measure(target: str) -> dict:
     resolve(parse_target(target), allow_exec=True)  # the user's code, imported once and reused by the check
     imported = time.perf_counter()
     from mulint.analysis import model, structure
-    from mulint.check import CheckOptions, run_check
+    from mulint.checker import CheckOptions, run_check
 
     bucket: dict[str, float] = {}
     _timed(structure, "build_at", bucket, "meta build")

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def static_over_transformers() -> None:
     import transformers
 
-    from mulint.check import CheckOptions, expand, run_check
+    from mulint.checker import CheckOptions, expand, run_check
 
     directory = Path(transformers.__file__).parent
     files = expand([str(directory)], [])

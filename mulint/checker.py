@@ -292,7 +292,8 @@ def _cache_store(job: Job, options: CheckOptions, value: dict) -> None:
     from mulint import cache
 
     deps = [Path(p) for p in value.get("deps", [])]
-    cache.store_result(job.target, _target_path(job), _cache_options(job), value["findings"], value["target"], deps)
+    cache.store_result(job.target, _target_path(job), _cache_options(job), value["findings"], value["target"], deps,
+                       started_ns=value.get("deps_since_ns"))
 
 
 # --- findings and errors --------------------------------------------------------------------------

@@ -205,7 +205,7 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
     """
     from pathlib import Path
 
-    from mulint.check import CheckOptions, run_check
+    from mulint.checker import CheckOptions, run_check
     from mulint.config import find_config, load_config
 
     with _errors(verbose):
@@ -250,7 +250,7 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
         show = verbose or sys.stderr.isatty()
         progress = (lambda line: click.echo(line, err=True)) if show else (lambda line: None)
         if verbose:
-            from mulint.check import expand
+            from mulint.checker import expand
 
             skipped: list[str] = []
             expand(options.paths, options.exclude, skipped)
@@ -419,7 +419,7 @@ def _checked_files(options) -> set:
     model's code may come from)."""
     from pathlib import Path
 
-    from mulint.check import expand
+    from mulint.checker import expand
     from mulint.load.targets import parse_target
 
     files = set()

@@ -6,8 +6,12 @@ from __future__ import annotations
 class MulintError(Exception):
     """A failure that ends the analysis of one target with exit code 2.
 
-    ``step`` is one of: target, import, width, build, inputs, trace, optimizer, config.
+    ``step`` is one of: target, parse, import, width, build, inputs, trace, optimizer, batch, coord,
+    config, check. ``kind`` says what kind of failure it is when the caller must tell them apart
+    (``no-width-knob``, ``needs-arguments``: the object is not a model mulint can build alone).
     """
+
+    kind: str = ""
 
     def __init__(self, message: str, *, target: str = "", step: str = "", hint: str = ""):
         super().__init__(message)

@@ -20,8 +20,9 @@ def run(job, max_memory: int, send: Callable[[tuple], None]) -> tuple[str, Any]:
     try:
         with recorder:
             value = handler(job, send)
-        if isinstance(value, dict):
-            value["deps"] = [str(p) for p in recorder.files()] if hasattr(recorder, "files") else []
+        if isinstance(value, dict) and hasattr(recorder, "files"):
+            value["deps"] = [str(p) for p in recorder.files()]
+            value["deps_since_ns"] = recorder.started_ns  # a file changed after this may have been read old
         return "done", value
     except MulintError as exc:
         return "error", _as_record(exc, job, max_memory)
@@ -96,21 +97,26 @@ def _resolve_one(job):
 
 def check(job, send) -> dict:
     """The model rules on one target: its findings and what was analysed."""
-    from mulint.analysis.model import analyse_model
+    findings, entry = analyse_target(_resolve_one(job), job.options)
+    return {"findings": findings, "target": entry}
+
+
+def analyse_target(target, options: dict, *, resolve_optimizer=None):
+    """Analyse one resolved target and run the model rules: (findings, what was analysed). The CLI's
+    workers and the Python API both come here."""
+    from mulint.analysis.model import _resolve_function, analyse_model
     from mulint.rules import MODEL_RULES
     from mulint.suppress import selected
 
-    options = job.options
-    target = _resolve_one(job)
+    resolve_optimizer = resolve_optimizer or _resolve_function
     structure = analyse_model(target, widths=options.get("widths"), width_arg=options.get("width_arg"),
-                              optimizer=options.get("optimizer"))
+                              optimizer=options.get("optimizer"), resolve_optimizer=resolve_optimizer)
     facts = structure.facts
     if options.get("coord") and facts.traced:
-        from mulint.analysis.model import _resolve_function
         from mulint.coord import coord_facts, run_coord
 
         steps.enter("coord")
-        result = run_coord(target, structure, optimizer=options.get("optimizer"), resolve_optimizer=_resolve_function)
+        result = run_coord(target, structure, optimizer=options.get("optimizer"), resolve_optimizer=resolve_optimizer)
         facts.coord, facts.coord_widths = coord_facts(result, structure), result.widths
     entry = {"target": target.label, "mode": "model", "width_knob": facts.width_knob, "widths": facts.widths,
              "numeric_widths": facts.numeric_widths, "parameters": len(facts.params), "notes": facts.notes,
@@ -119,7 +125,7 @@ def check(job, send) -> dict:
     for rule in MODEL_RULES:
         if selected(rule.code, options.get("select"), options.get("ignore")):
             findings.extend(rule().check(facts))
-    return {"findings": findings, "target": entry}
+    return findings, entry
 
 
 def inspect(job, send) -> dict:

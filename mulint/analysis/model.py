@@ -57,13 +57,13 @@ def hidden_gradient_rms(target: ResolvedTarget, structure: Structure, model) -> 
 
 
 def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, width_arg: str | None = None,
-                  optimizer: str | None = None, measure: bool = True) -> Structure:
+                  optimizer: str | None = None, measure: bool = True, resolve_optimizer=None) -> Structure:
     structure = analyse_structure(target, widths=widths, width_arg=width_arg)
     facts = structure.facts
     if not measure or not facts.traced:
         return structure
     model_cls = target.obj if inspect.isclass(target.obj) else type(next(iter(structure.models.values())))
-    factory = find_factory(target.module, model_cls, optimizer, _resolve_function)
+    factory = find_factory(target.module, model_cls, optimizer, resolve_optimizer or _resolve_function)
     opt_numbers = OptimizerNumbers(label=factory.label) if factory else None
 
     knob = numeric_knob(structure.knob)  # the small CPU models never hold a full-length causal mask

@@ -1,0 +1,271 @@
+"""mulint from Python: check, inspect and coordinate-check a model that your own code builds.
+
+    import mulint
+    report = mulint.check(lambda width: build(cfg, width=width), optimizer_fn=make_optimizer)
+    assert report.ok, report
+
+`model_fn(width) -> nn.Module` builds the model at a width (or pass a model class and `width_arg=`).
+The analysis runs in your process, on your objects: the same analysis and rules as `mulint check`
+(whose workers call the same `analyse_target`), with the same records as its JSON output.
+"""
+
+from __future__ import annotations
+
+import inspect as _inspect
+import json
+import sys
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from mulint.errors import MulintError
+from mulint.findings import Finding
+
+DEFAULT_BASE_WIDTH = 128  # the width a `model_fn` without a default is analysed around
+
+
+@dataclass
+class Report:
+    """The result of `mulint.check`: `findings` are the JSON output's records."""
+
+    target: str
+    findings: list[dict]
+    analysed: dict  # what was analysed: width knob, widths, optimizer, notes
+    raw: list[Finding] = field(default_factory=list, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def raise_for_findings(self) -> None:
+        if not self.ok:
+            raise MulintError(f"{len(self.findings)} µP finding(s):\n{self}", target=self.target, step="check",
+                              hint="`mulint rule CODE` explains each rule and its fix")
+
+    def __str__(self) -> str:
+        from mulint.report import text
+
+        return text.render(self.raw, fix_available=False)  # fixes are the command line's (`--fix`)
+
+    def __repr__(self) -> str:  # what pytest shows under a failed `assert report.ok`
+        return f"<mulint.Report {self.target}: {len(self.findings)} finding(s)>\n{self}"
+
+    def to_json(self) -> str:
+        from mulint.report import json_report
+
+        return json_report.render(self.raw, [self.analysed], [])
+
+    def to_sarif(self) -> str:
+        from mulint import __version__
+        from mulint.report import sarif
+        from mulint.rules.pages import load_pages, pages_dir
+
+        return sarif.render(self.raw, list(load_pages(pages_dir()).values()), __version__)
+
+
+@dataclass
+class Analysis:
+    """The result of `mulint.inspect`: every parameter's shape, growing dimensions, fans and roles."""
+
+    target: str
+    facts: Any  # mulint.facts.ModelFacts
+
+    @property
+    def parameters(self) -> list[dict]:
+        return json.loads(self.to_json())["parameters"]
+
+    def roles(self) -> dict[str, list[str]]:
+        return {p["name"]: p["roles"] for p in self.parameters}
+
+    def to_json(self) -> str:
+        from mulint.report.inspect_view import as_json
+
+        return as_json(self.facts)
+
+    def __str__(self) -> str:
+        from mulint.report.inspect_view import as_text
+
+        return as_text(self.facts)
+
+
+@dataclass
+class CoordReport:
+    """The result of `mulint.coord`: the verdict, and per layer its slope against width."""
+
+    result: Any  # mulint.coord.CoordResult
+
+    @property
+    def verdict(self) -> str:
+        return self.result.verdict
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == "pass"
+
+    @property
+    def slopes(self) -> dict[str, float | None]:
+        return {layer.name: layer.slope for layer in self.result.layers if layer.judged}
+
+    def plot(self, path: str | Path) -> None:
+        """Write the plot (PNG) to `path`."""
+        from mulint.coord.plot import save_plot
+
+        save_plot(self.result, str(path))
+
+    def __str__(self) -> str:
+        from mulint.report.coord_view import as_text
+
+        return as_text(self.result)
+
+    def to_json(self) -> str:
+        from mulint.report.coord_view import as_json
+
+        return as_json(self.result)
+
+
+def check(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any], Any] | None = None,
+          widths: list[int] | None = None, select: list[str] | None = None, ignore: list[str] | None = None,
+          profile: str | None = None, coord: bool = False, width_arg: str | None = None) -> Report:
+    """Run mulint's model rules on the model `model_fn(width)` builds, with its optimizer
+    `optimizer_fn(model)` when given (else one found as the CLI finds it)."""
+    from mulint.jobs import analyse_target
+    from mulint.suppress import filter_findings
+
+    _check_selectors(select, ignore)
+    target = _target(model_fn, widths, width_arg)
+    options = {"widths": widths, "width_arg": width_arg, "select": select, "ignore": ignore, "coord": coord,
+               "profile": profile, "optimizer": "optimizer_fn" if optimizer_fn is not None else None}
+    resolve = (lambda spec: (optimizer_fn, _label(optimizer_fn))) if optimizer_fn is not None else None
+    findings, entry = _guarded(target.label, lambda: analyse_target(target, options, resolve_optimizer=resolve))
+    kept = filter_findings(findings, select=select, ignore=ignore, per_file_ignores={}, root=Path.cwd(),
+                           read_lines=_read_lines)
+    kept.sort(key=lambda f: f.sort_key)
+    from mulint.report.json_report import finding_dict
+
+    return Report(target=target.label, findings=[finding_dict(f) for f in kept], analysed=entry, raw=kept)
+
+
+def inspect(model_fn: Callable[..., Any] | type, *, widths: list[int] | None = None,
+            width_arg: str | None = None) -> Analysis:
+    """Every parameter of the model: shape, which dimensions grow with width, fan-in/out, roles."""
+    from mulint.analysis.structure import analyse_structure
+
+    target = _target(model_fn, widths, width_arg)
+    structure = _guarded(target.label, lambda: analyse_structure(target, widths=widths, width_arg=width_arg))
+    return Analysis(target=target.label, facts=structure.facts)
+
+
+def coord(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any], Any] | None = None,
+          widths: list[int] | None = None, steps: int = 3, seeds: int = 2, lr: float = 1e-3,
+          batch_fn: Callable[..., Any] | None = None, device: str | None = None,
+          width_arg: str | None = None) -> CoordReport:
+    """Train the model a few steps at growing widths; a layer whose change grows or collapses with
+    width fails the check."""
+    from mulint.analysis.structure import analyse_structure
+    from mulint.coord import run_coord
+
+    target = _target(model_fn, widths, width_arg)
+
+    def run():
+        structure = analyse_structure(target, width_arg=width_arg)
+        extra = {"device": device} if device else {}
+        return run_coord(target, structure, widths=widths, steps=steps, seeds=seeds, lr=lr, batch_fn=batch_fn,
+                         optimizer="optimizer_fn" if optimizer_fn is not None else None,
+                         resolve_optimizer=(lambda spec: (optimizer_fn, _label(optimizer_fn)))
+                         if optimizer_fn is not None else None, **extra)
+
+    return CoordReport(result=_guarded(target.label, run))
+
+
+# --- targets from Python objects --------------------------------------------------------------------
+
+def _label(obj: Any) -> str:
+    module = getattr(obj, "__module__", None) or "?"
+    return f"{module}:{getattr(obj, '__qualname__', type(obj).__name__)}"
+
+
+def _target(model_fn, widths: list[int] | None, width_arg: str | None):
+    from mulint.load.targets import ResolvedTarget, TargetSpec
+
+    if not callable(model_fn):
+        raise MulintError(f"{model_fn!r} is not callable", step="target",
+                          hint="pass model_fn(width) -> nn.Module, or a model class with width_arg=")
+    module = _inspect.getmodule(model_fn) or sys.modules.get(getattr(model_fn, "__module__", ""), None) \
+        or types.ModuleType("mulint_api_target")
+    try:
+        source = _inspect.getsourcefile(model_fn)
+    except TypeError:
+        source = None
+    name = getattr(model_fn, "__qualname__", None) or type(model_fn).__name__
+    obj = model_fn if width_arg or _has_width_default(model_fn) else _with_default_width(model_fn, widths, name)
+    path = Path(source) if source else None
+    spec = TargetSpec(text=name, path=path, module=module.__name__, name=name)
+    return ResolvedTarget(spec=spec, name=name, obj=obj, module=module, path=path)
+
+
+def _has_width_default(model_fn) -> bool:
+    from mulint.load.width import WIDTH_NAMES
+
+    if _inspect.isclass(model_fn):
+        return True  # a class: its width argument or config is found as for `file.py:Class`
+    try:
+        params = _inspect.signature(model_fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name in WIDTH_NAMES and isinstance(p.default, int) for p in params)
+
+
+def _with_default_width(model_fn, widths: list[int] | None, name: str):
+    """`lambda w: build(cfg, width=w)` has no default width: give it one, the smallest width asked
+    for, so the analysis builds it around that width."""
+    try:
+        required = [p for p in _inspect.signature(model_fn).parameters.values()
+                    if p.default is _inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        required = [None]
+    if len(required) != 1:
+        raise MulintError(f"{name} must take exactly one argument, the width", target=name, step="width",
+                          hint="pass model_fn(width) -> nn.Module, e.g. lambda width: Model(Config(d_model=width)); "
+                               "or a model class with width_arg=")
+    base = min(widths) if widths else DEFAULT_BASE_WIDTH
+
+    def model(width: int = base):
+        return model_fn(width)
+
+    model.__name__ = getattr(model_fn, "__name__", "model_fn")
+    model.__qualname__ = name
+    model.__module__ = getattr(model_fn, "__module__", None)
+    return model
+
+
+def _guarded(label: str, run: Callable[[], Any]) -> Any:
+    """Every failure is a MulintError naming the target and the step; user code's own exceptions too."""
+    from mulint import steps
+
+    try:
+        return run()
+    except MulintError as exc:
+        raise exc.for_target(label)
+    except Exception as exc:
+        raise MulintError(f"{type(exc).__name__}: {exc}", target=label, step=steps.current or "build",
+                          hint="the model's own code raised this; run model_fn(width) alone to see it") from exc
+
+
+def _check_selectors(select, ignore) -> None:
+    from mulint.rules import all_rules
+    from mulint.suppress import unknown_selector
+
+    known = [r.code for r in all_rules()]
+    for where, codes in (("select", select), ("ignore", ignore)):
+        for code in codes or []:
+            problem = unknown_selector(code, known)
+            if problem:
+                raise MulintError(f"{problem}, in {where}=", step="config")
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []

@@ -1,0 +1,57 @@
+"""The pytest plugin, run with pytester: the `mup_check` fixture and `pytest --mulint`."""
+
+import textwrap
+
+import pytest
+
+from tests.conftest import EXAMPLES
+
+pytest_plugins = ["pytester"]
+
+
+def test_mup_check_fixture_fails_with_the_findings(pytester):
+    pytester.makepyfile(test_models=textwrap.dedent(f'''
+        import importlib.util
+
+        def load(name):
+            spec = importlib.util.spec_from_file_location(name, {str(EXAMPLES)!r} + "/" + name + ".py")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+
+        def test_sp_model(mup_check):
+            sp = load("mlp_sp")
+            assert mup_check(lambda w: sp.MLP(width=w), optimizer_fn=sp.make_optimizer).ok
+
+        def test_mup_model(mup_check):
+            mup = load("mlp_mup")
+            assert mup_check(lambda w: mup.MLP(width=w), optimizer_fn=mup.make_optimizer, widths=[64, 128]).ok
+    '''))
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*Captured stdout call*", "*MU102 readout init*", "*MU301 Adam*", "Found 3 problems."])
+
+
+def test_pytest_mulint_collects_the_config_targets(pytester):
+    pytester.makepyprojecttoml(textwrap.dedent(f'''
+        [tool.mulint]
+        targets = ["{EXAMPLES / 'mlp_sp.py'}:MLP", "{EXAMPLES / 'mlp_mup.py'}:MLP"]
+    '''))
+    result = pytester.runpytest("--mulint", "-p", "no:cacheprovider", "-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*mulint*mlp_sp.py:MLP* FAILED*", "*mulint*mlp_mup.py:MLP* PASSED*",
+                                 "*MU102*"])
+
+
+def test_pytest_mulint_without_targets_is_a_usage_error(pytester):
+    pytester.makepyprojecttoml("[tool.mulint]\nselect = ['MU1']\n")
+    result = pytester.runpytest("--mulint", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*no `targets`*"])
+
+
+def test_without_the_option_nothing_is_added(pytester):
+    pytester.makepyprojecttoml(f'[tool.mulint]\ntargets = ["{EXAMPLES / "mlp_sp.py"}:MLP"]\n')
+    pytester.makepyfile(test_nothing="def test_one():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)

@@ -37,7 +37,8 @@ def test_statistics_counts_per_code():
 
 def test_json_schema():
     data = json.loads(json_report.render([finding()], [{"target": "x"}], []))
-    assert list(data) == ["findings", "targets", "errors"]
+    assert list(data) == ["findings", "targets", "errors", "unanalysed", "summary"]
+    assert data["summary"] == {"models_analysed": 0, "files_static": 0, "unanalysed": 0, "errors": 0}
     assert set(data["findings"][0]) == {"code", "name", "severity", "message", "path", "line", "column",
                                         "parameter", "target", "fix"}
 

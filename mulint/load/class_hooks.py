@@ -11,7 +11,6 @@ import ast
 
 from mulint.load.import_judge import ImportJudge, ModuleInfo
 
-_INSTANCE_HOOKS = {"__init__", "__post_init__", "__new__", "__setattr__"}
 
 
 def _walk(judge: ImportJudge, info: ModuleInfo):
@@ -67,7 +66,7 @@ def pure_to_instantiate(judge: ImportJudge, info: ModuleInfo, node: ast.ClassDef
     Its generated ``__init__`` only stores the arguments and calls the default factories, so
     those must be pure too (``list``, a lambda of pure code, another such class).
     """
-    if depth > 6 or methods(node) & _INSTANCE_HOOKS or any(k.arg == "metaclass" for k in node.keywords):
+    if depth > 6 or any(k.arg == "metaclass" for k in node.keywords) or _runs_own_code(node):
         return False
     walk = _walk(judge, info)
     decorators = [d.func if isinstance(d, ast.Call) else d for d in node.decorator_list]
@@ -82,6 +81,16 @@ def pure_to_instantiate(judge: ImportJudge, info: ModuleInfo, node: ast.ClassDef
         if found is None or not pure_to_instantiate(judge, *found, depth + 1):
             return False
     return all(_pure_factory(walk, judge, f, depth) for f in _default_factories(node))
+
+
+def _runs_own_code(node: ast.ClassDef) -> bool:
+    """Whether using an instance may run the class's own code: a dunder (``__post_init__``, ``__hash__``,
+    ``__set_name__``...) Python calls implicitly, or a property read like an attribute."""
+    for stmt in node.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if stmt.name.startswith("__") and stmt.name.endswith("__") or stmt.decorator_list:
+                return True
+    return False
 
 
 def _default_factories(node: ast.ClassDef) -> list[ast.expr]:

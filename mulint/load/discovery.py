@@ -47,7 +47,11 @@ class Discovery:
 
     def module_classes(self, classes: list[ast.ClassDef] | None = None, known: set[str] = frozenset()) -> list[str]:
         """Classes that subclass nn.Module, directly or through another module class (or one of `known`)."""
-        classes = [n for n in self.tree.body if isinstance(n, ast.ClassDef)] if classes is None else classes
+        if classes is None:
+            memo = self.judge.memo.setdefault("module_classes", {})  # one summary's worth: files may change
+            if self.info.path not in memo:
+                memo[self.info.path] = self.module_classes([n for n in self.tree.body if isinstance(n, ast.ClassDef)])
+            return list(memo[self.info.path])
         found: set[str] = set(known)
         changed = True
         while changed:

@@ -72,7 +72,7 @@ def read_digest(path: Path) -> tuple[bytes, str]:
 
 
 _INFOS: dict[tuple[Path, str], ModuleInfo] = {}
-_VERDICTS: dict[tuple[Path, tuple[Path, ...]], tuple[Effect | None, dict[Path, str]]] = {}
+_VERDICTS: dict[tuple[Path, tuple[Path, ...]], tuple[Effect | None, dict[Path, tuple[int, int]]]] = {}
 
 
 def module_info(path: Path, source: bytes | None = None, tree: ast.Module | None = None) -> ModuleInfo:
@@ -109,12 +109,17 @@ class ImportJudge:
         self.imports = LocalImports(self.roots)
         self._in_progress: list[Path] = []
         self._hits: set[Path] = set()  # half-imported modules the current verdict leaned on
-        self._deps: dict[Path, str] = {}
+        self._deps: dict[Path, tuple[int, int]] = {}
+        self._infos: dict[Path, ModuleInfo] = {}
+        self.memo: dict[str, dict] = {}  # lookups other steps make during one summary
+        self._session: dict[Path, tuple[Effect | None, dict[Path, tuple[int, int]]]] = {}
 
     def info(self, path: Path) -> ModuleInfo:
-        info = module_info(path)
-        self._deps[info.path] = info.digest
-        return info
+        path = path.resolve()
+        if path not in self._infos:
+            self._infos[path] = module_info(path)
+        self._deps[path] = _stamp(path)
+        return self._infos[path]
 
     def effect_of(self, path: Path) -> Effect | None:
         """The first effect importing `path` has, or None."""
@@ -122,6 +127,13 @@ class ImportJudge:
         if path in self._in_progress:
             self._hits.add(path)
             return None  # Python does not run a module that is being imported again
+        if path in self._session:
+            # Within one verdict a file is walked once: every file an import reaches is walked
+            # before the verdict is given, so a result that leaned on a half-imported module
+            # cannot hide that module's effects from this verdict.
+            effect, deps = self._session[path]
+            self._deps.update(deps)
+            return effect
         cached = _VERDICTS.get((path, self.roots))
         if cached is not None and _still_valid(cached[1]) and not _reaches(cached[0], self._in_progress):
             self._deps.update(cached[1])
@@ -135,6 +147,7 @@ class ImportJudge:
             self._in_progress.pop()
             hits, deps = self._hits - {path}, self._deps
             self._hits, self._deps = outer_hits | hits, {**outer_deps, **deps}
+        self._session[path] = (effect, deps)
         if not hits:
             _VERDICTS[(path, self.roots)] = (effect, deps)
         return effect
@@ -205,11 +218,13 @@ def _reaches(effect: Effect | None, in_progress: list[Path]) -> bool:
     return effect is not None and bool({effect.origin, *effect.via} & set(in_progress))
 
 
-def _still_valid(deps: dict[Path, str]) -> bool:
-    for path, digest in deps.items():
-        try:
-            if read_digest(path)[1] != digest:
-                return False
-        except OSError:
-            return False
-    return True
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return (-1, -1)
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+def _still_valid(deps: dict[Path, tuple[int, int]]) -> bool:
+    return all(_stamp(path) == stamp for path, stamp in deps.items())

@@ -230,6 +230,18 @@ class ImportWalk(ValueKinds):
                     not (file.parent / f"{alias.name}.py").exists() and not (file.parent / alias.name).is_dir():
                 self._effect(s, f"the module __getattr__ of {file.name} (importing {alias.name})")
 
+    def _module_attribute(self, e: ast.Attribute) -> None:
+        """`m.x` on a local module m that defines a module ``__getattr__`` and no `x`: it runs."""
+        resolved = self.resolve(e.value)
+        if resolved is None or resolved[1] or resolved[0].kind != "import" or not self.judge.is_local(resolved[0]):
+            return
+        found = self.judge.import_file(resolved[0])
+        if found is None or not found[1]:
+            return
+        bindings = self.judge.info(found[0]).bindings
+        if bindings.lookup("__getattr__") is not None and bindings.lookup(e.attr) is None:
+            self._effect(e, f"the module __getattr__ of {found[0].name} (reading {e.attr})")
+
     # Definitions ----------------------------------------------------------------------------------
 
     def _function(self, s: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
@@ -325,6 +337,9 @@ class ImportWalk(ValueKinds):
                 self._expr(default)  # the body runs when the lambda is called
         elif isinstance(e, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
             self._comprehension(e)
+        elif isinstance(e, ast.Attribute):
+            self._expr(e.value)
+            self._module_attribute(e)
         elif isinstance(e, ast.Subscript):
             self._expr(e.value)
             self._expr(e.slice)

@@ -11,6 +11,9 @@ from those folders, so it is judged too; only modules built into the interpreter
 from __future__ import annotations
 
 import ast
+import functools
+import os
+import site
 import sys
 from pathlib import Path
 
@@ -37,8 +40,29 @@ def package_inits(path: Path) -> list[Path]:
 
 
 def search_roots(path: Path) -> tuple[Path, ...]:
-    roots = [package_root(path), path.resolve().parent]
-    return tuple(dict.fromkeys(roots))
+    """Folders searched, in order, for an absolute import made while mulint imports `path`.
+
+    mulint imports a file of a package as ``pkg.module`` from its package root, and a lone file
+    from its folder; after that come the entries of mulint's own ``sys.path`` that are not the
+    interpreter's or its installed packages' (the working directory, ``PYTHONPATH``).
+    """
+    return tuple(dict.fromkeys([package_root(path), *_user_path_entries()]))
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_folders() -> frozenset[Path]:
+    folders = (sys.prefix, sys.base_prefix, sys.exec_prefix, *site.getsitepackages(), site.getusersitepackages())
+    return frozenset(Path(p).resolve() for p in folders)
+
+
+def _user_path_entries() -> list[Path]:
+    installed = _installed_folders()
+    entries = []
+    for entry in sys.path:
+        folder = Path(entry or os.getcwd()).resolve()
+        if folder.is_dir() and not any(folder == p or p in folder.parents for p in installed):
+            entries.append(folder)
+    return entries
 
 
 class CompiledModule(Exception):

@@ -14,6 +14,7 @@ compile (``torch.jit.script``) or wrap it lazily (``torch.compile``); neither ca
 from __future__ import annotations
 
 import ast
+import re
 
 # Exact dotted names, and "module.*" for every callable of a module of pure functions.
 PURE_CALLS = frozenset({
@@ -40,8 +41,26 @@ PURE_CALLS = frozenset({
     "torch.no_grad", "torch.inference_mode", "torch.enable_grad",
     "torch.jit.script", "torch.jit.ignore", "torch.jit.unused", "torch.jit.export", "torch.jit.interface",
     "torch.jit.is_scripting", "torch.jit.is_tracing", "torch.compile", "torch.fx.wrap",
-    "torch.autograd.function.once_differentiable",
+    "torch.autograd.function.once_differentiable", "torch.autocast", "torch.amp.autocast", "torch.amp.custom_fwd",
+    "torch.amp.custom_bwd", "torch.compiler.disable", "torch.tensor", "torch.as_tensor", "torch.zeros", "torch.ones",
+    "torch.full", "torch.empty", "torch.arange", "torch.linspace", "torch.eye", "torch.tril", "torch.triu",
+    "triton.jit", "triton.autotune", "triton.heuristics", "triton.Config",
+    # transformers' decorators that document or wrap a definition (HF-style model files use them).
+    "transformers.utils.auto_docstring", "transformers.utils.can_return_tuple",
+    "transformers.utils.generic.can_return_tuple", "transformers.utils.generic.check_model_inputs",
+    "transformers.utils.deprecation.deprecate_kwarg", "transformers.modeling_rope_utils.dynamic_rope_update",
+    "transformers.integrations.use_kernel_forward_from_hub", "transformers.integrations.use_kernelized_func",
+    "transformers.integrations.use_kernel_func_from_hub_with_fallback",
+    "transformers.integrations.use_experts_implementation", "transformers.utils.add_start_docstrings",
+    "transformers.utils.add_start_docstrings_to_model_forward", "transformers.utils.replace_return_docstrings",
+    "transformers.utils.add_code_sample_docstrings", "transformers.utils.generic.merge_with_config_defaults",
+    "transformers.utils.output_capturing.OutputRecorder", "transformers.utils.output_capturing.capture_outputs",
+    "transformers.integrations.accelerate.force_accelerate_hooks",
+    "transformers.backbone_utils.filter_output_hidden_states",
+    "transformers.pytorch_utils.compile_compatible_method_lru_cache",
 })
+# transformers' `is_flash_attn_available()` and kin only look whether a package is installed.
+_AVAILABILITY = re.compile(r"^transformers(\.\w+)*\.is_\w+_available$")
 
 # Names of typing helpers that evaluate string annotations (``eval``): not pure.
 _IMPURE_IN_PURE_MODULES = frozenset({"typing.get_type_hints", "typing_extensions.get_type_hints"})
@@ -85,7 +104,7 @@ def is_pure_call(qualname: str, call: ast.Call | None = None) -> bool:
     """Whether calling the object named `qualname` (``torch.manual_seed``) is known to have no effect."""
     if qualname in _IMPURE_IN_PURE_MODULES:
         return False
-    if qualname in PURE_CALLS:
+    if qualname in PURE_CALLS or _AVAILABILITY.match(qualname):
         return True
     if qualname == "importlib.util.find_spec":
         return _finds_top_level(call)

@@ -52,8 +52,17 @@ def pytest_collection_modifyitems(session, config, items) -> None:
     settings = load_config(found)
     if not settings.targets:
         raise pytest.UsageError(f"--mulint: {found} has no `targets` in [tool.mulint]")
+    config_node = MulintConfigFile.from_parent(session, path=found)
     for target in settings.targets:
-        items.append(MulintItem.from_parent(session, name=f"mulint[{target}]", target=target, settings=settings))
+        items.append(MulintItem.from_parent(config_node, name=f"mulint[{target}]", target=target, settings=settings))
+
+
+class MulintConfigFile(pytest.File):
+    """The pyproject.toml the targets come from: the items' parent, so their ids read
+    `pyproject.toml::mulint[model.py:GPT]`."""
+
+    def collect(self):
+        return []
 
 
 class MulintFindings(Exception):

@@ -122,16 +122,29 @@ def test_file_made_read_only_after_planning_keeps_its_finding(tmp_path):
     assert finding.message.endswith("(not fixed: the file is read-only)")
 
 
-def test_mode_and_owner_are_kept(tmp_path):
+def xattrs_supported(path) -> bool:
+    try:
+        os.setxattr(path, "user.probe", b"")
+        os.removexattr(path, "user.probe")
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
+def test_mode_owner_and_attributes_are_kept(tmp_path):
     path = tmp_path / "model.py"
     path.write_text(ATTENTION)
     path.chmod(0o640)
     if os.geteuid() == 0:
         os.chown(path, 4242, 4343)
+    attributes = xattrs_supported(path)
+    if attributes:
+        os.setxattr(path, "user.origin", b"kept")  # where an ACL or a security label would live
     before = path.stat()
     fix_file(path, attention_finding)
     after = path.stat()
     assert "scale=math.sqrt(16)" in path.read_text()
+    assert not attributes or os.getxattr(path, "user.origin") == b"kept"
     assert stat.S_IMODE(after.st_mode) == 0o640
     assert (after.st_uid, after.st_gid) == (before.st_uid, before.st_gid)
     assert os.geteuid() != 0 or (after.st_uid, after.st_gid) == (4242, 4343)
@@ -290,6 +303,15 @@ def test_runs_waiting_on_a_replaced_file_lock_the_new_one(tmp_path):
     assert sorted(written) == [[], [str(path)]]  # one wrote, the other found its fix made
     assert path.read_bytes() == fixed_bytes(tmp_path, "attention")
     assert leftovers(tmp_path, "model.py", "plain_attention.py") == []
+
+
+def test_a_file_removed_since_planning_keeps_its_finding(tmp_path):
+    path = tmp_path / "model.py"
+    path.write_text(ATTENTION)
+    finding = attention_finding(path)
+    result = plan_fixes([finding], unsafe=False)
+    path.unlink()
+    assert result.write() == [] and not path.exists() and result.declined[id(finding)] == CHANGED
 
 
 def test_analysis_of_other_text_is_not_applied(tmp_path):

@@ -6,8 +6,8 @@
   it was read for planning (another `--fix`, an editor), it is left alone, unless it already holds
   exactly the fixed text (another run made the same fixes).
 * The new text replaces the file atomically (a temporary file beside it, renamed over it) with the
-  file's mode and owner; a file with hard links, or whose owner a new file could not keep, is
-  rewritten in place instead (see `_write_in_place`).
+  file's mode, owner and extended attributes; a file with hard links, or whose owner or attributes
+  a new file could not get, is rewritten in place instead (see `_write_in_place`).
 """
 
 from __future__ import annotations
@@ -66,7 +66,10 @@ def _locked(path: Path) -> Iterator[int]:
     replaced the file while this one waited has locked the file that is no longer there: then the
     new file is locked instead."""
     while True:
-        fd = os.open(path, os.O_RDONLY)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise NotWritten(CHANGED) from None  # removed or renamed since it was read
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             if _same_file(os.fstat(fd), os.stat(path)):
@@ -97,7 +100,8 @@ def _write_all(fd: int, data: bytes) -> None:
 def _replace(real: Path, data: bytes, info: os.stat_result) -> bool:
     """Write `data` to a new file beside `real` with its owner and mode, synced, and rename it over
     `real`: readers and a crash see the old or the new file, never a part of one. False, with nothing
-    changed, when the directory takes no new file or the new file cannot get the owner."""
+    changed, when the directory takes no new file or the new file cannot get the owner or the
+    extended attributes."""
     try:
         fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=".mulint")
     except OSError:
@@ -107,7 +111,8 @@ def _replace(real: Path, data: bytes, info: os.stat_result) -> bool:
             own = os.fstat(fd)
             if (own.st_uid, own.st_gid) != (info.st_uid, info.st_gid):
                 os.fchown(fd, info.st_uid, info.st_gid)  # before chmod: chown clears set-id bits
-        except PermissionError:
+            _copy_attributes(real, fd)
+        except OSError:
             os.close(fd)
             os.unlink(tmp)
             return False
@@ -125,6 +130,18 @@ def _replace(real: Path, data: bytes, info: os.stat_result) -> bool:
         raise
     _sync_directory(real.parent)
     return True
+
+
+def _copy_attributes(real: Path, fd: int) -> None:
+    """The file's extended attributes (its ACL and security label among them) on the new file."""
+    if not hasattr(os, "listxattr"):
+        return
+    try:
+        names = os.listxattr(real)
+    except OSError:  # a filesystem without extended attributes: nothing to keep
+        return
+    for name in names:
+        os.setxattr(fd, name, os.getxattr(real, name))
 
 
 def _write_in_place(real: Path, data: bytes, current: bytes) -> None:

@@ -98,6 +98,13 @@ def models_of(folder, source):
                  self.fc = nn.Linear(width, width)
          return Local()
      """, "make_model"),
+    ("""
+     from backbone import Wide, WideConfig
+     def _assemble(config):
+         return Wide(config)
+     def make_model(width=32):
+         return _assemble(WideConfig(width=width))
+     """, "make_model"),
 ])
 def test_factories_are_found(sibling, source, factory):
     assert models_of(sibling, source).top_level_models == [factory]

@@ -115,7 +115,7 @@ class Discovery:
                     changed = True
         return [f.name for f in candidates if f.name in found]
 
-    def _returns_module(self, func: ast.FunctionDef, classes: set[str], factories: set[str]) -> bool:
+    def _returns_module(self, func: ast.FunctionDef, classes: set[str], factories: set[str], depth: int = 0) -> bool:
         classes = classes | set(self.module_classes([n for n in ast.walk(func) if isinstance(n, ast.ClassDef)]))
         if func.returns is not None and self._is_module_expr(func.returns, classes, factories, {}, annotation=True):
             return True
@@ -124,7 +124,7 @@ class Discovery:
             if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
                 assigned[node.targets[0].id] = node.value
         returns = [n.value for n in _own_nodes(func) if isinstance(n, ast.Return) and n.value is not None]
-        return any(self._is_module_expr(r, classes, factories, assigned) for r in returns)
+        return any(self._is_module_expr(r, classes, factories, assigned, depth=depth) for r in returns)
 
     def _is_module_expr(self, e: ast.expr, classes: set[str], factories: set[str], assigned: dict,
                         annotation: bool = False, depth: int = 0) -> bool:
@@ -145,6 +145,10 @@ class Discovery:
             return self.is_module_class(func.value)
         if isinstance(func, ast.Name) and (func.id in classes or func.id in factories):
             return True
+        if isinstance(func, ast.Name) and depth < 3:  # a private builder: `return _build(config)`
+            helper = next((n for n in self.tree.body if isinstance(n, ast.FunctionDef) and n.name == func.id), None)
+            if helper is not None and self._returns_module(helper, classes, factories, depth + 1):
+                return True
         return self.is_module_class(func)
 
     # Models mulint cannot reach -------------------------------------------------------------------

@@ -27,6 +27,31 @@ def has_members(s: ast.ClassDef) -> bool:
     return any(isinstance(n, (ast.Assign, ast.AnnAssign)) for n in s.body)
 
 
+_ENUM_HOOKS = ("__new__", "__init__", "_generate_next_value_")
+
+
+def enum_member_hook(walk, s: ast.ClassDef) -> str | None:
+    """The method of the checked code an enum with members runs for each of them, if any."""
+    if not has_members(s) or not _is_enum(walk, s):
+        return None
+    for node in [s] + [found[1] for found in map(walk.local_class, s.bases) if found]:
+        hook = next((m for m in _ENUM_HOOKS if m in methods(node)), None)
+        if hook:
+            return hook
+    return None
+
+
+def _is_enum(walk, s: ast.ClassDef, depth: int = 0) -> bool:
+    for base in s.bases:
+        resolved = walk.resolve(base)
+        if resolved and walk.qualname(*resolved).startswith("enum."):
+            return True
+        found = walk.local_class(base)
+        if found and depth < 6 and _is_enum(_walk(walk.judge, found[0]), found[1], depth + 1):
+            return True
+    return False
+
+
 def defines(judge: ImportJudge, info: ModuleInfo, node: ast.ClassDef, method: str, depth: int = 0) -> bool:
     """Whether the class or one of its bases in the user's tree defines `method`."""
     if method in methods(node):

@@ -12,15 +12,15 @@ from __future__ import annotations
 import ast
 from contextlib import contextmanager
 
-from mulint.load.class_hooks import defines, has_members, methods, pure_to_instantiate, subclass_hook
+from mulint.load.class_hooks import defines, enum_member_hook, pure_to_instantiate, subclass_hook
 from mulint.load.import_judge import Effect, ImportJudge, ModuleInfo
 from mulint.load.local_imports import CompiledModule
-from mulint.load.value_kinds import ValueKinds
-from mulint.load.names import BUILTIN_NAMES, UNKNOWN, Bindings, Ref, scope_bindings
+from mulint.load.name_lookup import NameLookup
+from mulint.load.names import UNKNOWN, Bindings, Ref, scope_bindings
 from mulint.load.pure_calls import (CALLS_ITS_ARGUMENTS, CONTAINER_METHODS, PATH_METHODS, STR_METHODS,
                                     is_pure_builtin, is_pure_call)
+from mulint.load.value_kinds import ValueKinds
 
-_ENUM_HOOKS = ("__new__", "__init__", "_generate_next_value_")
 
 
 class _Found(Exception):
@@ -29,7 +29,7 @@ class _Found(Exception):
         self.effect = effect
 
 
-class ImportWalk(ValueKinds):
+class ImportWalk(ValueKinds, NameLookup):
     def __init__(self, judge: ImportJudge, info: ModuleInfo):
         self.judge = judge
         self.info = info
@@ -301,29 +301,9 @@ class ImportWalk(ValueKinds):
                 hook = subclass_hook(self.judge, *found)
                 if hook:
                     self._effect(s, f"{hook}, run by defining class {s.name}")
-        if self._is_enum(s) and has_members(s):
-            hook = next((m for m in _ENUM_HOOKS if m in methods(s)), None) or self._inherited_enum_hook(s)
-            if hook:
-                self._effect(s, f"the {hook} of enum {s.name}, run for each member")
-
-    def _is_enum(self, s: ast.ClassDef, depth: int = 0) -> bool:
-        for base in s.bases:
-            resolved = self.resolve(base)
-            if resolved and self.qualname(*resolved).startswith("enum."):
-                return True
-            found = self.local_class(base)
-            if found and depth < 6 and ImportWalk(self.judge, found[0])._is_enum(found[1], depth + 1):
-                return True
-        return False
-
-    def _inherited_enum_hook(self, s: ast.ClassDef) -> str | None:
-        for base in s.bases:
-            found = self.local_class(base)
-            if found:
-                hook = next((m for m in _ENUM_HOOKS if m in methods(found[1])), None)
-                if hook:
-                    return hook
-        return None
+        hook = enum_member_hook(self, s)
+        if hook:
+            self._effect(s, f"the {hook} of enum {s.name}, run for each member")
 
     # Expressions ----------------------------------------------------------------------------------
 
@@ -424,54 +404,6 @@ class ImportWalk(ValueKinds):
         if path is None or path == self.info.path:
             return "this file"
         return path.name if path.name != "__init__.py" else f"{path.parent.name}/__init__.py"
-
-    # Names ----------------------------------------------------------------------------------------
-
-    def _lookup(self, name: str) -> Ref:
-        for scope in reversed(self.scopes):
-            ref = scope.lookup(name)
-            if ref is not None:
-                return ref
-        ref = self.info.bindings.lookup(name)
-        if ref is not None:
-            return ref
-        for star in self.info.bindings.star_imports:
-            ref = self._star_lookup(star, name)
-            if ref is not None:
-                return ref
-        return Ref("builtin", attr=name) if name in BUILTIN_NAMES else UNKNOWN
-
-    def _star_lookup(self, star: ast.ImportFrom, name: str) -> Ref | None:
-        try:
-            file = self.judge.imports.module_file(self.info.path, star.level, star.module or "")
-        except CompiledModule:
-            return UNKNOWN
-        if file is None:
-            return None  # an installed package's names: trusted like the rest of it
-        return self.judge.info(file).bindings.lookup(name)
-
-    def resolve(self, expr: ast.expr) -> tuple[Ref, list[str]] | None:
-        attrs: list[str] = []
-        while isinstance(expr, ast.Attribute):
-            attrs.insert(0, expr.attr)
-            expr = expr.value
-        if isinstance(expr, ast.Name):
-            return self._lookup(expr.id), attrs
-        return None
-
-    @staticmethod
-    def qualname(ref: Ref, attrs: list[str]) -> str:
-        base = ref.qualname
-        return ".".join([base, *attrs]) if base else ""
-
-    def local_class(self, expr: ast.expr) -> tuple[ModuleInfo, ast.ClassDef] | None:
-        resolved = self.resolve(expr)
-        if resolved is None:
-            return None
-        ref, attrs = resolved
-        if ref.kind == "import" and not self.judge.is_local(ref):
-            return None
-        return self.judge.local_class(ref, attrs)
 
 
 def _label(expr: ast.expr) -> str:

@@ -262,6 +262,23 @@ def test_two_runs_at_once_apply_the_fix_once(tmp_path):
     assert all(len(r.fixed) == 1 for r in runs)  # the second found the file already fixed
 
 
+def test_two_processes_at_once_apply_the_fix_once(tmp_path):
+    path = tmp_path / "model.py"
+    path.write_text(ATTENTION)
+    runs = [plan_fixes([attention_finding(path)], unsafe=False) for _ in range(2)]
+    go = tmp_path / "go"
+
+    def child():
+        while not go.exists():  # both start writing together
+            time.sleep(0.001)
+        return runs[0].write()
+
+    written = []
+    written.append(forked(child, meanwhile=lambda: (go.touch(), written.append(runs[1].write()))))
+    assert sorted(written) == [[], [str(path)]]
+    assert path.read_bytes() == fixed_bytes(tmp_path, "attention")
+
+
 def test_a_run_waits_for_the_lock_and_then_sees_the_other_change(tmp_path):
     """While another process holds the file's lock it changes the file; the waiting run re-reads it
     after the lock is released and keeps its finding instead of overwriting that change."""
@@ -337,9 +354,10 @@ def test_check_fix_leaves_a_read_only_file_with_a_note(tmp_path, mulint):
 
 # --- as a normal user ------------------------------------------------------------------------------
 
-def as_user(uid: int, work) -> list:
-    """`work()` in a forked child running as `uid` (the interpreter under /root is out of its reach,
-    so no new process is started); its result, sent back as JSON."""
+def forked(work, uid: int | None = None, meanwhile=lambda: None):
+    """`work()` in a forked child process, as `uid` when given (the interpreter under /root is out of
+    that user's reach, so no new interpreter is started), while this process runs `meanwhile()`; the
+    child's result, sent back as JSON."""
     import json
 
     read, write = os.pipe()
@@ -348,14 +366,16 @@ def as_user(uid: int, work) -> list:
         code = 1
         try:
             os.close(read)
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
+            if uid is not None:
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
             os.write(write, json.dumps(work()).encode())
             code = 0
         finally:
             os._exit(code)
     os.close(write)
+    meanwhile()
     with os.fdopen(read, "rb") as pipe:
         data = pipe.read()
     _, status = os.waitpid(child, 0)
@@ -397,7 +417,7 @@ def test_as_a_normal_user(tmp_path):
             path.write_text(ATTENTION)
             os.chown(path, owner, 0)  # group root: the user cannot give it to a new file
             path.chmod(mode)
-        results = as_user(user, lambda: fix_as_user([d / n for n, (d, _, _) in files.items()]))
+        results = forked(lambda: fix_as_user([d / n for n, (d, _, _) in files.items()]), user)
         assert results == [[True, READ_ONLY], [False, None], [False, None]]
         assert (closed / "others.py").read_text() == ATTENTION
         for name in ("in_closed.py", "foreign_group.py"):

@@ -3,7 +3,9 @@
 Rules describe a fix as data in the finding (`Fix.edits`: what to change, where, with which base
 width), so cached results keep it. Here each edit kind has a small libcst fixer; the applier
 parses every file once, lets the fixers ask for changes keyed by the nodes at the findings' lines,
-renders the file, checks that it parses, and only then writes it (atomically) or shows the diff.
+renders the file, checks that it parses, and only then writes it or shows the diff. Writing
+(`mulint.fix.files`) goes through symlinks, keeps mode, owner and hard links, refuses read-only files,
+and never overwrites a change made since the file was read.
 A fixer that cannot make its change safely declines: the code stays and the finding keeps a note.
 """
 

@@ -352,7 +352,7 @@ def test_future_annotations_are_not_evaluated(tmp_path):
     (b"x = 1\x00\n", "null bytes"),
     (b"x = '\xff\xfe'\n", "utf-8"),
     (("x = " + "+".join(["1"] * 200_000) + "\n").encode(), "nested too deeply"),
-])
+], ids=["syntax", "nul-bytes", "undecodable", "200k-terms"])
 def test_every_parse_failure_is_a_parse_error(tmp_path, content, words):
     path = tmp_path / "bad.py"
     path.write_bytes(content)

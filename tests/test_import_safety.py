@@ -292,7 +292,7 @@ def test_ordinary_model_files_stay_import_safe(tmp_path, name):
 
 
 def test_safe_model_file_is_analysed_by_a_plain_check(tmp_path, mulint):
-    source = textwrap.dedent(SAFE_SOURCES["seed and paths"]) + "import functools\n" + SAFE_MODEL
+    source = "".join(textwrap.dedent(s) for s in SAFE_SOURCES.values()) + SAFE_MODEL
     path = write(tmp_path, "m.py", source)
     code, out, err = mulint("check", str(path), "--format", "json")
     targets = json.loads(out)["targets"]

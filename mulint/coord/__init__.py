@@ -16,7 +16,7 @@ import torch.nn as nn
 from mulint.analysis.optimizer import find_factory
 from mulint.analysis.structure import Structure
 from mulint.build import inputs as example
-from mulint.coord.plan import BATCH, SEQ, choose_widths, describe_shrinking, limited, shrunk_model
+from mulint.coord.plan import BATCH, SEQ, choose_widths, cpu_threads, describe_shrinking, limited, shrunk_model
 from mulint.coord.record import changes, recording, train_step
 from mulint.errors import MulintError
 from mulint.exponents import fit_exponent
@@ -115,17 +115,17 @@ def run_coord(target, structure: Structure, *, widths: list[int] | None = None, 
     skip = _judged(structure)
     curves: dict[str, LayerCurve] = {}
     shrunk: list[str] = []
-    for width in widths:
-        for seed in range(seeds):
-            torch.manual_seed(1000 + seed)
-            with shrunk_model(knob, width, target=target.label, device=device) as (model, lists):
-                inputs = _inputs(target, structure, model, batch_fn, device)
-                if not shrunk:
-                    shrunk = describe_shrinking(knob, lists, _token_shape(inputs))
-                opt = factory.make(model) if factory else torch.optim.Adam(model.parameters(), lr=lr)
-                _train_and_record(model, opt, inputs, steps, width, seeds, curves, skip, target.label)
-            del model, opt
-            progress(1)
+    with cpu_threads(knob, widths, target.label, device):
+        for width in widths:
+            for seed in range(seeds):
+                torch.manual_seed(1000 + seed)
+                with shrunk_model(knob, width, target=target.label, device=device) as (model, lists):
+                    inputs = _inputs(target, structure, model, batch_fn, device)
+                    shrunk = shrunk or describe_shrinking(knob, lists, _token_shape(inputs))
+                    opt = factory.make(model) if factory else torch.optim.Adam(model.parameters(), lr=lr)
+                    _train_and_record(model, opt, inputs, steps, width, seeds, curves, skip, target.label)
+                del model, opt
+                progress(1)
     for curve in curves.values():
         curve.slopes = {t: fit_exponent(by_width) for t, by_width in curve.change.items()}
         curve.status = judge(curve)

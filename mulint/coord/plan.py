@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from mulint.build import build_at
 from mulint.build.provenance import quiet
-from mulint.build.repeats import KEEP, shortened
+from mulint.build.repeats import KEEP, MIN_BLOCKS, shortened
 from mulint.errors import MulintError
 from mulint.load.width import WidthKnob
 
@@ -31,6 +31,7 @@ BATCH = 8
 MAX_ELEMENTS = 80_000_000
 DEPTH_TOKENS = {"layer", "layers", "depth", "blocks"}
 NOT_DEPTH_TOKENS = {"norm", "eps", "idx", "index", "id", "ids", "scale", "dim", "size", "every", "interval"}
+SINGLE_THREAD_ELEMENTS = 8_000_000
 FACTORS = (0.5, 1, 2)  # of the base width: brackets it
 
 
@@ -50,7 +51,7 @@ def limited(knob: WidthKnob) -> WidthKnob:
 
 def _is_depth_field(name: str, value) -> bool:
     tokens = set(re.split(r"[_\W]+", name.lower()))
-    return isinstance(value, int) and not isinstance(value, bool) and value > KEEP and \
+    return isinstance(value, int) and not isinstance(value, bool) and value >= MIN_BLOCKS and \
         bool(tokens & DEPTH_TOKENS) and not tokens & NOT_DEPTH_TOKENS
 
 
@@ -80,6 +81,20 @@ def shallow(knob: WidthKnob) -> WidthKnob:
     cut.build = build
     cut.describe_scaling = lambda width: {**inner_describe(width), **caps}
     return cut
+
+
+@contextlib.contextmanager
+def cpu_threads(knob: WidthKnob, widths: list[int], target: str, device: str):
+    """One intra-op thread for small models on the CPU: their matmuls are too small to gain from
+    more, and on a shared machine the threads' synchronisation costs several times the work."""
+    n = _size_on_meta(knob, max(widths), target) if device == "cpu" else None
+    before = torch.get_num_threads()
+    if n is not None and n <= SINGLE_THREAD_ELEMENTS:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager

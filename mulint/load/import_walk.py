@@ -17,7 +17,7 @@ from mulint.load.import_judge import Effect, ImportJudge, ModuleInfo
 from mulint.load.local_imports import CompiledModule
 from mulint.load.name_lookup import NameLookup
 from mulint.load.names import UNKNOWN, Bindings, Ref, scope_bindings
-from mulint.load.pure_calls import (CALLS_ITS_ARGUMENTS, CONTAINER_METHODS, PATH_METHODS, STR_METHODS,
+from mulint.load.pure_calls import (CALLS_ITS_ARGUMENTS, OWN_VALUE_METHODS, PATH_METHODS, STR_METHODS,
                                     is_pure_builtin, is_pure_call)
 from mulint.load.value_kinds import ValueKinds
 
@@ -196,7 +196,7 @@ class ImportWalk(ValueKinds, NameLookup):
         ref, _ = resolved
         if ref.kind in ("class", "function"):
             return True
-        return ref.kind == "variable" and self._kind_of_ref(ref) == "container"
+        return ref.kind == "variable" and self._kind_of_ref(ref) in ("container", "logger")
 
     # Imports --------------------------------------------------------------------------------------
 
@@ -385,7 +385,7 @@ class ImportWalk(ValueKinds, NameLookup):
         if ref.kind == "function":
             return f"{label}, a function of {self._where_defined(ref.origin)} (its body runs)"
         if ref.kind == "variable":
-            if len(attrs) == 1 and self._kind_of_ref(ref) == "container" and attrs[0] in CONTAINER_METHODS:
+            if len(attrs) == 1 and attrs[0] in OWN_VALUE_METHODS.get(self._kind_of_ref(ref), ()):
                 return None
             return label
         if ref.kind == "class" or (ref.kind == "import" and self.judge.is_local(ref)):

@@ -32,7 +32,7 @@ PURE_CALLS = frozenset({
     "operator.itemgetter", "operator.attrgetter", "operator.methodcaller", "operator.add", "operator.sub",
     "operator.mul", "operator.truediv", "operator.floordiv", "operator.index", "operator.neg",
     "pathlib.Path", "pathlib.PurePath", "pathlib.PosixPath", "pathlib.PurePosixPath",
-    "logging.getLogger", "transformers.utils.logging.get_logger", "transformers.logging.get_logger",
+    "logging.getLogger", "logging.NullHandler", "transformers.utils.logging.get_logger", "transformers.logging.get_logger",
     "warnings.filterwarnings", "warnings.simplefilter",
     "random.seed", "numpy.random.seed",
     "torch.manual_seed", "torch.random.manual_seed", "torch.cuda.manual_seed", "torch.cuda.manual_seed_all",
@@ -75,7 +75,8 @@ PURE_BUILTINS = frozenset({
 
 # Pure calls that call the functions they are given (a key, a mapped function): a function of the
 # file passed to them runs at import.
-CALLS_ITS_ARGUMENTS = frozenset({"sorted", "min", "max", "map", "filter", "iter", "functools.reduce"})
+CALLS_ITS_ARGUMENTS = frozenset({"sorted", "min", "max", "map", "filter", "iter", "functools.reduce",
+                                 "collections.defaultdict"})  # a missing key calls the factory
 
 STR_METHODS = frozenset({
     "capitalize", "casefold", "center", "count", "encode", "endswith", "expandtabs", "find", "format",
@@ -93,11 +94,14 @@ PATH_METHODS = frozenset({
 PATH_RETURNING = frozenset({"resolve", "absolute", "with_name", "with_suffix", "with_stem", "joinpath",
                             "expanduser", "relative_to"})
 
-# Methods of a list, dict or set the file itself built: mutating its own container reaches nothing else.
-CONTAINER_METHODS = frozenset({
-    "append", "extend", "insert", "update", "setdefault", "get", "keys", "values", "items", "copy", "index",
-    "count", "add", "discard", "pop", "remove", "union", "intersection", "difference",
-})
+# Methods of a value the file itself made, by its kind: mutating its own container reaches nothing
+# else; configuring its logger touches no file (a FileHandler would, and is not pure to build).
+OWN_VALUE_METHODS = {
+    "container": frozenset({
+        "append", "extend", "insert", "update", "setdefault", "get", "keys", "values", "items", "copy", "index",
+        "count", "add", "discard", "pop", "remove", "union", "intersection", "difference"}),
+    "logger": frozenset({"setLevel", "addHandler", "addFilter", "removeHandler", "getChild", "isEnabledFor"}),
+}
 
 
 def is_pure_call(qualname: str, call: ast.Call | None = None) -> bool:

@@ -12,6 +12,7 @@ from mulint.load.names import Ref
 from mulint.load.pure_calls import PATH_RETURNING, STR_METHODS
 
 _PATH_TYPES = {"pathlib.Path", "pathlib.PurePath", "pathlib.PosixPath", "pathlib.PurePosixPath"}
+_LOGGER_CALLS = {"logging.getLogger", "transformers.utils.logging.get_logger", "transformers.logging.get_logger"}
 _CONTAINER_CALLS = {"list", "dict", "set", "collections.OrderedDict", "collections.defaultdict"}
 
 
@@ -61,6 +62,8 @@ class ValueKinds:
             return "path"
         if name.startswith("os.path."):
             return "str"
+        if name in _LOGGER_CALLS:
+            return "logger"
         return "container" if name in _CONTAINER_CALLS else None
 
     def _kind_of_ref(self, ref: Ref, depth: int = 0) -> str | None:

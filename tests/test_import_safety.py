@@ -63,12 +63,14 @@ POSITIONS = {
     "base class": ("class Extra((EFFECT, object)[1]):  # <-\n    pass", {}),
     "class keyword": ("class Extra(metaclass=(EFFECT, type)[1]):  # <-\n    pass", {}),
     "metaclass of the file": (
-        "class Meta(type):\n    def __new__(mcs, *args):\n        EFFECT\n        return super().__new__(mcs, *args)\n\n"
+        "class Meta(type):\n    def __new__(mcs, *args):\n        EFFECT\n"
+        "        return super().__new__(mcs, *args)\n\n"
         "class Extra(metaclass=Meta):  # <-\n    pass", {}),
     "__init_subclass__ of a base": (
         "class Registry:\n    def __init_subclass__(cls, **kwargs):\n        EFFECT\n\n"
         "class Extra(Registry):  # <-\n    pass", {}),
-    "local decorator": ("def register(f):\n    EFFECT\n    return f\n\n@register  # <-\ndef helper():\n    return 1", {}),
+    "local decorator": ("def register(f):\n    EFFECT\n    return f\n\n@register  # <-\ndef helper():\n    return 1",
+                        {}),
     "function annotation": ("def helper(x: (EFFECT, int)[1]) -> int:  # <-\n    return x", {}),
     "return annotation": ("def helper() -> (EFFECT, int)[1]:  # <-\n    return 1", {}),
     "class-body annotation": ("class Extra:\n    x: (EFFECT, int)[1] = 1  # <-", {}),
@@ -375,7 +377,8 @@ PURE_FRAGMENTS = [
     "import math\nSCALE = math.sqrt(2.0) / 3",
     "HERE = os.path.dirname(os.path.abspath(__file__))\nDATA = pathlib.Path(__file__).parent / 'data'",
     "from typing import Optional, TypeVar\nT = TypeVar('T')\nMaybe = Optional[int]",
-    "@dataclasses.dataclass\nclass Settings:\n    depth: int = 2\n    names: list = dataclasses.field(default_factory=list)\n"
+    "@dataclasses.dataclass\nclass Settings:\n    depth: int = 2\n"
+    "    names: list = dataclasses.field(default_factory=list)\n"
     "DEFAULTS = Settings(depth=3)",
     "def later():\n    EFFECT\n\nLATER = lambda: EFFECT",
     "class Lazy:\n    def run(self, n=3):\n        EFFECT\n        return n\n\n    @functools.lru_cache(maxsize=None)\n"

@@ -294,7 +294,8 @@ class ImportWalk(ValueKinds, NameLookup):
         """Code of the user's tree that defining class `s` runs: a metaclass, a base's __init_subclass__."""
         for keyword in s.keywords:
             if keyword.arg == "metaclass" and self.local_class(keyword.value):
-                self._effect(s, f"the metaclass {_label(keyword.value)}, defined in the checked code, creating class {s.name}")
+                self._effect(s, f"the metaclass {_label(keyword.value)} (defined in the checked code) "
+                                f"creating class {s.name}")
         for base in s.bases:
             found = self.local_class(base)
             if found is not None:

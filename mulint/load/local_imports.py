@@ -82,7 +82,8 @@ def _find_in(folder: Path, name: str) -> tuple[Path | None, Path | None]:
     package = folder / name
     if (package / "__init__.py").is_file():
         return package / "__init__.py", package
-    compiled = [*folder.glob(f"{name}.*.so"), *folder.glob(f"{name}.*.pyd"), folder / f"{name}.so", folder / f"{name}.pyd"]
+    compiled = [*folder.glob(f"{name}.*.so"), *folder.glob(f"{name}.*.pyd"),
+                folder / f"{name}.so", folder / f"{name}.pyd"]
     for candidate in compiled:  # Python tries extension modules before sources
         if candidate.is_file():
             raise CompiledModule(candidate)
@@ -119,14 +120,24 @@ class LocalImports:
 
     def absolute(self, dotted: str) -> tuple[list[Path], Path | None, bool]:
         """(files run, package folder, found) for an absolute import of `dotted` from the user's tree."""
+        found_in = self._every_root(dotted)
+        return found_in[0] if found_in else ([], None, False)
+
+    def _every_root(self, dotted: str) -> list[tuple[list[Path], Path | None, bool]]:
+        """The resolution of `dotted` under each root that holds it.
+
+        The first is the one Python takes with these roots first on sys.path; the others are
+        judged too, since a root mulint put on sys.path for an earlier target may come first.
+        """
         parts = dotted.split(".")
         if parts[0] in _UNSHADOWABLE:
-            return [], None, False
+            return []
+        found_in = []
         for root in self.roots:
             files, folder, found = _walk_parts(root, parts)
             if files or (found and folder is not None):
-                return files, folder, found
-        return [], None, False
+                found_in.append((files, folder, found))
+        return found_in
 
     def relative(self, importer: Path, level: int, dotted: str) -> tuple[list[Path], Path | None, bool]:
         base = importer.resolve().parent
@@ -142,17 +153,21 @@ class LocalImports:
         files: list[Path] = []
         if isinstance(stmt, ast.Import):
             for alias in stmt.names:
-                files += self.absolute(alias.name)[0]
+                files += [f for run, _, _ in self._every_root(alias.name) for f in run]
             return _unique(files)
-        run, folder, found = self.module(importer, stmt.level, stmt.module or "")
-        files += run
-        if folder is not None and found:
-            names = [a.name for a in stmt.names]
-            if "*" in names:
-                names = _all_names(run[-1]) if run and run[-1].name == "__init__.py" else []
-            for name in names:
-                if name.isidentifier():
-                    files += _walk_parts(folder, [name])[0]  # `from pkg import sub` runs pkg/sub.py
+        if stmt.level:
+            resolutions = [self.relative(importer, stmt.level, stmt.module or "")]
+        else:
+            resolutions = self._every_root(stmt.module or "")
+        for run, folder, found in resolutions:
+            files += run
+            if folder is not None and found:
+                names = [a.name for a in stmt.names]
+                if "*" in names:
+                    names = _all_names(run[-1]) if run and run[-1].name == "__init__.py" else []
+                for name in names:
+                    if name.isidentifier():
+                        files += _walk_parts(folder, [name])[0]  # `from pkg import sub` runs pkg/sub.py
         return _unique(files)
 
     def module_file(self, importer: Path, level: int, dotted: str) -> Path | None:

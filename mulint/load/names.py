@@ -126,10 +126,8 @@ def _bind_stmt(stmt: ast.stmt, bindings: Bindings, path: Path | None) -> None:
     elif isinstance(stmt, ast.Assign):
         for target in stmt.targets:
             _bind_target(target, stmt.value, bindings, path)
-    elif isinstance(stmt, (ast.AnnAssign, ast.AugAssign)):
-        if stmt.value is not None:
-            value = stmt.value if isinstance(stmt, ast.AnnAssign) else None
-            _bind_target(stmt.target, value, bindings, path)
+    elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+        _bind_target(stmt.target, stmt.value, bindings, path)  # (`x += ...` keeps what x is)
     elif isinstance(stmt, (ast.For, ast.AsyncFor)):
         _bind_target(stmt.target, None, bindings, path)
         _bind_block(stmt.body + stmt.orelse, bindings, path)

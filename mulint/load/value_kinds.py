@@ -39,8 +39,8 @@ class ValueKinds:
             return "path" if e.attr == "parent" and self._kind(e.value, depth + 1) == "path" else None
         if isinstance(e, ast.Subscript):
             value = e.value
-            if isinstance(value, ast.Attribute) and value.attr == "parents" and self._kind(value.value, depth + 1) == "path":
-                return "path"
+            if isinstance(value, ast.Attribute) and value.attr == "parents":
+                return "path" if self._kind(value.value, depth + 1) == "path" else None
             return None
         if isinstance(e, ast.Call):
             return self._kind_of_call(e, depth)

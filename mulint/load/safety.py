@@ -79,7 +79,7 @@ def summarize(path: Path) -> FileSummary:
     if effect is not None:
         summary.unsafe_reason = effect.reason(path)
         summary.unsafe_message = effect.sentence(path)
-        summary.unsafe_file = effect.origin
+        summary.unsafe_file = path if effect.origin == path.resolve() else effect.origin
     discovery = Discovery(judge, info)
     try:
         summary.module_classes = discovery.module_classes()

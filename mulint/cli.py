@@ -306,7 +306,8 @@ def _not_a_pass(result) -> str:
     """A run with nothing found but something left out is not "All checks passed!"."""
     missing = []
     if result.errors:
-        missing.append(f"{_plural(len(result.errors), 'target')} could not be analysed (see the errors)")
+        failed = sum(len(error["target"].split(", ")) for error in result.errors)  # repeats are merged
+        missing.append(f"{_plural(failed, 'target')} could not be analysed (see the errors)")
     if result.unanalysed:
         files = len({item['path'] for item in result.unanalysed})
         missing.append(f"{_plural(files, 'file')} with models not analysed (see the notes)")

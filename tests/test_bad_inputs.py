@@ -124,3 +124,38 @@ def test_coord_names_a_batch_function_that_raises(mulint, tmp_path):
                             "--steps", "1", "--seeds", "1")
     assert code == 2
     assert "the --batch function" in err and "no data on this machine" in err and "internal error" not in err
+
+
+def test_an_error_shared_by_several_models_is_printed_once(mulint, tmp_path):
+    path = tmp_path / "two.py"
+    path.write_text(textwrap.dedent('''
+        import torch.nn as nn
+        import a_package_that_is_not_installed
+
+
+        class First(nn.Module):
+            def __init__(self, width: int = 16):
+                super().__init__()
+                self.body = nn.Linear(width, width)
+
+            def forward(self, x):
+                return self.body(x)
+
+
+        class Second(First):
+            pass
+
+
+        class Third(nn.Module):
+            def __init__(self, width: int = 16):
+                super().__init__()
+                self.body = nn.Linear(width, width)
+
+            def forward(self, x):
+                return self.body(x)
+    '''))
+    code, out, err = mulint("check", str(path))
+    assert code == 2
+    assert err.count("No module named 'a_package_that_is_not_installed'") == 1
+    assert f"{path}:Second, {path}:Third: [import]" in err
+    assert "2 targets could not be analysed" in out

@@ -343,13 +343,20 @@ def test_analysis_of_other_text_is_not_applied(tmp_path):
 
 # --- through the command line ----------------------------------------------------------------------
 
-def test_check_fix_leaves_a_read_only_file_with_a_note(tmp_path, mulint):
-    path = tmp_path / "lm.py"
-    path.write_text(MU403_MODEL.format(bias=""))
-    path.chmod(0o444)
-    code, out, _ = mulint("check", str(path), "--select", "MU403", "--fix")
-    assert code == 1 and "MU403" in out and "(not fixed: the file is read-only)" in out
-    assert path.read_text() == MU403_MODEL.format(bias="")
+def test_check_fix_through_a_symlink_and_on_a_read_only_file(tmp_path, mulint):
+    source = MU403_MODEL.format(bias="")
+    locked = tmp_path / "locked.py"
+    locked.write_text(source)
+    locked.chmod(0o444)
+    real = tmp_path / "src" / "lm.py"
+    real.parent.mkdir()
+    real.write_text(source)
+    link = tmp_path / "lm.py"
+    link.symlink_to(real)
+    code, out, _ = mulint("check", str(locked), str(link), "--select", "MU403", "--fix")
+    assert code == 1 and "(not fixed: the file is read-only)" in out and "(1 fixed, 1 remaining)" in out, out
+    assert locked.read_text() == source
+    assert link.is_symlink() and "MuSharedReadout(self.emb.weight, bias=False)" in real.read_text()
 
 
 # --- as a normal user ------------------------------------------------------------------------------

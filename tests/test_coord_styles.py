@@ -14,6 +14,7 @@ from conftest import MODELS
 
 BLOW_UP, COLLAPSE, COLLAPSE_OUTPUT = 0.3, -0.5, -0.75  # MUP_REFERENCE §6
 WIDTHS = [128, 256, 512]
+STEPS = 2
 
 
 def load(name):
@@ -52,7 +53,7 @@ CASES = {
 
 # --- the reference: a plain coordinate check, independent of mulint -----------------------------
 
-def reference_check(build, make_optimizer, widths=WIDTHS, steps=3, batch=8, seq=16):
+def reference_check(build, make_optimizer, widths=WIDTHS, steps=STEPS, batch=8, seq=16):
     """Per layer, the slope of log mean |h_t - h_0| against log width at the last step; judged are
     the outputs indexed by width (last dimension = width) and the model output."""
     generator = torch.Generator().manual_seed(7)
@@ -122,7 +123,7 @@ def mulint_check(file, target):
     if key not in _results:
         [item] = resolve(parse_target(f"{MODELS / file}:{target}"), allow_exec=True)[:1]
         structure = analyse_structure(item)
-        _results[key] = run_coord(item, structure, seeds=1, resolve_optimizer=_resolve_function, device="cpu")
+        _results[key] = run_coord(item, structure, seeds=1, steps=STEPS, resolve_optimizer=_resolve_function, device="cpu")
     return _results[key]
 
 
@@ -149,7 +150,7 @@ def test_verdict_matches_parametrization_and_reference(case):
     common = set(reference) & set(judged)
     assert len(common) >= 5 and "output" in common
     off = {n: (round(judged[n], 2), round(reference[n], 2)) for n in common
-           if abs(judged[n] - reference[n]) > (0.2 if expected == "pass" else 0.45)}
+           if abs(judged[n] - reference[n]) > (0.25 if expected == "pass" else 0.45)}
     assert not off, off  # (mulint, reference) slopes that disagree
 
 

@@ -38,6 +38,8 @@ class ParamUse:
     multiplier_exponent: float = 0.0  # how that factor scales with width: a ∝ width^exponent
     multiplier_at: SourceLoc | None = None
     module: str = ""  # the module the consuming op runs in, e.g. "lm_head"
+    update_norm: dict[int, float] = field(default_factory=dict)  # width -> RMS→RMS norm of a measured ΔW
+    update_exponent: float | None = None  # of update_norm × multiplier; the spectral condition wants 0
 
 
 @dataclass
@@ -56,6 +58,9 @@ class ParamFacts:
     init_at: SourceLoc | None = None  # the line that last wrote the parameter while building
     late_init_at: list[SourceLoc] = field(default_factory=list)  # writes after mup's set_base_shapes
     mup_infshape: bool = False  # the mup package's base shapes are attached
+    update_step: int | None = None  # the optimizer step whose update was measured (mulint.analysis.updates)
+    update_settings: str = ""  # its param group's shape-dependent settings, e.g. "adjust_lr_fn='original'"
+    update_no_grad: bool = False  # no gradient reached it at the measured step
     lr: dict[int, float] = field(default_factory=dict)  # width -> learning rate its param group gives it
     lr_exponent: float | None = None  # lr ∝ width^exponent; None without an optimizer (or lr 0)
     weight_decay: dict[int, float] = field(default_factory=dict)  # width -> weight decay
@@ -145,6 +150,7 @@ class ModelFacts:
     optimizer: OptimizerFacts | None = None
     coord: list[CoordLayer] = field(default_factory=list)  # filled only by `check --coord`
     coord_widths: list[int] = field(default_factory=list)
+    profile: str = "mup"  # expected exponents: mulint.profiles.load_profile(profile)
 
     def param(self, name: str) -> ParamFacts:
         for p in self.params:

@@ -9,6 +9,7 @@ from mulint.analysis.numbers import measure_init, numeric_knob, numeric_widths
 from mulint.exponents import fit_exponent
 from mulint.analysis.optimizer import OptimizerNumbers, find_factory, read_optimizer
 from mulint.analysis.structure import Structure, analyse_structure
+from mulint.analysis.updates import UpdateNumbers, batch_for, measure_updates, update_facts
 from mulint.build.provenance import quiet
 from mulint.errors import MulintError
 from mulint.facts import OptimizerFacts
@@ -69,15 +70,19 @@ def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, wi
     knob = numeric_knob(structure.knob)  # the small CPU models never hold a full-length causal mask
     chosen = numeric_widths(knob, target.label, widths)
     grad_rms: list[float] = []
+    updates, batch = UpdateNumbers(), batch_for(target, structure)  # each optimizer step's size
 
     def visit(width, model):
         if factory is not None:
             read_optimizer(factory, model, width, opt_numbers, target.label)
+            measure_updates(factory.make, model, width, facts.params, batch, updates)
             if width == max(chosen):
                 grad_rms.extend(hidden_gradient_rms(target, structure, model))
 
     numbers = measure_init(knob, chosen, target.label, visit=visit)
     facts.numeric_widths = chosen
+    if factory is not None:
+        update_facts(updates, facts.params, facts.notes, factory.label)
     for p in facts.params:
         rms = numbers.rms.get(p.name, {})
         p.init_rms = rms

@@ -301,6 +301,23 @@ def test_a_run_waits_for_the_lock_and_then_sees_the_other_change(tmp_path):
     assert finding.message.endswith(f"(not fixed: {CHANGED})")
 
 
+def test_a_lock_held_too_long_leaves_the_file_alone(tmp_path, monkeypatch):
+    from mulint.fix import files
+
+    monkeypatch.setattr(files, "LOCK_WAIT", 0.1)
+    path = tmp_path / "model.py"
+    path.write_text(ATTENTION)
+    finding = attention_finding(path)
+    result = plan_fixes([finding], unsafe=False)
+    holder = os.open(path, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        assert result.write() == []
+    finally:
+        os.close(holder)
+    assert path.read_text() == ATTENTION and finding.message.endswith(f"(not fixed: {files.LOCKED})")
+
+
 def test_runs_waiting_on_a_replaced_file_lock_the_new_one(tmp_path):
     """Two runs wait on the lock of the same file; the first replaces the file (a new inode); the second
     must not write from its lock on the old one, and finds the fix already made."""

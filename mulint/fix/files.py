@@ -13,16 +13,23 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; the re-read before writing still guards
+    fcntl = None
+
 READ_ONLY = "the file is read-only"
 CHANGED = "the file changed since it was checked; run mulint again"
+LOCKED = "another program kept the file locked"
+LOCK_WAIT = 30.0  # seconds: a fix takes milliseconds to write
 
 
 class NotWritten(Exception):
@@ -71,15 +78,35 @@ def _locked(path: Path) -> Iterator[int]:
         except FileNotFoundError:
             raise NotWritten(CHANGED) from None  # removed or renamed since it was read
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if _same_file(os.fstat(fd), os.stat(path)):
+            _lock(fd)
+            if _still_at(fd, path):
                 yield fd
                 return
         finally:
             os.close(fd)  # closing releases the lock
 
 
-def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+def _lock(fd: int) -> None:
+    """An exclusive flock, waiting at most LOCK_WAIT seconds for another run to finish writing."""
+    if fcntl is None:
+        return
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise NotWritten(LOCKED) from None
+            time.sleep(0.02)
+
+
+def _still_at(fd: int, path: Path) -> bool:
+    """Whether the open file is still the one at `path` (not replaced or removed meanwhile)."""
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except FileNotFoundError:
+        return False
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 

@@ -62,8 +62,13 @@ class ParamFacts:
     update_settings: str = ""  # its param group's shape-dependent settings, e.g. "adjust_lr_fn='original'"
     update_no_grad: bool = False  # no gradient reached it at the measured step
     lr: dict[int, float] = field(default_factory=dict)  # width -> learning rate its param group gives it
+    # (times the group's lr_scale-like key when a training loop applies one)
     lr_exponent: float | None = None  # lr ∝ width^exponent; None without an optimizer (or lr 0)
     weight_decay: dict[int, float] = field(default_factory=dict)  # width -> weight decay
+    lr_scale_key: str | None = None  # the param-group key (lr_scale) the lr was multiplied by, if any
+    optimizer: str = ""  # class of the optimizer that steps it ("AdamW", "Muon"), when there are several
+    optimizer_family: str = ""  # "adam", "sgd" or "unknown"
+    optimizer_at: SourceLoc | None = None  # the line constructing that optimizer
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -103,7 +108,7 @@ class MupModule:
 class OptimizerFacts:
     label: str  # the factory, e.g. "examples/mlp_sp.py:make_optimizer"
     cls: str  # e.g. "AdamW"
-    family: str  # "adam", "sgd" or "unknown" (not judged)
+    family: str  # "adam", "sgd", "unknown" (not judged) or "mixed" (several optimizers: see each parameter)
     loc: SourceLoc | None  # the line that constructs the optimizer
     eps: float | None = None
     missing: list[str] = field(default_factory=list)  # trainable parameters in no param group
@@ -134,6 +139,18 @@ class AttentionSite:
 
 
 @dataclass
+class BranchFacts:
+    """Another branch of forward (the training one, with targets given) where it uses parameters or
+    scales attention differently from the default branch the main facts hold."""
+
+    name: str  # "training", "train"
+    description: str  # "the training branch, `targets` given"
+    trains: bool  # learning-rate findings are judged on the branch that trains
+    uses: dict[str, list[ParamUse]] = field(default_factory=dict)  # param -> its uses on this branch
+    attention: list[AttentionSite] = field(default_factory=list)
+
+
+@dataclass
 class ModelFacts:
     target: str  # as the user named it, e.g. "examples/mlp_sp.py:MLP"
     path: str  # file that defines the target ("" for an installed module)
@@ -151,6 +168,9 @@ class ModelFacts:
     coord: list[CoordLayer] = field(default_factory=list)  # filled only by `check --coord`
     coord_widths: list[int] = field(default_factory=list)
     profile: str = "mup"  # expected exponents: mulint.profiles.load_profile(profile)
+    branch: str = ""  # the default branch, when forward has others: "the inference branch, `targets=None`"
+    branch_trains: bool = True  # whether that default branch is the one a training step runs
+    branches: list[BranchFacts] = field(default_factory=list)  # the other branches, where they differ
 
     def param(self, name: str) -> ParamFacts:
         for p in self.params:
@@ -180,5 +200,6 @@ class ModelFacts:
             "attention": [asdict(a) for a in self.attention],
             "mup_modules": [asdict(m) for m in self.mup_modules],
             "repeated_blocks": self.repeated_blocks,
+            "branches": [self.branch, *(b.description for b in self.branches)] if self.branches else [],
             "notes": self.notes,
         }

@@ -7,12 +7,11 @@ import inspect
 
 from mulint.analysis.numbers import measure_init, numeric_knob, numeric_widths
 from mulint.exponents import fit_exponent
-from mulint.analysis.optimizer import OptimizerNumbers, find_factory, read_optimizer
+from mulint.analysis.optimizer import LR_SCALE_KEYS, OptimizerNumbers, find_factory, optimizer_facts, read_optimizer
 from mulint.analysis.structure import Structure, analyse_structure
 from mulint.analysis.updates import UpdateNumbers, batch_for, measure_updates, update_facts
 from mulint.build.provenance import quiet
 from mulint.errors import MulintError
-from mulint.facts import OptimizerFacts
 from mulint.load.targets import ResolvedTarget, parse_target, resolve
 
 
@@ -58,7 +57,10 @@ def hidden_gradient_rms(target: ResolvedTarget, structure: Structure, model) -> 
 
 
 def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, width_arg: str | None = None,
-                  optimizer: str | None = None, measure: bool = True, resolve_optimizer=None) -> Structure:
+                  optimizer: str | None = None, measure: bool = True,
+                  lr_scale_keys: tuple[str, ...] = (), resolve_optimizer=None) -> Structure:
+    """``lr_scale_keys``: param-group keys a training loop multiplies the lr by, beyond the usual
+    names (LR_SCALE_KEYS); the config's `lr-scale-key`."""
     structure = analyse_structure(target, widths=widths, width_arg=width_arg)
     facts = structure.facts
     if not measure or not facts.traced:
@@ -74,7 +76,8 @@ def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, wi
 
     def visit(width, model):
         if factory is not None:
-            read_optimizer(factory, model, width, opt_numbers, target.label)
+            read_optimizer(factory, model, width, opt_numbers, target.label,
+                           lr_scale_keys=(*lr_scale_keys, *LR_SCALE_KEYS))
             measure_updates(factory.make, model, width, facts.params, batch, updates)
             if width == max(chosen):
                 grad_rms.extend(hidden_gradient_rms(target, structure, model))
@@ -91,19 +94,8 @@ def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, wi
         p.init_at = write.loc if write is not None else p.created_at
         p.late_init_at = [w.loc for w in numbers.late_writes.get(p.name, [])]
         p.mup_infshape = numbers.has_infshape.get(p.name, False)
-        if opt_numbers is not None:
-            p.lr = next((opt_numbers.lr[n] for n in (p.name, *p.aliases) if n in opt_numbers.lr), {})
-            p.weight_decay = next((opt_numbers.weight_decay[n] for n in (p.name, *p.aliases)
-                                   if n in opt_numbers.weight_decay), {})
-            p.lr_exponent = fit_exponent(p.lr)
     if opt_numbers is not None:
-        eps = set(opt_numbers.eps.values())
-        facts.optimizer = OptimizerFacts(label=opt_numbers.label, cls=opt_numbers.cls, family=opt_numbers.family,
-                                         loc=opt_numbers.loc, eps=max(eps) if eps else None,
-                                         missing=opt_numbers.missing,
-                                         hidden_grad_rms=grad_rms[0] if grad_rms else None)
-        if opt_numbers.family == "unknown":
-            facts.notes.append(f"optimizer {opt_numbers.cls} is not judged: mulint knows the Adam family and SGD")
+        facts.optimizer = optimizer_facts(opt_numbers, facts.params, grad_rms[0] if grad_rms else None, facts.notes)
     else:
         facts.notes.append("optimizer rules skipped: no optimizer found; name one with --optimizer "
                            "path/to/file.py:make_optimizer (a function taking the model)")

@@ -5,6 +5,7 @@ MuAdam is an Adam with per-group learning rates), not by its name."""
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -14,7 +15,8 @@ import torch.nn as nn
 from mulint import steps
 from mulint.build.init_record import _user_frame_from
 from mulint.errors import MulintError
-from mulint.facts import SourceLoc
+from mulint.exponents import fit_exponent
+from mulint.facts import OptimizerFacts, ParamFacts, SourceLoc
 from mulint.paths import display_path
 
 FACTORY_NAMES = ("configure_optimizers", "make_optimizer", "build_optimizer", "create_optimizer")
@@ -43,16 +45,31 @@ class OptimizerFactory:
     make: Callable[[nn.Module], torch.optim.Optimizer]
 
 
+# Param-group keys torch ignores that training loops multiply the lr by (nanoGPT-mup's train.py:
+# ``param_group['lr'] = lr * param_group.get('lr_scale', 1.0)``); the config's `lr-scale-key` adds more.
+LR_SCALE_KEYS = ("lr_scale", "lr_mult", "lr_multiplier")
+
+
 @dataclass
 class OptimizerNumbers:
     label: str
-    cls: str = ""
-    family: str = "unknown"
-    loc: SourceLoc | None = None
-    lr: dict[str, dict[int, float]] = field(default_factory=dict)  # param -> width -> lr
+    cls: str = ""  # "AdamW", or "AdamW + Muon" for several optimizers
+    family: str = "unknown"  # of the whole setup: one family, or "mixed"
+    loc: SourceLoc | None = None  # the first optimizer's construction
+    lr: dict[str, dict[int, float]] = field(default_factory=dict)  # param -> width -> effective lr
     weight_decay: dict[str, dict[int, float]] = field(default_factory=dict)
     eps: dict[str, float] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # parameters in no param group
+    owner: dict[str, "OwningOptimizer"] = field(default_factory=dict)  # param -> the optimizer that steps it
+    lr_scale_key: dict[str, str] = field(default_factory=dict)  # param -> the group key its lr was scaled by
+    ignored_lr_keys: set[str] = field(default_factory=set)  # lr-like group keys torch ignores, not applied
+
+
+@dataclass(frozen=True)
+class OwningOptimizer:
+    cls: str
+    family: str
+    loc: SourceLoc | None
 
 
 def _call_with_defaults(func: Callable, model: nn.Module, label: str, bound: bool):
@@ -89,18 +106,17 @@ def find_factory(module, model_cls: type | None, spec: str | None, resolve_spec)
 
 
 class _ConstructionSite:
-    """Notes the user line that constructs a torch optimizer (through mup's MuAdam too)."""
+    """Notes the user line that constructs each torch optimizer (through mup's MuAdam too)."""
 
     def __init__(self) -> None:
-        self.loc: SourceLoc | None = None
+        self.locs: dict[int, SourceLoc | None] = {}  # id(optimizer) -> line
 
     def __enter__(self):
         self._original = torch.optim.Optimizer.__init__
         site, original = self, self._original
 
         def init(opt, *args, **kwargs):
-            if site.loc is None:
-                site.loc = _user_frame_from(2)[0]
+            site.locs.setdefault(id(opt), _user_frame_from(2)[0])
             original(opt, *args, **kwargs)
 
         torch.optim.Optimizer.__init__ = init
@@ -111,8 +127,30 @@ class _ConstructionSite:
         return False
 
 
+def optimizers_of(made, label: str, target: str) -> list[torch.optim.Optimizer]:
+    """The optimizers a factory returned: one, or a list, tuple or dict of them (modded-nanogpt's
+    AdamW for embeddings and head beside Muon for the matrices) that together are one setup."""
+    several = isinstance(made, (list, tuple, dict))
+    items = list(made.values() if isinstance(made, dict) else made) if several else [made]
+    wrong = [type(o).__name__ for o in items if not isinstance(o, torch.optim.Optimizer)]
+    if wrong or not items:
+        what = f"a {type(made).__name__} holding {', '.join(wrong) or 'nothing'}" if several else type(made).__name__
+        raise MulintError(f"{label} returned {what}, not a torch.optim.Optimizer", target=target, step="optimizer",
+                          hint="return the optimizer itself, or a list, tuple or dict of optimizers")
+    return items
+
+
+def _lr_scale(group: dict, optimizer: torch.optim.Optimizer, keys: tuple[str, ...]) -> tuple[float, str | None]:
+    """The multiplier a training loop applies to the group's lr, from a key torch itself ignores."""
+    for key in keys:
+        value = group.get(key)
+        if key not in optimizer.defaults and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value), key
+    return 1.0, None
+
+
 def read_optimizer(factory: OptimizerFactory, model: nn.Module, width: int, numbers: OptimizerNumbers,
-                   target: str) -> None:
+                   target: str, lr_scale_keys: tuple[str, ...] = LR_SCALE_KEYS) -> None:
     steps.enter("optimizer")
     names = {}
     for name, p in model.named_parameters(remove_duplicate=False):
@@ -120,26 +158,65 @@ def read_optimizer(factory: OptimizerFactory, model: nn.Module, width: int, numb
     site = _ConstructionSite()
     try:
         with site:
-            optimizer = factory.make(model)
+            made = factory.make(model)
     except MulintError:
         raise
     except Exception as exc:
         raise MulintError(f"{factory.label} raised {type(exc).__name__}: {exc}", target=target, step="optimizer",
                           hint="the factory must take the model and return a torch.optim.Optimizer") from exc
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise MulintError(f"{factory.label} returned {type(optimizer).__name__}, not a torch.optim.Optimizer",
-                          target=target, step="optimizer", hint="return the optimizer itself")
-    numbers.cls = type(optimizer).__name__
-    numbers.family = family_of(optimizer)
-    numbers.loc = numbers.loc or site.loc
+    optimizers = optimizers_of(made, factory.label, target)
+    owners = [OwningOptimizer(type(o).__name__, family_of(o), site.locs.get(id(o))) for o in optimizers]
+    numbers.cls = " + ".join(dict.fromkeys(o.cls for o in owners))
+    families = {o.family for o in owners}
+    numbers.family = families.pop() if len(families) == 1 else "mixed"
+    numbers.loc = numbers.loc or owners[0].loc
     seen = set()
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            seen.add(id(p))
-            for name in names.get(id(p), []):
-                numbers.lr.setdefault(name, {})[width] = float(group.get("lr", 0.0))
-                numbers.weight_decay.setdefault(name, {})[width] = float(group.get("weight_decay", 0.0) or 0.0)
-                if "eps" in group and group["eps"] is not None:
-                    numbers.eps[name] = float(group["eps"]) if not isinstance(group["eps"], tuple) else float(group["eps"][0])
-    numbers.missing = sorted({n for pid, ns in names.items() if pid not in seen for n in ns if any(
-        q.requires_grad for q in [dict(model.named_parameters(remove_duplicate=False))[n]])})
+    for optimizer, owner in zip(optimizers, owners):
+        for group in optimizer.param_groups:
+            scale, key = _lr_scale(group, optimizer, lr_scale_keys)
+            numbers.ignored_lr_keys |= {k for k, v in group.items() if "lr" in k and k not in optimizer.defaults
+                                        and k != key and isinstance(v, (int, float)) and not isinstance(v, bool)}
+            for p in group["params"]:
+                seen.add(id(p))
+                for name in names.get(id(p), []):
+                    numbers.owner[name] = owner
+                    numbers.lr.setdefault(name, {})[width] = float(group.get("lr", 0.0)) * scale
+                    if key is not None:
+                        numbers.lr_scale_key[name] = key
+                    numbers.weight_decay.setdefault(name, {})[width] = float(group.get("weight_decay", 0.0) or 0.0)
+                    if "eps" in group and group["eps"] is not None:
+                        eps = group["eps"]
+                        numbers.eps[name] = float(eps[0] if isinstance(eps, tuple) else eps)
+    params = dict(model.named_parameters(remove_duplicate=False))
+    numbers.missing = sorted({n for pid, ns in names.items() if pid not in seen for n in ns
+                              if params[n].requires_grad})
+
+
+def optimizer_facts(numbers: OptimizerNumbers, params: list[ParamFacts], grad_rms: float | None,
+                    notes: list[str]) -> OptimizerFacts:
+    """Each parameter's learning rate, decay and owning optimizer into its facts; the setup's facts."""
+    for p in params:
+        name = next((n for n in (p.name, *p.aliases) if n in numbers.lr), None)
+        p.lr = numbers.lr.get(name, {})
+        p.weight_decay = numbers.weight_decay.get(name, {})
+        p.lr_exponent = fit_exponent(p.lr)
+        p.lr_scale_key = numbers.lr_scale_key.get(name)
+        owner = numbers.owner.get(name)
+        if owner is not None:
+            p.optimizer, p.optimizer_family, p.optimizer_at = owner.cls, owner.family, owner.loc
+    judged_eps = {v for n, v in numbers.eps.items() if numbers.owner.get(n) and numbers.owner[n].family == "adam"}
+    for cls in dict.fromkeys(o.cls for o in numbers.owner.values() if o.family == "unknown"):
+        owned = [p.name for p in params if p.optimizer == cls]
+        notes.append(f"optimizer {cls} is not judged (mulint knows the Adam family and SGD): "
+                     f"no learning-rate finding for its {len(owned)} parameters ({_patterns(owned)})")
+    for key in sorted(numbers.ignored_lr_keys):
+        notes.append(f"param groups carry `{key}`, a key torch ignores: if the training loop multiplies the lr "
+                     f"by it, name it with lr-scale-key so the learning rates are judged as they train")
+    return OptimizerFacts(label=numbers.label, cls=numbers.cls, family=numbers.family, loc=numbers.loc,
+                          eps=max(judged_eps) if judged_eps else None, missing=numbers.missing,
+                          hidden_grad_rms=grad_rms)
+
+
+def _patterns(names: list[str]) -> str:
+    """`h.0.w, h.1.w` -> `h.*.w`."""
+    return ", ".join(dict.fromkeys(re.sub(r"(?<=\.)\d+(?=\.)", "*", n) for n in names))

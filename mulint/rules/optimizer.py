@@ -18,11 +18,16 @@ def update_exponent(family: str, multiplier_exponent: float, lr_exponent: float)
     return (2 if family == "sgd" else 1) * multiplier_exponent + lr_exponent
 
 
+def family_of(p, opt) -> str:
+    """The family of the optimizer that steps ``p`` (several optimizers may share a model)."""
+    return p.optimizer_family or opt.family
+
+
 def _mismatches(facts, family):
     """(role, effective, expected, lr exponent, param) for every use whose update scales wrongly."""
     targets = UPDATE_TARGETS[family]
     for p in facts.params:
-        if p.lr_exponent is None or p.role_source != "use":
+        if p.lr_exponent is None or p.role_source != "use" or family_of(p, facts.optimizer) != family:
             continue
         for use in p.uses:
             if use.role not in targets:
@@ -32,23 +37,32 @@ def _mismatches(facts, family):
                 yield use.role, round(eff * 4) / 4, targets[use.role], p.lr_exponent, p
 
 
+def _lr_words(p, lr_exp: float) -> str:
+    scaled = (f", param_group['lr'] × param_group['{p.lr_scale_key}'] as the training loop applies it"
+              if p.lr_scale_key else "")
+    return f"lr ∝ width^{fmt_exp(lr_exp)}{scaled}"
+
+
 class _UpdateRule(Rule):
     family: str
 
     def check(self, facts):
         opt = facts.optimizer
-        if opt is None or opt.family != self.family:
+        if opt is None:
             return
         groups: dict[tuple, list] = {}
         for role, eff, expected, lr_exp, p in _mismatches(facts, self.family):
-            groups.setdefault((role, eff, expected), []).append((p, lr_exp))
-        for (role, eff, expected), items in groups.items():
-            lr_exp = items[0][1]
+            key = (role, eff, expected, p.optimizer or opt.cls, p.optimizer_at or opt.loc, p.lr_scale_key)
+            groups.setdefault(key, []).append((p, lr_exp))
+        for (role, eff, expected, cls, loc, scale_key), items in groups.items():
+            p, lr_exp = items[0]
             why = "too large: it blows up" if eff > expected else "too small: it stops learning"
-            finding = self.finding(facts, opt.loc, (
-                f"{opt.cls}: {role} parameters get updates ∝ width^{fmt_exp(eff)} (lr ∝ width^{fmt_exp(lr_exp)}), "
-                f"µP needs width^{fmt_exp(expected)} ({why} as width grows)"), [p.name for p, _ in items])
-            finding.fix = optimizer_fix(facts, self.family, UPDATE_TARGETS[self.family], role)
+            finding = self.finding(facts, loc, (
+                f"{cls}: {role} parameters get updates ∝ width^{fmt_exp(eff)} ({_lr_words(p, lr_exp)}), "
+                f"µP needs width^{fmt_exp(expected)} ({why} as width grows)"), [q.name for q, _ in items])
+            # The fixer rewrites one optimizer's 'lr' entries: not a setup of several, nor a scale key.
+            if opt.family == self.family and scale_key is None:
+                finding.fix = optimizer_fix(facts, self.family, UPDATE_TARGETS[self.family], role)
             yield finding
 
 
@@ -80,14 +94,17 @@ class DecoupledDecayScaling(Rule):
         for p in facts.params:
             if not p.lr or not p.weight_decay or not all(p.weight_decay.values()):
                 continue
+            if "AdamW" not in (p.optimizer or opt.cls):
+                continue  # decayed by another optimizer of the setup
             product = {w: p.lr[w] * p.weight_decay[w] for w in p.lr if w in p.weight_decay}
             exp = fit_exponent(product)
             if exp is not None and abs(exp) > TOLERANCE:
                 hits.append((p, exp))
         if hits:
             exp = max((e for _, e in hits), key=abs)
-            yield self.finding(facts, opt.loc, (
-                f"{opt.cls} decays by lr·weight_decay ∝ width^{fmt_exp(exp)}; keep it constant across widths "
+            at = next((p.optimizer_at for p, _ in hits if p.optimizer_at), opt.loc)
+            yield self.finding(facts, at, (
+                f"{hits[0][0].optimizer or opt.cls} decays by lr·weight_decay ∝ width^{fmt_exp(exp)}; keep it constant across widths "
                 f"(scale weight_decay by width/base_width where lr is scaled by base_width/width)"),
                 [p.name for p, _ in hits])
 
@@ -100,10 +117,34 @@ class AdamEpsTooLarge(Rule):
 
     def check(self, facts):
         opt = facts.optimizer
-        if opt is None or opt.family != "adam" or not opt.eps or not opt.hidden_grad_rms:
+        if opt is None or opt.family not in ("adam", "mixed") or not opt.eps or not opt.hidden_grad_rms:
             return
         if opt.eps > 0.1 * opt.hidden_grad_rms:
             yield self.finding(facts, opt.loc, (
                 f"{opt.cls} eps={opt.eps:g} is not negligible next to hidden weights' gradient entries "
                 f"(rms {opt.hidden_grad_rms:.2g} at width {max(facts.numeric_widths)}, shrinking like 1/width): "
                 f"wide models get damped updates; use eps ≤ {opt.hidden_grad_rms * 0.01:.0e}"))
+
+
+class ZeroLearningRate(Rule):
+    code = "MU306"
+    name = "zero-learning-rate"
+    summary = "a trainable parameter's param group has a learning rate of exactly 0: it never trains"
+
+    def check(self, facts):
+        opt = facts.optimizer
+        if opt is None:
+            return
+        groups: dict[tuple, list[str]] = {}
+        for p in facts.params:
+            zero = tuple(sorted(w for w, lr in p.lr.items() if lr == 0))
+            if zero:
+                key = (zero, len(zero) == len(p.lr), p.optimizer or opt.cls, p.optimizer_at or opt.loc)
+                groups.setdefault(key, []).append(p.name)
+        for (zero, everywhere, cls, loc), names in groups.items():
+            widths = ", ".join(map(str, zero))
+            where = f"at width {widths}" + (" (every width analysed)" if everywhere else ", not at the others")
+            yield self.finding(facts, loc, (
+                f"{cls}: learning rate 0 {where}: these parameters never train (an integer division "
+                f"like base_width // width is 0 once width > base_width); freeze them with "
+                f"requires_grad_(False) if that is meant"), names)

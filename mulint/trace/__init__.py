@@ -25,6 +25,10 @@ from mulint.errors import MulintError
 from mulint.facts import SourceLoc
 
 
+# Ops whose operands after the first give only a dtype, device or shape, never values.
+METADATA_ONLY = {"type_as", "expand_as", "view_as", "reshape_as", "to"}
+
+
 @dataclass(frozen=True)
 class Ref:
     """A reference to another node inside a node's arguments."""
@@ -67,12 +71,18 @@ class Traced:
                 for pos, idx in self.graph.edges[name, c]["uses"]]
 
     def input_dependent(self) -> set[str]:
-        """Nodes whose value depends on the user's inputs (the activation side of the graph)."""
-        out: set[str] = set()
-        for name, node in self.nodes.items():
-            if node.is_user_input:
-                out.add(name)
-                out |= nx.descendants(self.graph, name)
+        """Nodes whose value depends on the user's inputs (the activation side of the graph).
+
+        ``w.type_as(x)`` (modded-nanogpt's CastedLinear) reads only x's dtype: the weight stays weight."""
+        out = {name for name, node in self.nodes.items() if node.is_user_input}
+        stack = list(out)
+        while stack:
+            name = stack.pop()
+            for node, pos, _ in self.consumers(name):
+                if node.name in out or (node.op in METADATA_ONLY and pos not in (0, "self", "input")):
+                    continue
+                out.add(node.name)
+                stack.append(node.name)
         return out
 
 

@@ -207,3 +207,21 @@ def test_a_factory_of_an_imported_model_is_analysed_by_a_plain_check(sibling, mu
     targets = json.loads(out)["targets"]
     assert targets[0]["import_safe"] is True and targets[0]["models"] == ["make_model"]
     assert any(t.get("mode") == "model" and t["target"].endswith("entry.py:make_model") for t in targets), err
+
+
+def test_a_factory_in_a_conditional_block_is_out_of_reach_but_one_holding_its_class_is_not(tmp_path):
+    summary = models_of(tmp_path, """
+        def make_model(width=8):
+            class Inner(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(width, width)
+            return Inner()
+
+        if torch.cuda.is_available():
+            def build_gpu_model():
+                return nn.Linear(4, 4)
+        """)
+    assert summary.top_level_models == ["make_model"]
+    assert [(name, reason) for name, _, reason, _ in summary.unanalysable] == [
+        ("build_gpu_model", "defined inside an if block (line 11)")]

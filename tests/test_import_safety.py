@@ -428,3 +428,30 @@ def test_a_file_judged_safe_runs_nothing_when_python_imports_it(pure, unsafe, ef
         subprocess.run([sys.executable, "-c", "import model"], cwd=folder, capture_output=True, timeout=60)
         assert not (safe and canary.exists()), source
         assert safe is (unsafe is None), source
+
+
+@pytest.mark.parametrize("siblings, source, line", [
+    ({"lazy.py": "def __getattr__(name):\n    print(name)\nX = 1\n"}, "import lazy\nA = lazy.X\nB = lazy.Y\n", 3),
+    ({"lazy.py": "def __getattr__(name):\n    print(name)\n"}, "from lazy import Z\n", 1),
+    ({"util.py": "def helper():\n    print(1)\n"}, "from util import *\nhelper()\n", 2),
+    ({"util.py": "from math import sqrt\n"}, "from util import *\nROOT2 = sqrt(2)\n", None),
+    ({"cfg.py": "from dataclasses import dataclass\n@dataclass\nclass Cfg:\n    w: int = 3\n"},
+     "from cfg import Cfg\nC = Cfg(w=4)\nimport cfg\nD = cfg.Cfg()\n", None),
+    ({"fast.cpython-311-x86_64-linux-gnu.so": ""}, "import fast\n", 1),
+    ({"sys.py": "print('never: sys is built in')\n"}, "import sys\n", None),
+    ({}, "from dataclasses import dataclass\n@dataclass\nclass C:\n    a: int = 1\n    @property\n"
+         "    def b(self):\n        return print(1)\nD = C()\n", 8),
+    ({}, "import functools\n@functools.partial(print, 'x')\ndef f():\n    pass\n", 2),
+    ({}, "import logging\nlog = logging.getLogger(__name__)\nlog.setLevel(logging.INFO)\nlog.propagate = False\n", None),
+    ({}, "import logging\nlog = logging.getLogger(__name__)\nlog.addHandler(logging.FileHandler('x.log'))\n", 3),
+    ({}, "import collections\nD = collections.defaultdict(list)\nE = collections.defaultdict(print)\n", 3),
+    ({}, "LAYERS = [1]\nLAYERS += [2]\nLAYERS.append(3)\nREG = {}\nREG['a'] = 1\n", None),
+    ({}, "import os\nenv = os.environ\nenv['X'] = '1'\n", 3),
+    ({}, "import typing\nif typing.TYPE_CHECKING:\n    import os\n    os.system('x')\n", None),
+], ids=["module-getattr", "module-getattr-from", "star-function", "star-import-alias", "sibling-dataclass",
+        "compiled-sibling", "builtin-module", "dataclass-property", "partial-decorator", "logger-config",
+        "file-handler", "defaultdict-factory", "own-containers", "environ-alias", "typing-type-checking"])
+def test_what_the_walk_follows(tmp_path, siblings, source, line):
+    for name, text in siblings.items():
+        write(tmp_path, name, text)
+    assert summarize(write(tmp_path, "m.py", source)).unsafe_line == line

@@ -1,4 +1,4 @@
-"""Discovery: which models a bare file holds (classes, factories), which helpers are not models, and
+"""Discovery: which models a bare file holds (classes, factories), which builders of other things are not models, and
 which models are defined where a plain import cannot reach them."""
 
 import json
@@ -131,7 +131,7 @@ def test_factories_are_found(sibling, source, factory):
         return nn.Linear(2, 2)
     """,
 ])
-def test_helpers_are_not_models(sibling, source):
+def test_other_builders_are_not_models(sibling, source):
     assert models_of(sibling, source).top_level_models == []
 
 

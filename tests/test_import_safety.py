@@ -58,8 +58,8 @@ POSITIONS = {
     "top-level call": ("EFFECT  # <-", {}),
     "class body statement": ("class Holder:\n    EFFECT  # <-", {}),
     "class attribute": ("class Holder:\n    g = (EFFECT, 1)[1]  # <-", {}),
-    "decorator call": ("@functools.lru_cache(maxsize=(EFFECT, 8)[1])  # <-\ndef helper():\n    return 1", {}),
-    "default argument": ("def helper(x=(EFFECT, 1)[1]):  # <-\n    return x", {}),
+    "decorator call": ("@functools.lru_cache(maxsize=(EFFECT, 8)[1])  # <-\ndef tool():\n    return 1", {}),
+    "default argument": ("def tool(x=(EFFECT, 1)[1]):  # <-\n    return x", {}),
     "base class": ("class Extra((EFFECT, object)[1]):  # <-\n    pass", {}),
     "class keyword": ("class Extra(metaclass=(EFFECT, type)[1]):  # <-\n    pass", {}),
     "metaclass of the file": (
@@ -69,10 +69,10 @@ POSITIONS = {
     "__init_subclass__ of a base": (
         "class Registry:\n    def __init_subclass__(cls, **kwargs):\n        EFFECT\n\n"
         "class Extra(Registry):  # <-\n    pass", {}),
-    "local decorator": ("def register(f):\n    EFFECT\n    return f\n\n@register  # <-\ndef helper():\n    return 1",
+    "local decorator": ("def register(f):\n    EFFECT\n    return f\n\n@register  # <-\ndef tool():\n    return 1",
                         {}),
-    "function annotation": ("def helper(x: (EFFECT, int)[1]) -> int:  # <-\n    return x", {}),
-    "return annotation": ("def helper() -> (EFFECT, int)[1]:  # <-\n    return 1", {}),
+    "function annotation": ("def tool(x: (EFFECT, int)[1]) -> int:  # <-\n    return x", {}),
+    "return annotation": ("def tool() -> (EFFECT, int)[1]:  # <-\n    return 1", {}),
     "class-body annotation": ("class Extra:\n    x: (EFFECT, int)[1] = 1  # <-", {}),
     "module annotation": ("LIMIT: (EFFECT, int)[1] = 1  # <-", {}),
     "field default_factory": (
@@ -85,9 +85,9 @@ POSITIONS = {
     "with statement": ("import contextlib\nwith (EFFECT, contextlib.nullcontext())[1]:  # <-\n    pass", {}),
     "comprehension": ("SIZES = [(EFFECT, n)[1] for n in range(2)]  # <-", {}),
     "lambda called by sorted": ("ORDER = sorted([2, 1], key=lambda n: (EFFECT, n)[1])  # <-", {}),
-    "sibling import": ("from helpers import VALUE  # <-", {"helpers.py": "import os, pathlib\n" + "VALUE = 1\n"
+    "sibling import": ("from tools import VALUE  # <-", {"tools.py": "import os, pathlib\n" + "VALUE = 1\n"
                                                                     "_ = (EFFECT, 1)[1]\n"}),
-    "star import of a sibling": ("from helpers import *  # <-", {"helpers.py": "import os, pathlib\nEFFECT\n"}),
+    "star import of a sibling": ("from tools import *  # <-", {"tools.py": "import os, pathlib\nEFFECT\n"}),
     "package __init__": ("import tools.sub  # <-", {"tools/__init__.py": "import os, pathlib\nEFFECT\n",
                                                      "tools/sub.py": "X = 1\n"}),
     "submodule of a package": ("from tools import sub  # <-", {"tools/__init__.py": "",
@@ -175,10 +175,10 @@ def write(folder: Path, name: str, source: str) -> Path:
 
 def test_relative_import_inside_a_package(tmp_path):
     write(tmp_path, "pkg/__init__.py", "")
-    write(tmp_path, "pkg/helpers.py", "import sys\nsys.stdout.write('hi')\n")
-    model = write(tmp_path, "pkg/model.py", "from . import helpers\n")
+    write(tmp_path, "pkg/tools.py", "import sys\nsys.stdout.write('hi')\n")
+    model = write(tmp_path, "pkg/model.py", "from . import tools\n")
     summary = summarize(model)
-    assert summary.unsafe_line == 1 and "helpers.py" in summary.unsafe_reason
+    assert summary.unsafe_line == 1 and "tools.py" in summary.unsafe_reason
 
 
 def test_the_models_own_package_init_is_judged(tmp_path):
@@ -189,7 +189,7 @@ def test_the_models_own_package_init_is_judged(tmp_path):
 
 
 @pytest.mark.parametrize("source", [
-    "import sys\nsys.path.insert(0, '/elsewhere')\nimport helpers\n",
+    "import sys\nsys.path.insert(0, '/elsewhere')\nimport tools\n",
     "import os\nos.environ['CUDA_VISIBLE_DEVICES'] = ''\nimport torch\n",
     "import os\nos.environ.setdefault('X', '1')\n",
     "import torch\ntorch.backends.cudnn.benchmark = True\n",
@@ -206,10 +206,10 @@ def test_import_cycles_end(tmp_path):
 
 
 def test_a_verdict_follows_an_edit_of_an_imported_file(tmp_path):
-    helpers = write(tmp_path, "helpers.py", "X = 1\n")
-    model = write(tmp_path, "model.py", "from helpers import X\n")
+    tools = write(tmp_path, "tools.py", "X = 1\n")
+    model = write(tmp_path, "model.py", "from tools import X\n")
     assert summarize(model).import_safe
-    helpers.write_text("X = print('changed')\n")
+    tools.write_text("X = print('changed')\n")
     assert summarize(model).unsafe_line == 1
 
 
@@ -303,14 +303,14 @@ def test_safe_model_file_is_analysed_by_a_plain_check(tmp_path, mulint):
 
 @pytest.mark.parametrize("source, why", [
     ("CONFIG = make_config()\ndef make_config():\n    return 1\n", "function of this file"),
-    ("import helpers\nhelpers.setup()\n", "helpers.py"),
+    ("import tools\ntools.setup()\n", "tools.py"),
     ("import logging\nlogging.basicConfig(filename='run.log')\n", "logging.basicConfig"),
     ("import torch\nW = torch.load('w.pt')\n", "torch.load"),
     ("X = sorted([1, 2], key=abs)\nY = sorted([3], key=lambda v: print(v))\n", "print"),
     ("import json\nCFG = json.load(open('c.json'))\n", "open()"),
 ])
 def test_calls_not_known_to_be_pure_are_unsafe(tmp_path, source, why):
-    write(tmp_path, "helpers.py", "def setup():\n    pass\n")
+    write(tmp_path, "tools.py", "def setup():\n    pass\n")
     summary = summarize(write(tmp_path, "m.py", source))
     assert not summary.import_safe and why in summary.unsafe_reason
 
@@ -433,7 +433,7 @@ def test_a_file_judged_safe_runs_nothing_when_python_imports_it(pure, unsafe, ef
 @pytest.mark.parametrize("siblings, source, line", [
     ({"lazy.py": "def __getattr__(name):\n    print(name)\nX = 1\n"}, "import lazy\nA = lazy.X\nB = lazy.Y\n", 3),
     ({"lazy.py": "def __getattr__(name):\n    print(name)\n"}, "from lazy import Z\n", 1),
-    ({"util.py": "def helper():\n    print(1)\n"}, "from util import *\nhelper()\n", 2),
+    ({"util.py": "def tool():\n    print(1)\n"}, "from util import *\ntool()\n", 2),
     ({"util.py": "from math import sqrt\n"}, "from util import *\nROOT2 = sqrt(2)\n", None),
     ({"cfg.py": "from dataclasses import dataclass\n@dataclass\nclass Cfg:\n    w: int = 3\n"},
      "from cfg import Cfg\nC = Cfg(w=4)\nimport cfg\nD = cfg.Cfg()\n", None),

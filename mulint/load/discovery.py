@@ -20,8 +20,8 @@ _NOT_MODULES = {"Parameter", "UninitializedParameter", "UninitializedBuffer", "B
 _HF_MODEL = re.compile(r"(PreTrainedModel|Model|For[A-Z]\w*)$")
 _FACTORY_PREFIXES = ("make_", "build_", "create_")
 _FACTORY_WORDS = ("model", "net", "network")
-# Words of helper names that build something other than the model (an optimizer, data, a loss).
-_HELPER_WORDS = ("optim", "sched", "loss", "criterion", "data", "loader", "batch", "token", "input", "metric",
+# Words in the names of functions that build something other than the model (an optimizer, data, a loss).
+_OTHER_BUILDS = ("optim", "sched", "loss", "criterion", "data", "loader", "batch", "token", "input", "metric",
                  "lr", "param", "example")
 _MODULE_METHODS = {"to", "cuda", "cpu", "float", "half", "bfloat16", "double", "train", "eval", "requires_grad_"}
 _HF_BUILDERS = {"from_config", "_from_config", "from_pretrained"}
@@ -146,8 +146,8 @@ class Discovery:
         if isinstance(func, ast.Name) and (func.id in classes or func.id in factories):
             return True
         if isinstance(func, ast.Name) and depth < 3:  # a private builder: `return _build(config)`
-            helper = next((n for n in self.tree.body if isinstance(n, ast.FunctionDef) and n.name == func.id), None)
-            if helper is not None and self._returns_module(helper, classes, factories, depth + 1):
+            builder = next((n for n in self.tree.body if isinstance(n, ast.FunctionDef) and n.name == func.id), None)
+            if builder is not None and self._returns_module(builder, classes, factories, depth + 1):
                 return True
         return self.is_module_class(func)
 
@@ -210,7 +210,7 @@ def _named_like_factory(name: str) -> bool:
     if name.startswith("_") or name == "example_inputs":
         return False
     words = name.lower().split("_")
-    if any(w.startswith(_HELPER_WORDS) for w in words):
+    if any(w.startswith(_OTHER_BUILDS) for w in words):
         return False
     return name.startswith(_FACTORY_PREFIXES) or name == "get_model" or any(w in name.lower() for w in _FACTORY_WORDS)
 

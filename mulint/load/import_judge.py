@@ -112,7 +112,7 @@ class ImportJudge:
         self._deps: dict[Path, tuple[int, int]] = {}
         self._infos: dict[Path, ModuleInfo] = {}
         self.memo: dict[str, dict] = {}  # lookups other steps make during one summary
-        self._session: dict[Path, tuple[Effect | None, dict[Path, tuple[int, int]]]] = {}
+        self._walked: dict[Path, tuple[Effect | None, dict[Path, tuple[int, int]]]] = {}
 
     def info(self, path: Path) -> ModuleInfo:
         path = path.resolve()
@@ -127,11 +127,11 @@ class ImportJudge:
         if path in self._in_progress:
             self._hits.add(path)
             return None  # Python does not run a module that is being imported again
-        if path in self._session:
+        if path in self._walked:
             # Within one verdict a file is walked once: every file an import reaches is walked
             # before the verdict is given, so a result that leaned on a half-imported module
             # cannot hide that module's effects from this verdict.
-            effect, deps = self._session[path]
+            effect, deps = self._walked[path]
             self._deps.update(deps)
             return effect
         cached = _VERDICTS.get((path, self.roots))
@@ -147,7 +147,7 @@ class ImportJudge:
             self._in_progress.pop()
             hits, deps = self._hits - {path}, self._deps
             self._hits, self._deps = outer_hits | hits, {**outer_deps, **deps}
-        self._session[path] = (effect, deps)
+        self._walked[path] = (effect, deps)
         if not hits:
             _VERDICTS[(path, self.roots)] = (effect, deps)
         return effect

@@ -63,7 +63,7 @@ PURE_CALLS = frozenset({
 # transformers' `is_flash_attn_available()` and kin only look whether a package is installed.
 _AVAILABILITY = re.compile(r"^transformers(\.\w+)*\.is_\w+_available$")
 
-# Names of typing helpers that evaluate string annotations (``eval``): not pure.
+# Typing functions that evaluate string annotations (``eval``): not pure.
 _IMPURE_IN_PURE_MODULES = frozenset({"typing.get_type_hints", "typing_extensions.get_type_hints"})
 
 PURE_BUILTINS = frozenset({

@@ -1,5 +1,5 @@
-"""Discovery: which models a bare file holds (classes, factories), which builders of other things are not models, and
-which models are defined where a plain import cannot reach them."""
+"""Discovery: which models a bare file holds (classes, factories), which builders of other things are
+not models, and which models are defined where a plain import cannot reach them."""
 
 import json
 import textwrap

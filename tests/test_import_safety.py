@@ -442,7 +442,8 @@ def test_a_file_judged_safe_runs_nothing_when_python_imports_it(pure, unsafe, ef
     ({}, "from dataclasses import dataclass\n@dataclass\nclass C:\n    a: int = 1\n    @property\n"
          "    def b(self):\n        return print(1)\nD = C()\n", 8),
     ({}, "import functools\n@functools.partial(print, 'x')\ndef f():\n    pass\n", 2),
-    ({}, "import logging\nlog = logging.getLogger(__name__)\nlog.setLevel(logging.INFO)\nlog.propagate = False\n", None),
+    ({}, "import logging\nlog = logging.getLogger(__name__)\nlog.setLevel(logging.INFO)\n"
+         "log.propagate = False\n", None),
     ({}, "import logging\nlog = logging.getLogger(__name__)\nlog.addHandler(logging.FileHandler('x.log'))\n", 3),
     ({}, "import collections\nD = collections.defaultdict(list)\nE = collections.defaultdict(print)\n", 3),
     ({}, "LAYERS = [1]\nLAYERS += [2]\nLAYERS.append(3)\nREG = {}\nREG['a'] = 1\n", None),

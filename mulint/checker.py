@@ -196,10 +196,7 @@ def _model_jobs(spec, summary, options: CheckOptions, result: CheckResult) -> li
                       "drop --no-exec to analyse the models it defines")
         return []
     if not summary.import_safe:
-        where = getattr(summary, "unsafe_file", None)
-        place = "" if where in (None, spec.path) else f" (in {where})"
-        _not_analysed(result, spec.path, f"not imported: line {summary.unsafe_line}{place} runs "
-                                         f"{summary.unsafe_reason} at import time",
+        _not_analysed(result, spec.path, f"not imported: {summary.unsafe_message} at import time",
                       f"name the model to import it anyway ({_named(spec.path, summary)}), or move that "
                       f"code under `if __name__ == \"__main__\":`")
         return []

@@ -81,8 +81,7 @@ def _one_model_job(kind: str, target: str, options: dict, no_exec: bool = False)
                               hint="e.g. model.py:GPT or package.module:make_model")
         summary = summarize(spec.path)
         if not summary.import_safe:
-            raise MulintError(f"not imported: line {summary.unsafe_line} runs {summary.unsafe_reason} at import "
-                              "time", target=target, step="import",
+            raise MulintError(f"not imported: {summary.unsafe_message} at import time", target=target, step="import",
                               hint=f"name the model explicitly ({spec.path}:NAME) to import it anyway")
         if not summary.top_level_models:
             raise MulintError("no model class or factory found", target=target, step="target",

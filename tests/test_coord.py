@@ -195,3 +195,17 @@ def test_collapse_floor_depends_on_a_width_dimension(shapes, slope, status):
 
     curve = LayerCurve(name="h.0.attn.drop", module_type="Dropout", judged=True, shapes=shapes, slopes={3: slope})
     assert judge(curve) == status
+
+
+def test_widths_fall_below_the_base_only_when_too_large_and_say_so(monkeypatch):
+    from mulint.coord import plan
+    from mulint.load.targets import parse_target, resolve
+    from mulint.load.width import find_knob
+
+    [item] = resolve(parse_target(str(EXAMPLES / "mlp_sp.py")), allow_exec=True)[:1]
+    knob = find_knob(item.obj, item.label)
+    assert plan.choose_widths(knob, item.label, None) == ([128, 256, 512], [])
+    assert plan.choose_widths(knob, item.label, [16, 32, 64, 128]) == ([16, 32, 64, 128], [])  # as asked
+    monkeypatch.setattr(plan, "MAX_ELEMENTS", 100_000)  # the MLP at width 256 holds ~140k parameters
+    widths, notes = plan.choose_widths(knob, item.label, None)
+    assert widths == [32, 64, 128] and "below the base width 256" in notes[0]

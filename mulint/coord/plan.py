@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -33,14 +32,6 @@ DEPTH_TOKENS = {"layer", "layers", "depth", "blocks"}
 NOT_DEPTH_TOKENS = {"norm", "eps", "idx", "index", "id", "ids", "scale", "dim", "size", "every", "interval"}
 SINGLE_THREAD_ELEMENTS = 8_000_000
 FACTORS = (0.5, 1, 2)  # of the base width: brackets it
-
-
-@dataclass
-class CoordPlan:
-    widths: list[int]
-    knob: WidthKnob  # with the vocabulary and sequence limited when the knob can do it
-    shrunk: list[str] = field(default_factory=list)  # what was made smaller than the model, for the report
-    notes: list[str] = field(default_factory=list)  # e.g. widths that could not bracket the base width
 
 
 def limited(knob: WidthKnob) -> WidthKnob:

@@ -94,6 +94,8 @@ def shrunk_model(knob: WidthKnob, width: int, *, target: str, device: str):
     the knob could not build it with two)."""
     with quiet():
         model = build_at(knob, width, target=target, device=device)
+    if device != "meta":
+        model.to(device)  # tensors the model made on a device of its own choosing
     with shortened(model) as lists:
         yield model, lists
 

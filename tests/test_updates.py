@@ -122,3 +122,102 @@ def test_spectral_norm_matches_the_singular_values():
     exact = float(torch.linalg.matrix_norm(a, ord=2).max())
     assert spectral_norm(a) == pytest.approx(exact, rel=0.03)
     assert spectral_norm(torch.zeros(1, 50, 50)) == 0.0
+
+
+# The rules MU311-MU313 on facts: pure functions of the measured exponents and the profile.
+
+def facts_with(*weights, cls="Muon", family="unknown", lr_exponent=0.0, settings="", profile="mup"):
+    """One weight per (name, role, measured exponent[, kind]), all stepped by ``cls``."""
+    from mulint.facts import ModelFacts, OptimizerFacts, ParamFacts, ParamUse, SourceLoc
+
+    params = []
+    for name, role, exponent, *kind in weights:
+        use = ParamUse(op="linear", kind=kind[0] if kind else "contraction", role=role, fan_in=64, fan_out=64,
+                       fan_in_infinite=role != "input", fan_out_infinite=role != "output", node="n",
+                       update_exponent=exponent)
+        params.append(ParamFacts(name=name, shape=(64, 64), shapes={}, infinite_dims=(0, 1), uses=[use],
+                                 lr_exponent=lr_exponent, optimizer=cls, optimizer_family=family, update_step=2,
+                                 update_settings=settings))
+    loc = SourceLoc("model.py", 30)
+    return ModelFacts(target="model.py:M", path="model.py", width_knob="width", base_width=64, widths=[64, 128],
+                      params=params, optimizer=OptimizerFacts(label="model.py:make_optimizer", cls=cls, family=family,
+                                                              loc=loc), profile=profile)
+
+
+def run_rules(facts):
+    from mulint.rules.spectral import MeasuredUpdateTooLarge, MeasuredUpdateTooSmall, MuonOnEmbeddingOrReadout
+
+    return [f for rule in (MeasuredUpdateTooLarge, MeasuredUpdateTooSmall, MuonOnEmbeddingOrReadout)
+            for f in rule().check(facts)]
+
+
+def test_a_growing_update_is_an_error_naming_the_lr_that_fixes_it():
+    facts = facts_with(("h.0.w", "hidden", 0.48), ("h.1.w", "hidden", 0.53),
+                       settings="adjust_lr_fn='match_rms_adamw'")
+    [finding] = run_rules(facts)
+    assert (finding.code, finding.severity, finding.parameter, finding.line) == ("MU311", "error", "h.*.w", 30)
+    assert "adjust_lr_fn='match_rms_adamw'" in finding.message and "step 2" in finding.message
+    assert "hidden parameters need lr ∝ width^-0.50 with Muon" in finding.message
+
+
+def test_a_shrinking_update_is_a_warning():
+    [finding] = run_rules(facts_with(("fc.w", "hidden", -0.5), cls="Adafactor", lr_exponent=-1.0))
+    assert (finding.code, finding.severity) == ("MU312", "warning")
+    assert "hidden parameters need lr ∝ width^-0.50 with Adafactor" in finding.message
+
+
+def test_updates_within_tolerance_are_clean():
+    assert run_rules(facts_with(("a", "hidden", 0.12), ("b", "input", -0.2), ("c", "output", 0.1),
+                                ("d", "vector", -0.05), cls="SignMomentum")) == []
+
+
+def test_adam_and_sgd_are_left_to_the_exact_rules_unless_the_profile_says_otherwise():
+    weights = (("fc.w", "hidden", 1.0),)
+    assert run_rules(facts_with(*weights, cls="AdamW", family="adam")) == []
+    [finding] = run_rules(facts_with(*weights, cls="AdamW", family="adam", profile="spectral"))
+    assert finding.code == "MU311" and "lr ∝ width^-1.00 with AdamW" in finding.message
+
+
+def test_muon_on_embedding_or_readout_is_reported_once():
+    facts = facts_with(("wte", "input", -0.75, "lookup"), ("head", "output", 0.5), ("first", "input", 0.0))
+    findings = run_rules(facts)
+    assert sorted((f.code, f.parameter, f.severity) for f in findings) == [
+        ("MU313", "head", "error"), ("MU313", "wte", "warning")]
+    assert "embedding table" in next(f.message for f in findings if f.parameter == "wte")
+
+
+def test_u_mup_accepts_an_embedding_update_shrinking_like_width_to_the_minus_half():
+    weights = (("wte", "input", -0.5, "lookup"),)
+    assert run_rules(facts_with(*weights, cls="SignMomentum", profile="u-mup")) == []
+    [finding] = run_rules(facts_with(*weights, cls="SignMomentum"))
+    assert finding.code == "MU312"
+
+
+@pytest.fixture(scope="module")
+def analysed():
+    from mulint.analysis.model import analyse_model
+    from mulint.load.targets import parse_target, resolve
+
+    def run(spec, optimizer=None, widths=None):
+        [target] = resolve(parse_target(spec), allow_exec=True)
+        return analyse_model(target, optimizer=optimizer, widths=widths).facts
+
+    return run
+
+
+@pytest.mark.parametrize("spec, optimizer", [
+    ("examples/nanogpt_sp.py:GPT", None),  # AdamW, one lr: hidden and readout too large
+    ("examples/mlp_mup.py:MLP", None),  # Adam, µP: clean
+    (f"{GPT}:GPT", f"{GPT}:sgd_one_lr"),  # SGD with one lr: input and readout too small
+])
+def test_measured_and_exact_rules_agree_where_both_apply(analysed, spec, optimizer):
+    from conftest import ROOT
+    from mulint.rules.optimizer import _mismatches
+    from mulint.rules.spectral import deviations
+
+    facts = analysed(str(ROOT / spec) if spec.startswith("examples") else spec, optimizer)
+    exact = {(p.name, role, 1 if eff > want else -1)
+             for family in ("adam", "sgd") for role, eff, want, _, p in _mismatches(facts, family)}
+    measured = {(d.param.name, d.use.role, d.direction) for d in deviations(facts, include_exact=True)}
+    assert exact == measured
+    assert any(u.update_exponent is not None for p in facts.params for u in p.uses)

@@ -26,6 +26,9 @@ from mulint.facts import ParamFacts, ParamUse
 WARM_STEPS = 1
 MEASURED_STEP = WARM_STEPS + 1
 # Optimizer settings that change how an update scales with a weight's shape, named in findings.
+# A gradient this small next to the largest one is rounding (a key bias, which softmax cancels): an
+# optimizer normalising it (Adam) would make an update of noise.
+NUMERICAL_ZERO = 1e-6
 SHAPE_SETTINGS = ("adjust_lr_fn", "relative_step", "scale_parameter")
 
 
@@ -89,12 +92,13 @@ def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Mod
             before = {name: t.detach().clone() for name, t in tensors.items()}
             _step(model, optimizers, schedulers, args, kwargs, loss_of)
         settings = _settings(optimizers)
+        floor = NUMERICAL_ZERO * max((_rms(t.grad) for t in tensors.values() if t.grad is not None), default=0.0)
         for p in params:
             name = next((n for n in (p.name, *p.aliases) if n in tensors), None)
             if name is None:
                 continue
             tensor = tensors[name]
-            if tensor.grad is None or not bool(tensor.grad.any()):
+            if tensor.grad is None or _rms(tensor.grad) <= floor:
                 numbers.no_grad.add(p.name)
                 continue
             if id(tensor) in settings:
@@ -111,6 +115,10 @@ def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Mod
         numbers.failure = f"{type(exc).__name__}: {exc}"
     finally:
         _restore(model, saved)
+
+
+def _rms(tensor: torch.Tensor) -> float:
+    return float(tensor.detach().float().pow(2).mean().sqrt()) if tensor.numel() else 0.0
 
 
 def _step(model, optimizers, schedulers, args, kwargs, loss_of) -> None:
@@ -234,7 +242,8 @@ def update_facts(numbers: UpdateNumbers, params: list[ParamFacts], notes: list[s
         for index, by_width in numbers.norms.get(p.name, {}).items():
             use = p.uses[index]
             use.update_norm = dict(by_width)
-            exponent = fit_exponent(by_width) if len(by_width) == len(numbers.widths) else None
+            complete = len(by_width) == len(numbers.widths) and all(v > 0 for v in by_width.values())
+            exponent = fit_exponent(by_width) if complete else None
             use.update_exponent = None if exponent is None else exponent + use.multiplier_exponent
     silent = sorted(numbers.no_grad)
     if silent:

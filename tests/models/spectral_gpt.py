@@ -153,3 +153,20 @@ def zero_readout_adamw_mup(model):
 def frozen_embedding_adamw(model):
     model.wte.weight.requires_grad_(False)
     return adamw_mup(model)
+
+
+def _sgd_groups(model, input_scale, output_scale):
+    hidden, _ = _split(model)
+    vectors = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.SGD([dict(params=hidden), dict(params=[model.wte.weight] + vectors, lr=0.1 * input_scale),
+                            dict(params=[model.lm_head.weight], lr=0.1 * output_scale)], lr=0.1)
+
+
+def sgd_mup(model):
+    """µP SGD (Table 8): input and vector lr ∝ width, hidden constant, output ∝ width (with the 1/width
+    multiplier, 2a+c = -1)."""
+    return _sgd_groups(model, model.width_mult, model.width_mult)
+
+
+def sgd_one_lr(model):
+    return _sgd_groups(model, 1.0, 1.0)

@@ -1,0 +1,58 @@
+"""Profiles as data: the mup profile holds exactly the exponents the rules judge by, the others
+change entries on purpose, and unknown or malformed profiles are clear errors."""
+
+import pytest
+
+from mulint.errors import MulintError
+from mulint.profiles import Profile, accepts, load_profile, profile_names
+
+
+def test_the_three_profiles_ship_with_the_package():
+    assert {"mup", "u-mup", "spectral"} <= set(profile_names())
+    for name in profile_names():
+        profile = load_profile(name)
+        assert isinstance(profile, Profile) and profile.name == name
+        assert set(profile.spectral) == set(profile.init) == {"input", "vector", "hidden", "output"}
+
+
+def test_mup_profile_equals_the_tables_the_rules_judge_by():
+    from mulint.rules.init import TARGETS
+    from mulint.rules.optimizer import UPDATE_TARGETS
+
+    mup = load_profile("mup")
+    assert {role: low for role, (low, high) in mup.init.items() if low == high} == TARGETS
+    for family, table in UPDATE_TARGETS.items():
+        assert {role: mup.target("update", role, family) for role in table} == {
+            role: (value, value) for role, value in table.items()}
+    assert mup.exact == ("adam", "sgd") and set(mup.spectral.values()) == {(0.0, 0.0)}
+
+
+def test_u_mup_accepts_the_embedding_lr_that_mup_calls_too_small():
+    embedding_adam = -0.5  # Adam lr ∝ width^-½ on the embedding, no multiplier
+    assert accepts(load_profile("mup").target("update", "input", "adam"), embedding_adam, 0.25) == -1
+    assert accepts(load_profile("u-mup").target("update", "input", "adam"), embedding_adam, 0.25) == 0
+    assert load_profile("u-mup").multiplier["hidden"] == (-0.5, -0.5)  # its scale sits in forward
+
+
+def test_spectral_profile_judges_every_optimizer_by_its_measured_update():
+    assert load_profile("spectral").exact == ()
+    assert not load_profile("spectral").judged_exactly("adam")
+
+
+def test_unknown_profile_names_the_known_ones():
+    with pytest.raises(MulintError) as info:
+        load_profile("mu-p")
+    assert "mu-p" in str(info.value) and "u-mup" in info.value.hint and info.value.step == "config"
+
+
+def test_malformed_profile_is_an_error(tmp_path, monkeypatch):
+    import mulint.profiles as profiles
+
+    (tmp_path / "bad.toml").write_text('name = "bad"\n[init]\nhiden = 0.0\n[spectral]\n', encoding="utf-8")
+    monkeypatch.setattr(profiles, "_data", lambda: tmp_path)
+    profiles.load_profile.cache_clear()
+    try:
+        with pytest.raises(MulintError, match="unknown role 'hiden'"):
+            profiles.load_profile("bad")
+    finally:
+        profiles.load_profile.cache_clear()

@@ -47,6 +47,7 @@ class ArchResult:
     role_problems: list[str] = field(default_factory=list)  # parameters whose role contradicts their layer
     codes: dict[str, int] = field(default_factory=dict)  # code -> findings
     attention_sites: int = 0
+    branches: int = 0  # other branches of forward (labels given) that use parameters differently
     error: str = ""  # a clean MulintError (exit 2)
     crash: str = ""  # anything else: a bug in mulint
 
@@ -95,7 +96,7 @@ def run_arch(name: str, family: str, differences: dict[str, str] | None = None, 
     import mulint.analysis.model as analysis
     from mulint.errors import MulintError
     from mulint.load.targets import parse_target, resolve
-    from mulint.rules import MODEL_RULES
+    from mulint.rules import check_model_rules
 
     result = ArchResult(name=name, family=family, differences=differences or {})
     start = time.perf_counter()
@@ -119,9 +120,9 @@ def run_arch(name: str, family: str, differences: dict[str, str] | None = None, 
             for role in p.roles:
                 result.roles[role] = result.roles.get(role, 0) + 1
         result.role_problems = _role_problems(facts, structure.models[min(structure.models)])
-        for rule in MODEL_RULES:
-            for finding in rule().check(facts):
-                result.codes[finding.code] = result.codes.get(finding.code, 0) + 1
+        result.branches = len(facts.branches)
+        for finding in check_model_rules(facts):
+            result.codes[finding.code] = result.codes.get(finding.code, 0) + 1
     except MulintError as exc:
         result.error = f"[{exc.step}] {exc.message}"
     except Exception as exc:  # a crash: mulint must turn every failure into a MulintError

@@ -92,13 +92,20 @@ class Net(nn.Module):
 '''
 
 
-def test_an_untraceable_model_is_a_clean_exit_2_error(mulint, tmp_path):
+def test_an_untraceable_model_is_recorded_while_it_runs(mulint, tmp_path):
     path = tmp_path / "untraceable.py"
     path.write_text(UNTRACEABLE)
     result = sweep.run_arch("Net", "mlp", path=path)
-    assert not result.crash and result.error.startswith("[trace] torch.export could not trace it")
-    code, out, err = mulint("check", f"{path}:Net")
-    assert code == 2 and "[trace]" in err and "untraceable.py:Net" in err and "hint:" in err
+    assert not result.crash and not result.error and result.codes == {"MU102": 1}  # the default-init readout
+    code, out, err = mulint("check", f"{path}:Net", "--no-cache")
+    assert code == 1 and "MU102" in out and "[trace]" not in err
+
+
+def test_a_model_that_cannot_run_is_a_clean_exit_2_error(mulint, tmp_path):
+    path = tmp_path / "unrunnable.py"
+    path.write_text(UNTRACEABLE.replace("h = h.relu()", "raise ValueError('no')").replace("h.sum() > 0", "True"))
+    code, out, err = mulint("check", f"{path}:Net", "--no-cache")
+    assert code == 2 and "[trace]" in err and "unrunnable.py:Net" in err and "hint:" in err
 
 
 # What the sweep needed fixed, checked on the architectures that showed it.

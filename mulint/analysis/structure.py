@@ -5,19 +5,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 import torch.nn as nn
 
 from mulint.analysis.attention import attention_sites
+from mulint.analysis.branches import first_tracing, train_mode, training_variants
 from mulint.analysis.uses import param_uses, role_from_shape
 from mulint.build import build_at
 from mulint.build import inputs as example
 from mulint.build.provenance import Provenance
 from mulint.build.repeats import ShortenedLists, shortened
 from mulint.errors import MulintError
-from mulint.facts import ModelFacts, MupModule, ParamFacts, ParamUse
+from mulint.facts import BranchFacts, ModelFacts, MupModule, ParamFacts, ParamUse
 from mulint.load.targets import ResolvedTarget
 from mulint.load.width import WidthKnob, find_knob
 from mulint.trace import Traced, export
+from mulint.trace.record import record
+
+
+# torch.export first; the op record of a real run when it fails (tests turn export off to compare).
+EXPORT = True
 
 
 @dataclass
@@ -49,18 +56,19 @@ def _reference_pair(base: int, widths: list[int]) -> tuple[int, int]:
     return ref, other
 
 
-def _inputs_for(target: ResolvedTarget, model: nn.Module) -> list[example.Inputs]:
+def _inputs_for(target: ResolvedTarget, model: nn.Module, device: str = "meta") -> list[example.Inputs]:
     user = getattr(target.module, "example_inputs", None)
     if callable(user):
         try:
-            return [example.to_device(example.from_user_function(user, model), "meta")]
+            return [example.to_device(example.from_user_function(user, model), device)]
         except Exception as exc:
             raise MulintError(f"example_inputs() raised {type(exc).__name__}: {exc}", target=target.label,
                               step="inputs", hint="example_inputs(model) must return the forward's arguments") from exc
-    candidates = example.synthesise(model, "meta")
+    candidates = example.synthesise(model, device)
     if not candidates:
-        raise MulintError("cannot tell what input the model takes", target=target.label, step="inputs",
-                          hint="define `example_inputs(model)` in the file returning the forward's arguments")
+        raise MulintError("cannot tell what input the model takes: it has no embedding, linear or "
+                          "convolution layer and no matrix to size an input by", target=target.label, step="inputs",
+                          hint=example.EXAMPLE_INPUTS)
     return candidates
 
 
@@ -78,15 +86,59 @@ def _export_pair(target, models, ref, other) -> tuple[Traced, Traced, int]:
     raise error
 
 
-def _trace_pair(target, models, ref, other) -> tuple[Traced, Traced, int, ShortenedLists]:
-    """Both widths traced with repeated blocks shortened, or in full when the forward needs them all."""
+def _trace_pair(target, models, ref, other) -> tuple[Traced, Traced, int, ShortenedLists, tuple | None]:
+    """Both widths traced with repeated blocks shortened, or in full when the forward needs them all;
+    and the training branch of forward, when it has one."""
     with shortened(models[ref]) as lists, shortened(models[other]):
         if lists.lengths:
             try:
-                return (*_export_pair(target, models, ref, other), lists)
+                pair = _export_pair(target, models, ref, other)
+                return (*pair, lists, _trace_training_branch(target, models, ref, other, pair[2]))
             except MulintError:
                 pass
-    return (*_export_pair(target, models, ref, other), ShortenedLists())
+    pair = _export_pair(target, models, ref, other)
+    return (*pair, ShortenedLists(), _trace_training_branch(target, models, ref, other, pair[2]))
+
+
+def _trace_training_branch(target, models, ref, other, index: int, tracer=export, device: str = "meta"):
+    """(default branch, training branch, its two traces), or None without one (or when it fails)."""
+    found = training_variants(models[ref], _inputs_for(target, models[ref], device)[index])
+    if found is None:
+        return None
+    default, training, variants = found
+    other_variants = training_variants(models[other], _inputs_for(target, models[other], device)[index])[2]
+
+    def trace(pair):
+        with train_mode(models[ref], models[other]):
+            torch.manual_seed(0)  # the same dropout masks at both widths (when run for real)
+            return tracer(models[ref], pair[0], target=target.label), tracer(models[other], pair[1], target=target.label)
+
+    traces = first_tracing(list(zip(variants, other_variants)), trace)
+    return None if traces is None else (default, training, *traces)
+
+
+def _branch_facts(facts: ModelFacts, branch, widths, lists: ShortenedLists) -> None:
+    """Record the training branch where its uses or attention differ from the default branch."""
+    default, training, ref_trace, other_trace = branch
+    dependent = ref_trace.input_dependent()
+    uses = {}
+    for p in facts.params:
+        found = [u for n in (p.name, *p.aliases)
+                 for u in _uses(n, ref_trace, other_trace, dependent, bool(p.infinite_dims), widths, lists)]
+        uses[p.name] = found or p.uses
+    attention = attention_sites(ref_trace, other_trace, widths, dependent)
+    for site in attention:
+        site.count = lists.count(ref_trace.nodes[site.node].module_path)
+
+    def summary(by_param, sites):
+        return ({n: sorted((u.role, round(u.multiplier_exponent, 2)) for u in us) for n, us in by_param.items()},
+                sorted((s.form, round(s.scale_exponent, 2), round(s.head_dim_exponent, 2)) for s in sites))
+
+    if summary(uses, attention) == summary({p.name: p.uses for p in facts.params}, facts.attention):
+        return  # the same model either way: nothing to tell apart
+    facts.branch, facts.branch_trains = default.description, default.trains
+    facts.branches.append(BranchFacts(name=training.name, description=training.description,
+                                      trains=training.trains, uses=uses, attention=attention))
 
 
 def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None,
@@ -112,14 +164,71 @@ def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None
         facts.notes.append(f"not traced: {broken[0].cls} `{broken[0].name}` cannot run as built")
         facts.params = _param_facts(models, ref, other, None, None, provenance)
         return Structure(facts=facts, knob=knob, models=models, traces={}, provenance=provenance)
-    ref_trace, other_trace, inputs_index, lists = _trace_pair(target, models, ref, other)
-    facts.params = _param_facts(models, ref, other, ref_trace, other_trace, provenance, lists)
-    facts.attention = attention_sites(ref_trace, other_trace, (ref, other), ref_trace.input_dependent())
+    try:
+        if not EXPORT:
+            raise MulintError("torch.export not used", target=target.label, step="trace")
+        ref_trace, other_trace, inputs_index, lists, branch = _trace_pair(target, models, ref, other)
+        traced_at = (ref, other)
+    except MulintError as exc:
+        if exc.step != "trace":
+            raise
+        # Data-dependent forward code (token routing, .item()): run it on real inputs instead.
+        ref_trace, other_trace, inputs_index, traced_at, branch = _record_pair(target, knob, exc)
+        lists = ShortenedLists()
+        facts.notes.append(f"traced by running the model on small CPU inputs at widths {traced_at[0]} and "
+                           f"{traced_at[1]}: torch.export failed ({exc.message})")
+    facts.params = _param_facts(models, ref, other, ref_trace, other_trace, provenance, lists, traced_at)
+    facts.attention = attention_sites(ref_trace, other_trace, traced_at, ref_trace.input_dependent())
+    if traced_at[0] != ref:
+        _sizes_at(facts, ref / traced_at[0])
     for site in facts.attention:
         site.count = lists.count(ref_trace.nodes[site.node].module_path)
     facts.repeated_blocks = dict(lists.lengths)
-    return Structure(facts=facts, knob=knob, models=models, traces={ref: ref_trace, other: other_trace},
+    if branch is not None:
+        _branch_facts(facts, branch, traced_at, lists)
+    return Structure(facts=facts, knob=knob, models=models, traces=dict(zip(traced_at, (ref_trace, other_trace))),
                      inputs_index=inputs_index, provenance=provenance, shortened=lists)
+
+
+def _sizes_at(facts: ModelFacts, ratio: float) -> None:
+    """Fan-ins, fan-outs and head_dims read at the recorded width, told at the reference width (they
+    grow in proportion to width, or not at all)."""
+    for p in facts.params:
+        for use in p.uses:
+            if use.fan_in_infinite and use.fan_in:
+                use.fan_in = round(use.fan_in * ratio)
+            if use.fan_out_infinite and use.fan_out:
+                use.fan_out = round(use.fan_out * ratio)
+    for site in facts.attention:
+        site.head_dim = round(site.head_dim * ratio ** site.head_dim_exponent)
+
+
+def _record_pair(target, knob: WidthKnob, failure: MulintError) -> tuple[Traced, Traced, int, tuple[int, int], tuple]:
+    """The fallback for what torch.export cannot trace: the ops that run on real inputs, recorded at
+    the two smallest widths small CPU models are built at."""
+    from mulint.analysis.numbers import numeric_knob, numeric_widths
+
+    cpu_knob = numeric_knob(knob)
+    widths = tuple(numeric_widths(cpu_knob, target.label)[:2])
+    models = {w: build_at(cpu_knob, w, target=target.label, device="cpu") for w in widths}
+    tried = []
+    user = callable(getattr(target.module, "example_inputs", None))
+    described = [("example_inputs(model)", None)] if user else example.described_candidates(models[widths[0]], "cpu")
+    for i, (description, _) in enumerate(described):
+        try:
+            traces = []
+            for w in widths:
+                torch.manual_seed(0)  # the same tokens at both widths
+                traces.append(record(models[w], _inputs_for(target, models[w], "cpu")[i], target=target.label))
+            branch = _trace_training_branch(target, models, *widths, i, tracer=record, device="cpu")
+            return traces[0], traces[1], i, widths, branch
+        except MulintError as exc:
+            tried.append(f"{description}: {exc.message.removeprefix('running the model on example inputs raised ')}")
+    if len(tried) == 1 and user:
+        raise MulintError(f"{failure.message}; running it raised {tried[0].split(': ', 1)[1]}",
+                          target=target.label, step="trace", hint=failure.hint)
+    raise MulintError(f"{failure.message}; running it failed on every input tried: " + "; ".join(tried),
+                      target=target.label, step="trace", hint=example.EXAMPLE_INPUTS)
 
 
 def mup_modules(model: nn.Module, provenance: Provenance) -> list[MupModule]:
@@ -152,7 +261,7 @@ def _uses(name: str, ref_trace, other_trace, dependent, infinite, widths, lists)
 
 
 def _param_facts(models, ref, other, ref_trace, other_trace, provenance,
-                 lists: ShortenedLists | None = None) -> list[ParamFacts]:
+                 lists: ShortenedLists | None = None, traced_at: tuple[int, int] | None = None) -> list[ParamFacts]:
     lists = lists or ShortenedLists()
     model = models[ref]
     groups: dict[int, list[str]] = {}
@@ -170,7 +279,7 @@ def _param_facts(models, ref, other, ref_trace, other_trace, provenance,
         infinite = tuple(d for d in range(len(shape)) if len({s[d] for s in shapes.values() if len(s) == len(shape)}) > 1)
         # A tied tensor may appear as several placeholders, only one of them used.
         uses = [u for n in names for u in _uses(n, ref_trace, other_trace, dependent, bool(infinite),
-                                                (ref, other), lists)] if ref_trace is not None else []
+                                                traced_at or (ref, other), lists)] if ref_trace is not None else []
         role_source = "use"
         if not uses:
             role_source = "shape"

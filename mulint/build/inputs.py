@@ -53,9 +53,28 @@ def _max_sequence(model: nn.Module, seq: int = SEQ) -> int:
 
 
 def synthesise(model: nn.Module, device: str = "meta", batch: int = BATCH, seq: int = SEQ) -> list[Inputs]:
-    """Input candidates, most likely first, made from the first layer that holds parameters."""
+    """Input candidates, most likely first (see `described_candidates`)."""
+    return [inputs for _, inputs in described_candidates(model, device, batch, seq)]
+
+
+def described_candidates(model: nn.Module, device: str = "meta", batch: int = BATCH,
+                         seq: int = SEQ) -> list[tuple[str, Inputs]]:
+    """(what it is, inputs) for every plausible input, most likely first: what the first layer in
+    module order eats, then the first one forward calls, then every other kind of first layer, then an
+    HF model's own dummy_inputs. The order is the same on every device and width."""
     extra = {**_forward_flags(model), **_decoder_inputs(model, device, batch, seq)}
-    return [(args, {**kwargs, **extra}) for args, kwargs in _candidates(model, device, batch, seq)]
+    found, seen = [], set()
+    for description, (args, kwargs) in [*_candidates(model, device, batch, seq), *_hf_candidates(model, device)]:
+        if description not in seen:
+            seen.add(description)
+            found.append((description, (args, {**kwargs, **extra})))
+    return found
+
+
+EXAMPLE_INPUTS = """define example_inputs in the model's file, returning the forward's arguments:
+
+    def example_inputs(model):
+        return (torch.randint(0, 100, (2, 8)),)  # a tuple of args, a dict of kwargs, or (args, kwargs)"""
 
 
 def _forward_parameters(model: nn.Module) -> dict[str, inspect.Parameter]:
@@ -81,31 +100,89 @@ def _decoder_inputs(model: nn.Module, device: str, batch: int, seq: int) -> dict
     return {"decoder_input_ids": _maker(device).ids((batch, _max_sequence(model, seq)), vocab)}
 
 
-def _candidates(model: nn.Module, device: str, batch: int, seq: int) -> list[Inputs]:
-    # The first layer of a kind that says what it eats; raw parameters (a cls token, the root's
-    # own readout) come first in modules() without saying anything about the input.
-    typed = (nn.Embedding, nn.modules.conv._ConvNd, nn.Linear)
-    first = next((m for m in model.modules() if m is not model and isinstance(m, typed)), None)
+_TYPED = (nn.Embedding, nn.modules.conv._ConvNd, nn.Linear)
+
+
+def _first_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The first layer of each kind that says what it eats, in module order, with the first layer
+    forward itself calls (``self.tok_emb(idx)`` after a ``self.pos_emb`` declared first) second.
+    Raw parameters (a cls token, the root's own readout) say nothing about the input."""
+    named = [(n, m) for n, m in model.named_modules() if m is not model and isinstance(m, _TYPED)]
+    firsts = []
+    for kind in (nn.Embedding, nn.modules.conv._ConvNd, nn.Linear):
+        first = next(((n, m) for n, m in named if isinstance(m, kind)), None)
+        if first is not None:
+            firsts.append(first)
+    firsts.sort(key=lambda nm: [n for n, _ in named].index(nm[0]))
+    called = _first_called(model, dict(named))
+    if called is not None and called not in firsts[:1]:
+        firsts.insert(1 if firsts else 0, called)
+    return list(dict.fromkeys(firsts))
+
+
+def _first_called(model: nn.Module, named: dict[str, nn.Module]) -> tuple[str, nn.Module] | None:
+    """The first ``self.<layer>`` of a known kind that forward's source mentions."""
+    import ast
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(type(model).forward)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    mentions = sorted((node.lineno, node.col_offset, node.attr) for node in ast.walk(tree)
+                      if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                      and node.value.id == "self" and node.attr in named)
+    return (mentions[0][2], named[mentions[0][2]]) if mentions else None
+
+
+def _candidates(model: nn.Module, device: str, batch: int, seq: int) -> list[tuple[str, Inputs]]:
     seq = _max_sequence(model, seq)
     make = _maker(device)
-    if isinstance(first, nn.Embedding):
-        return [((make.ids((batch, seq), first.num_embeddings),), {})]
-    if isinstance(first, nn.modules.conv._ConvNd):
-        image = getattr(getattr(model, "config", None), "image_size", IMAGE)
-        image = image if isinstance(image, int) else IMAGE
-        if len(first.kernel_size) == 1:
-            return [((make.floats((batch, first.in_channels, length)),), {}) for length in _signal_lengths(model, seq)]
-        spatial = {2: (image, image), 3: (seq, seq, seq)}[len(first.kernel_size)]
-        return [((make.floats((batch, first.in_channels, *spatial)),), {})]
-    if isinstance(first, nn.Linear):
-        return [((make.floats((batch, first.in_features)),), {}),
-                ((make.floats((batch, seq, first.in_features)),), {})]
+    found: list[tuple[str, Inputs]] = []
+    for name, first in _first_layers(model):
+        if isinstance(first, nn.Embedding):
+            found.append((f"token ids ({batch}, {seq}) below {first.num_embeddings} for `{name}`",
+                          ((make.ids((batch, seq), first.num_embeddings),), {})))
+        elif isinstance(first, nn.modules.conv._ConvNd):
+            found.extend(_conv_inputs(model, name, first, make, batch, seq))
+        elif isinstance(first, nn.Linear):
+            for shape in ((batch, first.in_features), (batch, seq, first.in_features)):
+                found.append((f"floats {shape} for `{name}`", ((make.floats(shape),), {})))
+    if found:
+        return found
     params = [p for p in model.parameters() if p.dim() >= 2]
     if params:
         a, b = params[0].shape[0], params[0].shape[-1]
-        return [((make.floats((batch, a)),), {}), ((make.floats((batch, b)),), {}),
-                ((make.floats((batch, seq, a)),), {}), ((make.floats((batch, seq, b)),), {})]
-    return []
+        for shape in ((batch, a), (batch, b), (batch, seq, a), (batch, seq, b)):
+            found.append((f"floats {shape} for the first matrix", ((make.floats(shape),), {})))
+    return found
+
+
+def _conv_inputs(model, name, first, make, batch: int, seq: int) -> list[tuple[str, Inputs]]:
+    if len(first.kernel_size) == 1:
+        return [(f"signals ({batch}, {first.in_channels}, {length}) for `{name}`",
+                 ((make.floats((batch, first.in_channels, length)),), {})) for length in _signal_lengths(model, seq)]
+    image = getattr(getattr(model, "config", None), "image_size", IMAGE)
+    image = image if isinstance(image, int) else IMAGE
+    spatial = {2: (image, image), 3: (seq, seq, seq)}[len(first.kernel_size)]
+    shape = (batch, first.in_channels, *spatial)
+    return [(f"images {shape} for `{name}`", ((make.floats(shape),), {}))]
+
+
+def _hf_candidates(model: nn.Module, device: str) -> list[tuple[str, Inputs]]:
+    """A transformers model's own example: ``dummy_inputs``, and its main input alone."""
+    try:
+        dummy = model.dummy_inputs
+    except Exception:
+        return []
+    if not isinstance(dummy, dict) or not dummy:
+        return []
+    dummy = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in dummy.items()}
+    found = [(f"dummy_inputs ({', '.join(dummy)})", ((), dummy))]
+    main = getattr(model, "main_input_name", None)
+    if isinstance(main, str) and main in dummy and len(dummy) > 1:
+        found.append((f"dummy_inputs['{main}']", ((), {main: dummy[main]})))
+    return found
 
 
 def _signal_lengths(model: nn.Module, seq: int) -> list[int]:

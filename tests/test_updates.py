@@ -30,7 +30,7 @@ def measured(gpt, factory: str, widths=WIDTHS):
 
     target, structure = gpt
     params = copy.deepcopy(structure.facts.params)
-    numbers = UpdateNumbers()
+    numbers = UpdateNumbers(exact_families=())  # AdamW and torch's Adafactor (an "adam") measured too
     make = getattr(target.module, factory)
     for width in widths:
         torch.manual_seed(0)
@@ -210,8 +210,15 @@ def analysed():
     ("examples/mlp_mup.py:MLP", None),  # Adam, µP: clean
     (f"{GPT}:GPT", f"{GPT}:sgd_one_lr"),  # SGD with one lr: input and readout too small
 ])
-def test_measured_and_exact_rules_agree_where_both_apply(analysed, spec, optimizer):
+def test_measured_and_exact_rules_agree_where_both_apply(analysed, spec, optimizer, monkeypatch):
+    import functools
+
     from conftest import ROOT
+    from mulint.analysis import model
+    from mulint.analysis.updates import UpdateNumbers
+
+    # Adam and SGD are judged exactly, so their steps are normally not measured: measure them here.
+    monkeypatch.setattr(model, "UpdateNumbers", functools.partial(UpdateNumbers, exact_families=()))
     from mulint.rules.optimizer import _mismatches
     from mulint.rules.spectral import deviations
 
@@ -221,3 +228,16 @@ def test_measured_and_exact_rules_agree_where_both_apply(analysed, spec, optimiz
     measured = {(d.param.name, d.use.role, d.direction) for d in deviations(facts, include_exact=True)}
     assert exact == measured
     assert any(u.update_exponent is not None for p in facts.params for u in p.uses)
+
+
+def test_a_setup_judged_exactly_is_not_stepped(analysed):
+    facts = analysed(f"{GPT}:GPT", f"{GPT}:adamw_one_lr", widths=[32, 64, 128])
+    assert all(u.update_exponent is None for p in facts.params for u in p.uses)
+    assert not any("update sizes" in n for n in facts.notes)
+
+
+def test_through_the_cli_muon_with_match_rms_needs_a_shrinking_lr(mulint):
+    code, out, _ = mulint("check", f"{GPT}:GPT", "--optimizer", f"{GPT}:muon_match_rms", "--widths", "32,64,128",
+                          "--select", "MU3", "--no-cache")
+    assert code == 1 and "MU311" in out and "hidden parameters need lr ∝ width^-0.50 with Muon" in out
+    assert "adjust_lr_fn='match_rms_adamw'" in out and "MU301" not in out

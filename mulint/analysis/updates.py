@@ -43,6 +43,9 @@ class UpdateNumbers:
     settings: dict[str, str] = field(default_factory=dict)  # param -> e.g. "adjust_lr_fn='original'"
     schedulers: list[str] = field(default_factory=list)  # LR schedulers the factory returned, stepped too
     failure: str = ""  # why nothing could be measured
+    # Families judged by exact lr tables (the profile's `exact`): their steps need no measuring, and
+    # a setup made only of them is not stepped at all. () measures every optimizer.
+    exact_families: tuple[str, ...] = ("adam", "sgd")
 
 
 def split_made(made) -> tuple[list[torch.optim.Optimizer], list]:
@@ -85,16 +88,20 @@ def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Mod
         with quiet():
             made = make_optimizer(model)
             optimizers, schedulers = split_made(made)
+            judged = _judged(optimizers, numbers.exact_families)
+            if not judged:
+                numbers.widths.pop()
+                return
             numbers.schedulers = [type(s).__name__ for s in schedulers]
             args, kwargs = batch(model)
             for _ in range(WARM_STEPS):
                 _step(model, optimizers, schedulers, args, kwargs, loss_of)
-            before = {name: t.detach().clone() for name, t in tensors.items()}
+            before = {name: t.detach().clone() for name, t in tensors.items() if id(t) in judged}
             _step(model, optimizers, schedulers, args, kwargs, loss_of)
         settings = _settings(optimizers)
         floor = NUMERICAL_ZERO * max((_rms(t.grad) for t in tensors.values() if t.grad is not None), default=0.0)
         for p in params:
-            name = next((n for n in (p.name, *p.aliases) if n in tensors), None)
+            name = next((n for n in (p.name, *p.aliases) if n in before), None)
             if name is None:
                 continue
             tensor = tensors[name]
@@ -115,6 +122,14 @@ def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Mod
         numbers.failure = f"{type(exc).__name__}: {exc}"
     finally:
         _restore(model, saved)
+
+
+def _judged(optimizers, exact_families: tuple[str, ...]) -> set[int]:
+    """ids of the parameters stepped by an optimizer the exact rules do not judge."""
+    from mulint.analysis.optimizer import family_of
+
+    return {id(p) for opt in optimizers if family_of(opt) not in exact_families
+            for group in opt.param_groups for p in group["params"]}
 
 
 def _rms(tensor: torch.Tensor) -> float:
@@ -223,11 +238,15 @@ def spectral_norm(matrices: torch.Tensor) -> float:
         a = a.transpose(-1, -2)
     if a.shape[-1] <= 4 * POWER_BLOCK:
         return float(torch.linalg.matrix_norm(a, ord=2).max())
+    # One pass over the (possibly vocabulary-sized) matrix for its small Gram matrix; the power
+    # iteration then runs on that.
+    gram = a.transpose(-1, -2) @ a
     generator = torch.Generator().manual_seed(0)
     v = torch.randn(a.shape[0], a.shape[-1], POWER_BLOCK, generator=generator)
     for _ in range(POWER_ITERATIONS):
-        v = torch.linalg.qr(a.transpose(-1, -2) @ (a @ v)).Q
-    return float(torch.linalg.svdvals(a @ v).max())
+        v = torch.linalg.qr(gram @ v).Q
+    ritz = torch.linalg.eigvalsh(v.transpose(-1, -2) @ gram @ v)[..., -1]
+    return float(ritz.clamp_min(0).max().sqrt())
 
 
 def update_facts(numbers: UpdateNumbers, params: list[ParamFacts], notes: list[str], optimizer: str) -> None:
@@ -236,7 +255,8 @@ def update_facts(numbers: UpdateNumbers, params: list[ParamFacts], notes: list[s
         notes.append(f"update sizes not measured: stepping {optimizer} raised {numbers.failure}")
         return
     for p in params:
-        p.update_step = numbers.step
+        if p.name in numbers.norms or p.name in numbers.no_grad:
+            p.update_step = numbers.step
         p.update_settings = numbers.settings.get(p.name, "")
         p.update_no_grad = p.name in numbers.no_grad
         for index, by_width in numbers.norms.get(p.name, {}).items():
@@ -253,7 +273,7 @@ def update_facts(numbers: UpdateNumbers, params: list[ParamFacts], notes: list[s
         broken = sorted(numbers.not_finite)
         notes.append(f"update sizes: {optimizer} made non-finite updates (inf or nan) at step {numbers.step} for "
                      f"{', '.join(broken[:6])}{', ...' if len(broken) > 6 else ''}")
-    if len(numbers.widths) < 3:
+    if numbers.norms and len(numbers.widths) < 3:
         notes.append(f"update sizes fitted on {len(numbers.widths)} widths only ({numbers.widths}): rough")
     if numbers.schedulers:
         notes.append(f"update sizes measured on step {numbers.step}, with {', '.join(numbers.schedulers)} "

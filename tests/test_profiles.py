@@ -56,3 +56,30 @@ def test_malformed_profile_is_an_error(tmp_path, monkeypatch):
             profiles.load_profile("bad")
     finally:
         profiles.load_profile.cache_clear()
+
+
+def test_graphcore_unit_scaled_decoder_fits_u_mup_and_only_u_mup():
+    """unit-scaling's TransformerDecoder with its AdamW: µP's exact tables call only the embedding's
+    lr ∝ width^-½ too small; u-µP's accept every parameter."""
+    pytest.importorskip("unit_scaling")
+    from conftest import MODELS
+    from mulint.analysis.model import analyse_model
+    from mulint.load.targets import parse_target, resolve
+    from mulint.rules.optimizer import update_exponent
+
+    [target] = resolve(parse_target(f"{MODELS / 'unit_scaling_decoder.py'}:make_model"), allow_exec=True)
+    facts = analyse_model(target).facts
+
+    def off(profile):
+        out = set()
+        for p in facts.params:
+            for use in p.uses:
+                accepted = profile.target("update", use.role, p.optimizer_family)
+                if accepted and p.lr_exponent is not None:
+                    eff = update_exponent(p.optimizer_family, use.multiplier_exponent, p.lr_exponent)
+                    if accepts(accepted, eff, 0.25):
+                        out.add((p.name, use.role))
+        return out
+
+    assert off(load_profile("mup")) == {("embedding.weight", "input")}
+    assert off(load_profile("u-mup")) == set()

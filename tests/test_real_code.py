@@ -237,3 +237,9 @@ def test_hf_models_offer_their_dummy_inputs_last():
     described = [d for d, _ in described_candidates(hf_small.gpt2(), "meta")]
     assert described[0].startswith("token ids (2, 8) below 128 for `transformer.wte`")  # unchanged first choice
     assert described[-1].startswith("dummy_inputs (input_ids")
+
+
+def test_a_multiplier_in_train_mode_only_is_reported_in_eval_mode():
+    facts, findings = _check_branches(f"{BRANCHES}:TrainModeMultiplierLM")
+    assert codes(findings) == {"MU102": {"lm_head.weight"}}
+    assert findings[0].message.endswith("(on the eval-mode branch, `model.eval()`)")

@@ -102,8 +102,8 @@ def training_variants(model: nn.Module, inputs: Inputs) -> tuple[Branch, Branch,
         return (Branch("inference", f"the inference branch, `{arg}=None`", trains=False),
                 Branch("training", f"the training branch, `{arg}` given{mode}", trains=True), variants)
     if "training" in tested:
-        return (Branch("eval", "in eval mode", trains=False), Branch("train", "in train mode", trains=True),
-                [inputs])
+        return (Branch("eval", "the eval-mode branch, `model.eval()`", trains=False),
+                Branch("train", "the train-mode branch, `model.train()`", trains=True), [inputs])
     return None
 
 

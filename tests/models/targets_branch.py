@@ -48,3 +48,11 @@ class LastTokenMultiplierLM(BothBranchesLM):
 def make_optimizer(model):
     return torch.optim.AdamW([{"params": [model.fc.weight], "lr": 1e-3 / model.width_mult},
                               {"params": [model.wte.weight, model.lm_head.weight], "lr": 1e-3}], weight_decay=0.0)
+
+
+class TrainModeMultiplierLM(BothBranchesLM):
+    """The multiplier applied in train mode only (no targets argument)."""
+
+    def forward(self, idx):
+        x = F.gelu(self.fc(self.wte(idx)))
+        return self.readout(x) if self.training else self.lm_head(x)

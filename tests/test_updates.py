@@ -205,12 +205,14 @@ def analysed():
     return run
 
 
-@pytest.mark.parametrize("spec, optimizer", [
-    ("examples/nanogpt_sp.py:GPT", None),  # AdamW, one lr: hidden and readout too large
-    ("examples/mlp_mup.py:MLP", None),  # Adam, µP: clean
-    (f"{GPT}:GPT", f"{GPT}:sgd_one_lr"),  # SGD with one lr: input and readout too small
+@pytest.mark.parametrize("spec, optimizer, widths", [
+    ("examples/nanogpt_sp.py:GPT", None, [64, 128, 256]),  # AdamW, one lr: hidden and readout too large
+    ("examples/mlp_mup.py:MLP", None, [64, 128, 256]),  # Adam, µP: clean
+    # SGD with one lr: input and readout too small. An SGD step is the gradient, which carries every
+    # other layer's scaling: judged at the default widths, 128 to 512, where it is clear of small-width effects.
+    (f"{GPT}:GPT", f"{GPT}:sgd_one_lr", None),
 ])
-def test_measured_and_exact_rules_agree_where_both_apply(analysed, spec, optimizer, monkeypatch):
+def test_measured_and_exact_rules_agree_where_both_apply(analysed, spec, optimizer, widths, monkeypatch):
     import functools
 
     from conftest import ROOT
@@ -222,7 +224,7 @@ def test_measured_and_exact_rules_agree_where_both_apply(analysed, spec, optimiz
     from mulint.rules.optimizer import _mismatches
     from mulint.rules.spectral import deviations
 
-    facts = analysed(str(ROOT / spec) if spec.startswith("examples") else spec, optimizer)
+    facts = analysed(str(ROOT / spec) if spec.startswith("examples") else spec, optimizer, widths)
     exact = {(p.name, role, 1 if eff > want else -1)
              for family in ("adam", "sgd") for role, eff, want, _, p in _mismatches(facts, family)}
     measured = {(d.param.name, d.use.role, d.direction) for d in deviations(facts, include_exact=True)}

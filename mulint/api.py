@@ -93,7 +93,7 @@ class Analysis:
 class CoordReport:
     """The result of `mulint.coord`: the verdict, and per layer its slope against width."""
 
-    result: Any  # mulint.coord.CoordResult
+    result: Any  # mulint.coordcheck.CoordResult
 
     @property
     def verdict(self) -> str:
@@ -109,7 +109,7 @@ class CoordReport:
 
     def plot(self, path: str | Path) -> None:
         """Write the plot (PNG) to `path`."""
-        from mulint.coord.plot import save_plot
+        from mulint.coordcheck.plot import save_plot
 
         save_plot(self.result, str(path))
 
@@ -163,7 +163,7 @@ def coord(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any], 
     """Train the model a few steps at growing widths; a layer whose change grows or collapses with
     width fails the check."""
     from mulint.analysis.structure import analyse_structure
-    from mulint.coord import run_coord
+    from mulint.coordcheck import run_coord
 
     target = _target(model_fn, widths, width_arg)
 

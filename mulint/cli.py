@@ -361,7 +361,9 @@ def coord(target, optimizer, widths, width_arg, steps, seeds, lr, batch_spec, de
         options = {"widths": widths, "width_arg": width_arg, "optimizer": optimizer, "steps": steps, "seeds": seeds,
                    "lr": lr, "batch": batch_spec, "device": device}
         job = _one_model_job("coord", target, options)
-        total = len(widths) * seeds if widths and len(widths) >= 3 else 4 * seeds
+        from mulint.coordcheck.plan import FACTORS
+
+        total = (len(widths) if widths and len(widths) >= 3 else len(FACTORS)) * seeds
         show = sys.stderr.isatty() or verbose
         with click.progressbar(length=total, label="training", file=sys.stderr if show else None,
                                hidden=not show) as bar:
@@ -369,7 +371,7 @@ def coord(target, optimizer, widths, width_arg, steps, seeds, lr, batch_spec, de
                                  on_progress=lambda job, n: bar.update(n))
         result = value["coord"]
         if plot_path:
-            from mulint.coord.plot import save_plot
+            from mulint.coordcheck.plot import save_plot
 
             save_plot(result, plot_path)
         click.echo(as_json(result) if fmt == "json" else as_text(result))

@@ -113,7 +113,7 @@ def analyse_target(target, options: dict, *, resolve_optimizer=None):
                               optimizer=options.get("optimizer"), resolve_optimizer=resolve_optimizer)
     facts = structure.facts
     if options.get("coord") and facts.traced:
-        from mulint.coord import coord_facts, run_coord
+        from mulint.coordcheck import coord_facts, run_coord
 
         steps.enter("coord")
         result = run_coord(target, structure, optimizer=options.get("optimizer"), resolve_optimizer=resolve_optimizer)
@@ -139,7 +139,7 @@ def inspect(job, send) -> dict:
 def coord(job, send) -> dict:
     from mulint.analysis.model import _resolve_function
     from mulint.analysis.structure import analyse_structure
-    from mulint.coord import run_coord
+    from mulint.coordcheck import run_coord
 
     options = job.options
     target = _resolve_one(job)

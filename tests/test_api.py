@@ -107,9 +107,7 @@ def test_inspect_gives_roles():
 
 
 def test_coord_gives_a_verdict_and_a_plot(tmp_path):
-    from mulint.api import coord  # `mulint.coord` is also the name of the coordinate-check package
-
-    result = coord(lambda width: Encoder(with_width(CONFIG, width)), widths=[32, 64, 128], steps=2, seeds=1)
+    result = mulint.coord(lambda width: Encoder(with_width(CONFIG, width)), widths=[32, 64, 128], steps=2, seeds=1)
     assert result.verdict in ("pass", "fail") and result.slopes
     result.plot(tmp_path / "coord.png")
     assert (tmp_path / "coord.png").read_bytes()[:4] == b"\x89PNG"

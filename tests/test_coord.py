@@ -15,7 +15,7 @@ def run(target, **options):
     """`run_coord` on a PATH:NAME target, one seed on the CPU unless told otherwise."""
     from mulint.analysis.model import _resolve_function
     from mulint.analysis.structure import analyse_structure
-    from mulint.coord import run_coord
+    from mulint.coordcheck import run_coord
     from mulint.load.targets import parse_target, resolve
 
     [item] = resolve(parse_target(str(target)), allow_exec=True)[:1]
@@ -136,7 +136,7 @@ def test_widths_bracket_the_base_width_and_what_does_not_grow_is_shrunk(tmp_path
 
 
 def test_output_is_recorded_when_produced_not_after_an_in_place_update():
-    from mulint.coord.record import recording
+    from mulint.coordcheck.record import recording
 
     class Scaled(nn.Module):
         def __init__(self):
@@ -191,14 +191,14 @@ def test_check_coord_findings_point_at_layer_construction(mulint):
     ({64: (2, 8, 64), 128: (2, 8, 128)}, 0.5, "blow-up"),
 ])
 def test_collapse_floor_depends_on_a_width_dimension(shapes, slope, status):
-    from mulint.coord import LayerCurve, judge
+    from mulint.coordcheck import LayerCurve, judge
 
     curve = LayerCurve(name="h.0.attn.drop", module_type="Dropout", judged=True, shapes=shapes, slopes={3: slope})
     assert judge(curve) == status
 
 
 def test_widths_fall_below_the_base_only_when_too_large_and_say_so(monkeypatch):
-    from mulint.coord import plan
+    from mulint.coordcheck import plan
     from mulint.load.targets import parse_target, resolve
     from mulint.load.width import find_knob
 

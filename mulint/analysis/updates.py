@@ -77,7 +77,7 @@ def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Mod
     """One width: warm steps, the measured step, and each use's update norm into ``numbers``.
     ``loss_of(output)`` defaults to the coordinate check's (fixed labels or fixed noise)."""
     if loss_of is None:
-        from mulint.coord.record import first_tensor, loss_of as loss_of_tensor
+        from mulint.coordcheck.record import first_tensor, loss_of as loss_of_tensor
 
         def loss_of(output):
             return loss_of_tensor(first_tensor(output))

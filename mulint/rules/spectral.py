@@ -84,7 +84,8 @@ def _message(items: list[Deviation], cls: str, role: str) -> str:
     low, high = first.accepted
     wanted = f"width^{fmt_exp(low)}" if low == high else f"width^{fmt_exp(low)} to width^{fmt_exp(high)}"
     lr = f", lr ∝ width^{fmt_exp(first.param.lr_exponent)}" if first.param.lr_exponent is not None else ""
-    what = "vectors' update entries" if role == "vector" else f"{role} weights' updates (RMS→RMS operator norm)"
+    what = "vectors' update entries" if role == "vector" else "embedding update entries" \
+        if first.use.kind == "lookup" else f"{role} weights' updates (RMS→RMS operator norm)"
     text = (f"{_optimizer_words(first.param, cls)}: {what} ∝ width^{fmt_exp(exponent)}, measured on step "
             f"{first.param.update_step}{lr}; the spectral condition needs {wanted}")
     needed = [d.needed_lr_exponent for d in items if d.needed_lr_exponent is not None]

@@ -16,8 +16,8 @@ import torch.nn as nn
 from mulint.analysis.optimizer import find_factory
 from mulint.analysis.structure import Structure
 from mulint.build import inputs as example
-from mulint.coord.plan import BATCH, SEQ, choose_widths, cpu_threads, describe_shrinking, limited, shrunk_model
-from mulint.coord.record import changes, recording, train_step
+from mulint.coordcheck.plan import BATCH, SEQ, choose_widths, cpu_threads, describe_shrinking, limited, shrunk_model
+from mulint.coordcheck.record import changes, recording, train_step
 from mulint.errors import MulintError
 from mulint.exponents import fit_exponent
 

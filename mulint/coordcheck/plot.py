@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from mulint.coord import CoordResult
+from mulint.coordcheck import CoordResult
 
 
 def save_plot(result: CoordResult, path: str) -> None:

@@ -42,6 +42,7 @@ class CheckOptions:
     jobs: int = field(default_factory=default_jobs)  # model workers at once
     timeout: float = DEFAULT_TIMEOUT  # seconds per model target
     max_memory: int | None = None  # bytes per worker (None: a share of the machine)
+    lr_scale_keys: list[str] = field(default_factory=list)  # param-group keys the training loop multiplies lr by
 
 
 @dataclass
@@ -218,7 +219,8 @@ def _not_analysed(result: CheckResult, path, reason: str, hint: str) -> None:
 
 def _job_options(options: CheckOptions) -> dict:
     return {"widths": options.widths, "width_arg": options.width_arg, "optimizer": options.optimizer,
-            "coord": options.coord, "select": options.select, "ignore": options.ignore}
+            "coord": options.coord, "select": options.select, "ignore": options.ignore,
+            "lr_scale_keys": options.lr_scale_keys}
 
 
 def _cached(job: Job, options: CheckOptions, result: CheckResult) -> bool:

@@ -242,6 +242,7 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
             optimizer=optimizer or (config.optimizer if config else None),
             root=config.root if config else Path.cwd(),
             jobs=limits.jobs, timeout=limits.timeout, max_memory=limits.max_memory,
+            lr_scale_keys=config.lr_scale_keys if config else [],
         )
         require = require_models if require_models is not None else bool(config and config.require_models)
         fmt = fmt or (config.format if config and config.format else "text")

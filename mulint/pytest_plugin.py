@@ -87,7 +87,8 @@ class MulintItem(pytest.Item):
         options = CheckOptions(paths=[str(path)], widths=settings.widths, width_arg=settings.width_arg,
                                select=settings.select, ignore=settings.ignore,
                                per_file_ignores=settings.per_file_ignores, exclude=settings.exclude,
-                               optimizer=settings.optimizer, root=settings.root)
+                               optimizer=settings.optimizer, root=settings.root,
+                               lr_scale_keys=settings.lr_scale_keys)
         if settings.timeout:
             options.timeout = settings.timeout
         if settings.max_memory:

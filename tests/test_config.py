@@ -126,3 +126,36 @@ def test_merge_puts_cli_values_over_the_config(tmp_path):
     assert merge(None, ignore=["MU3"]) == Config(root=Path.cwd(), ignore=["MU3"])
     with pytest.raises(TypeError, match="colour"):
         merge(config, colour=True)
+
+
+def test_lr_scale_key_from_the_config_is_applied(mulint, tmp_path):
+    """A training loop that multiplies each group's lr by `group["lr_factor"]`: named in the config,
+    the key is judged as applied; unnamed, the same model gets MU301."""
+    (tmp_path / "model.py").write_text(textwrap.dedent('''
+        import torch, torch.nn as nn
+
+        class MLP(nn.Module):
+            def __init__(self, width: int = 128):
+                super().__init__()
+                self.width = width
+                self.inp = nn.Linear(16, width)
+                self.hid = nn.Linear(width, width)
+                nn.init.normal_(self.hid.weight, std=width ** -0.5)
+                self.out = nn.Linear(width, 4)
+                nn.init.zeros_(self.out.weight)
+
+            def forward(self, x):
+                return self.out(self.hid(self.inp(x).relu()).relu())
+
+        def make_optimizer(model):
+            matrices = [model.hid.weight, model.out.weight]
+            rest = [p for p in model.parameters() if all(p is not m for m in matrices)]
+            return torch.optim.Adam([{"params": matrices, "lr": 1e-3, "lr_factor": 128 / model.width},
+                                     {"params": rest, "lr": 1e-3}])
+    '''))
+    target = f"{tmp_path / 'model.py'}:MLP"
+    code, out, _ = mulint("check", target, "--no-cache")
+    assert code == 1 and "MU301" in out
+    (tmp_path / "pyproject.toml").write_text('[tool.mulint]\nlr-scale-key = "lr_factor"\n')
+    code, out, err = mulint("check", target, "--no-cache")
+    assert code == 0, out + err

@@ -105,7 +105,7 @@ def analyse_target(target, options: dict, *, resolve_optimizer=None):
     """Analyse one resolved target and run the model rules: (findings, what was analysed). The CLI's
     workers and the Python API both come here."""
     from mulint.analysis.model import _resolve_function, analyse_model
-    from mulint.rules import MODEL_RULES
+    from mulint.rules import MODEL_RULES, check_model_rules
     from mulint.suppress import selected
 
     resolve_optimizer = resolve_optimizer or _resolve_function
@@ -122,11 +122,8 @@ def analyse_target(target, options: dict, *, resolve_optimizer=None):
     entry = {"target": target.label, "mode": "model", "width_knob": facts.width_knob, "widths": facts.widths,
              "numeric_widths": facts.numeric_widths, "parameters": len(facts.params), "notes": facts.notes,
              "optimizer": facts.optimizer.label if facts.optimizer else None}
-    findings = []
-    for rule in MODEL_RULES:
-        if selected(rule.code, options.get("select"), options.get("ignore")):
-            findings.extend(rule().check(facts))
-    return findings, entry
+    rules = [r for r in MODEL_RULES if selected(r.code, options.get("select"), options.get("ignore"))]
+    return check_model_rules(facts, rules), entry  # on every traced branch of forward
 
 
 def inspect(job, send) -> dict:

@@ -76,17 +76,30 @@ def _without_nodes(params):
     return [{**p, "uses": [{k: v for k, v in u.items() if k != "node"} for u in p["uses"]]} for p in params]
 
 
-def _check(mulint, target):
-    code, out, err = mulint("check", target, "--format", "json", "--no-cache")
-    assert code in (0, 1), err
-    return [{k: f[k] for k in ("code", "line", "message", "parameter")} for f in json.loads(out)["findings"]]
+def _check(target):
+    """What a worker runs for `mulint check TARGET`, here in the test's process, where the monkeypatched
+    MIN_BLOCKS applies (workers are forked from a server that imported mulint before the patch)."""
+    from mulint import jobs
+    from mulint.isolation import Job
+    from mulint.report.json_report import finding_dict
+
+    findings = jobs.check(Job("check", target, {}), lambda message: None)["findings"]
+    return [{k: finding_dict(f)[k] for k in ("code", "line", "message", "parameter")} for f in findings]
 
 
-def test_shortened_trace_gives_the_full_trace_facts(tmp_path, inspect_json, mulint, monkeypatch):
+def _inspect(target):
+    from mulint import jobs
+    from mulint.isolation import Job
+    from mulint.report.inspect_view import as_json
+
+    return json.loads(as_json(jobs.inspect(Job("inspect", target, {}), lambda message: None)["facts"]))
+
+
+def test_shortened_trace_gives_the_full_trace_facts(tmp_path, monkeypatch):
     target = _write(tmp_path, "for block in self.blocks:\n                x = block(x)")
-    short_report, short_findings = inspect_json(target), _check(mulint, target)
+    short_report, short_findings = _inspect(target), _check(target)
     _full_depth(monkeypatch)
-    full_report, full_findings = inspect_json(target), _check(mulint, target)
+    full_report, full_findings = _inspect(target), _check(target)
     assert _without_nodes(short_report["parameters"]) == _without_nodes(full_report["parameters"])
     assert short_report["repeated_blocks"] == {"blocks": 6} and full_report["repeated_blocks"] == {}
     assert short_findings == full_findings
@@ -156,13 +169,13 @@ DEEP_HF = textwrap.dedent('''
 
 
 @pytest.mark.parametrize("arch", ["t5", "llama"])
-def test_hf_models_at_depth_five_agree_with_their_full_trace(arch, tmp_path, inspect_json, monkeypatch):
+def test_hf_models_at_depth_five_agree_with_their_full_trace(arch, tmp_path, monkeypatch):
     from conftest import MODELS
 
     path = tmp_path / f"deep_{arch}.py"
     path.write_text(DEEP_HF.format(models=str(MODELS), arch=arch))
-    short = inspect_json(f"{path}:deep")
+    short = _inspect(f"{path}:deep")
     assert any(".4." in p["name"] for p in short["parameters"])  # the model really has five blocks
     assert short["repeated_blocks"] and set(short["repeated_blocks"].values()) == {5}
     _full_depth(monkeypatch)
-    assert _without_nodes(short["parameters"]) == _without_nodes(inspect_json(f"{path}:deep")["parameters"])
+    assert _without_nodes(short["parameters"]) == _without_nodes(_inspect(f"{path}:deep")["parameters"])

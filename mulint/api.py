@@ -133,6 +133,10 @@ def check(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any], 
     from mulint.suppress import filter_findings
 
     _check_selectors(select, ignore)
+    if profile:
+        from mulint.profiles import load_profile
+
+        load_profile(profile)
     target = _target(model_fn, widths, width_arg)
     options = {"widths": widths, "width_arg": width_arg, "select": select, "ignore": ignore, "coord": coord,
                "profile": profile, "optimizer": "optimizer_fn" if optimizer_fn is not None else None}

@@ -43,6 +43,7 @@ class CheckOptions:
     timeout: float = DEFAULT_TIMEOUT  # seconds per model target
     max_memory: int | None = None  # bytes per worker (None: a share of the machine)
     lr_scale_keys: list[str] = field(default_factory=list)  # param-group keys the training loop multiplies lr by
+    profile: str = "mup"  # the expected exponents per role (mulint/profile_data/)
 
 
 @dataclass
@@ -220,7 +221,7 @@ def _not_analysed(result: CheckResult, path, reason: str, hint: str) -> None:
 def _job_options(options: CheckOptions) -> dict:
     return {"widths": options.widths, "width_arg": options.width_arg, "optimizer": options.optimizer,
             "coord": options.coord, "select": options.select, "ignore": options.ignore,
-            "lr_scale_keys": options.lr_scale_keys}
+            "lr_scale_keys": options.lr_scale_keys, "profile": options.profile}
 
 
 def _cached(job: Job, options: CheckOptions, result: CheckResult) -> bool:

@@ -188,6 +188,8 @@ def _validate_codes(named: dict[str, list[str] | None]) -> None:
                                                "unchanged code (cache: $MULINT_CACHE_DIR or ~/.cache/mulint).")
 @click.option("--coord", "run_coord", is_flag=True,
               help="Also run the dynamic coordinate check on each model (MU9xx; seconds per model).")
+@click.option("--profile", metavar="NAME",
+              help="Expected exponents per role: mup (default), u-mup (unit scaling) or spectral (config `profile`).")
 @click.option("--require-models", is_flag=True, default=None,
               help="Exit 2 when a file defining a model was not analysed (config `require-models`).")
 @jobs_option
@@ -197,7 +199,8 @@ def _validate_codes(named: dict[str, list[str] | None]) -> None:
               help="pyproject.toml to read [tool.mulint] from (default: found upwards from the first path).")
 @verbose_option
 def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, apply_fixes, unsafe_fixes, show_diff,
-          exit_zero, no_exec, no_cache, run_coord, require_models, jobs, timeout, max_memory, config_path, verbose):
+          exit_zero, no_exec, no_cache, run_coord, profile, require_models, jobs, timeout, max_memory, config_path,
+          verbose):
     """Lint PATHS (files, directories, or PATH:NAME model targets) for µP violations.
 
     Exit codes: 0 clean, 1 findings, 2 usage/config errors or a target that cannot be analysed.
@@ -227,6 +230,10 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
                               for glob, codes in config.per_file_ignores.items()})
         _validate_codes(selectors)
         limits = _limits(jobs, timeout, max_memory, config)
+        profile = profile or (config.profile if config and config.profile else "mup")
+        from mulint.profiles import load_profile
+
+        load_profile(profile)  # an unknown name is a usage error before anything runs
         options = CheckOptions(
             paths=targets,
             # A fix's base width is the model's default, which the analysis sees only at default widths.
@@ -243,6 +250,7 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
             root=config.root if config else Path.cwd(),
             jobs=limits.jobs, timeout=limits.timeout, max_memory=limits.max_memory,
             lr_scale_keys=config.lr_scale_keys if config else [],
+            profile=profile,
         )
         require = require_models if require_models is not None else bool(config and config.require_models)
         fmt = fmt or (config.format if config and config.format else "text")

@@ -41,6 +41,7 @@ class Config:
     jobs: int | None = None
     require_models: bool = False
     lr_scale_keys: list[str] = field(default_factory=list)  # param-group keys the training loop multiplies lr by
+    profile: str | None = None
     path: Path | None = None  # the pyproject.toml itself, for messages
 
 
@@ -168,6 +169,7 @@ KEYS = {  # TOML key -> (Config field, parser)
     "max-memory": ("max_memory", _size),
     "jobs": ("jobs", _positive_int),
     "require-models": ("require_models", _bool),
+    "profile": ("profile", _string),
     "lr-scale-key": ("lr_scale_keys", lambda value, bad: [value] if isinstance(value, str) else _strings(value, bad)),
 }
 

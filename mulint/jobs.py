@@ -111,7 +111,8 @@ def analyse_target(target, options: dict, *, resolve_optimizer=None):
     resolve_optimizer = resolve_optimizer or _resolve_function
     structure = analyse_model(target, widths=options.get("widths"), width_arg=options.get("width_arg"),
                               optimizer=options.get("optimizer"), resolve_optimizer=resolve_optimizer,
-                              lr_scale_keys=tuple(options.get("lr_scale_keys") or ()))
+                              lr_scale_keys=tuple(options.get("lr_scale_keys") or ()),
+                              profile=options.get("profile") or "mup")
     facts = structure.facts
     if options.get("coord") and facts.traced:
         from mulint.coordcheck import coord_facts, run_coord

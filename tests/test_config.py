@@ -159,3 +159,15 @@ def test_lr_scale_key_from_the_config_is_applied(mulint, tmp_path):
     (tmp_path / "pyproject.toml").write_text('[tool.mulint]\nlr-scale-key = "lr_factor"\n')
     code, out, err = mulint("check", target, "--no-cache")
     assert code == 0, out + err
+
+
+@pytest.mark.parametrize("how", ["option", "config"])
+def test_an_unknown_profile_is_a_usage_error(mulint, tmp_path, how):
+    (tmp_path / "sched.py").write_text("x = 1\n")
+    args = ["check", str(tmp_path / "sched.py")]
+    if how == "option":
+        args += ["--profile", "mu-p"]
+    else:
+        (tmp_path / "pyproject.toml").write_text('[tool.mulint]\nprofile = "mu-p"\n')
+    code, out, err = mulint(*args)
+    assert code == 2 and "unknown profile 'mu-p'" in err and "u-mup" in err

@@ -113,7 +113,7 @@ def test_a_list_of_optimizers_is_one_setup():
                                                                for i in (0, 1) for n in ("c_fc", "c_proj")}}
     # CastedLinear's weight.type_as(x) reads x's dtype only: still a weight, not an activation
     assert facts.param("blocks.0.c_fc.weight").roles == ("hidden",)
-    assert [n for n in facts.notes if "Muon is not judged" in n and "blocks.*.c_fc.weight" in n]
+    assert [n for n in facts.notes if "optimizer Muon has no learning-rate table" in n and "blocks.*.c_fc.weight" in n]
 
 
 def test_each_parameter_is_judged_by_the_optimizer_that_owns_it():

@@ -10,6 +10,7 @@ from mulint.exponents import fit_exponent
 from mulint.analysis.optimizer import LR_SCALE_KEYS, OptimizerNumbers, find_factory, optimizer_facts, read_optimizer
 from mulint.analysis.structure import Structure, analyse_structure
 from mulint.analysis.updates import UpdateNumbers, batch_for, measure_updates, update_facts
+from mulint.profiles import load_profile
 from mulint.build.provenance import quiet
 from mulint.errors import MulintError
 from mulint.load.targets import ResolvedTarget, parse_target, resolve
@@ -58,7 +59,7 @@ def hidden_gradient_rms(target: ResolvedTarget, structure: Structure, model) -> 
 
 def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, width_arg: str | None = None,
                   optimizer: str | None = None, measure: bool = True,
-                  lr_scale_keys: tuple[str, ...] = (), resolve_optimizer=None) -> Structure:
+                  lr_scale_keys: tuple[str, ...] = (), resolve_optimizer=None, profile: str = "mup") -> Structure:
     """``lr_scale_keys``: param-group keys a training loop multiplies the lr by, beyond the usual
     names (LR_SCALE_KEYS); the config's `lr-scale-key`."""
     structure = analyse_structure(target, widths=widths, width_arg=width_arg)
@@ -72,13 +73,16 @@ def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, wi
     knob = numeric_knob(structure.knob)  # the small CPU models never hold a full-length causal mask
     chosen = numeric_widths(knob, target.label, widths)
     grad_rms: list[float] = []
-    updates, batch = UpdateNumbers(), batch_for(target, structure)  # each optimizer step's size
+    # each optimizer step's size; the profile says which families its exact tables judge instead
+    updates, batch = UpdateNumbers(exact_families=load_profile(profile).exact), batch_for(target, structure)
+    facts.profile = profile
 
     def visit(width, model):
         if factory is not None:
             read_optimizer(factory, model, width, opt_numbers, target.label,
                            lr_scale_keys=(*lr_scale_keys, *LR_SCALE_KEYS))
-            measure_updates(factory.make, model, width, facts.params, batch, updates)
+            measure_updates(factory.make, model, width, facts.params, batch, updates,
+                            lr_scale_keys=(*lr_scale_keys, *LR_SCALE_KEYS))
             if width == max(chosen):
                 grad_rms.extend(hidden_gradient_rms(target, structure, model))
 

@@ -24,7 +24,9 @@ FACTORY_NAMES = ("configure_optimizers", "make_optimizer", "build_optimizer", "c
 ARG_DEFAULTS = {"weight_decay": 0.1, "learning_rate": 1e-3, "lr": 1e-3, "betas": (0.9, 0.95),
                 "device_type": "cpu", "device": "cpu", "eps": 1e-8, "momentum": 0.9}
 
-ADAM_FAMILY = ("Adam", "AdamW", "Adamax", "NAdam", "RAdam", "SparseAdam", "Adafactor", "Lion", "Adan",
+# Not Adafactor: its update is relative to the parameter's RMS, so its µP LR is not Adam's (it is
+# judged by its measured update instead).
+ADAM_FAMILY = ("Adam", "AdamW", "Adamax", "NAdam", "RAdam", "SparseAdam", "Lion", "Adan",
                "AdaBelief", "LAMB", "Lamb")
 SGD_FAMILY = ("SGD",)
 
@@ -140,7 +142,7 @@ def optimizers_of(made, label: str, target: str) -> list[torch.optim.Optimizer]:
     return items
 
 
-def _lr_scale(group: dict, optimizer: torch.optim.Optimizer, keys: tuple[str, ...]) -> tuple[float, str | None]:
+def lr_scale(group: dict, optimizer: torch.optim.Optimizer, keys: tuple[str, ...]) -> tuple[float, str | None]:
     """The multiplier a training loop applies to the group's lr, from a key torch itself ignores."""
     for key in keys:
         value = group.get(key)
@@ -173,7 +175,7 @@ def read_optimizer(factory: OptimizerFactory, model: nn.Module, width: int, numb
     seen = set()
     for optimizer, owner in zip(optimizers, owners):
         for group in optimizer.param_groups:
-            scale, key = _lr_scale(group, optimizer, lr_scale_keys)
+            scale, key = lr_scale(group, optimizer, lr_scale_keys)
             numbers.ignored_lr_keys |= {k for k, v in group.items() if "lr" in k and k not in optimizer.defaults
                                         and k != key and isinstance(v, (int, float)) and not isinstance(v, bool)}
             for p in group["params"]:
@@ -186,7 +188,9 @@ def read_optimizer(factory: OptimizerFactory, model: nn.Module, width: int, numb
                     numbers.weight_decay.setdefault(name, {})[width] = float(group.get("weight_decay", 0.0) or 0.0)
                     if "eps" in group and group["eps"] is not None:
                         eps = group["eps"]
-                        numbers.eps[name] = float(eps[0] if isinstance(eps, tuple) else eps)
+                        first = eps[0] if isinstance(eps, (tuple, list)) else eps
+                        if first is not None:  # Adafactor's default eps is (None, 1e-3)
+                            numbers.eps[name] = float(first)
     params = dict(model.named_parameters(remove_duplicate=False))
     numbers.missing = sorted({n for pid, ns in names.items() if pid not in seen for n in ns
                               if params[n].requires_grad})
@@ -207,8 +211,9 @@ def optimizer_facts(numbers: OptimizerNumbers, params: list[ParamFacts], grad_rm
     judged_eps = {v for n, v in numbers.eps.items() if numbers.owner.get(n) and numbers.owner[n].family == "adam"}
     for cls in dict.fromkeys(o.cls for o in numbers.owner.values() if o.family == "unknown"):
         owned = [p.name for p in params if p.optimizer == cls]
-        notes.append(f"optimizer {cls} is not judged (mulint knows the Adam family and SGD): "
-                     f"no learning-rate finding for its {len(owned)} parameters ({_patterns(owned)})")
+        notes.append(f"optimizer {cls} has no learning-rate table (mulint has them for the Adam family and "
+                     f"SGD): its {len(owned)} parameters ({_patterns(owned)}) are judged by the update it "
+                     f"measurably makes (MU311-MU313)")
     for key in sorted(numbers.ignored_lr_keys):
         notes.append(f"param groups carry `{key}`, a key torch ignores: if the training loop multiplies the lr "
                      f"by it, name it with lr-scale-key so the learning rates are judged as they train")

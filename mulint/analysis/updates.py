@@ -73,7 +73,7 @@ def batch_for(target, structure) -> Callable[[nn.Module], tuple]:
 
 def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Module, width: int,
                     params: list[ParamFacts], batch: Callable[[nn.Module], tuple], numbers: UpdateNumbers,
-                    loss_of: Callable | None = None) -> None:
+                    loss_of: Callable | None = None, lr_scale_keys: tuple[str, ...] = ()) -> None:
     """One width: warm steps, the measured step, and each use's update norm into ``numbers``.
     ``loss_of(output)`` defaults to the coordinate check's (fixed labels or fixed noise)."""
     if loss_of is None:
@@ -88,6 +88,7 @@ def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Mod
         with quiet():
             made = make_optimizer(model)
             optimizers, schedulers = split_made(made)
+            _apply_lr_scales(optimizers, lr_scale_keys)
             judged = _judged(optimizers, numbers.exact_families)
             if not judged:
                 numbers.widths.pop()
@@ -122,6 +123,17 @@ def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Mod
         numbers.failure = f"{type(exc).__name__}: {exc}"
     finally:
         _restore(model, saved)
+
+
+def _apply_lr_scales(optimizers, keys: tuple[str, ...]) -> None:
+    """Step as the training loop does: it multiplies each group's lr by a key torch ignores (lr_scale)."""
+    from mulint.analysis.optimizer import lr_scale
+
+    for optimizer in optimizers:
+        for group in getattr(optimizer, "param_groups", []):
+            scale, key = lr_scale(group, optimizer, keys)
+            if key is not None:
+                group["lr"] = group["lr"] * scale
 
 
 def _judged(optimizers, exact_families: tuple[str, ...]) -> set[int]:

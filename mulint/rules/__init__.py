@@ -34,6 +34,8 @@ def by_code(code: str) -> type[Rule] | None:
 
 # Judged on the branch of forward that trains: a learning rate only matters where gradients flow.
 LEARNING_RATE_RULES = {"MU301", "MU302", "MU304", "MU306"}
+# Judged on the updates measured with the default forward call, whose numbers only those facts hold.
+MEASURED_RULES = {"MU311", "MU312", "MU313"}
 
 
 def _branch_view(facts, branch):
@@ -50,6 +52,8 @@ def check_model_rules(facts, rules: list[type[Rule]] | None = None) -> list:
     rules = MODEL_RULES if rules is None else rules
     if not facts.branches:
         return [f for rule in rules for f in rule().check(facts)]
+    measured = [f for rule in rules if rule.code in MEASURED_RULES for f in rule().check(facts)]
+    rules = [rule for rule in rules if rule.code not in MEASURED_RULES]
     views = [(facts.branch, facts.branch_trains, facts)] + [
         (b.description, b.trains, _branch_view(facts, b)) for b in facts.branches]
     found: dict[tuple, tuple] = {}  # (code, place, parameters) -> (finding, branches it holds on)
@@ -67,4 +71,4 @@ def check_model_rules(facts, rules: list[type[Rule]] | None = None) -> list:
         if len(where) < len(judged) and code not in LEARNING_RATE_RULES:
             finding.message += f" (on {' and '.join(where)})"
         out.append(finding)
-    return out
+    return out + measured

@@ -4,6 +4,7 @@ MU302), and AdamW's lr·wd (MU304) and Adam's eps (MU305)."""
 from __future__ import annotations
 
 from mulint.exponents import fit_exponent
+from mulint.profiles import load_profile
 from mulint.rules.base import TOLERANCE, Rule, fmt_exp
 from mulint.rules.fixes import optimizer_fix
 
@@ -48,8 +49,8 @@ class _UpdateRule(Rule):
 
     def check(self, facts):
         opt = facts.optimizer
-        if opt is None:
-            return
+        if opt is None or not load_profile(getattr(facts, "profile", "mup")).judged_exactly(self.family):
+            return  # the profile judges this family by its measured update (MU311-MU313) instead
         groups: dict[tuple, list] = {}
         for role, eff, expected, lr_exp, p in _mismatches(facts, self.family):
             key = (role, eff, expected, p.optimizer or opt.cls, p.optimizer_at or opt.loc, p.lr_scale_key)

@@ -157,7 +157,7 @@ def test_output_is_recorded_when_produced_not_after_an_in_place_update():
 
 
 def test_device_defaults_to_cuda_when_available_else_cpu(monkeypatch):
-    from mulint import coord
+    from mulint import coordcheck as coord
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert coord.default_device() == "cpu"

@@ -1,6 +1,8 @@
 """Profiles as data: the mup profile holds exactly the exponents the rules judge by, the others
 change entries on purpose, and unknown or malformed profiles are clear errors."""
 
+import json
+
 import pytest
 
 from mulint.errors import MulintError
@@ -83,3 +85,17 @@ def test_graphcore_unit_scaled_decoder_fits_u_mup_and_only_u_mup():
 
     assert off(load_profile("mup")) == {("embedding.weight", "input")}
     assert off(load_profile("u-mup")) == set()
+
+
+def test_unit_scaled_decoder_through_the_cli(mulint):
+    """The same decoder through `mulint check`: the embedding's lr ∝ width^-½ is MU301 under mup,
+    and nothing is reported under u-mup."""
+    pytest.importorskip("unit_scaling")
+    from conftest import MODELS
+
+    target = f"{MODELS / 'unit_scaling_decoder.py'}:make_model"
+    code, out, err = mulint("check", target, "--format", "json", "--no-cache", "--select", "MU3")
+    assert code == 1, err
+    assert {(f["code"], f["parameter"]) for f in json.loads(out)["findings"]} == {("MU301", "embedding.weight")}
+    code, out, err = mulint("check", target, "--profile", "u-mup", "--no-cache", "--select", "MU3")
+    assert code == 0, out + err

@@ -4,7 +4,7 @@ MU302), and AdamW's lr·wd (MU304) and Adam's eps (MU305)."""
 from __future__ import annotations
 
 from mulint.exponents import fit_exponent
-from mulint.profiles import load_profile
+from mulint.profiles import accepts, load_profile
 from mulint.rules.base import TOLERANCE, Rule, fmt_exp
 from mulint.rules.fixes import optimizer_fix
 
@@ -25,17 +25,20 @@ def family_of(p, opt) -> str:
 
 
 def _mismatches(facts, family):
-    """(role, effective, expected, lr exponent, param) for every use whose update scales wrongly."""
-    targets = UPDATE_TARGETS[family]
+    """(role, effective, expected, lr exponent, param) for every use whose update scales wrongly; the
+    accepted exponents come from the facts' profile (u-µP accepts an embedding lr ∝ width^-½)."""
+    profile = load_profile(getattr(facts, "profile", "mup"))
     for p in facts.params:
         if p.lr_exponent is None or p.role_source != "use" or family_of(p, facts.optimizer) != family:
             continue
         for use in p.uses:
-            if use.role not in targets:
+            accepted = profile.target("update", use.role, family)
+            if accepted is None:
                 continue
             eff = update_exponent(family, use.multiplier_exponent, p.lr_exponent)
-            if abs(eff - targets[use.role]) > TOLERANCE:
-                yield use.role, round(eff * 4) / 4, targets[use.role], p.lr_exponent, p
+            if accepts(accepted, eff, TOLERANCE):
+                nearest = min(max(eff, accepted[0]), accepted[1])
+                yield use.role, round(eff * 4) / 4, nearest, p.lr_exponent, p
 
 
 def _lr_words(p, lr_exp: float) -> str:

@@ -276,7 +276,6 @@ def from_exported(program: torch.export.ExportedProgram) -> Traced:
     user_inputs = set(signature.user_inputs)
     constants = _constant_scalars(program)
     nodes: dict[str, Node] = {}
-    graph = nx.DiGraph()
     for fx_node in program.graph.nodes:
         stack = fx_node.meta.get("nn_module_stack") or {}
         module_path, module_type = "", ""
@@ -297,14 +296,22 @@ def from_exported(program: torch.export.ExportedProgram) -> Traced:
             is_user_input=fx_node.op == "placeholder" and fx_node.name in user_inputs,
         )
         nodes[node.name] = node
+    param_nodes = {fqn: name for name, fqn in param_of.items()}
+    return Traced(nodes=nodes, graph=graph_of(nodes.values()), param_nodes=param_nodes)
+
+
+def graph_of(nodes) -> nx.DiGraph:
+    """Each node's edges to its users, with the argument positions (pos, index) that use it; the
+    exported graph and the recorded one are read the same way."""
+    graph = nx.DiGraph()
+    for node in nodes:
         graph.add_node(node.name)
         for pos, idx, ref in node.input_refs():
             if graph.has_edge(ref.name, node.name):
                 graph.edges[ref.name, node.name]["uses"].append((pos, idx))
             else:
                 graph.add_edge(ref.name, node.name, uses=[(pos, idx)])
-    param_nodes = {fqn: name for name, fqn in param_of.items()}
-    return Traced(nodes=nodes, graph=graph, param_nodes=param_nodes)
+    return graph
 
 
 def _module_fqn(path: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import networkx as nx
 import torch
 import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -20,7 +19,7 @@ from mulint.build.inputs import Inputs
 from mulint.build.provenance import is_library_file, quiet, source_loc
 from mulint.errors import MulintError
 from mulint.facts import SourceLoc
-from mulint.trace import Node, Ref, Traced, _short_op
+from mulint.trace import Node, Ref, Traced, _short_op, graph_of
 
 # Bookkeeping ops that carry no value worth a node.
 _SKIP = {"detach", "_local_scalar_dense", "lift_fresh", "_assert_tensor_metadata", "sym_size", "sym_stride"}
@@ -151,12 +150,5 @@ def record(model: nn.Module, inputs: Inputs, *, target: str) -> Traced:
 
 
 def _as_traced(recorder: _Recorder) -> Traced:
-    graph = nx.DiGraph()
-    for node in recorder.nodes.values():
-        graph.add_node(node.name)
-        for pos, idx, ref in node.input_refs():
-            if graph.has_edge(ref.name, node.name):
-                graph.edges[ref.name, node.name]["uses"].append((pos, idx))
-            else:
-                graph.add_edge(ref.name, node.name, uses=[(pos, idx)])
-    return Traced(nodes=dict(recorder.nodes), graph=graph, param_nodes=dict(recorder.param_nodes))
+    return Traced(nodes=dict(recorder.nodes), graph=graph_of(recorder.nodes.values()),
+                  param_nodes=dict(recorder.param_nodes))

@@ -118,7 +118,7 @@ class _ConstructionSite:
         site, original = self, self._original
 
         def init(opt, *args, **kwargs):
-            site.locs.setdefault(id(opt), _user_frame_from(2)[0])
+            site.locs.setdefault(id(opt), _user_frame_from(2, outside_packages=True)[0])
             original(opt, *args, **kwargs)
 
         torch.optim.Optimizer.__init__ = init

@@ -164,18 +164,24 @@ def _user_frame() -> tuple[SourceLoc | None, bool]:
     return _user_frame_from(3)  # start at the caller of the write wrapper (above _note)
 
 
-def _user_frame_from(depth: int) -> tuple[SourceLoc | None, bool]:
+def _user_frame_from(depth: int, *, outside_packages: bool = False) -> tuple[SourceLoc | None, bool]:
     """The innermost user frame at or above ``sys._getframe(depth)`` of the caller, and whether the
-    call went through the mup package on the way."""
+    call went through the mup package on the way. ``outside_packages``: prefer a frame outside any
+    installed package (an optimizer from pytorch-optimizer is constructed at the user's line, not in
+    its base class), falling back to the innermost non-library frame."""
     frame = sys._getframe(depth + 1)
     via_mup = False
+    found = None
     while frame is not None:
         filename = frame.f_code.co_filename
         if filename.startswith(_MULINT_DIR):
-            return None, via_mup
+            break
         if _is_mup_file(filename):
             via_mup = True
         elif not is_library_file(filename):
-            return source_loc(filename, frame.f_lineno), via_mup
+            installed = "-packages" + os.sep in filename
+            if not (outside_packages and installed):
+                return source_loc(filename, frame.f_lineno), via_mup
+            found = found or source_loc(filename, frame.f_lineno)
         frame = frame.f_back
-    return None, via_mup
+    return found, via_mup

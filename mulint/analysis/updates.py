@@ -106,12 +106,14 @@ def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Mod
             if name is None:
                 continue
             tensor = tensors[name]
-            if tensor.grad is None or _rms(tensor.grad) <= floor:
+            delta = tensor.detach().float() - before[name].float()
+            # heavyball sets .grad to None in its step: then the parameter having moved is the evidence
+            cleared = tensor.grad is None and bool(delta.ne(0).any())
+            if not cleared and (tensor.grad is None or _rms(tensor.grad) <= floor):
                 numbers.no_grad.add(p.name)
                 continue
             if id(tensor) in settings:
                 numbers.settings[p.name] = settings[id(tensor)]
-            delta = tensor.detach().float() - before[name].float()
             if not bool(delta.isfinite().all()):
                 numbers.not_finite.add(p.name)
                 continue

@@ -142,8 +142,7 @@ def check(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any], 
                "profile": profile, "optimizer": "optimizer_fn" if optimizer_fn is not None else None}
     resolve = (lambda spec: (optimizer_fn, _label(optimizer_fn))) if optimizer_fn is not None else None
     findings, entry = _guarded(target.label, lambda: analyse_target(target, options, resolve_optimizer=resolve))
-    kept = filter_findings(findings, select=select, ignore=ignore, per_file_ignores={}, root=Path.cwd(),
-                           read_lines=_read_lines)
+    kept = filter_findings(findings, select=select, ignore=ignore, per_file_ignores={}, root=Path.cwd())
     kept.sort(key=lambda f: f.sort_key)
     from mulint.report.json_report import finding_dict
 
@@ -257,19 +256,9 @@ def _guarded(label: str, run: Callable[[], Any]) -> Any:
 
 
 def _check_selectors(select, ignore) -> None:
-    from mulint.rules import all_rules
-    from mulint.suppress import unknown_selector
+    from mulint.suppress import first_unknown_selector
 
-    known = [r.code for r in all_rules()]
     for where, codes in (("select", select), ("ignore", ignore)):
-        for code in codes or []:
-            problem = unknown_selector(code, known)
-            if problem:
-                raise MulintError(f"{problem}, in {where}=", step="config")
-
-
-def _read_lines(path: str) -> list[str]:
-    try:
-        return Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
+        problem = first_unknown_selector(codes)
+        if problem:
+            raise MulintError(f"{problem}, in {where}=", step="config")

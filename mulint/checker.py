@@ -302,15 +302,8 @@ def _filter(findings: list[Finding], options: CheckOptions) -> list[Finding]:
     from mulint.suppress import filter_findings
 
     return filter_findings(findings, select=options.select, ignore=options.ignore,
-                           per_file_ignores=options.per_file_ignores, root=options.root or Path.cwd(),
-                           read_lines=_read_lines)
+                           per_file_ignores=options.per_file_ignores, root=options.root or Path.cwd())
 
-
-def _read_lines(path: str) -> list[str]:
-    try:
-        return Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
 
 
 def _error(exc: MulintError) -> dict:

@@ -153,16 +153,13 @@ def _codes(value: str | None) -> list[str] | None:
 
 def _validate_codes(named: dict[str, list[str] | None]) -> None:
     """Every selector must name a rule: a typo in --select would otherwise switch every rule off."""
-    from mulint.rules import all_rules
-    from mulint.suppress import unknown_selector
+    from mulint.suppress import first_unknown_selector
 
-    known = [r.code for r in all_rules()]
     for where, codes in named.items():
-        for code in codes or []:
-            problem = unknown_selector(code, known)
-            if problem:
-                raise MulintError(f"{problem}, in {where}", step="config",
-                                  hint="`mulint rule` lists the codes; prefixes like MU3 and ALL work too")
+        problem = first_unknown_selector(codes)
+        if problem:
+            raise MulintError(f"{problem}, in {where}", step="config",
+                              hint="`mulint rule` lists the codes; prefixes like MU3 and ALL work too")
 
 
 @cli.command()

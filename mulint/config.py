@@ -77,15 +77,12 @@ def _strings(value, bad):
 
 
 def _codes(value, bad):
-    from mulint.rules import all_rules
-    from mulint.suppress import unknown_selector
+    from mulint.suppress import first_unknown_selector
 
     codes = [c.strip().upper() for c in _strings(value, bad)]
-    known = [r.code for r in all_rules()]
-    for code in codes:
-        problem = unknown_selector(code, known)
-        if problem:
-            bad(problem)
+    problem = first_unknown_selector(codes)
+    if problem:
+        bad(problem)
     return codes
 
 

@@ -162,3 +162,11 @@ def unknown_selector(pattern: str, known: Iterable[str]) -> str | None:
         close = [c for c in known if c.startswith(pattern[:3])][:1]
     return f"unknown rule code {pattern}" + (f"; did you mean {close[0]}?" if close else "") \
         + " (`mulint rule` lists them)"
+
+
+def first_unknown_selector(codes: Iterable[str] | None) -> str | None:
+    """The error message for the first code or prefix that selects no rule of mulint's, or None."""
+    from mulint.rules import all_rules
+
+    known = [r.code for r in all_rules()]
+    return next((problem for code in codes or [] if (problem := unknown_selector(code, known))), None)

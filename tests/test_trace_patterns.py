@@ -78,7 +78,9 @@ def test_value_checks_and_in_place_ops(tmp_path, inspect_json, scale, exponent):
 
 def test_a_failed_trace_prints_no_graph(tmp_path, mulint):
     path = tmp_path / "net.py"
-    path.write_text(MODEL.replace("SCALE", "1 / d").replace("if torch.equal(query, key)", "if query.sum() > 0 and torch.equal(query, key)"))
+    path.write_text(MODEL.replace("SCALE", "1 / d").replace("if torch.equal(query, key)", "if query.abs().sum() < 0 and torch.equal(query, key)"))
+    # A value branch whose outcome does not depend on the random inputs: with `query.sum() > 0`
+    # the recording fallback analysed the model or failed by chance (exit 1 or 2).
     code, out, err = mulint("check", f"{path}:Net")
     assert code == 2 and "[trace]" in err and "branches on tensor values" in err
     assert "def forward" not in err + out  # torch's partial graph is not printed

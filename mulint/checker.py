@@ -270,7 +270,9 @@ def _take(outcome: Outcome, options: CheckOptions, result: CheckResult) -> None:
 # --- cache -------------------------------------------------------------------------------------
 
 def _cache_options(job: Job) -> dict:
-    return {**job.options, "cwd": os.getcwd()}
+    from mulint.profiles import profile_digest
+
+    return {**job.options, "cwd": os.getcwd(), "profile_digest": profile_digest(job.options.get("profile") or "")}
 
 
 def _target_path(job: Job) -> Path | None:

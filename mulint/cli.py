@@ -185,8 +185,9 @@ def _validate_codes(named: dict[str, list[str] | None]) -> None:
                                                "unchanged code (cache: $MULINT_CACHE_DIR or ~/.cache/mulint).")
 @click.option("--coord", "run_coord", is_flag=True,
               help="Also run the dynamic coordinate check on each model (MU9xx; seconds per model).")
-@click.option("--profile", metavar="NAME",
-              help="Expected exponents per role: mup (default), u-mup (unit scaling) or spectral (config `profile`).")
+@click.option("--profile", metavar="NAME|FILE.toml",
+              help="Expected exponents per role: mup (default), u-mup (unit scaling), spectral, or a .toml "
+                   "file shaped like them (config `profile`).")
 @click.option("--require-models", is_flag=True, default=None,
               help="Exit 2 when a file defining a model was not analysed (config `require-models`).")
 @jobs_option
@@ -227,9 +228,11 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
                               for glob, codes in config.per_file_ignores.items()})
         _validate_codes(selectors)
         limits = _limits(jobs, timeout, max_memory, config)
-        profile = profile or (config.profile if config and config.profile else "mup")
-        from mulint.profiles import load_profile
+        from mulint.profiles import is_profile_file, load_profile
 
+        if profile is None and config and config.profile:
+            profile = config.profile if not is_profile_file(config.profile) else str(config.root / config.profile)
+        profile = str(Path(profile).resolve()) if profile and is_profile_file(profile) else (profile or "mup")
         load_profile(profile)  # an unknown name is a usage error before anything runs
         options = CheckOptions(
             paths=targets,

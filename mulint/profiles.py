@@ -8,9 +8,11 @@ judged by its measured update) change entries on purpose. Rules read the profile
 from __future__ import annotations
 
 import functools
+import hashlib
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 
 from mulint.errors import MulintError
 
@@ -44,16 +46,41 @@ def profile_names() -> list[str]:
     return sorted(p.name[:-len(".toml")] for p in _data().iterdir() if p.name.endswith(".toml"))
 
 
+def is_profile_file(name: str) -> bool:
+    """A profile given as a path to a TOML file of the same shape as ``mulint/profile_data/mup.toml``."""
+    return name.endswith(".toml")
+
+
+def profile_digest(name: str) -> str | None:
+    """The bytes' hash of a profile file (a cached result must not outlive an edit of it); None for a shipped one."""
+    if not is_profile_file(name):
+        return None
+    try:
+        return hashlib.sha256(Path(name).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 @functools.cache
 def load_profile(name: str = DEFAULT) -> Profile:
-    """The profile ``name`` (``mup``, ``u-mup``, ``spectral``); a MulintError naming the known ones otherwise."""
-    path = _data() / f"{name}.toml"
-    if not name or "/" in name or not path.is_file():
-        raise MulintError(f"unknown profile '{name}'", step="config",
-                          hint=f"use one of: {', '.join(profile_names())}")
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    """The profile ``name`` (``mup``, ``u-mup``, ``spectral``, or a path to a ``.toml`` of the same shape);
+    a MulintError naming the known ones otherwise."""
+    if is_profile_file(name):
+        path = Path(name)
+        if not path.is_file():
+            raise MulintError(f"profile file '{name}' not found", step="config",
+                              hint=f"a .toml shaped like {_data() / 'mup.toml'}, or one of: {', '.join(profile_names())}")
+    else:
+        path = _data() / f"{name}.toml"
+        if not name or "/" in name or not path.is_file():
+            raise MulintError(f"unknown profile '{name}'", step="config",
+                              hint=f"use one of: {', '.join(profile_names())}, or a path to a .toml file")
     try:
-        return Profile(name=data["name"], description=data.get("description", ""),
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise MulintError(f"profile '{name}' cannot be read: {exc}", step="config", hint=str(path)) from exc
+    try:
+        return Profile(name=str(data["name"]), description=data.get("description", ""),
                        exact=tuple(data.get("exact", ())), init=_roles(data["init"]),
                        multiplier=_roles(data.get("multiplier", {})),
                        update={family: _roles(table) for family, table in data.get("update", {}).items()},

@@ -2,6 +2,7 @@
 change entries on purpose, and unknown or malformed profiles are clear errors."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -17,15 +18,11 @@ def test_the_three_profiles_ship_with_the_package():
         assert set(profile.spectral) == set(profile.init) == {"input", "vector", "hidden", "output"}
 
 
-def test_mup_profile_equals_the_tables_the_rules_judge_by():
-    from mulint.rules.init import TARGETS
-    from mulint.rules.optimizer import UPDATE_TARGETS
-
+def test_mup_profile_holds_tensor_programs_v_exponents():
     mup = load_profile("mup")
-    assert {role: low for role, (low, high) in mup.init.items() if low == high} == TARGETS
-    for family, table in UPDATE_TARGETS.items():
-        assert {role: mup.target("update", role, family) for role in table} == {
-            role: (value, value) for role, value in table.items()}
+    assert mup.init == {"input": (0.0, 0.0), "vector": (0.0, 0.0), "hidden": (-0.5, -0.5), "output": (-1.0, -1.0)}
+    assert mup.target("update", "hidden", "adam") == (-1.0, -1.0) and mup.target("update", "hidden", "sgd") == (0, 0)
+    assert mup.target("update", "input", "sgd") == (1.0, 1.0) and mup.multiplier == {}
     assert mup.exact == ("adam", "sgd") and set(mup.spectral.values()) == {(0.0, 0.0)}
 
 
@@ -99,3 +96,72 @@ def test_unit_scaled_decoder_through_the_cli(mulint):
     assert {(f["code"], f["parameter"]) for f in json.loads(out)["findings"]} == {("MU301", "embedding.weight")}
     code, out, err = mulint("check", target, "--profile", "u-mup", "--no-cache", "--select", "MU3")
     assert code == 0, out + err
+
+
+TABLE3_MLP = '''
+import torch.nn as nn
+
+
+class MLP(nn.Module):
+    def __init__(self, width=64):
+        super().__init__()
+        self.inp = nn.Linear(8, width, bias=False)
+        self.hidden = nn.Linear(width, width, bias=False)
+        self.out = nn.Linear(width, 4, bias=False)
+        nn.init.normal_(self.hidden.weight, std=width ** -0.5)
+        nn.init.normal_(self.out.weight, std=1.0 / width)
+
+    def forward(self, x):
+        return self.out(self.hidden(self.inp(x).relu()).relu())
+'''
+
+
+def _codes(out):
+    return sorted({(f["code"], f["parameter"]) for f in json.loads(out)["findings"]})
+
+
+def test_init_rules_read_the_profile_file_they_are_given(mulint, tmp_path):
+    """A profile that wants hidden inits ∝ 1/fan_in makes the µP init (fan_in^-½) too large, and the
+    message quotes that profile; editing the file is seen through the cache."""
+    model = tmp_path / "mlp.py"
+    model.write_text(TABLE3_MLP)
+    custom = tmp_path / "narrow.toml"
+    text = Path(load_profile("mup").source).read_text(encoding="utf-8")
+    custom.write_text(text.replace('name = "mup"', 'name = "narrow"').replace("hidden = -0.5", "hidden = -1.0"))
+    code, out, err = mulint("check", str(model), "--format", "json", "--profile", str(custom))
+    assert code == 1, err
+    [finding] = json.loads(out)["findings"]
+    assert finding["code"] == "MU101" and finding["parameter"] == "hidden.weight"
+    assert "the narrow profile needs std ∝ 1/fan_in (width^-1.00)" in finding["message"]
+
+    custom.write_text(text)  # back to µP's exponents: the cached verdict must not survive the edit
+    code, out, err = mulint("check", str(model), "--format", "json", "--profile", str(custom))
+    assert (code, _codes(out)) == (0, []), out + err
+
+
+def test_a_missing_profile_file_is_a_usage_error(mulint, tmp_path):
+    model = tmp_path / "mlp.py"
+    model.write_text(TABLE3_MLP)
+    code, out, err = mulint("check", str(model), "--profile", str(tmp_path / "nope.toml"))
+    assert code == 2 and "nope.toml" in err and "not found" in err
+
+
+def test_table3_mup_is_clean_under_mup_and_warned_under_u_mup(mulint, tmp_path):
+    """The same µP model, its scale in the init: µP holds, but u-µP puts the scale in the forward op."""
+    model = tmp_path / "mlp.py"
+    model.write_text(TABLE3_MLP)
+    code, out, err = mulint("check", str(model), "--format", "json")
+    assert (code, _codes(out)) == (0, []), out + err
+    code, out, err = mulint("check", str(model), "--format", "json", "--profile", "u-mup")
+    assert code == 1, err
+    assert _codes(out) == [("MU105", "hidden.weight"), ("MU105", "out.weight")]
+    assert {f["severity"] for f in json.loads(out)["findings"]} == {"warning"}
+
+
+def test_graphcore_decoder_has_its_scales_where_u_mup_wants_them(mulint):
+    pytest.importorskip("unit_scaling")
+    from conftest import MODELS
+
+    target = f"{MODELS / 'unit_scaling_decoder.py'}:make_model"
+    code, out, err = mulint("check", target, "--profile", "u-mup", "--format", "json", "--no-cache")
+    assert (code, _codes(out)) == (0, []), out + err

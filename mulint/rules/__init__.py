@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from mulint.rules.attention import SqrtAttentionScale
 from mulint.rules.base import Rule
-from mulint.rules.init import HiddenInitTooLarge, HiddenInitTooSmall, InputInitScaling, ReadoutInitTooLarge
+from mulint.rules.init import (HiddenInitTooLarge, HiddenInitTooSmall, InputInitScaling, ReadoutInitTooLarge,
+                               ScaleOutsideForward)
 from mulint.rules.optimizer import (AdamEpsTooLarge, AdamUpdateScaling, DecoupledDecayScaling, SgdUpdateScaling,
                                     ZeroLearningRate)
 from mulint.rules.coord import CoordBlowUp, CoordCollapse
@@ -13,7 +14,7 @@ from mulint.rules.spectral import MeasuredUpdateTooLarge, MeasuredUpdateTooSmall
 from mulint.rules.mup_package import InitAfterBaseShapes, MissingBaseShapes, SharedReadoutBias
 
 MODEL_RULES: list[type[Rule]] = [
-    HiddenInitTooLarge, ReadoutInitTooLarge, InputInitScaling, HiddenInitTooSmall,
+    HiddenInitTooLarge, ReadoutInitTooLarge, InputInitScaling, HiddenInitTooSmall, ScaleOutsideForward,
     SqrtAttentionScale,
     AdamUpdateScaling, SgdUpdateScaling, DecoupledDecayScaling, AdamEpsTooLarge, ZeroLearningRate,
     MeasuredUpdateTooLarge, MeasuredUpdateTooSmall, MuonOnEmbeddingOrReadout,

@@ -13,6 +13,7 @@ import re
 from mulint.facts import AttentionSite, ModelFacts, SourceLoc
 from mulint.findings import Fix
 from mulint.paths import display_path
+from mulint.profiles import Profile
 from mulint.rules.base import TOLERANCE
 
 
@@ -83,18 +84,25 @@ def init_fix(facts: ModelFacts, items, loc: SourceLoc | None) -> Fix | None:
     return Fix("unsafe", f"multiply the init std by ({facts.base_width} / width) ** {power:g}", [edit])
 
 
-def optimizer_fix(facts: ModelFacts, family: str, targets: dict[str, float], role: str) -> Fix | None:
+def optimizer_fix(facts: ModelFacts, family: str, profile: Profile, role: str) -> Fix | None:
     """Per-role learning rates: every parameter's uses, multipliers and current lr exponent. One fix
-    rewrites the optimizer for all roles; `role` says which of them this finding is about."""
+    rewrites the optimizer for all roles; `role` says which of them this finding is about. Each use
+    aims at the point of the profile's accepted range nearest to where it is (inside: unchanged)."""
     opt = facts.optimizer
     if opt is None or opt.loc is None:
         return None
+    k = 2 if family == "sgd" else 1
     params: list[dict] = []
     for p in facts.params:
         if p.lr_exponent is None or p.role_source != "use":
             continue
-        uses = [{"role": u.role, "multiplier": round(u.multiplier_exponent, 3), "target": targets[u.role],
-                 "k": 2 if family == "sgd" else 1} for u in p.uses if u.role in targets]
+        uses = []
+        for u in p.uses:
+            accepted = profile.target("update", u.role, family)
+            if accepted is not None:
+                current = k * u.multiplier_exponent + p.lr_exponent
+                uses.append({"role": u.role, "multiplier": round(u.multiplier_exponent, 3), "k": k,
+                             "target": round(min(max(current, accepted[0]), accepted[1]), 3)})
         entry = {"names": [pattern(n) for n in (p.name, *p.aliases)], "lr_exponent": round(p.lr_exponent, 3),
                  "uses": [dict(t) for t in {tuple(sorted(u.items())) for u in uses}]}
         entry["uses"].sort(key=lambda u: (u["role"], u["multiplier"]))

@@ -6,11 +6,51 @@ from typing import Iterator
 
 from mulint.facts import ModelFacts, ParamFacts, ParamUse, SourceLoc
 from mulint.findings import Finding
+from mulint.profiles import Profile, Range, accepts, load_profile
 from mulint.rules import fixes
 from mulint.rules.base import TOLERANCE, Rule, fmt_exp
 
-# Target exponent of the effective init (a·W entries) per role, in powers of width (MUP_REFERENCE §2).
-TARGETS = {"input": 0.0, "vector": 0.0, "hidden": -0.5, "output": -1.0}
+
+def init_range(facts: ModelFacts, role: str) -> Range | None:
+    """The effective init exponents (of a·W's entries) the facts' profile accepts for ``role``."""
+    return load_profile(facts.profile).init.get(role)
+
+
+def too_large(facts: ModelFacts, role: str, eff: float) -> bool:
+    accepted = init_range(facts, role)
+    return accepted is not None and eff > accepted[1] + TOLERANCE
+
+
+def too_small(facts: ModelFacts, role: str, eff: float) -> bool:
+    accepted = init_range(facts, role)
+    return accepted is not None and eff < accepted[0] - TOLERANCE
+
+
+def needs(facts: ModelFacts, role: str, *, low: bool = False) -> str:
+    """What the profile asks of ``role``'s init, in words: "µP needs std ∝ fan_in^-½ (width^-0.50)"."""
+    profile = load_profile(facts.profile)
+    accepted = profile.init[role]
+    value = accepted[0] if low else accepted[1]
+    words = {0.0: "a constant std", -0.5: "std ∝ fan_in^-½", -1.0: "std ∝ 1/fan_in"}.get(value)
+    span = f"width^{fmt_exp(value)}" if accepted[0] == accepted[1] else (
+        f"width^{fmt_exp(accepted[0])} to width^{fmt_exp(accepted[1])}")
+    return f"{_who(profile)} needs {words} ({span})" if words else f"{_who(profile)} needs {span}"
+
+
+def _keeps(facts: ModelFacts, role: str, *, low: bool = False) -> str:
+    profile = load_profile(facts.profile)
+    value = profile.init[role][0 if low else 1]
+    if value == 0.0:
+        return f"{_who(profile)} keeps it constant (width^0)"
+    return f"{_who(profile)} needs width^{_short(value)}"
+
+
+def _short(value: float) -> str:
+    return f"{value:g}" if value != 0 else "0"
+
+
+def _who(profile: Profile) -> str:
+    return {"mup": "µP", "u-mup": "u-µP"}.get(profile.name, f"the {profile.name} profile")
 
 
 def effective_uses(facts: ModelFacts, role: str, *, late: bool = False):
@@ -24,13 +64,6 @@ def effective_uses(facts: ModelFacts, role: str, *, late: bool = False):
         for use in p.uses:
             if use.role == role:
                 yield p, use, p.init_exponent + use.multiplier_exponent
-
-
-def violates(role: str, eff: float) -> bool:
-    """Whether an effective init exponent breaks µP for the role (in the blow-up direction)."""
-    if role in ("input", "vector"):
-        return eff > TARGETS[role] + TOLERANCE
-    return role in TARGETS and eff > TARGETS[role] + TOLERANCE
 
 
 def _describe(p: ParamFacts, use: ParamUse, eff: float) -> str:
@@ -64,9 +97,9 @@ class HiddenInitTooLarge(Rule):
     summary = "hidden weight's effective init decays slower than fan_in^-½ (e.g. a constant std)"
 
     def check(self, facts):
-        hits = [h for h in effective_uses(facts, "hidden") if h[2] > TARGETS["hidden"] + TOLERANCE]
+        hits = [h for h in effective_uses(facts, "hidden") if too_large(facts, "hidden", h[2])]
         yield from _grouped(self, facts, hits, lambda p, u, e: (
-            f"hidden weight {_describe(p, u, e)}; µP needs std ∝ fan_in^-½ (width^-0.50)"), _init_site,
+            f"hidden weight {_describe(p, u, e)}; {needs(facts, 'hidden')}"), _init_site,
             lambda items, loc: fixes.init_fix(facts, [(p, u, e) for p, u, e, _ in items], loc))
 
 
@@ -76,17 +109,19 @@ class ReadoutInitTooLarge(Rule):
     summary = "output weight's effective init larger than 1/fan_in: an SP readout"
 
     def check(self, facts):
-        hits = [h for h in effective_uses(facts, "output") if h[2] > TARGETS["output"] + TOLERANCE]
+        hits = [h for h in effective_uses(facts, "output") if too_large(facts, "output", h[2])]
+        profile = load_profile(facts.profile)
+        wanted = f"{_who(profile)} needs width^{_short(profile.init['output'][1])}"
 
         def message(p, u, e):
             if "input" in p.roles and u.multiplier_exponent < -TOLERANCE:
                 # MuSharedReadout's 1/width_mult is there: the shared weight's init grows (MU103).
-                return (f"tied embedding/readout {_describe(p, u, e)}; as a readout µP needs width^-1: the "
+                return (f"tied embedding/readout {_describe(p, u, e)}; as a readout {wanted}: the "
                         f"logits' multiplier is there, but the shared weight's init grows with width")
             if "input" in p.roles:
-                return (f"tied embedding/readout {_describe(p, u, e)}; as a readout µP needs width^-1: "
+                return (f"tied embedding/readout {_describe(p, u, e)}; as a readout {wanted}: "
                         f"multiply the logits by base_width / width")
-            return f"readout {_describe(p, u, e)}; µP needs width^-1 (std ∝ 1/fan_in, a 1/width multiplier, or zero init)"
+            return f"readout {_describe(p, u, e)}; {wanted} (std ∝ 1/fan_in, a 1/width multiplier, or zero init)"
 
         # A tied readout is fixed where the logits are computed; an untied one where it is initialised.
         yield from _grouped(self, facts, hits, message,
@@ -100,12 +135,12 @@ class InputInitScaling(Rule):
     summary = "input weight whose effective init changes with width, or a vector whose init grows"
 
     def check(self, facts):
-        grow = [h for role in ("input", "vector") for h in effective_uses(facts, role) if h[2] > TOLERANCE]
-        shrink = [h for h in effective_uses(facts, "input") if h[2] < -TOLERANCE]
+        grow = [h for role in ("input", "vector") for h in effective_uses(facts, role) if too_large(facts, role, h[2])]
+        shrink = [h for h in effective_uses(facts, "input") if too_small(facts, "input", h[2])]
         yield from _grouped(self, facts, grow, lambda p, u, e: (
-            f"{u.role} parameter {_describe(p, u, e)} grows with width; µP keeps it constant (width^0)"), _init_site)
+            f"{u.role} parameter {_describe(p, u, e)} grows with width; {_keeps(facts, u.role)}"), _init_site)
         for f in _grouped(self, facts, shrink, lambda p, u, e: (
-                f"input weight {_describe(p, u, e)} shrinks with width; µP keeps it constant (width^0), "
+                f"input weight {_describe(p, u, e)} shrinks with width; {_keeps(facts, 'input', low=True)}, "
                 f"or the signal fades in wide models"), _init_site):
             f.severity = "warning"
             yield f
@@ -118,6 +153,39 @@ class HiddenInitTooSmall(Rule):
     summary = "hidden weight's effective init decays faster than fan_in^-½: wide models start starved"
 
     def check(self, facts):
-        hits = [h for h in effective_uses(facts, "hidden") if h[2] < TARGETS["hidden"] - TOLERANCE]
+        hits = [h for h in effective_uses(facts, "hidden") if too_small(facts, "hidden", h[2])]
         yield from _grouped(self, facts, hits, lambda p, u, e: (
-            f"hidden weight {_describe(p, u, e)} shrinks faster than µP's fan_in^-½ (width^-0.50)"), _init_site)
+            f"hidden weight {_describe(p, u, e)} shrinks too fast; {needs(facts, 'hidden', low=True)}"), _init_site)
+
+
+class ScaleOutsideForward(Rule):
+    code = "MU105"
+    name = "scale-not-in-forward"
+    severity = "warning"
+    summary = "a weight's width scale sits in its init where the profile (u-µP) puts it in the forward op"
+
+    def check(self, facts):
+        profile = load_profile(facts.profile)
+        if not profile.multiplier:
+            return  # µP accepts any split of the scale between init and multiplier (abc symmetry)
+        hits = []
+        for role in profile.multiplier:
+            for p, use, eff in effective_uses(facts, role):
+                if too_large(facts, role, eff) or too_small(facts, role, eff):
+                    continue  # the effective init is wrong: MU101-MU104 say so, once
+                accepted = profile.multiplier[role]
+                if accepts(accepted, use.multiplier_exponent, TOLERANCE):
+                    hits.append((p, use, eff))
+
+        def message(p, u, e):
+            wanted = profile.multiplier[u.role][1]
+            return (f"{u.role} weight: forward multiplier ∝ width^{quarter(u.multiplier_exponent)} and init ∝ "
+                    f"width^{quarter(p.init_exponent)}; {_who(profile)} keeps the init unit (width^"
+                    f"{quarter(profile.init[u.role][1] - wanted)}) and scales by width^{fmt_exp(wanted)} in "
+                    f"the forward op (µP holds either way)")
+        yield from _grouped(self, facts, hits, message, _init_site)
+
+
+def quarter(value: float) -> str:
+    """An exponent fitted on small widths, to the nearest quarter: ±0.05 is noise."""
+    return fmt_exp(round(value * 4) / 4)

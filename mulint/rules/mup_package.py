@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from mulint.rules import fixes
 from mulint.rules.base import Rule
-from mulint.rules.init import TARGETS, effective_uses, violates
+from mulint.profiles import ROLES
+from mulint.rules.init import effective_uses, too_large
 
 
 class MissingBaseShapes(Rule):
@@ -27,9 +28,9 @@ class InitAfterBaseShapes(Rule):
 
     def check(self, facts):
         groups: dict[tuple, tuple] = {}
-        for role in TARGETS:
+        for role in ROLES:
             for p, use, eff in effective_uses(facts, role, late=True):
-                if violates(role, eff):
+                if too_large(facts, role, eff):
                     loc = p.late_init_at[-1]
                     names = groups.setdefault((loc.path, loc.line), (loc, []))[1]
                     names.append(p.name) if p.name not in names else None

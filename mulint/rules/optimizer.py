@@ -8,13 +8,6 @@ from mulint.profiles import accepts, load_profile
 from mulint.rules.base import TOLERANCE, Rule, fmt_exp
 from mulint.rules.fixes import optimizer_fix
 
-# Target exponent of the per-step change of a·W entries (MUP_REFERENCE §2).
-UPDATE_TARGETS = {
-    "adam": {"input": 0.0, "vector": 0.0, "hidden": -1.0, "output": -1.0},  # a + c
-    "sgd": {"input": 1.0, "vector": 1.0, "hidden": 0.0, "output": -1.0},  # 2a + c
-}
-
-
 def update_exponent(family: str, multiplier_exponent: float, lr_exponent: float) -> float:
     return (2 if family == "sgd" else 1) * multiplier_exponent + lr_exponent
 
@@ -27,7 +20,7 @@ def family_of(p, opt) -> str:
 def _mismatches(facts, family):
     """(role, effective, expected, lr exponent, param) for every use whose update scales wrongly; the
     accepted exponents come from the facts' profile (u-µP accepts an embedding lr ∝ width^-½)."""
-    profile = load_profile(getattr(facts, "profile", "mup"))
+    profile = load_profile(facts.profile)
     for p in facts.params:
         if p.lr_exponent is None or p.role_source != "use" or family_of(p, facts.optimizer) != family:
             continue
@@ -52,7 +45,7 @@ class _UpdateRule(Rule):
 
     def check(self, facts):
         opt = facts.optimizer
-        if opt is None or not load_profile(getattr(facts, "profile", "mup")).judged_exactly(self.family):
+        if opt is None or not load_profile(facts.profile).judged_exactly(self.family):
             return  # the profile judges this family by its measured update (MU311-MU313) instead
         groups: dict[tuple, list] = {}
         for role, eff, expected, lr_exp, p in _mismatches(facts, self.family):
@@ -66,7 +59,7 @@ class _UpdateRule(Rule):
                 f"µP needs width^{fmt_exp(expected)} ({why} as width grows)"), [q.name for q, _ in items])
             # The fixer rewrites one optimizer's 'lr' entries: not a setup of several, nor a scale key.
             if opt.family == self.family and scale_key is None:
-                finding.fix = optimizer_fix(facts, self.family, UPDATE_TARGETS[self.family], role)
+                finding.fix = optimizer_fix(facts, self.family, load_profile(facts.profile), role)
             yield finding
 
 

@@ -325,3 +325,19 @@ def merge_repeated(errors: list[dict]) -> list[dict]:
         else:
             merged[key] = dict(error)
     return list(merged.values())
+
+
+def checked_files(options: CheckOptions) -> set[Path]:
+    """The files named or discovered: the only ones a fix may edit (not the installed packages a
+    model's code may come from)."""
+    from mulint.load.targets import parse_target
+
+    files = set()
+    for text in expand(options.paths, options.exclude) + ([options.optimizer] if options.optimizer else []):
+        try:
+            spec = parse_target(text)
+        except MulintError:
+            continue
+        if spec.path is not None and spec.path.is_file():  # not a missing file or a symlink loop
+            files.add(Path(spec.path))
+    return files

@@ -13,6 +13,8 @@ import click
 from mulint import __version__
 from mulint.errors import MulintError
 from mulint.isolation import DEFAULT_TIMEOUT
+from mulint.report.summary import counts_line, error_lines, not_a_pass, note_lines, render
+from mulint.runner import echo_output, limits_for, one_model_job, run_one_job
 
 FORMATS_INSPECT = click.Choice(["text", "json"])
 
@@ -65,65 +67,6 @@ max_memory_option = click.option("--max-memory", callback=_size_option, metavar=
                                       "the machine shared by the workers; config `max-memory`).")
 
 
-def _one_model_job(kind: str, target: str, options: dict, no_exec: bool = False):
-    """The job of `inspect` or `coord`: a named target, or the one model a bare file defines."""
-    from mulint.isolation import Job
-    from mulint.load.safety import summarize
-    from mulint.load.targets import parse_target
-
-    spec = parse_target(target)
-    if spec.path is not None and not spec.path.exists():
-        raise MulintError(f"no such file: {spec.path}", target=target, step="target",
-                          hint="targets are path/to/file.py:NAME or package.module:NAME")
-    if spec.name is None:
-        if spec.path is None or spec.path.suffix != ".py":
-            raise MulintError("name the model as PATH:NAME", target=target, step="target",
-                              hint="e.g. model.py:GPT or package.module:make_model")
-        summary = summarize(spec.path)
-        if not summary.import_safe:
-            raise MulintError(f"not imported: {summary.unsafe_message} at import time", target=target, step="import",
-                              hint=f"name the model explicitly ({spec.path}:NAME) to import it anyway")
-        if not summary.top_level_models:
-            raise MulintError("no model class or factory found", target=target, step="target",
-                              hint="name one explicitly as path/to/file.py:NAME")
-        target = f"{spec.path}:{summary.top_level_models[0]}"
-    return Job(kind, target, options)
-
-
-def _run_one_job(job, limits, verbose: bool, on_progress=lambda job, n: None):
-    """Run one job in a worker; its failure is raised as the MulintError it reported."""
-    from mulint.isolation import run_jobs
-
-    [outcome] = run_jobs([job], limits, on_progress=on_progress)
-    if verbose and outcome.output.strip():
-        _echo_output(job.target, outcome.output)
-    if outcome.error is not None:
-        error = outcome.error
-        raise MulintError(error["message"] + _quoted_output(error), target=error["target"], step=error["step"],
-                          hint=error["hint"])
-    return outcome.value
-
-
-def _quoted_output(error: dict) -> str:
-    output = error.get("output")
-    return "\n  its output ended with:\n" + "\n".join(f"    | {line}" for line in output.splitlines()) \
-        if output else ""
-
-
-def _echo_output(label: str, output: str) -> None:
-    click.echo(f"output of {label}:", err=True)
-    for line in output.rstrip().splitlines():
-        click.echo(f"  | {line}", err=True)
-
-
-def _limits(jobs, timeout, max_memory, config=None):
-    from mulint.isolation import Limits, default_jobs
-
-    return Limits(timeout=timeout or (config.timeout if config and config.timeout else DEFAULT_TIMEOUT),
-                  max_memory=max_memory or (config.max_memory if config else None),
-                  jobs=jobs or (config.jobs if config and config.jobs else default_jobs()))
-
-
 @cli.command()
 @click.argument("target")
 @widths_option
@@ -140,8 +83,8 @@ def inspect(target: str, widths, width_arg, fmt: str, timeout, max_memory, verbo
     from mulint.report.inspect_view import as_json, as_text
 
     with _errors(verbose):
-        job = _one_model_job("inspect", target, {"widths": widths, "width_arg": width_arg})
-        value = _run_one_job(job, _limits(1, timeout, max_memory), verbose)
+        job = one_model_job("inspect", target, {"widths": widths, "width_arg": width_arg})
+        value = run_one_job(job, limits_for(1, timeout, max_memory), verbose)
         click.echo(as_json(value["facts"]) if fmt == "json" else as_text(value["facts"]))
 
 
@@ -205,7 +148,8 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
     """
     from pathlib import Path
 
-    from mulint.checker import CheckOptions, run_check
+    from mulint.checker import CheckOptions, checked_files, run_check
+    from mulint.fix.run import fix_findings
     from mulint.config import find_config, load_config
 
     with _errors(verbose):
@@ -227,7 +171,7 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
             selectors.update({f'[tool.mulint.per-file-ignores] "{glob}"': codes
                               for glob, codes in config.per_file_ignores.items()})
         _validate_codes(selectors)
-        limits = _limits(jobs, timeout, max_memory, config)
+        limits = limits_for(jobs, timeout, max_memory, config)
         from mulint.profiles import is_profile_file, load_profile
 
         if profile is None and config and config.profile:
@@ -267,25 +211,25 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
         result = run_check(options, progress=progress)
         if verbose:
             for label, output in result.outputs:
-                _echo_output(label, output)
-        fixes = _fix(result, options, apply_fixes, show_diff, unsafe_fixes)
+                echo_output(label, output)
+        fixes = fix_findings(result, checked_files(options), apply_fixes, show_diff, unsafe_fixes)
         if show_diff:
             diff = fixes.diff()
             click.echo(diff, nl=False)
             click.echo(f"Would fix {len(fixes.fixed)} {'problem' if len(fixes.fixed) == 1 else 'problems'}.", err=True)
-            _echo_errors(result.errors)
+            _echo(error_lines(result.errors))
             raise SystemExit(2 if result.errors else (1 if diff else 0))
         if fmt == "text":
-            _echo_notes(result)
-        output = _render(result, fmt, statistics, unsafe_fixes, len(fixes.fixed))
+            _echo(note_lines(result))
+        output = render(result, fmt, statistics, unsafe_fixes, len(fixes.fixed))
         if fmt == "text" and not result.findings and (result.errors or result.unanalysed):
-            output = _not_a_pass(result)
+            output = not_a_pass(result)
         if output:
             click.echo(output)
         if fmt == "text":
-            click.echo(_counts_line(result, require))
+            click.echo(counts_line(result, require))
         if fmt == "text":
-            _echo_errors(result.errors)
+            _echo(error_lines(result.errors))
         if require and result.unanalysed:
             click.echo(f"error: --require-models: {len(result.unanalysed)} file(s) defining models were not "
                        "analysed (see the notes)", err=True)
@@ -293,49 +237,6 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
         raise SystemExit(2)
     if result.findings and not exit_zero:
         raise SystemExit(1)
-
-
-def _echo_notes(result) -> None:
-    for target in result.targets:
-        for note in target.get("notes") or []:
-            click.echo(f"note: {target['target']}: {note}", err=True)
-    for item in result.unanalysed:
-        click.echo(f"note: {item['path']}: not analysed: {item['reason']}\n  hint: {item['hint']}", err=True)
-
-
-def _echo_errors(errors: list[dict]) -> None:
-    for error in errors:
-        hint = f"\n  hint: {error['hint']}" if error.get("hint") else ""
-        click.echo(f"error: {error['target']}: [{error['step']}] {error['message']}{_quoted_output(error)}{hint}",
-                   err=True)
-
-
-def _not_a_pass(result) -> str:
-    """A run with nothing found but something left out is not "All checks passed!"."""
-    missing = []
-    if result.errors:
-        failed = sum(len(error["target"].split(", ")) for error in result.errors)  # repeats are merged
-        missing.append(f"{_plural(failed, 'target')} could not be analysed (see the errors)")
-    if result.unanalysed:
-        files = len({item['path'] for item in result.unanalysed})
-        missing.append(f"{_plural(files, 'file')} with models not analysed (see the notes)")
-    return "No problems found, but " + " and ".join(missing) + "."
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
-def _counts_line(result, require: bool) -> str:
-    """What was really analysed, so that a pass on nothing never looks like a pass."""
-    parts = [f"{_plural(result.models_analysed, 'model')} analysed",
-             f"{_plural(result.files_static, 'file')} checked statically"]
-    if result.unanalysed:
-        files = len({item['path'] for item in result.unanalysed})
-        parts.append(f"{_plural(files, 'file')} with models not analysed (see notes)")
-    if result.errors:
-        parts.append(f"{_plural(len(result.errors), 'error')}")
-    return ", ".join(parts) + "."
 
 
 @cli.command()
@@ -369,14 +270,14 @@ def coord(target, optimizer, widths, width_arg, steps, seeds, lr, batch_spec, de
             _check_writable(plot_path)
         options = {"widths": widths, "width_arg": width_arg, "optimizer": optimizer, "steps": steps, "seeds": seeds,
                    "lr": lr, "batch": batch_spec, "device": device}
-        job = _one_model_job("coord", target, options)
+        job = one_model_job("coord", target, options)
         from mulint.coordcheck.plan import FACTORS
 
         total = (len(widths) if widths and len(widths) >= 3 else len(FACTORS)) * seeds
         show = sys.stderr.isatty() or verbose
         with click.progressbar(length=total, label="training", file=sys.stderr if show else None,
                                hidden=not show) as bar:
-            value = _run_one_job(job, _limits(1, timeout, max_memory), verbose,
+            value = run_one_job(job, limits_for(1, timeout, max_memory), verbose,
                                  on_progress=lambda job, n: bar.update(n))
         result = value["coord"]
         if plot_path:
@@ -425,64 +326,9 @@ def rule(code: str | None) -> None:
     click.echo(page.read_text(encoding="utf-8") if page.exists() else f"{found.code}: {found.name}\n\n{found.summary}")
 
 
-def _checked_files(options) -> set:
-    """The files named or discovered: the only ones a fix may edit (not the installed packages a
-    model's code may come from)."""
-    from pathlib import Path
-
-    from mulint.checker import expand
-    from mulint.load.targets import parse_target
-
-    files = set()
-    for text in expand(options.paths, options.exclude) + ([options.optimizer] if options.optimizer else []):
-        try:
-            spec = parse_target(text)
-        except MulintError:
-            continue
-        if spec.path is not None and spec.path.is_file():  # not a missing file or a symlink loop
-            files.add(Path(spec.path))
-    return files
-
-
-def _fix(result, options, apply_fixes: bool, show_diff: bool, unsafe_fixes: bool):
-    """Plan the fixes; with --fix write them and keep only the findings that remain; --fix and --diff
-    say why a fix was not made."""
-    from mulint.fix import FixResult, annotate, outside_checked_files, plan_fixes
-
-    fixing = apply_fixes or show_diff
-    if not fixing:
-        # A plain check marks what has a fix without planning it: planning parses the files with
-        # libcst, a second or more per run, too slow for a pre-commit hook on unchanged files.
-        # Fixes that would edit an unchecked file (an installed package) are never offered.
-        declined = outside_checked_files(result.findings, unsafe=True, allowed=_checked_files(options))
-        annotate(result.findings, declined, notes=False)
-        return FixResult(remaining=list(result.findings))
-    fixes = plan_fixes(result.findings, unsafe=unsafe_fixes or not fixing, allowed=_checked_files(options))
-    annotate(result.findings, fixes.declined, notes=fixing)
-    if apply_fixes and not show_diff:
-        try:
-            fixes.write()
-        except OSError as exc:
-            raise MulintError(f"could not write the fixed file: {exc}", step="fix", hint="check the file's permissions")
-        result.findings = fixes.remaining
-    else:
-        fixes.fixed = [] if not show_diff else fixes.fixed
-    return fixes
-
-
-def _render(result, fmt: str, statistics: bool, unsafe_fixes: bool = False, fixed: int = 0) -> str:
-    from mulint.report import github, json_report, sarif, text
-
-    if fmt == "json":
-        return json_report.render(result.findings, result.targets, result.errors, unanalysed=result.unanalysed)
-    if fmt == "sarif":
-        from mulint.rules.pages import load_pages, pages_dir
-
-        return sarif.render(result.findings, list(load_pages(pages_dir()).values()), __version__,
-                            errors=result.errors, unanalysed=result.unanalysed)
-    if fmt == "github":
-        return github.render(result.findings, errors=result.errors, unanalysed=result.unanalysed)
-    return text.render(result.findings, statistics=statistics, unsafe_fixes=unsafe_fixes, fixed=fixed)
+def _echo(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(line, err=True)
 
 
 class _errors:

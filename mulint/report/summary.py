@@ -1,0 +1,68 @@
+"""The run's summary as text: notes, errors, the counts line, and the findings in the chosen format.
+Strings only: the CLI prints them."""
+
+from __future__ import annotations
+
+from mulint import __version__
+
+
+def quoted_output(error: dict) -> str:
+    output = error.get("output")
+    return "\n  its output ended with:\n" + "\n".join(f"    | {line}" for line in output.splitlines()) \
+        if output else ""
+
+
+def note_lines(result) -> list[str]:
+    """Each target's notes, then each model file that was not analysed, with its hint."""
+    lines = [f"note: {target['target']}: {note}" for target in result.targets for note in target.get("notes") or []]
+    return lines + [f"note: {item['path']}: not analysed: {item['reason']}\n  hint: {item['hint']}"
+                    for item in result.unanalysed]
+
+
+def error_lines(errors: list[dict]) -> list[str]:
+    """`error: TARGET: [step] message`, the output it printed, and the hint."""
+    return [f"error: {e['target']}: [{e['step']}] {e['message']}{quoted_output(e)}"
+            + (f"\n  hint: {e['hint']}" if e.get("hint") else "") for e in errors]
+
+
+def not_a_pass(result) -> str:
+    """A run with nothing found but something left out is not "All checks passed!"."""
+    missing = []
+    if result.errors:
+        failed = sum(len(error["target"].split(", ")) for error in result.errors)  # repeats are merged
+        missing.append(f"{plural(failed, 'target')} could not be analysed (see the errors)")
+    if result.unanalysed:
+        files = len({item['path'] for item in result.unanalysed})
+        missing.append(f"{plural(files, 'file')} with models not analysed (see the notes)")
+    return "No problems found, but " + " and ".join(missing) + "."
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def counts_line(result, require: bool) -> str:
+    """What was really analysed, so that a pass on nothing never looks like a pass."""
+    parts = [f"{plural(result.models_analysed, 'model')} analysed",
+             f"{plural(result.files_static, 'file')} checked statically"]
+    if result.unanalysed:
+        files = len({item['path'] for item in result.unanalysed})
+        parts.append(f"{plural(files, 'file')} with models not analysed (see notes)")
+    if result.errors:
+        parts.append(f"{plural(len(result.errors), 'error')}")
+    return ", ".join(parts) + "."
+
+
+def render(result, fmt: str, statistics: bool, unsafe_fixes: bool = False, fixed: int = 0) -> str:
+    from mulint.report import github, json_report, sarif, text
+
+    if fmt == "json":
+        return json_report.render(result.findings, result.targets, result.errors, unanalysed=result.unanalysed)
+    if fmt == "sarif":
+        from mulint.rules.pages import load_pages, pages_dir
+
+        return sarif.render(result.findings, list(load_pages(pages_dir()).values()), __version__,
+                            errors=result.errors, unanalysed=result.unanalysed)
+    if fmt == "github":
+        return github.render(result.findings, errors=result.errors, unanalysed=result.unanalysed)
+    return text.render(result.findings, statistics=statistics, unsafe_fixes=unsafe_fixes, fixed=fixed)

@@ -3,6 +3,7 @@
 import textwrap
 
 import pytest
+import torch  # noqa: F401  pytester's in-process runs unload modules they import; torch cannot be imported twice
 
 from tests.conftest import EXAMPLES
 

@@ -142,11 +142,21 @@ def check(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any], 
                "profile": profile, "optimizer": "optimizer_fn" if optimizer_fn is not None else None}
     resolve = (lambda spec: (optimizer_fn, _label(optimizer_fn))) if optimizer_fn is not None else None
     findings, entry = _guarded(target.label, lambda: analyse_target(target, options, resolve_optimizer=resolve))
+    entry = {**entry, "notes": [_api_words(note) for note in entry.get("notes") or []]}
     kept = filter_findings(findings, select=select, ignore=ignore, per_file_ignores={}, root=Path.cwd())
     kept.sort(key=lambda f: f.sort_key)
     from mulint.report.json_report import finding_dict
 
     return Report(target=target.label, findings=[finding_dict(f) for f in kept], analysed=entry, raw=kept)
+
+
+def _api_words(note: str) -> str:
+    """The analysis words its notes for the CLI; from Python the optimizer is `optimizer_fn=`."""
+    from mulint.analysis.model import NO_OPTIMIZER
+
+    if note.startswith(NO_OPTIMIZER):
+        return f"{NO_OPTIMIZER}; pass optimizer_fn=make_optimizer (a function taking the model)"
+    return note
 
 
 def inspect(model_fn: Callable[..., Any] | type, *, widths: list[int] | None = None,

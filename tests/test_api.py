@@ -73,6 +73,8 @@ def test_a_model_fn_over_a_nested_config():
 def test_raise_for_findings_and_the_output_formats():
     report = mulint.check(lambda width: Encoder(with_width(CONFIG, width)), select=["MU102"])
     assert [f["code"] for f in report.findings] == ["MU102"]
+    [note] = [n for n in report.analysed["notes"] if "no optimizer found" in n]
+    assert "optimizer_fn=" in note and "--optimizer" not in note  # the hint speaks Python, not the CLI
     with pytest.raises(mulint.MulintError) as caught:
         report.raise_for_findings()
     assert caught.value.step == "check" and "MU102" in str(caught.value)

@@ -15,6 +15,8 @@ from mulint.build.provenance import quiet
 from mulint.errors import MulintError
 from mulint.load.targets import ResolvedTarget, parse_target, resolve
 
+NO_OPTIMIZER = "optimizer rules skipped: no optimizer found"  # the API words its own hint
+
 
 def _resolve_function(spec: str):
     parsed = parse_target(spec)
@@ -101,6 +103,6 @@ def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, wi
     if opt_numbers is not None:
         facts.optimizer = optimizer_facts(opt_numbers, facts.params, grad_rms[0] if grad_rms else None, facts.notes)
     else:
-        facts.notes.append("optimizer rules skipped: no optimizer found; name one with --optimizer "
-                           "path/to/file.py:make_optimizer (a function taking the model)")
+        facts.notes.append(f"{NO_OPTIMIZER}; name one with --optimizer path/to/file.py:make_optimizer "
+                           "(a function taking the model)")
     return structure

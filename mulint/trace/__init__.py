@@ -167,8 +167,36 @@ def export(model: nn.Module, inputs: Inputs, *, target: str) -> Traced:
 def _tracing(model: nn.Module, device: torch.device):
     # torch.export prints the partial graph of a failed trace to stderr; the error says what failed.
     with quiet(), contextlib.redirect_stderr(io.StringIO()), _frozen_width_mults(model), torch.device(device), \
-            _value_free_checks(device):
+            _value_free_checks(device), _helper_frames_kept():
         yield
+
+
+@contextlib.contextmanager
+def _helper_frames_kept():
+    """torch.export keeps only the `forward` frames of a node's stack trace, so an op in a helper
+    function the forward calls (mup's `multi_head_attention_forward`, HF's `eager_attention_forward`)
+    is placed at the line calling the helper, not at the line to edit. Keep, besides those, every frame
+    in a file that holds one of the forwards: the model's own helpers, not a utility library's code."""
+    tracer = getattr(torch.fx.proxy, "TracerBase", None)
+    original = getattr(tracer, "_filter_traceback_frames", None)
+    if original is None or "_filter_traceback_frames" not in vars(tracer):
+        yield  # another torch: its own filtering stands
+        return
+
+    def keep_helpers(self, summary):
+        kept = original(self, summary)
+        if not getattr(self, "_record_forward_stack_traces_only", False) or not kept:
+            return kept
+        files = {frame.filename for frame in kept if frame.name == "forward"}
+        ids = {id(frame) for frame in kept}
+        return traceback.StackSummary.from_list(
+            [frame for frame in summary if id(frame) in ids or frame.filename in files])
+
+    tracer._filter_traceback_frames = keep_helpers
+    try:
+        yield
+    finally:
+        tracer._filter_traceback_frames = original
 
 
 class _IdentityEqual(torch.overrides.TorchFunctionMode):

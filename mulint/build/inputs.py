@@ -162,11 +162,30 @@ def _conv_inputs(model, name, first, make, batch: int, seq: int) -> list[tuple[s
     if len(first.kernel_size) == 1:
         return [(f"signals ({batch}, {first.in_channels}, {length}) for `{name}`",
                  ((make.floats((batch, first.in_channels, length)),), {})) for length in _signal_lengths(model, seq)]
-    image = getattr(getattr(model, "config", None), "image_size", IMAGE)
-    image = image if isinstance(image, int) else IMAGE
-    spatial = {2: (image, image), 3: (seq, seq, seq)}[len(first.kernel_size)]
-    shape = (batch, first.in_channels, *spatial)
-    return [(f"images {shape} for `{name}`", ((make.floats(shape),), {}))]
+    if len(first.kernel_size) == 3:
+        shapes = [(batch, first.in_channels, seq, seq, seq)]
+    else:
+        shapes = [(batch, first.in_channels, *size) for size in _image_sizes(model)]
+    return [(f"images {shape} for `{name}`", ((make.floats(shape),), {})) for shape in shapes]
+
+
+_IMAGE_SIZE_KEYS = ("image_size", "img_size", "input_size")
+
+
+def _image_sizes(model: nn.Module) -> list[tuple[int, int]]:
+    """(H, W) to try: the size the model declares first (HF's ``config.image_size``, timm's
+    ``patch_embed.img_size``, DiT's ``input_size``: a position table is made for it), then a small one."""
+    sizes = []
+    holders = [getattr(model, "config", None), *model.modules()]
+    for holder in holders:
+        for key in _IMAGE_SIZE_KEYS:
+            value = getattr(holder, key, None) if holder is not None else None
+            if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 1024:
+                sizes.append((value, value))
+            elif (isinstance(value, (tuple, list)) and len(value) == 2
+                  and all(isinstance(v, int) and 0 < v <= 1024 for v in value)):
+                sizes.append((value[0], value[1]))
+    return list(dict.fromkeys([*sizes[:1], (IMAGE, IMAGE)]))
 
 
 def _hf_candidates(model: nn.Module, device: str) -> list[tuple[str, Inputs]]:

@@ -34,9 +34,18 @@ def _package_dir(name: str) -> str:
 _MUP_DIR = _package_dir("mup")
 
 
+# Init helpers of model libraries that only pass a tensor on to torch.nn.init: the line to edit is the
+# one calling them (every HF `_init_weights` goes through transformers' `initialization.normal_`).
+_INIT_WRAPPERS = frozenset(os.path.join(directory, name) for directory, name in (
+    (_package_dir("transformers"), "initialization.py"),
+    (_package_dir("timm"), os.path.join("layers", "weight_init.py")),
+) if directory != "\0")
+
+
 def is_library_file(filename: str) -> bool:
-    """torch's, mup's, mulint's and the standard library's own files: never the line a user edits."""
-    if filename.startswith((_TORCH_DIR, _MULINT_DIR, _MUP_DIR, "<")):
+    """torch's, mup's, mulint's and the standard library's own files, and the init helpers of model
+    libraries: never the line a user edits."""
+    if filename.startswith((_TORCH_DIR, _MULINT_DIR, _MUP_DIR, "<")) or filename in _INIT_WRAPPERS:
         return True
     return filename.startswith(_STDLIB_DIR) and "-packages" + os.sep not in filename
 

@@ -220,3 +220,15 @@ def test_a_planted_bug_gives_exactly_its_findings(planted_run, case):
             if f.get("target") == target and f["code"] in expected:
                 assert f["path"].endswith("modeling_utils.py"), f["path"]
                 assert "init.normal_(module.weight" in open(f["path"]).read().splitlines()[f["line"] - 1]
+
+
+def test_coord_on_the_mup_mlp_names_the_layers_it_could_not_judge(mulint):
+    """mup's MLP with its recommended output_mult=32 and MuSGD at lr 0.1 fits the fixed batch in one step:
+    the loss reaches 0 and the hidden layers never move. The check passes on the output alone and says that
+    fc_1 and fc_2 were not judged, instead of counting them as keeping their change constant."""
+    code, out, err = mulint("coord", f"{MLP}:make_model", "--format", "json", "--seeds", "1")
+    result = json.loads(out)
+    assert code == 0 and result["verdict"] == "pass"
+    [note] = [n for n in result["notes"] if "did not change" in n]
+    assert note.startswith("fc_1, fc_2 did not change in 3 steps at any width")
+    assert {l["name"]: l["slope"] for l in result["layers"]}["fc_2"] is None

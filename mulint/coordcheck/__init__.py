@@ -129,8 +129,23 @@ def run_coord(target, structure: Structure, *, widths: list[int] | None = None, 
     for curve in curves.values():
         curve.slopes = {t: fit_exponent(by_width) for t, by_width in curve.change.items()}
         curve.status = judge(curve)
+    notes.extend(_unmoved_note(curves.values(), steps))
     return CoordResult(target=target.label, widths=widths, steps=steps, seeds=seeds, optimizer=label,
                        layers=list(curves.values()), device=device, shrunk=shrunk, notes=notes)
+
+
+def _unmoved_note(curves, steps: int) -> list[str]:
+    """Judged layers whose output never changed at any width: their slope is undefined, and a PASS says
+    nothing about them. Say so, rather than count them as keeping their change constant."""
+    still = [c.name for c in curves if c.judged and c.change
+             and all(v == 0.0 for by_width in c.change.values() for v in by_width.values())]
+    if not still:
+        return []
+    names = ", ".join(still[:4]) + (f" and {len(still) - 4} more" if len(still) > 4 else "")
+    return [f"{names} did not change in {steps} steps at any width, so this check says nothing about "
+            f"{'it' if len(still) == 1 else 'them'}: no gradient reached {'it' if len(still) == 1 else 'them'} "
+            "(the loss on the fixed batch may have reached 0 after a step, or a zero-initialised layer kept "
+            "it from them); try a smaller --lr, more --steps or a --batch with more examples"]
 
 
 def judge(curve: LayerCurve) -> str:

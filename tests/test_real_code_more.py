@@ -1,9 +1,9 @@
 """Real µP and SP code from public repositories, checked through the command line: the mup package's own
 examples (a Transformer with its custom attention, an MLP trained with MuSGD), a µP fork of nanoGPT, a µP
-diffusion transformer, timm's ViT and HF's Granite with µP multipliers in its config (tests/models/real/,
-each file names the repository and path it comes from). Each verdict is asserted per rule and parameter,
-in both directions: µP code checks clean, SP code and bugs planted into copies of the µP files are caught
-at the line to edit."""
+diffusion transformer, timm's ViT, HF's Granite with µP multipliers in its config and HF's AFMoE (an MoE
+with `mup_enabled`); each file in tests/models/real/ names the repository and path it comes from. Each
+verdict is asserted per rule and parameter, in both directions: µP code checks clean, SP code and bugs
+planted into copies of the µP files are caught at the line to edit."""
 
 from __future__ import annotations
 
@@ -23,11 +23,12 @@ NANOGPT = REAL / "nanogpt_mup_catstate.py"
 DIT = REAL / "dit_mup.py"
 VIT = REAL / "timm_vit_sp.py"
 GRANITE = REAL / "granite_mup.py"
+AFMOE = REAL / "afmoe_mup.py"
 
 # Every target whose optimizer mulint finds by itself (make_optimizer, create_optimizer): one run.
 DEFAULT_TARGETS = [f"{TRANSFORMER}:make_model", f"{TRANSFORMER}:make_model_with_bias", f"{MLP}:make_model",
                    f"{MLP}:make_standard_model", f"{NANOGPT}:make_model", f"{DIT}:make_model", f"{VIT}:vit_small",
-                   f"{GRANITE}:make_model"]
+                   f"{GRANITE}:make_model", f"{AFMOE}:make_model"]
 
 
 def run_check(*args: str) -> tuple[int, dict]:
@@ -119,12 +120,6 @@ def test_the_nanogpt_mup_fork_as_its_training_script_runs_it(default_run):
     assert "MU303" in static_codes(default_run, NANOGPT)  # the loop writing one lr into every group
 
 
-def test_the_nanogpt_mup_fork_with_its_own_configure_optimizers(mulint):
-    target = f"{NANOGPT}:make_model"
-    code, report = run_check(target, "--optimizer", f"{NANOGPT}:make_plain_optimizer")
-    assert verdict(report, target) == {"MU201": {""}, "MU301": NANOGPT_HIDDEN}
-
-
 def test_the_mup_diffusion_transformer_is_clean(default_run):
     """DiT-µP: heads grow with width at head_dim 72 (1/sqrt(72) is µP), adaLN modulation matrices are
     hidden, the timestep MLP's first layer and the patch conv are inputs, MuReadout zero-initialised."""
@@ -148,6 +143,12 @@ def test_granite_with_mup_multipliers_in_its_config(default_run):
         set(verdict(default_run, f"{GRANITE}:make_model")) == {"MU305"}
 
 
+def test_afmoe_with_mup_enabled_has_an_sp_readout(default_run):
+    """HF AFMoE (grouped 3-D experts, a zero-initialised sigmoid router, shared experts) with `mup_enabled`
+    and init ∝ width^-½: µP everywhere but the readout, whose logits nothing scales down."""
+    assert verdict(default_run, f"{AFMOE}:make_model") == {"MU102": {"lm_head.weight"}}
+
+
 # Bugs planted into copies of the µP files: exactly their findings, at the line to edit (the attention
 # scale's op; the optimizer's construction). --------------------------------------------------------
 
@@ -166,18 +167,18 @@ PLANTED = {
                    *(f"blocks.*.{n}.weight" for n in ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2",
                                                        "adaLN_modulation.*"))}},
         "return torch.optim.AdamW(model.parameters(), lr=2 ** -10, weight_decay=0)"),
-    "granite: 1/sqrt(head_dim) attention": (
-        GRANITE, ("attention_multiplier or 1.0 / (hidden_size // heads)",
-                  "attention_multiplier or (hidden_size // heads) ** -0.5"), {"MU201": {""}},
-        "attn_output, attn_weights = attention_interface("),  # HF's SDPA integration, given `scaling=`
     "granite: embedding lr not scaled down": (
         GRANITE, ('{"params": embedding, "lr": lr / math.sqrt(width_mult)}', '{"params": embedding, "lr": lr}'),
         {"MU301": {"model.embed_tokens.weight"}}, "return torch.optim.AdamW(["),
-    "granite: initializer_range left constant": (
-        GRANITE, ("initializer_range=0.02 / math.sqrt(width_mult)", "initializer_range=0.02"),
-        # hidden weights at a constant std, the embedding's growing multiplier no longer compensated;
-        # at the line of the model's `_init_weights`, not in transformers' pass-through init helpers
-        {"MU101": HF_HIDDEN, "MU103": {"model.embed_tokens.weight"}}, None),
+    "afmoe: mup_enabled with a constant init std": (
+        AFMOE, ("initializer_range=initializer_range or 0.02 / math.sqrt(width_mult)",
+                "initializer_range=initializer_range or 0.02"),
+        # the embedding multiplier sqrt(hidden_size) now makes the embedding grow; experts (3-D) too; at the
+        # lines of the model's `_init_weights`, not in transformers' pass-through init helpers
+        {"MU101": {*HF_HIDDEN, "model.layers.*.self_attn.gate_proj.weight", "model.layers.*.mlp.experts.gate_up_proj",
+                   "model.layers.*.mlp.experts.down_proj", "model.layers.*.mlp.shared_experts.gate_proj.weight",
+                   "model.layers.*.mlp.shared_experts.up_proj.weight", "model.layers.*.mlp.shared_experts.down_proj.weight"},
+         "MU102": {"lm_head.weight"}, "MU103": {"model.embed_tokens.weight"}}, None),
     "mup transformer: 1/sqrt(d) in the custom attention": (
         TRANSFORMER, ("scaling = float(head_dim) ** -1 * math.sqrt(attn_mult)",
                       "scaling = float(head_dim) ** -0.5 * math.sqrt(attn_mult)"), {"MU201": {""}},
@@ -218,8 +219,8 @@ def test_a_planted_bug_gives_exactly_its_findings(planted_run, case):
     else:  # in the library's own `_init_weights`, at the line initialising the weight
         for f in report["findings"]:
             if f.get("target") == target and f["code"] in expected:
-                assert f["path"].endswith("modeling_utils.py"), f["path"]
-                assert "init.normal_(module.weight" in open(f["path"]).read().splitlines()[f["line"] - 1]
+                assert "transformers" in f["path"] and not f["path"].endswith("initialization.py"), f["path"]
+                assert "init.normal_(module." in open(f["path"]).read().splitlines()[f["line"] - 1]
 
 
 def test_coord_on_the_mup_mlp_names_the_layers_it_could_not_judge(mulint):

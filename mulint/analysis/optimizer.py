@@ -210,10 +210,11 @@ def optimizer_facts(numbers: OptimizerNumbers, params: list[ParamFacts], grad_rm
             p.optimizer, p.optimizer_family, p.optimizer_at = owner.cls, owner.family, owner.loc
     judged_eps = {v for n, v in numbers.eps.items() if numbers.owner.get(n) and numbers.owner[n].family == "adam"}
     for cls in dict.fromkeys(o.cls for o in numbers.owner.values() if o.family == "unknown"):
-        owned = [p.name for p in params if p.optimizer == cls]
+        owned = [p for p in params if p.optimizer == cls]
+        judged = "are measured, not judged: it sets its own step size" if any(p.update_self_tuned for p in owned) \
+            else "are judged by the update it measurably makes (MU311-MU313)"
         notes.append(f"optimizer {cls} has no learning-rate table (mulint has them for the Adam family and "
-                     f"SGD): its {len(owned)} parameters ({_patterns(owned)}) are judged by the update it "
-                     f"measurably makes (MU311-MU313)")
+                     f"SGD): its {len(owned)} parameters ({_patterns([p.name for p in owned])}) {judged}")
     for key in sorted(numbers.ignored_lr_keys):
         notes.append(f"param groups carry `{key}`, a key torch ignores: if the training loop multiplies the lr "
                      f"by it, name it with lr-scale-key so the learning rates are judged as they train")

@@ -5,14 +5,20 @@ width for every weight; Θ(1) entries for vectors).
 
 The update measured is the one of step ``MEASURED_STEP``, after ``WARM_STEPS`` warm steps on the same
 batch: momentum then holds a gradient, and a zero-initialised readout has moved, so the weights
-behind it get a gradient too. Each model is put back as it was built afterwards (parameters,
-buffers, gradients), so the init numbers read from it later are the untouched ones.
+behind it get a gradient too. An optimizer that spends its first step setting up its state, moving
+none of its parameters that had a gradient (SOAP's preconditioner, in heavyball and
+pytorch-optimizer), gets more warm steps, up to ``MAX_WARM_STEPS``, until it has moved them:
+otherwise the step measured would be its first real one, whose preconditioner was made from that
+very gradient. Every width takes as many warm steps as the first one measured. Each model is put
+back as it was built afterwards (parameters, buffers, gradients), so the init numbers read from it
+later are the untouched ones.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import statistics
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -24,12 +30,16 @@ from mulint.exponents import fit_exponent
 from mulint.facts import ParamFacts, ParamUse
 
 WARM_STEPS = 1
+MAX_WARM_STEPS = 4
 MEASURED_STEP = WARM_STEPS + 1
 # Optimizer settings that change how an update scales with a weight's shape, named in findings.
 # A gradient this small next to the largest one is rounding (a key bias, which softmax cancels): an
 # optimizer normalising it (Adam) would make an update of noise.
 NUMERICAL_ZERO = 1e-6
 SHAPE_SETTINGS = ("adjust_lr_fn", "relative_step", "scale_parameter")
+# Group keys of the D-adaptation family (Prodigy, DAdaptAdam, ...): a step size d the optimizer
+# estimates itself as training goes, one number for every parameter it steps.
+SELF_TUNED_KEYS = ("d", "d0")
 
 
 @dataclass
@@ -46,6 +56,10 @@ class UpdateNumbers:
     # Families judged by exact lr tables (the profile's `exact`): their steps need no measuring, and
     # a setup made only of them is not stepped at all. () measures every optimizer.
     exact_families: tuple[str, ...] = ("adam", "sgd")
+    warm_steps: int | None = None  # decided at the first width measured, kept for the others
+    skipped: str = ""  # the optimizers that moved nothing at step 1, when more warm steps were taken
+    self_tuned: list[str] = field(default_factory=list)  # e.g. "Prodigy (d = 1e-06 after step 2, from d0 = 1e-06)"
+    self_tuned_params: set[str] = field(default_factory=set)  # stepped by one: measured, not judged
 
 
 def split_made(made) -> tuple[list[torch.optim.Optimizer], list]:
@@ -95,25 +109,29 @@ def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Mod
                 return
             numbers.schedulers = [type(s).__name__ for s in schedulers]
             args, kwargs = batch(model)
-            for _ in range(WARM_STEPS):
-                _step(model, optimizers, schedulers, args, kwargs, loss_of)
+            _warm(model, optimizers, schedulers, args, kwargs, loss_of, judged, numbers)
+            numbers.step = numbers.warm_steps + 1
             before = {name: t.detach().clone() for name, t in tensors.items() if id(t) in judged}
-            _step(model, optimizers, schedulers, args, kwargs, loss_of)
+            grads = _step(model, optimizers, schedulers, args, kwargs, loss_of)
         settings = _settings(optimizers)
-        floor = NUMERICAL_ZERO * max((_rms(t.grad) for t in tensors.values() if t.grad is not None), default=0.0)
+        numbers.self_tuned = [_self_tuned(opt, numbers.step) for opt in optimizers if _self_tuned(opt, numbers.step)]
+        tuned = {id(q) for opt in optimizers if _self_tuned(opt, numbers.step)
+                 for group in opt.param_groups for q in group["params"]}
+        # the gradients the optimizer was given: heavyball sets .grad to None in its step
+        floor = NUMERICAL_ZERO * max(grads.values(), default=0.0)
         for p in params:
             name = next((n for n in (p.name, *p.aliases) if n in before), None)
             if name is None:
                 continue
             tensor = tensors[name]
             delta = tensor.detach().float() - before[name].float()
-            # heavyball sets .grad to None in its step: then the parameter having moved is the evidence
-            cleared = tensor.grad is None and bool(delta.ne(0).any())
-            if not cleared and (tensor.grad is None or _rms(tensor.grad) <= floor):
+            if grads.get(id(tensor), 0.0) <= floor:
                 numbers.no_grad.add(p.name)
                 continue
             if id(tensor) in settings:
                 numbers.settings[p.name] = settings[id(tensor)]
+            if id(tensor) in tuned:
+                numbers.self_tuned_params.add(p.name)
             if not bool(delta.isfinite().all()):
                 numbers.not_finite.add(p.name)
                 continue
@@ -150,16 +168,45 @@ def _rms(tensor: torch.Tensor) -> float:
     return float(tensor.detach().float().pow(2).mean().sqrt()) if tensor.numel() else 0.0
 
 
-def _step(model, optimizers, schedulers, args, kwargs, loss_of) -> None:
+def _step(model, optimizers, schedulers, args, kwargs, loss_of) -> dict[int, float]:
+    """One training step; id(parameter) -> RMS of the gradient the optimizers were given."""
     # eval(): no dropout, so every width sees the same function of the batch
     model.eval()
     for opt in optimizers:
         opt.zero_grad(set_to_none=True)
     loss_of(model(*args, **kwargs)).backward()
+    grads = {id(p): _rms(p.grad) for p in model.parameters() if p.grad is not None}
     for opt in optimizers:
         opt.step()
     for scheduler in schedulers:
         scheduler.step()
+    return grads
+
+
+def _warm(model, optimizers, schedulers, args, kwargs, loss_of, judged: set[int], numbers: UpdateNumbers) -> None:
+    """The warm steps: ``WARM_STEPS``, or more while a judged optimizer has moved none of its
+    parameters that had a gradient (it set up its state instead), at most ``MAX_WARM_STEPS``. The
+    count the first width needed is kept for the next ones, so every width is measured on the same step."""
+    owned = [(opt, [p for g in opt.param_groups for p in g["params"] if id(p) in judged]) for opt in optimizers]
+    owned = [(opt, ps) for opt, ps in owned if ps]
+    start = {id(p): p.detach().clone() for _, ps in owned for p in ps}
+    had_grad: set[int] = set()
+    steps = 0
+    while True:
+        grads = _step(model, optimizers, schedulers, args, kwargs, loss_of)
+        steps += 1
+        if numbers.warm_steps is not None:
+            if steps >= numbers.warm_steps:
+                return
+            continue
+        floor = NUMERICAL_ZERO * max(grads.values(), default=0.0)
+        had_grad |= {key for key in start if grads.get(key, 0.0) > floor}
+        idle = [opt for opt, ps in owned if any(id(p) in had_grad for p in ps)
+                and all(torch.equal(p.detach(), start[id(p)]) for p in ps if id(p) in had_grad)]
+        if steps >= WARM_STEPS and (not idle or steps >= MAX_WARM_STEPS):
+            numbers.warm_steps = steps
+            return
+        numbers.skipped = " + ".join(dict.fromkeys(type(o).__name__ for o in idle))
 
 
 def _named_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -192,6 +239,15 @@ def _settings(optimizers) -> dict[int, str]:
                 if found:
                     out[id(p)] = ", ".join(found)
     return out
+
+
+def _self_tuned(opt, step: int) -> str:
+    """An optimizer that estimates its own step size (group keys ``d``, ``d0``: the D-adaptation
+    family), named with d's value now; "" for any other."""
+    groups = [g for g in getattr(opt, "param_groups", []) if all(k in g for k in SELF_TUNED_KEYS)]
+    if not groups or not all(isinstance(groups[0][k], (int, float)) for k in SELF_TUNED_KEYS):
+        return ""
+    return f"{type(opt).__name__} (d = {groups[0]['d']:.3g} after step {step}, from d0 = {groups[0]['d0']:.3g})"
 
 
 def use_norm(delta: torch.Tensor, param: ParamFacts, use: ParamUse) -> float | None:
@@ -263,22 +319,34 @@ def spectral_norm(matrices: torch.Tensor) -> float:
     return float(ritz.clamp_min(0).max().sqrt())
 
 
+def _signed(exponent: float) -> str:
+    quarter = round(exponent * 4) / 4
+    return "0" if quarter == 0 else f"{quarter:+.2f}"
+
+
 def update_facts(numbers: UpdateNumbers, params: list[ParamFacts], notes: list[str], optimizer: str) -> None:
     """Each use's measured norms and their width exponent (with the use's multiplier) into the facts."""
     if numbers.failure:
         notes.append(f"update sizes not measured: stepping {optimizer} raised {numbers.failure}")
         return
+    tuned: dict[str, list[float]] = {}  # role -> exponents measured for a self-tuned optimizer's parameters
     for p in params:
         if p.name in numbers.norms or p.name in numbers.no_grad:
             p.update_step = numbers.step
         p.update_settings = numbers.settings.get(p.name, "")
         p.update_no_grad = p.name in numbers.no_grad
+        p.update_self_tuned = p.name in numbers.self_tuned_params
         for index, by_width in numbers.norms.get(p.name, {}).items():
             use = p.uses[index]
             use.update_norm = dict(by_width)
             complete = len(by_width) == len(numbers.widths) and all(v > 0 for v in by_width.values())
             exponent = fit_exponent(by_width) if complete else None
-            use.update_exponent = None if exponent is None else exponent + use.multiplier_exponent
+            if exponent is None:
+                continue
+            if p.name in numbers.self_tuned_params:
+                tuned.setdefault(use.role, []).append(exponent + use.multiplier_exponent)
+                continue  # its step size d is not the one of later steps: not judged
+            use.update_exponent = exponent + use.multiplier_exponent
     silent = sorted(numbers.no_grad)
     if silent:
         notes.append(f"update sizes: {len(silent)} parameters got no gradient at step {numbers.step} "
@@ -289,6 +357,16 @@ def update_facts(numbers: UpdateNumbers, params: list[ParamFacts], notes: list[s
                      f"{', '.join(broken[:6])}{', ...' if len(broken) > 6 else ''}")
     if numbers.norms and len(numbers.widths) < 3:
         notes.append(f"update sizes fitted on {len(numbers.widths)} widths only ({numbers.widths}): rough")
+    if numbers.skipped and numbers.norms:
+        notes.append(f"update sizes measured on step {numbers.step}, after {numbers.step - 1} warm steps: "
+                     f"{numbers.skipped} moved no parameter at step 1 (it sets up its state first)")
+    if numbers.self_tuned and tuned:
+        roles = ", ".join(f"{role} width^{_signed(statistics.median(values))}"
+                          for role in ("input", "hidden", "output", "vector") if (values := tuned.get(role)))
+        notes.append(f"update sizes: {' + '.join(numbers.self_tuned)} sets its own step size d as it trains, one "
+                     f"number for the parameters it steps, so MU311/MU312 do not judge them: on step "
+                     f"{numbers.step} their updates scale as {roles}; this compares the roles with each other "
+                     f"only, as d will grow and may scale with width, which shifts every role alike")
     if numbers.schedulers:
         notes.append(f"update sizes measured on step {numbers.step}, with {', '.join(numbers.schedulers)} "
                      f"stepped after each step: the lr of that step, not of later ones")

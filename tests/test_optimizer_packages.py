@@ -34,6 +34,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import MODELS
 
@@ -184,3 +185,80 @@ def test_heavyball_soap_with_adams_rule_is_clean(mulint):
     pytest.importorskip("heavyball")
     code, findings, _ = check(mulint, "soap_mup", "--select", "MU3")
     assert (code, findings) == (0, []), findings
+
+
+# The measurement's handling of such optimizers, on toy ones (no package needed).
+
+class _SignAfterSetUp(torch.optim.Optimizer):
+    """Moves nothing on its first step (it sets up its state, as SOAP does), then a sign update;
+    clears .grad in its step, as heavyball does."""
+
+    def __init__(self, params, lr=1e-3):
+        super().__init__(params, dict(lr=lr))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if self.state[p].setdefault("seen", False):
+                    p.add_(p.grad.sign(), alpha=-group["lr"])
+                self.state[p]["seen"] = True
+                p.grad = None
+
+
+def _warmed(make, widths=(8, 16)):
+    from mulint.analysis.updates import UpdateNumbers, _warm
+
+    numbers = UpdateNumbers(exact_families=())
+    for width in widths:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(4, width), torch.nn.Linear(width, 2))
+        optimizer = make(model)
+        judged = {id(p) for p in model.parameters()}
+        _warm(model, [optimizer], [], (torch.randn(3, 4),), {}, lambda out: out.square().mean(), judged, numbers)
+    return numbers
+
+
+def test_an_optimizer_that_sets_up_its_state_on_step_1_is_warmed_until_it_moves():
+    numbers = _warmed(lambda m: _SignAfterSetUp(m.parameters()))
+    assert (numbers.warm_steps, numbers.skipped) == (2, "_SignAfterSetUp")
+    numbers = _warmed(lambda m: torch.optim.SGD(m.parameters(), lr=0.1))
+    assert (numbers.warm_steps, numbers.skipped) == (1, "")
+    # one that never moves stops at the cap
+    from mulint.analysis.updates import MAX_WARM_STEPS
+
+    assert _warmed(lambda m: torch.optim.SGD(m.parameters(), lr=0.0)).warm_steps == MAX_WARM_STEPS
+
+
+def test_the_gradient_is_the_one_the_optimizer_was_given_though_it_clears_grad():
+    from mulint.analysis.updates import _step
+
+    model = torch.nn.Linear(4, 3)
+    optimizer = _SignAfterSetUp(model.parameters())
+    grads = _step(model, [optimizer], [], (torch.randn(2, 4),), {}, lambda out: out.sum())
+    assert all(p.grad is None for p in model.parameters())
+    assert grads[id(model.weight)] > 0 and grads[id(model.bias)] == pytest.approx(2.0)  # d(sum)/d(bias): 2 rows
+
+
+def test_a_self_tuned_optimizers_parameters_are_measured_not_judged():
+    from mulint.analysis.updates import UpdateNumbers, update_facts
+    from mulint.facts import ParamFacts, ParamUse
+
+    def param(name, role):
+        use = ParamUse(op="linear", kind="contraction", role=role, fan_in=64, fan_out=64, fan_in_infinite=True,
+                       fan_out_infinite=True, node="n")
+        return ParamFacts(name=name, shape=(64, 64), shapes={}, infinite_dims=(0, 1), uses=[use])
+
+    params = [param("h", "hidden"), param("v", "vector")]
+    numbers = UpdateNumbers(exact_families=(), widths=[32, 64, 128], step=2,
+                            norms={"h": {0: {32: 1.0, 64: 2.0, 128: 4.0}}, "v": {0: {32: 1.0, 64: 1.0, 128: 1.0}}},
+                            self_tuned=["Prodigy (d = 1e-06 after step 2, from d0 = 1e-06)"],
+                            self_tuned_params={"h", "v"})
+    notes: list[str] = []
+    update_facts(numbers, params, notes, "f")
+    assert all(u.update_exponent is None for p in params for u in p.uses)
+    assert all(p.update_self_tuned and p.update_step == 2 for p in params)
+    [note] = notes
+    assert note.startswith("update sizes: Prodigy (d = 1e-06") and "hidden width^+1.00, vector width^0" in note

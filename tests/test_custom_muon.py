@@ -41,5 +41,7 @@ def test_each_setup_gets_its_verdict(mulint, tmp_path):
     }, found
     line = next(i for i, text in enumerate(SOURCE.splitlines(), 1) if "return OrthoWithAdam(" in text)
     assert {f["line"] for f in report["findings"] if f["code"].startswith("MU31")} == {line}
+    notes = [n for t in report["targets"] for n in t.get("notes") or []]
+    assert not [n for n in notes if "a key torch ignores" in n], notes  # `lr` with empty defaults is still the lr
     messages = {f["code"]: f["message"] for f in report["findings"] if f["path"].endswith("sp_readout.py")}
     assert "∝ width^+1.00" in messages["MU311"] and "need lr ∝ width^-1.00 with OrthoWithAdam" in messages["MU311"]

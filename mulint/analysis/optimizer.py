@@ -41,6 +41,11 @@ def family_of(optimizer: torch.optim.Optimizer) -> str:
     return "unknown"
 
 
+# Group keys torch itself reads: the lr (an optimizer with empty defaults still steps by it) and the
+# ones its lr schedulers write into every group.
+SCHEDULER_KEYS = {"lr", "initial_lr", "max_lr", "min_lr", "base_lr"}
+
+
 @dataclass
 class OptimizerFactory:
     label: str  # how the report names it, e.g. "examples/mlp_sp.py:make_optimizer"
@@ -177,7 +182,8 @@ def read_optimizer(factory: OptimizerFactory, model: nn.Module, width: int, numb
         for group in optimizer.param_groups:
             scale, key = lr_scale(group, optimizer, lr_scale_keys)
             numbers.ignored_lr_keys |= {k for k, v in group.items() if "lr" in k and k not in optimizer.defaults
-                                        and k != key and isinstance(v, (int, float)) and not isinstance(v, bool)}
+                                        and k not in SCHEDULER_KEYS and k != key
+                                        and isinstance(v, (int, float)) and not isinstance(v, bool)}
             for p in group["params"]:
                 seen.add(id(p))
                 for name in names.get(id(p), []):

@@ -164,3 +164,12 @@ def test_config_dataclass_knob(tmp_path, inspect_json):
     path = write(tmp_path, "m.py", src)
     report = inspect_json(f"{path}:Net")
     assert report["width_knob"] == "config.n_embd" and report["widths"] == [16, 32]
+
+
+def test_small_width_named_ints_are_ratios_not_dimensions():
+    """`mlp=4` or `ff_mult=4` beside a width of 256 multiply the width; scaling them with it would make
+    the MLP grow like width² and its init look wrong."""
+    fields = {"dim": 256, "mlp": 4, "ff_mult": 4, "expansion": 2, "ffn": 1024, "hidden": 8}
+    assert scaled_fields(fields, "dim", 256, 512) == {"dim": 512, "ffn": 2048}
+    small = {"width": 16, "mlp": 8}  # 8 hidden units beside a width of 16: a dimension
+    assert scaled_fields(small, "width", 16, 32) == {"width": 32, "mlp": 16}

@@ -29,6 +29,7 @@ _FINITE_TOKENS = {
     "base", "ref", "reference", "proxy", "init", "std", "kv", "pad", "padding", "bos", "eos",
     "sep", "mask", "time", "freq", "dropout", "prob", "ratio", "scale", "alpha", "beta", "temperature",
     "projection",  # CLIP/SigLIP's projection_dim: the joint embedding a contrastive readout produces
+    "mult", "multiplier", "factor", "expansion", "expand",  # lucidrains' ff_mult=4: a ratio to the width
 }
 _WIDTH_TOKENS = {
     "hidden", "intermediate", "inner", "ffn", "ff", "mlp", "embd", "embed", "model", "dim", "width",
@@ -63,7 +64,8 @@ def scaled_fields(fields: dict[str, Any], width_key: str, base: int, new: int) -
         elif tokens & _FINITE_TOKENS:
             grows = False
         elif tokens & _WIDTH_TOKENS:
-            grows = True
+            # `mlp=4` beside a width of 256 is a ratio to the width, not a dimension.
+            grows = not (value <= 8 and 4 * value <= base)
         else:
             grows = value % base == 0 and 2 <= value // base <= 16
         if grows:

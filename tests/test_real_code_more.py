@@ -176,8 +176,8 @@ PLANTED = {
         # the embedding multiplier sqrt(hidden_size) now makes the embedding grow; experts (3-D) too; at the
         # lines of the model's `_init_weights`, not in transformers' pass-through init helpers
         {"MU101": {*HF_HIDDEN, "model.layers.*.self_attn.gate_proj.weight", "model.layers.*.mlp.experts.gate_up_proj",
-                   "model.layers.*.mlp.experts.down_proj", "model.layers.*.mlp.shared_experts.gate_proj.weight",
-                   "model.layers.*.mlp.shared_experts.up_proj.weight", "model.layers.*.mlp.shared_experts.down_proj.weight"},
+                   "model.layers.*.mlp.experts.down_proj",
+                   *(f"model.layers.*.mlp.shared_experts.{n}.weight" for n in ("gate_proj", "up_proj", "down_proj"))},
          "MU102": {"lm_head.weight"}, "MU103": {"model.embed_tokens.weight"}}, None),
     "mup transformer: 1/sqrt(d) in the custom attention": (
         TRANSFORMER, ("scaling = float(head_dim) ** -1 * math.sqrt(attn_mult)",
@@ -233,3 +233,14 @@ def test_coord_on_the_mup_mlp_names_the_layers_it_could_not_judge(mulint):
     [note] = [n for n in result["notes"] if "did not change" in n]
     assert note.startswith("fc_1, fc_2 did not change in 3 steps at any width")
     assert {l["name"]: l["slope"] for l in result["layers"]}["fc_2"] is None
+
+
+def test_the_attention_fix_leaves_a_deliberate_sp_branch(mulint, tmp_path):
+    """nanoGPT-mup's manual attention offers both scales (`if self.use_mup: ... 1/d else: ... 1/sqrt(d)`):
+    the fix gives the flash path its µP scale and leaves the SP alternative as it is."""
+    copy = tmp_path / NANOGPT.name
+    copy.write_text(NANOGPT.read_text())
+    code, out, err = mulint("check", f"{copy}:make_model", "--diff", "--select", "MU201")
+    changed = [line for line in out.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert code == 1 and any("scale=math.sqrt(64) / q.size(-1))" in line for line in changed)
+    assert not any("math.sqrt(k.size(-1))" in line for line in changed), changed

@@ -74,7 +74,8 @@ def _scale_statements(ctx: FileContext, fn: cst.FunctionDef, calls: list[cst.Cal
     with a scale, and the assignments of `self.X` / local names they read."""
     statements = []
     for node in ctx.walk(fn):
-        if isinstance(node, cst.SimpleStatementLine) and _has_logits_product(ctx, node):
+        if isinstance(node, cst.SimpleStatementLine) and _has_logits_product(ctx, node) \
+                and not _alternative_to_a_mup_branch(ctx, node):
             statements.append(node)
     for call in calls:
         scale = nodes.argument(call, "scale", 6)
@@ -86,9 +87,25 @@ def _scale_statements(ctx: FileContext, fn: cst.FunctionDef, calls: list[cst.Cal
     cls = ctx.enclosing(fn, cst.ClassDef)
     for node in ctx.walk(cls or fn):
         if isinstance(node, cst.Assign) and len(node.targets) == 1 and nodes.dotted(node.targets[0].target) in referenced:
-            if _sqrt_sites(ctx, node.value):
+            if _sqrt_sites(ctx, node.value) and not _alternative_to_a_mup_branch(ctx, node):
                 statements.append(node.value)
     return list(dict.fromkeys(statements))
+
+
+def _alternative_to_a_mup_branch(ctx: FileContext, statement: cst.CSTNode) -> bool:
+    """A `q @ kᵀ` product in one branch of an `if` whose other branch already has a product scaled
+    without a square root (nanoGPT-mup's `if self.use_mup: ... * (1.0 / k.size(-1)) else: ... / sqrt`):
+    the model offers both parametrizations on purpose, and the µP one exists. Leave the SP one."""
+    branch = ctx.enclosing(statement, cst.If)
+    while branch is not None:
+        for other in (branch.body, branch.orelse):
+            if other is None or any(node is statement for node in ctx.walk(other)):
+                continue
+            if any(isinstance(node, cst.SimpleStatementLine) and _has_logits_product(ctx, node)
+                   and not _sqrt_sites(ctx, node) for node in ctx.walk(other)):
+                return True
+        branch = ctx.enclosing(branch, cst.If)
+    return False
 
 
 def _has_logits_product(ctx: FileContext, statement: cst.CSTNode) -> bool:

@@ -244,3 +244,18 @@ def test_the_attention_fix_leaves_a_deliberate_sp_branch(mulint, tmp_path):
     changed = [line for line in out.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
     assert code == 1 and any("scale=math.sqrt(64) / q.size(-1))" in line for line in changed)
     assert not any("math.sqrt(k.size(-1))" in line for line in changed), changed
+
+
+def test_a_bare_file_offers_its_factories_not_the_parts_they_build():
+    """`mulint check tests/models/real/` analyses what each file builds: DiT is built by make_model through
+    the DiT_mup helper (with base shapes: the bare class would be a MuReadout without them, MU401), the
+    Transformer by make_model through build(), and timm's Block and Mlp are handed to VisionTransformer as
+    defaults (`block_fn=Block`), not models needing arguments."""
+    from mulint.load.safety import summarize
+
+    models = {path.stem: summarize(path).top_level_models for path in sorted(REAL.glob("*.py"))}
+    assert models == {
+        "afmoe_mup": ["make_model"], "dit_mup": ["make_model"], "granite_mup": ["make_model"],
+        "mup_mlp_sgd": ["make_model", "make_standard_model"],
+        "mup_transformer": ["make_model", "make_model_with_bias", "make_standard_model"],
+        "nanogpt_mup_catstate": ["make_model"], "timm_vit_sp": ["VisionTransformer"]}

@@ -95,12 +95,13 @@ class Discovery:
         class_nodes = {n.name: n for n in self.tree.body if isinstance(n, ast.ClassDef) and n.name in module_classes}
         functions = {n.name: n for n in self.tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
         factories = self.factories(list(functions.values()), set(class_nodes))
+        models = set(class_nodes) | set(factories)
         used: set[str] = set()
         for name, node in class_nodes.items():
-            used |= (_called_names(node) & (set(class_nodes) | set(factories))) - {name}
+            used |= (_built_names(node, functions) & models) - {name}
             used |= {base_name(b) for b in node.bases} & set(class_nodes)  # abstract bases
         for name in factories:
-            used |= (_called_names(functions[name]) & (set(class_nodes) | set(factories))) - {name}
+            used |= (_built_names(functions[name], functions) & models) - {name}
         return [f for f in factories if f not in used] + [c for c in class_nodes if c not in used]
 
     def factories(self, functions: list[ast.FunctionDef], module_classes: set[str]) -> list[str]:
@@ -224,6 +225,34 @@ def _own_nodes(func: ast.FunctionDef):
         for child in ast.iter_child_nodes(node):
             if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
                 stack.append(child)
+
+
+def _built_names(node: ast.AST, functions: dict[str, ast.AST]) -> set[str]:
+    """Names a class or function builds: those it calls, those it passes on to be built (timm's
+    `block_fn=Block` default, `partial(Mlp, ...)`), and those the file's helper functions it calls build
+    (`make_model` calling `DiT_mup(...)`, which returns `DiT(...)`)."""
+    names: set[str] = set()
+    todo, seen = [node], set()
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        found = _called_names(current) | _passed_names(current)
+        names |= found
+        todo.extend(functions[n] for n in found if n in functions)
+    return names
+
+
+def _passed_names(node: ast.AST) -> set[str]:
+    """Bare names given as argument defaults or as arguments of a call: classes handed on to be built."""
+    values: list[ast.expr] = []
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.arguments):
+            values += [*sub.defaults, *(d for d in sub.kw_defaults if d is not None)]
+        elif isinstance(sub, ast.Call):
+            values += [*sub.args, *(k.value for k in sub.keywords)]
+    return {v.id for v in values if isinstance(v, ast.Name)}
 
 
 def _called_names(node: ast.AST) -> set[str]:

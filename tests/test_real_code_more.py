@@ -26,7 +26,8 @@ GRANITE = REAL / "granite_mup.py"
 AFMOE = REAL / "afmoe_mup.py"
 
 # Every target whose optimizer mulint finds by itself (make_optimizer, create_optimizer): one run.
-DEFAULT_TARGETS = [f"{TRANSFORMER}:make_model", f"{TRANSFORMER}:make_model_with_bias", f"{MLP}:make_model",
+DEFAULT_TARGETS = [f"{TRANSFORMER}:make_model", f"{TRANSFORMER}:make_model_with_bias",
+                   f"{TRANSFORMER}:make_tied_model", f"{MLP}:make_model",
                    f"{MLP}:make_standard_model", f"{NANOGPT}:make_model", f"{DIT}:make_model", f"{VIT}:vit_small",
                    f"{GRANITE}:make_model", f"{AFMOE}:make_model"]
 
@@ -85,6 +86,14 @@ def test_the_mup_transformer_example_is_clean(default_run):
     token appended to the keys and values are vectors."""
     assert verdict(default_run, f"{TRANSFORMER}:make_model") == {}
     assert verdict(default_run, f"{TRANSFORMER}:make_model_with_bias") == {}
+
+
+def test_the_mup_transformer_example_tied(default_run):
+    """`main.py --tied`: set_base_shapes rescales a MuSharedReadout's weight as a readout (× sqrt(width_mult),
+    mup issue #55), so the shared embedding's init grows with width: reported at the set_base_shapes line."""
+    target = f"{TRANSFORMER}:make_tied_model"
+    assert verdict(default_run, target) == {"MU102": {"encoder.weight"}, "MU103": {"encoder.weight"}}
+    assert line_of(default_run, target, "MU103").startswith("set_base_shapes(model, build(256, tied=True)")
 
 
 def test_the_mup_transformer_in_standard_parametrization(mulint):
@@ -257,5 +266,5 @@ def test_a_bare_file_offers_its_factories_not_the_parts_they_build():
     assert models == {
         "afmoe_mup": ["make_model"], "dit_mup": ["make_model"], "granite_mup": ["make_model"],
         "mup_mlp_sgd": ["make_model", "make_standard_model"],
-        "mup_transformer": ["make_model", "make_model_with_bias", "make_standard_model"],
+        "mup_transformer": ["make_model", "make_model_with_bias", "make_tied_model", "make_standard_model"],
         "nanogpt_mup_catstate": ["make_model"], "timm_vit_sp": ["VisionTransformer"]}

@@ -17,7 +17,7 @@ def make_model(hidden_size=BASE_WIDTH, initializer_range=None):
     width_mult = hidden_size / BASE_WIDTH
     heads = hidden_size // HEAD_DIM
     config = AfmoeConfig(
-        vocab_size=256, hidden_size=hidden_size, intermediate_size=4 * hidden_size,
+        vocab_size=128, hidden_size=hidden_size, intermediate_size=4 * hidden_size,
         moe_intermediate_size=hidden_size, num_hidden_layers=2, num_dense_layers=1,
         num_attention_heads=heads, num_key_value_heads=heads, head_dim=HEAD_DIM,
         num_experts=4, num_experts_per_tok=2, num_shared_experts=1,

@@ -10,7 +10,7 @@ import math
 import torch
 from transformers import GraniteConfig, GraniteForCausalLM
 
-BASE_WIDTH = 128
+BASE_WIDTH = 64
 
 
 def make_model(hidden_size=BASE_WIDTH, attention_multiplier=None):

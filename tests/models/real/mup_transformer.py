@@ -509,6 +509,13 @@ def make_model_with_bias(d_model=256):
     return model
 
 
+# `python main.py --tied`: the decoder is a MuSharedReadout of the encoder's embedding.
+def make_tied_model(d_model=256):
+    model = build(d_model, tied=True)
+    set_base_shapes(model, build(256, tied=True), delta=build(512, tied=True))
+    return model
+
+
 def make_optimizer(model):
     return MuAdam(model.parameters(), lr=0.01)
 

@@ -116,8 +116,12 @@ def run_jobs(jobs: list[Job], limits: Limits, *, on_done: Callable[[Outcome], No
     memory = limits.max_memory or default_max_memory(limits.jobs)
     workers = max(1, min(limits.jobs, len(jobs)))
 
+    # Workers side by side share the cores: each torch's intra-op pool sized for the whole machine
+    # would oversubscribe it (two workers on 2 cores ran 3× slower than one after the other).
+    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+
     def one(job: Job) -> Outcome:
-        outcome = _run_one(job, limits.timeout, memory, on_progress)
+        outcome = _run_one(job, limits.timeout, memory, on_progress, threads)
         on_done(outcome)
         return outcome
 
@@ -127,13 +131,14 @@ def run_jobs(jobs: list[Job], limits: Limits, *, on_done: Callable[[Outcome], No
         return list(pool.map(one, jobs))
 
 
-def _run_one(job: Job, timeout: float, max_memory: int, on_progress: Callable[[Job, int], None]) -> Outcome:
+def _run_one(job: Job, timeout: float, max_memory: int, on_progress: Callable[[Job, int], None],
+             threads: int | None = None) -> Outcome:
     context = _mp_context()
     fd, output_path = tempfile.mkstemp(prefix="mulint-output-", suffix=".txt")
     os.close(fd)
     receiver, sender = context.Pipe(duplex=False)
     request = {"job": job, "cwd": os.getcwd(), "env": dict(os.environ), "output": output_path,
-               "max_memory": max_memory}
+               "max_memory": max_memory, "threads": threads}
     process = context.Process(target=_worker_main, args=(request, sender), daemon=True)
     start = time.monotonic()
     outcome = Outcome(job=job)
@@ -280,6 +285,10 @@ def _worker_main(request: dict, sender) -> None:
         pass
     sys.argv = [job.target.rsplit(":", 1)[0]]  # the target's own argv, never mulint's options
     _limit_memory(request["max_memory"])
+    if request.get("threads"):
+        import torch  # preloaded by the server: no import cost here
+
+        torch.set_num_threads(request["threads"])
     from mulint import jobs, steps
 
     steps.listen(lambda step: sender.send(("step", step)))

@@ -3,6 +3,7 @@ hang, eat memory, read argv) never reaches mulint's output or takes it down, and
 share the modules they import."""
 
 import json
+import re
 import textwrap
 
 import pytest
@@ -148,3 +149,19 @@ def test_jobs_give_the_same_report_as_one_worker(mulint, tmp_path):
     assert [code for code, _, _ in runs] == [1, 1]
     assert reports[0]["findings"] == reports[1]["findings"] and len(reports[0]["findings"]) == 2
     assert reports[0]["summary"]["models_analysed"] == 2
+
+
+def test_workers_side_by_side_share_the_cores(mulint, tmp_path):
+    """Two workers each with torch's pool sized for the whole machine oversubscribe it (3× slower);
+    side by side each gets its share of the cores, alone a worker keeps torch's default."""
+    import os
+
+    import torch
+
+    for i in range(2):
+        write_model(tmp_path, name=f"net{i}.py", extra="print('@@threads', torch.get_num_threads())")
+    code, out, err = mulint("check", str(tmp_path), "--jobs", "2", "--verbose", "--no-cache")
+    assert code == 1, err
+    assert set(re.findall(r"@@threads (\d+)", err)) == {str(max(1, (os.cpu_count() or 1) // 2))}, err
+    code, out, err = mulint("check", str(tmp_path / "net0.py"), "--jobs", "2", "--verbose", "--no-cache")
+    assert set(re.findall(r"@@threads (\d+)", err)) == {str(torch.get_num_threads())}, err

@@ -24,7 +24,7 @@ GPT = dict(file="gpt_mup_package.py", name="make_model", widths=[256, 512, 1024,
 def time_mulint(case: dict, use_file_optimizer: bool) -> float:
     from mulint.analysis.model import _resolve_function
     from mulint.analysis.structure import analyse_structure
-    from mulint.coordcheck import run_coord
+    from mulint.coordcheck.run import run_coord
     from mulint.load.targets import parse_target, resolve
 
     start = time.perf_counter()

@@ -176,7 +176,7 @@ def coord(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any], 
     """Train the model a few steps at growing widths; a layer whose change grows or collapses with
     width fails the check."""
     from mulint.analysis.structure import analyse_structure
-    from mulint.coordcheck import run_coord
+    from mulint.coordcheck.run import run_coord
 
     target = _target(model_fn, widths, width_arg)
 

@@ -271,7 +271,7 @@ def coord(target, optimizer, widths, width_arg, steps, seeds, lr, batch_spec, de
         options = {"widths": widths, "width_arg": width_arg, "optimizer": optimizer, "steps": steps, "seeds": seeds,
                    "lr": lr, "batch": batch_spec, "device": device}
         job = one_model_job("coord", target, options)
-        from mulint.coordcheck.plan import FACTORS
+        from mulint.coordcheck import FACTORS
 
         total = (len(widths) if widths and len(widths) >= 3 else len(FACTORS)) * seeds
         show = sys.stderr.isatty() or verbose

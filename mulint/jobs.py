@@ -115,7 +115,7 @@ def analyse_target(target, options: dict, *, resolve_optimizer=None):
                               profile=options.get("profile") or "mup")
     facts = structure.facts
     if options.get("coord") and facts.traced:
-        from mulint.coordcheck import coord_facts, run_coord
+        from mulint.coordcheck.run import coord_facts, run_coord
 
         steps.enter("coord")
         result = run_coord(target, structure, optimizer=options.get("optimizer"), resolve_optimizer=resolve_optimizer)
@@ -138,7 +138,7 @@ def inspect(job, send) -> dict:
 def coord(job, send) -> dict:
     from mulint.analysis.model import _resolve_function
     from mulint.analysis.structure import analyse_structure
-    from mulint.coordcheck import run_coord
+    from mulint.coordcheck.run import run_coord
 
     options = job.options
     target = _resolve_one(job)

@@ -15,7 +15,7 @@ def run(target, **options):
     """`run_coord` on a PATH:NAME target, one seed on the CPU unless told otherwise."""
     from mulint.analysis.model import _resolve_function
     from mulint.analysis.structure import analyse_structure
-    from mulint.coordcheck import run_coord
+    from mulint.coordcheck.run import run_coord
     from mulint.load.targets import parse_target, resolve
 
     [item] = resolve(parse_target(str(target)), allow_exec=True)[:1]
@@ -157,7 +157,7 @@ def test_output_is_recorded_when_produced_not_after_an_in_place_update():
 
 
 def test_device_defaults_to_cuda_when_available_else_cpu(monkeypatch):
-    from mulint import coordcheck as coord
+    from mulint.coordcheck import run as coord
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert coord.default_device() == "cpu"
@@ -176,6 +176,21 @@ def test_cli_exit_code_default_adam_and_plot(mulint, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["coord.png"]  # nothing half-written left beside it
 
 
+def test_the_coord_parent_never_imports_torch(tmp_path):
+    """The worker trains; the parent only reads its plain result and draws the plot."""
+    import subprocess
+    import sys
+
+    probe = ("import atexit, sys\n"
+             "atexit.register(lambda: print('@@torch in parent:', 'torch' in sys.modules, file=sys.stderr))\n"
+             "from mulint.cli import main\nmain(sys.argv[1:])\n")
+    run = subprocess.run([sys.executable, "-c", probe, "coord", f"{MODELS / 'layouts.py'}:InOut", "--seeds", "1",
+                          "--steps", "2", "--plot", str(tmp_path / "c.png")], capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode in (0, 1), run.stderr
+    assert "@@torch in parent: False" in run.stderr and (tmp_path / "c.png").exists()
+
+
 def test_check_coord_findings_point_at_layer_construction(mulint):
     code, out, err = mulint("check", str(EXAMPLES / "mlp_sp.py"), "--coord", "--select", "MU9", "--format", "json")
     findings = json.loads(out)["findings"]
@@ -191,7 +206,8 @@ def test_check_coord_findings_point_at_layer_construction(mulint):
     ({64: (2, 8, 64), 128: (2, 8, 128)}, 0.5, "blow-up"),
 ])
 def test_collapse_floor_depends_on_a_width_dimension(shapes, slope, status):
-    from mulint.coordcheck import LayerCurve, judge
+    from mulint.coordcheck import LayerCurve
+    from mulint.coordcheck.run import judge
 
     curve = LayerCurve(name="h.0.attn.drop", module_type="Dropout", judged=True, shapes=shapes, slopes={3: slope})
     assert judge(curve) == status

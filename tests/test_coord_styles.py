@@ -116,7 +116,7 @@ _results = {}
 def mulint_check(file, target):
     from mulint.analysis.model import _resolve_function
     from mulint.analysis.structure import analyse_structure
-    from mulint.coordcheck import run_coord
+    from mulint.coordcheck.run import run_coord
     from mulint.load.targets import parse_target, resolve
 
     key = (file, target)

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from mulint.build import build_at
+from mulint.coordcheck import FACTORS
 from mulint.build.provenance import quiet
 from mulint.build.repeats import KEEP, MIN_BLOCKS, shortened
 from mulint.errors import MulintError
@@ -31,7 +32,6 @@ MAX_ELEMENTS = 80_000_000
 DEPTH_TOKENS = {"layer", "layers", "depth", "blocks"}
 NOT_DEPTH_TOKENS = {"norm", "eps", "idx", "index", "id", "ids", "scale", "dim", "size", "every", "interval"}
 SINGLE_THREAD_ELEMENTS = 8_000_000
-FACTORS = (0.5, 1, 2)  # of the base width: brackets it
 
 
 def limited(knob: WidthKnob) -> WidthKnob:

@@ -1,0 +1,155 @@
+"""Running the coordinate check: build the model at the widths, train, record, fit and judge."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from mulint.analysis.optimizer import find_factory
+from mulint.analysis.structure import Structure
+from mulint.build import inputs as example
+from mulint.coordcheck import CoordResult, LayerCurve
+from mulint.coordcheck.plan import BATCH, SEQ, choose_widths, cpu_threads, describe_shrinking, limited, shrunk_model
+from mulint.coordcheck.record import changes, recording, train_step
+from mulint.errors import MulintError
+from mulint.exponents import fit_exponent
+
+BLOW_UP = 0.3
+COLLAPSE = -0.5
+# An output with no width dimension (the logits, attention probabilities) is a sum over width: with
+# a non-zero init its change carries a term decaying like width^-½, which small widths show as a
+# mildly negative slope in a correct µP model; a real collapse is ≈ -1.
+COLLAPSE_OUTPUT = -0.75
+DEVICES = ("cpu", "cuda", "mps")
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _inputs(target, structure: Structure, model: nn.Module, batch_fn, device: str) -> example.Inputs:
+    """The same batch at every width: drawn on the CPU from a fixed seed, then moved to the device."""
+    torch.manual_seed(0)
+    if batch_fn is not None:
+        inputs = example.from_user_function(batch_fn, model)
+    elif callable(user := getattr(target.module, "example_inputs", None)):
+        inputs = example.from_user_function(user, model)
+    else:
+        inputs = example.synthesise(model, "cpu", batch=BATCH, seq=SEQ)[structure.inputs_index]
+    return example.to_device(inputs, device)
+
+
+def _judged(structure: Structure) -> dict[str, str]:
+    """Modules not judged on their own output, with the reason: a multiplier outside them."""
+    skip = {}
+    for p in structure.facts.params:
+        for use in p.uses:
+            if abs(use.multiplier_exponent) > 0.25:
+                skip[use.module or "output"] = "a width-dependent multiplier follows it: judged downstream"
+    skip.pop("output", None)  # the model output is always judged
+    return skip
+
+
+def _token_shape(inputs: example.Inputs) -> tuple[int, ...] | None:
+    args, kwargs = inputs
+    tensor = next((t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)), None)
+    return tuple(tensor.shape) if tensor is not None and not tensor.is_floating_point() else None
+
+
+def run_coord(target, structure: Structure, *, widths: list[int] | None = None, steps: int = 3, seeds: int = 2,
+              lr: float = 1e-3, optimizer: str | None = None, batch_fn: Callable | None = None,
+              resolve_optimizer=None, progress: Callable[[int], None] = lambda n: None,
+              device: str | None = None) -> CoordResult:
+    device = device or default_device()
+    knob = limited(structure.knob)
+    widths, notes = choose_widths(knob, target.label, widths)
+    model_cls = type(next(iter(structure.models.values())))
+    factory = find_factory(target.module, model_cls, optimizer, resolve_optimizer) if resolve_optimizer else None
+    label = factory.label if factory else f"Adam(lr={lr:g})"
+    skip = _judged(structure)
+    curves: dict[str, LayerCurve] = {}
+    shrunk: list[str] = []
+    with cpu_threads(knob, widths, target.label, device):
+        for width in widths:
+            for seed in range(seeds):
+                torch.manual_seed(1000 + seed)
+                with shrunk_model(knob, width, target=target.label, device=device) as (model, lists):
+                    inputs = _inputs(target, structure, model, batch_fn, device)
+                    shrunk = shrunk or describe_shrinking(knob, lists, _token_shape(inputs))
+                    opt = factory.make(model) if factory else torch.optim.Adam(model.parameters(), lr=lr)
+                    _train_and_record(model, opt, inputs, steps, width, seeds, curves, skip, target.label)
+                del model, opt
+                progress(1)
+    for curve in curves.values():
+        curve.slopes = {t: fit_exponent(by_width) for t, by_width in curve.change.items()}
+        curve.status = judge(curve)
+    notes.extend(_unmoved_note(curves.values(), steps))
+    return CoordResult(target=target.label, widths=widths, steps=steps, seeds=seeds, optimizer=label,
+                       layers=list(curves.values()), device=device, shrunk=shrunk, notes=notes)
+
+
+def _unmoved_note(curves, steps: int) -> list[str]:
+    """Judged layers whose output never changed at any width: their slope is undefined, and a PASS says
+    nothing about them. Say so, rather than count them as keeping their change constant."""
+    still = [c.name for c in curves if c.judged and c.change
+             and all(v == 0.0 for by_width in c.change.values() for v in by_width.values())]
+    if not still:
+        return []
+    names = ", ".join(still[:4]) + (f" and {len(still) - 4} more" if len(still) > 4 else "")
+    return [f"{names} did not change in {steps} steps at any width, so this check says nothing about "
+            f"{'it' if len(still) == 1 else 'them'}: no gradient reached {'it' if len(still) == 1 else 'them'} "
+            "(the loss on the fixed batch may have reached 0 after a step, or a zero-initialised layer kept "
+            "it from them); try a smaller --lr, more --steps or a --batch with more examples"]
+
+
+def judge(curve: LayerCurve) -> str:
+    slope = curve.slope
+    if not curve.judged or slope is None:
+        return curve.status
+    floor = COLLAPSE_OUTPUT if curve.name == "output" or curve.finite else COLLAPSE
+    return "blow-up" if slope > BLOW_UP else "collapse" if slope < floor else "ok"
+
+
+def _train_and_record(model, opt, inputs, steps, width, seeds, curves, skip, label):
+    args, kwargs = inputs
+    modules = dict(model.named_modules())
+    with recording(model) as recorder:
+        first = recorder.record(args, kwargs)
+        for step in range(1, steps + 1):
+            try:
+                train_step(model, opt, args, kwargs)
+            except Exception as exc:
+                raise MulintError(f"training step at width {width} raised {type(exc).__name__}: {exc}",
+                                  target=label, step="coord",
+                                  hint="give a batch function with --batch path/to/file.py:NAME") from exc
+            for name, (change, size, shape) in changes(first, recorder.record(args, kwargs)).items():
+                curve = curves.get(name)
+                if curve is None:
+                    module = modules.get("" if name == "output" else name)
+                    curve = curves[name] = LayerCurve(name=name, module_type=type(module).__name__,
+                                                      judged=name not in skip, reason=skip.get(name, ""))
+                curve.shapes[width] = shape
+                by_width = curve.change.setdefault(step, {})
+                by_width[width] = by_width.get(width, 0.0) + change / seeds
+                sizes = curve.size.setdefault(step, {})
+                sizes[width] = sizes.get(width, 0.0) + size / seeds
+
+
+def coord_facts(result: CoordResult, structure: Structure):
+    """The judged layers as facts, each with the line that constructs it (for MU9xx findings)."""
+    from mulint.facts import CoordLayer
+
+    reference = structure.models[structure.facts.widths[0]] if structure.facts.widths[0] in structure.models \
+        else next(iter(structure.models.values()))
+    modules = dict(reference.named_modules())
+    sites = structure.provenance.module_sites if structure.provenance else {}
+    out = []
+    for layer in result.layers:
+        if not layer.judged or layer.slope is None:
+            continue
+        module = modules.get("" if layer.name == "output" else layer.name)
+        out.append(CoordLayer(name=layer.name, module_type=layer.module_type, slope=layer.slope,
+                              status=layer.status, loc=sites.get(module) if module is not None else None))
+    return out

@@ -62,6 +62,9 @@ class ParamFacts:
     update_settings: str = ""  # its param group's shape-dependent settings, e.g. "adjust_lr_fn='original'"
     update_no_grad: bool = False  # no gradient reached it at the measured step
     update_self_tuned: bool = False  # its optimizer sets its own step size (Prodigy): measured, not judged
+    # stepped by the Adam-style path of an optimizer that orthogonalises its other parameters (Moonlight's
+    # Muon keeps an AdamW "backup" for the embedding, the readout and vectors): not Muon's update
+    update_unorthogonalised: bool = False
     lr: dict[int, float] = field(default_factory=dict)  # width -> learning rate its param group gives it
     # (times the group's lr_scale-like key when a training loop applies one)
     lr_exponent: float | None = None  # lr ∝ width^exponent; None without an optimizer (or lr 0)

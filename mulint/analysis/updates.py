@@ -40,6 +40,12 @@ SHAPE_SETTINGS = ("adjust_lr_fn", "relative_step", "scale_parameter")
 # Group keys of the D-adaptation family (Prodigy, DAdaptAdam, ...): a step size d the optimizer
 # estimates itself as training goes, one number for every parameter it steps.
 SELF_TUNED_KEYS = ("d", "d0")
+# The flag with which hybrid Muon optimizers choose, per param group (KellerJordan's MuonWithAuxAdam) or
+# per parameter's state (Moonlight's Muon), between the orthogonalised update and an AdamW path.
+ORTHO_FLAG = "use_muon"
+# Optimizer-state keys of a per-coordinate second moment: a parameter holding one after its steps is
+# stepped by an Adam-style path, not orthogonalised.
+SECOND_MOMENT_KEYS = ("exp_avg_sq", "moment2", "exp_avg_sq_row", "second_moment")
 
 
 @dataclass
@@ -60,6 +66,8 @@ class UpdateNumbers:
     skipped: str = ""  # the optimizers that moved nothing at step 1, when more warm steps were taken
     self_tuned: list[str] = field(default_factory=list)  # e.g. "Prodigy (d = 1e-06 after step 2, from d0 = 1e-06)"
     self_tuned_params: set[str] = field(default_factory=set)  # stepped by one: measured, not judged
+    # stepped by the Adam-style path of an orthogonalising (Muon-like) optimizer; see ``unorthogonalised``
+    unorthogonalised: set[str] = field(default_factory=set)
 
 
 def split_made(made) -> tuple[list[torch.optim.Optimizer], list]:
@@ -114,6 +122,7 @@ def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Mod
             before = {name: t.detach().clone() for name, t in tensors.items() if id(t) in judged}
             grads = _step(model, optimizers, schedulers, args, kwargs, loss_of)
         settings = _settings(optimizers)
+        plain = unorthogonalised(optimizers)
         numbers.self_tuned = [_self_tuned(opt, numbers.step) for opt in optimizers if _self_tuned(opt, numbers.step)]
         tuned = {id(q) for opt in optimizers if _self_tuned(opt, numbers.step)
                  for group in opt.param_groups for q in group["params"]}
@@ -132,6 +141,8 @@ def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Mod
                 numbers.settings[p.name] = settings[id(tensor)]
             if id(tensor) in tuned:
                 numbers.self_tuned_params.add(p.name)
+            if id(tensor) in plain:
+                numbers.unorthogonalised.add(p.name)
             if not bool(delta.isfinite().all()):
                 numbers.not_finite.add(p.name)
                 continue
@@ -241,6 +252,29 @@ def _settings(optimizers) -> dict[int, str]:
     return out
 
 
+def unorthogonalised(optimizers) -> set[int]:
+    """ids of the parameters a Muon-like optimizer (its class named Muon) steps by its Adam-style path
+    rather than orthogonalising: its group or the parameter's state says ``use_muon`` is false, or,
+    without that flag, the parameter's state holds a second moment (an AdamW backup's)."""
+    out = set()
+    for opt in optimizers:
+        if "muon" not in type(opt).__name__.lower():
+            continue
+        state = getattr(opt, "state", {})
+        for group in opt.param_groups:
+            for p in group["params"]:
+                st = state.get(p, {}) if hasattr(state, "get") else {}
+                if ORTHO_FLAG in group:
+                    ortho = bool(group[ORTHO_FLAG])
+                elif isinstance(st, dict) and ORTHO_FLAG in st:
+                    ortho = bool(st[ORTHO_FLAG])
+                else:
+                    ortho = not (isinstance(st, dict) and any(key in st for key in SECOND_MOMENT_KEYS))
+                if not ortho:
+                    out.add(id(p))
+    return out
+
+
 def _self_tuned(opt, step: int) -> str:
     """An optimizer that estimates its own step size (group keys ``d``, ``d0``: the D-adaptation
     family), named with d's value now; "" for any other."""
@@ -336,6 +370,7 @@ def update_facts(numbers: UpdateNumbers, params: list[ParamFacts], notes: list[s
         p.update_settings = numbers.settings.get(p.name, "")
         p.update_no_grad = p.name in numbers.no_grad
         p.update_self_tuned = p.name in numbers.self_tuned_params
+        p.update_unorthogonalised = p.name in numbers.unorthogonalised
         for index, by_width in numbers.norms.get(p.name, {}).items():
             use = p.uses[index]
             use.update_norm = dict(by_width)

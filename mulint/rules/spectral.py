@@ -51,6 +51,11 @@ def is_muon(cls: str) -> bool:
     return "muon" in cls.lower()
 
 
+def orthogonalised(p: ParamFacts, cls: str) -> bool:
+    """Stepped by Muon's orthogonalised update: a Muon optimizer, and not its Adam-style path."""
+    return is_muon(cls) and not p.update_unorthogonalised
+
+
 def deviations(facts: ModelFacts, *, include_exact: bool = False):
     """Every measured use whose update exponent is outside the profile's range. Parameters of an
     optimizer family judged exactly (MU301/MU302) only with ``include_exact``."""
@@ -75,6 +80,8 @@ def _quarter(value: float) -> float:
 
 
 def _optimizer_words(p: ParamFacts, cls: str) -> str:
+    if is_muon(cls) and p.update_unorthogonalised:
+        return f"{cls} (its Adam-style path, not orthogonalised)"
     return f"{cls} ({p.update_settings})" if p.update_settings else cls
 
 
@@ -90,7 +97,8 @@ def _message(items: list[Deviation], cls: str, role: str) -> str:
             f"{first.param.update_step}{lr}; the spectral condition needs {wanted}")
     needed = [d.needed_lr_exponent for d in items if d.needed_lr_exponent is not None]
     if needed:
-        text += f": {role} parameters need lr ∝ width^{fmt_exp(_quarter(statistics.median(needed)))} with {cls}"
+        path = f"{cls}'s Adam-style path" if is_muon(cls) and first.param.update_unorthogonalised else cls
+        text += f": {role} parameters need lr ∝ width^{fmt_exp(_quarter(statistics.median(needed)))} with {path}"
     why = "too large: it blows up as width grows" if first.direction > 0 else \
         "too small: these weights stop learning as width grows"
     return f"{text} ({why})"
@@ -103,12 +111,12 @@ class _MeasuredRule(Rule):
         groups: dict[tuple, list[Deviation]] = {}
         for d in deviations(facts):
             cls, _ = optimizer_of(d.param, facts)
-            if d.direction != self.direction or (is_muon(cls) and muon_misfit(d.use)):
+            if d.direction != self.direction or (orthogonalised(d.param, cls) and muon_misfit(d.use)):
                 continue  # Muon on an embedding or readout is MU313's
             loc = d.param.optimizer_at or facts.optimizer.loc
-            key = (d.use.role, cls, d.param.update_settings, loc)
+            key = (d.use.role, cls, d.param.update_settings, d.param.update_unorthogonalised, loc)
             groups.setdefault(key, []).append(d)
-        for (role, cls, _, loc), items in groups.items():
+        for (role, cls, _, _, loc), items in groups.items():
             names = list(dict.fromkeys(d.param.name for d in items))
             yield self.finding(facts, loc, _message(items, cls, role), names)
 
@@ -141,7 +149,7 @@ class MuonOnEmbeddingOrReadout(Rule):
         groups: dict[tuple, list[tuple[ParamFacts, ParamUse]]] = {}
         for p in facts.params:
             cls, _ = optimizer_of(p, facts)
-            if not is_muon(cls) or p.role_source != "use":
+            if not orthogonalised(p, cls) or p.role_source != "use":
                 continue
             for use in p.uses:
                 if muon_misfit(use):
@@ -149,7 +157,8 @@ class MuonOnEmbeddingOrReadout(Rule):
         for (role, cls, loc), items in groups.items():
             measured = [u.update_exponent for _, u in items if u.update_exponent is not None]
             accepted = profile.spectral.get(role, (0.0, 0.0))
-            kind = "an embedding table" if role == "input" else "a readout matrix"
+            kind = "an embedding table" if role == "input" else \
+                "a readout matrix (width → a size that stays fixed as width grows)"
             text = (f"{_optimizer_words(items[0][0], cls)} steps {kind}: Muon orthogonalises the update as for a "
                     f"hidden map (width × width), which {'an embedding' if role == 'input' else 'a readout'} is not")
             severity = None

@@ -12,6 +12,10 @@ each file naming the repository and path it comes from):
   `use_muon=False` in their state and are stepped by AdamW, so the head is MU311 through its Adam path
   (+1), never MU313; the MLP's gate and up projections map width to a fixed 4864 (readout role) and are
   orthogonalised: MU313.
+- a u-µP MLP language model (unit-scaling's modules, scales in the ops) with torch.optim.Muon on the hidden
+  matrices: "original" Muon at one lr updates W width-stably, so the effective weight (W / sqrt(fan_in))
+  moves ∝ width^-½: MU312, which torch's default weight_decay=0.1 used to hide (the decay, sized like the
+  weight, was measured as part of the update). Muon's match_rms_adamw scale (∝ width^½) makes up for it.
 """
 
 import json
@@ -24,6 +28,7 @@ DIR = MODELS / "real" / "optimizers"
 MODDED = "modded_nanogpt_modernarch.py:make_model"
 KELLER = "keller_muon_aux_adam.py:make_model"
 MOON = "moonlight_muon_qwen2.py:make_model"
+UMUP = "umup_muon.py:make_model"
 
 _RUN: dict = {}
 
@@ -53,7 +58,7 @@ def params(found: list[dict]) -> str:
 def test_every_setup_is_analysed(run):
     assert run["code"] == 1, run["err"]
     summary = run["report"]["summary"]
-    assert summary["errors"] == 0 and summary["models_analysed"] == 3, summary
+    assert summary["errors"] == 0 and summary["models_analysed"] == 4, summary
     for target in (MODDED, KELLER, MOON):
         entry = next(t for t in run["report"]["targets"] if t["target"].endswith(target))
         assert entry["optimizer"].endswith(target.replace("make_model", "make_optimizer"))
@@ -87,3 +92,18 @@ def test_moonlight_adamw_backup_is_judged_as_adam_and_match_rms_muon_needs_lr_sc
     assert "embed_tokens" not in params(found.get("MU313", []))
     [ortho] = found["MU313"]
     assert "gate_proj" in ortho["parameter"] and "a size that stays fixed as width grows" in ortho["message"]
+
+
+def test_umup_with_torch_muon_at_one_lr_is_too_small_despite_weight_decay(mulint):
+    code, out, err = mulint("check", str(DIR / UMUP), "--profile", "u-mup", "--format", "json")
+    found = [(f["code"], f["parameter"], f["message"]) for f in json.loads(out)["findings"]]
+    assert code == 1 and len(found) == 1, (found, err)
+    [(rule, names, message)] = found
+    assert rule == "MU312" and "up.*.weight" in names and "down.*.weight" in names
+    assert "width^-0.50" in message and "need lr ∝ width^+0.50 with Muon" in message
+
+
+def test_umup_with_match_rms_muon_passes(mulint):
+    optimizer = str(DIR / UMUP).replace("make_model", "match_rms_muon")
+    code, out, err = mulint("check", str(DIR / UMUP), "--optimizer", optimizer, "--profile", "u-mup")
+    assert code == 0 and "All checks passed!" in out, out + err

@@ -37,6 +37,11 @@ MEASURED_STEP = WARM_STEPS + 1
 # optimizer normalising it (Adam) would make an update of noise.
 NUMERICAL_ZERO = 1e-6
 SHAPE_SETTINGS = ("adjust_lr_fn", "relative_step", "scale_parameter")
+# Param-group keys of weight decay, set to 0 while measuring: the decay shrinks a weight in proportion to
+# itself (lr·wd·W, sized like the weight in every width), which at the step measured can be as large as
+# the update and hide how the update scales (torch.optim.Muon decays by 0.1 by default: with u-µP's unit
+# weights that decay hid a hidden update ∝ width^-½). How lr·wd scales is MU304's.
+WEIGHT_DECAY_KEYS = ("weight_decay", "wd")
 # Group keys of the D-adaptation family (Prodigy, DAdaptAdam, ...): a step size d the optimizer
 # estimates itself as training goes, one number for every parameter it steps.
 SELF_TUNED_KEYS = ("d", "d0")
@@ -111,6 +116,7 @@ def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Mod
             made = make_optimizer(model)
             optimizers, schedulers = split_made(made)
             _apply_lr_scales(optimizers, lr_scale_keys)
+            _without_weight_decay(optimizers)
             judged = _judged(optimizers, numbers.exact_families)
             if not judged:
                 numbers.widths.pop()
@@ -165,6 +171,15 @@ def _apply_lr_scales(optimizers, keys: tuple[str, ...]) -> None:
             scale, key = lr_scale(group, optimizer, keys)
             if key is not None:
                 group["lr"] = group["lr"] * scale
+
+
+def _without_weight_decay(optimizers) -> None:
+    """Measure the update alone: every numeric weight-decay key of every param group set to 0."""
+    for optimizer in optimizers:
+        for group in getattr(optimizer, "param_groups", []):
+            for key in WEIGHT_DECAY_KEYS:
+                if isinstance(group.get(key), (int, float)) and not isinstance(group.get(key), bool) and group[key]:
+                    group[key] = type(group[key])(0)
 
 
 def _judged(optimizers, exact_families: tuple[str, ...]) -> set[int]:

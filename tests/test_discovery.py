@@ -32,6 +32,14 @@ class Wide(nn.Module):
 class Vocabulary:
     def __init__(self, size=10):
         self.size = size
+
+
+def make_wide(width=32):
+    return Wide(WideConfig(width=width))
+
+
+def make_vocabulary(size=10):
+    return Vocabulary(size)
 """
 
 
@@ -105,6 +113,17 @@ def models_of(folder, source):
      def make_model(width=32):
          return _assemble(WideConfig(width=width))
      """, "make_model"),
+    ("""
+     import backbone
+     def make_model(width=32):
+         return backbone.make_wide(width)
+     """, "make_model"),
+    ("""
+     from backbone import make_wide as build
+     def create_model(width=16):
+         model = build(width)
+         return model
+     """, "create_model"),
 ])
 def test_factories_are_found(sibling, source, factory):
     assert models_of(sibling, source).top_level_models == [factory]
@@ -129,6 +148,11 @@ def test_factories_are_found(sibling, source, factory):
         return Vocabulary(12)
     def _make_model():
         return nn.Linear(2, 2)
+    """,
+    """
+    import backbone
+    def make_vocab_model(size=12):
+        return backbone.make_vocabulary(size)
     """,
 ])
 def test_other_builders_are_not_models(sibling, source):

@@ -88,6 +88,22 @@ class Discovery:
         info, node = found
         return node.name in Discovery(self.judge, info, self.depth + 1).module_classes()
 
+    def is_local_factory(self, expr: ast.expr) -> bool:
+        """Whether `expr` names a model factory of another file of the user's tree (`return
+        gpt.make_model(width)`): a function that file's own discovery calls a factory."""
+        resolved = self.walk.resolve(expr)
+        if resolved is None or self.depth > 4:
+            return False
+        ref, attrs = resolved
+        if ref.kind != "import" or not self.judge.is_local(ref):
+            return False
+        found = self.judge.local_definition(ref, attrs, ("function",))
+        if found is None or found[0].tree is None or not isinstance(found[1], ast.FunctionDef):
+            return False
+        info, node = found
+        other = Discovery(self.judge, info, self.depth + 1)
+        return bool(other.factories([node], set(other.module_classes())))
+
     # Top-level models -----------------------------------------------------------------------------
 
     def top_level_models(self, module_classes: list[str]) -> list[str]:
@@ -150,7 +166,7 @@ class Discovery:
             builder = next((n for n in self.tree.body if isinstance(n, ast.FunctionDef) and n.name == func.id), None)
             if builder is not None and self._returns_module(builder, classes, factories, depth + 1):
                 return True
-        return self.is_module_class(func)
+        return self.is_module_class(func) or self.is_local_factory(func)
 
     # Models mulint cannot reach -------------------------------------------------------------------
 

@@ -195,9 +195,14 @@ class ImportJudge:
 
     def local_class(self, ref: Ref, attrs: list[str], depth: int = 0) -> tuple[ModuleInfo, ast.ClassDef] | None:
         """The class definition a reference names, when it is a class of the user's tree."""
+        return self.local_definition(ref, attrs, ("class",), depth)
+
+    def local_definition(self, ref: Ref, attrs: list[str], kinds: tuple[str, ...] = ("class", "function"),
+                         depth: int = 0) -> tuple[ModuleInfo, ast.AST] | None:
+        """The class or function definition a reference names, when it is one of the user's tree."""
         if depth > 6:
             return None
-        if ref.kind == "class" and not attrs and ref.origin is not None:
+        if ref.kind in kinds and not attrs and ref.origin is not None:
             return self.info(ref.origin), ref.node
         if ref.kind != "import":
             return None
@@ -210,7 +215,7 @@ class ImportJudge:
             return None
         info = self.info(file)
         inner = info.bindings.lookup(names[0])
-        return self.local_class(inner, [], depth + 1) if inner is not None else None
+        return self.local_definition(inner, [], kinds, depth + 1) if inner is not None else None
 
 
 def _reaches(effect: Effect | None, in_progress: list[Path]) -> bool:

@@ -5,6 +5,16 @@ from __future__ import annotations
 import math
 
 
+def to_quarter(value: float) -> float:
+    """An exponent fitted on small widths, to the nearest quarter: smaller differences are noise."""
+    return round(value * 4) / 4
+
+
+def fmt_exp(value: float) -> str:
+    """`+0.50`, `-1.00`, and `0` for zero (never `+0.00` or `-0.00`)."""
+    return f"{value:+.2f}".replace("+0.00", "0").replace("-0.00", "0")
+
+
 def fit_exponent(values: dict[int, float]) -> float | None:
     """Least-squares slope of log(value) against log(width); None when every value is zero."""
     points = [(math.log(w), math.log(v)) for w, v in sorted(values.items()) if v > 0]

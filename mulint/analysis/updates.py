@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 
 from mulint.build.provenance import quiet
-from mulint.exponents import fit_exponent
+from mulint.exponents import fit_exponent, fmt_exp, to_quarter
 from mulint.facts import ParamFacts, ParamUse
 
 WARM_STEPS = 1
@@ -129,9 +129,9 @@ def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Mod
             grads = _step(model, optimizers, schedulers, args, kwargs, loss_of)
         settings = _settings(optimizers)
         plain = unorthogonalised(optimizers)
-        numbers.self_tuned = [_self_tuned(opt, numbers.step) for opt in optimizers if _self_tuned(opt, numbers.step)]
-        tuned = {id(q) for opt in optimizers if _self_tuned(opt, numbers.step)
-                 for group in opt.param_groups for q in group["params"]}
+        self_tuned = {opt: label for opt in optimizers if (label := _self_tuned(opt, numbers.step))}
+        numbers.self_tuned = list(self_tuned.values())
+        tuned = {id(q) for opt in self_tuned for group in opt.param_groups for q in group["params"]}
         # the gradients the optimizer was given: heavyball sets .grad to None in its step
         floor = NUMERICAL_ZERO * max(grads.values(), default=0.0)
         for p in params:
@@ -368,11 +368,6 @@ def spectral_norm(matrices: torch.Tensor) -> float:
     return float(ritz.clamp_min(0).max().sqrt())
 
 
-def _signed(exponent: float) -> str:
-    quarter = round(exponent * 4) / 4
-    return "0" if quarter == 0 else f"{quarter:+.2f}"
-
-
 def update_facts(numbers: UpdateNumbers, params: list[ParamFacts], notes: list[str], optimizer: str) -> None:
     """Each use's measured norms and their width exponent (with the use's multiplier) into the facts."""
     if numbers.failure:
@@ -411,7 +406,7 @@ def update_facts(numbers: UpdateNumbers, params: list[ParamFacts], notes: list[s
         notes.append(f"update sizes measured on step {numbers.step}, after {numbers.step - 1} warm steps: "
                      f"{numbers.skipped} moved no parameter at step 1 (it sets up its state first)")
     if numbers.self_tuned and tuned:
-        roles = ", ".join(f"{role} width^{_signed(statistics.median(values))}"
+        roles = ", ".join(f"{role} width^{fmt_exp(to_quarter(statistics.median(values)))}"
                           for role in ("input", "hidden", "output", "vector") if (values := tuned.get(role)))
         notes.append(f"update sizes: {' + '.join(numbers.self_tuned)} sets its own step size d as it trains, one "
                      f"number for the parameters it steps, so MU311/MU312 do not judge them: on step "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Iterable, Iterator
 
+from mulint.exponents import fmt_exp  # noqa: F401  the rules format exponents through base
 from mulint.facts import ModelFacts, SourceLoc
 from mulint.findings import Finding
 from mulint.paths import display_path
@@ -41,6 +42,3 @@ def compress_names(names: Iterable[str]) -> str:
             patterns.append(pattern)
     return ", ".join(patterns)
 
-
-def fmt_exp(value: float) -> str:
-    return f"{value:+.2f}".replace("+0.00", "0").replace("-0.00", "0")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from mulint.exponents import to_quarter
 from mulint.facts import ModelFacts, ParamFacts, ParamUse, SourceLoc
 from mulint.findings import Finding
 from mulint.profiles import Profile, Range, accepts, load_profile
@@ -179,13 +180,9 @@ class ScaleOutsideForward(Rule):
 
         def message(p, u, e):
             wanted = profile.multiplier[u.role][1]
-            return (f"{u.role} weight: forward multiplier ∝ width^{quarter(u.multiplier_exponent)} and init ∝ "
-                    f"width^{quarter(p.init_exponent)}; {_who(profile)} keeps the init unit (width^"
-                    f"{quarter(profile.init[u.role][1] - wanted)}) and scales by width^{fmt_exp(wanted)} in "
+            return (f"{u.role} weight: forward multiplier ∝ width^{fmt_exp(to_quarter(u.multiplier_exponent))} and init ∝ "
+                    f"width^{fmt_exp(to_quarter(p.init_exponent))}; {_who(profile)} keeps the init unit (width^"
+                    f"{fmt_exp(to_quarter(profile.init[u.role][1] - wanted))}) and scales by width^{fmt_exp(wanted)} in "
                     f"the forward op (µP holds either way)")
         yield from _grouped(self, facts, hits, message, _init_site)
 
-
-def quarter(value: float) -> str:
-    """An exponent fitted on small widths, to the nearest quarter: ±0.05 is noise."""
-    return fmt_exp(round(value * 4) / 4)

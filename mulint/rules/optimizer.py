@@ -3,7 +3,7 @@ MU302), and AdamW's lr·wd (MU304) and Adam's eps (MU305)."""
 
 from __future__ import annotations
 
-from mulint.exponents import fit_exponent
+from mulint.exponents import fit_exponent, to_quarter
 from mulint.profiles import accepts, load_profile
 from mulint.rules.base import TOLERANCE, Rule, fmt_exp
 from mulint.rules.fixes import optimizer_fix
@@ -31,7 +31,7 @@ def _mismatches(facts, family):
             eff = update_exponent(family, use.multiplier_exponent, p.lr_exponent)
             if accepts(accepted, eff, TOLERANCE):
                 nearest = min(max(eff, accepted[0]), accepted[1])
-                yield use.role, round(eff * 4) / 4, nearest, p.lr_exponent, p
+                yield use.role, to_quarter(eff), nearest, p.lr_exponent, p
 
 
 def _lr_words(p, lr_exp: float) -> str:

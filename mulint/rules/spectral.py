@@ -12,6 +12,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+from mulint.exponents import to_quarter
 from mulint.facts import ModelFacts, ParamFacts, ParamUse
 from mulint.profiles import accepts, load_profile
 from mulint.rules.base import TOLERANCE, Rule, fmt_exp
@@ -75,10 +76,6 @@ def deviations(facts: ModelFacts, *, include_exact: bool = False):
                 yield Deviation(p, use, use.update_exponent, accepted, direction)
 
 
-def _quarter(value: float) -> float:
-    return round(value * 4) / 4
-
-
 def _optimizer_words(p: ParamFacts, cls: str) -> str:
     if is_muon(cls) and p.update_unorthogonalised:
         return f"{cls} (its Adam-style path, not orthogonalised)"
@@ -87,7 +84,7 @@ def _optimizer_words(p: ParamFacts, cls: str) -> str:
 
 def _message(items: list[Deviation], cls: str, role: str) -> str:
     first = items[0]
-    exponent = _quarter(statistics.median(d.exponent for d in items))
+    exponent = to_quarter(statistics.median(d.exponent for d in items))
     low, high = first.accepted
     wanted = f"width^{fmt_exp(low)}" if low == high else f"width^{fmt_exp(low)} to width^{fmt_exp(high)}"
     lr = f", lr ∝ width^{fmt_exp(first.param.lr_exponent)}" if first.param.lr_exponent is not None else ""
@@ -98,7 +95,7 @@ def _message(items: list[Deviation], cls: str, role: str) -> str:
     needed = [d.needed_lr_exponent for d in items if d.needed_lr_exponent is not None]
     if needed:
         path = f"{cls}'s Adam-style path" if is_muon(cls) and first.param.update_unorthogonalised else cls
-        text += f": {role} parameters need lr ∝ width^{fmt_exp(_quarter(statistics.median(needed)))} with {path}"
+        text += f": {role} parameters need lr ∝ width^{fmt_exp(to_quarter(statistics.median(needed)))} with {path}"
     why = "too large: it blows up as width grows" if first.direction > 0 else \
         "too small: these weights stop learning as width grows"
     return f"{text} ({why})"
@@ -163,7 +160,7 @@ class MuonOnEmbeddingOrReadout(Rule):
                     f"hidden map (width × width), which {'an embedding' if role == 'input' else 'a readout'} is not")
             severity = None
             if measured:
-                exponent = _quarter(statistics.median(measured))
+                exponent = to_quarter(statistics.median(measured))
                 off = accepts(accepted, exponent, TOLERANCE)
                 text += f"; measured on step {items[0][0].update_step}, its update ∝ width^{fmt_exp(exponent)}" + (
                     f" where the spectral condition needs width^{fmt_exp(accepted[0])}" if off else "")

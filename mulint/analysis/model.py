@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 
-from mulint.analysis.numbers import measure_init, numeric_knob, numeric_widths
+from mulint.analysis.numbers import choose_numeric_widths, measure_init, numeric_knob
 from mulint.exponents import fit_exponent
 from mulint.analysis.optimizer import LR_SCALE_KEYS, OptimizerNumbers, find_factory, optimizer_facts, read_optimizer
 from mulint.analysis.structure import Structure, analyse_structure
@@ -73,7 +73,8 @@ def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, wi
     opt_numbers = OptimizerNumbers(label=factory.label) if factory else None
 
     knob = numeric_knob(structure.knob)  # the small CPU models never hold a full-length causal mask
-    chosen = numeric_widths(knob, target.label, widths)
+    chosen, moved = choose_numeric_widths(knob, target.label, widths)
+    facts.notes.extend(moved)
     grad_rms: list[float] = []
     # each optimizer step's size; the profile says which families its exact tables judge instead
     updates, batch = UpdateNumbers(exact_families=load_profile(profile).exact), batch_for(target, structure)

@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from mulint.build import build_at
 from mulint.build.init_record import InitRecorder, Write
+from mulint.build.proportional import proportional_widths
 from mulint.build.provenance import quiet
 from mulint.errors import MulintError
 from mulint.exponents import fit_exponent  # noqa: F401  (re-exported for the analysis)
@@ -55,10 +56,22 @@ def _numel_on_meta(knob: WidthKnob, width: int, target: str) -> int | None:
 
 
 def numeric_widths(knob: WidthKnob, target: str, requested: list[int] | None = None, count: int = 3) -> list[int]:
-    """The user's widths when they fit in memory, else up to three small doubling widths that do."""
+    return choose_numeric_widths(knob, target, requested, count)[0]
+
+
+def choose_numeric_widths(knob: WidthKnob, target: str, requested: list[int] | None = None,
+                          count: int = 3) -> tuple[list[int], list[str]]:
+    """The user's widths when they fit in memory, else up to three small doubling widths that do, moved
+    up where a width-derived dimension does not grow in proportion at them; and a note when moved."""
     if requested and len(requested) >= 2 and all(
             (n := _numel_on_meta(knob, w, target)) is not None and n <= MAX_ELEMENTS for w in requested):
-        return requested
+        return requested, []
+    widths = _small_widths(knob, target, count)
+    return proportional_widths(knob, target, widths, min_count=2, what="numeric widths",
+                               fits=lambda w: (n := _numel_on_meta(knob, w, target)) is not None and n <= MAX_ELEMENTS)
+
+
+def _small_widths(knob: WidthKnob, target: str, count: int) -> list[int]:
     scaled = (knob.base * 2.0 ** k for k in range(-12, 4))
     candidates = sorted({int(w) for w in scaled if w >= 8 and w.is_integer()})
     in_range = [w for w in candidates if MIN_WIDTH <= w <= MAX_WIDTH]

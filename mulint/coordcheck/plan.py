@@ -19,6 +19,7 @@ import torch.nn as nn
 
 from mulint.build import build_at
 from mulint.coordcheck import FACTORS
+from mulint.build.proportional import proportional_widths
 from mulint.build.provenance import quiet
 from mulint.build.repeats import KEEP, MIN_BLOCKS, shortened
 from mulint.errors import MulintError
@@ -130,7 +131,9 @@ def choose_widths(knob: WidthKnob, target: str, requested: list[int] | None) -> 
     for factors in (FACTORS, (1, 2, 4)):
         wanted = _scaled(base, factors)
         if len(wanted) == 3 and all(_fits(knob, w, target) for w in wanted):
-            return wanted, []
+            # a width-derived size rounded to a multiple may not grow at these widths: move them up
+            return proportional_widths(knob, target, wanted, fits=lambda w: _fits(knob, w, target), min_count=3,
+                                       what="coordinate-check widths")
     # Too large around the base width on this device: halve downwards.
     below = [w for w in _scaled(base, [2.0 ** -k for k in range(1, 10)]) if _fits(knob, w, target)][:3]
     if len(below) < 3:

@@ -118,7 +118,8 @@ def analyse_target(target, options: dict, *, resolve_optimizer=None):
         from mulint.coordcheck.run import coord_facts, run_coord
 
         steps.enter("coord")
-        result = run_coord(target, structure, optimizer=options.get("optimizer"), resolve_optimizer=resolve_optimizer)
+        result = run_coord(target, structure, optimizer=options.get("optimizer"), resolve_optimizer=resolve_optimizer,
+                           profile=options.get("profile") or "mup")
         facts.coord, facts.coord_widths = coord_facts(result, structure), result.widths
     entry = {"target": target.label, "mode": "model", "width_knob": facts.width_knob, "widths": facts.widths,
              "numeric_widths": facts.numeric_widths, "parameters": len(facts.params), "notes": facts.notes,

@@ -19,6 +19,8 @@ from mulint.errors import MulintError
 DEFAULT = "mup"
 ROLES = ("input", "vector", "hidden", "output")
 
+COORD_KEYS = ("blow_up", "collapse", "collapse_output", "near", "unmoved", "extend_steps")
+
 Range = tuple[float, float]  # accepted exponents, low to high; a single target is (t, t)
 
 
@@ -31,6 +33,7 @@ class Profile:
     multiplier: dict[str, Range]  # role -> exponent of the forward multiplier a (empty: any)
     update: dict[str, dict[str, Range]]  # family -> role -> effective update exponent (a+c, 2a+c for SGD)
     spectral: dict[str, Range]  # role -> exponent of the measured RMS→RMS update norm (MU31x)
+    coord: dict[str, float] = field(default_factory=dict)  # coordinate-check thresholds (COORD_KEYS)
     source: str = field(default="", compare=False)  # the data file it was read from
 
     def target(self, table: str, role: str, family: str | None = None) -> Range | None:
@@ -84,7 +87,7 @@ def load_profile(name: str = DEFAULT) -> Profile:
                        exact=tuple(data.get("exact", ())), init=_roles(data["init"]),
                        multiplier=_roles(data.get("multiplier", {})),
                        update={family: _roles(table) for family, table in data.get("update", {}).items()},
-                       spectral=_roles(data["spectral"]), source=str(path))
+                       spectral=_roles(data["spectral"]), coord=_coord(data, name), source=str(path))
     except (KeyError, TypeError, ValueError) as exc:
         raise MulintError(f"profile '{name}' is malformed: {exc}", step="config", hint=str(path)) from exc
 
@@ -93,6 +96,20 @@ def accepts(accepted: Range, exponent: float, tolerance: float) -> int:
     """0 when ``exponent`` is within ``tolerance`` of the range, +1 above it, -1 below it."""
     low, high = accepted
     return 1 if exponent > high + tolerance else -1 if exponent < low - tolerance else 0
+
+
+def _coord(data: dict, name: str) -> dict[str, float]:
+    """The [coord] table; a profile file without one (or without some keys) takes the default's."""
+    table = data.get("coord", {})
+    unknown = set(table) - set(COORD_KEYS)
+    if unknown:
+        raise ValueError(f"[coord]: unknown key(s) {', '.join(sorted(unknown))} (keys: {', '.join(COORD_KEYS)})")
+    defaults = {} if name == DEFAULT else load_profile(DEFAULT).coord
+    values = {**defaults, **{k: float(v) for k, v in table.items()}}
+    missing = [k for k in COORD_KEYS if k not in values]
+    if missing:
+        raise ValueError(f"[coord]: missing {', '.join(missing)}")
+    return values
 
 
 def _roles(table: dict) -> dict[str, Range]:

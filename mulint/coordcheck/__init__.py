@@ -1,8 +1,10 @@
 """The dynamic coordinate check (MUP_REFERENCE §6): train a few steps at growing widths with the
 same data and hyperparameters, and fit how much each layer's output moves against width.
 
-In µP every slope stays near 0. A slope above BLOW_UP means a layer's change grows with width;
-below COLLAPSE, that it stops learning as width grows.
+In µP every slope stays near 0. A slope above the profile's ``blow_up`` means a layer's change grows
+with width; below ``collapse``, that it stops learning as width grows. A failure that may not hold
+(a layer that has not moved yet, a slope near its threshold) is judged again on a longer run with a
+wider width before it is believed (``Extension``).
 
 The results (LayerCurve, CoordResult) are plain data, importable without torch, so the `mulint coord`
 parent reads its worker's result without importing torch; running the check is `mulint.coordcheck.run`.
@@ -38,6 +40,26 @@ class LayerCurve:
 
 
 @dataclass
+class Extension:
+    """How a run whose failures were doubtful was extended before judging, and why."""
+
+    steps: tuple[int, int]  # before, after
+    widths: tuple[list[int], list[int]]
+    reasons: dict[str, str]  # layer -> why its failure was doubtful
+
+    def describe(self) -> str:
+        (before, after), added = self.steps, [w for w in self.widths[1] if w not in self.widths[0]]
+        names = list(self.reasons.items())
+        why = "; ".join(f"`{n}`: {r}" for n, r in names[:3]) + (f"; and {len(names) - 3} more" if len(names) > 3 else "")
+        wider = f" and width {', '.join(map(str, added))} added" if added else " (no wider width fits in memory)"
+        return (f"run extended before judging: {after} steps instead of {before}{wider}, because the failures "
+                f"at {before} steps were doubtful ({why})")
+
+    def as_dict(self) -> dict:
+        return {"steps": list(self.steps), "widths": [list(w) for w in self.widths], "reasons": self.reasons}
+
+
+@dataclass
 class CoordResult:
     target: str
     widths: list[int]
@@ -48,6 +70,8 @@ class CoordResult:
     device: str = "cpu"
     shrunk: list[str] = field(default_factory=list)  # what the trained models have less of than the real one
     notes: list[str] = field(default_factory=list)
+    limits: tuple[float, float] = (-0.5, 0.3)  # the collapse and blow-up thresholds the verdict used
+    extended: Extension | None = None
 
     @property
     def verdict(self) -> str:

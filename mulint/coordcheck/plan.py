@@ -117,7 +117,7 @@ def _scaled(base: int, factors) -> list[int]:
     return [int(base * f) for f in factors if base * f >= 8 and float(base * f).is_integer()]
 
 
-def _fits(knob: WidthKnob, width: int, target: str) -> bool:
+def fits(knob: WidthKnob, width: int, target: str) -> bool:
     n = _size_on_meta(knob, width, target)
     return n is not None and n <= MAX_ELEMENTS
 
@@ -130,12 +130,12 @@ def choose_widths(knob: WidthKnob, target: str, requested: list[int] | None) -> 
     # base/2 may not build (a head count that does not divide it): then base to 4×base.
     for factors in (FACTORS, (1, 2, 4)):
         wanted = _scaled(base, factors)
-        if len(wanted) == 3 and all(_fits(knob, w, target) for w in wanted):
+        if len(wanted) == 3 and all(fits(knob, w, target) for w in wanted):
             # a width-derived size rounded to a multiple may not grow at these widths: move them up
-            return proportional_widths(knob, target, wanted, fits=lambda w: _fits(knob, w, target), min_count=3,
+            return proportional_widths(knob, target, wanted, fits=lambda w: fits(knob, w, target), min_count=3,
                                        what="coordinate-check widths")
     # Too large around the base width on this device: halve downwards.
-    below = [w for w in _scaled(base, [2.0 ** -k for k in range(1, 10)]) if _fits(knob, w, target)][:3]
+    below = [w for w in _scaled(base, [2.0 ** -k for k in range(1, 10)]) if fits(knob, w, target)][:3]
     if len(below) < 3:
         raise MulintError(f"cannot build the model at three widths around its base width {base}",
                           target=target, step="coord", hint="give three widths it accepts with --widths")

@@ -10,18 +10,14 @@ import torch.nn as nn
 from mulint.analysis.optimizer import find_factory
 from mulint.analysis.structure import Structure
 from mulint.build import inputs as example
-from mulint.coordcheck import CoordResult, LayerCurve
-from mulint.coordcheck.plan import BATCH, SEQ, choose_widths, cpu_threads, describe_shrinking, limited, shrunk_model
+from mulint.coordcheck import CoordResult, Extension, LayerCurve
+from mulint.coordcheck.plan import (BATCH, SEQ, choose_widths, cpu_threads, describe_shrinking, fits, limited,
+                                    shrunk_model)
 from mulint.coordcheck.record import changes, recording, train_step
 from mulint.errors import MulintError
 from mulint.exponents import fit_exponent
+from mulint.profiles import load_profile
 
-BLOW_UP = 0.3
-COLLAPSE = -0.5
-# An output with no width dimension (the logits, attention probabilities) is a sum over width: with
-# a non-zero init its change carries a term decaying like width^-½, which small widths show as a
-# mildly negative slope in a correct µP model; a real collapse is ≈ -1.
-COLLAPSE_OUTPUT = -0.75
 DEVICES = ("cpu", "cuda", "mps")
 
 
@@ -61,33 +57,52 @@ def _token_shape(inputs: example.Inputs) -> tuple[int, ...] | None:
 def run_coord(target, structure: Structure, *, widths: list[int] | None = None, steps: int = 3, seeds: int = 2,
               lr: float = 1e-3, optimizer: str | None = None, batch_fn: Callable | None = None,
               resolve_optimizer=None, progress: Callable[[int], None] = lambda n: None,
-              device: str | None = None) -> CoordResult:
+              device: str | None = None, profile: str = "mup") -> CoordResult:
+    """Train, fit and judge; a failure that is only doubtful (see ``doubtful``) is judged again on a
+    longer run with one more, wider width, and the result says what was extended."""
     device = device or default_device()
+    limits = load_profile(profile).coord
     knob = limited(structure.knob)
     widths, notes = choose_widths(knob, target.label, widths)
     model_cls = type(next(iter(structure.models.values())))
     factory = find_factory(target.module, model_cls, optimizer, resolve_optimizer) if resolve_optimizer else None
     label = factory.label if factory else f"Adam(lr={lr:g})"
     skip = _judged(structure)
-    curves: dict[str, LayerCurve] = {}
-    shrunk: list[str] = []
-    with cpu_threads(knob, widths, target.label, device):
-        for width in widths:
-            for seed in range(seeds):
-                torch.manual_seed(1000 + seed)
-                with shrunk_model(knob, width, target=target.label, device=device) as (model, lists):
-                    inputs = _inputs(target, structure, model, batch_fn, device)
-                    shrunk = shrunk or describe_shrinking(knob, lists, _token_shape(inputs))
-                    opt = factory.make(model) if factory else torch.optim.Adam(model.parameters(), lr=lr)
-                    _train_and_record(model, opt, inputs, steps, width, seeds, curves, skip, target.label)
-                del model, opt
-                progress(1)
-    for curve in curves.values():
-        curve.slopes = {t: fit_exponent(by_width) for t, by_width in curve.change.items()}
-        curve.status = judge(curve)
+
+    def train(widths: list[int], steps: int) -> tuple[dict[str, LayerCurve], list[str]]:
+        curves: dict[str, LayerCurve] = {}
+        shrunk: list[str] = []
+        with cpu_threads(knob, widths, target.label, device):
+            for width in widths:
+                for seed in range(seeds):
+                    torch.manual_seed(1000 + seed)
+                    with shrunk_model(knob, width, target=target.label, device=device) as (model, lists):
+                        inputs = _inputs(target, structure, model, batch_fn, device)
+                        shrunk = shrunk or describe_shrinking(knob, lists, _token_shape(inputs))
+                        opt = factory.make(model) if factory else torch.optim.Adam(model.parameters(), lr=lr)
+                        _train_and_record(model, opt, inputs, steps, width, seeds, curves, skip, target.label)
+                    del model, opt
+                    progress(1)
+        for curve in curves.values():
+            curve.slopes = {t: fit_exponent(by_width) for t, by_width in curve.change.items()}
+            curve.status = judge(curve, limits)
+        return curves, shrunk
+
+    curves, shrunk = train(widths, steps)
+    extended = None
+    doubts = doubtful(curves.values(), limits)
+    if doubts:
+        more = max(steps, int(limits["extend_steps"]))
+        wider = [*widths, 2 * max(widths)] if fits(knob, 2 * max(widths), target.label) else widths
+        if more > steps or wider != widths:
+            curves, shrunk = train(wider, more)
+            extended = Extension(steps=(steps, more), widths=(widths, wider), reasons=doubts)
+            notes.append(extended.describe())
+            widths, steps = wider, more
     notes.extend(_unmoved_note(curves.values(), steps))
     return CoordResult(target=target.label, widths=widths, steps=steps, seeds=seeds, optimizer=label,
-                       layers=list(curves.values()), device=device, shrunk=shrunk, notes=notes)
+                       layers=list(curves.values()), device=device, shrunk=shrunk, notes=notes,
+                       limits=(limits["collapse"], limits["blow_up"]), extended=extended)
 
 
 def _unmoved_note(curves, steps: int) -> list[str]:
@@ -104,12 +119,57 @@ def _unmoved_note(curves, steps: int) -> list[str]:
             "it from them); try a smaller --lr, more --steps or a --batch with more examples"]
 
 
-def judge(curve: LayerCurve) -> str:
+def _floor(curve: LayerCurve, limits: dict[str, float]) -> float:
+    # An output with no width dimension (the logits, attention probabilities) is a sum over width: with
+    # a non-zero init its change carries a term decaying like width^-½, which small widths show as a
+    # mildly negative slope in a correct µP model; a real collapse is ≈ -1.
+    return limits["collapse_output"] if curve.name == "output" or curve.finite else limits["collapse"]
+
+
+def _status(slope: float, curve: LayerCurve, limits: dict[str, float]) -> str:
+    return "blow-up" if slope > limits["blow_up"] else "collapse" if slope < _floor(curve, limits) else "ok"
+
+
+def judge(curve: LayerCurve, limits: dict[str, float] | None = None) -> str:
+    """The layer's status at its last step (thresholds of ``limits``, the default profile's by default).
+    With four or more widths a failure must hold both over all of them and over the widest three:
+    finite-width effects are largest at the narrowest."""
+    limits = limits or load_profile().coord
     slope = curve.slope
     if not curve.judged or slope is None:
         return curve.status
-    floor = COLLAPSE_OUTPUT if curve.name == "output" or curve.finite else COLLAPSE
-    return "blow-up" if slope > BLOW_UP else "collapse" if slope < floor else "ok"
+    status = _status(slope, curve, limits)
+    last = curve.change[max(curve.change)] if curve.change else {}
+    if status != "ok" and len(last) >= 4:
+        upper = fit_exponent({w: last[w] for w in sorted(last)[-3:]})
+        if upper is not None and _status(upper, curve, limits) != status:
+            return "ok"
+    return status
+
+
+def doubtful(curves, limits: dict[str, float]) -> dict[str, str]:
+    """Failing layers whose failure may not hold, with why: a slope near its threshold, or a layer that
+    has not moved yet (its change tiny against its size, or exactly zero after the first steps: a
+    zero-initialised gate or readout before it kept the gradient away). Empty when
+    nothing fails or some failure is clear-cut: then more training would not change the verdict."""
+    out = {}
+    for curve in curves:
+        if not curve.judged or curve.status == "ok" or curve.slope is None:
+            continue
+        slope, last = curve.slope, max(curve.change)
+        threshold = limits["blow_up"] if curve.status == "blow-up" else _floor(curve, limits)
+        moved = min((curve.change[last][w] / curve.size[last][w] for w in curve.change[last]
+                     if curve.size[last].get(w)), default=0.0)
+        still = [t for t, by_width in curve.change.items() if any(v == 0.0 for v in by_width.values())]
+        if still:
+            out[curve.name] = f"it did not move until step {max(still) + 1}"
+        elif moved < limits["unmoved"]:
+            out[curve.name] = f"it had barely moved (change {moved:.2%} of its size)"
+        elif abs(slope - threshold) <= limits["near"]:
+            out[curve.name] = f"slope {slope:+.2f} near the threshold {threshold:+.2f}"
+        else:
+            return {}
+    return out
 
 
 def _train_and_record(model, opt, inputs, steps, width, seeds, curves, skip, label):

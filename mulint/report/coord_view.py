@@ -15,7 +15,8 @@ def as_json(result) -> str:
                        "size": {str(t): {str(w): v for w, v in by.items()} for t, by in l.size.items()}})
     return json.dumps({"target": result.target, "verdict": result.verdict, "widths": result.widths,
                        "steps": result.steps, "seeds": result.seeds, "optimizer": result.optimizer,
-                       "device": result.device, "shrunk": result.shrunk, "notes": result.notes, "layers": layers}, indent=2)
+                       "device": result.device, "shrunk": result.shrunk, "notes": result.notes,
+                       "extended": result.extended.as_dict() if result.extended else None, "layers": layers}, indent=2)
 
 
 def as_text(result, worst: int = 10) -> str:
@@ -32,7 +33,8 @@ def as_text(result, worst: int = 10) -> str:
             f"{result.optimizer}; {result.device})")
     shrunk = [f"trained smaller where width does not matter: {'; '.join(result.shrunk)}"] if result.shrunk else []
     notes = [f"note: {n}" for n in result.notes]
+    low, high = result.limits
     summary = (f"{len(bad)} of {len(judged)} layers change with width: slope of mean |h_t - h_0| against width "
-               f"outside [-0.5, +0.3] at step {result.steps}") if bad else \
-        f"all {len(judged)} layers keep their change per step constant across widths (slope within [-0.5, +0.3])"
+               f"outside [{low:+g}, {high:+g}] at step {result.steps}") if bad else \
+        f"all {len(judged)} layers keep their change per step constant across widths (slope within [{low:+g}, {high:+g}])"
     return "\n".join([head, *shrunk, *notes, "", *table, "", summary])

@@ -67,8 +67,14 @@ def choose_numeric_widths(knob: WidthKnob, target: str, requested: list[int] | N
             (n := _numel_on_meta(knob, w, target)) is not None and n <= MAX_ELEMENTS for w in requested):
         return requested, []
     widths = _small_widths(knob, target, count)
-    return proportional_widths(knob, target, widths, min_count=2, what="numeric widths",
-                               fits=lambda w: (n := _numel_on_meta(knob, w, target)) is not None and n <= MAX_ELEMENTS)
+    sizes: dict[int, int | None] = {}
+
+    def fits(width: int) -> bool:
+        if width not in sizes:
+            sizes[width] = _numel_on_meta(knob, width, target)
+        return sizes[width] is not None and sizes[width] <= MAX_ELEMENTS
+
+    return proportional_widths(knob, target, widths, min_count=2, what="numeric widths", fits=fits)
 
 
 def _small_widths(knob: WidthKnob, target: str, count: int) -> list[int]:

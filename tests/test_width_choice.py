@@ -86,3 +86,22 @@ def test_rounded_ffn_mup_is_clean_and_its_sp_twin_is_flagged(mulint, optimizer, 
             hidden["parameter"].startswith(expected) and "w_down" in hidden["parameter"]
     notes = [n for t in report["targets"] for n in t.get("notes") or []]
     assert any(n.startswith("numeric widths moved up") for n in notes)
+
+
+@pytest.mark.slow  # torch.export at two widths: about 10 s on a shared CPU
+def test_structure_widths_move_up_where_the_rounding_hides_a_growing_dimension(tmp_path):
+    """Built at base width 32, the FFN is 256 at widths 32 and 64: on those two meta models the
+    down-projection would look like an input layer (its fan-in fixed). The structure widths move up."""
+    from mulint.analysis.structure import analyse_structure
+    from mulint.load.targets import parse_target, resolve
+
+    small = tmp_path / "llama_base32.py"
+    small.write_text(LLAMA.read_text().replace("BASE = 256", "BASE = 32").replace("= 32000, 4, 256", "= 128, 4, 256")
+                     .replace("n_layers: int = 4", "n_layers: int = 1"))
+    [item] = resolve(parse_target(f"{small}:make_llama"), allow_exec=True)
+    facts = analyse_structure(item).facts
+    assert facts.base_width == 32 and facts.widths == [64, 128]
+    assert [ffn(w) for w in facts.widths] == [256, 512]  # doubles with the width: in proportion
+    roles = {p.name: p.roles for p in facts.params}
+    assert roles["layers.0.w_down.weight"] == roles["layers.0.w_gate.weight"] == ("hidden",)
+    assert any(n.startswith("structure widths moved up from 32, 64 to 64, 128") for n in facts.notes)

@@ -13,6 +13,7 @@ from mulint.analysis.branches import first_tracing, train_mode, training_variant
 from mulint.analysis.uses import param_uses, role_from_shape
 from mulint.build import build_at
 from mulint.build import inputs as example
+from mulint.build.proportional import proportional_widths
 from mulint.build.provenance import Provenance
 from mulint.build.repeats import ShortenedLists, shortened
 from mulint.errors import MulintError
@@ -149,7 +150,10 @@ def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None
         if not widths:
             raise
         knob = find_knob(target.obj, target.label, width_arg, base_override=min(widths))
-    chosen = choose_widths(knob.base, widths)
+    chosen, moved = choose_widths(knob.base, widths), []
+    if not widths:  # meta builds are free: move up past widths where a rounded size stands still
+        chosen, moved = proportional_widths(knob, target.label, chosen, fits=lambda w: True, min_count=2,
+                                            what="structure widths")
     ref, other = _reference_pair(knob.base, chosen)
     provenance = Provenance()
     models = {w: build_at(knob, w, target=target.label, provenance=provenance if w == ref else None)
@@ -157,6 +161,7 @@ def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None
     mup = mup_modules(models[ref], provenance)
     facts = ModelFacts(target=target.label, path=str(target.path or ""), width_knob=knob.name,
                        base_width=knob.base, widths=chosen, params=[], mup_modules=mup)
+    facts.notes.extend(moved)
     broken = [m for m in mup if not (m.base_shapes and m.bias_ok)]
     if broken:
         # mup layers without base shapes (or with a misshaped bias) cannot run a forward pass.

@@ -3,9 +3,10 @@ everything that does not grow with width.
 
 µP's hyperparameters are tuned at the base width; far below it the width-scaled learning rates
 are several times their tuned values and finite-width effects dominate, so a correct model can
-look wrong. The widths therefore bracket the base width (base/2, base, 2×base). To keep that
-cheap, repeated blocks are cut to two (the verdict is per layer type), and the vocabulary,
-sequence length and batch are small: none of them grows with width.
+look wrong. The widths therefore bracket the base width (base/2, base, 2×base), moved up where a
+width-derived size rounded to a multiple does not grow in proportion there (mulint.build.proportional).
+To keep that cheap, repeated blocks are cut to two (the verdict is per layer type), and the
+vocabulary, sequence length and batch are small: none of them grows with width.
 """
 
 from __future__ import annotations

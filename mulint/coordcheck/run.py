@@ -142,7 +142,7 @@ def judge(curve: LayerCurve, limits: dict[str, float] | None = None) -> str:
     last = curve.change[max(curve.change)] if curve.change else {}
     if status != "ok" and len(last) >= 4:
         upper = fit_exponent({w: last[w] for w in sorted(last)[-3:]})
-        if upper is not None and _status(upper, curve, limits) != status:
+        if upper is not None and _status(upper, curve, limits) == "ok":
             return "ok"
     return status
 

@@ -70,6 +70,7 @@ class ParamFacts:
     lr_exponent: float | None = None  # lr ∝ width^exponent; None without an optimizer (or lr 0)
     weight_decay: dict[int, float] = field(default_factory=dict)  # width -> weight decay
     lr_scale_key: str | None = None  # the param-group key (lr_scale) the lr was multiplied by, if any
+    lr_source: str = ""  # where the lr was read and which assumption made it effective, in words
     optimizer: str = ""  # class of the optimizer that steps it ("AdamW", "Muon"), when there are several
     optimizer_family: str = ""  # "adam", "sgd" or "unknown"
     optimizer_at: SourceLoc | None = None  # the line constructing that optimizer

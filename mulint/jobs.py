@@ -104,15 +104,12 @@ def check(job, send) -> dict:
 def analyse_target(target, options: dict, *, resolve_optimizer=None):
     """Analyse one resolved target and run the model rules: (findings, what was analysed). The CLI's
     workers and the Python API both come here."""
-    from mulint.analysis.model import _resolve_function, analyse_model
+    from mulint.analysis.model import _resolve_function
     from mulint.rules import MODEL_RULES, check_model_rules
     from mulint.suppress import selected
 
     resolve_optimizer = resolve_optimizer or _resolve_function
-    structure = analyse_model(target, widths=options.get("widths"), width_arg=options.get("width_arg"),
-                              optimizer=options.get("optimizer"), resolve_optimizer=resolve_optimizer,
-                              lr_scale_keys=tuple(options.get("lr_scale_keys") or ()),
-                              profile=options.get("profile") or "mup")
+    structure = analyse_numbers(target, options, resolve_optimizer)
     facts = structure.facts
     if options.get("coord") and facts.traced:
         from mulint.coordcheck.run import coord_facts, run_coord
@@ -128,12 +125,20 @@ def analyse_target(target, options: dict, *, resolve_optimizer=None):
     return check_model_rules(facts, rules), entry  # on every traced branch of forward
 
 
-def inspect(job, send) -> dict:
-    from mulint.analysis.structure import analyse_structure
+def analyse_numbers(target, options: dict, resolve_optimizer=None):
+    """The analysis `check` judges and `inspect` shows: structure, init sizes, learning rates and
+    measured updates, with the same options, so inspect's evidence is the rules' own numbers."""
+    from mulint.analysis.model import _resolve_function, analyse_model
 
-    target = _resolve_one(job)
-    structure = analyse_structure(target, widths=job.options.get("widths"), width_arg=job.options.get("width_arg"))
-    return {"facts": structure.facts}
+    return analyse_model(target, widths=options.get("widths"), width_arg=options.get("width_arg"),
+                         optimizer=options.get("optimizer"), resolve_optimizer=resolve_optimizer or _resolve_function,
+                         lr_scale_keys=tuple(options.get("lr_scale_keys") or ()),
+                         profile=options.get("profile") or "mup")
+
+
+def inspect(job, send) -> dict:
+    """What the analysis sees of one target, with the numbers the rules judge."""
+    return {"facts": analyse_numbers(_resolve_one(job), job.options).facts}
 
 
 def coord(job, send) -> dict:

@@ -1,4 +1,5 @@
-"""`mulint inspect` output: a table of every parameter's shape, growing dims, fans and roles."""
+"""`mulint inspect` output: a table of every parameter's shape, growing dims, fans and roles, then
+the evidence (mulint.report.evidence): per parameter and per width the numbers the rules judge."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 
 from mulint.facts import ModelFacts
 from mulint.paths import display_path
+from mulint.report.evidence import model_evidence, param_evidence
+from mulint.report.evidence_view import evidence_lines
 
 
 def as_json(facts: ModelFacts) -> str:
@@ -16,6 +19,9 @@ def as_json(facts: ModelFacts) -> str:
         for use in p["uses"]:
             if use.get("loc"):
                 use["loc"]["path"] = display_path(use["loc"]["path"])
+    data["evidence"] = model_evidence(facts)
+    for p, record in zip(facts.params, data["parameters"]):
+        record["evidence"] = param_evidence(facts, p)
     return json.dumps(data, indent=2)
 
 
@@ -45,6 +51,7 @@ def as_text(facts: ModelFacts) -> str:
             counts[r] = counts.get(r, 0) + 1
     summary = ", ".join(f"{n} {r}" for r, n in counts.items())
     footer = ["", f"{len(facts.params)} parameters: {summary}. inf = grows with width."]
+    footer += evidence_lines(facts)
     footer += [f"note: {n}" for n in facts.notes]
     return "\n".join(header + lines + footer)
 

@@ -54,6 +54,16 @@ def _who(profile: Profile) -> str:
     return {"mup": "µP", "u-mup": "u-µP"}.get(profile.name, f"the {profile.name} profile")
 
 
+# The directions in which each role's effective init is flagged (MU101-MU104): +1 too large, -1 too
+# small. A readout or a vector smaller than the profile's exponent is no µP violation (zero init is allowed).
+FLAGGED = {"hidden": (1, -1), "output": (1,), "input": (1, -1), "vector": (1,)}
+
+
+def effective_init_exponent(p: ParamFacts, use: ParamUse) -> float | None:
+    """a+b of this use: the init exponent of W plus the multiplier's on its path; None for a zero init."""
+    return None if p.init_exponent is None else p.init_exponent + use.multiplier_exponent
+
+
 def effective_uses(facts: ModelFacts, role: str, *, late: bool = False):
     """(param, use, effective exponent) for every traced use in ``role`` with a non-zero init.
 
@@ -64,7 +74,7 @@ def effective_uses(facts: ModelFacts, role: str, *, late: bool = False):
             continue  # zero init is allowed for every role
         for use in p.uses:
             if use.role == role:
-                yield p, use, p.init_exponent + use.multiplier_exponent
+                yield p, use, effective_init_exponent(p, use)
 
 
 def _describe(p: ParamFacts, use: ParamUse, eff: float) -> str:

@@ -1,0 +1,131 @@
+"""The numbers every finding is computed from, per parameter and per width: what `mulint inspect`
+shows so that a verdict can be checked by hand (the init std, learning rate, weight decay and
+multiplier each parameter really gets, its measured update, and the exponents fitted and expected).
+
+Plain data read from the facts. The effective exponents, the expected ranges and the verdicts come
+from the rules' own functions and the active profile, so no number is computed a second time.
+"""
+
+from __future__ import annotations
+
+from mulint.facts import ModelFacts, ParamFacts, ParamUse, SourceLoc
+from mulint.paths import display_path
+from mulint.profiles import Profile, Range, accepts, load_profile
+from mulint.rules.base import TOLERANCE
+from mulint.rules.init import FLAGGED, effective_init_exponent
+from mulint.rules.optimizer import update_exponent
+from mulint.rules.spectral import optimizer_of
+
+# How an Adam-family and an SGD update scale with the multiplier a and the lr exponent c.
+FORMULAS = {"adam": "a+c", "sgd": "2a+c"}
+
+
+def where(loc: SourceLoc | None) -> str | None:
+    return f"{display_path(loc.path)}:{loc.line}" if loc else None
+
+
+def verdict(accepted: Range | None, exponent: float | None) -> str | None:
+    """The rules' judgement of an exponent: within the profile's range (with the rules' tolerance) or not."""
+    if accepted is None or exponent is None:
+        return None
+    return {0: "ok", 1: "too large", -1: "too small"}[accepts(accepted, exponent, TOLERANCE)]
+
+
+def multiplier_width(facts: ModelFacts) -> int | None:
+    """The width the multipliers were read at: the analysis's reference width (its default width
+    when built at it, else the smallest)."""
+    if not facts.widths:
+        return None
+    return facts.base_width if facts.base_width in facts.widths else facts.widths[0]
+
+
+def model_evidence(facts: ModelFacts) -> dict:
+    opt = facts.optimizer
+    return {
+        "profile": facts.profile,
+        "widths": list(facts.numeric_widths),
+        "multiplier_width": multiplier_width(facts),
+        "optimizer": None if opt is None else {"factory": opt.label, "class": opt.cls, "family": opt.family,
+                                               "at": where(opt.loc)},
+    }
+
+
+def param_evidence(facts: ModelFacts, p: ParamFacts) -> dict:
+    profile = load_profile(facts.profile)
+    cls, family = optimizer_of(p, facts) if facts.optimizer else ("", "")
+    return {
+        "init_rms": dict(p.init_rms),
+        "init_exponent": p.init_exponent,
+        "init_at": where(p.init_at),
+        "optimizer": cls or None,
+        "optimizer_family": family or None,
+        "lr": dict(p.lr),
+        "lr_exponent": p.lr_exponent,
+        "lr_source": p.lr_source,
+        "lr_scale_key": p.lr_scale_key,
+        "weight_decay": dict(p.weight_decay),
+        "update_step": p.update_step,
+        "uses": [_use_evidence(profile, p, use, family) for use in p.uses],
+    }
+
+
+def _use_evidence(profile: Profile, p: ParamFacts, use: ParamUse, family: str) -> dict:
+    return {
+        "role": use.role,
+        "module": use.module,
+        "op": use.op,
+        "multiplier": use.multiplier,
+        "multiplier_exponent": use.multiplier_exponent,
+        "multiplier_at": where(use.multiplier_at),
+        "init": _init(profile, p, use),
+        "update": _update(profile, p, use, family),
+        "measured_update": _measured(profile, p, use, family),
+    }
+
+
+def _unjudged(p: ParamFacts) -> str | None:
+    if p.role_source != "use":
+        return "not judged: role read from its shape, not from a use"
+    return None
+
+
+def _init(profile: Profile, p: ParamFacts, use: ParamUse) -> dict:
+    """MU101-MU104's numbers: a+b of this use against the profile's init range."""
+    accepted = profile.init.get(use.role)
+    effective = effective_init_exponent(p, use)
+    why = _unjudged(p) or ("not judged here: written after set_base_shapes (MU402)" if p.late_init_at else None)
+    if why is None and effective is None:
+        why = "zero init: allowed for every role"
+    judged = why or verdict(accepted, effective)
+    if judged in ("too large", "too small") and accepts(accepted, effective, TOLERANCE) not in FLAGGED.get(use.role, ()):
+        judged = "ok (smaller: allowed for its role)"
+    return {"effective_exponent": effective, "expected": list(accepted) if accepted else None, "verdict": judged}
+
+
+def _update(profile: Profile, p: ParamFacts, use: ParamUse, family: str) -> dict | None:
+    """MU301/MU302's numbers: the effective update exponent from the lr and the multiplier, for the
+    families the profile judges by its exact tables."""
+    if not profile.judged_exactly(family) or p.lr_exponent is None:
+        return None
+    accepted = profile.target("update", use.role, family)
+    effective = update_exponent(family, use.multiplier_exponent, p.lr_exponent)
+    return {"formula": FORMULAS.get(family, "a+c"), "effective_exponent": effective,
+            "expected": list(accepted) if accepted else None,
+            "verdict": _unjudged(p) or verdict(accepted, effective)}
+
+
+def _measured(profile: Profile, p: ParamFacts, use: ParamUse, family: str) -> dict | None:
+    """MU311/MU312's numbers: the RMS→RMS norm of the update measured at each width, its exponent
+    (with the multiplier) and the profile's spectral range."""
+    if not use.update_norm:
+        return None
+    accepted = profile.spectral.get(use.role)
+    if profile.judged_exactly(family):
+        why = f"measured, not judged: {family} is judged by its lr table"
+    elif p.update_self_tuned:
+        why = "measured, not judged: the optimizer sets its own step size"
+    else:
+        why = _unjudged(p)
+    return {"norm": dict(use.update_norm), "exponent": use.update_exponent,
+            "expected": list(accepted) if accepted else None,
+            "verdict": why or verdict(accepted, use.update_exponent)}

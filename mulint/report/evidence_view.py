@@ -1,0 +1,139 @@
+"""`mulint inspect`'s evidence as text: one block per parameter, one row per quantity with a column
+per width, then the fitted exponent, the exponent the profile expects and the rules' verdict.
+
+Blocks of a repeated layer (`h.0.attn.c_attn.weight`, `h.1...`) whose roles, learning rates,
+multipliers and verdicts agree collapse into one (`h.*.attn.c_attn.weight`), showing the first
+block's numbers; a block that differs keeps its own.
+"""
+
+from __future__ import annotations
+
+from mulint.exponents import fmt_exp, to_quarter
+from mulint.facts import ModelFacts, ParamFacts
+from mulint.report.evidence import model_evidence, param_evidence
+from mulint.rules.base import compress_names
+
+NO_OPTIMIZER = ("optimizer: none found, so no learning rates or updates below "
+                "(name one with --optimizer path/to/file.py:make_optimizer)")
+
+
+def evidence_lines(facts: ModelFacts) -> list[str]:
+    model = model_evidence(facts)
+    widths = model["widths"]
+    if not widths:
+        return ["", "evidence: no numbers (the model was not measured; see the notes)"]
+    lines = ["", f"evidence (profile {model['profile']}): init, lr and updates measured at widths "
+                 f"{', '.join(map(str, widths))}; multipliers read at width {model['multiplier_width']}"]
+    opt = model["optimizer"]
+    lines.append(NO_OPTIMIZER if opt is None else
+                 f"optimizer: {opt['factory']} -> {opt['class']} ({opt['family']})"
+                 + (f" at {opt['at']}" if opt["at"] else ""))
+    table: list[tuple[str, ...] | str] = [("", *map(str, widths), "∝ width^", "expected", "verdict or source")]
+    for p, record, alike in _blocks(facts):
+        table.append(_title(p, alike))
+        table.extend(_rows(record, widths, alike))
+    return lines + [""] + _align(table)
+
+
+def _blocks(facts: ModelFacts):
+    """(first parameter, its evidence, the names it stands for), repeated blocks that agree collapsed."""
+    groups: dict[tuple, list[tuple[ParamFacts, dict]]] = {}
+    order: list[tuple] = []
+    for p in facts.params:
+        record = param_evidence(facts, p)
+        key = (_pattern(p.name), _signature(p, record))
+        if key not in groups:
+            order.append(key)
+        groups.setdefault(key, []).append((p, record))
+    for key in order:
+        members = groups[key]
+        yield members[0][0], members[0][1], [p.name for p, _ in members]
+
+
+def _pattern(name: str) -> str:
+    return compress_names([name])
+
+
+def _signature(p: ParamFacts, record: dict) -> tuple:
+    """What must agree for two blocks' parameters to be shown as one (init sizes are random draws)."""
+    exp = record["init_exponent"]
+    uses = tuple((u["role"], _pattern(u["module"]), u["op"], round(u["multiplier"], 9),
+                  to_quarter(u["multiplier_exponent"]), *(_verdict(u[k]) for k in ("init", "update", "measured_update")))
+                 for u in record["uses"])
+    return (p.roles, None if exp is None else to_quarter(exp), record["optimizer"], tuple(record["lr"].items()),
+            tuple(record["weight_decay"].items()), record["lr_source"], record["lr_scale_key"], uses)
+
+
+def _verdict(part: dict | None) -> str:
+    return (part or {}).get("verdict") or ""
+
+
+def _title(p: ParamFacts, alike: list[str]) -> str:
+    name = _pattern(p.name) if len(alike) > 1 else p.name
+    title = name + (f" (= {', '.join(p.aliases)})" if p.aliases else "")
+    if len(alike) > 1:
+        title += f"  [{len(alike)} alike; numbers of {p.name}]"
+    return title
+
+
+def _rows(record: dict, widths: list[int], alike: list[str]) -> list:
+    rows: list = [_row("  init rms", record["init_rms"], widths, record["init_exponent"],
+                       note=f"set at {record['init_at']}" if record["init_at"] else "")]
+    if record["lr"]:
+        source = record["lr_source"] or (f"group lr × {record['lr_scale_key']}" if record["lr_scale_key"] else "")
+        label = f"  lr ({record['optimizer']})" if record["optimizer"] else "  lr"
+        rows.append(_row(label, record["lr"], widths, record["lr_exponent"], note=source))
+        rows.append(_row("  weight decay", record["weight_decay"], widths, None, fitted=False))
+    if not record["uses"]:
+        rows.append("  (not used in the traced forward: role read from its shape)")
+    for use in record["uses"]:
+        module = _pattern(use["module"]) if len(alike) > 1 else use["module"]
+        multiplier = f"multiplier {use['multiplier']:.3g}"
+        if abs(use["multiplier_exponent"]) > 1e-9:
+            multiplier += f" ∝ width^{fmt_exp(use['multiplier_exponent'])}"
+        if use["multiplier_at"]:
+            multiplier += f" at {use['multiplier_at']}"
+        rows.append(f"  as {use['role']}: {module or '?'} ({use['op']}), {multiplier}")
+        init = use["init"]
+        rows.append(_judged("    init a·W (a+b)", widths, init))
+        if use["update"]:
+            rows.append(_judged(f"    update {use['update']['formula']} (lr)", widths, use["update"]))
+        measured = use["measured_update"]
+        if measured:
+            step = f", step {record['update_step']}" if record["update_step"] else ""
+            rows.append(_row(f"    measured ‖ΔW‖{step}", measured["norm"], widths, measured["exponent"],
+                             _range(measured["expected"]), measured["verdict"] or ""))
+    return rows
+
+
+def _row(label: str, values: dict, widths: list[int], exponent: float | None, expected: str = "",
+         note: str = "", fitted: bool = True) -> tuple[str, ...]:
+    cells = [_number(values[w]) if w in values else "-" for w in widths]
+    return (label, *cells, _exponent(exponent) if values and fitted else "", expected, note)
+
+
+def _judged(label: str, widths: list[int], part: dict) -> tuple[str, ...]:
+    return (label, *("" for _ in widths), _exponent(part["effective_exponent"]), _range(part["expected"]),
+            part["verdict"] or "")
+
+
+def _number(value: float) -> str:
+    return "0" if value == 0 else f"{value:.3g}"
+
+
+def _exponent(value: float | None) -> str:
+    return "-" if value is None else fmt_exp(value)
+
+
+def _range(accepted: list[float] | None) -> str:
+    if not accepted:
+        return ""
+    low, high = accepted
+    return fmt_exp(low) if low == high else f"{fmt_exp(low)}..{fmt_exp(high)}"
+
+
+def _align(table: list) -> list[str]:
+    """Rows (tuples) in aligned columns; titles (strings) as they are."""
+    rows = [r for r in table if isinstance(r, tuple)]
+    sizes = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [r if isinstance(r, str) else "  ".join(c.ljust(s) for c, s in zip(r, sizes)).rstrip() for r in table]

@@ -66,7 +66,8 @@ class Report:
 
 @dataclass
 class Analysis:
-    """The result of `mulint.inspect`: every parameter's shape, growing dimensions, fans and roles."""
+    """The result of `mulint.inspect`: every parameter's shape, growing dimensions, fans and roles, and
+    its evidence (init rms, lr, weight decay, multipliers, measured updates per width)."""
 
     target: str
     facts: Any  # mulint.facts.ModelFacts
@@ -77,6 +78,10 @@ class Analysis:
 
     def roles(self) -> dict[str, list[str]]:
         return {p["name"]: p["roles"] for p in self.parameters}
+
+    def evidence(self) -> dict[str, dict]:
+        """Parameter name -> the numbers the rules judge (the JSON's `evidence`; widths as strings)."""
+        return {p["name"]: p["evidence"] for p in self.parameters}
 
     def to_json(self) -> str:
         from mulint.report.inspect_view import as_json
@@ -159,14 +164,25 @@ def _api_words(note: str) -> str:
     return note
 
 
-def inspect(model_fn: Callable[..., Any] | type, *, widths: list[int] | None = None,
-            width_arg: str | None = None) -> Analysis:
-    """Every parameter of the model: shape, which dimensions grow with width, fan-in/out, roles."""
-    from mulint.analysis.structure import analyse_structure
+def inspect(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any], Any] | None = None,
+            widths: list[int] | None = None, width_arg: str | None = None, profile: str | None = None) -> Analysis:
+    """Every parameter of the model: shape, which dimensions grow with width, fan-in/out, roles, and the
+    numbers `check` judges per width (init rms, lr, weight decay, multipliers, measured updates), with
+    the optimizer `optimizer_fn(model)` when given (else one found as the CLI finds it)."""
+    from mulint.jobs import analyse_numbers
 
+    if profile:
+        from mulint.profiles import load_profile
+
+        load_profile(profile)
     target = _target(model_fn, widths, width_arg)
-    structure = _guarded(target.label, lambda: analyse_structure(target, widths=widths, width_arg=width_arg))
-    return Analysis(target=target.label, facts=structure.facts)
+    options = {"widths": widths, "width_arg": width_arg, "profile": profile,
+               "optimizer": "optimizer_fn" if optimizer_fn is not None else None}
+    resolve = (lambda spec: (optimizer_fn, _label(optimizer_fn))) if optimizer_fn is not None else None
+    structure = _guarded(target.label, lambda: analyse_numbers(target, options, resolve))
+    facts = structure.facts
+    facts.notes = [_api_words(note) for note in facts.notes]
+    return Analysis(target=target.label, facts=facts)
 
 
 def coord(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any], Any] | None = None,

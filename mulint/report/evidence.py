@@ -74,6 +74,7 @@ def _use_evidence(profile: Profile, p: ParamFacts, use: ParamUse, family: str) -
         "role": use.role,
         "module": use.module,
         "op": use.op,
+        "at": where(use.loc),
         "multiplier": use.multiplier,
         "multiplier_exponent": use.multiplier_exponent,
         "multiplier_at": where(use.multiplier_at),

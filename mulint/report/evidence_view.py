@@ -13,8 +13,7 @@ from mulint.facts import ModelFacts, ParamFacts
 from mulint.report.evidence import model_evidence, param_evidence
 from mulint.rules.base import compress_names
 
-NO_OPTIMIZER = ("optimizer: none found, so no learning rates or updates below "
-                "(name one with --optimizer path/to/file.py:make_optimizer)")
+NO_OPTIMIZER = "optimizer: none found, so no learning rates or updates below (the note says how to name one)"
 
 
 def evidence_lines(facts: ModelFacts) -> list[str]:
@@ -51,7 +50,8 @@ def _blocks(facts: ModelFacts):
 
 
 def _pattern(name: str) -> str:
-    return compress_names([name])
+    """`h.0.attn.weight` -> `h.*.attn.weight`, and a module path `h.0` -> `h.*`."""
+    return compress_names([name + "."])[:-1]
 
 
 def _signature(p: ParamFacts, record: dict) -> tuple:
@@ -93,7 +93,8 @@ def _rows(record: dict, widths: list[int], alike: list[str]) -> list:
             multiplier += f" ∝ width^{fmt_exp(use['multiplier_exponent'])}"
         if use["multiplier_at"]:
             multiplier += f" at {use['multiplier_at']}"
-        rows.append(f"  as {use['role']}: {module or '?'} ({use['op']}), {multiplier}")
+        at = f" at {use['at']}" if use["at"] and len(alike) == 1 else ""
+        rows.append(f"  as {use['role']}: {use['op']} in {module or 'the model'}{at}, {multiplier}")
         init = use["init"]
         rows.append(_judged("    init a·W (a+b)", widths, init))
         if use["update"]:

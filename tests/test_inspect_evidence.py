@@ -183,3 +183,20 @@ def test_api_inspect_with_an_optimizer_fn():
     evidence = analysis.evidence()
     assert evidence["blocks.1.weight"]["lr"] == {"32": 0.02, "64": 0.01, "128": 0.005}
     assert evidence["w_out"]["uses"][0]["update"]["verdict"] == "ok"
+
+
+def test_a_branch_that_uses_a_parameter_differently_is_listed_with_its_own_numbers():
+    target = f"{MODELS / 'targets_branch.py'}:LastTokenMultiplierLM"  # 1/width_mult on the training branch only
+    facts = jobs.inspect(Job("inspect", target, {}), lambda message: None)["facts"]
+    params = {p["name"]: p["evidence"] for p in json.loads(as_json(facts))["parameters"]}
+    head = params["lm_head.weight"]
+    [generating] = head["uses"]
+    [training] = head["branches"]
+    assert "training" in training["branch"] and training["trains"]
+    assert generating["multiplier_exponent"] == 0 and training["uses"][0]["multiplier_exponent"] == pytest.approx(-1)
+    assert generating["init"]["verdict"] == "too large" and generating["update"]["verdict"].startswith("not judged")
+    assert training["uses"][0]["init"]["verdict"] == training["uses"][0]["update"]["verdict"] == "ok"
+    assert params["fc.weight"]["branches"] == [] and params["fc.weight"]["uses"][0]["update"]["verdict"] == "ok"
+    findings = jobs.check(Job("check", target, {}), lambda message: None)["findings"]
+    assert [f.code for f in findings if f.parameter == "lm_head.weight"] == ["MU102"]  # init only, not MU301
+    assert "on the training branch, `targets` given:" in as_text(facts)

@@ -43,6 +43,7 @@ def model_evidence(facts: ModelFacts) -> dict:
     opt = facts.optimizer
     return {
         "profile": facts.profile,
+        "branch": facts.branch,  # the branch of forward the parameters' `uses` are from, when it has several
         "widths": list(facts.numeric_widths),
         "multiplier_width": multiplier_width(facts),
         "optimizer": None if opt is None else {"factory": opt.label, "class": opt.cls, "family": opt.family,
@@ -52,6 +53,9 @@ def model_evidence(facts: ModelFacts) -> dict:
 
 def param_evidence(facts: ModelFacts, p: ParamFacts) -> dict:
     profile = load_profile(facts.profile)
+    differing = [b for b in facts.branches if p.name in b.uses and _shape_of(b.uses[p.name]) != _shape_of(p.uses)]
+    # the default branch's uses are judged for learning rates when it trains, or the training one uses it alike
+    trains = facts.branch_trains or not any(b.trains for b in differing)
     cls, family = optimizer_of(p, facts) if facts.optimizer else ("", "")
     return {
         "init_rms": dict(p.init_rms),
@@ -65,11 +69,24 @@ def param_evidence(facts: ModelFacts, p: ParamFacts) -> dict:
         "lr_scale_key": p.lr_scale_key,
         "weight_decay": dict(p.weight_decay),
         "update_step": p.update_step,
-        "uses": [_use_evidence(profile, p, use, family) for use in p.uses],
+        "uses": [_use_evidence(profile, p, use, family, trains) for use in p.uses],
+        # forward's other branches (the training one, with `targets`) where they use it differently:
+        # learning rates are judged on the branch that trains
+        "branches": [{"branch": b.description, "trains": b.trains,
+                      "uses": [_use_evidence(profile, p, use, family, b.trains) for use in b.uses[p.name]]}
+                     for b in differing],
     }
 
 
-def _use_evidence(profile: Profile, p: ParamFacts, use: ParamUse, family: str) -> dict:
+def _shape_of(uses: list[ParamUse]) -> list[tuple]:
+    """What a use contributes to the numbers (not its node's name, which differs between traces)."""
+    return [(u.role, u.op, u.kind, u.module, u.multiplier, u.multiplier_exponent, u.update_exponent) for u in uses]
+
+
+def _use_evidence(profile: Profile, p: ParamFacts, use: ParamUse, family: str, trains: bool) -> dict:
+    update = _update(profile, p, use, family)
+    if update and not trains:
+        update["verdict"] = "not judged here: this branch does not train"
     return {
         "role": use.role,
         "module": use.module,
@@ -79,7 +96,7 @@ def _use_evidence(profile: Profile, p: ParamFacts, use: ParamUse, family: str) -
         "multiplier_exponent": use.multiplier_exponent,
         "multiplier_at": where(use.multiplier_at),
         "init": _init(profile, p, use),
-        "update": _update(profile, p, use, family),
+        "update": update,
         "measured_update": _measured(profile, p, use, family),
     }
 

@@ -23,6 +23,8 @@ def evidence_lines(facts: ModelFacts) -> list[str]:
         return ["", "evidence: no numbers (the model was not measured; see the notes)"]
     lines = ["", f"evidence (profile {model['profile']}): init, lr and updates measured at widths "
                  f"{', '.join(map(str, widths))}; multipliers read at width {model['multiplier_width']}"]
+    if model["branch"]:
+        lines.append(f"uses: on {model['branch']}; another branch's are listed where they differ")
     opt = model["optimizer"]
     lines.append(NO_OPTIMIZER if opt is None else
                  f"optimizer: {opt['factory']} -> {opt['class']} ({opt['family']})"
@@ -59,7 +61,7 @@ def _signature(p: ParamFacts, record: dict) -> tuple:
     exp = record["init_exponent"]
     uses = tuple((u["role"], _pattern(u["module"]), u["op"], round(u["multiplier"], 9),
                   to_quarter(u["multiplier_exponent"]), *(_verdict(u[k]) for k in ("init", "update", "measured_update")))
-                 for u in record["uses"])
+                 for u in [*record["uses"], *(u for b in record["branches"] for u in b["uses"])])
     return (p.roles, None if exp is None else to_quarter(exp), record["optimizer"], tuple(record["lr"].items()),
             tuple(record["weight_decay"].items()), record["lr_source"], record["lr_scale_key"], uses)
 
@@ -86,7 +88,20 @@ def _rows(record: dict, widths: list[int], alike: list[str]) -> list:
         rows.append(_row("  weight decay", record["weight_decay"], widths, None, fitted=False))
     if not record["uses"]:
         rows.append("  (not used in the traced forward: role read from its shape)")
-    for use in record["uses"]:
+    rows += _use_rows(record, record["uses"], widths, alike)
+    for branch in record["branches"]:
+        rows.append(f"  on {branch['branch']}:")
+        rows += [_indented(r) for r in _use_rows(record, branch["uses"], widths, alike)]
+    return rows
+
+
+def _indented(row):
+    return "  " + row if isinstance(row, str) else ("  " + row[0], *row[1:])
+
+
+def _use_rows(record: dict, uses: list[dict], widths: list[int], alike: list[str]) -> list:
+    rows: list = []
+    for use in uses:
         module = _pattern(use["module"]) if len(alike) > 1 else use["module"]
         multiplier = f"multiplier {use['multiplier']:.3g}"
         if abs(use["multiplier_exponent"]) > 1e-9:

@@ -200,3 +200,47 @@ def test_a_branch_that_uses_a_parameter_differently_is_listed_with_its_own_numbe
     findings = jobs.check(Job("check", target, {}), lambda message: None)["findings"]
     assert [f.code for f in findings if f.parameter == "lm_head.weight"] == ["MU102"]  # init only, not MU301
     assert "on the training branch, `targets` given:" in as_text(facts)
+
+
+def test_measured_updates_with_the_spectral_profile():
+    facts = _facts(MUP, profile="spectral")
+    report = json.loads(as_json(facts))
+    assert report["evidence"]["profile"] == "spectral"
+    readout = next(p for p in report["parameters"] if p["name"] == "w_out")["evidence"]
+    [use] = readout["uses"]
+    assert use["update"] is None  # spectral judges Adam by its measured update, not the lr table
+    measured = use["measured_update"]
+    norms = {int(w): v for w, v in measured["norm"].items()}
+    assert sorted(norms) == WIDTHS and all(v > 0 for v in norms.values())
+    # the exponent judged is that of a·ΔW: the norms' slope plus the multiplier's
+    assert measured["exponent"] == pytest.approx(_slope(norms) + use["multiplier_exponent"], abs=1e-9)
+    assert measured["expected"] == [0.0, 0.0] and measured["verdict"] == "ok"
+    assert re.search(r"measured ‖ΔW‖, step \d.*\(exponent of a·ΔW\)", as_text(facts))
+
+
+def test_lr_source_and_scale_key_are_shown_from_facts_alone():
+    import subprocess
+    import sys
+
+    from mulint.facts import ModelFacts, OptimizerFacts, ParamFacts, ParamUse
+
+    use = ParamUse(op="linear", kind="contraction", role="hidden", fan_in=64, fan_out=64, fan_in_infinite=True,
+                   fan_out_infinite=True, node="linear", module="fc")
+    lr = {64: 1e-3, 128: 1e-3}
+    params = [ParamFacts(name="fc.weight", shape=(64, 64), shapes={64: (64, 64), 128: (128, 128)},
+                         infinite_dims=(0, 1), uses=[use], init_rms={64: 0.125, 128: 0.0884}, init_exponent=-0.5,
+                         lr=lr, lr_exponent=0.0, weight_decay={64: 0.0, 128: 0.0}, lr_scale_key="lr_scale",
+                         lr_source="after OneCycleLR's first step")]
+    facts = ModelFacts(target="m.py:M", path="m.py", width_knob="width", base_width=64, widths=[64, 128],
+                       params=params, numeric_widths=[64, 128],
+                       optimizer=OptimizerFacts(label="m.py:opt", cls="AdamW", family="adam", loc=None))
+    text = as_text(facts)
+    assert re.search(r"^  lr \(AdamW\)\s+0\.001\s+0\.001\s+0\s+after OneCycleLR's first step$", text, re.M)
+    assert re.search(r"^    update a\+c \(lr\)\s+0\s+-1\.00\s+too large$", text, re.M)
+    evidence = json.loads(as_json(facts))["parameters"][0]["evidence"]
+    assert evidence["lr_source"] == "after OneCycleLR's first step" and evidence["lr_scale_key"] == "lr_scale"
+    params[0].lr_source = ""
+    assert re.search(r"^  lr \(AdamW\).*group lr × lr_scale$", as_text(facts), re.M)
+    # the view runs without torch
+    code = "import sys, mulint.report.inspect_view; assert 'torch' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0

@@ -117,8 +117,9 @@ def _use_rows(record: dict, uses: list[dict], widths: list[int], alike: list[str
         measured = use["measured_update"]
         if measured:
             step = f", step {record['update_step']}" if record["update_step"] else ""
+            with_a = " (exponent of a·ΔW)" if abs(use["multiplier_exponent"]) > 1e-9 else ""
             rows.append(_row(f"    measured ‖ΔW‖{step}", measured["norm"], widths, measured["exponent"],
-                             _range(measured["expected"]), measured["verdict"] or ""))
+                             _range(measured["expected"]), (measured["verdict"] or "") + with_a))
     return rows
 
 

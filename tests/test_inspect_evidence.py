@@ -244,3 +244,14 @@ def test_lr_source_and_scale_key_are_shown_from_facts_alone():
     # the view runs without torch
     code = "import sys, mulint.report.inspect_view; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_a_model_that_was_not_measured_says_so():
+    from mulint.facts import ModelFacts, ParamFacts
+
+    facts = ModelFacts(target="m.py:M", path="m.py", width_knob="width", base_width=64, widths=[64, 128],
+                       params=[ParamFacts(name="w", shape=(64, 64), shapes={}, infinite_dims=(0, 1), role_source="shape")],
+                       traced=False, notes=["not traced: MuReadout `head` cannot run as built"])
+    assert "evidence: no numbers (the model was not measured; see the notes)" in as_text(facts)
+    evidence = json.loads(as_json(facts))["parameters"][0]["evidence"]
+    assert evidence["init_rms"] == {} and evidence["uses"] == [] and evidence["optimizer"] is None

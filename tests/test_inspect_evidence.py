@@ -255,3 +255,27 @@ def test_a_model_that_was_not_measured_says_so():
     assert "evidence: no numbers (the model was not measured; see the notes)" in as_text(facts)
     evidence = json.loads(as_json(facts))["parameters"][0]["evidence"]
     assert evidence["init_rms"] == {} and evidence["uses"] == [] and evidence["optimizer"] is None
+
+
+def test_lr_times_weight_decay_is_the_product_mu304_judges():
+    from mulint.facts import ModelFacts, OptimizerFacts, ParamFacts, ParamUse
+    from mulint.rules.optimizer import DecoupledDecayScaling
+
+    use = ParamUse(op="linear", kind="contraction", role="hidden", fan_in=64, fan_out=64, fan_in_infinite=True,
+                   fan_out_infinite=True, node="linear", module="fc")
+    # µP's hidden lr ∝ 1/width with a constant weight decay: AdamW's decay lr·wd fades with width
+    p = ParamFacts(name="fc.weight", shape=(64, 64), shapes={}, infinite_dims=(0, 1), uses=[use],
+                   lr={64: 1e-3, 128: 5e-4, 256: 2.5e-4}, lr_exponent=-1.0,
+                   weight_decay={64: 0.1, 128: 0.1, 256: 0.1}, optimizer="AdamW", optimizer_family="adam")
+    facts = ModelFacts(target="m.py:M", path="m.py", width_knob="width", base_width=64, widths=[64, 128],
+                       params=[p], numeric_widths=[64, 128, 256],
+                       optimizer=OptimizerFacts(label="m.py:opt", cls="AdamW", family="adam", loc=None))
+    decay = json.loads(as_json(facts))["parameters"][0]["evidence"]["decay"]
+    assert decay["lr_times_weight_decay"] == pytest.approx({"64": 1e-4, "128": 5e-5, "256": 2.5e-5})
+    assert decay["exponent"] == pytest.approx(-1.0) and decay["verdict"] == "too small"
+    [finding] = DecoupledDecayScaling().check(facts)
+    assert "width^-1.00" in finding.message
+    assert re.search(r"^  lr·weight decay\s+0\.0001\s+5e-05\s+2\.5e-05\s+-1\.00\s+0\s+too small$", as_text(facts), re.M)
+    p.weight_decay = {64: 0.1, 128: 0.2, 256: 0.4}  # scaled with width: constant decay, no finding
+    assert json.loads(as_json(facts))["parameters"][0]["evidence"]["decay"]["verdict"] == "ok"
+    assert list(DecoupledDecayScaling().check(facts)) == []

@@ -13,7 +13,7 @@ from mulint.paths import display_path
 from mulint.profiles import Profile, Range, accepts, load_profile
 from mulint.rules.base import TOLERANCE
 from mulint.rules.init import FLAGGED, effective_init_exponent
-from mulint.rules.optimizer import update_exponent
+from mulint.rules.optimizer import decay_exponent, decay_product, update_exponent
 from mulint.rules.spectral import optimizer_of
 
 # How an Adam-family and an SGD update scale with the multiplier a and the lr exponent c.
@@ -68,6 +68,7 @@ def param_evidence(facts: ModelFacts, p: ParamFacts) -> dict:
         "lr_source": p.lr_source,
         "lr_scale_key": p.lr_scale_key,
         "weight_decay": dict(p.weight_decay),
+        "decay": _decay(p, cls),
         "update_step": p.update_step,
         "uses": [_use_evidence(profile, p, use, family, trains) for use in p.uses],
         # forward's other branches (the training one, with `targets`) where they use it differently:
@@ -99,6 +100,16 @@ def _use_evidence(profile: Profile, p: ParamFacts, use: ParamUse, family: str, t
         "update": update,
         "measured_update": _measured(profile, p, use, family),
     }
+
+
+def _decay(p: ParamFacts, cls: str) -> dict | None:
+    """MU304's numbers: AdamW shrinks a weight by lr·weight_decay per step, which µP keeps constant."""
+    product = decay_product(p)
+    if not product:
+        return None
+    exponent = decay_exponent(p)
+    judged = verdict((0.0, 0.0), exponent) if "AdamW" in cls else f"not judged: {cls or 'the optimizer'} is not AdamW"
+    return {"lr_times_weight_decay": product, "exponent": exponent, "expected": [0.0, 0.0], "verdict": judged}
 
 
 def _unjudged(p: ParamFacts) -> str | None:

@@ -86,6 +86,10 @@ def _rows(record: dict, widths: list[int], alike: list[str]) -> list:
         label = f"  lr ({record['optimizer']})" if record["optimizer"] else "  lr"
         rows.append(_row(label, record["lr"], widths, record["lr_exponent"], note=source))
         rows.append(_row("  weight decay", record["weight_decay"], widths, None, fitted=False))
+        decay = record["decay"]
+        if decay:
+            rows.append(_row("  lr·weight decay", decay["lr_times_weight_decay"], widths, decay["exponent"],
+                             _range(decay["expected"]), decay["verdict"] or ""))
     if not record["uses"]:
         rows.append("  (not used in the traced forward: role read from its shape)")
     rows += _use_rows(record, record["uses"], widths, alike)

@@ -40,6 +40,20 @@ def _lr_words(p, lr_exp: float) -> str:
     return f"lr ∝ width^{fmt_exp(lr_exp)}{scaled}"
 
 
+def decay_product(p) -> dict[int, float]:
+    """width -> lr·weight_decay, the per-step shrink factor of decoupled (AdamW) decay; empty when some
+    width has no decay."""
+    if not p.lr or not p.weight_decay or not all(p.weight_decay.values()):
+        return {}
+    return {w: p.lr[w] * p.weight_decay[w] for w in p.lr if w in p.weight_decay}
+
+
+def decay_exponent(p) -> float | None:
+    """How lr·weight_decay scales with width (MU304 wants 0); None without decay."""
+    product = decay_product(p)
+    return fit_exponent(product) if product else None
+
+
 class _UpdateRule(Rule):
     family: str
 
@@ -89,12 +103,10 @@ class DecoupledDecayScaling(Rule):
             return
         hits = []
         for p in facts.params:
-            if not p.lr or not p.weight_decay or not all(p.weight_decay.values()):
-                continue
-            if "AdamW" not in (p.optimizer or opt.cls):
-                continue  # decayed by another optimizer of the setup
-            product = {w: p.lr[w] * p.weight_decay[w] for w in p.lr if w in p.weight_decay}
-            exp = fit_exponent(product)
+            product = decay_product(p)
+            if not product or "AdamW" not in (p.optimizer or opt.cls):
+                continue  # no decay, or decayed by another optimizer of the setup
+            exp = decay_exponent(p)
             if exp is not None and abs(exp) > TOLERANCE:
                 hits.append((p, exp))
         if hits:

@@ -279,3 +279,13 @@ def test_lr_times_weight_decay_is_the_product_mu304_judges():
     p.weight_decay = {64: 0.1, 128: 0.2, 256: 0.4}  # scaled with width: constant decay, no finding
     assert json.loads(as_json(facts))["parameters"][0]["evidence"]["decay"]["verdict"] == "ok"
     assert list(DecoupledDecayScaling().check(facts)) == []
+
+
+def test_cli_inspect_reads_the_optimizer_widths_and_profile_from_the_config(inspect_json, tmp_path):
+    model = tmp_path / "model.py"
+    model.write_text((MODELS / "evidence_resmlp_sp.py").read_text())
+    (tmp_path / "pyproject.toml").write_text(
+        f'[tool.mulint]\noptimizer = "{model}:sp_optimizer"\nwidths = [32, 64]\nprofile = "u-mup"\n')
+    report = inspect_json(f"{model}:ResMLPSP")
+    assert report["evidence"]["optimizer"]["factory"].endswith("model.py:sp_optimizer")
+    assert report["evidence"]["widths"] == [32, 64] and report["evidence"]["profile"] == "u-mup"

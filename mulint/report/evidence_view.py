@@ -11,7 +11,7 @@ from __future__ import annotations
 from mulint.exponents import fmt_exp, to_quarter
 from mulint.facts import ModelFacts, ParamFacts
 from mulint.report.evidence import model_evidence, param_evidence
-from mulint.rules.base import compress_names
+from mulint.rules.base import TOLERANCE, compress_names
 
 NO_OPTIMIZER = "optimizer: none found, so no learning rates or updates below (the note says how to name one)"
 
@@ -29,6 +29,8 @@ def evidence_lines(facts: ModelFacts) -> list[str]:
     lines.append(NO_OPTIMIZER if opt is None else
                  f"optimizer: {opt['factory']} -> {opt['class']} ({opt['family']})"
                  + (f" at {opt['at']}" if opt["at"] else ""))
+    lines.append(f"exponents of width: a the multiplier's, b the init's, c the lr's; verdicts as the rules judge "
+                 f"them (±{TOLERANCE:g})")
     table: list[tuple[str, ...] | str] = [("", *map(str, widths), "∝ width^", "expected", "verdict or source")]
     for p, record, alike in _blocks(facts):
         table.append(_title(p, alike))

@@ -289,3 +289,23 @@ def test_cli_inspect_reads_the_optimizer_widths_and_profile_from_the_config(insp
     report = inspect_json(f"{model}:ResMLPSP")
     assert report["evidence"]["optimizer"]["factory"].endswith("model.py:sp_optimizer")
     assert report["evidence"]["widths"] == [32, 64] and report["evidence"]["profile"] == "u-mup"
+
+
+def test_repeated_blocks_collapse_only_where_they_agree():
+    from mulint.facts import ModelFacts, ParamFacts, ParamUse
+
+    def block(i, lr):
+        use = ParamUse(op="linear", kind="contraction", role="hidden", fan_in=64, fan_out=64, fan_in_infinite=True,
+                       fan_out_infinite=True, node=f"linear_{i}", module=f"h.{i}.fc")
+        return ParamFacts(name=f"h.{i}.fc.weight", shape=(64, 64), shapes={}, infinite_dims=(0, 1), uses=[use],
+                          init_rms={64: 0.125 + i / 1000, 128: 0.088}, init_exponent=-0.5, lr={64: lr, 128: lr / 2},
+                          lr_exponent=-1.0, weight_decay={64: 0.0, 128: 0.0})
+
+    # the third block's lr is set apart (a layer-wise lr decay, say): it keeps its own rows
+    params = [block(0, 1e-3), block(1, 1e-3), block(2, 5e-4), block(3, 1e-3)]
+    facts = ModelFacts(target="m.py:M", path="m.py", width_knob="width", base_width=64, widths=[64, 128],
+                       params=params, numeric_widths=[64, 128])
+    text = as_text(facts)
+    assert "h.*.fc.weight  [3 alike: h.0.fc.weight, h.1.fc.weight, h.3.fc.weight; numbers of h.0.fc.weight]" in text
+    assert "\nh.2.fc.weight\n" in text and "as hidden: linear in h.*.fc," in text
+    assert re.search(r"^  init rms\s+0\.125\s+0\.088\s+-0\.50", text, re.M)  # the first block's numbers

@@ -32,14 +32,15 @@ def evidence_lines(facts: ModelFacts) -> list[str]:
     lines.append(f"exponents of width: a the multiplier's, b the init's, c the lr's; verdicts as the rules judge "
                  f"them (±{TOLERANCE:g})")
     table: list[tuple[str, ...] | str] = [("", *map(str, widths), "∝ width^", "expected", "verdict or source")]
-    for p, record, alike in _blocks(facts):
-        table.append(_title(p, alike))
+    for p, record, alike, split in _blocks(facts):
+        table.append(_title(p, alike, split))
         table.extend(_rows(record, widths, alike))
     return lines + [""] + _align(table)
 
 
 def _blocks(facts: ModelFacts):
-    """(first parameter, its evidence, the names it stands for), repeated blocks that agree collapsed."""
+    """(first parameter, its evidence, the names it stands for, whether other blocks of its pattern
+    differ), repeated blocks that agree collapsed."""
     groups: dict[tuple, list[tuple[ParamFacts, dict]]] = {}
     order: list[tuple] = []
     for p in facts.params:
@@ -48,9 +49,12 @@ def _blocks(facts: ModelFacts):
         if key not in groups:
             order.append(key)
         groups.setdefault(key, []).append((p, record))
+    patterns = [pattern for pattern, _ in order]
     for key in order:
         members = groups[key]
-        yield members[0][0], members[0][1], [p.name for p, _ in members]
+        names = [p.name for p, _ in members]
+        # blocks that differ from each other: each group says which blocks it stands for
+        yield members[0][0], members[0][1], names, patterns.count(key[0]) > 1
 
 
 def _pattern(name: str) -> str:
@@ -72,11 +76,12 @@ def _verdict(part: dict | None) -> str:
     return (part or {}).get("verdict") or ""
 
 
-def _title(p: ParamFacts, alike: list[str]) -> str:
+def _title(p: ParamFacts, alike: list[str], split: bool) -> str:
     name = _pattern(p.name) if len(alike) > 1 else p.name
     title = name + (f" (= {', '.join(p.aliases)})" if p.aliases else "")
     if len(alike) > 1:
-        title += f"  [{len(alike)} alike; numbers of {p.name}]"
+        which = f": {', '.join(alike[:4])}{', ...' if len(alike) > 4 else ''}" if split else ""
+        title += f"  [{len(alike)} alike{which}; numbers of {p.name}]"
     return title
 
 

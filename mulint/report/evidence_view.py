@@ -63,12 +63,12 @@ def _pattern(name: str) -> str:
 
 
 def _signature(p: ParamFacts, record: dict) -> tuple:
-    """What must agree for two blocks' parameters to be shown as one (init sizes are random draws)."""
-    exp = record["init_exponent"]
+    """What must agree for two blocks' parameters to be shown as one: not their init sizes and fitted
+    exponents, random draws that differ a little from block to block, but the verdicts on them."""
     uses = tuple((u["role"], _pattern(u["module"]), u["op"], round(u["multiplier"], 9),
                   to_quarter(u["multiplier_exponent"]), *(_verdict(u[k]) for k in ("init", "update", "measured_update")))
                  for u in [*record["uses"], *(u for b in record["branches"] for u in b["uses"])])
-    return (p.roles, None if exp is None else to_quarter(exp), record["optimizer"], tuple(record["lr"].items()),
+    return (p.roles, record["init_exponent"] is None, record["optimizer"], tuple(record["lr"].items()),
             tuple(record["weight_decay"].items()), record["lr_source"], record["lr_scale_key"], uses)
 
 

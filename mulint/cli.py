@@ -14,7 +14,7 @@ from mulint import __version__
 from mulint.errors import MulintError
 from mulint.isolation import DEFAULT_TIMEOUT
 from mulint.report.summary import counts_line, error_lines, not_a_pass, note_lines, render
-from mulint.runner import echo_output, limits_for, one_model_job, run_one_job
+from mulint.runner import echo_output, inspect_options, limits_for, one_model_job, run_one_job
 
 FORMATS_INSPECT = click.Choice(["text", "json"])
 
@@ -67,22 +67,15 @@ max_memory_option = click.option("--max-memory", callback=_size_option, metavar=
                                       "the machine shared by the workers; config `max-memory`).")
 
 
-optimizer_option = click.option(
-    "--optimizer", metavar="PATH:NAME",
-    help="Function taking the model and returning its optimizer (default: configure_optimizers, make_optimizer, "
-         "build_optimizer or create_optimizer in the file, or the model's own configure_optimizers).")
-profile_option = click.option(
-    "--profile", metavar="NAME|FILE.toml",
-    help="Expected exponents per role: mup (default), u-mup (unit scaling), spectral, or a .toml file shaped "
-         "like them (config `profile`).")
-
-
 @cli.command()
 @click.argument("target")
 @widths_option
 @width_arg_option
-@optimizer_option
-@profile_option
+@click.option("--optimizer", metavar="PATH:NAME",
+              help="Function taking the model and returning its optimizer (default: found as for check), so "
+                   "learning rates and measured updates are shown.")
+@click.option("--profile", metavar="NAME|FILE.toml",
+              help="Expected exponents per role: mup (default), u-mup, spectral, or a .toml file (config `profile`).")
 @click.option("--format", "fmt", type=FORMATS_INSPECT, default="text", show_default=True, help="Output format.")
 @timeout_option
 @max_memory_option
@@ -93,36 +86,14 @@ def inspect(target: str, widths, width_arg, optimizer, profile, fmt: str, timeou
 
     TARGET is path/to/file.py:NAME, package.module:NAME, or a file whose model is discovered.
     """
-    from pathlib import Path
-
-    from mulint.config import find_config, load_config
     from mulint.report.inspect_view import as_json, as_text
 
     with _errors(verbose):
-        start = Path(target.split(":")[0])
-        config_file = find_config(start if start.exists() else Path.cwd())
-        config = load_config(config_file) if config_file else None
-        options = {"widths": widths or (config.widths if config else None),
-                   "width_arg": width_arg or (config.width_arg if config else None),
-                   "optimizer": optimizer or (config.optimizer if config else None),
-                   "lr_scale_keys": config.lr_scale_keys if config else [],
-                   "profile": _profile(profile, config)}
+        options, config = inspect_options(target, widths=widths, width_arg=width_arg, optimizer=optimizer,
+                                          profile=profile)
         job = one_model_job("inspect", target, options)
         value = run_one_job(job, limits_for(1, timeout, max_memory, config), verbose)
         click.echo(as_json(value["facts"]) if fmt == "json" else as_text(value["facts"]))
-
-
-def _profile(profile: str | None, config) -> str:
-    """The profile named, else the config's (a file relative to its pyproject.toml), else mup; an unknown
-    one is a usage error before anything runs."""
-    from pathlib import Path
-    from mulint.profiles import is_profile_file, load_profile
-
-    if profile is None and config and config.profile:
-        profile = config.profile if not is_profile_file(config.profile) else str(config.root / config.profile)
-    profile = str(Path(profile).resolve()) if profile and is_profile_file(profile) else (profile or "mup")
-    load_profile(profile)
-    return profile
 
 
 def _codes(value: str | None) -> list[str] | None:
@@ -146,7 +117,10 @@ def _validate_codes(named: dict[str, list[str] | None]) -> None:
 @click.argument("paths", nargs=-1)
 @widths_option
 @width_arg_option
-@optimizer_option
+@click.option("--optimizer", metavar="PATH:NAME",
+              help="Function taking the model and returning its optimizer (default: configure_optimizers, "
+                   "make_optimizer, build_optimizer or create_optimizer in the file, or the model's own "
+                   "configure_optimizers).")
 @click.option("--select", metavar="CODES", help="Only these rule codes or prefixes, e.g. MU1,MU201.")
 @click.option("--ignore", metavar="CODES", help="Skip these rule codes or prefixes.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]), default=None,
@@ -162,7 +136,9 @@ def _validate_codes(named: dict[str, list[str] | None]) -> None:
                                                "unchanged code (cache: $MULINT_CACHE_DIR or ~/.cache/mulint).")
 @click.option("--coord", "run_coord", is_flag=True,
               help="Also run the dynamic coordinate check on each model (MU9xx; seconds per model).")
-@profile_option
+@click.option("--profile", metavar="NAME|FILE.toml",
+              help="Expected exponents per role: mup (default), u-mup (unit scaling), spectral, or a .toml "
+                   "file shaped like them (config `profile`).")
 @click.option("--require-models", is_flag=True, default=None,
               help="Exit 2 when a file defining a model was not analysed (config `require-models`).")
 @jobs_option
@@ -204,7 +180,12 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
                               for glob, codes in config.per_file_ignores.items()})
         _validate_codes(selectors)
         limits = limits_for(jobs, timeout, max_memory, config)
-        profile = _profile(profile, config)
+        from mulint.profiles import is_profile_file, load_profile
+
+        if profile is None and config and config.profile:
+            profile = config.profile if not is_profile_file(config.profile) else str(config.root / config.profile)
+        profile = str(Path(profile).resolve()) if profile and is_profile_file(profile) else (profile or "mup")
+        load_profile(profile)  # an unknown name is a usage error before anything runs
         options = CheckOptions(
             paths=targets,
             # A fix's base width is the model's default, which the analysis sees only at default widths.

@@ -21,8 +21,9 @@ from mulint.isolation import DEFAULT_TIMEOUT, Job, Limits, Outcome, default_jobs
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "env", ".env", "node_modules", ".tox",
              ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", "site-packages"}
 OUTPUT_DIRS = {"build", "dist"}
-# Worker errors of a discovered model that mean "not a model mulint can build alone", not a failure.
-NOT_A_MODEL = {"no-width-knob", "needs-arguments"}
+# Worker errors of a discovered model that mean "not a model mulint can build alone", not a failure;
+# and "refused": its import did what the static walk forbids (mulint.guard), the same note as the walk's.
+NOT_A_MODEL = {"no-width-knob", "needs-arguments", "refused"}
 
 
 @dataclass

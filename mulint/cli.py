@@ -363,13 +363,20 @@ class _errors:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from mulint.isolation import handle_signals
+
+    handle_signals()  # SIGTERM/SIGHUP unwind as Ctrl-C does: workers killed, temporary files removed
     try:
         cli.main(args=argv, prog_name="mulint", standalone_mode=False)
     except BrokenPipeError:
         _quiet_broken_pipe()
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        interrupt = exc if isinstance(exc, KeyboardInterrupt) else exc.__cause__ or exc.__context__
+        if isinstance(interrupt, KeyboardInterrupt):
+            click.echo("interrupted", err=True)
+            sys.exit(128 + getattr(interrupt, "signum", 2))  # 130 for Ctrl-C, 143 for SIGTERM
         click.echo("Aborted.", err=True)
         sys.exit(2)
     except click.ClickException as exc:

@@ -13,12 +13,14 @@ class MulintError(Exception):
 
     kind: str = ""
 
-    def __init__(self, message: str, *, target: str = "", step: str = "", hint: str = ""):
+    def __init__(self, message: str, *, target: str = "", step: str = "", hint: str = "", kind: str = ""):
         super().__init__(message)
         self.message = message
         self.target = target
         self.step = step
         self.hint = hint
+        if kind:
+            self.kind = kind
 
     def for_target(self, target: str) -> "MulintError":
         if not self.target:
@@ -30,3 +32,12 @@ class MulintError(Exception):
         step = f"[{self.step}] " if self.step else ""
         tail = f"\n  hint: {self.hint}" if self.hint else ""
         return f"{head}{step}{self.message}{tail}"
+
+
+class Interrupted(KeyboardInterrupt):
+    """mulint was asked to stop by a signal (SIGTERM, SIGHUP): unwinds like Ctrl-C, so workers are
+    killed and temporary files removed; the CLI exits 128 + ``signum``."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum

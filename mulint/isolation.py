@@ -6,14 +6,22 @@ a fresh interpreter state: two targets never share the modules they import. A wo
 stderr go to a file, never to mulint's output; a worker that exits, crashes, hangs past the timeout
 or is killed for memory is reported as an error of its target, naming the step it was in.
 
-This module imports neither torch nor user code; `mulint.jobs` runs inside the worker.
+Nothing a worker runs outlives mulint: each worker leads a process group of its own, killed when its
+target ends, on Ctrl-C and on SIGTERM/SIGHUP (`handle_signals`), at exit, and by the worker itself
+when mulint dies (it watches a pipe only mulint holds open). The forkserver exits when mulint does.
+Results come back as JSON (`mulint.wire`), checked on arrival, never unpickled; only the tail of a
+worker's output is read, and the worker may write only so much (RLIMIT_FSIZE).
+
+This module imports neither torch nor user code; `mulint.worker` and `mulint.jobs` run inside the worker.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -25,10 +33,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from mulint.errors import Interrupted
+from mulint.wire import MAX_MESSAGE, WireError, check_error, check_result, decode
+from mulint.worker import worker_main
+
 DEFAULT_TIMEOUT = 300.0
 SERVER_START_TIMEOUT = 300.0  # the worker server imports torch once; a loaded machine may take a while
 OUTPUT_TAIL_LINES = 8
-_PRELOAD = ["torch", "mulint.jobs"]
+OUTPUT_KEPT_BYTES = 64 << 10  # of a worker's output, the end: what --verbose shows and errors quote
+MAX_OUTPUT_BYTES = 256 << 20  # the most any file a worker writes may grow to (its output included)
+_PRELOAD = ["torch", "mulint.jobs", "mulint.worker"]
 
 
 @dataclass
@@ -110,64 +124,159 @@ def _start_server() -> None:
 
 def run_jobs(jobs: list[Job], limits: Limits, *, on_done: Callable[[Outcome], None] = lambda o: None,
              on_progress: Callable[[Job, int], None] = lambda job, n: None) -> list[Outcome]:
-    """Run every job in a worker, at most ``limits.jobs`` at once; outcomes in the jobs' order."""
+    """Run every job in a worker, at most ``limits.jobs`` at once; outcomes in the jobs' order.
+
+    However this ends (a result, an exception, Ctrl-C, a signal turned into `Interrupted`), every
+    worker started here is killed with its process group before it returns or raises."""
     if not jobs:
         return []
     memory = limits.max_memory or default_max_memory(limits.jobs)
     workers = max(1, min(limits.jobs, len(jobs)))
+    cancelled = threading.Event()
 
     # Workers side by side share the cores: each torch's intra-op pool sized for the whole machine
     # would oversubscribe it (two workers on 2 cores ran 3× slower than one after the other).
     threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
 
     def one(job: Job) -> Outcome:
-        outcome = _run_one(job, limits.timeout, memory, on_progress, threads)
+        if cancelled.is_set():
+            return Outcome(job=job, error=_error(job, "start", "interrupted", "", "interrupted"))
+        outcome = _run_one(job, limits.timeout, memory, on_progress, threads, cancelled)
         on_done(outcome)
         return outcome
 
     if workers == 1:
-        return [one(job) for job in jobs]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+        try:
+            return [one(job) for job in jobs]
+        except BaseException:
+            cancelled.set()
+            kill_all()
+            raise
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         return list(pool.map(one, jobs))
+    except BaseException:
+        cancelled.set()  # no new worker starts; the running ones are killed now, not waited for
+        kill_all()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# pid -> its process group's leader: every worker running now, for `kill_all` on a signal or at exit.
+_live: set[int] = set()
+_live_lock = threading.Lock()
+
+
+def kill_all() -> None:
+    """Kill every running worker and whatever it started (its process group)."""
+    with _live_lock:
+        pids = list(_live)
+    for pid in pids:
+        _killpg(pid)
+
+
+def _stop_server() -> None:
+    """The worker server would exit on its own once mulint is gone, but tearing down an interpreter
+    with torch loaded takes a while: mulint ends it with itself."""
+    if _context is None or _context.get_start_method() != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _at_exit() -> None:
+    kill_all()
+    _stop_server()
+
+
+atexit.register(_at_exit)
+
+
+def _killpg(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, OSError):
+        try:
+            os.kill(pid, signal.SIGKILL)  # killed before it made its group
+        except OSError:
+            pass
+
+
+def handle_signals() -> None:
+    """In mulint's own process (the CLI, main thread): SIGTERM and SIGHUP unwind like Ctrl-C does, as
+    `Interrupted`, so that workers are killed and temporary files removed on the way out; the CLI exits
+    128 + the signal's number, as shells expect."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum, frame):
+        kill_all()
+        _stop_server()
+        raise Interrupted(signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), interrupt)
 
 
 def _run_one(job: Job, timeout: float, max_memory: int, on_progress: Callable[[Job, int], None],
-             threads: int | None = None) -> Outcome:
+             threads: int | None = None, cancelled: threading.Event | None = None) -> Outcome:
     context = _mp_context()
-    fd, output_path = tempfile.mkstemp(prefix="mulint-output-", suffix=".txt")
-    os.close(fd)
+    # The worker's own folder: its output, its temporary files (TMPDIR), the only place user code it
+    # imports for a bare file may write; removed whatever happens.
+    scratch = tempfile.mkdtemp(prefix="mulint-worker-")
+    output_path = os.path.join(scratch, "output.txt")
+    Path(output_path).touch()
     receiver, sender = context.Pipe(duplex=False)
-    request = {"job": job, "cwd": os.getcwd(), "env": dict(os.environ), "output": output_path,
-               "max_memory": max_memory, "threads": threads}
-    process = context.Process(target=_worker_main, args=(request, sender), daemon=True)
+    alive_r, alive_w = context.Pipe(duplex=False)  # the worker kills its group when this closes
+    request = {"job": job, "cwd": os.getcwd(), "env": dict(os.environ), "output": output_path, "scratch": scratch,
+               "max_memory": max_memory, "threads": threads, "max_output": MAX_OUTPUT_BYTES}
+    process = context.Process(target=worker_main, args=(request, sender, alive_r), daemon=True)
     start = time.monotonic()
     outcome = Outcome(job=job)
     step = "import"
+    finished = False
     try:
         with _main_hidden():
             process.start()
+        with _live_lock:
+            _live.add(process.pid)
         sender.close()
+        alive_r.close()
         # The clock starts when the worker says it runs: the first worker waits for the server to
         # import torch, which is not the target's time.
         deadline = start + max(timeout, SERVER_START_TIMEOUT)
         started = False
         while True:
+            if cancelled is not None and cancelled.is_set():
+                outcome.error = _error(job, step, "interrupted", "", "interrupted")
+                break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                _kill(process)
                 outcome.error = _timed_out(job, step, timeout) if started else \
                     _error(job, "start", f"the worker did not start within {SERVER_START_TIMEOUT:g} s", "", "timeout")
                 break
-            if not receiver.poll(min(remaining, 0.5)):
+            if not receiver.poll(min(remaining, 0.2)):
                 if not process.is_alive() and not receiver.poll(0):
                     outcome.error = _died(job, step, process, max_memory)
                     break
                 continue
             try:
-                kind, payload = receiver.recv()
+                kind, payload = _message(receiver.recv_bytes(MAX_MESSAGE), job)
             except (EOFError, OSError):
                 process.join(5)
                 outcome.error = _died(job, step, process, max_memory)
+                break
+            except WireError as exc:
+                outcome.error = _error(job, "internal", f"the worker sent a malformed result: {exc}",
+                                       "report it with `--verbose` output", "internal")
                 break
             if kind == "step":
                 if not started:
@@ -176,21 +285,44 @@ def _run_one(job: Job, timeout: float, max_memory: int, on_progress: Callable[[J
             elif kind == "progress":
                 on_progress(job, payload)
             elif kind == "done":
-                outcome.value = payload
+                outcome.value, finished = payload, True
                 break
             elif kind == "error":
-                outcome.error = payload
+                outcome.error, finished = payload, True
                 break
     finally:
         receiver.close()
+        if finished:
+            process.join(5)  # it is closing down; whatever it started still goes below
+        _killpg(process.pid) if process.pid else None
         process.join(5)
-        if process.is_alive():
-            _kill(process)
+        with _live_lock:
+            _live.discard(process.pid)
+        alive_w.close()
         outcome.seconds = time.monotonic() - start
-        outcome.output = _read_and_remove(output_path)
+        outcome.output = read_tail(output_path)
+        shutil.rmtree(scratch, ignore_errors=True)
     if outcome.error is not None and outcome.output.strip():
         outcome.error = {**outcome.error, "output": _tail(outcome.output)}
     return outcome
+
+
+def _message(data: bytes, job: Job) -> tuple[str, Any]:
+    """A worker's message, decoded without running anything it holds and checked against what each
+    kind of message carries."""
+    message = decode(data)
+    if not (isinstance(message, (list, tuple)) and len(message) == 2 and isinstance(message[0], str)):
+        raise WireError("not a (kind, payload) pair")
+    kind, payload = message
+    if kind == "step" and isinstance(payload, str):
+        return kind, payload
+    if kind == "progress" and type(payload) is int:
+        return kind, payload
+    if kind == "error":
+        return kind, check_error(payload)
+    if kind == "done":
+        return kind, check_result(job.kind, payload)
+    raise WireError(f"unexpected message {kind!r}")
 
 
 _start_lock = threading.Lock()
@@ -209,15 +341,6 @@ def _main_hidden():
         finally:
             if main is not None:
                 sys.modules["__main__"] = main
-
-
-def _kill(process) -> None:
-    """The worker leads a process group of its own: whatever the target started goes with it."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, AttributeError, OSError):
-        process.kill()
-    process.join(5)
 
 
 def _error(job: Job, step: str, message: str, hint: str, kind: str = "") -> dict:
@@ -240,6 +363,10 @@ def _died(job: Job, step: str, process, max_memory: int) -> dict:
                                      "out-of-memory killer",
                           f"the model needs more memory than the machine has; give smaller --widths, or a "
                           f"lower --max-memory (now {_gb(max_memory)}) to fail early", kind="killed")
+        if -code == getattr(signal, "SIGXFSZ", -1):
+            return _error(job, step, f"the model's code wrote more than {MAX_OUTPUT_BYTES >> 20} MB (printed "
+                                     "output or files) and was stopped",
+                          "print less while the model is built and run", kind="output")
         return _error(job, step, f"the model's code crashed the worker ({name})",
                       "run the model in plain Python to see the crash (a native extension, or a bad "
                       "pointer in C code)", kind="crashed")
@@ -251,92 +378,25 @@ def _gb(size: int) -> str:
     return f"{size / (1 << 30):.1f} GB"
 
 
-def _read_and_remove(path: str) -> str:
+def read_tail(path: str, limit: int = OUTPUT_KEPT_BYTES) -> str:
+    """The last ``limit`` bytes of a worker's output, never the whole file: a model that prints
+    gigabytes costs mulint no memory."""
     try:
-        return Path(path).read_text(encoding="utf-8", errors="replace")
+        with open(path, "rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            if size > limit:
+                stream.seek(size - limit)
+            data = stream.read(limit)
     except OSError:
         return ""
-    finally:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+    text = data.decode("utf-8", errors="replace")
+    if size > limit:
+        text = text.split("\n", 1)[-1]  # from the first whole line
+        text = f"[{(size - len(data)) / (1 << 20):.1f} MB of earlier output not kept]\n{text}"
+    return text
 
 
 def _tail(output: str) -> str:
     return "\n".join(output.rstrip().splitlines()[-OUTPUT_TAIL_LINES:])
 
 
-# --- inside the worker -------------------------------------------------------------------------
-
-def _worker_main(request: dict, sender) -> None:
-    """Set the worker up as `python` would run the target, then run the job and send its result."""
-    job: Job = request["job"]
-    try:
-        os.setsid()  # a group of its own: a timeout kills whatever the target started too
-    except OSError:
-        pass
-    _redirect_output(request["output"])
-    os.environ.clear()
-    os.environ.update(request["env"])
-    try:
-        os.chdir(request["cwd"])
-    except OSError:
-        pass
-    sys.argv = [job.target.rsplit(":", 1)[0]]  # the target's own argv, never mulint's options
-    _limit_memory(request["max_memory"])
-    if request.get("threads"):
-        import torch  # preloaded by the server: no import cost here
-
-        torch.set_num_threads(request["threads"])
-    from mulint import jobs, steps
-
-    steps.listen(lambda step: sender.send(("step", step)))
-    steps.enter("import")
-    try:
-        kind, payload = jobs.run(job, request["max_memory"], sender.send)
-    except BaseException as exc:  # noqa: B902 - a bug of mulint's own still ends this target only
-        kind, payload = "error", _error(job, "internal", f"{type(exc).__name__}: {exc}",
-                                        "report it with `--verbose` output", kind="internal")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:
-        sender.send((kind, payload))
-    except Exception as exc:  # an unpicklable result
-        sender.send(("error", _error(job, "internal", f"cannot send the result: {exc}", "", kind="internal")))
-    sender.close()
-
-
-def _redirect_output(path: str) -> None:
-    """Both descriptors, so prints from C code and subprocesses are captured too."""
-    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    for stream in (sys.stdout, sys.stderr):  # a worker killed on timeout keeps what it printed
-        try:
-            stream.reconfigure(line_buffering=True)
-        except (AttributeError, ValueError):
-            pass
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)  # a model that asks for input gets EOF, not the user's terminal
-    os.close(devnull)
-
-
-def _limit_memory(max_memory: int) -> None:
-    """RLIMIT_DATA counts what malloc and anonymous mappings hold (Linux ≥ 4.7), not the address
-    space torch reserves, so an allocation past the cap fails in the worker with a clear error."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not on Windows
-        return
-    if not hasattr(resource, "RLIMIT_DATA"):
-        return
-    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
-    soft = max_memory if hard == resource.RLIM_INFINITY else min(max_memory, hard)
-    try:
-        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
-    except (ValueError, OSError):
-        pass

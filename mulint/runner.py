@@ -31,7 +31,7 @@ def one_model_job(kind: str, target: str, options: dict) -> Job:
         if not summary.top_level_models:
             raise MulintError("no model class or factory found", target=target, step="target",
                               hint="name one explicitly as path/to/file.py:NAME")
-        target = f"{spec.path}:{summary.top_level_models[0]}"
+        return Job(kind, f"{spec.path}:{summary.top_level_models[0]}", options, discovered=True)
     return Job(kind, target, options)
 
 

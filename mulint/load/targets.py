@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import importlib
 import importlib.util
+import os
 import sys
 import traceback
 from dataclasses import dataclass
@@ -75,27 +76,38 @@ def import_file(path: Path, target: str) -> ModuleType:
     if key not in _LOADED and existing is not None and getattr(existing, "__file__", None) and \
             Path(existing.__file__).resolve() == path.resolve():
         return existing
-    with _folder_first(str(root)):
+    from mulint import guard
+
+    with _folder_after_stdlib(str(root)), guard.guarded(root, target, path):
         module = _import_new(path, dotted, existing, target, digest)
     _LOADED[key] = (digest, module)
     return module
 
 
 @contextlib.contextmanager
-def _folder_first(folder: str):
-    """The target's folder leads sys.path while the target imports, as under `python -c "import
-    model"`; afterwards it goes last, so modules torch imports lazily while building and tracing
-    (`statistics`, `profile`) come from the standard library, never from a same-named file beside
-    the model, while the model's own lazy imports still find their siblings."""
+def _folder_after_stdlib(folder: str):
+    """The target's folder goes on sys.path after the standard library, ahead of installed packages:
+    its siblings import as under `python -c "import model"`, but a sibling named like a standard
+    module (`profile.py`, `shlex.py`) never shadows the one torch or mulint imports lazily, then or
+    later. It stays there, so the model's own lazy imports still find their siblings."""
     if folder in sys.path:
         sys.path.remove(folder)
-    sys.path.insert(0, folder)
-    try:
-        yield
-    finally:
-        if folder in sys.path:
-            sys.path.remove(folder)
-        sys.path.append(folder)
+    sys.path.insert(_after_stdlib(), folder)
+    yield
+
+
+def _after_stdlib() -> int:
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    stdlib = {os.path.realpath(paths[key]) for key in ("stdlib", "platstdlib") if key in paths}
+    index = 0
+    for i, entry in enumerate(sys.path):
+        real = os.path.realpath(entry) if entry else ""
+        if real in stdlib or any(real.startswith(s + os.sep) for s in stdlib) and "site-packages" not in real \
+                or real.endswith(".zip"):
+            index = i + 1
+    return index
 
 
 def _import_new(path: Path, dotted: str, existing: ModuleType | None, target: str, digest: str) -> ModuleType:

@@ -15,6 +15,7 @@ from typing import Callable
 from mulint.errors import MulintError
 from mulint.findings import Finding
 from mulint.isolation import DEFAULT_TIMEOUT, Job, Limits, Outcome, default_jobs, run_jobs, warm_up
+from mulint.sources import is_regular, kind_of
 
 # Folders that never hold the user's source. `build` and `dist` are skipped only when they are not
 # a Python package themselves (`mymodels/build/` with an `__init__.py` is source).
@@ -83,21 +84,43 @@ def _python_files(directory: Path, exclude: list[str], skipped: list[str]) -> li
         dirs[:] = kept
         for name in sorted(names):
             path = Path(root) / name
-            if name.endswith(".py") and not any(path.match(p) for p in exclude):
-                files.append(path)
+            if not name.endswith(".py") or name.startswith(".#") or any(path.match(p) for p in exclude):
+                continue  # `.#model.py`: an editor's lock file, never source
+            if os.path.lexists(path) and not os.path.exists(path):
+                continue  # a dangling symlink: nothing to read
+            files.append(path)
     return files
 
 
 def expand(paths: list[str], exclude: list[str], skipped: list[str] | None = None) -> list[str]:
-    """Directories become their Python files; files and PATH:NAME targets stay as given."""
-    out = []
+    """Directories become their Python files; files and PATH:NAME targets stay as given. A file named
+    twice, or again through a symlink or a folder holding it, is kept once (its first spelling)."""
+    out, seen = [], set()
     for text in paths:
         path = Path(text)
         if path.is_dir():
-            out.extend(str(p) for p in _python_files(path, exclude, skipped if skipped is not None else []))
+            found = [str(p) for p in _python_files(path, exclude, skipped if skipped is not None else [])]
         else:
-            out.append(text)
+            found = [text]
+        for item in found:
+            key = _identity(item)
+            if key not in seen:
+                seen.add(key)
+                out.append(item)
     return out
+
+
+def _identity(text: str) -> tuple:
+    """What a target names, however it is spelled: the real file (and object), or the text itself."""
+    from mulint.load.targets import parse_target
+
+    try:
+        spec = parse_target(text)
+    except MulintError:
+        return ("text", text)
+    if spec.path is None or not spec.path.exists():
+        return ("text", text)
+    return ("file", os.path.realpath(spec.path), spec.name)
 
 
 def run_check(options: CheckOptions, *, progress: Callable[[str], None] = lambda s: None) -> CheckResult:
@@ -139,6 +162,10 @@ def _check_exists(spec, text: str) -> None:
     if spec.path.suffix != ".py":
         raise MulintError(f"{spec.path} is not a Python file", target=text, step="target",
                           hint="mulint checks .py files; name them, or a directory holding them")
+    if not is_regular(spec.path):
+        kind = kind_of(os.stat(spec.path).st_mode)
+        raise MulintError(f"{spec.path} is {kind}, not a regular file: not read", target=text, step="target",
+                          hint="mulint reads only regular .py files; exclude it or name the real file")
 
 
 def _empty_directories(options: CheckOptions, result: CheckResult) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mulint.load.local_imports import LocalImports, search_roots
 from mulint.load.names import Bindings, Ref, module_bindings
+from mulint.sources import NotSource, read_source
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class ModuleInfo:
 
 
 def read_digest(path: Path) -> tuple[bytes, str]:
-    source = path.read_bytes()
+    source = read_source(path)
     return source, hashlib.sha1(source).hexdigest()
 
 
@@ -82,6 +83,8 @@ def module_info(path: Path, source: bytes | None = None, tree: ast.Module | None
             source, digest = read_digest(path)
         except OSError as exc:
             return ModuleInfo(path, None, Bindings(path), "", f"a file mulint cannot read ({exc.strerror})")
+        except NotSource as exc:
+            return ModuleInfo(path, None, Bindings(path), "", f"a file mulint does not read ({exc.message})")
     else:
         digest = hashlib.sha1(source).hexdigest()
     key = (path, digest)

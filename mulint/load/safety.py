@@ -16,6 +16,7 @@ from mulint.errors import MulintError
 from mulint.load.discovery import Discovery
 from mulint.load.import_judge import Effect, ImportJudge, module_info
 from mulint.load.local_imports import package_inits
+from mulint.sources import read_source
 
 
 @dataclass
@@ -45,7 +46,7 @@ _PARSE_HINT = "fix the file; mulint reads it before anything else"
 
 def _read(path: Path) -> bytes:
     try:
-        return path.read_bytes()
+        return read_source(path)
     except OSError as exc:
         raise MulintError(f"cannot read {path}: {exc.strerror or exc}", step="parse",
                           hint="check the path and its permissions") from exc

@@ -62,7 +62,9 @@ _LOADED: dict[str, tuple[str, ModuleType]] = {}
 
 
 def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    from mulint.sources import read_source
+
+    return hashlib.sha256(read_source(path)).hexdigest()
 
 
 def import_file(path: Path, target: str) -> ModuleType:

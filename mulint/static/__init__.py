@@ -6,11 +6,12 @@ from pathlib import Path
 
 from mulint.errors import MulintError
 from mulint.findings import Finding
+from mulint.sources import read_source
 from mulint.paths import display_path
 
 
 def check_source(path: Path, rules) -> list[Finding]:
-    source = path.read_bytes()
+    source = read_source(path)
     # libcst's parser is the slow part of the static path: skip it for files no rule can match.
     text = source.decode("utf-8", errors="replace")
     rules = [r for r in rules if not r.needles or any(n in text for n in r.needles)]

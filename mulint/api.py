@@ -276,6 +276,10 @@ def _guarded(label: str, run: Callable[[], Any]) -> Any:
         return run()
     except MulintError as exc:
         raise exc.for_target(label)
+    except SystemExit as exc:  # the model's code exiting must not end the caller's program
+        raise MulintError(f"the model's code called sys.exit({exc.code!r})", target=label,
+                          step=steps.current or "build",
+                          hint="mulint calls model_fn(width) to build the model; exit in the script, not there") from exc
     except Exception as exc:
         raise MulintError(f"{type(exc).__name__}: {exc}", target=label, step=steps.current or "build",
                           hint="the model's own code raised this; run model_fn(width) alone to see it") from exc

@@ -160,7 +160,10 @@ def _limit_memory(max_memory: int) -> None:
 
 def _limit_file_size(max_bytes: int) -> None:
     """No file the worker writes (its output above all: a print loop) grows past ``max_bytes``; the
-    kernel stops the worker with SIGXFSZ, reported as such."""
+    kernel stops the worker with SIGXFSZ, reported as such. (Python ignores SIGXFSZ, and a model
+    could catch the OSError of a failed write and go on printing.)"""
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
     _lower_limit("RLIMIT_FSIZE", max_bytes)
 
 

@@ -27,6 +27,7 @@ import torch.nn as nn
 
 from mulint.build.provenance import quiet
 from mulint.exponents import fit_exponent, fmt_exp, to_quarter
+from mulint.errors import MulintError
 from mulint.facts import ParamFacts, ParamUse
 
 WARM_STEPS = 1
@@ -156,6 +157,8 @@ def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Mod
                 norm = use_norm(delta, p, use)
                 if norm is not None:
                     numbers.norms.setdefault(p.name, {}).setdefault(index, {})[width] = norm
+    except MulintError:
+        raise
     except Exception as exc:  # a measurement: never fail the analysis for it
         numbers.failure = f"{type(exc).__name__}: {exc}"
     finally:
@@ -202,10 +205,13 @@ def _step(model, optimizers, schedulers, args, kwargs, loss_of) -> dict[int, flo
         opt.zero_grad(set_to_none=True)
     loss_of(model(*args, **kwargs)).backward()
     grads = {id(p): _rms(p.grad) for p in model.parameters() if p.grad is not None}
-    for opt in optimizers:
-        opt.step()
-    for scheduler in schedulers:
-        scheduler.step()
+    for stepper in (*optimizers, *schedulers):
+        try:
+            stepper.step()
+        except Exception as exc:  # the user's optimizer is broken: its target fails, never a note
+            raise MulintError(f"{type(stepper).__name__}.step() raised {type(exc).__name__}: {exc}", step="optimizer",
+                              hint="the optimizer must take a step on the model's parameters as a training loop "
+                                   "would; run one step in plain Python to see why it fails") from exc
     return grads
 
 

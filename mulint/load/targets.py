@@ -80,22 +80,29 @@ def import_file(path: Path, target: str) -> ModuleType:
         return existing
     from mulint import guard
 
-    with _folder_after_stdlib(str(root)), guard.guarded(root, target, path):
+    with _folder_after_stdlib(str(root), dotted), guard.guarded(root, target, path):
         module = _import_new(path, dotted, existing, target, digest)
     _LOADED[key] = (digest, module)
     return module
 
 
 @contextlib.contextmanager
-def _folder_after_stdlib(folder: str):
+def _folder_after_stdlib(folder: str, dotted: str):
     """The target's folder goes on sys.path after the standard library, ahead of installed packages:
     its siblings import as under `python -c "import model"`, but a sibling named like a standard
     module (`profile.py`, `shlex.py`) never shadows the one torch or mulint imports lazily, then or
     later. It stays there, so the model's own lazy imports still find their siblings."""
     if folder in sys.path:
         sys.path.remove(folder)
-    sys.path.insert(_after_stdlib(), folder)
-    yield
+    # A package of the user's named like a standard module (`test/model.py`) can only import from the front.
+    front = "." in dotted and dotted.split(".")[0] in sys.stdlib_module_names
+    sys.path.insert(0 if front else _after_stdlib(), folder)
+    try:
+        yield
+    finally:
+        if front and folder in sys.path:
+            sys.path.remove(folder)
+            sys.path.insert(_after_stdlib(), folder)
 
 
 def _after_stdlib() -> int:

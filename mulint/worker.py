@@ -24,7 +24,7 @@ from mulint.wire import WireError, encode
 def worker_main(request: dict, sender, alive) -> None:
     job = request["job"]
     _own_group()
-    _die_with_mulint(alive)
+    _die_with_mulint(alive, request["scratch"])
     _redirect_output(request["output"])
     os.environ.clear()
     os.environ.update(request["env"])
@@ -76,10 +76,11 @@ def _own_group() -> None:
         pass
 
 
-def _die_with_mulint(alive) -> None:
+def _die_with_mulint(alive, scratch: str) -> None:
     """mulint holds the other end of ``alive`` and never writes: when mulint's process ends, however
-    it ends, the pipe reads EOF and the worker kills its group. The parent-death signal also covers
-    the moment the worker server (the worker's parent) exits, which it does when mulint does."""
+    it ends, the pipe reads EOF and the worker removes its scratch folder (mulint, killed, could not)
+    and kills its group. The parent-death signal also covers the moment the worker server (the
+    worker's parent) exits, which it does when mulint does."""
     try:
         import ctypes
 
@@ -94,6 +95,9 @@ def _die_with_mulint(alive) -> None:
         except (OSError, EOFError, ValueError):
             pass
         try:
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)
             os.killpg(0, signal.SIGKILL)
         finally:
             os._exit(137)

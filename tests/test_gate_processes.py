@@ -128,6 +128,7 @@ def test_workers_die_when_mulint_is_killed_outright(tmp_path):
     process.communicate(timeout=30)
     survivors = lambda: [p for p in group + spawned if not _dead(p)]  # noqa: E731
     assert _wait(lambda: not survivors(), 5.0), f"still running: {survivors()}"
+    assert _wait(lambda: not list((tmp_path / "tmp").glob("mulint-*")), 2.0)  # the worker removed its folder
 
 
 # --- the audit hook on a bare file's import ---------------------------------------------------------
@@ -164,6 +165,7 @@ def _run_discovered(path: Path, name: str = "Net"):
     ('os.system("touch {marker}")', "a process (os.system)"),
     ('open("{marker}", "w").write("x")', "a write to"),
     ('socket.socket().connect(("127.0.0.1", 9))', "network access (socket.connect)"),
+    ('__import__("torch").cuda.init()', "CUDA initialisation"),
 ])
 def test_a_bare_files_effect_at_import_is_refused_naming_its_line(tmp_path, effect, what):
     marker = tmp_path / "made-by-the-model"

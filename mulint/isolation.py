@@ -133,6 +133,7 @@ def run_jobs(jobs: list[Job], limits: Limits, *, on_done: Callable[[Outcome], No
     memory = limits.max_memory or default_max_memory(limits.jobs)
     workers = max(1, min(limits.jobs, len(jobs)))
     cancelled = threading.Event()
+    mine: set[int] = set()  # this call's workers: another run in this process keeps its own
 
     # Workers side by side share the cores: each torch's intra-op pool sized for the whole machine
     # would oversubscribe it (two workers on 2 cores ran 3× slower than one after the other).
@@ -141,29 +142,32 @@ def run_jobs(jobs: list[Job], limits: Limits, *, on_done: Callable[[Outcome], No
     def one(job: Job) -> Outcome:
         if cancelled.is_set():
             return Outcome(job=job, error=_error(job, "start", "interrupted", "", "interrupted"))
-        outcome = _run_one(job, limits.timeout, memory, on_progress, threads, cancelled)
+        outcome = _run_one(job, limits.timeout, memory, on_progress, threads, cancelled, mine)
         on_done(outcome)
         return outcome
+
+    def cancel() -> None:
+        cancelled.set()  # no new worker starts; the running ones are killed now, not waited for
+        for pid in list(mine):
+            _killpg(pid)
 
     if workers == 1:
         try:
             return [one(job) for job in jobs]
         except BaseException:
-            cancelled.set()
-            kill_all()
+            cancel()
             raise
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
         return list(pool.map(one, jobs))
     except BaseException:
-        cancelled.set()  # no new worker starts; the running ones are killed now, not waited for
-        kill_all()
+        cancel()
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-# pid -> its process group's leader: every worker running now, for `kill_all` on a signal or at exit.
+# The pid of every worker running now (each leads its process group), for `kill_all` on a signal or at exit.
 _live: set[int] = set()
 _live_lock = threading.Lock()
 
@@ -227,7 +231,8 @@ def handle_signals() -> None:
 
 
 def _run_one(job: Job, timeout: float, max_memory: int, on_progress: Callable[[Job, int], None],
-             threads: int | None = None, cancelled: threading.Event | None = None) -> Outcome:
+             threads: int | None = None, cancelled: threading.Event | None = None,
+             mine: set[int] | None = None) -> Outcome:
     context = _mp_context()
     # The worker's own folder: its output, its temporary files (TMPDIR), the only place user code it
     # imports for a bare file may write; removed whatever happens.
@@ -248,6 +253,8 @@ def _run_one(job: Job, timeout: float, max_memory: int, on_progress: Callable[[J
             process.start()
         with _live_lock:
             _live.add(process.pid)
+        if mine is not None:
+            mine.add(process.pid)
         sender.close()
         alive_r.close()
         # The clock starts when the worker says it runs: the first worker waits for the server to
@@ -294,10 +301,13 @@ def _run_one(job: Job, timeout: float, max_memory: int, on_progress: Callable[[J
         receiver.close()
         if finished:
             process.join(5)  # it is closing down; whatever it started still goes below
-        _killpg(process.pid) if process.pid else None
-        process.join(5)
+        if process.pid is not None:
+            _killpg(process.pid)  # what the target started goes too, even after a result
+            process.join(5)
         with _live_lock:
             _live.discard(process.pid)
+        if mine is not None:
+            mine.discard(process.pid)
         alive_w.close()
         outcome.seconds = time.monotonic() - start
         outcome.output = read_tail(output_path)

@@ -5,8 +5,9 @@ walk (`mulint.load.safety`) finds nothing with an effect at import time. A walk 
 run implicitly by `hasattr`, `__subclasshook__`, `typing` evaluators, names rebound after use), so the
 worker also installs an audit hook (PEP 578) that, while such a file is imported, refuses what the
 walk would have forbidden: starting or signalling processes, the network, writing or removing files
-outside the worker's scratch folder, initialising CUDA. The refused call raises, and the import ends
-as the same "not imported: line N runs ... at import time" note the walk gives, naming the user's line.
+outside the worker's scratch folder, calling native code through ctypes, initialising CUDA. The
+refused call raises, and the import ends as the same "not imported: line N runs ... at import time"
+note the walk gives, naming the user's line.
 
 Only the import is guarded. Building and tracing the model run the code the user wrote to be run
 when a model is made; torch's own tracing machinery writes its caches and may start compilers there,
@@ -28,6 +29,7 @@ from mulint.errors import MulintError
 
 _PROCESS = {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
             "os.startfile", "os.kill", "os.killpg", "pty.spawn"}
+_NATIVE = {"ctypes.dlopen", "ctypes.dlsym", "ctypes.call_function", "ctypes.cdata", "ctypes.addressof"}
 _NETWORK = {"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
             "socket.gethostbyname", "socket.gethostbyaddr", "socket.getnameinfo", "urllib.Request",
             "http.client.connect", "ftplib.connect", "smtplib.connect", "poplib.connect", "imaplib.open",
@@ -103,6 +105,8 @@ def _hook(event: str, args: tuple) -> None:
         _refuse(f"a process ({event})")
     elif event in _NETWORK:
         _refuse(f"network access ({event})")
+    elif event in _NATIVE:  # C functions called by hand (libc's system()) would pass every other test
+        _refuse(f"native code ({event})")
     elif event == "open":
         path, mode, flags = (tuple(args) + (None, None, 0))[:3]
         writes = any(c in mode for c in "wax+") if isinstance(mode, str) else bool((flags or 0) & _WRITE_FLAGS)

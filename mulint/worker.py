@@ -168,10 +168,10 @@ def _limit_file_size(max_bytes: int) -> None:
     could catch the OSError of a failed write and go on printing.)"""
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-    _lower_limit("RLIMIT_FSIZE", max_bytes)
+    _lower_limit("RLIMIT_FSIZE", max_bytes, hard=True)  # the hard limit too: the model cannot raise it
 
 
-def _lower_limit(name: str, value: int) -> None:
+def _lower_limit(name: str, value: int, hard: bool = False) -> None:
     try:
         import resource
     except ImportError:  # pragma: no cover - not on Windows
@@ -179,9 +179,9 @@ def _lower_limit(name: str, value: int) -> None:
     if not hasattr(resource, name):
         return
     which = getattr(resource, name)
-    _, hard = resource.getrlimit(which)
-    soft = value if hard == resource.RLIM_INFINITY else min(value, hard)
+    _, ceiling = resource.getrlimit(which)
+    soft = value if ceiling == resource.RLIM_INFINITY else min(value, ceiling)
     try:
-        resource.setrlimit(which, (soft, hard))
+        resource.setrlimit(which, (soft, soft if hard else ceiling))
     except (ValueError, OSError):
         pass

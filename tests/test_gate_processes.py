@@ -166,6 +166,7 @@ def _run_discovered(path: Path, name: str = "Net"):
     ('open("{marker}", "w").write("x")', "a write to"),
     ('socket.socket().connect(("127.0.0.1", 9))', "network access (socket.connect)"),
     ('__import__("torch").cuda.init()', "CUDA initialisation"),
+    ('__import__("ctypes").CDLL(None).system(b"touch {marker}")', "native code (ctypes.dlopen)"),
 ])
 def test_a_bare_files_effect_at_import_is_refused_naming_its_line(tmp_path, effect, what):
     marker = tmp_path / "made-by-the-model"

@@ -1,6 +1,6 @@
 """What a worker process runs for one target: import it, analyse it, and return plain data.
 
-Only `mulint.isolation` calls this, inside a worker. Every failure becomes an error record naming the
+Only `mulint.worker` calls this, inside a worker. Every failure becomes an error record naming the
 target and the step, including what user code does that an exception handler normally never sees
 (`sys.exit`, `KeyboardInterrupt`, running out of the worker's memory).
 """

@@ -19,15 +19,16 @@ import types
 import typing
 from typing import Any
 
-from mulint.coordcheck import CoordResult, LayerCurve
-from mulint.facts import (AttentionSite, BranchFacts, CoordLayer, ModelFacts, MupModule, OptimizerFacts, ParamFacts,
-                          ParamUse, SourceLoc)
-from mulint.findings import Finding, Fix
+from mulint import coordcheck, facts, findings
+from mulint.coordcheck import CoordResult
+from mulint.facts import ModelFacts
+from mulint.findings import Finding
 
 MAX_MESSAGE = 256 << 20  # bytes: a result larger than this is not a result
-_CLASSES = {cls.__name__: cls for cls in (SourceLoc, ParamUse, ParamFacts, MupModule, OptimizerFacts, CoordLayer,
-                                          AttentionSite, BranchFacts, ModelFacts, Finding, Fix, LayerCurve,
-                                          CoordResult)}
+# The records that may arrive: the dataclasses of mulint's plain-data modules (no torch, no behaviour
+# beyond properties), found rather than listed, so a record added there travels without a change here.
+_CLASSES = {value.__name__: value for module in (facts, findings, coordcheck) for value in vars(module).values()
+            if isinstance(value, type) and dataclasses.is_dataclass(value) and value.__module__ == module.__name__}
 _TAGS = ("~obj", "~tuple", "~map")
 
 

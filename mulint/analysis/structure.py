@@ -16,6 +16,7 @@ from mulint.build import inputs as example
 from mulint.build.proportional import proportional_widths
 from mulint.build.provenance import Provenance
 from mulint.build.repeats import ShortenedLists, shortened
+from mulint.build.training_init import notes as training_init_notes, plan_training_init, with_training_init
 from mulint.errors import MulintError
 from mulint.facts import BranchFacts, ModelFacts, MupModule, ParamFacts, ParamUse
 from mulint.load.targets import ResolvedTarget
@@ -150,6 +151,9 @@ def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None
         if not widths:
             raise
         knob = find_knob(target.obj, target.label, width_arg, base_override=min(widths))
+    # The init the training code applies after building the model is part of the model mulint judges.
+    init_plan = plan_training_init(target.path, target.name, target.module)
+    knob = with_training_init(knob, init_plan, target.label)
     chosen, moved = choose_widths(knob.base, widths), []
     if not widths:  # meta builds are free: move up past widths where a rounded size stands still
         chosen, moved = proportional_widths(knob, target.label, chosen, fits=lambda w: True, min_count=2,
@@ -162,6 +166,7 @@ def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None
     facts = ModelFacts(target=target.label, path=str(target.path or ""), width_knob=knob.name,
                        base_width=knob.base, widths=chosen, params=[], mup_modules=mup)
     facts.notes.extend(moved)
+    facts.notes += training_init_notes(init_plan, type(models[ref]))
     broken = [m for m in mup if not (m.base_shapes and m.bias_ok)]
     if broken:
         # mup layers without base shapes (or with a misshaped bias) cannot run a forward pass.

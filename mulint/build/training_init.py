@@ -1,0 +1,110 @@
+"""Apply the init the training code applies after building the model, every time mulint builds it.
+
+The calls come from reading the training code (`mulint.load.training_init`); they run right after
+the constructor, inside the same recording, so the init recorder attributes every write to the
+init method's own lines and findings point there. When the training code initialises in a way
+mulint cannot repeat (a function defined in the training script, arguments that are not literals),
+or a model defines an init method nothing calls, the init is judged as constructed and the notes
+say which call or method was left out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from pathlib import Path
+from types import ModuleType
+from typing import Callable
+
+import torch.nn as nn
+
+from mulint.errors import MulintError
+from mulint.load.training_init import InitCall, find_training_init, uncalled_init_methods
+from mulint.load.width import WidthKnob
+
+
+@dataclasses.dataclass
+class TrainingInitPlan:
+    apply: list[Callable[[nn.Module], None]]
+    applied: list[InitCall]
+    skipped: list[tuple[InitCall, str]]  # calls not applied, and why
+    called: set[str]  # method names the training code calls
+
+
+def plan_training_init(target_path: Path | None, target_name: str, module: ModuleType) -> TrainingInitPlan:
+    plan = TrainingInitPlan(apply=[], applied=[], skipped=[], called=set())
+    if target_path is None or not target_path.is_file() or "." in target_name:
+        return plan
+    for call in find_training_init(target_path, target_name).calls:
+        plan.called.add(call.name)
+        step, why = _step(call, target_path, module)
+        if step is None:
+            plan.skipped.append((call, why))
+        else:
+            plan.apply.append(step)
+            plan.applied.append(call)
+    return plan
+
+
+def _step(call: InitCall, target_path: Path, module: ModuleType):
+    if not call.readable:
+        return None, "its arguments are computed by the training code, not literals mulint can read"
+    if call.kind == "method":
+        return (lambda m: getattr(m, call.name)(*call.args, **call.kwargs)), ""
+    if call.kind == "apply":
+        return (lambda m: m.apply(getattr(m, call.name))), ""
+    fn = getattr(module, call.name, None)
+    own = not call.defined_in or Path(call.defined_in).resolve() == target_path.resolve()
+    if fn is None or not callable(fn) or not own:
+        return None, f"`{call.name}` is defined in {Path(call.defined_in or call.path).name}, which mulint does not run"
+    if call.kind == "apply-function":
+        return (lambda m: m.apply(fn)), ""
+    return (lambda m: fn(m, *call.args, **call.kwargs)), ""
+
+
+def with_training_init(knob: WidthKnob, plan: TrainingInitPlan, target: str) -> WidthKnob:
+    """The knob whose every build (and every capped build through ``make``) runs the planned init."""
+    if not plan.apply:
+        return knob
+
+    def run(model):
+        for step, call in zip(plan.apply, plan.applied):
+            try:
+                step(model)
+            except Exception as exc:
+                raise MulintError(
+                    f"applying the training code's init `{call.text}` ({call.where}) raised "
+                    f"{type(exc).__name__}: {exc}", target=target, step="build",
+                    hint="mulint applies the init the training code calls after building the model; name a "
+                         "factory that builds and initialises it (file.py:make_model) to decide yourself") from exc
+        return model
+
+    build, make = knob.build, knob.make
+    return dataclasses.replace(knob, build=lambda width: run(build(width)),
+                               make=None if make is None else (lambda changes: run(make(changes))))
+
+
+def notes(plan: TrainingInitPlan, model_cls: type) -> list[str]:
+    """What the report says about the init: applied from the training code, or judged as constructed."""
+    out = [f"init applied as the training code does after building the model: "
+           f"{', '.join(f'`{c.text}` ({c.where})' for c in plan.applied)}"] if plan.applied else []
+    for call, why in plan.skipped:
+        out.append(f"init judged as constructed: the training code calls `{call.text}` ({call.where}) after "
+                   f"building the model, not applied: {why}")
+    uncalled = _uncalled(model_cls, plan.called)
+    if uncalled:
+        names = ", ".join(f"{model_cls.__name__}.{n}()" for n in uncalled)
+        out.append(f"init judged as constructed: {names} is defined but neither the constructor nor the "
+                   f"training code beside the model calls it; if training calls it, call it in a factory "
+                   f"(file.py:make_model) so mulint sees the init that trains")
+    return out
+
+
+def _uncalled(model_cls: type, called: set[str]) -> list[str]:
+    try:
+        source = Path(inspect.getsourcefile(model_cls)).read_text(encoding="utf-8")
+    except (TypeError, OSError):
+        return []
+    if "-packages" in str(inspect.getsourcefile(model_cls)):
+        return []  # a library's model: its own init is the one it documents
+    return uncalled_init_methods(source, model_cls.__name__, called)

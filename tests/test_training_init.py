@@ -260,3 +260,52 @@ def test_init_methods_reached_from_the_constructor_are_called():
     assert uncalled_init_methods(source, "H", set()) == []
     assert is_init_name("weights_init") and is_init_name("resetParameters") and not is_init_name("__init__")
     assert not is_init_name("forward") and not is_init_name("configure_optimizers")
+
+
+def test_an_init_after_set_base_shapes_or_a_checkpoint_is_not_repeated(tmp_path):
+    model = write(tmp_path, "net.py", "import torch.nn as nn\nclass Net(nn.Module):\n    pass\n")
+    write(tmp_path, "train.py", """
+        from mup import set_base_shapes
+        from net import Net
+        net = Net()
+        print(net)
+        net.init_weights()
+        set_base_shapes(net, "base.bsh")
+        net.apply(net._init_weights)
+    """)
+    first, second = find_training_init(model, "Net").calls
+    assert first.after == "" and second.after.startswith("set_base_shapes(net")
+
+
+def test_an_init_that_raises_is_judged_as_constructed(tmp_path):
+    from mulint.build.training_init import notes, plan_training_init, with_training_init
+    from mulint.load.width import find_knob
+
+    model = write(tmp_path, "raising_net.py", """
+        import torch.nn as nn
+
+        class Net(nn.Module):
+            def __init__(self, width=16):
+                super().__init__()
+                self.a = nn.Linear(4, width)
+                self.b = nn.Linear(width, 1)
+
+            def init_weights(self):
+                nn.init.zeros_(self.a.weight)
+                raise RuntimeError("needs mup's infshape")
+    """)
+    write(tmp_path, "train.py", "from raising_net import Net\nm = Net()\nm.init_weights()\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import raising_net
+    finally:
+        sys.path.remove(str(tmp_path))
+    plan = plan_training_init(model, "Net", raising_net)
+    knob = with_training_init(find_knob(raising_net.Net, "raising_net.py:Net"), plan)
+    torch.manual_seed(0)
+    built = knob.build(16)
+    torch.manual_seed(0)
+    assert torch.equal(built.a.weight, raising_net.Net(16).a.weight)  # restored as constructed
+    told = notes(plan, raising_net.Net)
+    assert any("judged as constructed" in n and "RuntimeError" in n for n in told), told
+    sys.modules.pop("raising_net", None)

@@ -153,7 +153,7 @@ def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None
         knob = find_knob(target.obj, target.label, width_arg, base_override=min(widths))
     # The init the training code applies after building the model is part of the model mulint judges.
     init_plan = plan_training_init(target.path, target.name, target.module)
-    knob = with_training_init(knob, init_plan, target.label)
+    knob = with_training_init(knob, init_plan)
     chosen, moved = choose_widths(knob.base, widths), []
     if not widths:  # meta builds are free: move up past widths where a rounded size stands still
         chosen, moved = proportional_widths(knob, target.label, chosen, fits=lambda w: True, min_count=2,

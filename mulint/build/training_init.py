@@ -16,9 +16,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Callable
 
+import torch
 import torch.nn as nn
 
-from mulint.errors import MulintError
 from mulint.load.training_init import InitCall, find_training_init, uncalled_init_methods
 from mulint.load.width import WidthKnob
 
@@ -29,6 +29,7 @@ class TrainingInitPlan:
     applied: list[InitCall]
     skipped: list[tuple[InitCall, str]]  # calls not applied, and why
     called: set[str]  # method names the training code calls
+    failed: list[tuple[InitCall, str]] = dataclasses.field(default_factory=list)  # applied, but raised
 
 
 def plan_training_init(target_path: Path | None, target_name: str, module: ModuleType) -> TrainingInitPlan:
@@ -47,6 +48,8 @@ def plan_training_init(target_path: Path | None, target_name: str, module: Modul
 
 
 def _step(call: InitCall, target_path: Path, module: ModuleType):
+    if call.after:
+        return None, f"it follows `{call.after}`, which mulint does not repeat"
     if not call.readable:
         return None, "its arguments are computed by the training code, not literals mulint can read"
     if call.kind == "method":
@@ -62,21 +65,26 @@ def _step(call: InitCall, target_path: Path, module: ModuleType):
     return (lambda m: fn(m, *call.args, **call.kwargs)), ""
 
 
-def with_training_init(knob: WidthKnob, plan: TrainingInitPlan, target: str) -> WidthKnob:
+def with_training_init(knob: WidthKnob, plan: TrainingInitPlan) -> WidthKnob:
     """The knob whose every build (and every capped build through ``make``) runs the planned init."""
     if not plan.apply:
         return knob
 
     def run(model):
+        if plan.failed:
+            return model  # it failed before: every width is judged as constructed alike
+        saved = {k: v.clone() for k, v in model.state_dict(keep_vars=True).items()}
         for step, call in zip(plan.apply, plan.applied):
             try:
                 step(model)
             except Exception as exc:
-                raise MulintError(
-                    f"applying the training code's init `{call.text}` ({call.where}) raised "
-                    f"{type(exc).__name__}: {exc}", target=target, step="build",
-                    hint="mulint applies the init the training code calls after building the model; name a "
-                         "factory that builds and initialises it (file.py:make_model) to decide yourself") from exc
+                # The training code may prepare the model first in ways not repeated here: judge the
+                # init as constructed (restored as it was built), and say so.
+                plan.failed.append((call, f"applying it raised {type(exc).__name__}: {exc}"))
+                with torch.no_grad():
+                    for key, value in model.state_dict(keep_vars=True).items():
+                        value.copy_(saved[key])
+                return model
         return model
 
     build, make = knob.build, knob.make
@@ -87,8 +95,8 @@ def with_training_init(knob: WidthKnob, plan: TrainingInitPlan, target: str) -> 
 def notes(plan: TrainingInitPlan, model_cls: type) -> list[str]:
     """What the report says about the init: applied from the training code, or judged as constructed."""
     out = [f"init applied as the training code does after building the model: "
-           f"{', '.join(f'`{c.text}` ({c.where})' for c in plan.applied)}"] if plan.applied else []
-    for call, why in plan.skipped:
+           f"{', '.join(f'`{c.text}` ({c.where})' for c in plan.applied)}"] if plan.applied and not plan.failed else []
+    for call, why in [*plan.skipped, *plan.failed]:
         out.append(f"init judged as constructed: the training code calls `{call.text}` ({call.where}) after "
                    f"building the model, not applied: {why}")
     uncalled = _uncalled(model_cls, plan.called)

@@ -46,6 +46,7 @@ class InitCall:
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
     readable: bool = True  # False when an argument is not a literal mulint can read without running code
+    after: str = ""  # a call before it that changes the model in a way mulint does not repeat (set_base_shapes)
     defined_in: str = ""  # for functions: the file that defines it ("" when it is the call's own file)
 
     @property
@@ -172,6 +173,7 @@ def _flat(body: list[ast.stmt]) -> list[ast.stmt]:
 def _calls_in_scope(stmts: list[ast.stmt], target_name: str, path: str, defined: dict[str, str]) -> list[InitCall]:
     model: str | None = None  # the variable holding the model just built
     calls: list[InitCall] = []
+    after = ""
     for stmt in stmts:
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
             var = _dotted(stmt.targets[0])
@@ -186,8 +188,23 @@ def _calls_in_scope(stmts: list[ast.stmt], target_name: str, path: str, defined:
             continue
         call = _init_call(stmt.value, model, path, defined)
         if call is not None:
+            call.after = after
             calls.append(call)
+        elif _changes_model(stmt.value, model):
+            after = after or ast.unparse(stmt.value)
     return calls
+
+
+# Calls that change the parameters in ways an init applied at construction cannot stand for: mup's
+# base shapes (its init reads them), a checkpoint loaded over the init.
+_CHANGES = {"load", "restore", "resume", "checkpoint", "shapes", "pretrained"}
+
+
+def _changes_model(call: ast.Call, model: str) -> bool:
+    name = _dotted(call.func).split(".")[-1]
+    words = {t.lower() for t in re.split(r"[_\W]+|(?<=[a-z])(?=[A-Z])", name) if t}
+    on_model = _dotted(call.func).rsplit(".", 1)[0] == model or any(_dotted(a) == model for a in call.args)
+    return on_model and bool(words & _CHANGES)
 
 
 def _builds(value: ast.expr, target_name: str) -> bool:

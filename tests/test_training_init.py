@@ -203,11 +203,11 @@ def test_reads_each_way_of_initialising_after_construction(tmp_path):
                 pass
     """)
     write(tmp_path, "train_lm.py", """
-        from net import Net, reset_all
+        from net import Net as Model, reset_all
         def weights_init(m):
             pass
         def run(cfg):
-            net = Net().cuda()
+            net = Model().cuda()
             net.apply(net._init_weights)
             reset_all(net)
             net.apply(weights_init)
@@ -309,3 +309,14 @@ def test_an_init_that_raises_is_judged_as_constructed(tmp_path):
     told = notes(plan, raising_net.Net)
     assert any("judged as constructed" in n and "RuntimeError" in n for n in told), told
     sys.modules.pop("raising_net", None)
+
+
+def test_an_edited_training_script_is_analysed_again(tmp_path, mulint):
+    repo = write_repo(tmp_path / "cached", SP)
+    first = json.loads(mulint("check", str(repo / "model.py"), "--format", "json")[1])
+    assert "MU101" in codes_at(first)
+    train = repo / "train.py"
+    train.write_text(train.read_text().replace("    model.init_weights()\n", ""))
+    second = json.loads(mulint("check", str(repo / "model.py"), "--format", "json")[1])
+    assert not any(t.get("cached") for t in second["targets"])
+    assert "MU101" not in codes_at(second)  # PyTorch's default hidden init is µP's fan_in^-½

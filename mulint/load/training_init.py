@@ -85,8 +85,10 @@ def find_training_init(target_file: Path, target_name: str) -> TrainingInit:
             continue
         found.files.append(str(path))
         defined = _function_sources(tree, path, target_file.resolve())
+        names = {target_name} | {a.asname for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                                 for a in n.names if a.name == target_name and a.asname}
         for scope in _scopes(tree):
-            calls = _calls_in_scope(scope, target_name, str(path), defined)
+            calls = _calls_in_scope(scope, names, str(path), defined)
             if calls:
                 found.calls = calls
                 return found  # the first place that builds and initialises the model decides
@@ -170,14 +172,14 @@ def _flat(body: list[ast.stmt]) -> list[ast.stmt]:
     return out
 
 
-def _calls_in_scope(stmts: list[ast.stmt], target_name: str, path: str, defined: dict[str, str]) -> list[InitCall]:
+def _calls_in_scope(stmts: list[ast.stmt], target_names: set[str], path: str, defined: dict[str, str]) -> list[InitCall]:
     model: str | None = None  # the variable holding the model just built
     calls: list[InitCall] = []
     after = ""
     for stmt in stmts:
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
             var = _dotted(stmt.targets[0])
-            if var and _builds(stmt.value, target_name):
+            if var and _builds(stmt.value, target_names):
                 if calls:
                     break  # a second model built after the first was initialised
                 model = var
@@ -207,10 +209,10 @@ def _changes_model(call: ast.Call, model: str) -> bool:
     return on_model and bool(words & _CHANGES)
 
 
-def _builds(value: ast.expr, target_name: str) -> bool:
+def _builds(value: ast.expr, target_names: set[str]) -> bool:
     while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr in _SAME_MODEL:
         value = value.func.value
-    return isinstance(value, ast.Call) and _dotted(value.func).split(".")[-1] == target_name
+    return isinstance(value, ast.Call) and _dotted(value.func).split(".")[-1] in target_names
 
 
 def _same_model(value: ast.expr, model: str) -> bool:

@@ -50,6 +50,7 @@ def test_marked_findings_of_the_examples_change_the_file(example, tmp_path, muli
     assert_each_fix_changes_its_file(marked(mulint, path), path)
 
 
+@pytest.mark.slow  # every rule page analysed again: minutes in all
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
 def test_marked_findings_of_the_rule_pages_change_the_file(page, tmp_path, mulint):
     path = tmp_path / "bad_example.py"

@@ -116,3 +116,49 @@ def _uncalled(model_cls: type, called: set[str]) -> list[str]:
     if "-packages" in str(inspect.getsourcefile(model_cls)):
         return []  # a library's model: its own init is the one it documents
     return uncalled_init_methods(source, model_cls.__name__, called)
+
+
+def as_trained(obj, target_path: Path | None, target_name: str, module: ModuleType):
+    """`obj` with the arguments the training code constructs it with as its defaults (a partial), and
+    the note that says so; None when the training code shows no construction mulint can read."""
+    import functools
+
+    from mulint.load.training_init import find_construction
+
+    if target_path is None or not target_path.is_file() or "." in target_name:
+        return None
+    found = find_construction(target_path, target_name)
+    if found is None:
+        return None
+    try:
+        args = [_evaluate(a, module) for a in found.args]
+        kwargs = {k: _evaluate(v, module) for k, v in found.kwargs.items()}
+        bound = inspect.signature(obj).bind_partial(*args, **kwargs)
+    except Exception:
+        return None  # a name the model's module does not hold, or arguments the signature refuses
+    params = inspect.signature(obj).parameters
+    defaults: dict = {}
+    for name, value in bound.arguments.items():
+        kind = params[name].kind
+        if kind == inspect.Parameter.VAR_POSITIONAL:
+            return None
+        if kind == inspect.Parameter.VAR_KEYWORD:
+            defaults.update(value)
+        else:
+            defaults[name] = value
+    built = functools.partial(obj, **defaults)
+    return built, f"built as the training code builds it: `{found.text}` ({found.where})"
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _evaluate(spec, module: ModuleType):
+    if spec[0] == "value":
+        return spec[1]
+    _, name, args, kwargs = spec
+    fn = dict if name == "dict" else getattr(module, name, None)
+    if not isinstance(fn, type):
+        raise _Unreadable(name)  # only classes (configs, namespaces) are called: never a function of the script
+    return fn(*(_evaluate(a, module) for a in args), **{k: _evaluate(v, module) for k, v in kwargs.items()})

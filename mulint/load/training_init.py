@@ -265,3 +265,113 @@ def _self_uses(method: ast.FunctionDef) -> set[str]:
     """Names of ``self.X`` attributes a method touches: called (``self.X()``) or passed (``self.apply(self.X)``)."""
     return {n.attr for n in ast.walk(method)
             if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"}
+
+
+# How the training code constructs the model -------------------------------------------------------
+
+@dataclass
+class Construction:
+    """``GPT(GPTConfig(n_layer=12, n_embd=768))`` as the training code writes it, its arguments read
+    as values: ("value", v) for a literal, ("call", name, args, kwargs) for a call of a named class."""
+
+    path: str
+    line: int
+    text: str
+    args: list = field(default_factory=list)
+    kwargs: dict = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        return f"{Path(self.path).name}:{self.line}"
+
+
+def find_construction(target_file: Path, target_name: str) -> Construction | None:
+    """The first construction of the model in the training code whose arguments are literals, names
+    bound to literals, or calls (config classes, ``dict``) of them: never a value only a run knows."""
+    for path in training_files(target_file):
+        tree = _parse(path)
+        if tree is None:
+            continue
+        module_env = _bindings(_flat(tree.body))
+        for scope in _scopes(tree):
+            for i, stmt in enumerate(scope):
+                value = stmt.value if isinstance(stmt, (ast.Assign, ast.Expr)) else None
+                while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
+                        and value.func.attr in _SAME_MODEL:
+                    value = value.func.value
+                if not (isinstance(value, ast.Call) and _dotted(value.func).split(".")[-1] == target_name):
+                    continue
+                env = {**module_env, **_bindings(scope[:i])}
+                read = _call_values(value, env, 0)
+                if read is not None:
+                    return Construction(str(path), value.lineno, ast.unparse(value), read[2], read[3])
+    return None
+
+
+def _bindings(stmts: list[ast.stmt]) -> dict[str, ast.expr]:
+    env: dict[str, ast.expr] = {}
+    for stmt in stmts:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            env[stmt.targets[0].id] = stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+            env[stmt.target.id] = stmt.value
+    return env
+
+
+def _call_values(call: ast.Call, env: dict, depth: int):
+    if any(isinstance(a, ast.Starred) for a in call.args):
+        return None
+    args = [_value(a, env, depth + 1) for a in call.args]
+    if any(a is None for a in args):
+        return None
+    kwargs: dict = {}
+    for kw in call.keywords:
+        value = _value(kw.value, env, depth + 1)
+        if value is None:
+            return None
+        if kw.arg is not None:
+            kwargs[kw.arg] = value
+        elif value[0] == "value" and isinstance(value[1], dict):
+            kwargs.update({k: ("value", v) for k, v in value[1].items()})
+        elif value[0] == "call" and value[1] == "dict" and not value[2]:
+            kwargs.update(value[3])
+        else:
+            return None
+    return ("call", _dotted(call.func).split(".")[-1], args, kwargs)
+
+
+def _value(expr: ast.expr, env: dict, depth: int):
+    if depth > 8:
+        return None
+    try:
+        return ("value", ast.literal_eval(expr))
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        pass
+    if isinstance(expr, ast.Name) and expr.id in env:
+        return _value(env[expr.id], {k: v for k, v in env.items() if k != expr.id}, depth + 1)
+    if isinstance(expr, ast.Call) and _dotted(expr.func):
+        return _call_values(expr, env, depth)
+    if isinstance(expr, (ast.BinOp, ast.UnaryOp)):
+        return _arithmetic(expr, env, depth)
+    if isinstance(expr, ast.Dict) and all(isinstance(k, ast.Constant) for k in expr.keys):
+        values = [_value(v, env, depth + 1) for v in expr.values]
+        if all(v is not None and v[0] == "value" for v in values):
+            return ("value", {k.value: v[1] for k, v in zip(expr.keys, values)})
+    return None
+
+
+def _arithmetic(expr: ast.expr, env: dict, depth: int):
+    """`4 * n_embd`, `-1`, `d_model // n_head` over names bound to numbers."""
+    import operator
+
+    ops = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.FloorDiv: operator.floordiv,
+           ast.Div: operator.truediv, ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos}
+    parts = [expr.left, expr.right] if isinstance(expr, ast.BinOp) else [expr.operand]
+    values = [_value(p, env, depth + 1) for p in parts]
+    if type(expr.op) not in ops or any(v is None or v[0] != "value" or not isinstance(v[1], (int, float))
+                                      or isinstance(v[1], bool) for v in values):
+        return None
+    try:
+        return ("value", ops[type(expr.op)](*(v[1] for v in values)))
+    except (ArithmeticError, ValueError, OverflowError):
+        return None

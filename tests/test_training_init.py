@@ -320,3 +320,16 @@ def test_an_edited_training_script_is_analysed_again(tmp_path, mulint):
     second = json.loads(mulint("check", str(repo / "model.py"), "--format", "json")[1])
     assert not any(t.get("cached") for t in second["targets"])
     assert "MU101" not in codes_at(second)  # PyTorch's default hidden init is µP's fan_in^-½
+
+
+def test_a_script_above_the_models_package_is_read(tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "__init__.py").write_text("")
+    model = write(tmp_path / "models", "gpt.py", "import torch.nn as nn\nclass GPT(nn.Module):\n    pass\n")
+    write(tmp_path, "train_gpt.py", """
+        from models.gpt import GPT
+        gpt = GPT()
+        gpt.reset_parameters()
+    """)
+    [call] = find_training_init(model, "GPT").calls
+    assert (call.kind, call.name, call.where) == ("method", "reset_parameters", "train_gpt.py:4")

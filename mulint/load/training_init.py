@@ -61,18 +61,22 @@ class TrainingInit:
 
 
 def training_files(target_file: Path) -> list[Path]:
-    """The target's file, the ``train*.py`` files beside it, and the local files those import."""
-    folder = target_file.resolve().parent
-    scripts = sorted(p for p in folder.glob("train*.py") if p.is_file())
-    files = [target_file.resolve(), *scripts]
-    for script in scripts:
-        tree = _parse(script)
-        if tree is None:
-            continue
-        for name in _imported_modules(tree):
-            local = folder / f"{name.split('.')[0]}.py"
-            if local.is_file():
-                files.append(local.resolve())
+    """The target's file, the ``train*.py`` files beside it (and beside its outermost package, as in
+    ``train.py`` + ``models/gpt.py``), and the local modules those import."""
+    from mulint.load.local_imports import package_root
+
+    folders = list(dict.fromkeys([target_file.resolve().parent, package_root(target_file)]))
+    files = [target_file.resolve()]
+    for folder in folders:
+        scripts = sorted(p for p in folder.glob("train*.py") if p.is_file())
+        files += scripts
+        for script in scripts:
+            tree = _parse(script)
+            for name in _imported_modules(tree) if tree is not None else []:
+                parts = name.split(".")
+                local = folder.joinpath(*parts[:-1], f"{parts[-1]}.py")
+                if local.is_file():
+                    files.append(local.resolve())
     return list(dict.fromkeys(files))
 
 
@@ -146,6 +150,7 @@ def _function_sources(tree: ast.Module, path: Path, target_file: Path) -> dict[s
     out = {n.name: str(path) for n in tree.body if isinstance(n, ast.FunctionDef)}
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[-1] == target_file.stem:
+            # `from model import init_weights`, `from models.gpt import init_weights`
             for alias in node.names:
                 out[alias.asname or alias.name] = str(target_file)
     return out

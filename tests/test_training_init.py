@@ -333,3 +333,33 @@ def test_a_script_above_the_models_package_is_read(tmp_path):
     """)
     [call] = find_training_init(model, "GPT").calls
     assert (call.kind, call.name, call.where) == ("method", "reset_parameters", "train_gpt.py:4")
+
+
+def test_an_init_written_in_the_script_is_named_not_run(tmp_path):
+    from mulint.build.training_init import notes, plan_training_init
+
+    model = write(tmp_path, "inline_net.py", """
+        import torch.nn as nn
+
+        class Net(nn.Module):
+            def __init__(self, width=8):
+                super().__init__()
+                self.head = nn.Linear(width, 2)
+    """)
+    write(tmp_path, "train.py", """
+        import torch.nn as nn
+        from inline_net import Net
+        net = Net()
+        for name, p in net.named_parameters():
+            if p.dim() == 2:
+                nn.init.normal_(p, std=0.02)
+        nn.init.zeros_(net.head.weight)
+        net.head.bias.data.fill_(0.0)
+        print(sum(p.numel() for p in net.parameters()))
+    """)
+    calls = find_training_init(model, "Net").calls
+    assert [(c.kind, c.line) for c in calls] == [("inline", 5), ("inline", 8), ("inline", 9)]
+    plan = plan_training_init(model, "Net", None)
+    assert not plan.apply and len(plan.skipped) == 3
+    told = notes(plan, type("Net", (), {}))
+    assert "for name, p in net.named_parameters()" in told[0] and "judged as constructed" in told[0], told

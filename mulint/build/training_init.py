@@ -48,6 +48,9 @@ def plan_training_init(target_path: Path | None, target_name: str, module: Modul
 
 
 def _step(call: InitCall, target_path: Path, module: ModuleType):
+    if call.kind == "inline":
+        return None, ("it is written in the training script, which mulint does not run; move it into a method "
+                      "of the model the script calls, or into a factory (file.py:make_model)")
     if call.after:
         return None, f"it follows `{call.after}`, which mulint does not repeat"
     if not call.readable:

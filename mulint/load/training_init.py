@@ -191,6 +191,11 @@ def _calls_in_scope(stmts: list[ast.stmt], target_names: set[str], path: str, de
                 continue
             if var and var == model and not _same_model(stmt.value, model):
                 break  # the variable now holds something else (a DDP wrapper, a compiled model)
+        if model is not None and _inline_init(stmt, model):
+            # An init written in the script itself: mulint does not run the script, but says so.
+            text = ast.unparse(stmt).splitlines()[0].rstrip(":")
+            calls.append(InitCall("inline", "", path, stmt.lineno, text, readable=False, after=after))
+            continue
         if model is None or not isinstance(stmt, ast.Expr) or not isinstance(stmt.value, ast.Call):
             continue
         call = _init_call(stmt.value, model, path, defined)
@@ -200,6 +205,28 @@ def _calls_in_scope(stmts: list[ast.stmt], target_names: set[str], path: str, de
         elif _changes_model(stmt.value, model):
             after = after or ast.unparse(stmt.value)
     return calls
+
+
+_WRITES = {"normal_", "uniform_", "zero_", "fill_", "copy_", "trunc_normal_", "orthogonal_", "zeros_", "ones_",
+           "constant_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "eye_"}
+_WALKS = {"parameters", "named_parameters", "modules", "named_modules", "children", "named_children"}
+
+
+def _inline_init(stmt: ast.stmt, model: str) -> bool:
+    """A loop over the model's parameters or modules that writes them (``for p in model.parameters():
+    nn.init.normal_(p, std=0.02)``), or one write to a parameter of it (``nn.init.zeros_(model.head.weight)``)."""
+    def writes(node: ast.AST) -> bool:
+        return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in _WRITES
+                   for n in ast.walk(node))
+
+    if isinstance(stmt, ast.For) and isinstance(stmt.iter, ast.Call) and isinstance(stmt.iter.func, ast.Attribute):
+        return stmt.iter.func.attr in _WALKS and _dotted(stmt.iter.func.value) == model and writes(stmt)
+    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and isinstance(stmt.value.func, ast.Attribute) \
+            and stmt.value.func.attr in _WRITES:
+        call = stmt.value
+        touched = [call.func.value, *call.args[:1]]
+        return any(_dotted(t).startswith(model + ".") for t in touched)
+    return False
 
 
 # Calls that change the parameters in ways an init applied at construction cannot stand for: mup's

@@ -65,8 +65,10 @@ def training_files(target_file: Path) -> list[Path]:
     ``train.py`` + ``models/gpt.py``), and the local modules those import."""
     from mulint.load.local_imports import package_root
 
-    folders = list(dict.fromkeys([target_file.resolve().parent, package_root(target_file)]))
     files = [target_file.resolve()]
+    if any(part.endswith("-packages") for part in files[0].parts):
+        return files  # an installed library's model: no training script of the user's lives there
+    folders = list(dict.fromkeys([target_file.resolve().parent, package_root(target_file)]))
     for folder in folders:
         scripts = sorted(p for p in folder.glob("train*.py") if p.is_file())
         files += scripts

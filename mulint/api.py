@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from mulint.errors import MulintError
+from mulint.errors import MulintError, in_api_words
 from mulint.findings import Finding
 
 DEFAULT_BASE_WIDTH = 128  # the width a `model_fn` without a default is analysed around
@@ -161,7 +161,7 @@ def _api_words(note: str) -> str:
 
     if note.startswith(NO_OPTIMIZER):
         return f"{NO_OPTIMIZER}; pass optimizer_fn=make_optimizer (a function taking the model)"
-    return note
+    return in_api_words(note)
 
 
 def inspect(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any], Any] | None = None,
@@ -275,7 +275,7 @@ def _guarded(label: str, run: Callable[[], Any]) -> Any:
     try:
         return run()
     except MulintError as exc:
-        raise exc.for_target(label)
+        raise exc.for_target(label).in_api_words()
     except SystemExit as exc:  # the model's code exiting must not end the caller's program
         raise MulintError(f"the model's code called sys.exit({exc.code!r})", target=label,
                           step=steps.current or "build",

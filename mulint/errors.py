@@ -22,6 +22,12 @@ class MulintError(Exception):
         if kind:
             self.kind = kind
 
+    def in_api_words(self) -> "MulintError":
+        """The same error with its message and hint in the Python API's words (see `in_api_words`)."""
+        self.message, self.hint = in_api_words(self.message), in_api_words(self.hint)
+        self.args = (self.message,)
+        return self
+
     def for_target(self, target: str) -> "MulintError":
         if not self.target:
             self.target = target
@@ -41,3 +47,28 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int):
         super().__init__(signum)
         self.signum = signum
+
+
+# The CLI's options as the Python API (mulint.check / inspect / coord) spells them. Hints and notes are
+# written once, in the CLI's words; a caller of the API gets them in its own.
+_API_WORDS = (
+    (r"--optimizer (?:\S+?):(\w+)", r"optimizer_fn=\1"),
+    (r"--batch (?:\S+?):(\w+)", r"batch_fn=\1"),
+    (r"put a factory in \S+ and check \S+:(\w+):", r"pass model_fn=\1, defined as:"),
+    (r"name a factory( [^()]*?)? \((?:path/to/)?file\.py:\w+\)", r"pass a model_fn\1"),
+    (r"in a factory \((?:path/to/)?file\.py:\w+\)", "in model_fn"),
+    (r"--width-arg ([A-Za-z_][\w.]*)", r'width_arg="\1"'),
+    (r"--widths (?:\(e\.g\. )?(\d+(?:,\d+)+)\)?", lambda m: f"widths=[{', '.join(m[1].split(','))}]"),
+    (r"--(width-arg|widths|optimizer|batch|steps|seeds|lr|device|select|ignore|profile)\b",
+     lambda m: {"optimizer": "optimizer_fn", "batch": "batch_fn"}.get(m[1], m[1].replace("-", "_")) + "="),
+)
+
+
+def in_api_words(text: str) -> str:
+    """`--width-arg n_embd` -> `width_arg="n_embd"`, `--optimizer f.py:make_opt` -> `optimizer_fn=make_opt`,
+    a factory file to check -> the model_fn to pass."""
+    import re
+
+    for pattern, replacement in _API_WORDS:
+        text = re.sub(pattern, replacement, text)
+    return text

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 
-from mulint.analysis.numbers import choose_numeric_widths, measure_init, numeric_knob
+from mulint.analysis.numbers import choose_numeric_widths, measure_init, numeric_knob, shrink_note
 from mulint.exponents import fit_exponent
 from mulint.analysis.optimizer import LR_SCALE_KEYS, OptimizerNumbers, find_factory, optimizer_facts, read_optimizer
 from mulint.analysis.structure import Structure, analyse_structure
@@ -91,6 +91,7 @@ def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, wi
 
     numbers = measure_init(knob, chosen, target.label, visit=visit)
     facts.numeric_widths = chosen
+    facts.notes += [n for n in (shrink_note(knob),) if n]
     if factory is not None:
         update_facts(updates, facts.params, facts.notes, factory.label)
     for p in facts.params:

@@ -30,6 +30,9 @@ MIN_WIDTH, MAX_WIDTH = 32, 512
 # is block_size² entries (4 GiB at 32768). The positions are not a width, so the exponents are kept;
 # this is well above the length of the synthesised inputs (mulint.build.inputs.SEQ).
 NUMERIC_SEQ = 256
+# Only when the model does not fit at two small widths otherwise: the vocabulary, depth and experts the
+# small models keep (none is a width, so no width exponent changes).
+NUMERIC_VOCAB, NUMERIC_DEPTH, NUMERIC_EXPERTS = 1024, 2, 4
 
 
 @dataclass
@@ -42,8 +45,15 @@ class InitNumbers:
 
 
 def numeric_knob(knob: WidthKnob) -> WidthKnob:
-    """The knob the small CPU models are built with: sequence-length-like fields capped."""
-    return knob.with_limits(seq=NUMERIC_SEQ)
+    """The knob the small CPU models are built with: sequence-length-like fields capped (and, when
+    the model does not fit at two small widths, vocabulary, depth and experts: see `numeric_widths`)."""
+    from mulint.load.width_limits import limited
+
+    capped = knob.with_limits(seq=NUMERIC_SEQ)
+    plain = knob.unlimited or knob
+    if capped.unlimited is None and plain.make is not None:
+        capped = limited(plain, dict(knob.limits))  # caps can be added later, when it does not fit
+    return capped
 
 
 def _numel_on_meta(knob: WidthKnob, width: int, target: str) -> int | None:
@@ -77,7 +87,9 @@ def choose_numeric_widths(knob: WidthKnob, target: str, requested: list[int] | N
     return proportional_widths(knob, target, widths, min_count=2, what="numeric widths", fits=fits)
 
 
-def _small_widths(knob: WidthKnob, target: str, count: int) -> list[int]:
+def _small_widths(knob: WidthKnob, target: str, count: int, level: int = 0) -> list[int]:
+    """Up to `count` small doubling widths that fit; ``level`` counts the rounds of shrinking what
+    does not grow with width already tried (see `_shrink`)."""
     scaled = (knob.base * 2.0 ** k for k in range(-12, 4))
     candidates = sorted({int(w) for w in scaled if w >= 8 and w.is_integer()})
     in_range = [w for w in candidates if MIN_WIDTH <= w <= MAX_WIDTH]
@@ -89,11 +101,65 @@ def _small_widths(knob: WidthKnob, target: str, count: int) -> list[int]:
         return list(sizes)[:count]
     # e.g. 64 heads need width >= 64 and a huge vocab fills memory: look outside the range
     fitting = sorted(set(sizes) | set(_sizes(knob, target, [w for w in candidates if w not in in_range])))
+    if len(fitting) < 2 and level < 2 and knob.unlimited is not None:
+        _shrink(knob, level)
+        return _small_widths(knob, target, count, level + 1)
     if len(fitting) < 2:
-        raise MulintError("cannot build the model at two small widths on the CPU to measure its init",
-                          target=target, step="build",
-                          hint="give small widths it accepts with --widths (e.g. 64,128,256)")
+        raise _too_big(knob, target, candidates)
     return fitting[:count]
+
+
+def _shrink(knob: WidthKnob, level: int) -> None:
+    """Cap what does not grow with width, as the coordinate check does: the vocabulary first (level
+    0), then depth and experts (level 1). The caps go into the knob's limits, so every later build
+    uses them and `shrink_note` can say so."""
+    from mulint.load.width_limits import capped_fields, count_caps
+
+    plain = knob.unlimited
+    grows = set(plain.describe_scaling(plain.base))
+    if level == 0:
+        caps = capped_fields(plain.defaults, grows, seq=NUMERIC_SEQ, vocab=NUMERIC_VOCAB)
+    else:
+        caps = count_caps(plain.defaults, grows, depth=NUMERIC_DEPTH, experts=NUMERIC_EXPERTS)
+    knob.limits.update(caps)
+
+
+def shrink_note(knob: WidthKnob) -> str | None:
+    """What the init was measured without, when more than the sequence length was capped."""
+    from mulint.load.width_limits import is_sequence_field
+
+    defaults = (knob.unlimited or knob).defaults
+    shrunk = {k: v for k, v in knob.limits.items() if not is_sequence_field(k) and k in defaults}
+    if not shrunk:
+        return None
+    told = ", ".join(f"{k} {defaults[k]} -> {v}" for k, v in shrunk.items())
+    return f"init measured on small models with {told}: at two small widths the model did not fit otherwise"
+
+
+def _too_big(knob: WidthKnob, target: str, candidates: list[int]) -> MulintError:
+    """Say what is big: the parameter count at the smallest width that builds, its largest tensors,
+    and what was already shrunk."""
+    for width in candidates:
+        try:
+            with quiet():
+                model = build_at(knob, width, target=target, device="meta")
+        except MulintError:
+            continue
+        total = sum(p.numel() for p in model.parameters())
+        if total <= MAX_ELEMENTS:
+            break  # builds and fits, but no second width does: the widths are the problem
+        largest = sorted(model.named_parameters(), key=lambda np: -np[1].numel())[:3]
+        shrunk = ", ".join(f"{k}={v}" for k, v in knob.limits.items()) or "nothing it could shrink"
+        big = ", ".join(f"{name} {tuple(p.shape)}" for name, p in largest)
+        return MulintError(
+            f"the model holds {total / 1e6:.0f}M parameters even at width {width} (mulint measures init on "
+            f"models of at most {MAX_ELEMENTS / 1e6:.0f}M), after capping {shrunk}; largest: {big}",
+            target=target, step="build",
+            hint="what does not grow with width is too big: name a factory (file.py:make_small) that builds "
+                 "the model with a smaller vocabulary, fewer layers or experts, or fields mulint can read")
+    return MulintError("cannot build the model at two small widths on the CPU to measure its init",
+                       target=target, step="build",
+                       hint="give small widths it accepts with --widths (e.g. 64,128,256)")
 
 
 def _sizes(knob: WidthKnob, target: str, widths: list[int]) -> dict[int, int]:

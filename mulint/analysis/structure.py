@@ -16,6 +16,8 @@ from mulint.build import inputs as example
 from mulint.build.proportional import proportional_widths
 from mulint.build.provenance import Provenance
 from mulint.build.repeats import ShortenedLists, shortened
+from mulint.build.training_init import (as_trained, notes as training_init_notes, plan_training_init,
+                                        with_training_init)
 from mulint.errors import MulintError
 from mulint.facts import BranchFacts, ModelFacts, MupModule, ParamFacts, ParamUse
 from mulint.load.targets import ResolvedTarget
@@ -144,12 +146,18 @@ def _branch_facts(facts: ModelFacts, branch, widths, lists: ShortenedLists) -> N
 
 def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None,
                       width_arg: str | None = None) -> Structure:
+    built_as = []  # how the training code constructs a model mulint cannot build alone
     try:
         knob = find_knob(target.obj, target.label, width_arg)
-    except MulintError:
-        if not widths:
+    except MulintError as exc:
+        knob = _knob_as_trained(target, width_arg, exc, built_as)
+        if knob is None and not widths:
             raise
-        knob = find_knob(target.obj, target.label, width_arg, base_override=min(widths))
+        if knob is None:
+            knob = find_knob(target.obj, target.label, width_arg, base_override=min(widths))
+    # The init the training code applies after building the model is part of the model mulint judges.
+    init_plan = plan_training_init(target.path, target.name, target.module)
+    knob = with_training_init(knob, init_plan)
     chosen, moved = choose_widths(knob.base, widths), []
     if not widths:  # meta builds are free: move up past widths where a rounded size stands still
         chosen, moved = proportional_widths(knob, target.label, chosen, fits=lambda w: True, min_count=2,
@@ -162,6 +170,7 @@ def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None
     facts = ModelFacts(target=target.label, path=str(target.path or ""), width_knob=knob.name,
                        base_width=knob.base, widths=chosen, params=[], mup_modules=mup)
     facts.notes.extend(moved)
+    facts.notes += built_as + training_init_notes(init_plan, type(models[ref]))
     broken = [m for m in mup if not (m.base_shapes and m.bias_ok)]
     if broken:
         # mup layers without base shapes (or with a misshaped bias) cannot run a forward pass.
@@ -193,6 +202,22 @@ def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None
         _branch_facts(facts, branch, traced_at, lists)
     return Structure(facts=facts, knob=knob, models=models, traces=dict(zip(traced_at, (ref_trace, other_trace))),
                      inputs_index=inputs_index, provenance=provenance, shortened=lists)
+
+
+def _knob_as_trained(target: ResolvedTarget, width_arg: str | None, failure: MulintError,
+                     notes: list[str]) -> WidthKnob | None:
+    """The knob of the model as the training code beside it constructs it, when the target alone has
+    none (its constructor needs arguments the training script passes)."""
+    found = as_trained(target.obj, target.path, target.name, target.module)
+    if found is None:
+        return None
+    built, note = found
+    try:
+        knob = find_knob(built, target.label, width_arg)
+    except Exception:  # still no knob (or the arguments break the search): the target's own error stands
+        return None
+    notes.append(f"{note}, since on its own {failure.message}")
+    return knob
 
 
 def _sizes_at(facts: ModelFacts, ratio: float) -> None:

@@ -135,10 +135,63 @@ def _first_called(model: nn.Module, named: dict[str, nn.Module]) -> tuple[str, n
     return (mentions[0][2], named[mentions[0][2]]) if mentions else None
 
 
+def _raw_tables(model: nn.Module) -> list[tuple[str, int]]:
+    """(name, rows) of tensors held by the model that forward indexes with its first argument like an
+    embedding: ``self.wte[idx]``, ``F.embedding(idx, self.wte)``, ``self.wte.index_select(0, idx)``."""
+    import ast
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(type(model).forward)))
+    except (OSError, TypeError, SyntaxError):
+        return []
+    func = next((n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))), None)
+    args = [a.arg for a in func.args.args[1:2]] if func is not None else []
+    if not args:
+        return []
+
+    def is_ids(e: ast.expr) -> bool:  # the argument, or a reshaping of it (`idx.flatten()`, `idx.long()`)
+        while isinstance(e, ast.Call) and isinstance(e.func, ast.Attribute):
+            e = e.func.value
+        return isinstance(e, ast.Name) and e.id == args[0]
+
+    found = []
+    for node in ast.walk(tree):
+        table = None
+        if isinstance(node, ast.Subscript) and is_ids(node.slice):
+            table = node.value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "embedding" and len(node.args) >= 2 and is_ids(node.args[0]):
+                table = node.args[1]
+            elif node.func.attr == "index_select" and len(node.args) == 2 and is_ids(node.args[1]):
+                table = node.func.value
+        value = _self_attribute(model, table) if table is not None else None
+        if isinstance(value, torch.Tensor) and value.dim() == 2:
+            found.append((ast.unparse(table), int(value.shape[0])))
+    return list(dict.fromkeys(found))
+
+
+def _self_attribute(model: nn.Module, expr) -> Any:
+    import ast
+
+    parts = []
+    while isinstance(expr, ast.Attribute):
+        parts.insert(0, expr.attr)
+        expr = expr.value
+    if not (isinstance(expr, ast.Name) and expr.id == "self" and parts):
+        return None
+    value: Any = model
+    for part in parts:
+        value = getattr(value, part, None)
+    return value
+
+
 def _candidates(model: nn.Module, device: str, batch: int, seq: int) -> list[tuple[str, Inputs]]:
     seq = _max_sequence(model, seq)
     make = _maker(device)
-    found: list[tuple[str, Inputs]] = []
+    found: list[tuple[str, Inputs]] = [
+        (f"token ids ({batch}, {seq}) below {rows} for `{name}`", ((make.ids((batch, seq), rows),), {}))
+        for name, rows in _raw_tables(model)]
     for name, first in _first_layers(model):
         if isinstance(first, nn.Embedding):
             found.append((f"token ids ({batch}, {seq}) below {first.num_embeddings} for `{name}`",

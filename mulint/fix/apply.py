@@ -12,6 +12,8 @@ from mulint.fix.context import FileContext
 from mulint.fix.files import CHANGED, READ_ONLY, digest, read_only
 from mulint.fix.source import Decline, NotForThisFinding, parses
 
+NOTHING = "the fix finds nothing to change in the source"
+
 # Order matters: the optimizer fix reads which readouts got a multiplier in this run.
 FIXERS = {
     "attention-scale": attention.fix,
@@ -71,6 +73,10 @@ def _run(fixer, edit: dict, state: dict, result: FixResult) -> str | None:
         except Exception:
             ctx.restore(before)  # nothing half-done stays
             raise
+        changed = state.setdefault("changed_lines", set())
+        if ctx.snapshot() == before and (path, edit.get("line")) not in changed:
+            raise Decline(NOTHING)  # `[*]` promises a diff: a fixer that finds nothing to change declines
+        changed.add((path, edit.get("line")))
         return None
     except Decline as exc:
         return str(exc)
@@ -84,8 +90,11 @@ def _verify(result: FixResult, outcome: dict) -> None:
         if not ctx.changed:
             continue
         try:
-            error = parses(ctx.render())
+            fixed = ctx.render()
+            error = parses(fixed)
             why = f"the fixed file would not parse ({error}); left unchanged"
+            if error is None and fixed.bytes == ctx.raw:
+                error = why = NOTHING  # the changes render as the text that is there
         except Exception as exc:  # a fixer bug: keep the file as it is
             error = why = f"internal error while fixing ({type(exc).__name__}: {exc})"
         if error is None:

@@ -4,7 +4,7 @@ them (--fix), only ever in the files that were checked (``allowed``)."""
 from __future__ import annotations
 
 from mulint.errors import MulintError
-from mulint.fix import FixResult, annotate, outside_checked_files, plan_fixes
+from mulint.fix import FixResult, annotate, plan_fixes
 
 
 def fix_findings(result, allowed: set, apply_fixes: bool, show_diff: bool, unsafe_fixes: bool) -> FixResult:
@@ -12,11 +12,11 @@ def fix_findings(result, allowed: set, apply_fixes: bool, show_diff: bool, unsaf
     say why a fix was not made."""
     fixing = apply_fixes or show_diff
     if not fixing:
-        # A plain check marks what has a fix without planning it: planning parses the files with
-        # libcst, a second or more per run, too slow for a pre-commit hook on unchanged files.
-        # Fixes that would edit an unchecked file (an installed package) are never offered.
-        declined = outside_checked_files(result.findings, unsafe=True, allowed=allowed)
-        annotate(result.findings, declined, notes=False)
+        # A plain check marks a finding `[*]` only when its fix really changes the file: the same
+        # planning --diff does (libcst is loaded only when some finding has a fix to try). Fixes
+        # that would edit an unchecked file (an installed package) are never offered.
+        planned = plan_fixes(result.findings, unsafe=True, allowed=allowed)
+        annotate(result.findings, planned.declined, notes=False)
         return FixResult(remaining=list(result.findings))
     fixes = plan_fixes(result.findings, unsafe=unsafe_fixes or not fixing, allowed=allowed)
     annotate(result.findings, fixes.declined, notes=fixing)

@@ -118,7 +118,10 @@ class Discovery:
             used |= {base_name(b) for b in node.bases} & set(class_nodes)  # abstract bases
         for name in factories:
             used |= (_built_names(functions[name], functions) & models) - {name}
-        return [f for f in factories if f not in used] + [c for c in class_nodes if c not in used]
+        classes = [c for c in class_nodes if c not in used]
+        called = _called_outside(self.tree, set(classes))
+        ranked = sorted(classes, key=lambda c: _model_rank(class_nodes[c], class_nodes, functions, c in called))
+        return [f for f in factories if f not in used] + ranked
 
     def factories(self, functions: list[ast.FunctionDef], module_classes: set[str]) -> list[str]:
         candidates = [f for f in functions if _named_like_factory(f.name)]
@@ -196,6 +199,50 @@ class Discovery:
         return [(n.name, n.lineno, f"defined {where}", hint) for n in classes + functions
                 if (n.name in factories or (isinstance(n, ast.ClassDef) and n.name in module_classes))
                 and n.name not in reachable]
+
+
+def _model_rank(node: ast.ClassDef, classes: dict[str, ast.ClassDef], functions: dict, called: bool) -> tuple:
+    """Sort key, most model-like first, among classes nothing of the file builds: one that takes a
+    config, then the one at the top of the largest module tree (a model wrapper builds its blocks; an
+    ALiBi or rotary helper builds nothing), then one that takes the width, then one no helper function
+    of the file builds; file order last (sorted is stable)."""
+    from mulint.load.width import CONFIG_PARAM_NAMES, WIDTH_NAMES
+
+    init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+    args = [a for a in (init.args.args[1:] + init.args.kwonlyargs if init else [])]
+    takes_config = any(a.arg in CONFIG_PARAM_NAMES or "config" in ast.unparse(a.annotation or ast.Constant("")).lower()
+                       for a in args)
+    takes_width = any(a.arg in WIDTH_NAMES for a in args)
+    return (not takes_config, -_tree_size(node, classes, functions), not takes_width, called)
+
+
+def _tree_size(node: ast.ClassDef, classes: dict[str, ast.ClassDef], functions: dict) -> int:
+    """How many distinct module-like classes (capitalised calls: nn.Linear, Block) a class builds,
+    through the file's own classes too."""
+    built: set[str] = set()
+    todo, seen = [node], set()
+    while todo:
+        current = todo.pop()
+        if current.name in seen:
+            continue
+        seen.add(current.name)
+        names = {n for n in _called_names(current) | _passed_names(current) if n[:1].isupper()}
+        built |= names
+        todo += [classes[n] for n in names if n in classes]
+    return len(built - {node.name})
+
+
+def _called_outside(tree: ast.Module, names: set[str]) -> set[str]:
+    """Those of `names` a helper function or another class of the file builds (`get_alibi()`)."""
+    found = set()
+    for top in tree.body:
+        if not isinstance(top, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue  # a script part building the model (`if __name__ == "__main__":`) says it is one
+        for sub in ast.walk(top):
+            if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in names:
+                if not (isinstance(top, ast.ClassDef) and top.name == sub.func.id):
+                    found.add(sub.func.id)
+    return found
 
 
 def _block_words(stmt: ast.stmt) -> tuple[str, str]:

@@ -99,6 +99,29 @@ def _compiled_in(folder: Path, name: str) -> list[Path]:
     return [folder / entry for entry in cached[1].get(name, [])]
 
 
+@functools.lru_cache(maxsize=256)
+def distributed_names(folder: Path) -> frozenset[str]:
+    """Top-level modules that distributions installed in `folder` provide: a ``*.dist-info`` (or
+    ``.egg-info``) beside them says so (``top_level.txt``, or the files its RECORD lists). Anything
+    importable with its distribution's metadata is an installed package, even outside site-packages."""
+    from importlib import metadata
+
+    names: set[str] = set()
+    try:
+        if not any(folder.glob("*.dist-info")) and not any(folder.glob("*.egg-info")):
+            return frozenset()
+        for dist in metadata.distributions(path=[str(folder)]):
+            top = dist.read_text("top_level.txt") or ""
+            names |= {line.strip() for line in top.splitlines() if line.strip().isidentifier()}
+            for file in dist.files or []:
+                first = file.parts[0] if file.parts else ""
+                if not first.endswith((".dist-info", ".egg-info", ".data")) and first != "..":
+                    names.add(first.split(".")[0])
+    except (OSError, ValueError):
+        return frozenset(names)
+    return frozenset(n for n in names if n.isidentifier())
+
+
 class CompiledModule(Exception):
     """A module of the user's tree that is compiled code: mulint cannot read what it runs."""
 
@@ -166,6 +189,8 @@ class LocalImports:
             return []
         found_in = []
         for root in self.roots:
+            if parts[0] in distributed_names(root):
+                continue  # an installed package (`pip install --target`), wherever its folder is
             files, folder, found = _walk_parts(root, parts)
             if files or (found and folder is not None):
                 found_in.append((files, folder, found))

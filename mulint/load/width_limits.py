@@ -14,6 +14,11 @@ from mulint.load.width import _WIDTH_TOKENS, WidthKnob, _is_int, _is_int_list, _
 SEQ_TOKENS = {"block", "position", "positions", "ctx", "context", "seq", "len", "length"}
 VOCAB_NAMES = {"num_embeddings", "ntoken", "ntokens", "n_token", "n_tokens", "num_tokens"}
 SPECIAL_TOKEN_IDS = ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id", "padding_idx")
+DEPTH_TOKENS = {"layer", "layers", "depth", "blocks"}
+EXPERT_TOKENS = {"expert", "experts"}
+# Words of fields that count something per layer or per token, or are indices: never a depth or expert count.
+NOT_COUNTS = {"norm", "eps", "idx", "index", "id", "ids", "scale", "dim", "size", "every", "interval", "per", "tok",
+              "token", "top", "k", "shared", "activated", "active", "freq", "first", "last", "start", "end"}
 
 
 def is_sequence_field(name: str) -> bool:
@@ -44,6 +49,24 @@ def capped_fields(fields: dict[str, Any], grows: set[str], *, seq: int | None, v
                 caps[key] = vocab - 1
             elif _is_int_list(value) and max(value) >= vocab:
                 caps[key] = [min(v, vocab - 1) for v in value]
+    return caps
+
+
+def count_caps(fields: dict[str, Any], grows: set[str], *, depth: int, experts: int) -> dict[str, int]:
+    """Depth-like (``n_layer``, ``num_hidden_layers``) and expert-count fields (``num_experts``) above
+    their cap, capped: neither is a width, so no width exponent changes. Experts stay at least as
+    many as a token is routed to (``num_experts_per_tok``)."""
+    routed = max([v for k, v in fields.items() if _is_int(v) and _tokens(k) & EXPERT_TOKENS
+                  and _tokens(k) & {"per", "tok", "top", "k", "activated", "active"}] or [0])
+    caps = {}
+    for key, value in fields.items():
+        tokens = _tokens(key)
+        if key in grows or not _is_int(value) or tokens & NOT_COUNTS:
+            continue
+        if tokens & DEPTH_TOKENS and value > depth:
+            caps[key] = depth
+        elif tokens & EXPERT_TOKENS and value > max(experts, routed):
+            caps[key] = max(experts, routed)
     return caps
 
 

@@ -1,0 +1,48 @@
+"""An embedding held as a raw Parameter or buffer and indexed by token ids (`self.wte[idx]`,
+`F.embedding(idx, self.wte)`) gets integer token ids below its row count, and the model traces."""
+
+import textwrap
+
+import pytest
+import torch
+
+from mulint.build.inputs import described_candidates
+
+# A character-level LM in the style of hand-rolled research code: the token table is a bare Parameter,
+# positions a buffer, one mixing matrix and a readout, with no nn.Embedding anywhere.
+SOURCE = '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class CharLM(nn.Module):
+    def __init__(self, width: int = 64, n_chars: int = 53):
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(n_chars, width))
+        self.mix = nn.Linear(width, width)
+        self.readout = nn.Parameter(torch.zeros(n_chars, width))
+
+    def forward(self, chars):
+        h = LOOKUP
+        h = torch.tanh(self.mix(h))
+        return h @ self.readout.T / h.shape[-1]
+'''
+
+LOOKUPS = {"subscript": "self.table[chars]", "functional": "F.embedding(chars, self.table)",
+           "index_select": "self.table.index_select(0, chars.flatten()).view(*chars.shape, -1)"}
+
+
+@pytest.mark.parametrize("style", sorted(LOOKUPS))
+def test_token_ids_below_the_raw_table(style, tmp_path, inspect_json):
+    path = tmp_path / f"char_{style}.py"
+    path.write_text(textwrap.dedent(SOURCE.replace("LOOKUP", LOOKUPS[style])))
+    namespace: dict = {}
+    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    model = namespace["CharLM"]()
+    description, (args, _) = described_candidates(model, device="cpu")[0]
+    assert "`self.table`" in description and "below 53" in description
+    assert args[0].dtype == torch.long and 0 <= int(args[0].min()) and int(args[0].max()) < 53
+    report = inspect_json(f"{path}:CharLM")
+    roles = {p["name"]: p["roles"] for p in report["parameters"]}
+    assert roles["table"] == ["input"] and roles["mix.weight"] == ["hidden"] and roles["readout"] == ["output"]

@@ -177,7 +177,7 @@ def decide(optimizer, schedulers, key: str, policy: LrPolicy) -> tuple[bool, str
     if compounding:
         return True, f"{key} applied by {compounding[0].where}"
     if _includes(optimizer, schedulers, key):
-        also = f", which {reads[0].where} writes again from the same base" if reads else ""
+        also = f" (as {reads[0].where} writes it)" if reads else ""
         return False, f"lr already includes {key}{also}"
     if reads:
         return True, f"{key} applied by {reads[0].where}"
@@ -215,12 +215,25 @@ def apply_effective_lrs(optimizers, schedulers, policy: LrPolicy) -> None:
     for optimizer in optimizers:
         attached = _attached(optimizer, schedulers)
         for group, effective in zip(optimizer.param_groups, group_lrs(optimizer, schedulers, policy)):
+            base = _base(group, attached)[0]
+            for key in ("max_lr", "min_lr"):  # OneCycleLR's peak and floor move with the base lr
+                if base > 0 and isinstance(group.get(key), (int, float)):
+                    group[key] = group[key] * effective.lr / base
             group["lr"] = effective.lr
             if "initial_lr" in group:
                 group["initial_lr"] = effective.lr
-        for scheduler in attached:
+        for scheduler in _with_children(attached):
             if hasattr(scheduler, "base_lrs"):
                 scheduler.base_lrs = [g["lr"] for g in optimizer.param_groups]
+
+
+def _with_children(schedulers: list) -> list:
+    """The schedulers and those SequentialLR / ChainedScheduler step for them."""
+    out = []
+    for scheduler in schedulers:
+        out.append(scheduler)
+        out.extend(_with_children(list(getattr(scheduler, "_schedulers", None) or [])))
+    return out
 
 
 def schedule_notes(optimizers, schedulers, label: str) -> list[str]:

@@ -204,3 +204,22 @@ def test_a_scheduler_stepped_after_the_lrs_are_set_keeps_them():
         opt.step()
         sched.step()
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.25e-3, 1e-3])
+
+
+@pytest.mark.slow  # two coordinate checks: about 10-20 s on a shared machine
+def test_coord_and_check_agree_on_the_nanogpt_mup_style_project():
+    """check finds the lrs right (above); coord, training at the same lrs, passes. Told the key is
+    ignored, both see one lr for every group: check reports MU301 and coord the hidden blow-up."""
+    import torch
+
+    from test_coord import failing, run
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matmuls: threads only add synchronisation
+    try:
+        assert failing(run(f"{LOOP}:TokenMixer")) == set()
+        ignored = run(f"{LOOP}:TokenMixer", lr_scale="ignored")
+    finally:
+        torch.set_num_threads(threads)
+    blown = {layer.name for layer in ignored.layers if layer.status == "blow-up"}
+    assert {"layers.0.up", "layers.0.gate", "layers.1.down"} <= blown

@@ -41,8 +41,9 @@ class LrPolicy:
     searched: list[str] = field(default_factory=list)  # the files read for them, as printed
 
     @classmethod
-    def for_module(cls, module, named: tuple[str, ...] = (), mode: str = "auto", extra: tuple = ()) -> "LrPolicy":
-        """The keys' reads in the module's file, the local files it imported and training scripts beside it."""
+    def for_module(cls, module, named: tuple[str, ...] = (), mode: str = "auto", factory_module=None) -> "LrPolicy":
+        """The keys' reads in the module's file, the local files it imported and training scripts beside it
+        (and the optimizer factory's file, when another file defines it)."""
         if mode not in LR_SCALE_MODES:
             raise MulintError(f"lr-scale = {mode!r} is not one of {', '.join(LR_SCALE_MODES)}", step="config",
                               hint='use lr-scale = "auto" (read the code), "applied" or "ignored"')
@@ -52,26 +53,28 @@ class LrPolicy:
             return cls(keys, tuple(named), mode)
         from mulint.static.lr_scale_reads import scale_reads, training_files
 
-        files = training_files(Path(where), _local_modules(module, extra))
+        files = training_files(Path(where), _local_modules(module, factory_module))
         return cls(keys, tuple(named), mode, scale_reads(files, keys, display_path),
                    [Path(f).name for f in files])
 
 
-def _local_modules(module, extra: tuple) -> list[Path]:
+def _local_modules(module, factory_module=None) -> list[Path]:
     """The files of the user's tree the module imports, transitively: the modules and the definitions
     its namespace holds, outside installed packages and mulint (not whatever else this process loaded)."""
     from mulint.load.local_imports import package_root
 
-    root, own = package_root(Path(module.__file__)), Path(__file__).resolve().parents[1]
+    starts = [m for m in (module, factory_module) if getattr(m, "__file__", None)]
+    roots = {package_root(Path(m.__file__)) for m in starts}
+    own = Path(__file__).resolve().parents[1]
     found: dict[Path, None] = {}
-    todo = [module, *extra]
+    todo = list(starts)
     while todo:
         current = todo.pop()
         name = getattr(current, "__file__", None)
         if not name or "site-packages" in name or "dist-packages" in name:
             continue
         path = Path(name).resolve()
-        if path in found or not path.is_relative_to(root) or path.is_relative_to(own):
+        if path in found or not any(path.is_relative_to(r) for r in roots) or path.is_relative_to(own):
             continue
         found[path] = None
         for value in list(vars(current).values()):

@@ -74,7 +74,7 @@ def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, wi
     model_cls = target.obj if inspect.isclass(target.obj) else type(next(iter(structure.models.values())))
     factory = find_factory(target.module, model_cls, optimizer, resolve_optimizer or _resolve_function)
     opt_numbers = OptimizerNumbers(label=factory.label) if factory else None
-    policy = LrPolicy.for_module(target.module, tuple(lr_scale_keys), lr_scale) if factory else None
+    policy = LrPolicy.for_module(target.module, tuple(lr_scale_keys), lr_scale, factory.module) if factory else None
 
     knob = numeric_knob(structure.knob)  # the small CPU models never hold a full-length causal mask
     chosen, moved = choose_numeric_widths(knob, target.label, widths)

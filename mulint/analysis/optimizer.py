@@ -14,7 +14,8 @@ import torch.nn as nn
 
 from mulint import steps
 from mulint.build.init_record import _user_frame_from
-from mulint.analysis.lr_reads import LR_SCALE_KEYS, LrPolicy, group_lrs, lr_scale, schedule_notes, split_made
+from mulint.analysis.lr_reads import LrPolicy, group_lrs, schedule_notes, split_made
+from mulint.analysis.lr_reads import LR_SCALE_KEYS, lr_scale  # noqa: F401  (their home before lr_reads)
 from mulint.errors import MulintError
 from mulint.exponents import fit_exponent
 from mulint.facts import OptimizerFacts, ParamFacts, SourceLoc
@@ -51,6 +52,7 @@ SCHEDULER_KEYS = {"lr", "initial_lr", "max_lr", "min_lr", "base_lr"}
 class OptimizerFactory:
     label: str  # how the report names it, e.g. "examples/mlp_sp.py:make_optimizer"
     make: Callable[[nn.Module], torch.optim.Optimizer]
+    module: object = None  # the module defining it, when not the target's (--optimizer other.py:NAME)
 
 
 @dataclass
@@ -96,7 +98,8 @@ def find_factory(module, model_cls: type | None, spec: str | None, resolve_spec)
     """``--optimizer``/config first, then module-level factories, then the model's own method."""
     if spec:
         func, label = resolve_spec(spec)
-        return OptimizerFactory(label, lambda model: _call_with_defaults(func, model, label, bound=False))
+        return OptimizerFactory(label, lambda model: _call_with_defaults(func, model, label, bound=False),
+                                inspect.getmodule(func))
     for name in FACTORY_NAMES:
         func = getattr(module, name, None)
         if callable(func) and not inspect.isclass(func):

@@ -71,7 +71,7 @@ def run_coord(target, structure: Structure, *, widths: list[int] | None = None, 
     model_cls = type(next(iter(structure.models.values())))
     factory = find_factory(target.module, model_cls, optimizer, resolve_optimizer) if resolve_optimizer else None
     label = factory.label if factory else f"Adam(lr={lr:g})"
-    policy = LrPolicy.for_module(target.module, lr_scale_keys, lr_scale) if factory else None
+    policy = LrPolicy.for_module(target.module, lr_scale_keys, lr_scale, factory.module) if factory else None
     skip = _judged(structure)
 
     def train(widths: list[int], steps: int) -> tuple[dict[str, LayerCurve], list[str]]:

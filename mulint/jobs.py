@@ -160,6 +160,7 @@ def coord(job, send) -> dict:
     result = run_coord(target, structure, widths=options.get("widths"), steps=options.get("steps", 3),
                        seeds=options.get("seeds", 2), lr=options.get("lr", 1e-3), batch_fn=batch_fn,
                        optimizer=options.get("optimizer"), resolve_optimizer=_resolve_function,
+                       lr_scale_keys=tuple(options.get("lr_scale_keys") or ()), lr_scale=options.get("lr_scale") or "auto",
                        progress=lambda n: send(("progress", n)), **extra)
     return {"coord": result}
 

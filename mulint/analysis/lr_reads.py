@@ -206,9 +206,9 @@ def group_lrs(optimizer, schedulers: list, policy: LrPolicy) -> list[GroupLr]:
         applied, why = decisions[key]
         if applied:
             out.append(GroupLr(base * scale, f"param_group['{'lr' if source == 'group lr' else 'initial_lr'}'] × "
-                                             f"param_group['{key}'] ({why})", key, True, why))
+                                             f"param_group['{key}'], {why}", key, True, why))
         else:
-            out.append(GroupLr(base, f"{source} ({why})", key, False, why))
+            out.append(GroupLr(base, f"{source}, {why}", key, False, why))
     return out
 
 

@@ -51,6 +51,30 @@ def test_reading_the_key_without_writing_an_lr_applies_nothing():
     assert _reads(source) == []
 
 
+def test_the_files_read_are_the_models_its_local_imports_and_training_scripts_beside_it(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    from mulint.analysis.lr_reads import LrPolicy
+
+    (tmp_path / "schedule_utils.py").write_text(
+        "def set_lrs(opt, lr):\n    for g in opt.param_groups:\n        g['lr'] = lr * g['lr_mult']\n")
+    (tmp_path / "net.py").write_text("from schedule_utils import set_lrs\n")
+    (tmp_path / "train_big.py").write_text("for g in opt.param_groups:\n    g['lr'] *= g.get('lr_scale', 1)\n")
+    (tmp_path / "unrelated.py").write_text("for g in opt.param_groups:\n    g['lr'] = g['lr_multiplier']\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        net = importlib.import_module("net")
+        policy = LrPolicy.for_module(net)
+        assert LrPolicy.for_module(net, mode="ignored").reads == []
+    finally:
+        for name in ("net", "schedule_utils"):
+            sys.modules.pop(name, None)
+    assert sorted(policy.searched) == ["net.py", "schedule_utils.py", "train_big.py"]
+    assert sorted((r.key, r.where, r.compounds) for r in policy.reads) == [
+        ("lr_mult", "schedule_utils.py:3", False), ("lr_scale", "train_big.py:2", True)]
+
+
 # --- the three ways a project treats the key, each with a µP and an SP twin --------------------------
 
 def test_a_factory_that_already_multiplied_the_lr_by_its_scale_is_not_scaled_again():

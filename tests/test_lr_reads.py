@@ -71,8 +71,28 @@ def test_the_files_read_are_the_models_its_local_imports_and_training_scripts_be
         for name in ("net", "schedule_utils"):
             sys.modules.pop(name, None)
     assert sorted(policy.searched) == ["net.py", "schedule_utils.py", "train_big.py"]
+    assert policy.overwrites == []  # every write scales the group's own lr or reads a scale key
     assert sorted((r.key, r.where, r.compounds) for r in policy.reads) == [
         ("lr_mult", "schedule_utils.py:3", False), ("lr_scale", "train_big.py:2", True)]
+
+
+def test_a_training_script_writing_one_lr_into_every_group_is_noted(tmp_path, monkeypatch):
+    """The factory's per-group lrs do not survive a loop that writes one absolute lr into each group."""
+    import importlib
+    import sys
+
+    from mulint.analysis.lr_reads import LrPolicy
+
+    (tmp_path / "mlp_groups.py").write_text("def make_optimizer(model):\n    return None\n")
+    (tmp_path / "train.py").write_text("for step in range(10):\n    for g in opt.param_groups:\n"
+                                       "        g['lr'] = get_lr(step)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        policy = LrPolicy.for_module(importlib.import_module("mlp_groups"))
+    finally:
+        sys.modules.pop("mlp_groups", None)
+    [note] = policy.overwrite_note("mlp_groups.py:make_optimizer")
+    assert "train.py:3 writes one absolute lr into every param group" in note
 
 
 # --- the three ways a project treats the key, each with a µP and an SP twin --------------------------

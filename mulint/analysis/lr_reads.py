@@ -39,6 +39,8 @@ class LrPolicy:
     mode: str = "auto"
     reads: list = field(default_factory=list)  # ScaleRead: where the code applies a key
     searched: list[str] = field(default_factory=list)  # the files read for them, as printed
+    # "train.py:57": a training script beside the model writes one absolute lr into every group
+    overwrites: list[str] = field(default_factory=list)
 
     @classmethod
     def for_module(cls, module, named: tuple[str, ...] = (), mode: str = "auto", factory_module=None) -> "LrPolicy":
@@ -51,11 +53,22 @@ class LrPolicy:
         where = getattr(module, "__file__", None)
         if mode != "auto" or not where:
             return cls(keys, tuple(named), mode)
-        from mulint.static.lr_scale_reads import scale_reads, training_files
+        from mulint.static.lr_scale_reads import absolute_writes, scale_reads, training_files
 
-        files = training_files(Path(where), _local_modules(module, factory_module))
+        imported = _local_modules(module, factory_module)
+        files = training_files(Path(where), imported)
+        # only a training script's own loop: the factory's writes are in the optimizer mulint reads
+        scripts = [f for f in files if f not in imported and f != Path(where).resolve()]
         return cls(keys, tuple(named), mode, scale_reads(files, keys, display_path),
-                   [Path(f).name for f in files])
+                   [Path(f).name for f in files], absolute_writes(scripts))
+
+    def overwrite_note(self, label: str) -> list[str]:
+        """What a training loop writing one lr into every group does to the per-group lrs judged here."""
+        if not self.overwrites:
+            return []
+        return [f"{label}: {', '.join(self.overwrites)} writes one absolute lr into every param group (MU303), "
+                "so the per-group learning rates judged here are not the ones training uses; scale each "
+                "group's own base lr instead"]
 
 
 def _local_modules(module, factory_module=None) -> list[Path]:

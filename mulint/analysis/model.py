@@ -75,6 +75,8 @@ def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, wi
     factory = find_factory(target.module, model_cls, optimizer, resolve_optimizer or _resolve_function)
     opt_numbers = OptimizerNumbers(label=factory.label) if factory else None
     policy = LrPolicy.for_module(target.module, tuple(lr_scale_keys), lr_scale, factory.module) if factory else None
+    if policy is not None:
+        facts.notes.extend(policy.overwrite_note(factory.label))
 
     knob = numeric_knob(structure.knob)  # the small CPU models never hold a full-length causal mask
     chosen, moved = choose_numeric_widths(knob, target.label, widths)

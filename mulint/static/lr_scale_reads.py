@@ -141,6 +141,38 @@ def training_files(model_file: Path, imported: list[Path]) -> list[Path]:
     return list(dict.fromkeys(p.resolve() for p in (model_file, *imported, *beside) if p.suffix == ".py"))
 
 
+def absolute_writes_in(source: bytes, path: str) -> list[int]:
+    """Lines that write one absolute lr into every param group (MU303's pattern), e.g. a hand-written
+    schedule in the training script: the per-group lrs the factory set do not survive training."""
+    if b"param_groups" not in source:
+        return []
+    from mulint.static.lr_writes import absolute_lr_writes
+
+    try:
+        wrapper = cst.MetadataWrapper(cst.parse_module(source))
+    except cst.ParserSyntaxError:
+        return []
+    positions = wrapper.resolve(PositionProvider)
+    return [positions[node].start.line for node in absolute_lr_writes(wrapper)]
+
+
+@functools.lru_cache(maxsize=64)
+def _absolute_cached(path: Path, stamp: tuple[int, int]) -> tuple[int, ...]:
+    return tuple(absolute_writes_in(path.read_bytes(), str(path)))
+
+
+def absolute_writes(files: list[Path]) -> list[str]:
+    """``file.py:line`` of every write of one absolute lr into every group in ``files``."""
+    found = []
+    for path in files:
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        found.extend(f"{path.name}:{line}" for line in _absolute_cached(path, (info.st_mtime_ns, info.st_size)))
+    return found
+
+
 @functools.lru_cache(maxsize=64)
 def _cached(path: Path, stamp: tuple[int, int], keys: tuple[str, ...], shown: str) -> tuple[ScaleRead, ...]:
     return tuple(scale_reads_in(path.read_bytes(), keys, shown))

@@ -151,7 +151,7 @@ def _is_plateau(item) -> bool:
 @dataclass(frozen=True)
 class GroupLr:
     lr: float  # the lr the group trains at (its base, before any warm-up or decay)
-    source: str  # how it was read, e.g. "scheduler base lr (LambdaLR)"
+    source: str  # how it was read, e.g. "scheduler base lr (LambdaLR)"; "" for the group's plain lr
     key: str | None = None  # the lr-scale key the group carries
     applied: bool = False  # whether its value multiplies the lr
     why: str = ""  # how that was decided, e.g. "lr_scale applied by train.py:57"
@@ -212,7 +212,7 @@ def group_lrs(optimizer, schedulers: list, policy: LrPolicy) -> list[GroupLr]:
         base, source = _base(group, attached)
         scale, key = lr_scale(group, optimizer, policy.keys)
         if key is None:
-            out.append(GroupLr(base, source))
+            out.append(GroupLr(base, "" if source == "group lr" else source))  # the plain case goes unsaid
             continue
         if key not in decisions:
             decisions[key] = decide(optimizer, attached, key, policy)

@@ -45,6 +45,7 @@ class CheckOptions:
     timeout: float = DEFAULT_TIMEOUT  # seconds per model target
     max_memory: int | None = None  # bytes per worker (None: a share of the machine)
     lr_scale_keys: list[str] = field(default_factory=list)  # param-group keys the training loop multiplies lr by
+    lr_scale: str = "auto"  # whether they are applied: read from the code, or "applied" / "ignored"
     profile: str = "mup"  # the expected exponents per role (mulint/profile_data/)
 
 
@@ -249,7 +250,7 @@ def _not_analysed(result: CheckResult, path, reason: str, hint: str) -> None:
 def _job_options(options: CheckOptions) -> dict:
     return {"widths": options.widths, "width_arg": options.width_arg, "optimizer": options.optimizer,
             "coord": options.coord, "select": options.select, "ignore": options.ignore,
-            "lr_scale_keys": options.lr_scale_keys, "profile": options.profile}
+            "lr_scale_keys": options.lr_scale_keys, "lr_scale": options.lr_scale, "profile": options.profile}
 
 
 def _cached(job: Job, options: CheckOptions, result: CheckResult) -> bool:

@@ -202,6 +202,7 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
             root=config.root if config else Path.cwd(),
             jobs=limits.jobs, timeout=limits.timeout, max_memory=limits.max_memory,
             lr_scale_keys=config.lr_scale_keys if config else [],
+            lr_scale=config.lr_scale if config else "auto",
             profile=profile,
         )
         require = require_models if require_models is not None else bool(config and config.require_models)

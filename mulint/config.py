@@ -41,6 +41,7 @@ class Config:
     jobs: int | None = None
     require_models: bool = False
     lr_scale_keys: list[str] = field(default_factory=list)  # param-group keys the training loop multiplies lr by
+    lr_scale: str = "auto"  # whether those keys are applied: read from the code, or "applied" / "ignored"
     profile: str | None = None
     path: Path | None = None  # the pyproject.toml itself, for messages
 
@@ -152,6 +153,16 @@ def _size(value, bad):
         bad(str(exc))
 
 
+# `lr-scale`: whether param groups' lr-scale keys are applied: read from the code, or always / never
+LR_SCALE_MODES = ("auto", "applied", "ignored")
+
+
+def _lr_scale(value, bad):
+    if _string(value, bad) not in LR_SCALE_MODES:
+        bad(f"must be one of {', '.join(repr(m) for m in LR_SCALE_MODES)}")
+    return value
+
+
 KEYS = {  # TOML key -> (Config field, parser)
     "targets": ("targets", _strings),
     "select": ("select", _codes),
@@ -168,6 +179,7 @@ KEYS = {  # TOML key -> (Config field, parser)
     "require-models": ("require_models", _bool),
     "profile": ("profile", _string),
     "lr-scale-key": ("lr_scale_keys", lambda value, bad: [value] if isinstance(value, str) else _strings(value, bad)),
+    "lr-scale": ("lr_scale", _lr_scale),
 }
 
 

@@ -116,7 +116,9 @@ def analyse_target(target, options: dict, *, resolve_optimizer=None):
 
         steps.enter("coord")
         result = run_coord(target, structure, optimizer=options.get("optimizer"), resolve_optimizer=resolve_optimizer,
-                           profile=options.get("profile") or "mup")
+                           profile=options.get("profile") or "mup",
+                           lr_scale_keys=tuple(options.get("lr_scale_keys") or ()),
+                           lr_scale=options.get("lr_scale") or "auto")
         facts.coord, facts.coord_widths = coord_facts(result, structure), result.widths
     entry = {"target": target.label, "mode": "model", "width_knob": facts.width_knob, "widths": facts.widths,
              "numeric_widths": facts.numeric_widths, "parameters": len(facts.params), "notes": facts.notes,
@@ -133,7 +135,7 @@ def analyse_numbers(target, options: dict, resolve_optimizer=None):
     return analyse_model(target, widths=options.get("widths"), width_arg=options.get("width_arg"),
                          optimizer=options.get("optimizer"), resolve_optimizer=resolve_optimizer or _resolve_function,
                          lr_scale_keys=tuple(options.get("lr_scale_keys") or ()),
-                         profile=options.get("profile") or "mup")
+                         lr_scale=options.get("lr_scale") or "auto", profile=options.get("profile") or "mup")
 
 
 def inspect(job, send) -> dict:
@@ -158,6 +160,7 @@ def coord(job, send) -> dict:
     result = run_coord(target, structure, widths=options.get("widths"), steps=options.get("steps", 3),
                        seeds=options.get("seeds", 2), lr=options.get("lr", 1e-3), batch_fn=batch_fn,
                        optimizer=options.get("optimizer"), resolve_optimizer=_resolve_function,
+                       lr_scale_keys=tuple(options.get("lr_scale_keys") or ()), lr_scale=options.get("lr_scale") or "auto",
                        progress=lambda n: send(("progress", n)), **extra)
     return {"coord": result}
 

@@ -88,7 +88,7 @@ class MulintItem(pytest.Item):
                                select=settings.select, ignore=settings.ignore,
                                per_file_ignores=settings.per_file_ignores, exclude=settings.exclude,
                                optimizer=settings.optimizer, root=settings.root,
-                               lr_scale_keys=settings.lr_scale_keys)
+                               lr_scale_keys=settings.lr_scale_keys, lr_scale=settings.lr_scale)
         if settings.timeout:
             options.timeout = settings.timeout
         if settings.max_memory:

@@ -74,6 +74,7 @@ def inspect_options(target: str, *, widths, width_arg, optimizer, profile):
                "width_arg": width_arg or (config.width_arg if config else None),
                "optimizer": optimizer or (config.optimizer if config else None),
                "lr_scale_keys": config.lr_scale_keys if config else [],
+               "lr_scale": config.lr_scale if config else "auto",
                "profile": chosen_profile(profile, config)}
     return options, config
 

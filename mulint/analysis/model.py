@@ -7,7 +7,8 @@ import inspect
 
 from mulint.analysis.numbers import choose_numeric_widths, measure_init, numeric_knob, shrink_note
 from mulint.exponents import fit_exponent
-from mulint.analysis.optimizer import LR_SCALE_KEYS, OptimizerNumbers, find_factory, optimizer_facts, read_optimizer
+from mulint.analysis.lr_reads import LrPolicy
+from mulint.analysis.optimizer import OptimizerNumbers, find_factory, optimizer_facts, read_optimizer
 from mulint.analysis.structure import Structure, analyse_structure
 from mulint.analysis.updates import UpdateNumbers, batch_for, measure_updates, update_facts
 from mulint.profiles import load_profile
@@ -61,9 +62,11 @@ def hidden_gradient_rms(target: ResolvedTarget, structure: Structure, model) -> 
 
 def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, width_arg: str | None = None,
                   optimizer: str | None = None, measure: bool = True,
-                  lr_scale_keys: tuple[str, ...] = (), resolve_optimizer=None, profile: str = "mup") -> Structure:
+                  lr_scale_keys: tuple[str, ...] = (), resolve_optimizer=None, profile: str = "mup",
+                  lr_scale: str = "auto") -> Structure:
     """``lr_scale_keys``: param-group keys a training loop multiplies the lr by, beyond the usual
-    names (LR_SCALE_KEYS); the config's `lr-scale-key`."""
+    names (LR_SCALE_KEYS); the config's `lr-scale-key`. ``lr_scale``: the config's `lr-scale`, whether
+    those keys are applied ("auto": read from the code, see mulint.analysis.lr_reads)."""
     structure = analyse_structure(target, widths=widths, width_arg=width_arg)
     facts = structure.facts
     if not measure or not facts.traced:
@@ -71,6 +74,9 @@ def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, wi
     model_cls = target.obj if inspect.isclass(target.obj) else type(next(iter(structure.models.values())))
     factory = find_factory(target.module, model_cls, optimizer, resolve_optimizer or _resolve_function)
     opt_numbers = OptimizerNumbers(label=factory.label) if factory else None
+    policy = LrPolicy.for_module(target.module, tuple(lr_scale_keys), lr_scale, factory.module) if factory else None
+    if policy is not None:
+        facts.notes.extend(policy.overwrite_note(factory.label))
 
     knob = numeric_knob(structure.knob)  # the small CPU models never hold a full-length causal mask
     chosen, moved = choose_numeric_widths(knob, target.label, widths)
@@ -82,10 +88,8 @@ def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, wi
 
     def visit(width, model):
         if factory is not None:
-            read_optimizer(factory, model, width, opt_numbers, target.label,
-                           lr_scale_keys=(*lr_scale_keys, *LR_SCALE_KEYS))
-            measure_updates(factory.make, model, width, facts.params, batch, updates,
-                            lr_scale_keys=(*lr_scale_keys, *LR_SCALE_KEYS))
+            read_optimizer(factory, model, width, opt_numbers, target.label, policy)
+            measure_updates(factory.make, model, width, facts.params, batch, updates, lr_policy=policy)
             if width == max(chosen):
                 grad_rms.extend(hidden_gradient_rms(target, structure, model))
 

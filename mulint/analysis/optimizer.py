@@ -14,6 +14,8 @@ import torch.nn as nn
 
 from mulint import steps
 from mulint.build.init_record import _user_frame_from
+from mulint.analysis.lr_reads import LrPolicy, group_lrs, schedule_notes, split_made
+from mulint.analysis.lr_reads import LR_SCALE_KEYS, lr_scale  # noqa: F401  (their home before lr_reads)
 from mulint.errors import MulintError
 from mulint.exponents import fit_exponent
 from mulint.facts import OptimizerFacts, ParamFacts, SourceLoc
@@ -50,11 +52,7 @@ SCHEDULER_KEYS = {"lr", "initial_lr", "max_lr", "min_lr", "base_lr"}
 class OptimizerFactory:
     label: str  # how the report names it, e.g. "examples/mlp_sp.py:make_optimizer"
     make: Callable[[nn.Module], torch.optim.Optimizer]
-
-
-# Param-group keys torch ignores that training loops multiply the lr by (nanoGPT-mup's train.py:
-# ``param_group['lr'] = lr * param_group.get('lr_scale', 1.0)``); the config's `lr-scale-key` adds more.
-LR_SCALE_KEYS = ("lr_scale", "lr_mult", "lr_multiplier")
+    module: object = None  # the module defining it, when not the target's (--optimizer other.py:NAME)
 
 
 @dataclass
@@ -69,6 +67,8 @@ class OptimizerNumbers:
     missing: list[str] = field(default_factory=list)  # parameters in no param group
     owner: dict[str, "OwningOptimizer"] = field(default_factory=dict)  # param -> the optimizer that steps it
     lr_scale_key: dict[str, str] = field(default_factory=dict)  # param -> the group key its lr was scaled by
+    lr_source: dict[str, str] = field(default_factory=dict)  # param -> how its lr was read
+    notes: list[str] = field(default_factory=list)  # what the schedule does to the groups' lr ratios
     ignored_lr_keys: set[str] = field(default_factory=set)  # lr-like group keys torch ignores, not applied
 
 
@@ -98,7 +98,8 @@ def find_factory(module, model_cls: type | None, spec: str | None, resolve_spec)
     """``--optimizer``/config first, then module-level factories, then the model's own method."""
     if spec:
         func, label = resolve_spec(spec)
-        return OptimizerFactory(label, lambda model: _call_with_defaults(func, model, label, bound=False))
+        return OptimizerFactory(label, lambda model: _call_with_defaults(func, model, label, bound=False),
+                                inspect.getmodule(func))
     for name in FACTORY_NAMES:
         func = getattr(module, name, None)
         if callable(func) and not inspect.isclass(func):
@@ -135,30 +136,15 @@ class _ConstructionSite:
 
 
 def optimizers_of(made, label: str, target: str) -> list[torch.optim.Optimizer]:
-    """The optimizers a factory returned: one, or a list, tuple or dict of them (modded-nanogpt's
-    AdamW for embeddings and head beside Muon for the matrices) that together are one setup."""
-    several = isinstance(made, (list, tuple, dict))
-    items = list(made.values() if isinstance(made, dict) else made) if several else [made]
-    wrong = [type(o).__name__ for o in items if not isinstance(o, torch.optim.Optimizer)]
-    if wrong or not items:
-        what = f"a {type(made).__name__} holding {', '.join(wrong) or 'nothing'}" if several else type(made).__name__
-        raise MulintError(f"{label} returned {what}, not a torch.optim.Optimizer", target=target, step="optimizer",
-                          hint="return the optimizer itself, or a list, tuple or dict of optimizers")
-    return items
-
-
-def lr_scale(group: dict, optimizer: torch.optim.Optimizer, keys: tuple[str, ...]) -> tuple[float, str | None]:
-    """The multiplier a training loop applies to the group's lr, from a key torch itself ignores."""
-    for key in keys:
-        value = group.get(key)
-        if key not in optimizer.defaults and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value), key
-    return 1.0, None
+    """The optimizers a factory returned (beside any LR schedulers, see lr_reads.split_made)."""
+    return split_made(made, label, target)[0]
 
 
 def read_optimizer(factory: OptimizerFactory, model: nn.Module, width: int, numbers: OptimizerNumbers,
-                   target: str, lr_scale_keys: tuple[str, ...] = LR_SCALE_KEYS) -> None:
+                   target: str, policy: LrPolicy | None = None) -> None:
+    """Each parameter's lr as the training sets it (``policy``: how lr-scale keys are treated)."""
     steps.enter("optimizer")
+    policy = policy or LrPolicy()
     names = {}
     for name, p in model.named_parameters(remove_duplicate=False):
         names.setdefault(id(p), []).append(name)
@@ -171,7 +157,7 @@ def read_optimizer(factory: OptimizerFactory, model: nn.Module, width: int, numb
     except Exception as exc:
         raise MulintError(f"{factory.label} raised {type(exc).__name__}: {exc}", target=target, step="optimizer",
                           hint="the factory must take the model and return a torch.optim.Optimizer") from exc
-    optimizers = optimizers_of(made, factory.label, target)
+    optimizers, schedulers = split_made(made, factory.label, target)
     owners = [OwningOptimizer(type(o).__name__, family_of(o), site.locs.get(id(o))) for o in optimizers]
     numbers.cls = " + ".join(dict.fromkeys(o.cls for o in owners))
     families = {o.family for o in owners}
@@ -179,24 +165,29 @@ def read_optimizer(factory: OptimizerFactory, model: nn.Module, width: int, numb
     numbers.loc = numbers.loc or owners[0].loc
     seen = set()
     for optimizer, owner in zip(optimizers, owners):
-        for group in optimizer.param_groups:
-            scale, key = lr_scale(group, optimizer, lr_scale_keys)
+        for group, effective in zip(optimizer.param_groups, group_lrs(optimizer, schedulers, policy)):
+            if effective.why and f"learning rates: {effective.why}" not in numbers.notes:
+                numbers.notes.append(f"learning rates: {effective.why}")
             numbers.ignored_lr_keys |= {k for k, v in group.items() if "lr" in k and k not in optimizer.defaults
-                                        and k not in SCHEDULER_KEYS and k != key
+                                        and k not in SCHEDULER_KEYS and k != effective.key
                                         and isinstance(v, (int, float)) and not isinstance(v, bool)}
             for p in group["params"]:
                 seen.add(id(p))
                 for name in names.get(id(p), []):
                     numbers.owner[name] = owner
-                    numbers.lr.setdefault(name, {})[width] = float(group.get("lr", 0.0)) * scale
-                    if key is not None:
-                        numbers.lr_scale_key[name] = key
+                    numbers.lr.setdefault(name, {})[width] = effective.lr
+                    numbers.lr_source[name] = effective.source
+                    if effective.applied:
+                        numbers.lr_scale_key[name] = effective.key
                     numbers.weight_decay.setdefault(name, {})[width] = float(group.get("weight_decay", 0.0) or 0.0)
                     if "eps" in group and group["eps"] is not None:
                         eps = group["eps"]
                         first = eps[0] if isinstance(eps, (tuple, list)) else eps
                         if first is not None:  # Adafactor's default eps is (None, 1e-3)
                             numbers.eps[name] = float(first)
+    for note in schedule_notes(optimizers, schedulers, factory.label):  # steps them: after every read
+        if note not in numbers.notes:
+            numbers.notes.append(note)
     params = dict(model.named_parameters(remove_duplicate=False))
     numbers.missing = sorted({n for pid, ns in names.items() if pid not in seen for n in ns
                               if params[n].requires_grad})
@@ -211,6 +202,7 @@ def optimizer_facts(numbers: OptimizerNumbers, params: list[ParamFacts], grad_rm
         p.weight_decay = numbers.weight_decay.get(name, {})
         p.lr_exponent = fit_exponent(p.lr)
         p.lr_scale_key = numbers.lr_scale_key.get(name)
+        p.lr_source = numbers.lr_source.get(name, "")
         owner = numbers.owner.get(name)
         if owner is not None:
             p.optimizer, p.optimizer_family, p.optimizer_at = owner.cls, owner.family, owner.loc
@@ -221,6 +213,7 @@ def optimizer_facts(numbers: OptimizerNumbers, params: list[ParamFacts], grad_rm
             else "are judged by the update it measurably makes (MU311-MU313)"
         notes.append(f"optimizer {cls} has no learning-rate table (mulint has them for the Adam family and "
                      f"SGD): its {len(owned)} parameters ({_patterns([p.name for p in owned])}) {judged}")
+    notes.extend(numbers.notes)
     for key in sorted(numbers.ignored_lr_keys):
         notes.append(f"param groups carry `{key}`, a key torch ignores: if the training loop multiplies the lr "
                      f"by it, name it with lr-scale-key so the learning rates are judged as they train")

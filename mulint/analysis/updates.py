@@ -25,6 +25,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from mulint.analysis.lr_reads import LrPolicy, apply_effective_lrs, split_made
 from mulint.build.provenance import quiet
 from mulint.exponents import fit_exponent, fmt_exp, to_quarter
 from mulint.errors import MulintError
@@ -76,15 +77,6 @@ class UpdateNumbers:
     unorthogonalised: set[str] = field(default_factory=set)
 
 
-def split_made(made) -> tuple[list[torch.optim.Optimizer], list]:
-    """Optimizers and LR schedulers from what a factory returned: one, or a list, tuple or dict."""
-    items = list(made.values() if isinstance(made, dict) else made) if isinstance(made, (list, tuple, dict)) \
-        else [made]
-    optimizers = [o for o in items if isinstance(o, torch.optim.Optimizer)]
-    schedulers = [s for s in items if isinstance(s, torch.optim.lr_scheduler.LRScheduler)]
-    return optimizers, schedulers
-
-
 def batch_for(target, structure) -> Callable[[nn.Module], tuple]:
     """The same small batch at every width: the user's ``example_inputs``, else synthesised, from a fixed seed."""
     from mulint.build import inputs as example
@@ -101,7 +93,7 @@ def batch_for(target, structure) -> Callable[[nn.Module], tuple]:
 
 def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Module, width: int,
                     params: list[ParamFacts], batch: Callable[[nn.Module], tuple], numbers: UpdateNumbers,
-                    loss_of: Callable | None = None, lr_scale_keys: tuple[str, ...] = ()) -> None:
+                    loss_of: Callable | None = None, lr_policy=None) -> None:
     """One width: warm steps, the measured step, and each use's update norm into ``numbers``.
     ``loss_of(output)`` defaults to the coordinate check's (fixed labels or fixed noise)."""
     if loss_of is None:
@@ -116,7 +108,7 @@ def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Mod
         with quiet():
             made = make_optimizer(model)
             optimizers, schedulers = split_made(made)
-            _apply_lr_scales(optimizers, lr_scale_keys)
+            apply_effective_lrs(optimizers, schedulers, lr_policy or LrPolicy())  # the lrs `check` judges
             _without_weight_decay(optimizers)
             judged = _judged(optimizers, numbers.exact_families)
             if not judged:
@@ -163,17 +155,6 @@ def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Mod
         numbers.failure = f"{type(exc).__name__}: {exc}"
     finally:
         _restore(model, saved)
-
-
-def _apply_lr_scales(optimizers, keys: tuple[str, ...]) -> None:
-    """Step as the training loop does: it multiplies each group's lr by a key torch ignores (lr_scale)."""
-    from mulint.analysis.optimizer import lr_scale
-
-    for optimizer in optimizers:
-        for group in getattr(optimizer, "param_groups", []):
-            scale, key = lr_scale(group, optimizer, keys)
-            if key is not None:
-                group["lr"] = group["lr"] * scale
 
 
 def _without_weight_decay(optimizers) -> None:

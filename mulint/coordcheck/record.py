@@ -85,13 +85,17 @@ def loss_of(output: torch.Tensor) -> torch.Tensor:
 
 
 def train_step(model: nn.Module, optimizer, args: tuple, kwargs: dict) -> None:
+    """One step of ``optimizer``, or of every optimizer of a list (AdamW beside Muon)."""
+    optimizers = optimizer if isinstance(optimizer, (list, tuple)) else [optimizer]
     model.train()
     with quiet():
         output = first_tensor(model(*args, **kwargs))
         loss = loss_of(output)
-        optimizer.zero_grad(set_to_none=True)
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        for opt in optimizers:
+            opt.step()
 
 
 def changes(first: Outputs, now: Outputs) -> dict[str, tuple[float, float, tuple[int, ...]]]:

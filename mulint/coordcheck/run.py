@@ -7,6 +7,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from mulint.analysis.lr_reads import LrPolicy, apply_effective_lrs, split_made
 from mulint.analysis.optimizer import find_factory
 from mulint.analysis.structure import Structure
 from mulint.build import inputs as example
@@ -57,9 +58,12 @@ def _token_shape(inputs: example.Inputs) -> tuple[int, ...] | None:
 def run_coord(target, structure: Structure, *, widths: list[int] | None = None, steps: int = 3, seeds: int = 2,
               lr: float = 1e-3, optimizer: str | None = None, batch_fn: Callable | None = None,
               resolve_optimizer=None, progress: Callable[[int], None] = lambda n: None,
-              device: str | None = None, profile: str = "mup") -> CoordResult:
+              device: str | None = None, profile: str = "mup", lr_scale_keys: tuple[str, ...] = (),
+              lr_scale: str = "auto") -> CoordResult:
     """Train, fit and judge; a failure that is only doubtful (see ``doubtful``) is judged again on a
-    longer run with one more, wider width, and the result says what was extended."""
+    longer run with one more, wider width, and the result says what was extended.
+    ``lr_scale_keys``/``lr_scale``: as for `check` (the config's `lr-scale-key`, `lr-scale`), so both
+    train at the same per-group learning rates."""
     device = device or default_device()
     limits = load_profile(profile).coord
     knob = limited(structure.knob)
@@ -67,6 +71,7 @@ def run_coord(target, structure: Structure, *, widths: list[int] | None = None, 
     model_cls = type(next(iter(structure.models.values())))
     factory = find_factory(target.module, model_cls, optimizer, resolve_optimizer) if resolve_optimizer else None
     label = factory.label if factory else f"Adam(lr={lr:g})"
+    policy = LrPolicy.for_module(target.module, lr_scale_keys, lr_scale, factory.module) if factory else None
     skip = _judged(structure)
 
     def train(widths: list[int], steps: int) -> tuple[dict[str, LayerCurve], list[str]]:
@@ -79,7 +84,8 @@ def run_coord(target, structure: Structure, *, widths: list[int] | None = None, 
                     with shrunk_model(knob, width, target=target.label, device=device) as (model, lists):
                         inputs = _inputs(target, structure, model, batch_fn, device)
                         shrunk = shrunk or describe_shrinking(knob, lists, _token_shape(inputs))
-                        opt = factory.make(model) if factory else torch.optim.Adam(model.parameters(), lr=lr)
+                        opt = _optimizers(factory, model, policy, target.label) if factory \
+                            else [torch.optim.Adam(model.parameters(), lr=lr)]
                         _train_and_record(model, opt, inputs, steps, width, seeds, curves, skip, target.label)
                     del model, opt
                     progress(1)
@@ -103,6 +109,14 @@ def run_coord(target, structure: Structure, *, widths: list[int] | None = None, 
     return CoordResult(target=target.label, widths=widths, steps=steps, seeds=seeds, optimizer=label,
                        layers=list(curves.values()), device=device, shrunk=shrunk, notes=notes,
                        limits=(limits["collapse"], limits["blow_up"]), extended=extended)
+
+
+def _optimizers(factory, model, policy: LrPolicy, label: str) -> list[torch.optim.Optimizer]:
+    """The user's optimizers at the per-group lrs `check` judges: a scheduler's base lr (not stepped: a
+    few steps of warm-up would train at nearly 0) and lr-scale keys as the training applies them."""
+    optimizers, schedulers = split_made(factory.make(model), factory.label, label)
+    apply_effective_lrs(optimizers, schedulers, policy)
+    return optimizers
 
 
 def _unmoved_note(curves, steps: int) -> list[str]:

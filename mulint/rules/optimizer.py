@@ -35,6 +35,9 @@ def _mismatches(facts, family):
 
 
 def _lr_words(p, lr_exp: float) -> str:
+    """The lr and how it was read ("scheduler base lr (LambdaLR)", "lr_scale applied by train.py:57")."""
+    if p.lr_source:
+        return f"lr ∝ width^{fmt_exp(lr_exp)}: {p.lr_source}"
     scaled = (f", param_group['lr'] × param_group['{p.lr_scale_key}'] as the training loop applies it"
               if p.lr_scale_key else "")
     return f"lr ∝ width^{fmt_exp(lr_exp)}{scaled}"

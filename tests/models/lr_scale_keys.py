@@ -1,6 +1,7 @@
 """nanoGPT-mup style: the µP learning rates live in param groups under `lr_scale`, a key torch
-ignores, which the training loop applies (``param_group['lr'] = lr * param_group.get('lr_scale', 1.0)``).
-A small MLP language model with a tied readout and a width multiplier in its config."""
+ignores, which the training applies once, on top of the lr the factory set (``apply_lr_scales``:
+``group['lr'] *= group.get('lr_scale', 1.0)``). A small MLP language model with a tied readout and a
+width multiplier in its config."""
 
 from dataclasses import dataclass
 
@@ -79,6 +80,13 @@ def own_key(model, learning_rate=1e-3):
     """A project-specific key, known to mulint only through the config's lr-scale-key."""
     return torch.optim.AdamW(model._groups(0.1, "lr_factor", 1 / model.config.mup_width_multiplier),
                              lr=learning_rate)
+
+
+def apply_lr_scales(optimizer):
+    """Before the first step: each group's lr times its scale, whatever lr the factory gave the group."""
+    for group in optimizer.param_groups:
+        group["lr"] *= group.get("lr_scale", 1.0)
+    return optimizer
 
 
 def make_model(width: int = 64) -> MLPLM:

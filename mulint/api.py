@@ -134,21 +134,23 @@ def check(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any], 
           profile: str | None = None, coord: bool = False, width_arg: str | None = None) -> Report:
     """Run mulint's model rules on the model `model_fn(width)` builds, with its optimizer
     `optimizer_fn(model)` when given (else one found as the CLI finds it)."""
+    from mulint.config import build_settings
     from mulint.jobs import analyse_target
     from mulint.suppress import filter_findings
 
-    _check_selectors(select, ignore)
-    if profile:
-        from mulint.profiles import load_profile
-
-        load_profile(profile)
-    target = _target(model_fn, widths, width_arg)
-    options = {"widths": widths, "width_arg": width_arg, "select": select, "ignore": ignore, "coord": coord,
-               "profile": profile, "optimizer": "optimizer_fn" if optimizer_fn is not None else None}
+    # The same merge and validation as the CLI's: defaults < these arguments (no [tool.mulint]: a
+    # call from Python says what it wants).
+    settings = build_settings(None, source="api", select=_listed(select), ignore=_listed(ignore), widths=widths,
+                              width_arg=width_arg, profile=profile, coord=coord)
+    target = _target(model_fn, widths, settings.width_arg)
+    options = {"widths": _listed(settings.widths), "width_arg": settings.width_arg, "select": _listed(settings.select),
+               "ignore": _listed(settings.ignore), "coord": settings.coord, "profile": settings.profile,
+               "optimizer": "optimizer_fn" if optimizer_fn is not None else None}
     resolve = (lambda spec: (optimizer_fn, _label(optimizer_fn))) if optimizer_fn is not None else None
     findings, entry = _guarded(target.label, lambda: analyse_target(target, options, resolve_optimizer=resolve))
     entry = {**entry, "notes": [_api_words(note) for note in entry.get("notes") or []]}
-    kept = filter_findings(findings, select=select, ignore=ignore, per_file_ignores={}, root=Path.cwd())
+    kept = filter_findings(findings, select=settings.select, ignore=settings.ignore, per_file_ignores={},
+                           root=settings.root)
     kept.sort(key=lambda f: f.sort_key)
     from mulint.report.json_report import finding_dict
 
@@ -192,8 +194,11 @@ def coord(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any], 
     """Train the model a few steps at growing widths; a layer whose change grows or collapses with
     width fails the check."""
     from mulint.analysis.structure import analyse_structure
+    from mulint.config import build_settings, check_coord_run
     from mulint.coordcheck.run import run_coord
 
+    check_coord_run(steps, seeds, lr, source="api")
+    build_settings(None, source="api", widths=widths, width_arg=width_arg)
     target = _target(model_fn, widths, width_arg)
 
     def run():
@@ -285,10 +290,6 @@ def _guarded(label: str, run: Callable[[], Any]) -> Any:
                           hint="the model's own code raised this; run model_fn(width) alone to see it") from exc
 
 
-def _check_selectors(select, ignore) -> None:
-    from mulint.suppress import first_unknown_selector
-
-    for where, codes in (("select", select), ("ignore", ignore)):
-        problem = first_unknown_selector(codes)
-        if problem:
-            raise MulintError(f"{problem}, in {where}=", step="config")
+def _listed(values):
+    """A sequence given from Python as a list (a bare string stays a string: the settings refuse it)."""
+    return list(values) if isinstance(values, (tuple, list)) else values

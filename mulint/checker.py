@@ -14,7 +14,8 @@ from typing import Callable
 
 from mulint.errors import MulintError
 from mulint.findings import Finding
-from mulint.isolation import DEFAULT_TIMEOUT, Job, Limits, Outcome, default_jobs, run_jobs, warm_up
+from mulint.config import Settings
+from mulint.isolation import Job, Outcome, run_jobs, warm_up
 from mulint.sources import is_regular, kind_of
 
 # Folders that never hold the user's source. `build` and `dist` are skipped only when they are not
@@ -25,28 +26,6 @@ OUTPUT_DIRS = {"build", "dist"}
 # Worker errors of a discovered model that mean "not a model mulint can build alone", not a failure;
 # and "refused": its import did what the static walk forbids (mulint.guard), the same note as the walk's.
 NOT_A_MODEL = {"no-width-knob", "needs-arguments", "refused"}
-
-
-@dataclass
-class CheckOptions:
-    paths: list[str]
-    widths: list[int] | None = None
-    width_arg: str | None = None
-    select: list[str] | None = None
-    ignore: list[str] | None = None
-    per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
-    exclude: list[str] = field(default_factory=list)
-    no_exec: bool = False
-    optimizer: str | None = None  # PATH:NAME of a function taking the model and returning its optimizer
-    coord: bool = False  # also run the dynamic coordinate check (MU9xx)
-    cache: bool = True  # reuse results for unchanged model code
-    root: Path | None = None  # the config's directory, for per-file-ignores
-    jobs: int = field(default_factory=default_jobs)  # model workers at once
-    timeout: float = DEFAULT_TIMEOUT  # seconds per model target
-    max_memory: int | None = None  # bytes per worker (None: a share of the machine)
-    lr_scale_keys: list[str] = field(default_factory=list)  # param-group keys the training loop multiplies lr by
-    lr_scale: str = "auto"  # whether they are applied: read from the code, or "applied" / "ignored"
-    profile: str = "mup"  # the expected exponents per role (mulint/profile_data/)
 
 
 @dataclass
@@ -71,7 +50,7 @@ def _is_package(path: Path) -> bool:
     return (path / "__init__.py").is_file()
 
 
-def _python_files(directory: Path, exclude: list[str], skipped: list[str]) -> list[Path]:
+def _python_files(directory: Path, exclude, skipped: list[str]) -> list[Path]:
     files = []
     for root, dirs, names in os.walk(directory):
         kept = []
@@ -93,7 +72,7 @@ def _python_files(directory: Path, exclude: list[str], skipped: list[str]) -> li
     return files
 
 
-def expand(paths: list[str], exclude: list[str], skipped: list[str] | None = None) -> list[str]:
+def expand(paths, exclude, skipped: list[str] | None = None) -> list[str]:
     """Directories become their Python files; files and PATH:NAME targets stay as given. A file named
     twice, or again through a symlink or a folder holding it, is kept once (its first spelling)."""
     out, seen = [], set()
@@ -124,7 +103,7 @@ def _identity(text: str) -> tuple:
     return ("file", os.path.realpath(spec.path), spec.name)
 
 
-def run_check(options: CheckOptions, *, progress: Callable[[str], None] = lambda s: None) -> CheckResult:
+def run_check(options: Settings, *, progress: Callable[[str], None] = lambda s: None) -> CheckResult:
     from mulint.load.targets import parse_target
 
     result = CheckResult()
@@ -169,7 +148,7 @@ def _check_exists(spec, text: str) -> None:
                           hint="mulint reads only regular .py files; exclude it or name the real file")
 
 
-def _empty_directories(options: CheckOptions, result: CheckResult) -> None:
+def _empty_directories(options: Settings, result: CheckResult) -> None:
     for text in options.paths:
         path = Path(text)
         if path.is_dir() and not _python_files(path, options.exclude, []):
@@ -177,7 +156,7 @@ def _empty_directories(options: CheckOptions, result: CheckResult) -> None:
                                   "hint": "check the path and the `exclude` setting"})
 
 
-def _check_static(spec, options: CheckOptions, result: CheckResult):
+def _check_static(spec, options: Settings, result: CheckResult):
     """Rules that read the source only (no import, no torch): safe on training scripts. Returns the
     file's summary, or None when the file cannot be read or parsed (then reported as an error)."""
     from mulint.load.safety import summarize
@@ -202,7 +181,7 @@ def _check_static(spec, options: CheckOptions, result: CheckResult):
     return summary
 
 
-def _model_jobs(spec, summary, options: CheckOptions, result: CheckResult) -> list[Job]:
+def _model_jobs(spec, summary, options: Settings, result: CheckResult) -> list[Job]:
     """The model targets of one CLI target: the named object, or the models a bare file defines."""
     job_options = _job_options(options)
     if spec.name is not None:
@@ -247,13 +226,19 @@ def _not_analysed(result: CheckResult, path, reason: str, hint: str) -> None:
     result.unanalysed.append({"path": str(path), "reason": reason, "hint": hint})
 
 
-def _job_options(options: CheckOptions) -> dict:
-    return {"widths": options.widths, "width_arg": options.width_arg, "optimizer": options.optimizer,
-            "coord": options.coord, "select": options.select, "ignore": options.ignore,
-            "lr_scale_keys": options.lr_scale_keys, "lr_scale": options.lr_scale, "profile": options.profile}
+def _job_options(options: Settings) -> dict:
+    # Plain lists, as the worker and the cache key have always read them.
+    return {"widths": _list(options.widths), "width_arg": options.width_arg, "optimizer": options.optimizer,
+            "coord": options.coord, "select": _list(options.select), "ignore": _list(options.ignore),
+            "lr_scale_keys": list(options.lr_scale_keys), "lr_scale": options.lr_scale,
+            "profile": options.profile}
 
 
-def _cached(job: Job, options: CheckOptions, result: CheckResult) -> bool:
+def _list(values):
+    return None if values is None else list(values)
+
+
+def _cached(job: Job, options: Settings, result: CheckResult) -> bool:
     """Take the cached result of an unchanged target: then no worker, no torch."""
     hit = _cache_lookup(job, options)
     if hit is None:
@@ -264,11 +249,10 @@ def _cached(job: Job, options: CheckOptions, result: CheckResult) -> bool:
     return True
 
 
-def _run_model_jobs(jobs: list[Job], options: CheckOptions, result: CheckResult, progress) -> None:
+def _run_model_jobs(jobs: list[Job], options: Settings, result: CheckResult, progress) -> None:
     if not jobs:
         return
-    limits = Limits(timeout=options.timeout, max_memory=options.max_memory, jobs=options.jobs)
-    for outcome in run_jobs(jobs, limits, on_done=lambda o: progress(_done_line(o))):
+    for outcome in run_jobs(jobs, options.limits(), on_done=lambda o: progress(_done_line(o))):
         _take(outcome, options, result)
 
 
@@ -277,7 +261,7 @@ def _done_line(outcome: Outcome) -> str:
     return f"{outcome.job.target}: {state} in {outcome.seconds:.1f} s"
 
 
-def _take(outcome: Outcome, options: CheckOptions, result: CheckResult) -> None:
+def _take(outcome: Outcome, options: Settings, result: CheckResult) -> None:
     job = outcome.job
     if outcome.output.strip():
         result.outputs.append((job.target, outcome.output))
@@ -309,7 +293,7 @@ def _target_path(job: Job) -> Path | None:
     return Path(head) if head.endswith(".py") or "/" in head else None
 
 
-def _cache_lookup(job: Job, options: CheckOptions):
+def _cache_lookup(job: Job, options: Settings):
     if not options.cache:
         return None
     from mulint import cache
@@ -317,7 +301,7 @@ def _cache_lookup(job: Job, options: CheckOptions):
     return cache.lookup(job.target, _target_path(job), _cache_options(job))
 
 
-def _cache_store(job: Job, options: CheckOptions, value: dict) -> None:
+def _cache_store(job: Job, options: Settings, value: dict) -> None:
     if not options.cache:
         return
     from mulint import cache
@@ -329,7 +313,7 @@ def _cache_store(job: Job, options: CheckOptions, value: dict) -> None:
 
 # --- findings and errors --------------------------------------------------------------------------
 
-def _filter(findings: list[Finding], options: CheckOptions) -> list[Finding]:
+def _filter(findings: list[Finding], options: Settings) -> list[Finding]:
     from mulint.suppress import filter_findings
 
     return filter_findings(findings, select=options.select, ignore=options.ignore,
@@ -356,7 +340,7 @@ def merge_repeated(errors: list[dict]) -> list[dict]:
     return list(merged.values())
 
 
-def checked_files(options: CheckOptions) -> set[Path]:
+def checked_files(options: Settings) -> set[Path]:
     """The files named or discovered: the only ones a fix may edit (not the installed packages a
     model's code may come from)."""
     from mulint.load.targets import parse_target

@@ -13,8 +13,8 @@ import click
 from mulint import __version__
 from mulint.errors import MulintError
 from mulint.isolation import DEFAULT_TIMEOUT
-from mulint.report.summary import counts_line, error_lines, not_a_pass, note_lines, render
-from mulint.runner import echo_output, inspect_options, limits_for, one_model_job, run_one_job
+from mulint.report.summary import counts_line, error_lines, not_a_pass, note_lines, render, unanalysed_lines
+from mulint.runner import echo_output, inspect_options, one_model_job, run_one_job
 
 FORMATS_INSPECT = click.Choice(["text", "json"])
 
@@ -45,24 +45,15 @@ def cli() -> None:
     """mulint: a linter for the Maximal Update Parametrization (µP) of PyTorch models."""
 
 
-def _size_option(ctx, param, value):
-    if value is None:
-        return None
-    from mulint.config import parse_size
-
-    try:
-        return parse_size(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc))
-
-
-jobs_option = click.option("--jobs", "-j", type=click.IntRange(min=1), metavar="N",
+# --jobs, --timeout and --max-memory are validated with the config's own parsers (mulint.config), so
+# that a value is judged alike whether a flag or [tool.mulint] gives it.
+jobs_option = click.option("--jobs", "-j", type=int, metavar="N",
                            help="Models analysed at once, each in its own worker process (default: the number "
                                 "of cores; config `jobs`).")
-timeout_option = click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+timeout_option = click.option("--timeout", type=float, metavar="SECONDS",
                               help=f"Stop a model target that runs longer (default: {DEFAULT_TIMEOUT:g}; "
                                    "config `timeout`).")
-max_memory_option = click.option("--max-memory", callback=_size_option, metavar="SIZE",
+max_memory_option = click.option("--max-memory", metavar="SIZE",
                                  help="Memory cap of each worker, e.g. 8G or 512M (default: three quarters of "
                                       "the machine shared by the workers; config `max-memory`).")
 
@@ -89,28 +80,26 @@ def inspect(target: str, widths, width_arg, optimizer, profile, fmt: str, timeou
     from mulint.report.inspect_view import as_json, as_text
 
     with _errors(verbose):
-        options, config = inspect_options(target, widths=widths, width_arg=width_arg, optimizer=optimizer,
-                                          profile=profile)
-        job = one_model_job("inspect", target, options)
-        value = run_one_job(job, limits_for(1, timeout, max_memory, config), verbose)
+        from mulint.settings import settings_for
+
+        settings = settings_for([target], widths=widths, width_arg=width_arg, optimizer=optimizer, profile=profile,
+                                timeout=timeout, max_memory=max_memory, jobs=1)
+        job = one_model_job("inspect", target, inspect_options(settings))
+        value = run_one_job(job, settings.limits(), verbose)
         click.echo(as_json(value["facts"]) if fmt == "json" else as_text(value["facts"]))
+
+
+def _one_target(widths, width_arg, timeout, max_memory):
+    """`coord` trains one target in one worker: its flags validated as `check`'s are."""
+    from mulint.config import build_settings
+
+    return build_settings(None, widths=widths, width_arg=width_arg, timeout=timeout, max_memory=max_memory, jobs=1)
 
 
 def _codes(value: str | None) -> list[str] | None:
     if value is None:
         return None
     return [c.strip().upper() for c in value.replace(" ", ",").split(",") if c.strip()]
-
-
-def _validate_codes(named: dict[str, list[str] | None]) -> None:
-    """Every selector must name a rule: a typo in --select would otherwise switch every rule off."""
-    from mulint.suppress import first_unknown_selector
-
-    for where, codes in named.items():
-        problem = first_unknown_selector(codes)
-        if problem:
-            raise MulintError(f"{problem}, in {where}", step="config",
-                              hint="`mulint rule` lists the codes; prefixes like MU3 and ALL work too")
 
 
 @cli.command()
@@ -156,57 +145,20 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
     """
     from pathlib import Path
 
-    from mulint.checker import CheckOptions, checked_files, run_check
+    from mulint.checker import checked_files, run_check
+    from mulint.config import settings_for
     from mulint.fix.run import fix_findings
-    from mulint.config import find_config, load_config
 
     with _errors(verbose):
-        start = Path(paths[0].split(":")[0]) if paths else Path.cwd()
-        config_file = Path(config_path) if config_path else find_config(start if start.exists() else Path.cwd())
-        config = load_config(config_file) if config_file else None
-        targets = list(paths) or (list(config.targets) if config and config.targets else [])
-        if not targets:
-            raise click.UsageError("give a file, a directory or a PATH:NAME target (or `targets` in [tool.mulint])")
         fixing = apply_fixes or show_diff
-        if fixing and widths:
-            raise click.UsageError("--fix and --diff take the base width from the model's default; drop --widths")
-        if config and not paths:
-            targets = [str(config.root / t) if not Path(t).is_absolute() and (config.root / t.split(":")[0]).exists()
-                       else t for t in targets]
-        selectors = {"--select": _codes(select), "--ignore": _codes(ignore)}
-        if config:
-            selectors.update({"[tool.mulint] select": config.select, "[tool.mulint] ignore": config.ignore})
-            selectors.update({f'[tool.mulint.per-file-ignores] "{glob}"': codes
-                              for glob, codes in config.per_file_ignores.items()})
-        _validate_codes(selectors)
-        limits = limits_for(jobs, timeout, max_memory, config)
-        from mulint.profiles import is_profile_file, load_profile
-
-        if profile is None and config and config.profile:
-            profile = config.profile if not is_profile_file(config.profile) else str(config.root / config.profile)
-        profile = str(Path(profile).resolve()) if profile and is_profile_file(profile) else (profile or "mup")
-        load_profile(profile)  # an unknown name is a usage error before anything runs
-        options = CheckOptions(
-            paths=targets,
-            # A fix's base width is the model's default, which the analysis sees only at default widths.
-            widths=widths or (config.widths if config and not fixing else None),
-            width_arg=width_arg or (config.width_arg if config else None),
-            select=_codes(select) if select else (config.select if config else None),
-            ignore=_codes(ignore) if ignore else (config.ignore if config else None),
-            per_file_ignores=config.per_file_ignores if config else {},
-            exclude=config.exclude if config else [],
-            no_exec=no_exec,
-            coord=run_coord,
-            cache=not no_cache,
-            optimizer=optimizer or (config.optimizer if config else None),
-            root=config.root if config else Path.cwd(),
-            jobs=limits.jobs, timeout=limits.timeout, max_memory=limits.max_memory,
-            lr_scale_keys=config.lr_scale_keys if config else [],
-            lr_scale=config.lr_scale if config else "auto",
-            profile=profile,
-        )
-        require = require_models if require_models is not None else bool(config and config.require_models)
-        fmt = fmt or (config.format if config and config.format else "text")
+        settings = settings_for(
+            paths, config_path=Path(config_path) if config_path else None, fixing=fixing,
+            widths=widths, width_arg=width_arg, optimizer=optimizer, select=_codes(select), ignore=_codes(ignore),
+            format=fmt, profile=profile, require_models=require_models, jobs=jobs, timeout=timeout,
+            max_memory=max_memory, no_exec=no_exec, coord=run_coord, cache=not no_cache)
+        if not settings.paths:
+            raise click.UsageError("give a file, a directory or a PATH:NAME target (or `targets` in [tool.mulint])")
+        options, require, fmt = settings, settings.require_models, settings.format
         # Model analysis takes seconds per target: say what is running, on a terminal or with --verbose.
         show = verbose or sys.stderr.isatty()
         progress = (lambda line: click.echo(line, err=True)) if show else (lambda line: None)
@@ -227,7 +179,10 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
             click.echo(diff, nl=False)
             click.echo(f"Would fix {len(fixes.fixed)} {'problem' if len(fixes.fixed) == 1 else 'problems'}.", err=True)
             _echo(error_lines(result.errors))
-            raise SystemExit(2 if result.errors else (1 if diff else 0))
+            if require and result.unanalysed:
+                _echo(unanalysed_lines(result))
+            unchecked = _require_models(result, require)  # a diff of nothing must not pass a file it never read
+            raise SystemExit(2 if result.errors or unchecked else (1 if diff else 0))
         if fmt == "text":
             _echo(note_lines(result))
         output = render(result, fmt, statistics, unsafe_fixes, len(fixes.fixed))
@@ -239,10 +194,8 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
             click.echo(counts_line(result, require))
         if fmt == "text":
             _echo(error_lines(result.errors))
-        if require and result.unanalysed:
-            click.echo(f"error: --require-models: {len(result.unanalysed)} file(s) defining models were not "
-                       "analysed (see the notes)", err=True)
-    if result.errors or (require and result.unanalysed):
+        unchecked = _require_models(result, require)
+    if result.errors or unchecked:
         raise SystemExit(2)
     if result.findings and not exit_zero:
         raise SystemExit(1)
@@ -254,9 +207,9 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
                                                        "(default: found as for check; else Adam at --lr).")
 @widths_option
 @width_arg_option
-@click.option("--steps", type=click.IntRange(1, 50), default=3, show_default=True, help="Training steps per width.")
-@click.option("--seeds", type=click.IntRange(1, 20), default=2, show_default=True, help="Seeds averaged per width.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
+@click.option("--steps", type=int, default=3, show_default=True, help="Training steps per width (1 to 50).")
+@click.option("--seeds", type=int, default=2, show_default=True, help="Seeds averaged per width (1 to 20).")
+@click.option("--lr", type=float, default=1e-3, show_default=True,
               help="Learning rate of the default Adam (when the target has no optimizer).")
 @click.option("--batch", "batch_spec", metavar="PATH:NAME",
               help="Function returning the training batch (args, or (args, kwargs)), optionally taking the model "
@@ -277,7 +230,11 @@ def coord(target, optimizer, widths, width_arg, steps, seeds, lr, batch_spec, de
     with _errors(verbose):
         if plot_path:
             _check_writable(plot_path)
-        options = {"widths": widths, "width_arg": width_arg, "optimizer": optimizer, "steps": steps, "seeds": seeds,
+        from mulint.config import check_coord_run
+
+        check_coord_run(steps, seeds, lr)
+        settings = _one_target(widths, width_arg, timeout, max_memory)
+        options = {"widths": widths, "width_arg": settings.width_arg, "optimizer": optimizer, "steps": steps, "seeds": seeds,
                    "lr": lr, "batch": batch_spec, "device": device}
         job = one_model_job("coord", target, options)
         from mulint.coordcheck import FACTORS
@@ -286,7 +243,7 @@ def coord(target, optimizer, widths, width_arg, steps, seeds, lr, batch_spec, de
         show = sys.stderr.isatty() or verbose
         with click.progressbar(length=total, label="training", file=sys.stderr if show else None,
                                hidden=not show) as bar:
-            value = run_one_job(job, limits_for(1, timeout, max_memory), verbose,
+            value = run_one_job(job, settings.limits(), verbose,
                                  on_progress=lambda job, n: bar.update(n))
         result = value["coord"]
         if plot_path:
@@ -333,6 +290,15 @@ def rule(code: str | None) -> None:
         raise SystemExit(2)
     page = pages_dir() / f"{found.code}.md"
     click.echo(page.read_text(encoding="utf-8") if page.exists() else f"{found.code}: {found.name}\n\n{found.summary}")
+
+
+def _require_models(result, require: bool) -> bool:
+    """With --require-models, a file whose models were not analysed is an error: say so, and say it failed."""
+    if not (require and result.unanalysed):
+        return False
+    click.echo(f"error: --require-models: {len(result.unanalysed)} file(s) defining models were not "
+               "analysed (see the notes)", err=True)
+    return True
 
 
 def _echo(lines: list[str]) -> None:

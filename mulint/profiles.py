@@ -7,8 +7,10 @@ judged by its measured update) change entries on purpose. Rules read the profile
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
+import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -18,6 +20,8 @@ from mulint.errors import MulintError
 
 DEFAULT = "mup"
 ROLES = ("input", "vector", "hidden", "output")
+# The optimizer families with exact learning-rate tables (mulint.analysis.optimizer.family_of's names).
+FAMILIES = ("adam", "sgd")
 
 COORD_KEYS = ("blow_up", "collapse", "collapse_output", "near", "unmoved", "extend_steps")
 
@@ -83,13 +87,10 @@ def load_profile(name: str = DEFAULT) -> Profile:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise MulintError(f"profile '{name}' cannot be read: {exc}", step="config", hint=str(path)) from exc
     try:
-        return Profile(name=str(data["name"]), description=data.get("description", ""),
-                       exact=tuple(data.get("exact", ())), init=_roles(data["init"]),
-                       multiplier=_roles(data.get("multiplier", {})),
-                       update={family: _roles(table) for family, table in data.get("update", {}).items()},
-                       spectral=_roles(data["spectral"]), coord=_coord(data, name), source=str(path))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MulintError(f"profile '{name}' is malformed: {exc}", step="config", hint=str(path)) from exc
+        return _parse(data, name, str(path))
+    except ValueError as exc:
+        raise MulintError(f"profile '{name}' is malformed: {exc}", step="config",
+                          hint=f"{path}: shape it like {_data() / 'mup.toml'}") from exc
 
 
 def accepts(accepted: Range, exponent: float, tolerance: float) -> int:
@@ -101,6 +102,11 @@ def accepts(accepted: Range, exponent: float, tolerance: float) -> int:
 def _coord(data: dict, name: str) -> dict[str, float]:
     """The [coord] table; a profile file without one (or without some keys) takes the default's."""
     table = data.get("coord", {})
+    if not isinstance(table, dict):
+        raise ValueError("[coord] must be a table of threshold = number")
+    bad = next((k for k, v in table.items() if not _is_number(v)), None)
+    if bad is not None:
+        raise ValueError(f"[coord] {bad}: must be a number, not {table[bad]!r}")
     unknown = set(table) - set(COORD_KEYS)
     if unknown:
         raise ValueError(f"[coord]: unknown key(s) {', '.join(sorted(unknown))} (keys: {', '.join(COORD_KEYS)})")
@@ -112,16 +118,78 @@ def _coord(data: dict, name: str) -> dict[str, float]:
     return values
 
 
-def _roles(table: dict) -> dict[str, Range]:
+# Every key of a profile file and the type it must have: a misspelled table ([update.adma]) or key
+# would otherwise leave its exponents unjudged in silence.
+_TOP_KEYS = {"name": "a string", "description": "a string", "exact": "a list of optimizer families",
+             "init": "a table", "multiplier": "a table", "update": "a table of families",
+             "spectral": "a table", "coord": "a table"}
+
+
+def _parse(data: dict, name: str, source: str) -> Profile:
+    """The profile in ``data``; ValueError naming the first key that is missing, unknown or of the wrong type."""
+    unknown = sorted(set(data) - set(_TOP_KEYS))
+    if unknown:
+        raise ValueError(f"unknown key '{unknown[0]}' (keys: {', '.join(_TOP_KEYS)})")
+    for key in ("name", "init", "spectral"):
+        if key not in data:
+            raise ValueError(f"'{key}' is missing")
+    for key in ("name", "description"):
+        if key in data and not isinstance(data[key], str):
+            raise ValueError(f"'{key}' must be {_TOP_KEYS[key]}")
+    exact = data.get("exact", [])
+    if not isinstance(exact, list) or not all(isinstance(f, str) for f in exact):
+        raise ValueError("'exact' must be a list of optimizer families, e.g. [\"adam\", \"sgd\"]")
+    for family in exact:
+        _check_family(family, "exact")
+    update = data.get("update", {})
+    if not isinstance(update, dict):
+        raise ValueError("'update' must be a table of families: [update.adam], [update.sgd]")
+    for family in update:
+        _check_family(family, "update")
+    missing = [f for f in exact if f not in update]
+    if missing:
+        raise ValueError(f"'exact' lists {missing[0]} but there is no [update.{missing[0]}] table to judge it by")
+    return Profile(name=data["name"], description=data.get("description", ""), exact=tuple(exact),
+                   init=_roles(data["init"], "init", complete=True),
+                   multiplier=_roles(data.get("multiplier", {}), "multiplier", complete=False),
+                   update={family: _roles(table, f"update.{family}", complete=True)
+                           for family, table in update.items()},
+                   spectral=_roles(data["spectral"], "spectral", complete=True), coord=_coord(data, name),
+                   source=source)
+
+
+def _check_family(family: str, where: str) -> None:
+    if family not in FAMILIES:
+        close = difflib.get_close_matches(family, FAMILIES, n=1)
+        raise ValueError(f"{where}: unknown optimizer family '{family}'"
+                         + (f" (did you mean {close[0]}?)" if close else "") + f"; families: {', '.join(FAMILIES)}")
+
+
+def _roles(table, where: str, complete: bool) -> dict[str, Range]:
+    """Role -> accepted range. A `complete` table must give every role (a role left out would go unjudged)."""
+    if not isinstance(table, dict):
+        raise ValueError(f"[{where}] must be a table of role = exponent")
     out = {}
     for role, value in table.items():
         if role not in ROLES:
-            raise ValueError(f"unknown role '{role}' (roles: {', '.join(ROLES)})")
-        low, high = (value, value) if isinstance(value, (int, float)) else value
+            close = difflib.get_close_matches(role, ROLES, n=1)
+            raise ValueError(f"[{where}]: unknown role '{role}'" + (f" (did you mean {close[0]}?)" if close else "")
+                             + f" (roles: {', '.join(ROLES)})")
+        pair = value if isinstance(value, list) else [value, value]
+        if len(pair) != 2 or not all(_is_number(v) for v in pair):
+            raise ValueError(f"[{where}] {role}: must be a number or a [low, high] pair of numbers, not {value!r}")
+        low, high = float(pair[0]), float(pair[1])
         if not low <= high:
-            raise ValueError(f"{role}: range [{low}, {high}] is empty")
-        out[role] = (float(low), float(high))
+            raise ValueError(f"[{where}] {role}: range [{low}, {high}] is empty")
+        out[role] = (low, high)
+    missing = [role for role in ROLES if role not in out]
+    if complete and missing:
+        raise ValueError(f"[{where}] gives no exponent for {', '.join(missing)}: every role needs one")
     return out
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _data():

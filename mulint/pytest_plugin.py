@@ -44,17 +44,23 @@ def mup_check():
 def pytest_collection_modifyitems(session, config, items) -> None:
     if not config.getoption("mulint"):
         return
-    from mulint.config import find_config, load_config
+    from mulint.config import find_config, load_config, settings_for
+    from mulint.errors import MulintError
 
-    found = find_config(Path(str(config.rootpath)))
-    if found is None:
-        raise pytest.UsageError("--mulint: no pyproject.toml with a [tool.mulint] table above the rootdir")
-    settings = load_config(found)
-    if not settings.targets:
-        raise pytest.UsageError(f"--mulint: {found} has no `targets` in [tool.mulint]")
+    try:  # a bad setting is a usage error, as under `mulint check`, never an INTERNALERROR traceback
+        found = find_config(Path(str(config.rootpath)))
+        if found is None:
+            raise pytest.UsageError("--mulint: no pyproject.toml with a [tool.mulint] table above the rootdir")
+        named = load_config(found).targets
+        if not named:
+            raise pytest.UsageError(f"--mulint: {found} has no `targets` in [tool.mulint]")
+        settings = settings_for(config_path=found)  # the one merge `mulint check` makes, with no flags
+    except MulintError as exc:
+        raise pytest.UsageError(f"--mulint: {exc}") from None
     config_node = MulintConfigFile.from_parent(session, path=found)
-    for target in settings.targets:
-        items.append(MulintItem.from_parent(config_node, name=f"mulint[{target}]", target=target, settings=settings))
+    for name, target in zip(named, settings.paths):  # the settings hold each resolved against the config's folder
+        items.append(MulintItem.from_parent(config_node, name=f"mulint[{name}]", target=target,
+                                            settings=settings.with_paths([target])))
 
 
 class MulintConfigFile(pytest.File):
@@ -77,31 +83,18 @@ class MulintItem(pytest.Item):
         self.add_marker("mulint")
 
     def runtest(self) -> None:
-        from mulint.checker import CheckOptions, run_check
+        from mulint.checker import run_check
         from mulint.report import text
+        from mulint.report.summary import error_lines, unanalysed_lines
 
-        settings = self.settings
-        head = self.target.split(":")[0]
-        path = settings.root / self.target if not Path(head).is_absolute() and (settings.root / head).exists() \
-            else Path(self.target)
-        options = CheckOptions(paths=[str(path)], widths=settings.widths, width_arg=settings.width_arg,
-                               select=settings.select, ignore=settings.ignore,
-                               per_file_ignores=settings.per_file_ignores, exclude=settings.exclude,
-                               optimizer=settings.optimizer, root=settings.root,
-                               lr_scale_keys=settings.lr_scale_keys, lr_scale=settings.lr_scale)
-        if settings.timeout:
-            options.timeout = settings.timeout
-        if settings.max_memory:
-            options.max_memory = settings.max_memory
-        result = run_check(options)
+        result = run_check(self.settings)
         lines = []
         if result.findings:
             lines.append(text.render(result.findings, fix_available=False))
-        for error in result.errors:
-            hint = f"\n  hint: {error['hint']}" if error.get("hint") else ""
-            lines.append(f"error: {error['target']}: [{error['step']}] {error['message']}{hint}")
-        if settings.require_models:
-            lines += [f"not analysed: {item['path']}: {item['reason']}" for item in result.unanalysed]
+        lines += error_lines(result.errors)
+        # A model the run did not analyse is not a pass: a green item must mean it was checked.
+        if result.unanalysed:
+            lines += unanalysed_lines(result)
         if lines:
             raise MulintFindings("\n".join(lines))
 
@@ -111,4 +104,4 @@ class MulintItem(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self):
-        return self.settings.root / "pyproject.toml", None, f"mulint {self.target}"
+        return self.settings.config_path or self.settings.root / "pyproject.toml", None, f"mulint {self.target}"

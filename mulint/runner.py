@@ -1,13 +1,13 @@
 """Running one model target for `inspect` and `coord`: the job of the target named (or of the one
 model a bare file defines), run in a worker, its failure raised as the MulintError it reported; and
-inspect's options, completed from `[tool.mulint]` as `check` completes its own."""
+inspect's options, taken from the same settings as `check`'s."""
 
 from __future__ import annotations
 
 import click
 
 from mulint.errors import MulintError
-from mulint.isolation import DEFAULT_TIMEOUT, Job, Limits, default_jobs, run_jobs
+from mulint.isolation import Job, run_jobs
 from mulint.report.summary import quoted_output
 
 
@@ -53,41 +53,10 @@ def echo_output(label: str, output: str) -> None:
         click.echo(f"  | {line}", err=True)
 
 
-def limits_for(jobs, timeout, max_memory, config=None):
-    return Limits(timeout=timeout or (config.timeout if config and config.timeout else DEFAULT_TIMEOUT),
-                  max_memory=max_memory or (config.max_memory if config else None),
-                  jobs=jobs or (config.jobs if config and config.jobs else default_jobs()))
 
-
-def inspect_options(target: str, *, widths, width_arg, optimizer, profile):
-    """(the inspect job's options, the config they were completed from): what is not given on the command
-    line comes from the `[tool.mulint]` found above the target's file, so inspect shows the numbers
-    `check` judges (the same optimizer, lr-scale keys, widths and profile)."""
-    from pathlib import Path
-
-    from mulint.config import find_config, load_config
-
-    start = Path(target.split(":")[0])
-    config_file = find_config(start if start.exists() else Path.cwd())
-    config = load_config(config_file) if config_file else None
-    options = {"widths": widths or (config.widths if config else None),
-               "width_arg": width_arg or (config.width_arg if config else None),
-               "optimizer": optimizer or (config.optimizer if config else None),
-               "lr_scale_keys": config.lr_scale_keys if config else [],
-               "lr_scale": config.lr_scale if config else "auto",
-               "profile": chosen_profile(profile, config)}
-    return options, config
-
-
-def chosen_profile(profile: str | None, config) -> str:
-    """As `check` chooses it: the profile named, else the config's (a file relative to its pyproject.toml),
-    else mup; an unknown one is a usage error before anything runs."""
-    from pathlib import Path
-
-    from mulint.profiles import is_profile_file, load_profile
-
-    if profile is None and config and config.profile:
-        profile = config.profile if not is_profile_file(config.profile) else str(config.root / config.profile)
-    profile = str(Path(profile).resolve()) if profile and is_profile_file(profile) else (profile or "mup")
-    load_profile(profile)
-    return profile
+def inspect_options(settings) -> dict:
+    """The inspect job's options from the run's settings (mulint.settings: `[tool.mulint]` found above the
+    target, under the flags, as for check), so inspect shows the numbers `check` judges."""
+    return {"widths": list(settings.widths) if settings.widths else None, "width_arg": settings.width_arg,
+            "optimizer": settings.optimizer, "lr_scale_keys": list(settings.lr_scale_keys),
+            "lr_scale": settings.lr_scale, "profile": settings.profile}

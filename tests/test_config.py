@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mulint.config import Config, find_config, load_config, merge
+from mulint.config import Config, find_config, load_config
 from mulint.errors import MulintError
 
 
@@ -110,22 +110,6 @@ def test_toml_syntax_error_names_the_file_and_the_line(tmp_path):
 def test_tool_mulint_must_be_a_table(tmp_path):
     with pytest.raises(MulintError, match="must be a table"):
         load_config(write(tmp_path / "pyproject.toml", "[tool]\nmulint = 3\n"))
-
-
-def test_merge_puts_cli_values_over_the_config(tmp_path):
-    config = load_config(write(tmp_path / "pyproject.toml", """
-        [tool.mulint]
-        select = ["MU1"]
-        widths = [64, 128]
-        format = "json"
-    """))
-    merged = merge(config, select=["MU2"], widths=None, format=None, optimizer="opt.py:make")
-    assert merged.select == ["MU2"] and merged.widths == [64, 128] and merged.format == "json"
-    assert merged.optimizer == "opt.py:make" and merged.root == tmp_path.resolve()
-    assert config.select == ["MU1"]  # the loaded config is left as it was
-    assert merge(None, ignore=["MU3"]) == Config(root=Path.cwd(), ignore=["MU3"])
-    with pytest.raises(TypeError, match="colour"):
-        merge(config, colour=True)
 
 
 def test_lr_scale_key_from_the_config_is_applied(mulint, tmp_path):

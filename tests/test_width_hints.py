@@ -10,7 +10,7 @@ from mulint.build import build_at
 from mulint.errors import MulintError
 from mulint.load.targets import parse_target, resolve
 from mulint.load.width import find_knob
-from mulint.load.width_hints import NEEDS_ARGUMENTS, NO_WIDTH_KNOB
+from mulint.load.width_hints import NEEDS_ARGUMENTS, NO_WIDTH_KNOB, UNKNOWN_WIDTH_ARG
 
 ZOO = '''
 from dataclasses import dataclass
@@ -176,7 +176,7 @@ def test_a_width_arg_naming_nothing_lists_the_int_fields_and_guesses(zoo):
     exc = _failure(zoo, "Counted", width_arg="n_unit")
     assert "--width-arg n_unit names no argument" in exc.message
     assert "n_classes" in exc.message and "n_units" in exc.message
-    assert exc.kind == NO_WIDTH_KNOB
+    assert exc.kind == UNKNOWN_WIDTH_ARG
     assert "did you mean --width-arg n_units?" in exc.hint
     assert "--width-arg n_unit " not in exc.hint and "--width-arg NAME" not in exc.hint
 

@@ -23,6 +23,9 @@ from mulint.load.width import (_FINITE_TOKENS, _WIDTH_TOKENS, CONFIG_PARAM_NAMES
 
 NO_WIDTH_KNOB = "no-width-knob"
 NEEDS_ARGUMENTS = "needs-arguments"
+# --width-arg names nothing in the model: the user's setting is wrong, not the model (an error, never
+# a "not analysed" note that a run without --require-models passes).
+UNKNOWN_WIDTH_ARG = "unknown-width-arg"
 DEFAULT_WIDTH = 256
 
 
@@ -39,7 +42,7 @@ def no_knob_error(search: KnobSearch) -> MulintError:
     unknown = _unknown_width_arg(search)
     if unknown is not None:  # the option names nothing: say so first, then how to get a knob anyway
         message, guess = unknown
-        kind = NO_WIDTH_KNOB
+        kind = UNKNOWN_WIDTH_ARG
         hint = (f"did you mean --width-arg {guess}? Or " if guess else "") + hint
     return _error(search, message, kind, hint)
 

@@ -15,8 +15,13 @@ def quoted_output(error: dict) -> str:
 def note_lines(result) -> list[str]:
     """Each target's notes, then each model file that was not analysed, with its hint."""
     lines = [f"note: {target['target']}: {note}" for target in result.targets for note in target.get("notes") or []]
-    return lines + [f"note: {item['path']}: not analysed: {item['reason']}\n  hint: {item['hint']}"
-                    for item in result.unanalysed]
+    return lines + unanalysed_lines(result)
+
+
+def unanalysed_lines(result) -> list[str]:
+    """Each model file that was not analysed, why, and the way out."""
+    return [f"note: {item['path']}: not analysed: {item['reason']}\n  hint: {item['hint']}"
+            for item in result.unanalysed]
 
 
 def error_lines(errors: list[dict]) -> list[str]:

@@ -46,14 +46,15 @@ def measure(target: str) -> dict:
     resolve(parse_target(target), allow_exec=True)  # the user's code, imported once and reused by the check
     imported = time.perf_counter()
     from mulint.analysis import model, structure
-    from mulint.checker import CheckOptions, run_check
+    from mulint.checker import run_check
+    from mulint.config import Settings
 
     bucket: dict[str, float] = {}
     _timed(structure, "build_at", bucket, "meta build")
     _timed(structure, "export", bucket, "trace")
     _timed(model, "numeric_widths", bucket, "choosing small widths")
     _timed(model, "measure_init", bucket, "small CPU models")
-    result = run_check(CheckOptions(paths=[target], cache=False))
+    result = run_check(Settings(paths=(target,), cache=False))
     total = time.perf_counter() - imported
     return {
         "target": target, "import": libraries - start, "import target": imported - libraries, "check": total,

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def static_over_transformers() -> None:
     import transformers
 
-    from mulint.checker import CheckOptions, expand, run_check
+    from mulint.checker import expand, run_check
+    from mulint.config import Settings
 
     directory = Path(transformers.__file__).parent
     files = expand([str(directory)], [])
@@ -29,7 +30,7 @@ def static_over_transformers() -> None:
     findings = errors = 0
     for path in files:  # one at a time, so a crash is attributed to its file
         try:
-            result = run_check(CheckOptions(paths=[path], no_exec=True, cache=False))
+            result = run_check(Settings(paths=(path,), no_exec=True, cache=False))
         except Exception as exc:  # noqa: BLE001 - counting crashes is the point
             crashes += 1
             print(f"crash on {path}: {type(exc).__name__}: {exc}")

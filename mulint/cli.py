@@ -13,6 +13,7 @@ import click
 from mulint import __version__
 from mulint.errors import MulintError
 from mulint.isolation import DEFAULT_TIMEOUT
+from mulint.report.escape import lines, one_line
 from mulint.report.summary import counts_line, error_lines, not_a_pass, note_lines, render, unanalysed_lines
 from mulint.runner import echo_output, inspect_options, one_model_job, run_one_job
 
@@ -161,7 +162,7 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
         options, require, fmt = settings, settings.require_models, settings.format
         # Model analysis takes seconds per target: say what is running, on a terminal or with --verbose.
         show = verbose or sys.stderr.isatty()
-        progress = (lambda line: click.echo(line, err=True)) if show else (lambda line: None)
+        progress = (lambda line: click.echo(one_line(line), err=True)) if show else (lambda line: None)
         if verbose:
             from mulint.checker import expand
 
@@ -320,11 +321,11 @@ class _errors:
                                            BrokenPipeError, KeyboardInterrupt)):
             return False
         if self.verbose:
-            traceback.print_exception(kind, exc, tb)
+            click.echo(lines("".join(traceback.format_exception(kind, exc, tb))), err=True, nl=False)
         if isinstance(exc, MulintError):
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {lines(exc)}", err=True)
         else:
-            click.echo(f"error: internal error: {kind.__name__}: {exc}\n  hint: rerun with --verbose and report "
+            click.echo(f"error: internal error: {kind.__name__}: {lines(exc)}\n  hint: rerun with --verbose and report "
                        "it with the traceback", err=True)
         raise SystemExit(2)
 

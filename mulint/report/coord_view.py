@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from mulint.report.escape import lines, one_line
+
 
 def as_json(result) -> str:
     layers = []
@@ -23,16 +25,16 @@ def as_text(result, worst: int = 10) -> str:
     judged = [l for l in result.layers if l.judged and l.slope is not None]
     ranked = sorted(judged, key=lambda l: -abs(l.slope))[:worst]
     rows = [("layer", "type", "slope", "status")] + [
-        (l.name, l.module_type, f"{l.slope:+.2f}", l.status) for l in ranked]
+        (one_line(l.name), one_line(l.module_type), f"{l.slope:+.2f}", l.status) for l in ranked]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     table = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     table.insert(1, "  ".join("-" * w for w in widths))
     bad = [l for l in judged if l.status != "ok"]
-    head = (f"{result.target}: coordinate check {result.verdict.upper()} "
+    head = (f"{one_line(result.target)}: coordinate check {result.verdict.upper()} "
             f"(widths {', '.join(map(str, result.widths))}; {result.steps} steps; {result.seeds} seeds; "
             f"{result.optimizer}; {result.device})")
     shrunk = [f"trained smaller where width does not matter: {'; '.join(result.shrunk)}"] if result.shrunk else []
-    notes = [f"note: {n}" for n in result.notes]
+    notes = [f"note: {lines(n)}" for n in result.notes]
     low, high = result.limits
     summary = (f"{len(bad)} of {len(judged)} layers change with width: slope of mean |h_t - h_0| against width "
                f"outside [{low:+g}, {high:+g}] at step {result.steps}") if bad else \

@@ -8,11 +8,13 @@ the offending line itself, so the message is the rule's sentence alone.
 from __future__ import annotations
 
 from mulint.findings import Finding
+from mulint.report.escape import but_line_ends
 
 
 def escape_data(text: str) -> str:
-    # `%` first: the escapes introduced below contain `%` themselves.
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    # Terminal escapes shown, not played, in the log; then `%` first: the escapes introduced below
+    # contain `%` themselves.
+    return but_line_ends(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def escape_property(text: str) -> str:

@@ -7,6 +7,7 @@ import json
 
 from mulint.facts import ModelFacts
 from mulint.paths import display_path
+from mulint.report.escape import lines, one_line
 from mulint.report.evidence import model_evidence, param_evidence
 from mulint.report.evidence_view import evidence_lines
 
@@ -27,7 +28,7 @@ def as_json(facts: ModelFacts) -> str:
 
 def as_text(facts: ModelFacts) -> str:
     header = [
-        f"{facts.target}",
+        one_line(facts.target),
         f"  width: {facts.width_knob} = {facts.base_width}; built at {', '.join(map(str, facts.widths))} on the meta device",
     ]
     if facts.repeated_blocks:
@@ -36,9 +37,9 @@ def as_text(facts: ModelFacts) -> str:
     header.append("")
     rows = [("parameter", "shape", "inf dims", "fan_in", "fan_out", "roles", "created at")]
     for p in facts.params:
-        name = p.name + (f" (= {', '.join(p.aliases)})" if p.aliases else "")
+        name = one_line(p.name + (f" (= {', '.join(p.aliases)})" if p.aliases else ""))
         roles = ", ".join(p.roles) + (" (by shape)" if p.role_source == "shape" else "")
-        loc = f"{display_path(p.created_at.path)}:{p.created_at.line}" if p.created_at else ""
+        loc = one_line(f"{display_path(p.created_at.path)}:{p.created_at.line}") if p.created_at else ""
         rows.append((name, "×".join(map(str, p.shape)) or "()", ",".join(map(str, p.infinite_dims)) or "-",
                      _fan(p.fan_in, p.primary_use and p.primary_use.fan_in_infinite),
                      _fan(p.fan_out, p.primary_use and p.primary_use.fan_out_infinite), roles, loc))
@@ -52,7 +53,7 @@ def as_text(facts: ModelFacts) -> str:
     summary = ", ".join(f"{n} {r}" for r, n in counts.items())
     footer = ["", f"{len(facts.params)} parameters: {summary}. inf = grows with width."]
     footer += evidence_lines(facts)
-    footer += [f"note: {n}" for n in facts.notes]
+    footer += [f"note: {lines(n)}" for n in facts.notes]
     return "\n".join(header + lines + footer)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from mulint.findings import Finding
+from mulint.report.escape import json_text
 
 FIELDS = ("code", "name", "severity", "message", "path", "line", "column", "parameter", "target", "fix")
 
@@ -25,5 +26,6 @@ def render(findings: list[Finding], targets: list[dict], errors: list[dict], *,
                "files_static": sum(t.get("mode") == "static" for t in targets),
                "unanalysed": len(unanalysed or []), "errors": len(errors)}
     # default=str: targets may carry Paths or other plain values that json cannot encode itself.
-    return json.dumps({"findings": rows, "targets": targets, "errors": errors, "unanalysed": unanalysed or [],
-                       "summary": summary}, indent=2, default=str, ensure_ascii=False)
+    return json_text(json.dumps({"findings": rows, "targets": targets, "errors": errors,
+                                 "unanalysed": unanalysed or [], "summary": summary},
+                                indent=2, default=str, ensure_ascii=False))

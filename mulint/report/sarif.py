@@ -110,4 +110,6 @@ def render(findings: list[Finding], rules: list[RuleMeta], version: str, *, root
             "results": [_result(f, index[f.code]) for f in sorted(findings, key=lambda f: f.sort_key)],
         }],
     }
-    return json.dumps(log, indent=2, ensure_ascii=False)
+    from mulint.report.escape import json_text
+
+    return json_text(json.dumps(log, indent=2, ensure_ascii=False))

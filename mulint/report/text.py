@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from mulint.findings import Finding
 from mulint.report import message_of
+from mulint.report.escape import one_line
 
 
 def render(findings: list[Finding], *, statistics: bool = False, fix_available: bool = True,
@@ -35,7 +36,7 @@ def _applicable(f: Finding, unsafe_fixes: bool) -> bool:
 
 def _line(f: Finding, fix_available: bool, unsafe_fixes: bool) -> str:
     mark = " [*]" if fix_available and _applicable(f, unsafe_fixes) else ""
-    return f"{f.path}:{f.line}:{f.column}: {f.code}{mark} {message_of(f)}"
+    return f"{one_line(f.path)}:{f.line}:{f.column}: {f.code}{mark} {one_line(message_of(f))}"
 
 
 def _plural(n: int, word: str) -> str:

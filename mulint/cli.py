@@ -5,6 +5,7 @@ torch is imported only inside the commands that analyse a model, so the static p
 
 from __future__ import annotations
 
+import errno
 import sys
 import traceback
 
@@ -280,17 +281,18 @@ def rule(code: str | None) -> None:
     from mulint.rules import all_rules, by_code
     from mulint.rules.pages import pages_dir
 
-    if code is None:
-        for r in all_rules():
-            kind = "static" if r.needs == "source" else "model"
-            click.echo(f"{r.code}  {r.name:34s} {r.severity:8s} {kind:7s} {r.summary}")
-        return
-    found = by_code(code)
-    if found is None:
-        click.echo(f"error: unknown rule code '{code}'\n  hint: `mulint rule` lists them", err=True)
-        raise SystemExit(2)
-    page = pages_dir() / f"{found.code}.md"
-    click.echo(page.read_text(encoding="utf-8") if page.exists() else f"{found.code}: {found.name}\n\n{found.summary}")
+    with _errors(False):
+        if code is None:
+            for r in all_rules():
+                kind = "static" if r.needs == "source" else "model"
+                click.echo(f"{r.code}  {r.name:34s} {r.severity:8s} {kind:7s} {r.summary}")
+            return
+        found = by_code(code)
+        if found is None:
+            click.echo(f"error: unknown rule code '{one_line(code)}'\n  hint: `mulint rule` lists them", err=True)
+            raise SystemExit(2)
+        page = pages_dir() / f"{found.code}.md"
+        click.echo(page.read_text(encoding="utf-8") if page.exists() else f"{found.code}: {found.name}\n\n{found.summary}")
 
 
 def _require_models(result, require: bool) -> bool:
@@ -317,9 +319,13 @@ class _errors:
         return self
 
     def __exit__(self, kind, exc, tb):
+        if isinstance(exc, BrokenPipeError):
+            _quiet_broken_pipe()  # here: click would turn it into exit 1, which means findings
         if exc is None or isinstance(exc, (click.exceptions.Exit, click.exceptions.ClickException, SystemExit,
-                                           BrokenPipeError, KeyboardInterrupt)):
+                                           KeyboardInterrupt)):
             return False
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            return False  # main() says the disk is full
         if self.verbose:
             click.echo(lines("".join(traceback.format_exception(kind, exc, tb))), err=True, nl=False)
         if isinstance(exc, MulintError):
@@ -330,32 +336,67 @@ class _errors:
         raise SystemExit(2)
 
 
+# A write that fails because the disk (or quota, or file size limit) is full: the user's environment,
+# not a bug of mulint's; said plainly, exit 2.
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
 def main(argv: list[str] | None = None) -> None:
+    if sys.stdout is None:  # started with stdout closed (`>&-`): every result would vanish in silence
+        click.echo("error: cannot write the output: standard output is closed", err=True)
+        sys.exit(2)
     from mulint.isolation import handle_signals
 
     handle_signals()  # SIGTERM/SIGHUP unwind as Ctrl-C does: workers killed, temporary files removed
     try:
-        cli.main(args=argv, prog_name="mulint", standalone_mode=False)
+        try:
+            cli.main(args=argv, prog_name="mulint", standalone_mode=False)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+        except click.exceptions.Exit as exc:
+            code = exc.exit_code
+        except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+            interrupt = exc if isinstance(exc, KeyboardInterrupt) else exc.__cause__ or exc.__context__
+            if isinstance(interrupt, KeyboardInterrupt):
+                click.echo("interrupted", err=True)
+                code = 128 + getattr(interrupt, "signum", 2)  # 130 for Ctrl-C, 143 for SIGTERM
+            else:
+                click.echo("Aborted.", err=True)
+                code = 2
+        except click.ClickException as exc:
+            exc.show()
+            code = 2  # click exits 1 on usage errors; 1 means findings here
+        sys.stdout.flush()  # output redirected to a file is buffered: a full disk shows here, not at exit
     except BrokenPipeError:
         _quiet_broken_pipe()
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
-        interrupt = exc if isinstance(exc, KeyboardInterrupt) else exc.__cause__ or exc.__context__
-        if isinstance(interrupt, KeyboardInterrupt):
-            click.echo("interrupted", err=True)
-            sys.exit(128 + getattr(interrupt, "signum", 2))  # 130 for Ctrl-C, 143 for SIGTERM
-        click.echo("Aborted.", err=True)
-        sys.exit(2)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2)  # click exits 1 on usage errors; 1 means findings here
-    sys.exit(0)
+    except OSError as exc:
+        if exc.errno not in _DISK_FULL:
+            raise
+        _cannot_write(exc)
+    sys.exit(code)
+
+
+def _cannot_write(exc: OSError) -> None:
+    where = f" {exc.filename}" if exc.filename else ""
+    try:
+        click.echo(f"error: cannot write{where}: {exc.strerror or exc}\n  hint: free some space, or write the "
+                   "output elsewhere", err=True)
+    except OSError:
+        pass  # stderr is on the full disk too: the exit code is all that is left
+    _drop_stdout()
+    sys.exit(2)
 
 
 def _quiet_broken_pipe() -> None:
-    """`mulint check . | head`: the reader left; stop without a traceback (Python's documented recipe:
-    point stdout at devnull so the interpreter's final flush does not fail again)."""
+    """`mulint check . | head`: the reader left; stop without a traceback and exit as a process that
+    SIGPIPE ended (128 + 13, what `yes | head` shows), never with a verdict's 0, 1 or 2."""
+    _drop_stdout()
+    sys.exit(128 + 13)
+
+
+def _drop_stdout() -> None:
+    """Point stdout at devnull, so that the interpreter's final flush of what is left does not fail again."""
     import os
 
     try:
@@ -363,7 +404,6 @@ def _quiet_broken_pipe() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
-    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -193,12 +193,13 @@ def coord(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any], 
           width_arg: str | None = None) -> CoordReport:
     """Train the model a few steps at growing widths; a layer whose change grows or collapses with
     width fails the check."""
-    from mulint.analysis.structure import analyse_structure
     from mulint.config import build_settings, check_coord_run
+
+    check_coord_run(steps, seeds, lr, source="api")  # before torch is imported: a bad call fails at once
+    build_settings(None, source="api", widths=widths, width_arg=width_arg)
+    from mulint.analysis.structure import analyse_structure
     from mulint.coordcheck.run import run_coord
 
-    check_coord_run(steps, seeds, lr, source="api")
-    build_settings(None, source="api", widths=widths, width_arg=width_arg)
     target = _target(model_fn, widths, width_arg)
 
     def run():

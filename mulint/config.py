@@ -326,17 +326,32 @@ def _from_root(root: Path, target: str) -> str:
 
 
 def _check_selection(values: dict, where: dict[str, str]) -> None:
-    """A selection that selects no rule switches the analysis off: an error, never "All checks passed!"."""
+    """A selection that leaves no rule that this run can apply switches the analysis off: an error,
+    never "All checks passed!". The coordinate check's rules run only with --coord, and --no-exec
+    runs the static rules only."""
     from mulint.rules import all_rules
+    from mulint.rules.coord import CoordBlowUp, CoordCollapse
     from mulint.suppress import selected
 
     select, ignore = values.get("select"), values.get("ignore")
-    if any(selected(rule.code, select, ignore) for rule in all_rules()):
+    chosen = [rule for rule in all_rules() if selected(rule.code, select, ignore)]
+    runnable = [rule for rule in chosen if (values.get("coord") or not issubclass(rule, (CoordBlowUp, CoordCollapse)))
+                and (not values.get("no_exec") or rule.needs == "source")]
+    if runnable:
         return
     named = " with ".join(f"{where[name]} = {','.join(values[name]) or '(empty)'}"
-                          for name in ("select", "ignore") if name in where)
-    raise MulintError(f"{named}: no rule is left to check", step="config",
-                      hint="name rule codes or prefixes, e.g. MU1,MU201 (`mulint rule` lists them)")
+                          for name in ("select", "ignore") if name in where) or "the default selection"
+    if not chosen:
+        raise MulintError(f"{named}: no rule is left to check", step="config",
+                          hint="name rule codes or prefixes, e.g. MU1,MU201 (`mulint rule` lists them)")
+    codes = ", ".join(rule.code for rule in chosen)
+    if values.get("no_exec"):
+        why = f"{where.get('no_exec', 'no_exec')} runs the static rules only, and none of {codes} is one"
+        hint = "drop --no-exec, or select a static rule (`mulint rule` lists them as static)"
+    else:
+        why = f"{codes} run only with the coordinate check"
+        hint = "add --coord (coord=True from Python), or select other rules"
+    raise MulintError(f"{named}: nothing would be checked: {why}", step="config", hint=hint)
 
 
 def _profile(name: str | None, where: str, root: Path) -> str:

@@ -104,6 +104,16 @@ def test_settings_for_finds_the_config_upwards_from_the_first_path(tmp_path):
     assert settings_for([f"{model}:Net"], ignore=["MU2"]).ignore == ("MU2",)
 
 
+def test_a_selection_is_judged_by_the_rules_the_run_can_apply():
+    assert build_settings(None, select=["MU9"], coord=True).select == ("MU9",)
+    assert build_settings(None, select=["MU3"], no_exec=True).select == ("MU3",)  # MU305 is static
+    assert build_settings(None, ignore=["MU9"]).ignore == ("MU9",)
+    with pytest.raises(MulintError, match="coordinate check"):
+        build_settings(None, select=["MU901"], coord=False)
+    with pytest.raises(MulintError, match="coord=True"):
+        build_settings(None, source="api", select=["MU902"])
+
+
 def test_an_unknown_setting_is_a_programming_error():
     with pytest.raises(TypeError, match="colour"):
         build_settings(None, colour=True)
@@ -118,6 +128,9 @@ def test_an_unknown_setting_is_a_programming_error():
     (["--ignore", "ALL"], "--ignore"),
     (["--select", "MU1", "--ignore", "MU1"], "--ignore"),  # a tie is an ignore, as in ruff
     (["--select", "MU9O1"], "unknown rule code MU9O1"),
+    (["--select", "MU9"], "MU901, MU902 run only with the coordinate check"),
+    (["--select", "MU1", "--no-exec"], "--no-exec runs the static rules only"),
+    (["--select", "MU9", "--coord", "--no-exec"], "--no-exec runs the static rules only"),
     (["--timeout", "nan"], "--timeout"),
     (["--timeout", "inf"], "--timeout"),
     (["--timeout", "-1"], "--timeout"),

@@ -24,13 +24,10 @@ FORMATS_INSPECT = click.Choice(["text", "json"])
 def parse_widths(ctx, param, value: str | None) -> list[int] | None:
     if not value:
         return None
-    try:
-        widths = [int(v) for v in value.split(",") if v.strip()]
+    try:  # only split here: the settings judge the list, as they judge `widths` in [tool.mulint]
+        return [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
         raise click.BadParameter(f"'{value}' is not a comma-separated list of integers, e.g. 64,128,256")
-    if any(w <= 0 for w in widths) or len(set(widths)) < 2:
-        raise click.BadParameter("give at least two different positive widths, e.g. 64,128,256")
-    return sorted(set(widths))
 
 
 widths_option = click.option("--widths", callback=parse_widths, metavar="W1,W2,...",
@@ -236,6 +233,7 @@ def coord(target, optimizer, widths, width_arg, steps, seeds, lr, batch_spec, de
 
         check_coord_run(steps, seeds, lr)
         settings = _one_target(widths, width_arg, timeout, max_memory)
+        widths = list(settings.widths) if settings.widths else None
         options = {"widths": widths, "width_arg": settings.width_arg, "optimizer": optimizer, "steps": steps, "seeds": seeds,
                    "lr": lr, "batch": batch_spec, "device": device}
         job = one_model_job("coord", target, options)

@@ -299,7 +299,7 @@ def build_settings(config: Config | None = None, *, source: str = "cli", paths=(
 
         def bad(why: str, label: str = label) -> None:
             raise MulintError(f"{label}: {why}", step="config",
-                              hint="`mulint check --help` lists the options" if source == "cli" else HINT)
+                              hint="the command's --help lists its options" if source == "cli" else HINT)
 
         values[name] = parsers[name](value, bad)
         where[name] = label

@@ -47,7 +47,7 @@ def measure(target: str) -> dict:
     imported = time.perf_counter()
     from mulint.analysis import model, structure
     from mulint.checker import run_check
-    from mulint.config import Settings
+    from mulint.settings import Settings
 
     bucket: dict[str, float] = {}
     _timed(structure, "build_at", bucket, "meta build")

@@ -21,7 +21,7 @@ def static_over_transformers() -> None:
     import transformers
 
     from mulint.checker import expand, run_check
-    from mulint.config import Settings
+    from mulint.settings import Settings
 
     directory = Path(transformers.__file__).parent
     files = expand([str(directory)], [])

@@ -134,7 +134,7 @@ def check(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any], 
           profile: str | None = None, coord: bool = False, width_arg: str | None = None) -> Report:
     """Run mulint's model rules on the model `model_fn(width)` builds, with its optimizer
     `optimizer_fn(model)` when given (else one found as the CLI finds it)."""
-    from mulint.config import build_settings
+    from mulint.settings import build_settings
     from mulint.jobs import analyse_target
     from mulint.suppress import filter_findings
 
@@ -193,7 +193,7 @@ def coord(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any], 
           width_arg: str | None = None) -> CoordReport:
     """Train the model a few steps at growing widths; a layer whose change grows or collapses with
     width fails the check."""
-    from mulint.config import build_settings, check_coord_run
+    from mulint.settings import build_settings, check_coord_run
 
     check_coord_run(steps, seeds, lr, source="api")  # before torch is imported: a bad call fails at once
     build_settings(None, source="api", widths=widths, width_arg=width_arg)

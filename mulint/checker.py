@@ -14,7 +14,7 @@ from typing import Callable
 
 from mulint.errors import MulintError
 from mulint.findings import Finding
-from mulint.config import Settings
+from mulint.settings import Settings
 from mulint.isolation import Job, Outcome, run_jobs, warm_up
 from mulint.sources import is_regular, kind_of
 

@@ -90,7 +90,7 @@ def inspect(target: str, widths, width_arg, optimizer, profile, fmt: str, timeou
 
 def _one_target(widths, width_arg, timeout, max_memory):
     """`coord` trains one target in one worker: its flags validated as `check`'s are."""
-    from mulint.config import build_settings
+    from mulint.settings import build_settings
 
     return build_settings(None, widths=widths, width_arg=width_arg, timeout=timeout, max_memory=max_memory, jobs=1)
 
@@ -145,7 +145,7 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
     from pathlib import Path
 
     from mulint.checker import checked_files, run_check
-    from mulint.config import settings_for
+    from mulint.settings import settings_for
     from mulint.fix.run import fix_findings
 
     with _errors(verbose):
@@ -229,7 +229,7 @@ def coord(target, optimizer, widths, width_arg, steps, seeds, lr, batch_spec, de
     with _errors(verbose):
         if plot_path:
             _check_writable(plot_path)
-        from mulint.config import check_coord_run
+        from mulint.settings import check_coord_run
 
         check_coord_run(steps, seeds, lr)
         settings = _one_target(widths, width_arg, timeout, max_memory)

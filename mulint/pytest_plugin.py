@@ -44,7 +44,8 @@ def mup_check():
 def pytest_collection_modifyitems(session, config, items) -> None:
     if not config.getoption("mulint"):
         return
-    from mulint.config import find_config, load_config, settings_for
+    from mulint.config import find_config, load_config
+    from mulint.settings import settings_for
     from mulint.errors import MulintError
 
     try:  # a bad setting is a usage error, as under `mulint check`, never an INTERNALERROR traceback

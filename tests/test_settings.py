@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import mulint
-from mulint.config import Settings, build_settings, load_config, settings_for
+from mulint.config import load_config
+from mulint.settings import Settings, build_settings, settings_for
 from mulint.errors import MulintError
 from mulint.isolation import DEFAULT_TIMEOUT, default_jobs
 from tests.conftest import EXAMPLES, MODELS

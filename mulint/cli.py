@@ -14,7 +14,7 @@ import click
 from mulint import __version__
 from mulint.errors import MulintError
 from mulint.isolation import DEFAULT_TIMEOUT
-from mulint.report.escape import lines, one_line
+from mulint.report.escape import keep_lines, one_line
 from mulint.report.summary import counts_line, error_lines, not_a_pass, note_lines, render, unanalysed_lines
 from mulint.runner import echo_output, inspect_options, one_model_job, run_one_job
 
@@ -325,11 +325,11 @@ class _errors:
         if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
             return False  # main() says the disk is full
         if self.verbose:
-            click.echo(lines("".join(traceback.format_exception(kind, exc, tb))), err=True, nl=False)
+            click.echo(keep_lines("".join(traceback.format_exception(kind, exc, tb))), err=True, nl=False)
         if isinstance(exc, MulintError):
-            click.echo(f"error: {lines(exc)}", err=True)
+            click.echo(f"error: {keep_lines(exc)}", err=True)
         else:
-            click.echo(f"error: internal error: {kind.__name__}: {lines(exc)}\n  hint: rerun with --verbose and report "
+            click.echo(f"error: internal error: {kind.__name__}: {keep_lines(exc)}\n  hint: rerun with --verbose and report "
                        "it with the traceback", err=True)
         raise SystemExit(2)
 

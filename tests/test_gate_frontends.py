@@ -16,7 +16,7 @@ import torch  # noqa: F401  pytester's in-process runs unload modules they impor
 
 from mulint.findings import Finding
 from mulint.report import github, json_report, sarif, text
-from mulint.report.escape import json_text, lines, one_line
+from mulint.report.escape import json_text, keep_lines, one_line
 from mulint.report.summary import error_lines, note_lines
 from tests.conftest import MODELS, ROOT
 
@@ -191,7 +191,7 @@ def test_errors_notes_and_quoted_output_are_escaped_line_by_line():
 
 def test_escape_helpers():
     assert one_line("a\tb\nc\x00\x7f\x85\u2028") == "a\\tb\\nc\\x00\\x7f\\x85\\u2028"
-    assert lines("a\tb\r\nc\rd\x1b") == "a\tb\nc\\rd\\x1b"  # tabs and line ends kept, a lone CR shown
+    assert keep_lines("a\tb\r\nc\rd\x1b") == "a\tb\nc\\rd\\x1b"  # tabs and line ends kept, a lone CR shown
     assert one_line("µP – width^-½ ✓") == "µP – width^-½ ✓"  # printable text untouched
 
 
@@ -259,3 +259,18 @@ def test_closed_stdout_is_an_error_not_a_silent_pass(tmp_path):
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120,
                           preexec_fn=lambda: __import__("os").close(1))
     assert done.returncode == 2 and "standard output is closed" in done.stderr
+
+
+def test_inspect_text_shows_names_and_notes_escaped():
+    from mulint.facts import ModelFacts, ParamFacts
+    from mulint.report.inspect_view import as_text
+
+    facts = ModelFacts(target=f"evil{FORGED}.py:Net", path="evil.py", width_knob="width", base_width=64,
+                       widths=[64, 128], params=[ParamFacts(name=f"blocks.{ESCAPES}{FORGED}weight", shape=(64, 64),
+                                                            shapes={64: (64, 64), 128: (128, 128)},
+                                                            infinite_dims=(0, 1))],
+                       notes=[f"printed {ESCAPES}"])
+    out = as_text(facts)
+    _no_controls(out)
+    assert "blocks.\\x1b[2J" in out and "note: printed \\x1b[2J" in out
+    assert not any(line.startswith("All checks passed!") for line in out.split("\n"))

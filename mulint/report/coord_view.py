@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mulint.report.escape import lines, one_line
+from mulint.report.escape import keep_lines, one_line
 
 
 def as_json(result) -> str:
@@ -34,7 +34,7 @@ def as_text(result, worst: int = 10) -> str:
             f"(widths {', '.join(map(str, result.widths))}; {result.steps} steps; {result.seeds} seeds; "
             f"{result.optimizer}; {result.device})")
     shrunk = [f"trained smaller where width does not matter: {'; '.join(result.shrunk)}"] if result.shrunk else []
-    notes = [f"note: {lines(n)}" for n in result.notes]
+    notes = [f"note: {keep_lines(n)}" for n in result.notes]
     low, high = result.limits
     summary = (f"{len(bad)} of {len(judged)} layers change with width: slope of mean |h_t - h_0| against width "
                f"outside [{low:+g}, {high:+g}] at step {result.steps}") if bad else \

@@ -33,7 +33,7 @@ def one_line(text) -> str:
     return _UNSAFE_ANY.sub(_visible, str(text))
 
 
-def lines(text) -> str:
+def keep_lines(text) -> str:
     """Free text of several lines (a quoted output, an error with its hint): its newlines and tabs kept,
     every other control character escaped."""
     return _UNSAFE_IN_LINES.sub(_visible, str(text).replace("\r\n", "\n"))

@@ -7,7 +7,7 @@ import json
 
 from mulint.facts import ModelFacts
 from mulint.paths import display_path
-from mulint.report.escape import lines, one_line
+from mulint.report.escape import keep_lines, one_line
 from mulint.report.evidence import model_evidence, param_evidence
 from mulint.report.evidence_view import evidence_lines
 
@@ -53,7 +53,7 @@ def as_text(facts: ModelFacts) -> str:
     summary = ", ".join(f"{n} {r}" for r, n in counts.items())
     footer = ["", f"{len(facts.params)} parameters: {summary}. inf = grows with width."]
     footer += evidence_lines(facts)
-    footer += [f"note: {lines(n)}" for n in facts.notes]
+    footer += [f"note: {keep_lines(n)}" for n in facts.notes]
     return "\n".join(header + lines + footer)
 
 

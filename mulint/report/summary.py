@@ -4,7 +4,7 @@ Strings only: the CLI prints them."""
 from __future__ import annotations
 
 from mulint import __version__
-from mulint.report.escape import lines, one_line
+from mulint.report.escape import keep_lines, one_line
 
 
 def quoted_output(error: dict) -> str:
@@ -15,21 +15,21 @@ def quoted_output(error: dict) -> str:
 
 def note_lines(result) -> list[str]:
     """Each target's notes, then each model file that was not analysed, with its hint."""
-    notes = [f"note: {one_line(target['target'])}: {lines(note)}"
+    notes = [f"note: {one_line(target['target'])}: {keep_lines(note)}"
              for target in result.targets for note in target.get("notes") or []]
     return notes + unanalysed_lines(result)
 
 
 def unanalysed_lines(result) -> list[str]:
     """Each model file that was not analysed, why, and the way out."""
-    return [f"note: {one_line(item['path'])}: not analysed: {lines(item['reason'])}\n  hint: {lines(item['hint'])}"
+    return [f"note: {one_line(item['path'])}: not analysed: {keep_lines(item['reason'])}\n  hint: {keep_lines(item['hint'])}"
             for item in result.unanalysed]
 
 
 def error_lines(errors: list[dict]) -> list[str]:
     """`error: TARGET: [step] message`, the output it printed, and the hint."""
-    return [f"error: {one_line(e['target'])}: [{e['step']}] {lines(e['message'])}{quoted_output(e)}"
-            + (f"\n  hint: {lines(e['hint'])}" if e.get("hint") else "") for e in errors]
+    return [f"error: {one_line(e['target'])}: [{e['step']}] {keep_lines(e['message'])}{quoted_output(e)}"
+            + (f"\n  hint: {keep_lines(e['hint'])}" if e.get("hint") else "") for e in errors]
 
 
 def not_a_pass(result) -> str:

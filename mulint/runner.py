@@ -8,7 +8,7 @@ import click
 
 from mulint.errors import MulintError
 from mulint.isolation import Job, run_jobs
-from mulint.report.escape import one_line
+from mulint.report.escape import keep_lines, one_line
 from mulint.report.summary import quoted_output
 
 
@@ -51,7 +51,7 @@ def run_one_job(job, limits, verbose: bool, on_progress=lambda job, n: None):
 def echo_output(label: str, output: str) -> None:
     click.echo(f"output of {one_line(label)}:", err=True)
     for line in output.rstrip().splitlines():
-        click.echo(f"  | {one_line(line)}", err=True)
+        click.echo(f"  | {keep_lines(line)}", err=True)
 
 
 

@@ -9,7 +9,9 @@ from mulint.report.escape import keep_lines, one_line
 
 def quoted_output(error: dict) -> str:
     output = error.get("output")
-    return "\n  its output ended with:\n" + "\n".join(f"    | {one_line(line)}" for line in output.splitlines()) \
+    # Line by line under the `|` margin (splitlines also ends a line at a lone CR): no line can pass
+    # for mulint's own.
+    return "\n  its output ended with:\n" + "\n".join(f"    | {keep_lines(line)}" for line in output.splitlines()) \
         if output else ""
 
 
@@ -22,8 +24,8 @@ def note_lines(result) -> list[str]:
 
 def unanalysed_lines(result) -> list[str]:
     """Each model file that was not analysed, why, and the way out."""
-    return [f"note: {one_line(item['path'])}: not analysed: {keep_lines(item['reason'])}\n  hint: {keep_lines(item['hint'])}"
-            for item in result.unanalysed]
+    return [f"note: {one_line(item['path'])}: not analysed: {keep_lines(item['reason'])}"
+            f"\n  hint: {keep_lines(item['hint'])}" for item in result.unanalysed]
 
 
 def error_lines(errors: list[dict]) -> list[str]:

@@ -104,6 +104,13 @@ def _string(value, bad):
     return value
 
 
+def _name(value, bad):
+    """A name (of an argument, a function, a profile): an empty one would be dropped in silence."""
+    if not _string(value, bad).strip():
+        bad("must not be empty")
+    return value.strip()
+
+
 def _format(value, bad):
     if _string(value, bad) not in FORMATS:
         bad(f"must be one of {', '.join(FORMATS)}")
@@ -175,15 +182,15 @@ KEYS = {  # TOML key -> (Config field, parser)
     "ignore": ("ignore", _codes),
     "per-file-ignores": ("per_file_ignores", _per_file_ignores),
     "widths": ("widths", _widths),
-    "width-arg": ("width_arg", _string),
-    "optimizer": ("optimizer", _string),
+    "width-arg": ("width_arg", _name),
+    "optimizer": ("optimizer", _name),
     "exclude": ("exclude", _strings),
     "format": ("format", _format),
     "timeout": ("timeout", _positive_number),
     "max-memory": ("max_memory", _size),
     "jobs": ("jobs", _positive_int),
     "require-models": ("require_models", _bool),
-    "profile": ("profile", _string),
+    "profile": ("profile", _name),
     "lr-scale-key": ("lr_scale_keys", lambda value, bad: [value] if isinstance(value, str) else _strings(value, bad)),
     "lr-scale": ("lr_scale", _lr_scale),
 }

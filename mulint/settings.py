@@ -54,12 +54,6 @@ class Settings:
         return dataclasses.replace(self, paths=tuple(paths))
 
 
-def _nonempty(value, bad):
-    if not isinstance(value, str) or not value.strip():
-        bad("must be a non-empty string")
-    return value.strip()
-
-
 def _flag(value, bad):
     if not isinstance(value, bool):
         bad("must be True or False")
@@ -91,8 +85,7 @@ def build_settings(config: Config | None = None, *, source: str = "cli", paths=(
             if value != getattr(unset, name):  # `select = []` is set (to nothing), not unset
                 values[name] = value
                 where[name] = f"[tool.mulint] {key}" + (f" (in {config.path})" if config.path else "")
-    parsers = {**{name: parse for name, parse in KEYS.values()}, **_RUN_ONLY,
-               "width_arg": _nonempty, "optimizer": _nonempty}
+    parsers = {**{name: parse for name, parse in KEYS.values()}, **_RUN_ONLY}
     for name, value in given.items():
         if name not in parsers or name == "targets":
             raise TypeError(f"build_settings() got an unknown setting: {name}")
@@ -115,6 +108,7 @@ def build_settings(config: Config | None = None, *, source: str = "cli", paths=(
     targets = tuple(paths) or tuple(_from_root(root, t) for t in values.pop("targets", []))
     values.pop("targets", None)
     _check_selection(values, where)
+    _check_per_file_ignores(values, where, root)
     values["profile"] = _profile(values.get("profile"), where.get("profile", ""), root)
     frozen = {name: tuple(v) if isinstance(v, list) else v for name, v in values.items()}
     if "per_file_ignores" in frozen:
@@ -155,6 +149,23 @@ def _check_selection(values: dict, where: dict[str, str]) -> None:
         why = f"{codes} run only with the coordinate check"
         hint = "add --coord (coord=True from Python), or select other rules"
     raise MulintError(f"{named}: nothing would be checked: {why}", step="config", hint=hint)
+
+
+def _check_per_file_ignores(values: dict, where: dict[str, str], root: Path) -> None:
+    """A per-file-ignores pattern that matches any file (`*`, `**/*.py`) and ignores every selected rule
+    switches the analysis off as `ignore = ["ALL"]` does."""
+    from mulint.rules import all_rules
+    from mulint.suppress import per_file_ignored, selected
+
+    codes = [rule.code for rule in all_rules() if selected(rule.code, values.get("select"), values.get("ignore"))]
+    probes = [str(root / "mulint_probe.py"), str(root / "a" / "b" / "mulint_probe.py")]
+    for glob, ignored in (values.get("per_file_ignores") or {}).items():
+        if glob.startswith("!"):
+            continue  # spares the files it names: "!models/*" = ["ALL"] checks the models only
+        if all(per_file_ignored(code, probe, {glob: ignored}, root) for code in codes for probe in probes):
+            raise MulintError(f'{where["per_file_ignores"]}: "{glob}" = {list(ignored)} ignores every rule in every '
+                              "file: nothing would be checked", step="config",
+                              hint="narrow the pattern (e.g. tests/*) or the codes; `ignore` switches rules off")
 
 
 def _profile(name: str | None, where: str, root: Path) -> str:

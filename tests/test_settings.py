@@ -162,12 +162,25 @@ def test_bad_flags_are_usage_errors(mulint, tmp_path, args, named):
     ("jobs = 1.5", "[tool.mulint] jobs"),
     ("profile = 'mu-p'", "[tool.mulint] profile"),
     ("profile = 3", "[tool.mulint] profile"),
+    ("profile = ''", "[tool.mulint] profile"),
+    ("width-arg = ' '", "[tool.mulint] width-arg"),
+    ("optimizer = ''", "[tool.mulint] optimizer"),
+    ("per-file-ignores = {'*' = ['ALL']}", '[tool.mulint] per-file-ignores (in'),
+    ("per-file-ignores = {'**/*.py' = ['MU']}", "ignores every rule in every file"),
+    ("select = ['MU1']\nper-file-ignores = {'*' = ['MU1']}", "ignores every rule in every file"),
 ])
 def test_bad_config_values_are_usage_errors(mulint, tmp_path, body, named):
     write(tmp_path / "pyproject.toml", f"[tool.mulint]\n{body}\n")
     code, out, err = mulint("check", static_file(tmp_path), "--no-cache")
     assert code == 2, out + err
     assert named in err and "All checks passed" not in out
+
+
+@pytest.mark.parametrize("globs", [{"tests/*": ["ALL"]}, {"*": ["MU1"]}, {"!models/*": ["ALL"]},
+                                   {"**/train_*.py": ["ALL"], "tests/**": ["MU3"]}])
+def test_per_file_ignores_that_leave_files_to_check_are_accepted(globs):
+    assert build_settings(None, per_file_ignores=globs).per_file_ignores == \
+        {glob: tuple(codes) for glob, codes in globs.items()}
 
 
 def test_a_flag_can_repair_a_config_that_selects_nothing(mulint, tmp_path):

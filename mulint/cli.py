@@ -44,8 +44,8 @@ def cli() -> None:
     """mulint: a linter for the Maximal Update Parametrization (µP) of PyTorch models."""
 
 
-# --jobs, --timeout and --max-memory are validated with the config's own parsers (mulint.config), so
-# that a value is judged alike whether a flag or [tool.mulint] gives it.
+# --jobs, --timeout and --max-memory are validated by the settings (mulint.settings) with the config's
+# own parsers, so that a value is judged alike whether a flag or [tool.mulint] gives it.
 jobs_option = click.option("--jobs", "-j", type=int, metavar="N",
                            help="Models analysed at once, each in its own worker process (default: the number "
                                 "of cores; config `jobs`).")
@@ -145,8 +145,8 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
     from pathlib import Path
 
     from mulint.checker import checked_files, run_check
-    from mulint.settings import settings_for
     from mulint.fix.run import fix_findings
+    from mulint.settings import settings_for
 
     with _errors(verbose):
         fixing = apply_fixes or show_diff
@@ -157,7 +157,7 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
             max_memory=max_memory, no_exec=no_exec, coord=run_coord, cache=not no_cache)
         if not settings.paths:
             raise click.UsageError("give a file, a directory or a PATH:NAME target (or `targets` in [tool.mulint])")
-        options, require, fmt = settings, settings.require_models, settings.format
+        require, fmt = settings.require_models, settings.format
         # Model analysis takes seconds per target: say what is running, on a terminal or with --verbose.
         show = verbose or sys.stderr.isatty()
         progress = (lambda line: click.echo(one_line(line), err=True)) if show else (lambda line: None)
@@ -165,14 +165,14 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
             from mulint.checker import expand
 
             skipped: list[str] = []
-            expand(options.paths, options.exclude, skipped)
+            expand(settings.paths, settings.exclude, skipped)
             for folder in skipped:
                 click.echo(f"skipped folder {folder} (not source)", err=True)
-        result = run_check(options, progress=progress)
+        result = run_check(settings, progress=progress)
         if verbose:
             for label, output in result.outputs:
                 echo_output(label, output)
-        fixes = fix_findings(result, checked_files(options), apply_fixes, show_diff, unsafe_fixes)
+        fixes = fix_findings(result, checked_files(settings), apply_fixes, show_diff, unsafe_fixes)
         if show_diff:
             diff = fixes.diff()
             click.echo(diff, nl=False)

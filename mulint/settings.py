@@ -19,6 +19,7 @@ from mulint.config import HINT, KEYS, Config, find_config, load_config
 from mulint.errors import MulintError
 from mulint.isolation import DEFAULT_TIMEOUT, Limits, default_jobs
 
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a run is told, after the merge; build it with `build_settings`. Lists are tuples so that

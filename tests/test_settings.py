@@ -231,6 +231,8 @@ def _profile_with(tmp_path: Path, old: str, new: str) -> Path:
     ("[update.sgd]\ninput = 1.0", "[update.sgd]\nimput = 1.0", "[update.sgd]: unknown role 'imput'"),
     ("[update.sgd]\ninput = 1.0\nvector = 1.0\nhidden = 0.0\noutput = -1.0\n", "",
      "'exact' lists sgd but there is no [update.sgd] table"),
+    ("[coord]\nblow_up = 0.3", "[coord]\nblow_up = '0.3'", "[coord] blow_up: must be a number"),
+    ("[coord]\nblow_up = 0.3", "[coord]\nblow_upp = 0.3", "[coord]: unknown key(s) blow_upp"),
     ('name = "mup"', "name = 7", "'name' must be a string"),
     ('name = "mup"', "", "'name' is missing"),
 ])

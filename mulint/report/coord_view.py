@@ -32,8 +32,9 @@ def as_text(result, worst: int = 10) -> str:
     bad = [l for l in judged if l.status != "ok"]
     head = (f"{one_line(result.target)}: coordinate check {result.verdict.upper()} "
             f"(widths {', '.join(map(str, result.widths))}; {result.steps} steps; {result.seeds} seeds; "
-            f"{result.optimizer}; {result.device})")
-    shrunk = [f"trained smaller where width does not matter: {'; '.join(result.shrunk)}"] if result.shrunk else []
+            f"{one_line(result.optimizer)}; {result.device})")
+    shrunk = [f"trained smaller where width does not matter: {one_line('; '.join(result.shrunk))}"] \
+        if result.shrunk else []
     notes = [f"note: {keep_lines(n)}" for n in result.notes]
     low, high = result.limits
     summary = (f"{len(bad)} of {len(judged)} layers change with width: slope of mean |h_t - h_0| against width "

@@ -23,6 +23,7 @@ else:  # pragma: no cover
 from mulint.errors import MulintError
 
 FORMATS = ("text", "json", "sarif", "github")
+MIN_MEMORY = 512 << 20  # bytes per worker
 MAX_MEMORY_CAP = 1 << 50  # bytes; a larger cap is a typo, and would overflow the kernel's limit
 HINT = "see the Configuration section of the README for the keys of [tool.mulint] and their types"
 
@@ -152,8 +153,9 @@ def parse_size(text: str) -> int:
         raise ValueError(f"'{text}' is not a size, e.g. 8G or 512M")
     number, unit = float(match[1]), (match[2] or "G").upper()
     size = int(number * (1 << {"K": 10, "M": 20, "G": 30, "T": 40}[unit]))
-    if size < (64 << 20):
-        raise ValueError(f"'{text}' is below 64M: a worker cannot even import torch in that")
+    if size < MIN_MEMORY:
+        # Measured: with torch loaded a worker fails below ~400M in ways that read as the model's fault.
+        raise ValueError(f"'{text}' is below 512M: a worker with torch loaded needs more than that alone")
     if size > MAX_MEMORY_CAP:
         raise ValueError(f"'{text}' is above 1024T, more than any machine has (the limit is per worker)")
     return size

@@ -138,6 +138,7 @@ def test_an_unknown_setting_is_a_programming_error():
     (["--timeout", "0"], "--timeout"),
     (["--max-memory", "99999999999T"], "--max-memory"),
     (["--max-memory", "1M"], "--max-memory"),
+    (["--max-memory", "300M"], "below 512M"),  # torch alone needs more: the model would be blamed
     (["--max-memory", "lots"], "--max-memory"),
     (["--jobs", "0"], "--jobs"),
     (["--width-arg", " "], "--width-arg"),

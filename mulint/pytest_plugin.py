@@ -3,8 +3,10 @@
 - The `mup_check` fixture: `assert mup_check(lambda w: build(cfg, width=w), optimizer_fn=make_opt).ok`;
   a failing assertion shows the findings as the command line prints them.
 - `pytest --mulint`: every `targets` entry of `[tool.mulint]` becomes a test item, checked as
-  `mulint check TARGET` checks it (each model in a worker process, results cached), so CI needs no
-  separate step.
+  `mulint check TARGET` checks it, with the same settings (mulint.settings: one merge for every
+  front-end; each model in a worker process, results cached), so CI needs no separate step. An item
+  passes only when its models were analysed and found clean: a model file left unanalysed fails it,
+  and a bad setting is a usage error.
 
 Loaded through the `pytest11` entry point; importing it imports neither torch nor the analysis.
 """

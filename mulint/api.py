@@ -172,13 +172,11 @@ def inspect(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any]
     numbers `check` judges per width (init rms, lr, weight decay, multipliers, measured updates), with
     the optimizer `optimizer_fn(model)` when given (else one found as the CLI finds it)."""
     from mulint.jobs import analyse_numbers
+    from mulint.settings import build_settings
 
-    if profile:
-        from mulint.profiles import load_profile
-
-        load_profile(profile)
-    target = _target(model_fn, widths, width_arg)
-    options = {"widths": widths, "width_arg": width_arg, "profile": profile,
+    settings = build_settings(None, source="api", widths=widths, width_arg=width_arg, profile=profile)
+    target = _target(model_fn, widths, settings.width_arg)
+    options = {"widths": _listed(settings.widths), "width_arg": settings.width_arg, "profile": settings.profile,
                "optimizer": "optimizer_fn" if optimizer_fn is not None else None}
     resolve = (lambda spec: (optimizer_fn, _label(optimizer_fn))) if optimizer_fn is not None else None
     structure = _guarded(target.label, lambda: analyse_numbers(target, options, resolve))

@@ -52,7 +52,7 @@ def as_text(facts: ModelFacts) -> str:
             counts[r] = counts.get(r, 0) + 1
     summary = ", ".join(f"{n} {r}" for r, n in counts.items())
     footer = ["", f"{len(facts.params)} parameters: {summary}. inf = grows with width."]
-    footer += evidence_lines(facts)
+    footer += [one_line(line) for line in evidence_lines(facts)]  # each one line, whatever the names hold
     footer += [f"note: {keep_lines(n)}" for n in facts.notes]
     return "\n".join(header + lines + footer)
 

@@ -238,7 +238,8 @@ def test_siblings_named_like_standard_modules_do_not_shadow_them(tmp_path):
 # --- results are plain data -------------------------------------------------------------------------
 
 def test_an_intenum_default_is_not_imported_in_mulints_process(tmp_path, monkeypatch):
-    from mulint.checker import CheckOptions, run_check
+    from mulint.checker import run_check
+    from mulint.settings import Settings
 
     (tmp_path / "enummodel.py").write_text(textwrap.dedent('''
         import enum
@@ -262,7 +263,7 @@ def test_an_intenum_default_is_not_imported_in_mulints_process(tmp_path, monkeyp
     '''))
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))  # where an unpickler would find the user's module
-    result = run_check(CheckOptions(paths=["enummodel.py:Net"], cache=False, jobs=1))
+    result = run_check(Settings(paths=("enummodel.py:Net",), cache=False, jobs=1))
     assert not result.errors, result.errors
     assert result.models_analysed == 1
     assert "enummodel" not in sys.modules
@@ -380,12 +381,13 @@ def test_an_oversized_file_is_reported_not_read(tmp_path):
 
 
 def test_a_file_named_twice_or_through_a_symlink_is_checked_once(tmp_path, monkeypatch):
-    from mulint.checker import CheckOptions, run_check
+    from mulint.checker import run_check
+    from mulint.settings import Settings
 
     (tmp_path / "a.py").write_text("X = 1\n")
     (tmp_path / "b.py").symlink_to(tmp_path / "a.py")
     monkeypatch.chdir(tmp_path)
-    result = run_check(CheckOptions(paths=["a.py", str(tmp_path / "a.py"), ".", "b.py"], cache=False))
+    result = run_check(Settings(paths=("a.py", str(tmp_path / "a.py"), ".", "b.py"), cache=False))
     assert result.files_static == 1 and not result.errors
 
 

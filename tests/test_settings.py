@@ -52,6 +52,7 @@ def test_pyproject_over_defaults_and_arguments_over_pyproject(tmp_path):
         jobs = 3
         max-memory = "2G"
         lr-scale-key = "lr_factor"
+        lr-scale = "applied"
     """)
     (tmp_path / "nets").mkdir()
     config = load_config(path)
@@ -59,7 +60,7 @@ def test_pyproject_over_defaults_and_arguments_over_pyproject(tmp_path):
     # Every pyproject value over its default; a config target that exists is taken from the config's folder.
     assert settings.select == ("MU1", "MU3") and settings.widths == (64, 128) and settings.format == "json"
     assert (settings.timeout, settings.jobs, settings.max_memory) == (20.0, 3, 2 << 30)
-    assert settings.lr_scale_keys == ("lr_factor",) and settings.config_path == path
+    assert settings.lr_scale_keys == ("lr_factor",) and settings.lr_scale == "applied" and settings.config_path == path
     assert settings.paths == (str(tmp_path.resolve() / "nets/"), "elsewhere.py:GPT")
     # Arguments over the pyproject, one by one; what is not given (None) keeps the pyproject's value.
     over = build_settings(config, paths=["model.py"], select=["mu2"], timeout=5, jobs=None, format=None)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 
+# Exponents are fitted on small widths: deviations from an expected exponent smaller than this are noise.
+TOLERANCE = 0.25
+
 
 def to_quarter(value: float) -> float:
     """An exponent fitted on small widths, to the nearest quarter: smaller differences are noise."""

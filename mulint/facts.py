@@ -65,6 +65,7 @@ class ParamFacts:
     # stepped by the Adam-style path of an optimizer that orthogonalises its other parameters (Moonlight's
     # Muon keeps an AdamW "backup" for the embedding, the readout and vectors): not Muon's update
     update_unorthogonalised: bool = False
+    update_per_coordinate: bool = False  # a probe step left its zero-gradient entries still (mulint.analysis.updates)
     lr: dict[int, float] = field(default_factory=dict)  # width -> learning rate its param group gives it
     # (times the group's lr_scale-like key when a training loop applies one)
     lr_exponent: float | None = None  # lr ∝ width^exponent; None without an optimizer (or lr 0)

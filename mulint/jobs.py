@@ -3,6 +3,10 @@
 Only `mulint.worker` calls this, inside a worker. Every failure becomes an error record naming the
 target and the step, including what user code does that an exception handler normally never sees
 (`sys.exit`, `KeyboardInterrupt`, running out of the worker's memory).
+
+User code runs eagerly here: ``torch.compile`` directives (a compiled model, a compiled Newton-Schulz
+step in a Muon optimizer) only change speed, and on the small CPU models compiling them costs far
+more than running them (tens of seconds, recompile limits on every new width) and can fail outright.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ def run(job, max_memory: int, send: Callable[[tuple], None]) -> tuple[str, Any]:
     handler = {"check": check, "inspect": inspect, "coord": coord}[job.kind]
     recorder = _dependency_recorder()
     try:
-        with recorder:
+        with eager(), recorder:
             value = handler(job, send)
         if isinstance(value, dict) and hasattr(recorder, "files"):
             value["deps"] = [str(p) for p in recorder.files()]
@@ -36,6 +40,14 @@ def run(job, max_memory: int, send: Callable[[tuple], None]) -> tuple[str, Any]:
         if _out_of_memory(exc):
             return "error", _record(job, _memory_message(max_memory), _memory_hint(), kind="memory")
         raise
+
+
+def eager():
+    """Every ``torch.compile`` directive ignored while it is active (torch's supported switch: the
+    compiler's "force_eager" stance), restored afterwards: the analysis judges what the code computes."""
+    import torch
+
+    return torch.compiler.set_stance("force_eager")
 
 
 def _dependency_recorder():
@@ -105,10 +117,16 @@ def analyse_target(target, options: dict, *, resolve_optimizer=None):
     """Analyse one resolved target and run the model rules: (findings, what was analysed). The CLI's
     workers and the Python API both come here."""
     from mulint.analysis.model import _resolve_function
+
+    resolve_optimizer = resolve_optimizer or _resolve_function
+    with eager():  # the Python API comes here without a worker
+        return _analyse(target, options, resolve_optimizer)
+
+
+def _analyse(target, options: dict, resolve_optimizer):
     from mulint.rules import MODEL_RULES, check_model_rules
     from mulint.suppress import selected
 
-    resolve_optimizer = resolve_optimizer or _resolve_function
     structure = analyse_numbers(target, options, resolve_optimizer)
     facts = structure.facts
     if options.get("coord") and facts.traced:
@@ -132,10 +150,12 @@ def analyse_numbers(target, options: dict, resolve_optimizer=None):
     measured updates, with the same options, so inspect's evidence is the rules' own numbers."""
     from mulint.analysis.model import _resolve_function, analyse_model
 
-    return analyse_model(target, widths=options.get("widths"), width_arg=options.get("width_arg"),
-                         optimizer=options.get("optimizer"), resolve_optimizer=resolve_optimizer or _resolve_function,
-                         lr_scale_keys=tuple(options.get("lr_scale_keys") or ()),
-                         lr_scale=options.get("lr_scale") or "auto", profile=options.get("profile") or "mup")
+    with eager():  # torch.compile ignored here too: inspect through the API comes without a worker
+        return analyse_model(target, widths=options.get("widths"), width_arg=options.get("width_arg"),
+                             optimizer=options.get("optimizer"),
+                             resolve_optimizer=resolve_optimizer or _resolve_function,
+                             lr_scale_keys=tuple(options.get("lr_scale_keys") or ()),
+                             lr_scale=options.get("lr_scale") or "auto", profile=options.get("profile") or "mup")
 
 
 def inspect(job, send) -> dict:

@@ -134,7 +134,7 @@ def facts_with(*weights, cls="Muon", family="unknown", lr_exponent=0.0, settings
     for name, role, exponent, *kind in weights:
         use = ParamUse(op="linear", kind=kind[0] if kind else "contraction", role=role, fan_in=64, fan_out=64,
                        fan_in_infinite=role != "input", fan_out_infinite=role != "output", node="n",
-                       update_exponent=exponent)
+                       update_exponent=exponent, update_norm={64: 1.0, 128: 1.0} if exponent is not None else {})
         params.append(ParamFacts(name=name, shape=(64, 64), shapes={}, infinite_dims=(0, 1), uses=[use],
                                  lr_exponent=lr_exponent, optimizer=cls, optimizer_family=family, update_step=2,
                                  update_settings=settings))

@@ -10,7 +10,7 @@ from mulint.exponents import fit_exponent
 from mulint.analysis.lr_reads import LrPolicy
 from mulint.analysis.optimizer import OptimizerNumbers, find_factory, optimizer_facts, read_optimizer
 from mulint.analysis.structure import Structure, analyse_structure
-from mulint.analysis.updates import UpdateNumbers, batch_for, measure_updates, update_facts
+from mulint.analysis.updates import UpdateNumbers, batch_for, measure_again, measure_updates, update_facts
 from mulint.profiles import load_profile
 from mulint.build.provenance import quiet
 from mulint.errors import MulintError
@@ -60,6 +60,16 @@ def hidden_gradient_rms(target: ResolvedTarget, structure: Structure, model) -> 
     return [(total / count) ** 0.5]
 
 
+def _seeded_build(knob, width: int, label: str):
+    """A small CPU model as the init numbers built it (same seed), for a second update measurement."""
+    import torch
+
+    from mulint.build import build_at
+
+    torch.manual_seed(0)
+    return build_at(knob, width, target=label, device="cpu")
+
+
 def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, width_arg: str | None = None,
                   optimizer: str | None = None, measure: bool = True,
                   lr_scale_keys: tuple[str, ...] = (), resolve_optimizer=None, profile: str = "mup",
@@ -83,7 +93,7 @@ def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, wi
     facts.notes.extend(moved)
     grad_rms: list[float] = []
     # each optimizer step's size; the profile says which families its exact tables judge instead
-    updates, batch = UpdateNumbers(exact_families=load_profile(profile).exact), batch_for(target, structure)
+    updates, batch = UpdateNumbers(exact_families=load_profile(profile).exact), batch_for(target, structure, chosen)
     facts.profile = profile
 
     def visit(width, model):
@@ -97,6 +107,9 @@ def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, wi
     facts.numeric_widths = chosen
     facts.notes += [n for n in (shrink_note(knob),) if n]
     if factory is not None:
+        measure_again(updates, facts.params, load_profile(profile).spectral, factory.make,
+                      lambda width: _seeded_build(knob, width, target.label), batch_for(target, structure, chosen, 2),
+                      lr_policy=policy)
         update_facts(updates, facts.params, facts.notes, factory.label)
     for p in facts.params:
         rms = numbers.rms.get(p.name, {})

@@ -11,29 +11,34 @@ pytorch-optimizer), gets more warm steps, up to ``MAX_WARM_STEPS``, until it has
 otherwise the step measured would be its first real one, whose preconditioner was made from that
 very gradient. Every width takes as many warm steps as the first one measured. Each model is put
 back as it was built afterwards (parameters, buffers, gradients), so the init numbers read from it
-later are the untouched ones.
+later are the untouched ones. A matrix that starts at exactly zero (a zero-initialised readout or
+branch output) and is still zero after the warm steps (it had no gradient yet: a zero branch output
+behind a zero readout) gets more, until it has left zero: measured on the step it leaves zero, its
+update and the first gradient the weights behind it get through it would be judged.
+
+The batch, and the second measurement on a larger one for an exponent near a verdict's edge, are
+mulint.analysis.update_batch's.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import statistics
-from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 import torch.nn as nn
 
+from mulint.analysis.update_facts import update_facts  # noqa: F401  (re-exported)
+from mulint.analysis.update_norms import in_out_dims, spectral_norm, use_norm  # noqa: F401  (re-exported)
+from mulint.analysis.update_numbers import MAX_WARM_STEPS, WARM_STEPS, UpdateNumbers, fitted  # noqa: F401
+from mulint.analysis.update_batch import TOKENS_PER_WIDTH, MeasurementBatch, needs_confirming, stable, tokens_for
 from mulint.analysis.lr_reads import LrPolicy, apply_effective_lrs, split_made
 from mulint.build.provenance import quiet
-from mulint.exponents import fit_exponent, fmt_exp, to_quarter
 from mulint.errors import MulintError
-from mulint.facts import ParamFacts, ParamUse
+from mulint.exponents import TOLERANCE
+from mulint.facts import ParamFacts
 
-WARM_STEPS = 1
-MAX_WARM_STEPS = 4
-MEASURED_STEP = WARM_STEPS + 1
 # Optimizer settings that change how an update scales with a weight's shape, named in findings.
 # A gradient this small next to the largest one is rounding (a key bias, which softmax cancels): an
 # optimizer normalising it (Adam) would make an update of noise.
@@ -55,106 +60,201 @@ ORTHO_FLAG = "use_muon"
 SECOND_MOMENT_KEYS = ("exp_avg_sq", "moment2", "exp_avg_sq_row", "second_moment")
 
 
-@dataclass
-class UpdateNumbers:
-    step: int = MEASURED_STEP
-    widths: list[int] = field(default_factory=list)
-    # param -> index of the use in ParamFacts.uses -> width -> RMS→RMS norm of ΔW (RMS of entries for vectors)
-    norms: dict[str, dict[int, dict[int, float]]] = field(default_factory=dict)
-    no_grad: set[str] = field(default_factory=set)  # no gradient at the measured step, at some width
-    not_finite: set[str] = field(default_factory=set)  # an update with inf or nan entries, at some width
-    settings: dict[str, str] = field(default_factory=dict)  # param -> e.g. "adjust_lr_fn='original'"
-    schedulers: list[str] = field(default_factory=list)  # LR schedulers the factory returned, stepped too
-    failure: str = ""  # why nothing could be measured
-    # Families judged by exact lr tables (the profile's `exact`): their steps need no measuring, and
-    # a setup made only of them is not stepped at all. () measures every optimizer.
-    exact_families: tuple[str, ...] = ("adam", "sgd")
-    warm_steps: int | None = None  # decided at the first width measured, kept for the others
-    skipped: str = ""  # the optimizers that moved nothing at step 1, when more warm steps were taken
-    self_tuned: list[str] = field(default_factory=list)  # e.g. "Prodigy (d = 1e-06 after step 2, from d0 = 1e-06)"
-    self_tuned_params: set[str] = field(default_factory=set)  # stepped by one: measured, not judged
-    # stepped by the Adam-style path of an orthogonalising (Muon-like) optimizer; see ``unorthogonalised``
-    unorthogonalised: set[str] = field(default_factory=set)
-
-
-def batch_for(target, structure) -> Callable[[nn.Module], tuple]:
-    """The same small batch at every width: the user's ``example_inputs``, else synthesised, from a fixed seed."""
-    from mulint.build import inputs as example
-
-    def batch(model: nn.Module):
-        torch.manual_seed(0)
-        user = getattr(target.module, "example_inputs", None)
-        if callable(user):
-            return example.from_user_function(user, model)
-        return example.synthesise(model, "cpu")[structure.inputs_index]
-
-    return batch
+def batch_for(target, structure, widths: list[int] | None = None, factor: int = 1) -> MeasurementBatch:
+    """The same batch at every width (the user's ``example_inputs``, else synthesised, from a fixed
+    seed), holding enough tokens for the largest of ``widths`` (update_batch), ``factor`` times that."""
+    widest = max((u.fan_out for p in structure.facts.params for u in p.uses
+                  if u.role == "output" and isinstance(u.fan_out, int)), default=1)
+    return MeasurementBatch(target, structure.inputs_index, factor * tokens_for(widths or [], widest))
 
 
 def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Module, width: int,
-                    params: list[ParamFacts], batch: Callable[[nn.Module], tuple], numbers: UpdateNumbers,
-                    loss_of: Callable | None = None, lr_policy=None) -> None:
+                    params: list[ParamFacts], batch: Callable[..., tuple], numbers: UpdateNumbers,
+                    loss_of: Callable | None = None, lr_policy=None,
+                    modes: tuple[str, ...] = ("small", "large")) -> None:
     """One width: warm steps, the measured step, and each use's update norm into ``numbers``.
-    ``loss_of(output)`` defaults to the coordinate check's (fixed labels or fixed noise)."""
+    ``loss_of(output)`` defaults to the coordinate check's (fixed labels or fixed noise).
+
+    A per-coordinate optimizer's parameters are measured on the small batch, the others' on the large
+    one (``batch(model, large=...)``, a MeasurementBatch; a plain ``batch(model)`` serves both); which
+    optimizer is which is probed at the first width (``per_coordinate``). ``modes`` limits the batches."""
     if loss_of is None:
         from mulint.coordcheck.record import first_tensor, loss_of as loss_of_tensor
 
         def loss_of(output):
             return loss_of_tensor(first_tensor(output))
+    if numbers.per_coordinate == NOTHING_JUDGED:
+        return  # every optimizer is judged by exact tables: nothing to step
     numbers.widths.append(width)
-    tensors = _named_tensors(model)
     saved = _snapshot(model)
     try:
-        with quiet():
-            made = make_optimizer(model)
-            optimizers, schedulers = split_made(made)
-            apply_effective_lrs(optimizers, schedulers, lr_policy or LrPolicy())  # the lrs `check` judges
-            _without_weight_decay(optimizers)
-            judged = _judged(optimizers, numbers.exact_families)
-            if not judged:
+        if numbers.per_coordinate is None:
+            with quiet():
+                numbers.per_coordinate = per_coordinate(make_optimizer, model, lr_policy, numbers.exact_families)
+                numbers.mixing = _judged_names(make_optimizer, model, numbers.exact_families) - numbers.per_coordinate
+            if numbers.per_coordinate == NOTHING_JUDGED:
                 numbers.widths.pop()
                 return
-            numbers.schedulers = [type(s).__name__ for s in schedulers]
-            args, kwargs = batch(model)
-            _warm(model, optimizers, schedulers, args, kwargs, loss_of, judged, numbers)
-            numbers.step = numbers.warm_steps + 1
-            before = {name: t.detach().clone() for name, t in tensors.items() if id(t) in judged}
-            grads = _step(model, optimizers, schedulers, args, kwargs, loss_of)
-        settings = _settings(optimizers)
-        plain = unorthogonalised(optimizers)
-        self_tuned = {opt: label for opt in optimizers if (label := _self_tuned(opt, numbers.step))}
-        numbers.self_tuned = list(self_tuned.values())
-        tuned = {id(q) for opt in self_tuned for group in opt.param_groups for q in group["params"]}
-        # the gradients the optimizer was given: heavyball sets .grad to None in its step
-        floor = NUMERICAL_ZERO * max(grads.values(), default=0.0)
-        for p in params:
-            name = next((n for n in (p.name, *p.aliases) if n in before), None)
-            if name is None:
+            _restore(model, saved)
+        names = {p.name for p in params}
+        small = {n for n in names if n in numbers.per_coordinate}
+        measured = False
+        # the large batch only for what the probe saw mixing (every judged parameter not per-coordinate);
+        # a setup whose judged parameters all step per coordinate takes no large-batch steps
+        for mode, only in (("small", small), ("large", names - small if numbers.mixing else set())):
+            if mode not in modes or not only:
                 continue
-            tensor = tensors[name]
-            delta = tensor.detach().float() - before[name].float()
-            if grads.get(id(tensor), 0.0) <= floor:
-                numbers.no_grad.add(p.name)
-                continue
-            if id(tensor) in settings:
-                numbers.settings[p.name] = settings[id(tensor)]
-            if id(tensor) in tuned:
-                numbers.self_tuned_params.add(p.name)
-            if id(tensor) in plain:
-                numbers.unorthogonalised.add(p.name)
-            if not bool(delta.isfinite().all()):
-                numbers.not_finite.add(p.name)
-                continue
-            for index, use in enumerate(p.uses):
-                norm = use_norm(delta, p, use)
-                if norm is not None:
-                    numbers.norms.setdefault(p.name, {}).setdefault(index, {})[width] = norm
+            if not isinstance(batch, MeasurementBatch):
+                inputs = batch(model)
+            elif mode == "large":
+                inputs, numbers.batch = batch(model, large=True), batch.describe(large=True)
+                numbers.large_tokens = batch.made.get(True, 0)
+            else:
+                inputs, numbers.small_batch = batch(model, large=False), batch.describe(large=False)
+            if measured:
+                _restore(model, saved)
+            measured = _measure_once(make_optimizer, model, width, params, inputs, numbers, loss_of, lr_policy,
+                                     only) or measured
+        if not measured:
+            numbers.widths.pop()
     except MulintError:
         raise
     except Exception as exc:  # a measurement: never fail the analysis for it
         numbers.failure = f"{type(exc).__name__}: {exc}"
     finally:
         _restore(model, saved)
+
+
+NOTHING_JUDGED = frozenset({""})  # per_coordinate's answer when every optimizer has an exact table
+
+
+def per_coordinate(make_optimizer, model: nn.Module, lr_policy, exact_families: tuple[str, ...]) -> set[str]:
+    """Names of the parameters stepped per coordinate: one step on random gradients with half their
+    entries zero leaves those entries where they were (Adam, SGD, sign updates, Adafactor), where an
+    optimizer that mixes a matrix's entries (Muon's orthogonalisation, Shampoo) moves them. Judged
+    per parameter, as one optimizer may orthogonalise some groups and step others by Adam. Only a
+    parameter shown to mix is measured on the large batch: one that does not move on this step (SOAP
+    sets up its preconditioner first) keeps the small one. The caller puts the model back."""
+    optimizers, schedulers = split_made(make_optimizer(model))
+    apply_effective_lrs(optimizers, schedulers, lr_policy or LrPolicy())
+    _without_weight_decay(optimizers)
+    judged = _judged(optimizers, exact_families)
+    if not judged:
+        return NOTHING_JUDGED  # a setup judged by exact tables only is never stepped
+    generator = torch.Generator().manual_seed(0)
+    masks, before = {}, {}
+    for opt in optimizers:
+        for group in opt.param_groups:
+            for p in group["params"]:
+                noise = torch.randn(p.shape, generator=generator).to(p.dtype)
+                masks[id(p)] = torch.rand(p.shape, generator=generator) < 0.5
+                p.grad = torch.where(masks[id(p)], torch.zeros_like(noise), noise).to(p.device)
+                before[id(p)] = p.detach().clone()
+    for opt in optimizers:
+        _checked_step(opt)
+    mixing = set()
+    for key, p in {id(p): p for opt in optimizers for g in opt.param_groups for p in g["params"]}.items():
+        moved = p.detach() != before[key]
+        if key in judged and bool(moved[masks[key].to(moved.device)].any()):
+            mixing.add(key)  # without such a sign: the small batch, as for every optimizer before
+    return {n for n, t in _named_tensors(model).items() if id(t) in judged and id(t) not in mixing}
+
+
+def _judged_names(make_optimizer, model: nn.Module, exact_families: tuple[str, ...]) -> set[str]:
+    judged = _judged(split_made(make_optimizer(model))[0], exact_families)
+    return {n for n, t in _named_tensors(model).items() if id(t) in judged}
+
+
+def _measure_once(make_optimizer, model, width, params, inputs, numbers, loss_of, lr_policy,
+                  only: set[str]) -> bool:
+    """Warm steps and the measured step on ``inputs``; the norms of the parameters named in ``only``."""
+    tensors = _named_tensors(model)
+    with quiet():
+        made = make_optimizer(model)
+        optimizers, schedulers = split_made(made)
+        apply_effective_lrs(optimizers, schedulers, lr_policy or LrPolicy())  # the lrs `check` judges
+        _without_weight_decay(optimizers)
+        judged = _judged(optimizers, numbers.exact_families)
+        if not judged:
+            return False
+        numbers.schedulers = [type(s).__name__ for s in schedulers]
+        args, kwargs = inputs
+        _warm(model, optimizers, schedulers, args, kwargs, loss_of, judged, numbers)
+        numbers.step = numbers.warm_steps + 1
+        before = {name: t.detach().clone() for name, t in tensors.items() if id(t) in judged}
+        grads = _step(model, optimizers, schedulers, args, kwargs, loss_of)
+    settings = _settings(optimizers)
+    plain = unorthogonalised(optimizers)
+    self_tuned = {opt: label for opt in optimizers if (label := _self_tuned(opt, numbers.step))}
+    numbers.self_tuned = list(self_tuned.values())
+    tuned = {id(q) for opt in self_tuned for group in opt.param_groups for q in group["params"]}
+    # the gradients the optimizer was given: heavyball sets .grad to None in its step
+    floor = NUMERICAL_ZERO * max(grads.values(), default=0.0)
+    for p in params:
+        name = next((n for n in (p.name, *p.aliases) if n in before), None)
+        if name is None or p.name not in only:
+            continue
+        tensor = tensors[name]
+        delta = tensor.detach().float() - before[name].float()
+        if grads.get(id(tensor), 0.0) <= floor:
+            numbers.no_grad.add(p.name)
+            continue
+        if id(tensor) in settings:
+            numbers.settings[p.name] = settings[id(tensor)]
+        if id(tensor) in tuned:
+            numbers.self_tuned_params.add(p.name)
+        if id(tensor) in plain:
+            numbers.unorthogonalised.add(p.name)
+        if not bool(delta.isfinite().all()):
+            numbers.not_finite.add(p.name)
+            continue
+        for index, use in enumerate(p.uses):
+            norm = use_norm(delta, p, use)
+            if norm is not None:
+                numbers.norms.setdefault(p.name, {}).setdefault(index, {})[width] = norm
+    return True
+
+
+def measure_again(numbers: UpdateNumbers, params: list[ParamFacts], accepted: dict[str, tuple[float, float]],
+                  make_optimizer: Callable[[nn.Module], object], build: Callable[[int], nn.Module],
+                  larger: Callable[[nn.Module], tuple], lr_policy=None) -> None:
+    """The uses whose exponent lies near the edge of its role's ``accepted`` band, or beyond (every
+    use, when a memory budget capped the batch's tokens), measured again on the ``larger`` batch at
+    every width (models from ``build``): an exponent that stays put is judged on the larger batch,
+    one that moves is not judged (see ``update_facts``). Per-coordinate parameters keep their batch."""
+    exponents = {}
+    for p in params:
+        for index, by_width in numbers.norms.get(p.name, {}).items():
+            value = fitted(numbers, by_width)
+            if value is not None and p.name not in numbers.self_tuned_params:
+                exponents[(p.name, index)] = (p.uses[index].role, value + p.uses[index].multiplier_exponent)
+    # per-coordinate optimizers' updates are measured on the small batch on purpose (see update_batch)
+    # a memory budget kept the batch below TOKENS_PER_WIDTH x the largest width: every exponent is checked
+    capped = 0 < numbers.large_tokens < TOKENS_PER_WIDTH * max(numbers.widths, default=0)
+    near = list(exponents) if capped else needs_confirming(exponents, accepted, TOLERANCE)
+    keys = [k for k in near if k[0] not in (numbers.per_coordinate or ())]
+    if not keys or numbers.failure:
+        return
+    second = UpdateNumbers(exact_families=numbers.exact_families, warm_steps=numbers.warm_steps,
+                           per_coordinate=numbers.per_coordinate, mixing=numbers.mixing)
+    for width in numbers.widths:
+        try:
+            model = build(width)
+        except Exception as exc:  # built once already: a measurement, never fail the analysis for it
+            second.failure = f"{type(exc).__name__}: {exc}"
+            break
+        measure_updates(make_optimizer, model, width, params, larger, second, lr_policy=lr_policy,
+                        modes=("large",))
+        del model
+    numbers.larger_batch = second.batch or "a larger batch"
+    for name, index in keys:
+        shift = next(p.uses[index].multiplier_exponent for p in params if p.name == name)
+        again = second.norms.get(name, {}).get(index, {}) if not second.failure else {}
+        value = fitted(second, again) if again else None
+        first = exponents[(name, index)][1]
+        numbers.confirmed[(name, index)] = (first, math.nan if value is None else value + shift)
+        if value is not None and stable(first, value + shift):
+            numbers.norms[name][index] = dict(again)
 
 
 def _without_weight_decay(optimizers) -> None:
@@ -187,22 +287,32 @@ def _step(model, optimizers, schedulers, args, kwargs, loss_of) -> dict[int, flo
     loss_of(model(*args, **kwargs)).backward()
     grads = {id(p): _rms(p.grad) for p in model.parameters() if p.grad is not None}
     for stepper in (*optimizers, *schedulers):
-        try:
-            stepper.step()
-        except Exception as exc:  # the user's optimizer is broken: its target fails, never a note
-            raise MulintError(f"{type(stepper).__name__}.step() raised {type(exc).__name__}: {exc}", step="optimizer",
-                              hint="the optimizer must take a step on the model's parameters as a training loop "
-                                   "would; run one step in plain Python to see why it fails") from exc
+        _checked_step(stepper)
     return grads
+
+
+def _checked_step(stepper) -> None:
+    try:
+        stepper.step()
+    except Exception as exc:  # the user's optimizer is broken: its target fails, never a note
+        raise MulintError(f"{type(stepper).__name__}.step() raised {type(exc).__name__}: {exc}", step="optimizer",
+                          hint="the optimizer must take a step on the model's parameters as a training loop "
+                               "would; run one step in plain Python to see why it fails") from exc
 
 
 def _warm(model, optimizers, schedulers, args, kwargs, loss_of, judged: set[int], numbers: UpdateNumbers) -> None:
     """The warm steps: ``WARM_STEPS``, or more while a judged optimizer has moved none of its
-    parameters that had a gradient (it set up its state instead), at most ``MAX_WARM_STEPS``. The
-    count the first width needed is kept for the next ones, so every width is measured on the same step."""
+    parameters that had a gradient (it set up its state instead), or while a matrix that started at
+    exactly zero has not left it (it has no gradient yet, behind another zero matrix), at most
+    ``MAX_WARM_STEPS``. The count
+    the first width needed is kept for the next ones, so every width is measured on the same step."""
     owned = [(opt, [p for g in opt.param_groups for p in g["params"] if id(p) in judged]) for opt in optimizers]
     owned = [(opt, ps) for opt, ps in owned if ps]
     start = {id(p): p.detach().clone() for _, ps in owned for p in ps}
+    names = {id(t): n for n, t in reversed(list(_named_tensors(model).items()))}
+    stepped = {id(p) for opt in optimizers for g in opt.param_groups for p in g["params"]}
+    zeros = {id(p): p for p in model.parameters()
+             if id(p) in stepped and p.dim() >= 2 and p.numel() and not bool(p.detach().any())}
     had_grad: set[int] = set()
     steps = 0
     while True:
@@ -216,10 +326,17 @@ def _warm(model, optimizers, schedulers, args, kwargs, loss_of, judged: set[int]
         had_grad |= {key for key in start if grads.get(key, 0.0) > floor}
         idle = [opt for opt, ps in owned if any(id(p) in had_grad for p in ps)
                 and all(torch.equal(p.detach(), start[id(p)]) for p in ps if id(p) in had_grad)]
-        if steps >= WARM_STEPS and (not idle or steps >= MAX_WARM_STEPS):
+        # a matrix still exactly zero would leave zero on the step measured, which would judge the first
+        # gradient the weights behind it get through it (and its own first step)
+        for key in [key for key, p in zeros.items() if bool(p.detach().any())]:
+            zeros.pop(key)
+            if steps > WARM_STEPS:
+                numbers.zero_started.append(f"{names.get(key, '?')} (step {steps})")  # e.g. "c_proj.weight (step 2)"
+        if steps >= WARM_STEPS and ((not idle and not zeros) or steps >= MAX_WARM_STEPS):
             numbers.warm_steps = steps
             return
-        numbers.skipped = " + ".join(dict.fromkeys(type(o).__name__ for o in idle))
+        if idle:
+            numbers.skipped = " + ".join(dict.fromkeys(type(o).__name__ for o in idle))
 
 
 def _named_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -284,121 +401,3 @@ def _self_tuned(opt, step: int) -> str:
     if not groups or not all(isinstance(groups[0][k], (int, float)) for k in SELF_TUNED_KEYS):
         return ""
     return f"{type(opt).__name__} (d = {groups[0]['d']:.3g} after step {step}, from d0 = {groups[0]['d0']:.3g})"
-
-
-def use_norm(delta: torch.Tensor, param: ParamFacts, use: ParamUse) -> float | None:
-    """RMS→RMS operator norm of the update for a contracting use; the RMS of its entries otherwise.
-
-    A lookup's inputs are one-hot: its operator norm on them is a row's RMS (times the constant
-    sqrt(vocab)), so an embedding is sized by the RMS of its update's entries, which the spectral
-    norm of the whole table only approaches at widths far above the vocabulary."""
-    if use.role == "scalar" or delta.numel() == 0:
-        return None
-    dims = None
-    if use.kind == "contraction" and use.fan_in and use.fan_out:
-        dims = in_out_dims(param, use)
-    if dims is None:
-        return float(delta.pow(2).mean().sqrt())
-    in_dims, out_dims = dims
-    batch_dims = [d for d in range(delta.dim()) if d not in in_dims and d not in out_dims]
-    fan_in = math.prod(delta.shape[d] for d in in_dims)
-    fan_out = math.prod(delta.shape[d] for d in out_dims)
-    matrices = delta.permute(*batch_dims, *out_dims, *in_dims).reshape(-1, fan_out, fan_in)
-    return spectral_norm(matrices) * math.sqrt(fan_in / fan_out)
-
-
-def in_out_dims(param: ParamFacts, use: ParamUse) -> tuple[list[int], list[int]] | None:
-    """The dimensions whose sizes multiply to the use's fan_in and fan_out at the reference width
-    (any left over are batch dimensions, e.g. experts), growing with width where the fan does. Ties
-    (a square matrix) follow storage: a lookup's rows are its input, dim 0 of a weight its output."""
-    shape, ndim = param.shape, len(param.shape)
-    if ndim > 6:
-        return None
-    infinite = set(param.infinite_dims)
-    subsets = [list(c) for k in range(1, ndim + 1) for c in itertools.combinations(range(ndim), k)]
-    best = None
-    for ins in subsets:
-        if math.prod(shape[d] for d in ins) != use.fan_in or bool(infinite & set(ins)) != use.fan_in_infinite:
-            continue
-        for outs in subsets:
-            if set(outs) & set(ins) or math.prod(shape[d] for d in outs) != use.fan_out \
-                    or bool(infinite & set(outs)) != use.fan_out_infinite:
-                continue
-            rank = (ndim - len(ins) - len(outs), (0 in ins) != (use.kind == "lookup"), ins)
-            if best is None or rank < best[0]:
-                best = (rank, ins, outs)
-    return (best[1], best[2]) if best else None
-
-
-POWER_ITERATIONS = 20
-POWER_BLOCK = 4
-
-
-def spectral_norm(matrices: torch.Tensor) -> float:
-    """Largest singular value over a batch of matrices: exact for thin ones, else by block power
-    iteration (a few per cent low at worst, which an exponent fitted over a 4x width range ignores)."""
-    a = matrices.float()
-    if not bool(a.any()):
-        return 0.0
-    if a.shape[-2] < a.shape[-1]:
-        a = a.transpose(-1, -2)
-    if a.shape[-1] <= 4 * POWER_BLOCK:
-        return float(torch.linalg.matrix_norm(a, ord=2).max())
-    # One pass over the (possibly vocabulary-sized) matrix for its small Gram matrix; the power
-    # iteration then runs on that.
-    gram = a.transpose(-1, -2) @ a
-    generator = torch.Generator().manual_seed(0)
-    v = torch.randn(a.shape[0], a.shape[-1], POWER_BLOCK, generator=generator)
-    for _ in range(POWER_ITERATIONS):
-        v = torch.linalg.qr(gram @ v).Q
-    ritz = torch.linalg.eigvalsh(v.transpose(-1, -2) @ gram @ v)[..., -1]
-    return float(ritz.clamp_min(0).max().sqrt())
-
-
-def update_facts(numbers: UpdateNumbers, params: list[ParamFacts], notes: list[str], optimizer: str) -> None:
-    """Each use's measured norms and their width exponent (with the use's multiplier) into the facts."""
-    if numbers.failure:
-        notes.append(f"update sizes not measured: stepping {optimizer} raised {numbers.failure}")
-        return
-    tuned: dict[str, list[float]] = {}  # role -> exponents measured for a self-tuned optimizer's parameters
-    for p in params:
-        if p.name in numbers.norms or p.name in numbers.no_grad:
-            p.update_step = numbers.step
-        p.update_settings = numbers.settings.get(p.name, "")
-        p.update_no_grad = p.name in numbers.no_grad
-        p.update_self_tuned = p.name in numbers.self_tuned_params
-        p.update_unorthogonalised = p.name in numbers.unorthogonalised
-        for index, by_width in numbers.norms.get(p.name, {}).items():
-            use = p.uses[index]
-            use.update_norm = dict(by_width)
-            complete = len(by_width) == len(numbers.widths) and all(v > 0 for v in by_width.values())
-            exponent = fit_exponent(by_width) if complete else None
-            if exponent is None:
-                continue
-            if p.name in numbers.self_tuned_params:
-                tuned.setdefault(use.role, []).append(exponent + use.multiplier_exponent)
-                continue  # its step size d is not the one of later steps: not judged
-            use.update_exponent = exponent + use.multiplier_exponent
-    silent = sorted(numbers.no_grad)
-    if silent:
-        notes.append(f"update sizes: {len(silent)} parameters got no gradient at step {numbers.step} "
-                     f"(not judged by MU31x): {', '.join(silent[:6])}{', ...' if len(silent) > 6 else ''}")
-    if numbers.not_finite:
-        broken = sorted(numbers.not_finite)
-        notes.append(f"update sizes: {optimizer} made non-finite updates (inf or nan) at step {numbers.step} for "
-                     f"{', '.join(broken[:6])}{', ...' if len(broken) > 6 else ''}")
-    if numbers.norms and len(numbers.widths) < 3:
-        notes.append(f"update sizes fitted on {len(numbers.widths)} widths only ({numbers.widths}): rough")
-    if numbers.skipped and numbers.norms:
-        notes.append(f"update sizes measured on step {numbers.step}, after {numbers.step - 1} warm steps: "
-                     f"{numbers.skipped} moved no parameter at step 1 (it sets up its state first)")
-    if numbers.self_tuned and tuned:
-        roles = ", ".join(f"{role} width^{fmt_exp(to_quarter(statistics.median(values)))}"
-                          for role in ("input", "hidden", "output", "vector") if (values := tuned.get(role)))
-        notes.append(f"update sizes: {' + '.join(numbers.self_tuned)} sets its own step size d as it trains, one "
-                     f"number for the parameters it steps, so MU311/MU312 do not judge them: on step "
-                     f"{numbers.step} their updates scale as {roles}; this compares the roles with each other "
-                     f"only, as d will grow and may scale with width, which shifts every role alike")
-    if numbers.schedulers:
-        notes.append(f"update sizes measured on step {numbers.step}, with {', '.join(numbers.schedulers)} "
-                     f"stepped after each step: the lr of that step, not of later ones")

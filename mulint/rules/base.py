@@ -10,7 +10,7 @@ from mulint.facts import ModelFacts, SourceLoc
 from mulint.findings import Finding
 from mulint.paths import display_path
 
-TOLERANCE = 0.25  # exponents are fitted on small widths; smaller deviations are noise
+from mulint.exponents import TOLERANCE  # noqa: E402,F401  shared with the measured updates
 
 
 class Rule:

@@ -5,6 +5,10 @@ in the RMS→RMS operator norm, for input, hidden and output weights alike; Θ(1
 The exponent judged is ``ParamUse.update_exponent`` (mulint.analysis.updates), against the profile's
 ``spectral`` table. Optimizer families the profile judges by exact learning-rate tables (Adam, SGD:
 MU301/MU302) are left to those rules, so no problem is reported twice.
+
+No finding rests on a class name alone: each needs the parameter's update measured (a step was
+taken, and the optimizer's state read afterwards says which path stepped it). When the step could
+not be measured (it raised), the rules stay silent and the analysis notes say why.
 """
 
 from __future__ import annotations
@@ -52,9 +56,16 @@ def is_muon(cls: str) -> bool:
     return "muon" in cls.lower()
 
 
+def measured(p: ParamFacts) -> bool:
+    """Its update was measured at some width: its optimizer stepped it, and its state was read after."""
+    return any(use.update_norm for use in p.uses)
+
+
 def orthogonalised(p: ParamFacts, cls: str) -> bool:
-    """Stepped by Muon's orthogonalised update: a Muon optimizer, and not its Adam-style path."""
-    return is_muon(cls) and not p.update_unorthogonalised
+    """Stepped by Muon's orthogonalised update: a Muon optimizer whose step was measured, whose group
+    or state after that step does not put the parameter on its Adam-style path, and whose probe step
+    mixed the parameter's entries (an Adam-style path leaves a zero-gradient entry where it was)."""
+    return is_muon(cls) and measured(p) and not p.update_unorthogonalised and not p.update_per_coordinate
 
 
 def deviations(facts: ModelFacts, *, include_exact: bool = False):
@@ -76,8 +87,13 @@ def deviations(facts: ModelFacts, *, include_exact: bool = False):
                 yield Deviation(p, use, use.update_exponent, accepted, direction)
 
 
+def adam_path(p: ParamFacts, cls: str) -> bool:
+    """A Muon optimizer's Adam-style path stepped it, by its state or by the probe step."""
+    return is_muon(cls) and (p.update_unorthogonalised or p.update_per_coordinate)
+
+
 def _optimizer_words(p: ParamFacts, cls: str) -> str:
-    if is_muon(cls) and p.update_unorthogonalised:
+    if adam_path(p, cls):
         return f"{cls} (its Adam-style path, not orthogonalised)"
     return f"{cls} ({p.update_settings})" if p.update_settings else cls
 
@@ -94,7 +110,7 @@ def _message(items: list[Deviation], cls: str, role: str) -> str:
             f"{first.param.update_step}{lr}; the spectral condition needs {wanted}")
     needed = [d.needed_lr_exponent for d in items if d.needed_lr_exponent is not None]
     if needed:
-        path = f"{cls}'s Adam-style path" if is_muon(cls) and first.param.update_unorthogonalised else cls
+        path = f"{cls}'s Adam-style path" if adam_path(first.param, cls) else cls
         text += f": {role} parameters need lr ∝ width^{fmt_exp(to_quarter(statistics.median(needed)))} with {path}"
     why = "too large: it blows up as width grows" if first.direction > 0 else \
         "too small: these weights stop learning as width grows"
@@ -111,7 +127,7 @@ class _MeasuredRule(Rule):
             if d.direction != self.direction or (orthogonalised(d.param, cls) and muon_misfit(d.use)):
                 continue  # Muon on an embedding or readout is MU313's
             loc = d.param.optimizer_at or facts.optimizer.loc
-            key = (d.use.role, cls, d.param.update_settings, d.param.update_unorthogonalised, loc)
+            key = (d.use.role, cls, d.param.update_settings, adam_path(d.param, cls), loc)
             groups.setdefault(key, []).append(d)
         for (role, cls, _, _, loc), items in groups.items():
             names = list(dict.fromkeys(d.param.name for d in items))

@@ -8,7 +8,8 @@ MU301/MU302) are left to those rules, so no problem is reported twice.
 
 No finding rests on a class name alone: each needs the parameter's update measured (a step was
 taken, and the optimizer's state read afterwards says which path stepped it). When the step could
-not be measured (it raised), the rules stay silent and the analysis notes say why.
+not be measured, the rules stay silent for the parameters it steps (a step that raises fails the
+target instead; any other failure of the measurement is named in the analysis notes).
 """
 
 from __future__ import annotations

@@ -2,10 +2,13 @@
 re-trace, and an edit to any file the model depends on analyses it again.
 
 An entry is found by a primary key (the target, the options, the target file's bytes, mulint's own
-code and the library versions) and lists every file the model's code depended on (its modules, in any
-folder, and the files it read while it was built; see `mulint.load.deps`) with its sha256: a hit
-requires each of them to still hold the same content. One JSON file per key, written atomically with
-the umask's permissions, so concurrent runs never read half a file and a team can share the cache."""
+code by content, Python's and the library versions) and lists every input the worker observed (see
+`mulint.load.deps`): each file the model's code depended on (its modules, in any folder, the files it
+read while it was built, the METADATA of every installed distribution it ran) with its sha256, each
+directory it listed, each environment variable it read (or found unset). A hit requires all of them to
+be as they were. A result with an input that could not be observed is not stored. One JSON file per
+key, written atomically with the umask's permissions, so concurrent runs never read half a file and a
+team can share the cache; only regular files of bounded size are read from it, anything else is a miss."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import hashlib
 import json
 import os
 import stat
+import sys
 import tempfile
 import time
 from dataclasses import asdict
@@ -24,7 +28,8 @@ from mulint import __version__
 from mulint.findings import Finding, Fix
 
 _PACKAGES = ("torch", "transformers", "mup")
-_FORMAT = 2
+_FORMAT = 3
+_MAX_ENTRY_BYTES = 64 << 20  # a larger file in the cache folder is not an entry mulint wrote
 # A file last changed this close to its hashing may change again within the same timestamp tick
 # (coarse filesystem clocks): its size and timestamps alone are not trusted, it is hashed again.
 _RACY_NS = 2_000_000_000
@@ -40,12 +45,19 @@ def cache_root() -> Path:
 
 @functools.lru_cache(maxsize=None)
 def _own_code() -> str:
-    """mulint's own source, by size and mtime: an edited (editable) install never reads stale results."""
+    """mulint's own code and data by content: an edited (editable) install never reads stale results."""
+    return code_digest(Path(__file__).resolve().parent)
+
+
+def code_digest(root: Path) -> str:
+    """The names and bytes of the Python and TOML files under root: a same-size edit with its timestamp
+    set back changes it too."""
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).resolve().parent.rglob("*.py")):
-        info = path.stat()
-        digest.update(f"{path.name}:{info.st_size}:{info.st_mtime_ns}".encode())
-    return digest.hexdigest()[:12]
+    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".toml") and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(_read_regular(path, _MAX_ENTRY_BYTES) or b"<unreadable>")
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
 
 
 @functools.lru_cache(maxsize=None)
@@ -60,7 +72,8 @@ def _library_versions() -> tuple[str, ...]:
 
 
 def _versions() -> str:
-    return "_".join([f"mulint-{__version__}-{_own_code()}", *_library_versions()])
+    python = "py{}.{}.{}".format(*sys.version_info[:3])
+    return "_".join([f"mulint-{__version__}-{_own_code()}", python, *_library_versions()])
 
 
 def _path(key: str) -> Path:
@@ -82,32 +95,52 @@ def lookup(label: str, target_path: Path | None, options: dict) -> tuple[list[Fi
     entry = _parse_entry(_read_json(_path(key)), key)
     if entry is None:
         return None
-    findings, target, deps, hashed_at_ns = entry
+    findings, target, deps, hashed_at_ns, observed = entry
+    if not _same_environment(observed["env"]) or not all(_same_listing(row) for row in observed["listings"]):
+        return None
     if not all(_unchanged(dep, hashed_at_ns) for dep in deps):
         return None
     return findings, target
 
 
+def uncacheable(observed: dict | None) -> list[str]:
+    """Why a result with these observed inputs must not be cached (empty when it may)."""
+    if not isinstance(observed, dict):
+        return ["its inputs were not recorded"]
+    return [str(why) for why in observed.get("unobservable") or []]
+
+
 def store_result(label: str, target_path: Path | None, options: dict, findings: list[Finding], target: dict,
-                 deps: list[Path], *, started_ns: int | None = None) -> None:
-    """Cache a result with the content of every dependency. Not when a dependency changed after the check
-    began (the recorder's `started_ns`, or this process's lookup of the target): the result may come
-    from its old content."""
+                 deps: list[Path], *, started_ns: int | None = None, observed: dict | None = None) -> None:
+    """Cache a result with every observed input: the content of every file, the listing of every
+    directory, the value of every environment variable. Not when an input could not be observed, nor when
+    a file or directory changed after the check began (the recorder's `started_ns`, or this process's
+    lookup of the target): the result may come from its old content."""
+    observed = observed if observed is not None else {}
+    if observed.get("unobservable"):
+        return
     looked_up_ns = _LOOKED_UP_NS.pop(_identity(label, target_path, options), None)
     since = min((t for t in (started_ns, looked_up_ns) if t is not None), default=None)
     key = _primary_key(label, target_path, options)
     if key is None:
         return
-    paths = sorted({Path(path) for path in deps})
-    if target_path is not None and Path(target_path).resolve() not in paths:
+    if target_path is not None and Path(target_path).resolve() not in {Path(path) for path in deps}:
         return  # dependencies were not recorded: nothing could tell this entry is stale
+    extra = [*observed.get("library_files", []), *(d["metadata"] for d in observed.get("dists", []))]
+    paths = sorted({Path(path) for path in [*deps, *extra]})
     hashed_at_ns = time.time_ns()
     records = [_dependency(path) for path in paths]
-    if any(record is None for record in records):
+    listings = [_listing(path, import_only) for path, import_only in observed.get("listings", [])]
+    if any(record is None for record in records) or any(row is None for row in listings):
         return  # a dependency vanished or changed while it was hashed
-    if since is not None and any(max(r["mtime_ns"], r["ctime_ns"]) >= since for r in records):
+    stamps = [max(r["mtime_ns"], r["ctime_ns"]) for r in [*records, *listings] if "mtime_ns" in r]
+    if since is not None and any(stamp >= since for stamp in stamps):
         return
+    env = observed.get("env", {})
     _write_atomic(_path(key), {"format": _FORMAT, "key": key, "hashed_at_ns": hashed_at_ns, "deps": records,
+                               "listings": [{"path": r["path"], "import_only": r["import_only"], "names": r["names"]}
+                                            for r in listings],
+                               "env": env, "dists": observed.get("dists", []),
                                "findings": [asdict(f) for f in findings], "target": target})
 
 
@@ -138,6 +171,52 @@ def _plain(value):
     return str(value)
 
 
+def _same_environment(env: dict) -> bool:
+    from mulint.load.observe import current_environment
+
+    return current_environment(env) == env
+
+
+def _listing(path: str, import_only: bool) -> dict | None:
+    """The directory's names (only those the import system could import, when only it listed the folder:
+    an editor's swap file there changes nothing), as a digest; None when it changes while it is read."""
+    try:
+        before = os.stat(path)
+    except FileNotFoundError:
+        return {"path": path, "import_only": import_only, "names": None}  # listed while missing: must stay so
+    except OSError:
+        return None
+    names = _names_digest(path, import_only)
+    try:
+        after = os.stat(path)
+    except OSError:
+        return None
+    if names is None or _stat_record(before) != _stat_record(after):
+        return None
+    return {"path": path, "import_only": import_only, "names": names, **_stat_record(after)}
+
+
+def _names_digest(path: str, import_only: bool) -> str | None:
+    try:
+        names = os.listdir(path)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return "<unreadable>"
+    if import_only:
+        from importlib.machinery import all_suffixes
+
+        suffixes = tuple(all_suffixes())
+        names = [n for n in names if n.partition(".")[0].isidentifier() and ("." not in n or n.endswith(suffixes))]
+    return hashlib.sha256("\0".join(sorted(names)).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _same_listing(row: dict) -> bool:
+    if row["names"] is None:
+        return not os.path.lexists(row["path"])
+    return _names_digest(row["path"], row["import_only"]) == row["names"]
+
+
 def _stat_record(info: os.stat_result) -> dict:
     return {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "ctime_ns": info.st_ctime_ns,
             "ino": info.st_ino, "dev": info.st_dev}
@@ -157,11 +236,33 @@ def _dependency(path: Path) -> dict | None:
 
 
 def _sha256(path: Path) -> str:
+    """Of a regular file only: a FIFO put in a file's place must not block (OSError otherwise)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _read_regular(path: Path, limit: int) -> bytes | None:
+    """The bytes of a regular file of at most `limit` bytes; None for anything else (a FIFO, a device,
+    a folder, a link to /dev/zero), without blocking."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+                return None
+            data = fh.read(limit + 1)
+    except OSError:
+        return None
+    return data if len(data) <= limit else None
 
 
 def _unchanged(dep: dict, hashed_at_ns: int) -> bool:
@@ -181,9 +282,12 @@ def _unchanged(dep: dict, hashed_at_ns: int) -> bool:
 # --- reading entries: any shape but the expected one is a miss ---------------------------------------
 
 def _read_json(path: Path):
+    data = _read_regular(path, _MAX_ENTRY_BYTES)
+    if data is None:
+        return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        return json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError):
         return None
 
 
@@ -191,7 +295,7 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _parse_entry(data, key: str) -> tuple[list[Finding], dict, list[dict], int] | None:
+def _parse_entry(data, key: str) -> tuple[list[Finding], dict, list[dict], int, dict] | None:
     if not isinstance(data, dict) or data.get("format") != _FORMAT or data.get("key") != key:
         return None
     hashed_at_ns, deps, target = data.get("hashed_at_ns"), data.get("deps"), data.get("target")
@@ -199,10 +303,20 @@ def _parse_entry(data, key: str) -> tuple[list[Finding], dict, list[dict], int] 
         return None
     if not all(_is_dependency(dep) for dep in deps):
         return None
+    env, listings = data.get("env"), data.get("listings")
+    if not isinstance(env, dict) or not all(isinstance(v, (str, type(None))) for v in env.values()):
+        return None
+    if not isinstance(listings, list) or not all(_is_listing(row) for row in listings):
+        return None
     findings = _parse_findings(data.get("findings"))
     if findings is None:
         return None
-    return findings, target, deps, hashed_at_ns
+    return findings, target, deps, hashed_at_ns, {"env": env, "listings": listings}
+
+
+def _is_listing(row) -> bool:
+    return (isinstance(row, dict) and isinstance(row.get("path"), str) and bool(row["path"])
+            and isinstance(row.get("import_only"), bool) and isinstance(row.get("names"), (str, type(None))))
 
 
 def _is_dependency(dep) -> bool:
@@ -289,37 +403,3 @@ def _write_atomic(path: Path, payload: dict) -> None:
                 os.unlink(tmp)
             except OSError:
                 pass
-
-
-# --- the former interface, by source files beside the target (until every caller uses lookup) -------
-
-def key_for(label: str, files: list[Path], options: dict) -> str:
-    """Hash of the target, the options and the bytes of every file its model code may come from."""
-    digest = hashlib.sha256(json.dumps([label, options], sort_keys=True, default=str).encode())
-    for path in sorted(set(files)):
-        digest.update(str(path).encode())
-        try:
-            digest.update(path.read_bytes())
-        except OSError:
-            digest.update(b"<missing>")
-    return digest.hexdigest()
-
-
-def source_files(target_path: Path | None) -> list[Path]:
-    """The target's file and the Python files beside it (the model imports its siblings)."""
-    if target_path is None:
-        return []
-    directory = target_path.resolve().parent
-    return [p for p in directory.glob("*.py")] + [target_path.resolve()]
-
-
-def load(key: str) -> tuple[list[Finding], dict] | None:
-    data = _read_json(_path(key))
-    if not isinstance(data, dict) or not isinstance(data.get("target"), dict):
-        return None  # missing, from another version's layout, or unreadable: recompute
-    findings = _parse_findings(data.get("findings"))
-    return None if findings is None else (findings, data["target"])
-
-
-def store(key: str, findings: list[Finding], target: dict) -> None:
-    _write_atomic(_path(key), {"findings": [asdict(f) for f in findings], "target": target})

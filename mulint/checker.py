@@ -253,7 +253,7 @@ def _run_model_jobs(jobs: list[Job], options: Settings, result: CheckResult, pro
     if not jobs:
         return
     for outcome in run_jobs(jobs, options.limits(), on_done=lambda o: progress(_done_line(o))):
-        _take(outcome, options, result)
+        _take(outcome, options, result, progress)
 
 
 def _done_line(outcome: Outcome) -> str:
@@ -261,7 +261,7 @@ def _done_line(outcome: Outcome) -> str:
     return f"{outcome.job.target}: {state} in {outcome.seconds:.1f} s"
 
 
-def _take(outcome: Outcome, options: Settings, result: CheckResult) -> None:
+def _take(outcome: Outcome, options: Settings, result: CheckResult, progress=lambda s: None) -> None:
     job = outcome.job
     if outcome.output.strip():
         result.outputs.append((job.target, outcome.output))
@@ -277,7 +277,7 @@ def _take(outcome: Outcome, options: Settings, result: CheckResult) -> None:
     value = outcome.value
     result.findings.extend(value["findings"])
     result.targets.append(value["target"])
-    _cache_store(job, options, value)
+    _cache_store(job, options, value, progress)
 
 
 # --- cache -------------------------------------------------------------------------------------
@@ -301,14 +301,18 @@ def _cache_lookup(job: Job, options: Settings):
     return cache.lookup(job.target, _target_path(job), _cache_options(job))
 
 
-def _cache_store(job: Job, options: Settings, value: dict) -> None:
+def _cache_store(job: Job, options: Settings, value: dict, progress=lambda s: None) -> None:
     if not options.cache:
         return
     from mulint import cache
 
+    why = cache.uncacheable(value.get("observed"))
+    if why:  # shown under --verbose: a later run analyses this target again
+        progress(f"{job.target}: not cached: its code {'; '.join(why)}")
+        return
     deps = [Path(p) for p in value.get("deps", [])]
     cache.store_result(job.target, _target_path(job), _cache_options(job), value["findings"], value["target"], deps,
-                       started_ns=value.get("deps_since_ns"))
+                       started_ns=value.get("deps_since_ns"), observed=value.get("observed"))
 
 
 # --- findings and errors --------------------------------------------------------------------------

@@ -27,6 +27,7 @@ def run(job, max_memory: int, send: Callable[[tuple], None]) -> tuple[str, Any]:
         if isinstance(value, dict) and hasattr(recorder, "files"):
             value["deps"] = [str(p) for p in recorder.files()]
             value["deps_since_ns"] = recorder.started_ns  # a file changed after this may have been read old
+            value["observed"] = recorder.observed()  # directories, environment, distributions, the unobservable
         return "done", value
     except MulintError as exc:
         return "error", _as_record(exc, job, max_memory)

@@ -1,6 +1,10 @@
 """The local files a model's code depends on: the modules it imports and the files it reads while it is
-imported and built. The result cache checks each of them, so an edit anywhere (a subpackage, a parent
-folder, a JSON config) analyses the model again."""
+imported and built, and its other observed inputs (directories listed, environment variables read, the
+installed distributions it ran; see `mulint.load.observe`). The result cache checks each of them, so an
+edit anywhere (a subpackage, a parent folder, a JSON config, `USE_MUP=1`, a new file a glob matches, an
+upgraded library) analyses the model again. What cannot be observed (a read by a native extension of
+the project, a library loaded with ctypes, /proc, a process or the network) is named, and the result is
+then not cached."""
 
 from __future__ import annotations
 
@@ -12,14 +16,21 @@ import sysconfig
 import time
 from pathlib import Path
 
+from mulint.load import observe
+
 _HOOK_INSTALLED = False
 _ACTIVE = 0  # recorders between __enter__ and __exit__
 # Every file opened for reading while any recorder was active in this process. A module imported in an
 # earlier recording is not imported again, so what it read then counts for every later recording too.
 _READ: set[str] = set()
+_LISTED: dict[str, bool] = {}  # directory -> listed only by the import system (then only module names count)
+_UNOBSERVABLE: dict[str, None] = {}  # why an input of the model's code could not be observed, in order
+_PROCESS_EVENTS = {"subprocess.Popen": "starts a process", "os.system": "starts a process",
+                   "os.posix_spawn": "starts a process", "os.exec": "starts a process",
+                   "os.spawn": "starts a process", "ctypes.dlopen": "loads a native library with ctypes",
+                   "socket.connect": "uses the network", "socket.getaddrinfo": "uses the network"}
 _FIRST_STARTED_NS: int | None = None
 _SYSTEM_DIRS = (Path("/proc"), Path("/sys"), Path("/dev"))
-_LIBRARY_PARTS = {"site-packages", "dist-packages"}
 
 
 class DependencyRecorder:
@@ -33,18 +44,24 @@ class DependencyRecorder:
 
     def __enter__(self) -> "DependencyRecorder":
         global _ACTIVE, _FIRST_STARTED_NS
+        observe.excluded = _excluded_roots()
         _install_hook()
+        observe.watch_environment()
+        observe.recording = True
         if _FIRST_STARTED_NS is None:
             _FIRST_STARTED_NS = time.time_ns()
         self.started_ns = _FIRST_STARTED_NS
         self._snapshot = None
+        self._observed = None
         _ACTIVE += 1
         return self
 
     def __exit__(self, *exc) -> None:
         global _ACTIVE
         _ACTIVE -= 1
+        observe.recording = _ACTIVE > 0
         self._snapshot = (_module_files(), set(_READ))
+        self._observed = self._observe()
 
     def files(self) -> list[Path]:
         """Resolved paths, sorted, deduplicated: local modules in sys.modules and files opened for reading."""
@@ -58,6 +75,45 @@ class DependencyRecorder:
         return sorted(found)
 
 
+    def observed(self) -> dict:
+        """Inputs besides files: {"listings": [[dir, import_only]], "env": {name: value or None},
+        "dists": [{"name", "version", "metadata"}], "library_files": [...], "unobservable": [why, ...]}."""
+        return self._observed if getattr(self, "_observed", None) is not None else self._observe()
+
+    def _observe(self) -> dict:
+        excluded = _excluded_roots()
+        outside, library_files, unobservable = [], [], list(_UNOBSERVABLE)
+        for name, module in list(sys.modules.items()):
+            try:
+                path = getattr(module, "__file__", None)
+            except Exception:  # a lazy module may import on attribute access, and fail
+                continue
+            if not isinstance(path, str) or not path:
+                outside.append(name)
+            elif _local_file(path, excluded) is None:
+                outside.append(name)
+            elif observe.is_native_extension(path):
+                unobservable.append(f"imports the native extension {path}: what it reads cannot be observed")
+        dists, unclaimed = observe.distributions(outside)
+        for name in unclaimed:
+            path = getattr(sys.modules.get(name), "__file__", None)
+            if isinstance(path, str) and os.path.isfile(path) and not _is_excluded(os.path.abspath(path), _own_roots()):
+                library_files.append(os.path.abspath(path))  # a module no installed distribution claims
+        listings = sorted([path, only] for path, only in _LISTED.items()
+                          if not _is_excluded(path, excluded) and not _is_system(path))
+        return {"listings": listings, "env": observe.environment_read(), "dists": dists,
+                "library_files": sorted(set(library_files)), "unobservable": unobservable}
+
+
+def _own_roots() -> tuple[str, ...]:
+    """mulint's package and Python's standard library (keyed by Python's version)."""
+    import mulint
+
+    paths = sysconfig.get_paths()
+    roots = {Path(mulint.__file__).parent, Path(paths["stdlib"]), Path(paths["platstdlib"])}
+    return tuple({text for root in roots for text in (os.path.abspath(root), str(_resolved(root)))})
+
+
 def _install_hook() -> None:
     # Audit hooks cannot be removed: one per process, idle unless a recorder is active.
     global _HOOK_INSTALLED
@@ -67,15 +123,42 @@ def _install_hook() -> None:
 
 
 def _on_audit_event(event: str, args: tuple) -> None:
-    if event != "open" or not _ACTIVE:
+    if not _ACTIVE:
         return
     try:
-        path, mode, flags = args
-        if isinstance(path, int) or not _reads(mode, flags):
-            return  # an open file descriptor names no path
-        _READ.add(os.path.abspath(os.fsdecode(path)))  # relative to the directory of the moment
+        if event == "open":
+            path, mode, flags = args
+            if isinstance(path, int) or not _reads(mode, flags):
+                return  # an open file descriptor names no path
+            path = os.path.abspath(os.fsdecode(path))  # relative to the directory of the moment
+            _READ.add(path)
+            if _is_system(path) and path != os.devnull:
+                _unobservable(f"reads {path}")
+        elif event in ("os.listdir", "os.scandir"):
+            path = args[0]
+            if isinstance(path, int):
+                return
+            path = os.path.abspath(os.fsdecode(path) if path is not None else ".")
+            if _is_system(path):
+                _unobservable(f"lists {path}")
+            elif observe.user_frame(2) is not None:
+                caller = sys._getframe(1).f_code.co_filename
+                _LISTED[path] = _LISTED.get(path, True) and caller.startswith("<frozen importlib")
+        elif event in _PROCESS_EVENTS or event.startswith(("os.exec", "os.spawn")):
+            _unobservable(_PROCESS_EVENTS.get(event) or "starts a process")
     except Exception:  # an audit hook must never break the code being recorded
         return
+
+
+def _is_system(path: str) -> bool:
+    return any(path == str(root) or path.startswith(str(root) + os.sep) for root in _SYSTEM_DIRS)
+
+
+def _unobservable(what: str) -> None:
+    """Noted only when the user's code is on the stack: mulint's and torch's own reads are theirs."""
+    frame = observe.user_frame(3)
+    if frame is not None:
+        _UNOBSERVABLE.setdefault(f"{what} (line {frame.f_lineno} of {frame.f_code.co_filename})")
 
 
 def _reads(mode, flags) -> bool:
@@ -115,10 +198,7 @@ def _local_file(text: str, excluded: tuple[str, ...]) -> Path | None:
 
 
 def _is_excluded(text: str, excluded: tuple[str, ...]) -> bool:
-    parts = set(text.split(os.sep))
-    if "__pycache__" in parts or _LIBRARY_PARTS & parts:
-        return True  # compiled code (its source is recorded) or an installed library
-    return any(text == root or text.startswith(root + os.sep) for root in excluded)
+    return observe.is_excluded(text, excluded)  # compiled code (its source is recorded) or a library
 
 
 def _excluded_roots() -> tuple[str, ...]:

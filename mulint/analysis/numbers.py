@@ -179,12 +179,17 @@ def _sizes(knob: WidthKnob, target: str, widths: list[int]) -> dict[int, int]:
 def measure_init(knob: WidthKnob, widths: list[int], target: str, seed: int = 0,
                  visit: Callable[[int, nn.Module], None] | None = None) -> InitNumbers:
     """Init sizes per width; ``visit(width, model)`` sees each small model before it is dropped."""
+    from mulint.analysis.same_structure import layout, require_same_structure
+
     numbers = InitNumbers(widths=widths)
+    layouts = {}
     for i, width in enumerate(widths):
         torch.manual_seed(seed)
         recorder = InitRecorder()
         with recorder:
             model = build_at(knob, width, target=target, device="cpu")
+        layouts[width] = layout(model)
+        require_same_structure(layouts, target)  # numbers are compared across widths by name
         if visit is not None:
             visit(width, model)
         for names, param in _tensors(model):

@@ -10,6 +10,7 @@ import torch.nn as nn
 
 from mulint.analysis.attention import attention_sites
 from mulint.analysis.branches import first_tracing, train_mode, training_variants
+from mulint.analysis.same_structure import layout, require_same_structure
 from mulint.analysis.uses import param_uses, role_from_shape
 from mulint.build import build_at
 from mulint.build import inputs as example
@@ -23,7 +24,10 @@ from mulint.facts import BranchFacts, ModelFacts, MupModule, ParamFacts, ParamUs
 from mulint.load.targets import ResolvedTarget
 from mulint.load.width import WidthKnob, find_knob
 from mulint.trace import Traced, export
-from mulint.trace.record import record
+from mulint.trace.record import path_difference, record, seed_all, share_inputs
+
+# Seeds tried, in order, for inputs on which the widths of a recorded model take the same path.
+RECORD_SEEDS = (0, 1, 2, 3)
 
 
 # torch.export first; the op record of a real run when it fails (tests turn export off to compare).
@@ -103,18 +107,25 @@ def _trace_pair(target, models, ref, other) -> tuple[Traced, Traced, int, Shorte
     return (*pair, ShortenedLists(), _trace_training_branch(target, models, ref, other, pair[2]))
 
 
-def _trace_training_branch(target, models, ref, other, index: int, tracer=export, device: str = "meta"):
+def _trace_training_branch(target, models, ref, other, index: int, tracer=export, device: str = "meta",
+                           seed: int = 0):
     """(default branch, training branch, its two traces), or None without one (or when it fails)."""
-    found = training_variants(models[ref], _inputs_for(target, models[ref], device)[index])
+    seed_all(seed)
+    ref_inputs = _inputs_for(target, models[ref], device)[index]
+    found = training_variants(models[ref], ref_inputs)
     if found is None:
         return None
     default, training, variants = found
-    other_variants = training_variants(models[other], _inputs_for(target, models[other], device)[index])[2]
+    seed_all(seed)
+    other_inputs = share_inputs(ref_inputs, _inputs_for(target, models[other], device)[index])
+    other_variants = training_variants(models[other], other_inputs)[2]
 
     def trace(pair):
         with train_mode(models[ref], models[other]):
-            torch.manual_seed(0)  # the same dropout masks at both widths (when run for real)
-            return tracer(models[ref], pair[0], target=target.label), tracer(models[other], pair[1], target=target.label)
+            seed_all(seed)  # the same dropout masks at both widths (when run for real)
+            ref_trace = tracer(models[ref], pair[0], target=target.label)
+            seed_all(seed)
+            return ref_trace, tracer(models[other], pair[1], target=target.label)
 
     traces = first_tracing(list(zip(variants, other_variants)), trace)
     return None if traces is None else (default, training, *traces)
@@ -164,8 +175,11 @@ def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None
                                             what="structure widths")
     ref, other = _reference_pair(knob.base, chosen)
     provenance = Provenance()
-    models = {w: build_at(knob, w, target=target.label, provenance=provenance if w == ref else None)
-              for w in chosen}
+    models = {}
+    for w in chosen:
+        seed_all(0)  # a model drawing its architecture at random builds the same way every run
+        models[w] = build_at(knob, w, target=target.label, provenance=provenance if w == ref else None)
+    require_same_structure({w: layout(m) for w, m in models.items()}, target.label)
     mup = mup_modules(models[ref], provenance)
     facts = ModelFacts(target=target.label, path=str(target.path or ""), width_knob=knob.name,
                        base_width=knob.base, widths=chosen, params=[], mup_modules=mup)
@@ -240,25 +254,56 @@ def _record_pair(target, knob: WidthKnob, failure: MulintError) -> tuple[Traced,
 
     cpu_knob = numeric_knob(knob)
     widths = tuple(numeric_widths(cpu_knob, target.label)[:2])
-    models = {w: build_at(cpu_knob, w, target=target.label, device="cpu") for w in widths}
+    models = {}
+    for w in widths:
+        seed_all(0)  # the same init every run: a branch on a weight's value goes the same way
+        models[w] = build_at(cpu_knob, w, target=target.label, device="cpu")
+    require_same_structure({w: layout(m) for w, m in models.items()}, target.label)
     tried = []
     user = callable(getattr(target.module, "example_inputs", None))
     described = [("example_inputs(model)", None)] if user else example.described_candidates(models[widths[0]], "cpu")
     for i, (description, _) in enumerate(described):
         try:
-            traces = []
-            for w in widths:
-                torch.manual_seed(0)  # the same tokens at both widths
-                traces.append(record(models[w], _inputs_for(target, models[w], "cpu")[i], target=target.label))
-            branch = _trace_training_branch(target, models, *widths, i, tracer=record, device="cpu")
-            return traces[0], traces[1], i, widths, branch
+            traces, seed = _record_same_path(target, models, widths, i)
         except MulintError as exc:
+            if exc.kind == "paths-differ":
+                raise
             tried.append(f"{description}: {exc.message.removeprefix('running the model on example inputs raised ')}")
+            continue
+        branch = _trace_training_branch(target, models, *widths, i, tracer=record, device="cpu", seed=seed)
+        return traces[0], traces[1], i, widths, branch
     if len(tried) == 1 and user:
         raise MulintError(f"{failure.message}; running it raised {tried[0].split(': ', 1)[1]}",
                           target=target.label, step="trace", hint=failure.hint)
     raise MulintError(f"{failure.message}; running it failed on every input tried: " + "; ".join(tried),
                       target=target.label, step="trace", hint=example.EXAMPLE_INPUTS)
+
+
+def _record_same_path(target, models, widths, index: int) -> tuple[list[Traced], int]:
+    """Both widths recorded on the same inputs, from the same seeds; the first seed on which they run the
+    same ops on the same parameters. A model whose path depends on width on every seed is refused: an
+    exponent read across two different branches measures the branch, not the width."""
+    difference = ""
+    for seed in RECORD_SEEDS:
+        seed_all(seed)
+        ref_inputs = _inputs_for(target, models[widths[0]], "cpu")[index]
+        seed_all(seed)
+        other_inputs = share_inputs(ref_inputs, _inputs_for(target, models[widths[1]], "cpu")[index])
+        traces = []
+        for w, inputs in zip(widths, (ref_inputs, other_inputs)):
+            seed_all(seed)  # the same random draws inside forward (dropout, sampling) at both widths
+            traces.append(record(models[w], inputs, target=target.label))
+        difference = path_difference(traces[0], traces[1], widths)
+        if difference is None:
+            return traces, seed
+    error = MulintError(
+        f"the model takes a different path at widths {widths[0]} and {widths[1]} on the same inputs "
+        f"(data-dependent control flow in forward that torch.export could not trace): {difference}",
+        target=target.label, step="trace",
+        hint="mulint reads width exponents by comparing one computation at two widths: make the branch "
+             "independent of width, or give `example_inputs(model)` on which every width takes the same path")
+    error.kind = "paths-differ"
+    raise error
 
 
 def mup_modules(model: nn.Module, provenance: Provenance) -> list[MupModule]:

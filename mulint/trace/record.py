@@ -3,11 +3,14 @@ mixture of experts, ``.item()`` in forward): run the model on small real inputs 
 each aten op that runs, with its operands' shapes and which parameters they are.
 
 The record is a `Traced` like an exported graph, so roles, multipliers and attention sites are read
-the same way. Only the branch the inputs took is seen, as with export.
+the same way. Only the branch the inputs took is seen, as with export: so every width is built and run
+from the same seeds on the same inputs, and `path_difference` tells when the widths still took different
+paths (a branch on a value that changes with width), which no width exponent may be read from.
 """
 
 from __future__ import annotations
 
+import random
 import sys
 from typing import Any
 
@@ -147,6 +150,53 @@ def record(model: nn.Module, inputs: Inputs, *, target: str) -> Traced:
         for hook in hooks:
             hook.remove()
     return _as_traced(recorder)
+
+
+def seed_all(seed: int) -> None:
+    """Every random generator model code commonly draws from: torch's, Python's and numpy's."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed(seed)
+
+
+def share_inputs(reference: Inputs, other: Inputs) -> Inputs:
+    """`other` with every tensor whose shape and dtype do not depend on width replaced by the reference
+    width's: the widths then run on identical data, not on two draws."""
+    def same(a, b):
+        if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+            return a.clone() if (a.shape, a.dtype, a.device) == (b.shape, b.dtype, b.device) else b
+        if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b):
+            return type(b)(same(x, y) for x, y in zip(a, b))
+        if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
+            return {k: same(a[k], b[k]) for k in b}
+        return b
+
+    return same(reference[0], other[0]), same(reference[1], other[1])
+
+
+def path_of(traced: Traced) -> tuple[list[str], set[str]]:
+    """The ops that ran, by module and order, and the parameters they read."""
+    ops = [n.name for n in traced.nodes.values() if n.op not in ("placeholder", "getitem")]
+    used = {name for name, node in traced.param_nodes.items() if node in traced.graph and traced.graph.out_degree(node)}
+    return ops, used
+
+
+def path_difference(a: Traced, b: Traced, widths: tuple[int, int]) -> str | None:
+    """How the two recordings' paths differ, or None when the same ops ran on the same parameters."""
+    (ops_a, used_a), (ops_b, used_b) = path_of(a), path_of(b)
+    if ops_a == ops_b and used_a == used_b:
+        return None
+    parts = []
+    for width, only in ((widths[0], used_a - used_b), (widths[1], used_b - used_a)):
+        if only:
+            parts.append(f"only width {width} used {', '.join(sorted(only)[:3])}")
+    if ops_a != ops_b:
+        k = next((i for i, (x, y) in enumerate(zip(ops_a, ops_b)) if x != y), min(len(ops_a), len(ops_b)))
+        first = [ops[k] if k < len(ops) else "(the end)" for ops in (ops_a, ops_b)]
+        parts.append(f"op {k + 1} was {first[0]} at width {widths[0]} and {first[1]} at width {widths[1]}")
+    return "; ".join(parts)
 
 
 def _as_traced(recorder: _Recorder) -> Traced:

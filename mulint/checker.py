@@ -36,6 +36,8 @@ class CheckResult:
     unanalysed: list[dict] = field(default_factory=list)  # {"path", "reason", "hint"}: model files not analysed
     outputs: list[tuple[str, str]] = field(default_factory=list)  # (target, what its code printed)
     skipped_dirs: list[str] = field(default_factory=list)
+    # resolved path -> sha256 of each checked file before anything read it: a fix is made only on that text
+    sources: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def models_analysed(self) -> int:
@@ -106,9 +108,17 @@ def _identity(text: str) -> tuple:
 def run_check(options: Settings, *, progress: Callable[[str], None] = lambda s: None) -> CheckResult:
     from mulint.load.targets import parse_target
 
+    from mulint.fix.files import source_digest
+
     result = CheckResult()
     jobs: list[Job] = []
-    for text in expand(options.paths, options.exclude, result.skipped_dirs):
+    texts = expand(options.paths, options.exclude, result.skipped_dirs)
+    for text in [*texts, *([options.optimizer] if options.optimizer else [])]:
+        head = text.rsplit(":", 1)[0] if not text.endswith(".py") else text
+        if head.endswith(".py"):
+            path = Path(head).resolve()
+            result.sources[str(path)] = source_digest(path)
+    for text in texts:
         try:
             spec = parse_target(text)
             _check_exists(spec, text)

@@ -180,11 +180,12 @@ def measure_init(knob: WidthKnob, widths: list[int], target: str, seed: int = 0,
                  visit: Callable[[int, nn.Module], None] | None = None) -> InitNumbers:
     """Init sizes per width; ``visit(width, model)`` sees each small model before it is dropped."""
     from mulint.analysis.same_structure import layout, require_same_structure
+    from mulint.trace.record import seed_all
 
     numbers = InitNumbers(widths=widths)
     layouts = {}
     for i, width in enumerate(widths):
-        torch.manual_seed(seed)
+        seed_all(seed)  # Python's and numpy's generators too: an init drawn from them repeats
         recorder = InitRecorder()
         with recorder:
             model = build_at(knob, width, target=target, device="cpu")

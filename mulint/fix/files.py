@@ -40,6 +40,21 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def source_digest(path: Path) -> str | None:
+    """sha256 of a regular file, None for anything else or unreadable; never blocks on a FIFO."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            return digest(fh.read())
+    except OSError:
+        return None
+
+
 def read_only(path: Path) -> bool:
     """Whether `path` (the file a symlink points to) is read-only as its users see it. root may write
     any file, so the mode bits decide as well: a file without a write bit was made read-only on

@@ -1,10 +1,14 @@
 """What `check` does with the findings' fixes: mark them (a plain check), show them (--diff) or write
-them (--fix), only ever in the files that were checked (``allowed``)."""
+them (--fix), only ever in the files that were checked (``allowed``), and only on the text that was
+analysed: a file that changed while it was checked is refused (its findings' lines may now hold other
+code), and nothing at all is written."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from mulint.errors import MulintError
-from mulint.fix import FixResult, annotate, plan_fixes
+from mulint.fix import FixResult, annotate, enabled, plan_fixes
 
 
 def fix_findings(result, allowed: set, apply_fixes: bool, show_diff: bool, unsafe_fixes: bool) -> FixResult:
@@ -18,6 +22,7 @@ def fix_findings(result, allowed: set, apply_fixes: bool, show_diff: bool, unsaf
         planned = plan_fixes(result.findings, unsafe=True, allowed=allowed)
         annotate(result.findings, planned.declined, notes=False)
         return FixResult(remaining=list(result.findings))
+    _refuse_changed(result, unsafe_fixes or not fixing)
     fixes = plan_fixes(result.findings, unsafe=unsafe_fixes or not fixing, allowed=allowed)
     annotate(result.findings, fixes.declined, notes=fixing)
     if apply_fixes and not show_diff:
@@ -29,3 +34,19 @@ def fix_findings(result, allowed: set, apply_fixes: bool, show_diff: bool, unsaf
     else:
         fixes.fixed = [] if not show_diff else fixes.fixed
     return fixes
+
+
+def _refuse_changed(result, unsafe: bool) -> None:
+    """Raise when a file a fix would edit no longer holds the text it held when the check began."""
+    from mulint.fix.files import source_digest
+
+    sources = getattr(result, "sources", None)
+    if sources is None:
+        return  # results without a record of what was analysed (the API's): nothing to compare
+    paths = sorted({str(Path(e["path"]).resolve()) for f in result.findings if enabled(f, unsafe)
+                    for e in f.fix.edits if "path" in e})
+    changed = [p for p in paths if p in sources and source_digest(Path(p)) != sources[p]]
+    if changed:
+        raise MulintError(f"{', '.join(changed)} changed while it was checked: the fixes were made for the text "
+                          f"that was analysed, whose lines may now hold other code; nothing was written",
+                          step="fix", hint="run mulint again on the saved file")

@@ -180,6 +180,7 @@ def measure_init(knob: WidthKnob, widths: list[int], target: str, seed: int = 0,
                  visit: Callable[[int, nn.Module], None] | None = None) -> InitNumbers:
     """Init sizes per width; ``visit(width, model)`` sees each small model before it is dropped."""
     from mulint.analysis.same_structure import layout, require_same_structure
+    from mulint.analysis.weight_norm import composed_rms, weight_normed
     from mulint.trace.record import seed_all
 
     numbers = InitNumbers(widths=widths)
@@ -193,11 +194,16 @@ def measure_init(knob: WidthKnob, widths: list[int], target: str, seed: int = 0,
         require_same_structure(layouts, target)  # numbers are compared across widths by name
         if visit is not None:
             visit(width, model)
+        composed = {item.direction: item for item in weight_normed(model)}
+        magnitudes = {item.magnitude for item in composed.values()}
         for names, param in _tensors(model):
             value = param.detach().float()
             rms = math.sqrt(float((value * value).mean())) if value.numel() else 0.0
+            if names[0] in composed:  # the weight the layer computes with is g·v/‖v‖, not v
+                rms = composed_rms(composed[names[0]]) or 0.0
             for name in names:
-                numbers.rms.setdefault(name, {})[width] = rms
+                if name not in magnitudes:  # g is judged through the composed weight
+                    numbers.rms.setdefault(name, {})[width] = rms
             if i == 0:
                 write = recorder.last_write(param)
                 late = recorder.writes_after_base_shapes(param)

@@ -12,6 +12,7 @@ from mulint.analysis.attention import attention_sites
 from mulint.analysis.branches import first_tracing, train_mode, training_variants
 from mulint.analysis.same_structure import layout, require_same_structure
 from mulint.analysis.uses import param_uses, role_from_shape
+from mulint.analysis.weight_norm import weight_normed
 from mulint.build import build_at
 from mulint.build import inputs as example
 from mulint.build.proportional import proportional_widths
@@ -346,6 +347,7 @@ def _param_facts(models, ref, other, ref_trace, other_trace, provenance,
                   for w, m in models.items()}
     owners = _owners(model)
     dependent = ref_trace.input_dependent() if ref_trace is not None else set()
+    magnitudes = {item.magnitude for item in weight_normed(model)}
     facts = []
     for names in groups.values():
         name = names[0]
@@ -360,6 +362,10 @@ def _param_facts(models, ref, other, ref_trace, other_trace, provenance,
             role_source = "shape"
             uses = [ParamUse(op="", kind="unused", role=role_from_shape(shape, infinite), fan_in=None,
                              fan_out=None, fan_in_infinite=False, fan_out_infinite=False, node="")]
+        if name in magnitudes:  # weight norm's g: one scale per row, whatever it is multiplied into
+            for use in uses:
+                use.role, use.fan_in, use.fan_out, use.fan_in_infinite, use.fan_out_infinite = \
+                    "vector", None, None, False, False
         owner, local = owners[name]
         sites = [provenance.param_site(*owners[n]) for n in names]
         facts.append(ParamFacts(

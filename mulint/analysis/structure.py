@@ -14,6 +14,7 @@ from mulint.analysis.same_structure import layout, require_same_structure
 from mulint.analysis.uses import param_uses, role_from_shape
 from mulint.analysis.weight_norm import weight_normed
 from mulint.build import build_at
+from mulint.build.shrink import constant_large_sizes
 from mulint.build import inputs as example
 from mulint.build.proportional import proportional_widths
 from mulint.build.provenance import Provenance
@@ -181,6 +182,7 @@ def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None
         seed_all(0)  # a model drawing its architecture at random builds the same way every run
         models[w] = build_at(knob, w, target=target.label, provenance=provenance if w == ref else None)
     require_same_structure({w: layout(m) for w, m in models.items()}, target.label)
+    knob.shrink = constant_large_sizes(models, _short_size())  # the small CPU builds' later
     mup = mup_modules(models[ref], provenance)
     facts = ModelFacts(target=target.label, path=str(target.path or ""), width_knob=knob.name,
                        base_width=knob.base, widths=chosen, params=[], mup_modules=mup)
@@ -233,6 +235,12 @@ def _knob_as_trained(target: ResolvedTarget, width_arg: str | None, failure: Mul
         return None
     notes.append(f"{note}, since on its own {failure.message}")
     return knob
+
+
+def _short_size() -> int:
+    from mulint.analysis.numbers import NUMERIC_SEQ
+
+    return NUMERIC_SEQ
 
 
 def _sizes_at(facts: ModelFacts, ratio: float) -> None:

@@ -16,9 +16,13 @@ from mulint.load.width import WidthKnob
 
 
 def _build(knob: WidthKnob, width: int, device: str, provenance: Provenance | None, scalars_on_cpu: bool):
+    from mulint.build.shrink import ShrinkSizes
+
     recording = provenance.recording() if provenance is not None else contextlib.nullcontext()
     scalars = ScalarsOnCpu() if scalars_on_cpu else contextlib.nullcontext()
-    with recording, quiet(), torch.device(device), scalars:
+    # real tensors: large constants (a mask sized by a module constant) are built short
+    short = ShrinkSizes(knob.shrink) if device != "meta" and knob.shrink else contextlib.nullcontext()
+    with recording, quiet(), torch.device(device), scalars, short:
         return knob.build(width)
 
 

@@ -108,6 +108,8 @@ class WidthKnob:
     limits: dict[str, Any] = dataclass_field(default_factory=dict)  # fields capped for small builds
     unlimited: "WidthKnob | None" = dataclass_field(default=None, repr=False)
     named_by_user: bool = False  # found through --width-arg: a hint must not suggest it again
+    # size -> short size for small CPU builds: large constants no field names (mulint.build.shrink)
+    shrink: dict[int, int] = dataclass_field(default_factory=dict)
 
     def with_limits(self, *, seq: int | None = None, vocab: int | None = None) -> "WidthKnob":
         """The same knob, building with sequence-length-like fields capped at `seq` and vocabulary-like

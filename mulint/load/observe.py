@@ -49,11 +49,13 @@ class _RecordingEnviron(os._Environ):  # type: ignore[name-defined]
         return found
 
     def __setitem__(self, key, value):
-        _ENV_WRITTEN.add(key)
+        if recording:
+            _ENV_WRITTEN.add(key)
         super().__setitem__(key, value)
 
     def __delitem__(self, key):
-        _ENV_WRITTEN.add(key)
+        if recording:
+            _ENV_WRITTEN.add(key)
         super().__delitem__(key)
 
     def __iter__(self):
@@ -117,29 +119,93 @@ def _stdlib_names() -> frozenset[str]:
 
 
 def distributions(module_names) -> tuple[list[dict], list[str]]:
-    """({"name", "version", "metadata"} of the distribution of each top-level module, file of its METADATA),
-    and the top-level names no distribution claims (stdlib ones left out)."""
+    """({"name", "version", "metadata"}: the distribution of each top-level module and the file holding
+    its version), and the top-level names no distribution claims (stdlib ones left out)."""
     tops = {name.partition(".")[0] for name in module_names} - _stdlib_names() - {"mulint", "__main__", ""}
-    claimed = metadata.packages_distributions()
     found: dict[str, dict] = {}
     unclaimed = []
     for top in sorted(tops):
-        names = claimed.get(top)
-        if not names:
+        dists = _distributions_of(top)
+        if not dists:
             unclaimed.append(top)
-            continue
-        for name in names:
-            if name in found:
-                continue
+        for dist in dists:
             try:
-                dist = metadata.distribution(name)
-                where = getattr(dist, "_path", None)
-                version = dist.version
-            except (metadata.PackageNotFoundError, OSError, ValueError):
+                name, version = dist.metadata["Name"], dist.version
+            except (OSError, ValueError, KeyError, TypeError):
                 continue
-            if where is not None:
-                found[name] = {"name": name, "version": version, "metadata": os.fspath(where / "METADATA")}
+            record = _metadata_file(getattr(dist, "_path", None))
+            if name and record is not None:
+                found.setdefault(name, {"name": name, "version": version, "metadata": record})
     return sorted(found.values(), key=lambda d: d["name"]), unclaimed
+
+
+def _distributions_of(top: str) -> list:
+    """The installed distributions that provide a top-level module: by its own name first, then by the
+    top_level.txt of the distributions beside it (cheap), then by every distribution's file list."""
+    try:
+        dist = metadata.distribution(top)
+        if top in (dist.read_text("top_level.txt") or top).split():
+            return [dist]
+    except (metadata.PackageNotFoundError, OSError, ValueError):
+        pass
+    for folder in _folders_of(top):
+        beside = [metadata.PathDistribution(info) for info in _provided(str(folder)).get(top, [])]
+        if beside:
+            return beside
+    return []  # its file is keyed instead (deps: library_files)
+
+
+def _folders_of(top: str) -> list:
+    from pathlib import Path
+
+    module = sys.modules.get(top)
+    files = [getattr(module, "__file__", None)] + list(getattr(module, "__path__", None) or [])
+    folders = []
+    for text in files:
+        if isinstance(text, str) and text:
+            path = Path(text)
+            folders.append(path.parent.parent if path.name.startswith("__init__.") else path.parent)
+    return folders
+
+
+@functools.lru_cache(maxsize=None)
+def _provided(folder: str) -> dict[str, list]:
+    """top-level module -> the distribution folders installed in `folder` that provide it, from their
+    top_level.txt or, without one, the first part of each path in RECORD."""
+    from pathlib import Path
+
+    out: dict[str, list] = {}
+    try:
+        infos = sorted(p for p in Path(folder).iterdir() if p.suffix in (".dist-info", ".egg-info") and p.is_dir())
+    except OSError:
+        return out
+    for info in infos:
+        try:
+            if (info / "top_level.txt").is_file():
+                tops = set((info / "top_level.txt").read_text(errors="replace").split())
+            else:
+                lines = (info / "RECORD").read_text(errors="replace").splitlines()
+                tops = {line.split(",", 1)[0].split("/", 1)[0] for line in lines}
+                tops = {t.split(".", 1)[0] for t in tops if not t.endswith((".dist-info", ".data"))}
+        except OSError:
+            continue
+        for top in tops:
+            out.setdefault(top, []).append(info)
+    return out
+
+
+def _metadata_file(where) -> str | None:
+    """The file holding a distribution's version: METADATA (dist-info), PKG-INFO (egg-info), or an
+    egg-info that is itself a file."""
+    if where is None:
+        return None
+    where = os.fspath(where)
+    if os.path.isfile(where):
+        return where
+    for name in ("METADATA", "PKG-INFO"):
+        if os.path.isfile(os.path.join(where, name)):
+            return os.path.join(where, name)
+    return None
 
 
 def is_native_extension(path: str) -> bool:

@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import signal
+import sys
 import textwrap
 from pathlib import Path
 
@@ -153,12 +154,17 @@ def test_an_installed_distributions_version_is_keyed(model, tmp_path, monkeypatc
     assert not hit(model)
 
 
-def test_an_unobservable_input_is_named_and_never_stored(model):
-    def reads_proc():
-        Path("/proc/self/status").read_text()
+def _loads_libc():
+    import ctypes
 
-    observed = recorded(reads_proc).observed()
-    [why] = [w for w in observed["unobservable"] if "/proc/self/status" in w]
+    ctypes.CDLL(None)  # a library whose reads mulint cannot see
+
+
+@pytest.mark.parametrize("action, named", [(lambda: Path("/proc/self/status").read_text(), "/proc/self/status"),
+                                           (_loads_libc, "ctypes")])
+def test_an_unobservable_input_is_named_and_never_stored(model, action, named):
+    observed = recorded(action).observed()
+    [why] = [w for w in observed["unobservable"] if named in w]
     assert "test_cache_inputs.py" in why  # the line of the user's code that read it
     assert cache.uncacheable(observed)
     store(model, observed)
@@ -279,3 +285,24 @@ def test_a_model_reading_proc_is_not_cached_and_verbose_says_why(mulint, tmp_pat
     assert not cached and "not cached" in err and "/proc/self/status" in err
     again, cached, _ = check(mulint, path)
     assert not cached and again == first
+
+
+def test_a_native_extension_of_the_project_is_unobservable(model, tmp_path, monkeypatch):
+    import importlib.util
+    import shutil
+
+    import _json
+
+    if not getattr(_json, "__file__", None):
+        pytest.skip("this Python has _json built in")
+    copy = tmp_path / Path(_json.__file__).name  # a compiled module in the user's own folder
+    shutil.copy(_json.__file__, copy)
+
+    def imports_it():
+        spec = importlib.util.spec_from_file_location("_json", copy)
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, "project_fast_json", module)
+
+    observed = recorded(imports_it).observed()
+    assert [w for w in observed["unobservable"] if "native extension" in w and str(copy) in w]
+    assert cache.uncacheable(observed)

@@ -90,7 +90,8 @@ def test_a_hang_is_stopped_at_the_timeout(mulint, tmp_path):
 
 
 def test_memory_past_the_cap_is_a_clear_error(mulint, tmp_path):
-    path = write_model(tmp_path, 'self.register_buffer("table", torch.zeros(1 << 29))  # 2 GB of floats')
+    # a buffer that grows with width (a constant-size one is built short): 2 GB of floats at width 32
+    path = write_model(tmp_path, 'self.register_buffer("table", torch.zeros(width, 1 << 24))')
     code, out, err = mulint("check", f"{path}:Net", "--max-memory", "1G", "--no-cache")
     assert code == 2
     assert "[build] ran out of memory: the worker may use 1.0 GB (--max-memory)" in err

@@ -115,8 +115,11 @@ def run_check(options: Settings, *, progress: Callable[[str], None] = lambda s: 
     texts = expand(options.paths, options.exclude, result.skipped_dirs)
     for text in [*texts, *([options.optimizer] if options.optimizer else [])]:
         head = text.rsplit(":", 1)[0] if not text.endswith(".py") else text
-        if head.endswith(".py"):
-            path = Path(head).resolve()
+        try:
+            path = Path(head).resolve() if head.endswith(".py") else None
+        except (OSError, RuntimeError):  # a symlink loop: reported as the target's own error below
+            continue
+        if path is not None:
             result.sources[str(path)] = source_digest(path)
     for text in texts:
         try:

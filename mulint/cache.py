@@ -105,9 +105,26 @@ def lookup(label: str, target_path: Path | None, options: dict) -> tuple[list[Fi
 
 def uncacheable(observed: dict | None) -> list[str]:
     """Why a result with these observed inputs must not be cached (empty when it may)."""
-    if not isinstance(observed, dict):
+    if not _is_observed(observed):
         return ["its inputs were not recorded"]
-    return [str(why) for why in observed.get("unobservable") or []]
+    return list(observed["unobservable"])
+
+
+def _is_observed(observed) -> bool:
+    """The shape `DependencyRecorder.observed` sends (a worker's result is checked before it is trusted)."""
+    def strings(items):
+        return isinstance(items, list) and all(isinstance(x, str) for x in items)
+
+    if not isinstance(observed, dict) or not strings(observed.get("unobservable")):
+        return False
+    env, listings, dists = observed.get("env"), observed.get("listings"), observed.get("dists")
+    return (isinstance(env, dict) and all(isinstance(k, str) and isinstance(v, (str, type(None)))
+                                          for k, v in env.items())
+            and isinstance(listings, list) and all(isinstance(r, list) and len(r) == 2 and isinstance(r[0], str)
+                                                   and isinstance(r[1], bool) for r in listings)
+            and isinstance(dists, list) and all(isinstance(d, dict) and isinstance(d.get("metadata"), str)
+                                                for d in dists)
+            and strings(observed.get("library_files")))
 
 
 def store_result(label: str, target_path: Path | None, options: dict, findings: list[Finding], target: dict,
@@ -116,8 +133,9 @@ def store_result(label: str, target_path: Path | None, options: dict, findings: 
     directory, the value of every environment variable. Not when an input could not be observed, nor when
     a file or directory changed after the check began (the recorder's `started_ns`, or this process's
     lookup of the target): the result may come from its old content."""
-    observed = observed if observed is not None else {}
-    if observed.get("unobservable"):
+    observed = observed if observed is not None else {"env": {}, "listings": [], "dists": [], "library_files": [],
+                                                       "unobservable": []}
+    if uncacheable(observed):
         return
     looked_up_ns = _LOOKED_UP_NS.pop(_identity(label, target_path, options), None)
     since = min((t for t in (started_ns, looked_up_ns) if t is not None), default=None)

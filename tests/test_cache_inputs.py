@@ -58,8 +58,9 @@ def test_every_form_of_environment_read_is_recorded_with_its_value_or_unset(monk
 def store(model: Path, observed: dict, deps=None) -> None:
     finding = Finding(code="MU102", name="readout", severity="error", message="m", path=str(model), line=1,
                       column=1, target=f"{model}:M", parameter="out.weight", fix=None)
+    nothing = {"env": {}, "listings": [], "dists": [], "library_files": [], "unobservable": []}
     cache.store_result(f"{model}:M", model, OPTIONS, [finding], {"target": f"{model}:M"},
-                       deps if deps is not None else [model.resolve()], observed=observed)
+                       deps if deps is not None else [model.resolve()], observed={**nothing, **observed})
 
 
 def hit(model: Path) -> bool:

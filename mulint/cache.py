@@ -154,7 +154,11 @@ def store_result(label: str, target_path: Path | None, options: dict, findings: 
     stamps = [max(r["mtime_ns"], r["ctime_ns"]) for r in [*records, *listings] if "mtime_ns" in r]
     if since is not None and any(stamp >= since for stamp in stamps):
         return
-    env = observed.get("env", {})
+    # The values as this process sees them: the worker got this environment, and what mulint's worker
+    # setup overrode (its own scratch folders) is mulint's, not an input the user controls.
+    from mulint.load.observe import current_environment
+
+    env = current_environment(observed.get("env", {}))
     _write_atomic(_path(key), {"format": _FORMAT, "key": key, "hashed_at_ns": hashed_at_ns, "deps": records,
                                "listings": [{"path": r["path"], "import_only": r["import_only"], "names": r["names"]}
                                             for r in listings],

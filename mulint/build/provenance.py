@@ -23,11 +23,16 @@ _STDLIB_DIR = os.path.dirname(os.__file__) + os.sep
 
 
 def _package_dir(name: str) -> str:
-    """A package's directory without importing it ("\0" when it is not installed: matches nothing)."""
-    import importlib.util
+    """An installed package's directory without importing it ("\0" when it is not installed: matches
+    nothing). Found through its distribution, never through sys.path: a user's own `mup.py` beside the
+    model would otherwise make every file of the model's folder library code."""
+    import importlib.metadata
 
-    spec = importlib.util.find_spec(name)
-    return os.path.dirname(spec.origin) + os.sep if spec and spec.origin else "\0"
+    try:
+        directory = importlib.metadata.distribution(name).locate_file(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "\0"
+    return os.path.join(str(directory), "") if os.path.isdir(str(directory)) else "\0"
 
 
 # mup's layers are library code too: a MuSharedReadout's logits are the user's `self.readout(x)` line.

@@ -227,7 +227,11 @@ def _model_jobs(spec, summary, options: Settings, result: CheckResult) -> list[J
         _not_analysed(result, spec.path, "its nn.Module classes are components of no model it defines",
                       f"name the model class or a factory as {spec.path}:NAME")
         return []
-    return [Job("check", f"{spec.path}:{name}", job_options, discovered=True) for name in summary.top_level_models]
+    # Checked in the file's order (factories first): the ranking of top_level_models, most model-like
+    # first, is for picking one model (inspect, coord, hints), not for the order of a report.
+    in_file = {name: i for i, name in enumerate(summary.module_classes)}
+    names = sorted(summary.top_level_models, key=lambda name: in_file.get(name, -1))
+    return [Job("check", f"{spec.path}:{name}", job_options, discovered=True) for name in names]
 
 
 def _named(path, summary) -> str:

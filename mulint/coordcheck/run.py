@@ -26,7 +26,8 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _inputs(target, structure: Structure, model: nn.Module, batch_fn, device: str) -> example.Inputs:
+def _inputs(target, structure: Structure, model: nn.Module, batch_fn, device: str,
+            batch: int = BATCH) -> example.Inputs:
     """The same batch at every width: drawn on the CPU from a fixed seed, then moved to the device."""
     torch.manual_seed(0)
     if batch_fn is not None:
@@ -34,8 +35,30 @@ def _inputs(target, structure: Structure, model: nn.Module, batch_fn, device: st
     elif callable(user := getattr(target.module, "example_inputs", None)):
         inputs = example.from_user_function(user, model)
     else:
-        inputs = example.synthesise(model, "cpu", batch=BATCH, seq=SEQ)[structure.inputs_index]
+        inputs = example.synthesise(model, "cpu", batch=batch, seq=SEQ)[structure.inputs_index]
     return example.to_device(inputs, device)
+
+
+def _batch_for(factory, policy, knob, widths: list[int], label: str) -> tuple[int, list[str]]:
+    """Samples per synthesised batch. An optimizer that mixes a matrix's entries (Muon) makes an update
+    whose size depends on the gradient's rank, at most the batch's tokens: trained on fewer tokens than
+    the width, its layers seem to grow with width (mulint.analysis.update_batch). Such a setup, probed
+    as the measured updates probe it, trains on enough tokens for the widest width; a per-coordinate
+    one keeps the small batch."""
+    if factory is None:
+        return BATCH, []
+    from mulint.analysis.update_batch import tokens_for
+    from mulint.analysis.updates import per_coordinate
+
+    with shrunk_model(knob, min(widths), target=label, device="cpu") as (model, _):
+        names = {n for n, p in model.named_parameters() if p.requires_grad}
+        stepped_alone = per_coordinate(factory.make, model, policy, ())
+    if not names - stepped_alone:
+        return BATCH, []
+    tokens = tokens_for(widths, 0)
+    batch = max(BATCH, -(-tokens // SEQ))
+    return batch, [f"the optimizer mixes a matrix's entries: trained on {batch} x {SEQ} tokens (at least "
+                   f"{tokens}), so no layer's update is capped by the batch's rank"]
 
 
 def _judged(structure: Structure) -> dict[str, str]:
@@ -77,12 +100,14 @@ def run_coord(target, structure: Structure, *, widths: list[int] | None = None, 
     def train(widths: list[int], steps: int) -> tuple[dict[str, LayerCurve], list[str]]:
         curves: dict[str, LayerCurve] = {}
         shrunk: list[str] = []
+        batch, said = (BATCH, []) if batch_fn is not None else _batch_for(factory, policy, knob, widths, target.label)
+        notes.extend(n for n in said if n not in notes)
         with cpu_threads(knob, widths, target.label, device):
             for width in widths:
                 for seed in range(seeds):
                     torch.manual_seed(1000 + seed)
                     with shrunk_model(knob, width, target=target.label, device=device) as (model, lists):
-                        inputs = _inputs(target, structure, model, batch_fn, device)
+                        inputs = _inputs(target, structure, model, batch_fn, device, batch)
                         shrunk = shrunk or describe_shrinking(knob, lists, _token_shape(inputs))
                         opt = _optimizers(factory, model, policy, target.label) if factory \
                             else [torch.optim.Adam(model.parameters(), lr=lr)]

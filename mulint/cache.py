@@ -272,19 +272,12 @@ def _sha256(path: Path) -> str:
 def _read_regular(path: Path, limit: int) -> bytes | None:
     """The bytes of a regular file of at most `limit` bytes; None for anything else (a FIFO, a device,
     a folder, a link to /dev/zero), without blocking."""
+    from mulint.sources import NotSource, read_source
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
+        return read_source(path, limit)
+    except (OSError, NotSource):
         return None
-    try:
-        with os.fdopen(fd, "rb") as fh:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
-                return None
-            data = fh.read(limit + 1)
-    except OSError:
-        return None
-    return data if len(data) <= limit else None
 
 
 def _unchanged(dep: dict, hashed_at_ns: int) -> bool:

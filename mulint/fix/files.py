@@ -41,17 +41,12 @@ def digest(data: bytes) -> str:
 
 
 def source_digest(path: Path) -> str | None:
-    """sha256 of a regular file, None for anything else or unreadable; never blocks on a FIFO."""
+    """sha256 of a regular source file, None for anything else or unreadable; never blocks on a FIFO."""
+    from mulint.sources import NotSource, read_source
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return None
-    try:
-        with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return None
-            return digest(fh.read())
-    except OSError:
+        return digest(read_source(path))
+    except (OSError, NotSource):
         return None
 
 

@@ -45,3 +45,15 @@ def inspect_json(mulint):
 
 def roles_of(report: dict) -> dict[str, list[str]]:
     return {p["name"]: p["roles"] for p in report["parameters"]}
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's in-process training: tiny matmuls, where threads only add
+    synchronisation on a shared machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

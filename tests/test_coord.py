@@ -27,12 +27,7 @@ def failing(result):
     return {l.name for l in result.layers if l.judged and l.status != "ok"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matmuls: threads only add synchronisation on a shared machine
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_sp_mlp_fails_naming_hidden_layers_and_output():

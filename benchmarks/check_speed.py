@@ -40,14 +40,14 @@ def measure(target: str) -> dict:
     import torch  # noqa: F401
     import transformers  # noqa: F401
 
-    from mulint.load.targets import parse_target, resolve
+    from mulint.reading.targets import parse_target, resolve
 
     libraries = time.perf_counter()
     resolve(parse_target(target), allow_exec=True)  # the user's code, imported once and reused by the check
     imported = time.perf_counter()
     from mulint.analysis import model, structure
-    from mulint.checker import run_check
-    from mulint.settings import Settings
+    from mulint.engine.checker import run_check
+    from mulint.engine.settings import Settings
 
     bucket: dict[str, float] = {}
     _timed(structure, "build_at", bucket, "meta build")

@@ -25,7 +25,7 @@ def time_mulint(case: dict, use_file_optimizer: bool) -> float:
     from mulint.analysis.model import _resolve_function
     from mulint.analysis.structure import analyse_structure
     from mulint.coordcheck.run import run_coord
-    from mulint.load.targets import parse_target, resolve
+    from mulint.reading.targets import parse_target, resolve
 
     start = time.perf_counter()
     [target] = resolve(parse_target(f"{ROOT / 'examples' / case['file']}:{case['name']}"), allow_exec=True)

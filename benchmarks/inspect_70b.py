@@ -23,7 +23,7 @@ def main() -> None:
     t_import = time.perf_counter() - t0
 
     from mulint.analysis.structure import analyse_structure
-    from mulint.load.targets import parse_target, resolve
+    from mulint.reading.targets import parse_target, resolve
     from mulint.report.inspect_view import as_text
 
     t1 = time.perf_counter()

@@ -25,9 +25,9 @@ TARGET = f"{ROOT / 'examples' / 'nanogpt_sp.py'}:GPT"
 
 IN_PROCESS = '''
 import sys
-import mulint.checker
-from mulint import jobs
-from mulint.isolation import Outcome
+import mulint.engine.checker
+from mulint.engine import jobs
+from mulint.engine.isolation import Outcome
 
 def run_inline(job_list, limits, on_done=lambda o: None, on_progress=lambda j, n: None):
     outcomes = []
@@ -37,7 +37,7 @@ def run_inline(job_list, limits, on_done=lambda o: None, on_progress=lambda j, n
                                 error=value if kind == "error" else None))
     return outcomes
 
-mulint.checker.run_jobs = run_inline
+mulint.engine.checker.run_jobs = run_inline
 from mulint.cli import main
 main(sys.argv[1:])
 '''

@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def static_over_transformers() -> None:
     import transformers
 
-    from mulint.checker import expand, run_check
-    from mulint.settings import Settings
+    from mulint.engine.checker import expand, run_check
+    from mulint.engine.settings import Settings
 
     directory = Path(transformers.__file__).parent
     files = expand([str(directory)], [])

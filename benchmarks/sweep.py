@@ -95,7 +95,7 @@ def _role_problems(facts, model) -> list[str]:
 def run_arch(name: str, family: str, differences: dict[str, str] | None = None, path: Path = ZOO) -> ArchResult:
     import mulint.analysis.model as analysis
     from mulint.errors import MulintError
-    from mulint.load.targets import parse_target, resolve
+    from mulint.reading.targets import parse_target, resolve
     from mulint.rules import check_model_rules
 
     result = ArchResult(name=name, family=family, differences=differences or {})
@@ -134,7 +134,7 @@ def run_arch(name: str, family: str, differences: dict[str, str] | None = None, 
 
 
 def sweep(names: list[str] | None = None, progress=None) -> list[ArchResult]:
-    from mulint.load.targets import import_file
+    from mulint.reading.targets import import_file
 
     module = import_file(ZOO, str(ZOO))
     results = []

@@ -50,8 +50,8 @@ def measure(spec: str) -> dict:
     import transformers  # noqa: F401
 
     from mulint.analysis import model
-    from mulint.jobs import analyse_target
-    from mulint.load.targets import parse_target, resolve
+    from mulint.engine.jobs import analyse_target
+    from mulint.reading.targets import parse_target, resolve
 
     [target] = resolve(parse_target(target_spec), allow_exec=True)
     spent = {"updates": 0.0}

@@ -6,8 +6,8 @@ so `import mulint` stays cheap (the command line and the pytest plugin import it
 """
 
 from mulint.errors import MulintError
+from mulint.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["check", "inspect", "coord", "Report", "Analysis", "CoordReport", "MulintError", "__version__"]
 _API = {"check", "inspect", "coord", "Report", "Analysis", "CoordReport"}
 

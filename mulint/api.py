@@ -57,7 +57,7 @@ class Report:
         return json_report.render(self.raw, [self.analysed], [])
 
     def to_sarif(self) -> str:
-        from mulint import __version__
+        from mulint.version import __version__
         from mulint.report import sarif
         from mulint.rules.pages import load_pages, pages_dir
 
@@ -134,9 +134,9 @@ def check(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any], 
           profile: str | None = None, coord: bool = False, width_arg: str | None = None) -> Report:
     """Run mulint's model rules on the model `model_fn(width)` builds, with its optimizer
     `optimizer_fn(model)` when given (else one found as the CLI finds it)."""
-    from mulint.settings import build_settings
-    from mulint.jobs import analyse_target
-    from mulint.suppress import filter_findings
+    from mulint.engine.settings import build_settings
+    from mulint.engine.jobs import analyse_target
+    from mulint.engine.suppress import filter_findings
 
     # The same merge and validation as the CLI's: defaults < these arguments (no [tool.mulint]: a
     # call from Python says what it wants).
@@ -171,8 +171,8 @@ def inspect(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any]
     """Every parameter of the model: shape, which dimensions grow with width, fan-in/out, roles, and the
     numbers `check` judges per width (init rms, lr, weight decay, multipliers, measured updates), with
     the optimizer `optimizer_fn(model)` when given (else one found as the CLI finds it)."""
-    from mulint.jobs import analyse_numbers
-    from mulint.settings import build_settings
+    from mulint.engine.jobs import analyse_numbers
+    from mulint.engine.settings import build_settings
 
     settings = build_settings(None, source="api", widths=widths, width_arg=width_arg, profile=profile)
     target = _target(model_fn, widths, settings.width_arg)
@@ -191,7 +191,7 @@ def coord(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any], 
           width_arg: str | None = None) -> CoordReport:
     """Train the model a few steps at growing widths; a layer whose change grows or collapses with
     width fails the check."""
-    from mulint.settings import build_settings, check_coord_run
+    from mulint.engine.settings import build_settings, check_coord_run
 
     check_coord_run(steps, seeds, lr, source="api")  # before torch is imported: a bad call fails at once
     build_settings(None, source="api", widths=widths, width_arg=width_arg)
@@ -219,7 +219,7 @@ def _label(obj: Any) -> str:
 
 
 def _target(model_fn, widths: list[int] | None, width_arg: str | None):
-    from mulint.load.targets import ResolvedTarget, TargetSpec
+    from mulint.reading.targets import ResolvedTarget, TargetSpec
 
     if not callable(model_fn):
         raise MulintError(f"{model_fn!r} is not callable", step="target",
@@ -238,7 +238,7 @@ def _target(model_fn, widths: list[int] | None, width_arg: str | None):
 
 
 def _has_width_default(model_fn) -> bool:
-    from mulint.load.width import WIDTH_NAMES
+    from mulint.construct.width import WIDTH_NAMES
 
     if _inspect.isclass(model_fn):
         return True  # a class: its width argument or config is found as for `file.py:Class`

@@ -11,12 +11,12 @@ import traceback
 
 import click
 
-from mulint import __version__
+from mulint.version import __version__
 from mulint.errors import MulintError
-from mulint.isolation import DEFAULT_TIMEOUT
+from mulint.engine.isolation import DEFAULT_TIMEOUT
 from mulint.report.escape import keep_lines, one_line
 from mulint.report.summary import counts_line, error_lines, not_a_pass, note_lines, render, unanalysed_lines
-from mulint.runner import echo_output, inspect_options, one_model_job, run_one_job
+from mulint.engine.runner import echo_output, inspect_options, one_model_job, run_one_job
 
 FORMATS_INSPECT = click.Choice(["text", "json"])
 
@@ -44,7 +44,7 @@ def cli() -> None:
     """mulint: a linter for the Maximal Update Parametrization (µP) of PyTorch models."""
 
 
-# --jobs, --timeout and --max-memory are validated by the settings (mulint.settings) with the config's
+# --jobs, --timeout and --max-memory are validated by the settings (mulint.engine.settings) with the config's
 # own parsers, so that a value is judged alike whether a flag or [tool.mulint] gives it.
 jobs_option = click.option("--jobs", "-j", type=int, metavar="N",
                            help="Models analysed at once, each in its own worker process (default: the number "
@@ -79,7 +79,7 @@ def inspect(target: str, widths, width_arg, optimizer, profile, fmt: str, timeou
     from mulint.report.inspect_view import as_json, as_text
 
     with _errors(verbose):
-        from mulint.settings import settings_for
+        from mulint.engine.settings import settings_for
 
         settings = settings_for([target], widths=widths, width_arg=width_arg, optimizer=optimizer, profile=profile,
                                 timeout=timeout, max_memory=max_memory, jobs=1)
@@ -90,7 +90,7 @@ def inspect(target: str, widths, width_arg, optimizer, profile, fmt: str, timeou
 
 def _one_target(widths, width_arg, timeout, max_memory):
     """`coord` trains one target in one worker: its flags validated as `check`'s are."""
-    from mulint.settings import build_settings
+    from mulint.engine.settings import build_settings
 
     return build_settings(None, widths=widths, width_arg=width_arg, timeout=timeout, max_memory=max_memory, jobs=1)
 
@@ -144,9 +144,9 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
     """
     from pathlib import Path
 
-    from mulint.checker import checked_files, run_check
+    from mulint.engine.checker import checked_files, run_check
     from mulint.fix.run import fix_findings
-    from mulint.settings import settings_for
+    from mulint.engine.settings import settings_for
 
     with _errors(verbose):
         fixing = apply_fixes or show_diff
@@ -162,7 +162,7 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
         show = verbose or sys.stderr.isatty()
         progress = (lambda line: click.echo(one_line(line), err=True)) if show else (lambda line: None)
         if verbose:
-            from mulint.checker import expand
+            from mulint.engine.checker import expand
 
             skipped: list[str] = []
             expand(settings.paths, settings.exclude, skipped)
@@ -229,7 +229,7 @@ def coord(target, optimizer, widths, width_arg, steps, seeds, lr, batch_spec, de
     with _errors(verbose):
         if plot_path:
             _check_writable(plot_path)
-        from mulint.settings import check_coord_run
+        from mulint.engine.settings import check_coord_run
 
         check_coord_run(steps, seeds, lr)
         settings = _one_target(widths, width_arg, timeout, max_memory)
@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     if sys.stdout is None:  # started with stdout closed (`>&-`): every result would vanish in silence
         click.echo("error: cannot write the output: standard output is closed", err=True)
         sys.exit(2)
-    from mulint.isolation import handle_signals
+    from mulint.engine.isolation import handle_signals
 
     handle_signals()  # SIGTERM/SIGHUP unwind as Ctrl-C does: workers killed, temporary files removed
     try:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 ROLES = ("input", "hidden", "output", "vector", "scalar")
+# How `lr_scale`-style param-group keys are taken (config `lr-scale`): as the code reads them, always, never.
+LR_SCALE_MODES = ("auto", "applied", "ignored")
 
 
 @dataclass(frozen=True)

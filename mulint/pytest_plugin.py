@@ -3,7 +3,7 @@
 - The `mup_check` fixture: `assert mup_check(lambda w: build(cfg, width=w), optimizer_fn=make_opt).ok`;
   a failing assertion shows the findings as the command line prints them.
 - `pytest --mulint`: every `targets` entry of `[tool.mulint]` becomes a test item, checked as
-  `mulint check TARGET` checks it, with the same settings (mulint.settings: one merge for every
+  `mulint check TARGET` checks it, with the same settings (mulint.engine.settings: one merge for every
   front-end; each model in a worker process, results cached), so CI needs no separate step. An item
   passes only when its models were analysed and found clean: a model file left unanalysed fails it,
   and a bad setting is a usage error.
@@ -46,8 +46,8 @@ def mup_check():
 def pytest_collection_modifyitems(session, config, items) -> None:
     if not config.getoption("mulint"):
         return
-    from mulint.config import find_config, load_config
-    from mulint.settings import settings_for
+    from mulint.engine.config import find_config, load_config
+    from mulint.engine.settings import settings_for
     from mulint.errors import MulintError
 
     try:  # a bad setting is a usage error, as under `mulint check`, never an INTERNALERROR traceback
@@ -86,7 +86,7 @@ class MulintItem(pytest.Item):
         self.add_marker("mulint")
 
     def runtest(self) -> None:
-        from mulint.checker import run_check
+        from mulint.engine.checker import run_check
         from mulint.report import text
         from mulint.report.summary import error_lines, unanalysed_lines
 

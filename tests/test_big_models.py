@@ -6,7 +6,7 @@ import json
 import textwrap
 
 from mulint.analysis.numbers import MAX_ELEMENTS
-from mulint.load.width_limits import count_caps
+from mulint.construct.width_limits import count_caps
 
 # A byte-pair LM with a five-million-token table and untied readout, configured by a plain class
 # instance given as the default (not a dataclass) whose attributes mulint reads; the blocks are a Sequential of residual MLPs.

@@ -7,8 +7,8 @@ import textwrap
 import pytest
 
 from mulint.analysis.structure import analyse_structure
-from mulint.build import build_at
-from mulint.load.targets import parse_target, resolve
+from mulint.construct import build_at
+from mulint.reading.targets import parse_target, resolve
 
 BIG_MASK = textwrap.dedent("""
     import math

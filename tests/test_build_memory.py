@@ -11,11 +11,11 @@ import torch.nn as nn
 
 from mulint.analysis.model import analyse_model
 from mulint.analysis.numbers import NUMERIC_SEQ, numeric_knob
-from mulint.build import build_at
-from mulint.build.inputs import SEQ
-from mulint.load.targets import parse_target, resolve
-from mulint.load.width import find_knob
-from mulint.load.width_limits import capped_fields, is_sequence_field, is_vocab_field
+from mulint.construct import build_at
+from mulint.construct.inputs import SEQ
+from mulint.reading.targets import parse_target, resolve
+from mulint.construct.width import find_knob
+from mulint.construct.width_limits import capped_fields, is_sequence_field, is_vocab_field
 
 # A decoder whose blocks each hold a (block_size, block_size) causal mask buffer; every build records
 # the block size and the device and shape of the mask it made.

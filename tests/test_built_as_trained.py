@@ -5,7 +5,7 @@ construction comes with it."""
 import json
 import textwrap
 
-from mulint.load.training_init import find_construction
+from mulint.reading.training_init import find_construction
 
 # LLaMA-style: a ModelArgs dataclass whose fields have no defaults, a Transformer taking it, and an
 # init method the script calls; the readout is zero-initialised there (µP), hidden weights std 1/sqrt(dim).

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import EXAMPLES
 
-from mulint import cache
+from mulint.engine import cache
 from mulint.findings import Finding, Fix
 
 
@@ -44,7 +44,7 @@ def test_changes_invalidate(mulint, tmp_path, monkeypatch):
     path.write_text(path.read_text() + "\n# a comment\n")
     assert check(mulint, path)[1] is False  # the model code changed
     assert check(mulint, path, "--widths", "64,128,256")[1] is False  # the options changed
-    import mulint.cache as cache
+    import mulint.engine.cache as cache
 
     monkeypatch.setattr(cache, "__version__", "999.0")
     assert check(mulint, path)[1] is False  # another mulint version
@@ -52,7 +52,7 @@ def test_changes_invalidate(mulint, tmp_path, monkeypatch):
 
 
 def test_unreadable_entries_are_ignored(mulint, tmp_path):
-    import mulint.cache as cache
+    import mulint.engine.cache as cache
 
     path = tmp_path / "model3.py"
     path.write_text((EXAMPLES / "mlp_sp.py").read_text())
@@ -68,7 +68,7 @@ def test_unreadable_entries_are_ignored(mulint, tmp_path):
 OPTIONS = {"widths": None, "coord": False}
 RECORD = textwrap.dedent("""
     import json, sys
-    from mulint.load.deps import DependencyRecorder
+    from mulint.engine.deps import DependencyRecorder
     sys.path.insert(0, ".")
     with DependencyRecorder() as recorder:
         import model
@@ -352,7 +352,7 @@ def test_an_edit_in_a_subpackage_brings_its_finding_back_through_the_cli(mulint,
 
 
 def test_the_key_of_set_options_does_not_depend_on_the_hash_seed(tmp_path):
-    code = "from mulint import cache; print(cache._primary_key('m.py:M', None, {'select': {'MU101', 'MU201'}}))"
+    code = "from mulint.engine import cache; print(cache._primary_key('m.py:M', None, {'select': {'MU101', 'MU201'}}))"
     keys = {subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in range(2)}
     assert len(keys) == 1

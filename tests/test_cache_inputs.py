@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from mulint import cache
+from mulint.engine import cache
 from mulint.findings import Finding
-from mulint.load import deps, observe
-from mulint.load.deps import DependencyRecorder
+from mulint.engine import deps, observe
+from mulint.engine.deps import DependencyRecorder
 
 OPTIONS = {"widths": None}
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mulint.config import Config, find_config, load_config
+from mulint.engine.config import Config, find_config, load_config
 from mulint.errors import MulintError
 
 

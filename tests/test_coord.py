@@ -16,7 +16,7 @@ def run(target, **options):
     from mulint.analysis.model import _resolve_function
     from mulint.analysis.structure import analyse_structure
     from mulint.coordcheck.run import run_coord
-    from mulint.load.targets import parse_target, resolve
+    from mulint.reading.targets import parse_target, resolve
 
     [item] = resolve(parse_target(str(target)), allow_exec=True)[:1]
     options = {"seeds": 1, "device": "cpu", "resolve_optimizer": _resolve_function, **options}
@@ -210,8 +210,8 @@ def test_collapse_floor_depends_on_a_width_dimension(shapes, slope, status):
 
 def test_widths_fall_below_the_base_only_when_too_large_and_say_so(monkeypatch):
     from mulint.coordcheck import plan
-    from mulint.load.targets import parse_target, resolve
-    from mulint.load.width import find_knob
+    from mulint.reading.targets import parse_target, resolve
+    from mulint.construct.width import find_knob
 
     [item] = resolve(parse_target(str(EXAMPLES / "mlp_sp.py")), allow_exec=True)[:1]
     knob = find_knob(item.obj, item.label)

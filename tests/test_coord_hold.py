@@ -20,7 +20,7 @@ def run(target, **options):
     from mulint.analysis.model import _resolve_function
     from mulint.analysis.structure import analyse_structure
     from mulint.coordcheck.run import run_coord
-    from mulint.load.targets import parse_target, resolve
+    from mulint.reading.targets import parse_target, resolve
 
     [item] = resolve(parse_target(str(target)), allow_exec=True)[:1]
     options = {"seeds": 1, "device": "cpu", "resolve_optimizer": _resolve_function, **options}

@@ -117,7 +117,7 @@ def mulint_check(file, target):
     from mulint.analysis.model import _resolve_function
     from mulint.analysis.structure import analyse_structure
     from mulint.coordcheck.run import run_coord
-    from mulint.load.targets import parse_target, resolve
+    from mulint.reading.targets import parse_target, resolve
 
     key = (file, target)
     if key not in _results:

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 import mulint
-from mulint.load.deps import DependencyRecorder
+from mulint.engine.deps import DependencyRecorder
 
 
 def test_recording_excludes_libraries_stdlib_mulint_and_system_files(tmp_path):

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from mulint.load.safety import summarize
+from mulint.reading.safety import summarize
 
 BACKBONE = """
 import torch.nn as nn

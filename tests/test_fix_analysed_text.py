@@ -5,7 +5,7 @@ import pytest
 
 from test_fix_files import ATTENTION
 
-import mulint.checker as checker
+import mulint.engine.checker as checker
 
 EDITED = "import math  # a line added while mulint ran: every line below moved down\n" + ATTENTION
 

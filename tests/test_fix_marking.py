@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from conftest import EXAMPLES, ROOT
-from mulint.cache import _parse_finding
+from mulint.engine.cache import _parse_finding
 from mulint.fix import plan_fixes
 
 PAGES = sorted((ROOT / "rules").glob("MU*.md"))

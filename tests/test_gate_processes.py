@@ -154,7 +154,7 @@ class Net(nn.Module):
 
 
 def _run_discovered(path: Path, name: str = "Net"):
-    from mulint.isolation import Job, Limits, run_jobs
+    from mulint.engine.isolation import Job, Limits, run_jobs
 
     [outcome] = run_jobs([Job("check", f"{path}:{name}", {"widths": [16, 32]}, discovered=True)],
                          Limits(timeout=120, jobs=1))
@@ -238,8 +238,8 @@ def test_siblings_named_like_standard_modules_do_not_shadow_them(tmp_path):
 # --- results are plain data -------------------------------------------------------------------------
 
 def test_an_intenum_default_is_not_imported_in_mulints_process(tmp_path, monkeypatch):
-    from mulint.checker import run_check
-    from mulint.settings import Settings
+    from mulint.engine.checker import run_check
+    from mulint.engine.settings import Settings
 
     (tmp_path / "enummodel.py").write_text(textwrap.dedent('''
         import enum
@@ -274,7 +274,7 @@ def test_an_intenum_default_is_not_imported_in_mulints_process(tmp_path, monkeyp
 def test_a_message_that_is_not_a_result_is_refused():
     from mulint.coordcheck import CoordResult
     from mulint.findings import Finding
-    from mulint.wire import WireError, check_result, decode, encode
+    from mulint.engine.wire import WireError, check_result, decode, encode
 
     finding = Finding("MU101", "x", "error", "m", "a.py", 3, 1, parameter="w")
     value = decode(encode({"findings": [finding], "target": {"target": "a.py:N", "mode": "model", "widths": [16]}}))
@@ -306,7 +306,7 @@ def test_a_model_printing_100_mb_costs_mulint_no_memory(tmp_path):
                                       'print()\nprint("@@last line")\n'))
     script = textwrap.dedent(f'''
         import sys
-        from mulint.isolation import Job, Limits, run_jobs
+        from mulint.engine.isolation import Job, Limits, run_jobs
 
         # getrusage's peak survives exec, so it would count the pytest process this one was forked
         # from; the mm's own high-water mark, reset here, counts this process alone.
@@ -333,7 +333,7 @@ def test_a_model_printing_100_mb_costs_mulint_no_memory(tmp_path):
 
 
 def test_a_print_loop_is_stopped_at_the_file_size_cap(tmp_path, monkeypatch):
-    from mulint import isolation
+    from mulint.engine import isolation
 
     monkeypatch.setattr(isolation, "MAX_OUTPUT_BYTES", 4 << 20)
     path = tmp_path / "loop.py"
@@ -381,8 +381,8 @@ def test_an_oversized_file_is_reported_not_read(tmp_path):
 
 
 def test_a_file_named_twice_or_through_a_symlink_is_checked_once(tmp_path, monkeypatch):
-    from mulint.checker import run_check
-    from mulint.settings import Settings
+    from mulint.engine.checker import run_check
+    from mulint.engine.settings import Settings
 
     (tmp_path / "a.py").write_text("X = 1\n")
     (tmp_path / "b.py").symlink_to(tmp_path / "a.py")

@@ -4,7 +4,7 @@ rotary embedding) are built by nothing the file parses as a model comes with the
 
 import textwrap
 
-from mulint.load.safety import summarize
+from mulint.reading.safety import summarize
 
 # A library-style file: helpers built through a cached getter function, blocks built by the wrapper,
 # the wrapper taking a config object; the helpers come first in the file.

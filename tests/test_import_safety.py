@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mulint.errors import MulintError
-from mulint.load.safety import parse_file, summarize
+from mulint.reading.safety import parse_file, summarize
 
 PRELUDE = '''\
 import dataclasses

@@ -10,9 +10,9 @@ import re
 import pytest
 
 from conftest import MODELS
-from mulint import jobs
+from mulint.engine import jobs
 from mulint.exponents import fmt_exp
-from mulint.isolation import Job
+from mulint.engine.isolation import Job
 from mulint.report.inspect_view import as_json, as_text
 
 WIDTHS = [32, 64, 128]

@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from mulint.load.local_imports import distributed_names
-from mulint.load.safety import summarize
+from mulint.reading.local_imports import distributed_names
+from mulint.reading.safety import summarize
 
 
 def write(path, text=""):

@@ -24,7 +24,7 @@ def _line_of(path, text: str) -> int:
 # --- where the code applies the key (libcst, no execution) ------------------------------------------
 
 def _reads(source: str, keys=("lr_scale",)):
-    from mulint.static.lr_scale_reads import scale_reads_in
+    from mulint.reading.lr_scale_reads import scale_reads_in
 
     return [(r.key, r.line, r.compounds) for r in scale_reads_in(source.encode(), keys, "train.py")]
 
@@ -153,7 +153,7 @@ def test_the_config_overrides_the_decision_both_ways():
 
 
 def test_lr_scale_in_pyproject_is_read_and_checked(tmp_path):
-    from mulint.config import load_config
+    from mulint.engine.config import load_config
     from mulint.errors import MulintError
 
     path = tmp_path / "pyproject.toml"
@@ -223,7 +223,7 @@ def test_coord_trains_at_the_lrs_check_judges():
     from mulint.analysis.lr_reads import LrPolicy
     from mulint.analysis.optimizer import find_factory
     from mulint.coordcheck.run import _optimizers
-    from mulint.load.targets import parse_target, resolve
+    from mulint.reading.targets import parse_target, resolve
 
     [target] = resolve(parse_target(f"{LOOP}:TokenMixer"), allow_exec=True)
     factory = find_factory(target.module, target.obj, None, None)

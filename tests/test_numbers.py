@@ -3,7 +3,7 @@
 import torch.nn as nn
 
 from mulint.analysis import numbers
-from mulint.load.width import find_knob
+from mulint.construct.width import find_knob
 
 
 class BigVocab(nn.Module):

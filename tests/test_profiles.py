@@ -63,7 +63,7 @@ def test_graphcore_unit_scaled_decoder_fits_u_mup_and_only_u_mup():
     pytest.importorskip("unit_scaling")
     from conftest import MODELS
     from mulint.analysis.model import analyse_model
-    from mulint.load.targets import parse_target, resolve
+    from mulint.reading.targets import parse_target, resolve
     from mulint.rules.optimizer import update_exponent
 
     [target] = resolve(parse_target(f"{MODELS / 'unit_scaling_decoder.py'}:make_model"), allow_exec=True)

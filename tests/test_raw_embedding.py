@@ -6,7 +6,7 @@ import textwrap
 import pytest
 import torch
 
-from mulint.build.inputs import described_candidates
+from mulint.construct.inputs import described_candidates
 
 # A character-level LM in the style of hand-rolled research code: the token table is a bare Parameter,
 # positions a buffer, one mixing matrix and a readout, with no nn.Embedding anywhere.

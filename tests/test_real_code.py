@@ -10,7 +10,7 @@ from conftest import MODELS
 
 def analyse(spec: str, **options):
     from mulint.analysis.model import analyse_model
-    from mulint.load.targets import parse_target, resolve
+    from mulint.reading.targets import parse_target, resolve
     from mulint.rules import MODEL_RULES
 
     [target] = resolve(parse_target(spec), allow_exec=True)
@@ -142,7 +142,7 @@ BRANCHES = MODELS / "targets_branch.py"
 
 def _check_branches(spec):
     from mulint.analysis.model import analyse_model
-    from mulint.load.targets import parse_target, resolve
+    from mulint.reading.targets import parse_target, resolve
     from mulint.rules import check_model_rules
 
     [target] = resolve(parse_target(spec), allow_exec=True)
@@ -208,7 +208,7 @@ INPUTS = MODELS / "input_order.py"
 
 def test_inputs_for_the_layer_forward_reads_first_are_tried():
     from mulint.analysis.structure import analyse_structure
-    from mulint.load.targets import parse_target, resolve
+    from mulint.reading.targets import parse_target, resolve
 
     [target] = resolve(parse_target(f"{INPUTS}:FeaturesWithPositions"), allow_exec=True)
     structure = analyse_structure(target)
@@ -220,7 +220,7 @@ def test_inputs_for_the_layer_forward_reads_first_are_tried():
 def test_the_error_lists_the_inputs_tried_and_shows_example_inputs():
     from mulint.analysis.structure import analyse_structure
     from mulint.errors import MulintError
-    from mulint.load.targets import parse_target, resolve
+    from mulint.reading.targets import parse_target, resolve
 
     [target] = resolve(parse_target(f"{INPUTS}:TwoStreams"), allow_exec=True)
     with pytest.raises(MulintError) as info:
@@ -232,7 +232,7 @@ def test_the_error_lists_the_inputs_tried_and_shows_example_inputs():
 def test_hf_models_offer_their_dummy_inputs_last():
     from models import hf_small
 
-    from mulint.build.inputs import described_candidates
+    from mulint.construct.inputs import described_candidates
 
     described = [d for d, _ in described_candidates(hf_small.gpt2(), "meta")]
     assert described[0].startswith("token ids (2, 8) below 128 for `transformer.wte`")  # unchanged first choice

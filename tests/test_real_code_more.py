@@ -260,7 +260,7 @@ def test_a_bare_file_offers_its_factories_not_the_parts_they_build():
     the DiT_mup helper (with base shapes: the bare class would be a MuReadout without them, MU401), the
     Transformer by make_model through build(), and timm's Block and Mlp are handed to VisionTransformer as
     defaults (`block_fn=Block`), not models needing arguments."""
-    from mulint.load.safety import summarize
+    from mulint.reading.safety import summarize
 
     models = {path.stem: summarize(path).top_level_models for path in sorted(REAL.glob("*.py"))}
     assert models == {

@@ -7,8 +7,8 @@ import textwrap
 import pytest
 import torch.nn as nn
 
-from mulint.build import repeats
-from mulint.build.repeats import ShortenedLists, shortened
+from mulint.construct import repeats
+from mulint.construct.repeats import ShortenedLists, shortened
 
 DEEP_SP = textwrap.dedent('''
     import math
@@ -79,8 +79,8 @@ def _without_nodes(params):
 def _check(target):
     """What a worker runs for `mulint check TARGET`, here in the test's process, where the monkeypatched
     MIN_BLOCKS applies (workers are forked from a server that imported mulint before the patch)."""
-    from mulint import jobs
-    from mulint.isolation import Job
+    from mulint.engine import jobs
+    from mulint.engine.isolation import Job
     from mulint.report.json_report import finding_dict
 
     findings = jobs.check(Job("check", target, {}), lambda message: None)["findings"]
@@ -88,8 +88,8 @@ def _check(target):
 
 
 def _inspect(target):
-    from mulint import jobs
-    from mulint.isolation import Job
+    from mulint.engine import jobs
+    from mulint.engine.isolation import Job
     from mulint.report.inspect_view import as_json
 
     return json.loads(as_json(jobs.inspect(Job("inspect", target, {}), lambda message: None)["facts"]))

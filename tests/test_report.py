@@ -10,7 +10,7 @@ from mulint.errors import MulintError
 from mulint.findings import Finding, Fix
 from mulint.report import github, json_report, sarif, text
 from mulint.rules.pages import load_pages, pages_dir, parse_page
-from mulint.suppress import filter_findings, noqa_codes, per_file_ignored, selected
+from mulint.engine.suppress import filter_findings, noqa_codes, per_file_ignored, selected
 
 
 def finding(code="MU201", line=3, severity="error", path="pkg/model.py", message="logits: 50% too large, see x,y"):
@@ -131,7 +131,7 @@ def write_pyproject(directory, body):
 
 
 def test_config_found_upwards_and_read(tmp_path):
-    from mulint.config import find_config, load_config
+    from mulint.engine.config import find_config, load_config
 
     write_pyproject(tmp_path, """
         [tool.mulint]
@@ -155,7 +155,7 @@ def test_config_found_upwards_and_read(tmp_path):
     ("[tool.mulint\n", "invalid TOML"),
 ])
 def test_bad_config_is_a_clear_error(tmp_path, body, words):
-    from mulint.config import load_config
+    from mulint.engine.config import load_config
 
     with pytest.raises(MulintError, match=words):
         load_config(write_pyproject(tmp_path, body))

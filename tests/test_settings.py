@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 import mulint
-from mulint.config import load_config
-from mulint.settings import Settings, build_settings, settings_for
+from mulint.engine.config import load_config
+from mulint.engine.settings import Settings, build_settings, settings_for
 from mulint.errors import MulintError
-from mulint.isolation import DEFAULT_TIMEOUT, default_jobs
+from mulint.engine.isolation import DEFAULT_TIMEOUT, default_jobs
 from tests.conftest import EXAMPLES, MODELS
 
 MUP_TOML = (Path(mulint.__file__).parent / "profile_data" / "mup.toml").read_text(encoding="utf-8")
@@ -299,6 +299,6 @@ def test_a_width_arg_naming_nothing_is_an_error_not_a_note(mulint):
 
 def test_settings_is_the_options_object_the_checker_runs_by():
     """One shape from the front-ends to the checker: no second options class to drift."""
-    import mulint.checker as checker
+    import mulint.engine.checker as checker
 
     assert not hasattr(checker, "CheckOptions") and checker.Settings is Settings

@@ -3,7 +3,7 @@
 import pytest
 
 from mulint.findings import Finding
-from mulint.suppress import filter_findings, is_suppressed_by_noqa, noqa_codes, per_file_ignored, selected
+from mulint.engine.suppress import filter_findings, is_suppressed_by_noqa, noqa_codes, per_file_ignored, selected
 
 
 def finding(code="MU201", path="model.py", line=1):

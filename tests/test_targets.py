@@ -5,9 +5,9 @@ import textwrap
 import pytest
 
 from conftest import MODELS
-from mulint.load.safety import summarize
-from mulint.load.targets import parse_target
-from mulint.load.width import scaled_fields
+from mulint.reading.safety import summarize
+from mulint.reading.targets import parse_target
+from mulint.construct.width import scaled_fields
 
 MODEL_SRC = """
 import torch.nn as nn
@@ -86,7 +86,7 @@ def test_unsafe_bare_file_is_not_imported(tmp_path, mulint):
 def test_no_exec_never_imports(tmp_path, mulint):
     path = write(tmp_path, "m.py", MODEL_SRC)
     from mulint.errors import MulintError
-    from mulint.load.targets import resolve
+    from mulint.reading.targets import resolve
 
     with pytest.raises(MulintError, match="--no-exec"):
         resolve(parse_target(f"{path}:Net"), allow_exec=False)

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import torch
 
-from mulint.load.training_init import find_training_init, is_init_name, uncalled_init_methods
+from mulint.reading.training_init import find_training_init, is_init_name, uncalled_init_methods
 
 # A GPT configured by keyword-only dataclass, blocks in a ModuleDict, and its init chosen by parameter
 # name in a separate method: the constructor leaves PyTorch's default init (an SP readout).
@@ -278,8 +278,8 @@ def test_an_init_after_set_base_shapes_or_a_checkpoint_is_not_repeated(tmp_path)
 
 
 def test_an_init_that_raises_is_judged_as_constructed(tmp_path):
-    from mulint.build.training_init import notes, plan_training_init, with_training_init
-    from mulint.load.width import find_knob
+    from mulint.construct.training_init import notes, plan_training_init, with_training_init
+    from mulint.construct.width import find_knob
 
     model = write(tmp_path, "raising_net.py", """
         import torch.nn as nn
@@ -336,7 +336,7 @@ def test_a_script_above_the_models_package_is_read(tmp_path):
 
 
 def test_an_init_written_in_the_script_is_named_not_run(tmp_path):
-    from mulint.build.training_init import notes, plan_training_init
+    from mulint.construct.training_init import notes, plan_training_init
 
     model = write(tmp_path, "inline_net.py", """
         import torch.nn as nn

@@ -68,8 +68,8 @@ def analysed(model: str = "make_model", optimizer: str = "make_optimizer"):
     """(findings, target entry, resolved target) of the worker's analysis, run in this process."""
     key = (model, optimizer)
     if key not in _RUNS:
-        from mulint.jobs import analyse_target
-        from mulint.load.targets import parse_target, resolve
+        from mulint.engine.jobs import analyse_target
+        from mulint.reading.targets import parse_target, resolve
 
         [target] = resolve(parse_target(f"{MODEL}:{model}"), allow_exec=True)
         findings, entry = analyse_target(target, {"widths": WIDTHS, "optimizer": f"{MODEL}:{optimizer}"})
@@ -80,8 +80,8 @@ def analysed(model: str = "make_model", optimizer: str = "make_optimizer"):
 @pytest.mark.slow
 def test_globally_normalised_muon_in_mup_is_flat_and_clean():
     from mulint.analysis.model import analyse_model
-    from mulint.jobs import eager
-    from mulint.load.targets import parse_target, resolve
+    from mulint.engine.jobs import eager
+    from mulint.reading.targets import parse_target, resolve
 
     [target] = resolve(parse_target(f"{MODEL}:make_model"), allow_exec=True)
     with eager():

@@ -18,7 +18,7 @@ WIDTHS = (32, 64, 128)
 @pytest.fixture(scope="module")
 def gpt():
     from mulint.analysis.model import analyse_model
-    from mulint.load.targets import parse_target, resolve
+    from mulint.reading.targets import parse_target, resolve
 
     [target] = resolve(parse_target(f"{GPT}:GPT"), allow_exec=True)
     return target, analyse_model(target, widths=[32, 64], measure=False)
@@ -196,7 +196,7 @@ def test_u_mup_accepts_an_embedding_update_shrinking_like_width_to_the_minus_hal
 @pytest.fixture(scope="module")
 def analysed():
     from mulint.analysis.model import analyse_model
-    from mulint.load.targets import parse_target, resolve
+    from mulint.reading.targets import parse_target, resolve
 
     def run(spec, optimizer=None, widths=None, profile="mup"):
         [target] = resolve(parse_target(spec), allow_exec=True)

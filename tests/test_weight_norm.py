@@ -8,7 +8,7 @@ import warnings
 import pytest
 
 from mulint.analysis.model import analyse_model
-from mulint.load.targets import parse_target, resolve
+from mulint.reading.targets import parse_target, resolve
 from mulint.rules import MODEL_RULES
 
 MODELS = textwrap.dedent("""

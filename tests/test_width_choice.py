@@ -12,8 +12,8 @@ LLAMA = MODELS / "rounded_ffn_llama.py"
 
 
 def knob_of(target):
-    from mulint.load.targets import parse_target, resolve
-    from mulint.load.width import find_knob
+    from mulint.reading.targets import parse_target, resolve
+    from mulint.construct.width import find_knob
 
     [item] = resolve(parse_target(str(target)), allow_exec=True)
     return find_knob(item.obj, item.label), item.label
@@ -46,7 +46,7 @@ def test_a_model_without_rounding_keeps_its_widths():
 
 
 def test_a_dimension_held_still_at_every_chosen_width_is_found():
-    from mulint.build.proportional import ShapeProbe
+    from mulint.construct.proportional import ShapeProbe
 
     knob, label = knob_of(f"{LLAMA}:make_llama")
     probe = ShapeProbe(knob, label)
@@ -93,7 +93,7 @@ def test_structure_widths_move_up_where_the_rounding_hides_a_growing_dimension(t
     """Built at base width 32, the FFN is 256 at widths 32 and 64: on those two meta models the
     down-projection would look like an input layer (its fan-in fixed). The structure widths move up."""
     from mulint.analysis.structure import analyse_structure
-    from mulint.load.targets import parse_target, resolve
+    from mulint.reading.targets import parse_target, resolve
 
     small = tmp_path / "llama_base32.py"
     small.write_text(LLAMA.read_text().replace("BASE = 256", "BASE = 32").replace("= 32000, 4, 256", "= 128, 4, 256")

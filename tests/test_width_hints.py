@@ -6,11 +6,11 @@ import textwrap
 
 import pytest
 
-from mulint.build import build_at
+from mulint.construct import build_at
 from mulint.errors import MulintError
-from mulint.load.targets import parse_target, resolve
-from mulint.load.width import find_knob
-from mulint.load.width_hints import NEEDS_ARGUMENTS, NO_WIDTH_KNOB, UNKNOWN_WIDTH_ARG
+from mulint.reading.targets import parse_target, resolve
+from mulint.construct.width import find_knob
+from mulint.construct.width_hints import NEEDS_ARGUMENTS, NO_WIDTH_KNOB, UNKNOWN_WIDTH_ARG
 
 ZOO = '''
 from dataclasses import dataclass

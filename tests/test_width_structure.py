@@ -135,7 +135,7 @@ BRANCHY = textwrap.dedent("""
 
 def analyse(spec: str) -> list | str:
     from mulint.analysis.model import analyse_model
-    from mulint.load.targets import parse_target, resolve
+    from mulint.reading.targets import parse_target, resolve
     from mulint.rules import MODEL_RULES
 
     [target] = resolve(parse_target(spec), allow_exec=True)

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from mulint.build.inputs import Inputs
+from mulint.construct.inputs import Inputs
 
 TARGET_ARGS = ("targets", "target", "labels", "label", "y")
 

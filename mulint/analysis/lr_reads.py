@@ -6,7 +6,7 @@ Two things stand between a group's ``lr`` after the factory returns and the lr i
 - an LR scheduler built with the optimizer (a warm-up ``LambdaLR`` sets every ``lr`` to 0 at
   construction): the base lr it keeps in ``initial_lr`` is the one µP's ratios live in;
 - a key torch ignores (``lr_scale``), which changes the lr only if the training applies it. Whether it
-  does is read from the code (mulint.static.lr_scale_reads) and from the numbers: a factory that already
+  does is read from the code (mulint.reading.lr_scale_reads) and from the numbers: a factory that already
   multiplied each group's lr by it leaves lr / lr_scale the same for every group."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from mulint.config import LR_SCALE_MODES
+from mulint.facts import LR_SCALE_MODES
 from mulint.errors import MulintError
 from mulint.paths import display_path
 
@@ -53,7 +53,7 @@ class LrPolicy:
         where = getattr(module, "__file__", None)
         if mode != "auto" or not where:
             return cls(keys, tuple(named), mode)
-        from mulint.static.lr_scale_reads import absolute_writes, scale_reads, training_files
+        from mulint.reading.lr_scale_reads import absolute_writes, scale_reads, training_files
 
         imported = _local_modules(module, factory_module)
         files = training_files(Path(where), imported)
@@ -74,7 +74,7 @@ class LrPolicy:
 def _local_modules(module, factory_module=None) -> list[Path]:
     """The files of the user's tree the module imports, transitively: the modules and the definitions
     its namespace holds, outside installed packages and mulint (not whatever else this process loaded)."""
-    from mulint.load.local_imports import package_root
+    from mulint.reading.local_imports import package_root
 
     starts = [m for m in (module, factory_module) if getattr(m, "__file__", None)]
     roots = {package_root(Path(m.__file__)) for m in starts}

@@ -12,9 +12,9 @@ from mulint.analysis.optimizer import OptimizerNumbers, find_factory, optimizer_
 from mulint.analysis.structure import Structure, analyse_structure
 from mulint.analysis.updates import UpdateNumbers, batch_for, measure_again, measure_updates, update_facts
 from mulint.profiles import load_profile
-from mulint.build.provenance import quiet
+from mulint.construct.provenance import quiet
 from mulint.errors import MulintError
-from mulint.load.targets import ResolvedTarget, parse_target, resolve
+from mulint.reading.targets import ResolvedTarget, parse_target, resolve
 
 NO_OPTIMIZER = "optimizer rules skipped: no optimizer found"  # the API words its own hint
 
@@ -32,7 +32,7 @@ def hidden_gradient_rms(target: ResolvedTarget, structure: Structure, model) -> 
     """Rms gradient entry of the hidden weights after one backward pass on synthetic data."""
     import torch
 
-    from mulint.build import inputs as example
+    from mulint.construct import inputs as example
 
     user = getattr(target.module, "example_inputs", None)
     try:
@@ -64,7 +64,7 @@ def _seeded_build(knob, width: int, label: str):
     """A small CPU model as the init numbers built it (same seed), for a second update measurement."""
     import torch
 
-    from mulint.build import build_at
+    from mulint.construct import build_at
 
     torch.manual_seed(0)
     return build_at(knob, width, target=label, device="cpu")

@@ -13,13 +13,13 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from mulint.build import build_at
-from mulint.build.init_record import InitRecorder, Write
-from mulint.build.proportional import proportional_widths
-from mulint.build.provenance import quiet
+from mulint.construct import build_at
+from mulint.construct.init_record import InitRecorder, Write
+from mulint.construct.proportional import proportional_widths
+from mulint.construct.provenance import quiet
 from mulint.errors import MulintError
 from mulint.exponents import fit_exponent  # noqa: F401  (re-exported for the analysis)
-from mulint.load.width import WidthKnob
+from mulint.construct.width import WidthKnob
 
 MAX_ELEMENTS = 64_000_000  # per numeric model: ~256 MB of float32
 # Drawing the init is the cost of the numbers: prefer widths whose models stay under this size, and
@@ -28,7 +28,7 @@ PREFERRED_ELEMENTS = 16_000_000
 MIN_WIDTH, MAX_WIDTH = 32, 512
 # Sequence-length-like fields (block_size, max_position_embeddings) of the small models: a causal mask
 # is block_size² entries (4 GiB at 32768). The positions are not a width, so the exponents are kept;
-# this is well above the length of the synthesised inputs (mulint.build.inputs.SEQ).
+# this is well above the length of the synthesised inputs (mulint.construct.inputs.SEQ).
 NUMERIC_SEQ = 256
 # Only when the model does not fit at two small widths otherwise: the vocabulary, depth and experts the
 # small models keep (none is a width, so no width exponent changes).
@@ -47,7 +47,7 @@ class InitNumbers:
 def numeric_knob(knob: WidthKnob) -> WidthKnob:
     """The knob the small CPU models are built with: sequence-length-like fields capped (and, when
     the model does not fit at two small widths, vocabulary, depth and experts: see `numeric_widths`)."""
-    from mulint.load.width_limits import limited
+    from mulint.construct.width_limits import limited
 
     capped = knob.with_limits(seq=NUMERIC_SEQ)
     plain = knob.unlimited or knob
@@ -113,7 +113,7 @@ def _shrink(knob: WidthKnob, level: int) -> None:
     """Cap what does not grow with width, as the coordinate check does: the vocabulary first (level
     0), then depth and experts (level 1). The caps go into the knob's limits, so every later build
     uses them and `shrink_note` can say so."""
-    from mulint.load.width_limits import capped_fields, count_caps
+    from mulint.construct.width_limits import capped_fields, count_caps
 
     plain = knob.unlimited
     grows = set(plain.describe_scaling(plain.base))
@@ -126,7 +126,7 @@ def _shrink(knob: WidthKnob, level: int) -> None:
 
 def shrink_note(knob: WidthKnob) -> str | None:
     """What the init was measured without, when more than the sequence length was capped."""
-    from mulint.load.width_limits import is_sequence_field
+    from mulint.construct.width_limits import is_sequence_field
 
     defaults = (knob.unlimited or knob).defaults
     shrunk = {k: v for k, v in knob.limits.items() if not is_sequence_field(k) and k in defaults}

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from mulint import steps
-from mulint.build.init_record import _user_frame_from
+from mulint.construct.init_record import _user_frame_from
 from mulint.analysis.lr_reads import LrPolicy, group_lrs, schedule_notes, split_made
 from mulint.analysis.lr_reads import LR_SCALE_KEYS, lr_scale  # noqa: F401  (their home before lr_reads)
 from mulint.errors import MulintError

@@ -13,18 +13,18 @@ from mulint.analysis.branches import first_tracing, train_mode, training_variant
 from mulint.analysis.same_structure import layout, require_same_structure
 from mulint.analysis.uses import param_uses, role_from_shape
 from mulint.analysis.weight_norm import weight_normed
-from mulint.build import build_at
-from mulint.build.shrink import constant_large_sizes
-from mulint.build import inputs as example
-from mulint.build.proportional import proportional_widths
-from mulint.build.provenance import Provenance
-from mulint.build.repeats import ShortenedLists, shortened
-from mulint.build.training_init import (as_trained, notes as training_init_notes, plan_training_init,
+from mulint.construct import build_at
+from mulint.construct.shrink import constant_large_sizes
+from mulint.construct import inputs as example
+from mulint.construct.proportional import proportional_widths
+from mulint.construct.provenance import Provenance
+from mulint.construct.repeats import ShortenedLists, shortened
+from mulint.construct.training_init import (as_trained, notes as training_init_notes, plan_training_init,
                                         with_training_init)
 from mulint.errors import MulintError
 from mulint.facts import BranchFacts, ModelFacts, MupModule, ParamFacts, ParamUse
-from mulint.load.targets import ResolvedTarget
-from mulint.load.width import WidthKnob, find_knob
+from mulint.reading.targets import ResolvedTarget
+from mulint.construct.width import WidthKnob, find_knob
 from mulint.trace import Traced, export
 from mulint.trace.record import path_difference, record, seed_all, share_inputs
 

@@ -50,7 +50,7 @@ class MeasurementBatch:
     enlarged: bool = True  # False: the user's example_inputs could not be repeated to the size wanted
 
     def __call__(self, model: nn.Module, large: bool = True) -> tuple:
-        from mulint.build import inputs as example
+        from mulint.construct import inputs as example
 
         user = getattr(self.target.module, "example_inputs", None)
         if callable(user):

@@ -34,7 +34,7 @@ from mulint.analysis.update_norms import in_out_dims, spectral_norm, use_norm  #
 from mulint.analysis.update_numbers import MAX_WARM_STEPS, WARM_STEPS, UpdateNumbers, fitted  # noqa: F401
 from mulint.analysis.update_batch import TOKENS_PER_WIDTH, MeasurementBatch, needs_confirming, stable, tokens_for
 from mulint.analysis.lr_reads import LrPolicy, apply_effective_lrs, split_made
-from mulint.build.provenance import quiet
+from mulint.construct.provenance import quiet
 from mulint.errors import MulintError
 from mulint.exponents import TOLERANCE
 from mulint.facts import ParamFacts
@@ -79,7 +79,7 @@ def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Mod
     one (``batch(model, large=...)``, a MeasurementBatch; a plain ``batch(model)`` serves both); which
     optimizer is which is probed at the first width (``per_coordinate``). ``modes`` limits the batches."""
     if loss_of is None:
-        from mulint.coordcheck.record import first_tensor, loss_of as loss_of_tensor
+        from mulint.analysis.training import first_tensor, loss_of as loss_of_tensor
 
         def loss_of(output):
             return loss_of_tensor(first_tensor(output))

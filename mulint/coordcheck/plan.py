@@ -4,7 +4,7 @@ everything that does not grow with width.
 µP's hyperparameters are tuned at the base width; far below it the width-scaled learning rates
 are several times their tuned values and finite-width effects dominate, so a correct model can
 look wrong. The widths therefore bracket the base width (base/2, base, 2×base), moved up where a
-width-derived size rounded to a multiple does not grow in proportion there (mulint.build.proportional).
+width-derived size rounded to a multiple does not grow in proportion there (mulint.construct.proportional).
 To keep that cheap, repeated blocks are cut to two (the verdict is per layer type), and the
 vocabulary, sequence length and batch are small: none of them grows with width.
 """
@@ -18,13 +18,13 @@ import re
 import torch
 import torch.nn as nn
 
-from mulint.build import build_at
+from mulint.construct import build_at
 from mulint.coordcheck import FACTORS
-from mulint.build.proportional import proportional_widths
-from mulint.build.provenance import quiet
-from mulint.build.repeats import KEEP, MIN_BLOCKS, shortened
+from mulint.construct.proportional import proportional_widths
+from mulint.construct.provenance import quiet
+from mulint.construct.repeats import KEEP, MIN_BLOCKS, shortened
 from mulint.errors import MulintError
-from mulint.load.width import WidthKnob
+from mulint.construct.width import WidthKnob
 
 VOCAB = 256  # rows kept of a token table (and classes of a readout) when the knob can limit them
 SEQ = 16

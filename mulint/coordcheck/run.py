@@ -10,11 +10,12 @@ import torch.nn as nn
 from mulint.analysis.lr_reads import LrPolicy, apply_effective_lrs, split_made
 from mulint.analysis.optimizer import find_factory
 from mulint.analysis.structure import Structure
-from mulint.build import inputs as example
+from mulint.construct import inputs as example
 from mulint.coordcheck import CoordResult, Extension, LayerCurve
 from mulint.coordcheck.plan import (BATCH, SEQ, choose_widths, cpu_threads, describe_shrinking, fits, limited,
                                     shrunk_model)
-from mulint.coordcheck.record import changes, recording, train_step
+from mulint.analysis.training import train_step
+from mulint.coordcheck.record import changes, recording
 from mulint.errors import MulintError
 from mulint.exponents import fit_exponent
 from mulint.profiles import load_profile

@@ -3,7 +3,7 @@ Strings only: the CLI prints them."""
 
 from __future__ import annotations
 
-from mulint import __version__
+from mulint.version import __version__
 from mulint.report.escape import keep_lines, one_line
 
 

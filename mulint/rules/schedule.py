@@ -17,7 +17,7 @@ class OneLrForAllGroups(Rule):
     def check_source(self, wrapper, path: str) -> list[Finding]:
         from libcst.metadata import PositionProvider  # libcst only when a file is parsed
 
-        from mulint.static.lr_writes import absolute_lr_writes
+        from mulint.reading.lr_writes import absolute_lr_writes
 
         positions = wrapper.resolve(PositionProvider)
         findings = []

@@ -18,9 +18,9 @@ import torch.fx
 import torch.nn as nn
 
 from mulint import steps
-from mulint.build.inputs import Inputs
-from mulint.build.provenance import is_library_file, quiet, source_loc
-from mulint.build.scalars import ScalarsOnCpu, is_number
+from mulint.construct.inputs import Inputs
+from mulint.construct.provenance import is_library_file, quiet, source_loc
+from mulint.construct.scalars import ScalarsOnCpu, is_number
 from mulint.errors import MulintError
 from mulint.facts import SourceLoc
 

@@ -18,8 +18,8 @@ import torch
 import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from mulint.build.inputs import Inputs
-from mulint.build.provenance import is_library_file, quiet, source_loc
+from mulint.construct.inputs import Inputs
+from mulint.construct.provenance import is_library_file, quiet, source_loc
 from mulint.errors import MulintError
 from mulint.facts import SourceLoc
 from mulint.trace import Node, Ref, Traced, _short_op, graph_of

@@ -1,0 +1,92 @@
+"""Capped builds of a width knob: sequence-length-like and vocabulary-like fields shrunk for the small
+models that are built for real, whose memory must not grow with fields that are not the width.
+
+A field that grows with the width is never capped; the caps change no exponent of the width.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from mulint.construct.width import _WIDTH_TOKENS, WidthKnob, _is_int, _is_int_list, _tokens
+
+SEQ_TOKENS = {"block", "position", "positions", "ctx", "context", "seq", "len", "length"}
+VOCAB_NAMES = {"num_embeddings", "ntoken", "ntokens", "n_token", "n_tokens", "num_tokens"}
+SPECIAL_TOKEN_IDS = ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id", "padding_idx")
+DEPTH_TOKENS = {"layer", "layers", "depth", "blocks"}
+EXPERT_TOKENS = {"expert", "experts"}
+# Words of fields that count something per layer or per token, or are indices: never a depth or expert count.
+NOT_COUNTS = {"norm", "eps", "idx", "index", "id", "ids", "scale", "dim", "size", "every", "interval", "per", "tok",
+              "token", "top", "k", "shared", "activated", "active", "freq", "first", "last", "start", "end"}
+
+
+def is_sequence_field(name: str) -> bool:
+    """``block_size``, ``n_positions``, ``max_position_embeddings``, ``n_ctx``, ``max_seq_len``, ..."""
+    tokens = _tokens(name)
+    return bool(tokens & SEQ_TOKENS) and not tokens & _WIDTH_TOKENS
+
+
+def is_vocab_field(name: str) -> bool:
+    """``vocab_size``, ``n_vocab``, ``num_embeddings``, ``ntoken``, ..."""
+    return "vocab" in _tokens(name) or name.lower() in VOCAB_NAMES
+
+
+def capped_fields(fields: dict[str, Any], grows: set[str], *, seq: int | None, vocab: int | None) -> dict[str, Any]:
+    """The int fields above their cap, with the capped value; fields that grow with the width never are."""
+    caps: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key in grows or not _is_int(value):
+            continue
+        if seq is not None and value > seq and is_sequence_field(key):
+            caps[key] = seq
+        elif vocab is not None and value > vocab and is_vocab_field(key):
+            caps[key] = vocab
+    if vocab is not None and any(is_vocab_field(k) for k in caps):
+        for key in SPECIAL_TOKEN_IDS:  # an id past the table would index out of it
+            value = fields.get(key)
+            if _is_int(value) and value >= vocab:
+                caps[key] = vocab - 1
+            elif _is_int_list(value) and max(value) >= vocab:
+                caps[key] = [min(v, vocab - 1) for v in value]
+    return caps
+
+
+def count_caps(fields: dict[str, Any], grows: set[str], *, depth: int, experts: int) -> dict[str, int]:
+    """Depth-like (``n_layer``, ``num_hidden_layers``) and expert-count fields (``num_experts``) above
+    their cap, capped: neither is a width, so no width exponent changes. Experts stay at least as
+    many as a token is routed to (``num_experts_per_tok``)."""
+    routed = max([v for k, v in fields.items() if _is_int(v) and _tokens(k) & EXPERT_TOKENS
+                  and _tokens(k) & {"per", "tok", "top", "k", "activated", "active"}] or [0])
+    caps = {}
+    for key, value in fields.items():
+        tokens = _tokens(key)
+        if key in grows or not _is_int(value) or tokens & NOT_COUNTS:
+            continue
+        if tokens & DEPTH_TOKENS and value > depth:
+            caps[key] = depth
+        elif tokens & EXPERT_TOKENS and value > max(experts, routed):
+            caps[key] = max(experts, routed)
+    return caps
+
+
+def limited(plain: WidthKnob, caps: dict[str, Any]) -> WidthKnob:
+    import torch
+
+    knob = dataclasses.replace(plain, limits=dict(caps), unlimited=plain)
+
+    def describe(width: int) -> dict[str, Any]:
+        return {**plain.describe_scaling(width), **knob.limits}
+
+    def build(width: int):
+        if knob.limits:
+            state = torch.get_rng_state()
+            try:
+                return plain.make({**plain.describe_scaling(width), **knob.limits})
+            except Exception:
+                knob.limits.clear()  # what the caps broke is built as declared, at every later width too
+                torch.set_rng_state(state)
+        return plain.build(width)
+
+    knob.build, knob.describe_scaling = build, describe
+    return knob

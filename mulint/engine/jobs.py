@@ -1,0 +1,206 @@
+"""What a worker process runs for one target: import it, analyse it, and return plain data.
+
+Only `mulint.engine.worker` calls this, inside a worker. Every failure becomes an error record naming the
+target and the step, including what user code does that an exception handler normally never sees
+(`sys.exit`, `KeyboardInterrupt`, running out of the worker's memory).
+
+User code runs eagerly here: ``torch.compile`` directives (a compiled model, a compiled Newton-Schulz
+step in a Muon optimizer) only change speed, and on the small CPU models compiling them costs far
+more than running them (tens of seconds, recompile limits on every new width) and can fail outright.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+from mulint import steps
+from mulint.errors import MulintError
+
+
+def run(job, max_memory: int, send: Callable[[tuple], None]) -> tuple[str, Any]:
+    handler = {"check": check, "inspect": inspect, "coord": coord}[job.kind]
+    recorder = _dependency_recorder()
+    try:
+        with eager(), recorder:
+            value = handler(job, send)
+        if isinstance(value, dict) and hasattr(recorder, "files"):
+            value["deps"] = [str(p) for p in recorder.files()]
+            value["deps_since_ns"] = recorder.started_ns  # a file changed after this may have been read old
+            value["observed"] = recorder.observed()  # directories, environment, distributions, the unobservable
+        return "done", value
+    except MulintError as exc:
+        return "error", _as_record(exc, job, max_memory)
+    except SystemExit as exc:
+        return "error", _record(job, f"the model's code called sys.exit({exc.code!r})",
+                                "mulint runs the target with sys.argv = [its file]: move argument parsing "
+                                "and exits under `if __name__ == \"__main__\":`", kind="exited")
+    except KeyboardInterrupt:
+        return "error", _record(job, "the model's code raised KeyboardInterrupt", "", kind="interrupted")
+    except Exception as exc:
+        if _out_of_memory(exc):
+            return "error", _record(job, _memory_message(max_memory), _memory_hint(), kind="memory")
+        raise
+
+
+def eager():
+    """Every ``torch.compile`` directive ignored while it is active (torch's supported switch: the
+    compiler's "force_eager" stance), restored afterwards: the analysis judges what the code computes."""
+    import torch
+
+    return torch.compiler.set_stance("force_eager")
+
+
+def _dependency_recorder():
+    try:
+        from mulint.engine.deps import DependencyRecorder
+    except ImportError:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return DependencyRecorder()
+
+
+def _record(job, message: str, hint: str, *, step: str = "", kind: str = "") -> dict:
+    return {"target": job.target, "step": step or steps.current or "import", "message": message, "hint": hint,
+            "kind": kind}
+
+
+def _as_record(exc: MulintError, job, max_memory: int) -> dict:
+    if _out_of_memory(exc):
+        return _record(job, _memory_message(max_memory), _memory_hint(), step=exc.step, kind="memory")
+    return {"target": exc.target or job.target, "step": exc.step or steps.current, "message": exc.message,
+            "hint": exc.hint, "kind": getattr(exc, "kind", "")}
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) or \
+                "Cannot allocate memory" in str(exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def _memory_message(max_memory: int) -> str:
+    return f"ran out of memory: the worker may use {max_memory / (1 << 30):.1f} GB (--max-memory)"
+
+
+def _memory_hint() -> str:
+    return ("a buffer or layer sized by a field that is not the width (a mask of block_size², a huge "
+            "vocabulary)? Give a factory with smaller such fields, or raise --max-memory")
+
+
+# --- the jobs ------------------------------------------------------------------------------------
+
+def _resolve_one(job):
+    from mulint.reading.targets import parse_target, resolve
+
+    steps.enter("import")
+    try:
+        resolved = resolve(parse_target(job.target), allow_exec=True)
+    except MulintError as exc:
+        raise exc.for_target(job.target)
+    if not resolved:
+        raise MulintError("no model class or factory found", target=job.target, step="target",
+                          hint="name one explicitly as path/to/file.py:NAME")
+    return resolved[0]
+
+
+def check(job, send) -> dict:
+    """The model rules on one target: its findings and what was analysed."""
+    findings, entry = analyse_target(_resolve_one(job), job.options)
+    return {"findings": findings, "target": entry}
+
+
+def analyse_target(target, options: dict, *, resolve_optimizer=None):
+    """Analyse one resolved target and run the model rules: (findings, what was analysed). The CLI's
+    workers and the Python API both come here."""
+    from mulint.analysis.model import _resolve_function
+
+    resolve_optimizer = resolve_optimizer or _resolve_function
+    with eager():  # the Python API comes here without a worker
+        return _analyse(target, options, resolve_optimizer)
+
+
+def _analyse(target, options: dict, resolve_optimizer):
+    from mulint.rules import MODEL_RULES, check_model_rules
+    from mulint.engine.suppress import selected
+
+    structure = analyse_numbers(target, options, resolve_optimizer)
+    facts = structure.facts
+    if options.get("coord") and facts.traced:
+        from mulint.coordcheck.run import coord_facts, run_coord
+
+        steps.enter("coord")
+        result = run_coord(target, structure, optimizer=options.get("optimizer"), resolve_optimizer=resolve_optimizer,
+                           profile=options.get("profile") or "mup",
+                           lr_scale_keys=tuple(options.get("lr_scale_keys") or ()),
+                           lr_scale=options.get("lr_scale") or "auto")
+        facts.coord, facts.coord_widths = coord_facts(result, structure), result.widths
+    entry = {"target": target.label, "mode": "model", "width_knob": facts.width_knob, "widths": facts.widths,
+             "numeric_widths": facts.numeric_widths, "parameters": len(facts.params), "notes": facts.notes,
+             "optimizer": facts.optimizer.label if facts.optimizer else None}
+    rules = [r for r in MODEL_RULES if selected(r.code, options.get("select"), options.get("ignore"))]
+    return check_model_rules(facts, rules), entry  # on every traced branch of forward
+
+
+def analyse_numbers(target, options: dict, resolve_optimizer=None):
+    """The analysis `check` judges and `inspect` shows: structure, init sizes, learning rates and
+    measured updates, with the same options, so inspect's evidence is the rules' own numbers."""
+    from mulint.analysis.model import _resolve_function, analyse_model
+
+    with eager():  # torch.compile ignored here too: inspect through the API comes without a worker
+        return analyse_model(target, widths=options.get("widths"), width_arg=options.get("width_arg"),
+                             optimizer=options.get("optimizer"),
+                             resolve_optimizer=resolve_optimizer or _resolve_function,
+                             lr_scale_keys=tuple(options.get("lr_scale_keys") or ()),
+                             lr_scale=options.get("lr_scale") or "auto", profile=options.get("profile") or "mup")
+
+
+def inspect(job, send) -> dict:
+    """What the analysis sees of one target, with the numbers the rules judge."""
+    return {"facts": analyse_numbers(_resolve_one(job), job.options).facts}
+
+
+def coord(job, send) -> dict:
+    from mulint.analysis.model import _resolve_function
+    from mulint.analysis.structure import analyse_structure
+    from mulint.coordcheck.run import run_coord
+
+    options = job.options
+    target = _resolve_one(job)
+    structure = analyse_structure(target, width_arg=options.get("width_arg"))
+    batch_fn = None
+    if options.get("batch"):
+        steps.enter("batch")
+        batch_fn = _checked_batch(*_resolve_function(options["batch"]))
+    steps.enter("coord")
+    extra = {"device": options["device"]} if options.get("device") else {}
+    result = run_coord(target, structure, widths=options.get("widths"), steps=options.get("steps", 3),
+                       seeds=options.get("seeds", 2), lr=options.get("lr", 1e-3), batch_fn=batch_fn,
+                       optimizer=options.get("optimizer"), resolve_optimizer=_resolve_function,
+                       lr_scale_keys=tuple(options.get("lr_scale_keys") or ()), lr_scale=options.get("lr_scale") or "auto",
+                       progress=lambda n: send(("progress", n)), **extra)
+    return {"coord": result}
+
+
+def _checked_batch(batch_fn, label: str):
+    """The user's --batch function, with its failures and wrong return types named as such."""
+    @functools.wraps(batch_fn)  # keeps its signature: it may take the model
+    def checked(*args, **kwargs):
+        try:
+            batch = batch_fn(*args, **kwargs)
+        except Exception as exc:
+            raise MulintError(f"the --batch function {label} raised {type(exc).__name__}: {exc}", step="batch",
+                              hint="it is called as NAME(model) or NAME() and returns the forward's arguments") from exc
+        import torch
+
+        ok = isinstance(batch, (torch.Tensor, tuple, list, dict))
+        if not ok:
+            raise MulintError(f"the --batch function {label} returned {type(batch).__name__}", step="batch",
+                              hint="return a tensor, a tuple of the forward's arguments, or (args, kwargs)")
+        return batch
+
+    return checked

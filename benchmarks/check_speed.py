@@ -57,9 +57,13 @@ def measure(target: str) -> dict:
     result = run_check(Settings(paths=(target,), cache=False))
     total = time.perf_counter() - imported
     return {
-        "target": target, "import": libraries - start, "import target": imported - libraries, "check": total,
+        "target": target,
+        "import": libraries - start,
+        "import target": imported - libraries,
+        "check": total,
         "phases": bucket,
-        "codes": sorted({f.code for f in result.findings}), "errors": [e["message"] for e in result.errors],
+        "codes": sorted({f.code for f in result.findings}),
+        "errors": [e["message"] for e in result.errors],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -74,8 +78,10 @@ if __name__ == "__main__":
             print(out.stderr)
             continue
         row = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{row['target']}: import torch+transformers {row['import']:.2f} s, the target's file "
-              f"{row['import target']:.2f} s; check {row['check']:.2f} s "
-              f"({', '.join(f'{k} {v:.2f} s' for k, v in row['phases'].items())}); peak RSS "
-              f"{row['peak_rss_mb']:.0f} MB; codes {', '.join(row['codes']) or '-'}"
-              + (f"; errors: {row['errors']}" if row["errors"] else ""))
+        print(
+            f"{row['target']}: import torch+transformers {row['import']:.2f} s, the target's file "
+            f"{row['import target']:.2f} s; check {row['check']:.2f} s "
+            f"({', '.join(f'{k} {v:.2f} s' for k, v in row['phases'].items())}); peak RSS "
+            f"{row['peak_rss_mb']:.0f} MB; codes {', '.join(row['codes']) or '-'}"
+            + (f"; errors: {row['errors']}" if row["errors"] else "")
+        )

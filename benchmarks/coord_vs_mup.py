@@ -31,12 +31,22 @@ def time_mulint(case: dict, use_file_optimizer: bool) -> float:
     [target] = resolve(parse_target(f"{ROOT / 'examples' / case['file']}:{case['name']}"), allow_exec=True)
     structure = analyse_structure(target)  # the trace tells which layers carry multipliers
     traced = time.perf_counter()
-    result = run_coord(target, structure, widths=case["widths"], steps=case["steps"], seeds=case["seeds"],
-                       lr=case["lr"], device="cpu", resolve_optimizer=_resolve_function if use_file_optimizer else None)
+    result = run_coord(
+        target,
+        structure,
+        widths=case["widths"],
+        steps=case["steps"],
+        seeds=case["seeds"],
+        lr=case["lr"],
+        device="cpu",
+        resolve_optimizer=_resolve_function if use_file_optimizer else None,
+    )
     elapsed = time.perf_counter() - start
-    print(f"  mulint coord: {elapsed:.2f} s (structure/trace {traced - start:.2f} s, training "
-          f"{elapsed - (traced - start):.2f} s), verdict {result.verdict} ({result.optimizer}), "
-          f"{len(result.layers)} layers")
+    print(
+        f"  mulint coord: {elapsed:.2f} s (structure/trace {traced - start:.2f} s, training "
+        f"{elapsed - (traced - start):.2f} s), verdict {result.verdict} ({result.optimizer}), "
+        f"{len(result.layers)} layers"
+    )
     return elapsed
 
 
@@ -44,9 +54,19 @@ def time_mup(models: dict, loader: list, case: dict, mup: bool, flatten_output: 
     from mup.coord_check import get_coord_data
 
     start = time.perf_counter()
-    frame = get_coord_data(models, loader, mup=mup, lr=case["lr"], optimizer="adam", nsteps=case["steps"],
-                           nseeds=case["seeds"], lossfn="xent", cuda=False, show_progress=False,
-                           flatten_output=flatten_output)
+    frame = get_coord_data(
+        models,
+        loader,
+        mup=mup,
+        lr=case["lr"],
+        optimizer="adam",
+        nsteps=case["steps"],
+        nseeds=case["seeds"],
+        lossfn="xent",
+        cuda=False,
+        show_progress=False,
+        flatten_output=flatten_output,
+    )
     elapsed = time.perf_counter() - start
     print(f"  mup get_coord_data: {elapsed:.2f} s, {len(frame)} rows")
     return elapsed

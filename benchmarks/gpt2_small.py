@@ -5,5 +5,6 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 
 def gpt2_small(n_embd: int = 768):
-    return GPT2LMHeadModel(GPT2Config(n_embd=n_embd, n_layer=12, n_head=12, vocab_size=50257, n_positions=1024,
-                                      use_cache=False))
+    return GPT2LMHeadModel(
+        GPT2Config(n_embd=n_embd, n_layer=12, n_head=12, vocab_size=50257, n_positions=1024, use_cache=False)
+    )

@@ -20,6 +20,7 @@ def main() -> None:
     t0 = time.perf_counter()
     import torch  # noqa: F401
     import transformers  # noqa: F401
+
     t_import = time.perf_counter() - t0
 
     from mulint.analysis.structure import analyse_structure

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = f"{ROOT / 'examples' / 'nanogpt_sp.py'}:GPT"
 
-IN_PROCESS = '''
+IN_PROCESS = """
 import sys
 import mulint.engine.checker
 from mulint.engine import jobs
@@ -40,7 +40,7 @@ def run_inline(job_list, limits, on_done=lambda o: None, on_progress=lambda j, n
 mulint.engine.checker.run_jobs = run_inline
 from mulint.cli import main
 main(sys.argv[1:])
-'''
+"""
 
 
 def timed(command: list[str]) -> float:
@@ -66,8 +66,14 @@ def main() -> None:
     print(f"  isolation overhead    {worker - inline:+6.2f} s")
 
     with tempfile.TemporaryDirectory() as folder:
-        examples = ["nanogpt_sp.py", "nanogpt_mup.py", "mlp_mup.py", "mlp_sp.py", "inout_mlp_mup.py",
-                    "gpt_fixed_head_dim_mup.py"]
+        examples = [
+            "nanogpt_sp.py",
+            "nanogpt_mup.py",
+            "mlp_mup.py",
+            "mlp_sp.py",
+            "inout_mlp_mup.py",
+            "gpt_fixed_head_dim_mup.py",
+        ]
         for name in examples:
             shutil.copy(ROOT / "examples" / name, Path(folder) / name)
         runs = max(1, args.runs // 2)

@@ -23,19 +23,27 @@ def main(count: int) -> None:
         folder = Path(tmp) / "many"
         folder.mkdir()
         for i in range(count):
-            (folder / f"mod_{i}.py").write_text(f"import os\nimport helpers_{i % 10}\nfrom . import x\n"
-                                                 f"X = {i}\n\n\ndef f(a):\n    return a + X\n")
+            (folder / f"mod_{i}.py").write_text(
+                f"import os\nimport helpers_{i % 10}\nfrom . import x\nX = {i}\n\n\ndef f(a):\n    return a + X\n"
+            )
         env = {**os.environ, "PYTHONPATH": os.environ.get("MULINT_ROOT", str(ROOT))}
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "mulint", "check", str(folder), "--no-cache"], env=env, cwd=tmp,
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "mulint", "check", str(folder), "--no-cache"],
+            env=env,
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+        )
         elapsed = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
         summary = (done.stdout + done.stderr).strip().splitlines()[-1:]
-        print(f"{count} files in one folder: {elapsed:.2f} s wall, {cpu:.2f} s CPU (exit {done.returncode}; "
-              f"{' '.join(summary)})")
+        print(
+            f"{count} files in one folder: {elapsed:.2f} s wall, {cpu:.2f} s CPU (exit {done.returncode}; "
+            f"{' '.join(summary)})"
+        )
 
 
 if __name__ == "__main__":

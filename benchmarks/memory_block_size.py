@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = [1024, 16384, 32768]
 
-MODEL = '''
+MODEL = """
 import math
 from dataclasses import dataclass
 
@@ -88,7 +88,7 @@ class GPT(nn.Module):
         for block in self.h:
             x = block(x)
         return self.lm_head(self.ln_f(x))
-'''
+"""
 
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -121,8 +121,12 @@ def measure_one(block_size: int) -> tuple[float, float, int]:
         path.write_text(MODEL.replace("BLOCK_SIZE", str(block_size)))
         adopt_orphans()
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "mulint", "check", "--no-cache", f"{path}:GPT"],
-                              cwd=ROOT, capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "mulint", "check", "--no-cache", f"{path}:GPT"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - start
         reap_orphans()
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -138,8 +142,9 @@ def main(argv: list[str]) -> None:
     print("| block_size | mask entries per layer | `mulint check` peak RSS | wall | exit code |")
     print("|---|---|---|---|---|")
     for size in sizes:
-        out = subprocess.run([sys.executable, __file__, "--one", str(size)], capture_output=True, text=True,
-                             check=True).stdout.split()
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", str(size)], capture_output=True, text=True, check=True
+        ).stdout.split()
         peak, wall, code = float(out[0]), float(out[1]), int(out[2])
         print(f"| {size} | {size * size:,} | {peak:.0f} MB | {wall:.1f} s | {code} |", flush=True)
 

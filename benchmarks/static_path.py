@@ -38,8 +38,10 @@ def static_over_transformers() -> None:
         findings += len(result.findings)
         errors += len([e for e in result.errors if e["step"] != "import"])
     elapsed = time.perf_counter() - start
-    print(f"static path: {len(files)} files of transformers in {elapsed:.1f} s = {len(files) / elapsed:.0f} files/s; "
-          f"{findings} findings, {errors} files reported as errors, {crashes} crashes")
+    print(
+        f"static path: {len(files)} files of transformers in {elapsed:.1f} s = {len(files) / elapsed:.0f} files/s; "
+        f"{findings} findings, {errors} files reported as errors, {crashes} crashes"
+    )
 
 
 def timed(cmd, env) -> float:

@@ -72,9 +72,11 @@ def _role_problems(facts, model) -> list[str]:
     problems = []
     by_id = {id(p): n for n, p in model.named_parameters()}
     expected = {}
-    for module, role in [(_hf_layer(model, "get_input_embeddings"), "input"),
-                         (_hf_layer(model, "get_output_embeddings"), "output"),
-                         *((getattr(model, name, None), "output") for name in READOUT_NAMES)]:
+    for module, role in [
+        (_hf_layer(model, "get_input_embeddings"), "input"),
+        (_hf_layer(model, "get_output_embeddings"), "output"),
+        *((getattr(model, name, None), "output") for name in READOUT_NAMES),
+    ]:
         if isinstance(getattr(module, "weight", None), torch.Tensor):
             expected[by_id.get(id(module.weight))] = role
     for p in facts.params:
@@ -152,27 +154,38 @@ def line(r: ArchResult) -> str:
     codes = ",".join(f"{c}×{n}" for c, n in sorted(r.codes.items())) or "-"
     status = "CRASH " + r.crash.splitlines()[0] if r.crash else ("ERROR " + r.error if r.error else "ok")
     extra = f" role problems: {'; '.join(r.role_problems)}" if r.role_problems else ""
-    return (f"{r.name:12} {r.family:16} {r.seconds:6.1f}s (trace {r.trace_seconds:5.1f}s) {r.parameters:4} params  "
-            f"{roles:40} {codes:30} {status}{extra}")
+    return (
+        f"{r.name:12} {r.family:16} {r.seconds:6.1f}s (trace {r.trace_seconds:5.1f}s) {r.parameters:4} params  "
+        f"{roles:40} {codes:30} {status}{extra}"
+    )
 
 
 def markdown(results: list[ArchResult]) -> str:
-    rows = ["| architecture | kind | width knob | roles (in/hid/out/vec) | MU101 | MU102 | MU201 | other | time |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| architecture | kind | width knob | roles (in/hid/out/vec) | MU101 | MU102 | MU201 | other | time |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         if r.error or r.crash:
-            rows.append(f"| {r.name} | {r.family} | | | | | | {'crash' if r.crash else 'error: ' + r.error} | "
-                        f"{r.seconds:.1f} s |")
+            rows.append(
+                f"| {r.name} | {r.family} | | | | | | {'crash' if r.crash else 'error: ' + r.error} | "
+                f"{r.seconds:.1f} s |"
+            )
             continue
         roles = "/".join(str(r.roles.get(k, 0)) for k in ("input", "hidden", "output", "vector"))
         mark = {c: ("✓" if c in r.codes else "–") for c in SP_CODES}
         other = ", ".join(f"{c}" for c in sorted(r.codes) if c not in SP_CODES) or ""
         knob = r.knob.split(".", 1)[-1] if "()." in r.knob else r.knob
-        rows.append(f"| {r.name} | {r.family} | `{knob}` | {roles} | {mark['MU101']} | {mark['MU102']} | "
-                    f"{mark['MU201']} | {other} | {r.seconds:.1f} s |")
-    notes = [f"- **{r.name}**: " + "; ".join(f"{'no' if k[0] == '-' else 'also'} {k[1:]}: {why}"
-                                           for k, why in r.differences.items())
-             for r in results if r.differences]
+        rows.append(
+            f"| {r.name} | {r.family} | `{knob}` | {roles} | {mark['MU101']} | {mark['MU102']} | "
+            f"{mark['MU201']} | {other} | {r.seconds:.1f} s |"
+        )
+    notes = [
+        f"- **{r.name}**: "
+        + "; ".join(f"{'no' if k[0] == '-' else 'also'} {k[1:]}: {why}" for k, why in r.differences.items())
+        for r in results
+        if r.differences
+    ]
     return "\n".join(rows + ([""] + notes if notes else []))
 
 
@@ -181,8 +194,10 @@ def summary(results: list[ArchResult], wall: float) -> str:
     errors = sum(bool(r.error) for r in results)
     missing = [r.name for r in results if not (r.crash or r.error) and r.expected_codes != set(r.codes)]
     problems = sum(len(r.role_problems) for r in results)
-    return (f"{len(results)} architectures in {wall:.1f} s: {crashes} crashes, {errors} errors, "
-            f"{problems} role problems, unexpected codes: {', '.join(missing) or 'none'}")
+    return (
+        f"{len(results)} architectures in {wall:.1f} s: {crashes} crashes, {errors} errors, "
+        f"{problems} role problems, unexpected codes: {', '.join(missing) or 'none'}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,8 +21,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = "benchmarks/update_cost.py"
-DEFAULT = [f"benchmarks/gpt2_small.py:gpt2_small@{HERE}:adamw", f"benchmarks/gpt2_small.py:gpt2_small@{HERE}:muon",
-           f"benchmarks/gpt2_small.py:gpt2_small@{HERE}:adamw+all", "examples/nanogpt_mup.py:GPT@"]
+DEFAULT = [
+    f"benchmarks/gpt2_small.py:gpt2_small@{HERE}:adamw",
+    f"benchmarks/gpt2_small.py:gpt2_small@{HERE}:muon",
+    f"benchmarks/gpt2_small.py:gpt2_small@{HERE}:adamw+all",
+    "examples/nanogpt_mup.py:GPT@",
+]
 
 
 def adamw(model, lr=6e-4, weight_decay=0.1):
@@ -30,8 +34,13 @@ def adamw(model, lr=6e-4, weight_decay=0.1):
     import torch
 
     params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-                              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}], lr=lr)
+    return torch.optim.AdamW(
+        [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ],
+        lr=lr,
+    )
 
 
 def muon(model, lr=0.02):
@@ -66,11 +75,17 @@ def measure(spec: str) -> dict:
 
     model.measure_updates = timed
     start = time.perf_counter()
-    findings, entry = analyse_target(target, {"optimizer": optimizer or None,
-                                              "profile": "spectral" if everything else "mup"})
+    findings, entry = analyse_target(
+        target, {"optimizer": optimizer or None, "profile": "spectral" if everything else "mup"}
+    )
     total = time.perf_counter() - start
-    return {"target": spec, "check": total, "updates": spent["updates"], "widths": entry["numeric_widths"],
-            "codes": sorted({f.code for f in findings})}
+    return {
+        "target": spec,
+        "check": total,
+        "updates": spent["updates"],
+        "widths": entry["numeric_widths"],
+        "codes": sorted({f.code for f in findings}),
+    }
 
 
 if __name__ == "__main__":
@@ -84,6 +99,8 @@ if __name__ == "__main__":
             continue
         row = json.loads(out.stdout.strip().splitlines()[-1])
         rest = row["check"] - row["updates"]
-        print(f"{row['target']}: check {row['check']:.1f} s, of which measured updates {row['updates']:.1f} s "
-              f"(+{100 * row['updates'] / rest:.0f}% on the rest, {rest:.1f} s); small widths "
-              f"{', '.join(map(str, row['widths']))}; codes {', '.join(row['codes']) or '-'}")
+        print(
+            f"{row['target']}: check {row['check']:.1f} s, of which measured updates {row['updates']:.1f} s "
+            f"(+{100 * row['updates'] / rest:.0f}% on the rest, {rest:.1f} s); small widths "
+            f"{', '.join(map(str, row['widths']))}; codes {', '.join(row['codes']) or '-'}"
+        )

@@ -15,9 +15,10 @@ import inspect as _inspect
 import json
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from mulint.errors import MulintError, in_api_words
 from mulint.findings import Finding
@@ -40,8 +41,12 @@ class Report:
 
     def raise_for_findings(self) -> None:
         if not self.ok:
-            raise MulintError(f"{len(self.findings)} µP finding(s):\n{self}", target=self.target, step="check",
-                              hint="`mulint rule CODE` explains each rule and its fix")
+            raise MulintError(
+                f"{len(self.findings)} µP finding(s):\n{self}",
+                target=self.target,
+                step="check",
+                hint="`mulint rule CODE` explains each rule and its fix",
+            )
 
     def __str__(self) -> str:
         from mulint.report import text
@@ -57,9 +62,9 @@ class Report:
         return json_report.render(self.raw, [self.analysed], [])
 
     def to_sarif(self) -> str:
-        from mulint.version import __version__
         from mulint.report import sarif
         from mulint.rules.pages import load_pages, pages_dir
+        from mulint.version import __version__
 
         return sarif.render(self.raw, list(load_pages(pages_dir()).values()), __version__)
 
@@ -129,28 +134,51 @@ class CoordReport:
         return as_json(self.result)
 
 
-def check(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any], Any] | None = None,
-          widths: list[int] | None = None, select: list[str] | None = None, ignore: list[str] | None = None,
-          profile: str | None = None, coord: bool = False, width_arg: str | None = None) -> Report:
+def check(
+    model_fn: Callable[..., Any] | type,
+    *,
+    optimizer_fn: Callable[[Any], Any] | None = None,
+    widths: list[int] | None = None,
+    select: list[str] | None = None,
+    ignore: list[str] | None = None,
+    profile: str | None = None,
+    coord: bool = False,
+    width_arg: str | None = None,
+) -> Report:
     """Run mulint's model rules on the model `model_fn(width)` builds, with its optimizer
     `optimizer_fn(model)` when given (else one found as the CLI finds it)."""
-    from mulint.engine.settings import build_settings
     from mulint.engine.jobs import analyse_target
+    from mulint.engine.settings import build_settings
     from mulint.engine.suppress import filter_findings
 
     # The same merge and validation as the CLI's: defaults < these arguments (no [tool.mulint]: a
     # call from Python says what it wants).
-    settings = build_settings(None, source="api", select=_listed(select), ignore=_listed(ignore), widths=widths,
-                              width_arg=width_arg, profile=profile, coord=coord)
+    settings = build_settings(
+        None,
+        source="api",
+        select=_listed(select),
+        ignore=_listed(ignore),
+        widths=widths,
+        width_arg=width_arg,
+        profile=profile,
+        coord=coord,
+    )
     target = _target(model_fn, widths, settings.width_arg)
-    options = {"widths": _listed(settings.widths), "width_arg": settings.width_arg, "select": _listed(settings.select),
-               "ignore": _listed(settings.ignore), "coord": settings.coord, "profile": settings.profile,
-               "optimizer": "optimizer_fn" if optimizer_fn is not None else None}
+    options = {
+        "widths": _listed(settings.widths),
+        "width_arg": settings.width_arg,
+        "select": _listed(settings.select),
+        "ignore": _listed(settings.ignore),
+        "coord": settings.coord,
+        "profile": settings.profile,
+        "optimizer": "optimizer_fn" if optimizer_fn is not None else None,
+    }
     resolve = (lambda spec: (optimizer_fn, _label(optimizer_fn))) if optimizer_fn is not None else None
     findings, entry = _guarded(target.label, lambda: analyse_target(target, options, resolve_optimizer=resolve))
     entry = {**entry, "notes": [_api_words(note) for note in entry.get("notes") or []]}
-    kept = filter_findings(findings, select=settings.select, ignore=settings.ignore, per_file_ignores={},
-                           root=settings.root)
+    kept = filter_findings(
+        findings, select=settings.select, ignore=settings.ignore, per_file_ignores={}, root=settings.root
+    )
     kept.sort(key=lambda f: f.sort_key)
     from mulint.report.json_report import finding_dict
 
@@ -166,8 +194,14 @@ def _api_words(note: str) -> str:
     return in_api_words(note)
 
 
-def inspect(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any], Any] | None = None,
-            widths: list[int] | None = None, width_arg: str | None = None, profile: str | None = None) -> Analysis:
+def inspect(
+    model_fn: Callable[..., Any] | type,
+    *,
+    optimizer_fn: Callable[[Any], Any] | None = None,
+    widths: list[int] | None = None,
+    width_arg: str | None = None,
+    profile: str | None = None,
+) -> Analysis:
     """Every parameter of the model: shape, which dimensions grow with width, fan-in/out, roles, and the
     numbers `check` judges per width (init rms, lr, weight decay, multipliers, measured updates), with
     the optimizer `optimizer_fn(model)` when given (else one found as the CLI finds it)."""
@@ -176,8 +210,12 @@ def inspect(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any]
 
     settings = build_settings(None, source="api", widths=widths, width_arg=width_arg, profile=profile)
     target = _target(model_fn, widths, settings.width_arg)
-    options = {"widths": _listed(settings.widths), "width_arg": settings.width_arg, "profile": settings.profile,
-               "optimizer": "optimizer_fn" if optimizer_fn is not None else None}
+    options = {
+        "widths": _listed(settings.widths),
+        "width_arg": settings.width_arg,
+        "profile": settings.profile,
+        "optimizer": "optimizer_fn" if optimizer_fn is not None else None,
+    }
     resolve = (lambda spec: (optimizer_fn, _label(optimizer_fn))) if optimizer_fn is not None else None
     structure = _guarded(target.label, lambda: analyse_numbers(target, options, resolve))
     facts = structure.facts
@@ -185,10 +223,18 @@ def inspect(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any]
     return Analysis(target=target.label, facts=facts)
 
 
-def coord(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any], Any] | None = None,
-          widths: list[int] | None = None, steps: int = 3, seeds: int = 2, lr: float = 1e-3,
-          batch_fn: Callable[..., Any] | None = None, device: str | None = None,
-          width_arg: str | None = None) -> CoordReport:
+def coord(
+    model_fn: Callable[..., Any] | type,
+    *,
+    optimizer_fn: Callable[[Any], Any] | None = None,
+    widths: list[int] | None = None,
+    steps: int = 3,
+    seeds: int = 2,
+    lr: float = 1e-3,
+    batch_fn: Callable[..., Any] | None = None,
+    device: str | None = None,
+    width_arg: str | None = None,
+) -> CoordReport:
     """Train the model a few steps at growing widths; a layer whose change grows or collapses with
     width fails the check."""
     from mulint.engine.settings import build_settings, check_coord_run
@@ -203,15 +249,24 @@ def coord(model_fn: Callable[..., Any] | type, *, optimizer_fn: Callable[[Any], 
     def run():
         structure = analyse_structure(target, width_arg=width_arg)
         extra = {"device": device} if device else {}
-        return run_coord(target, structure, widths=widths, steps=steps, seeds=seeds, lr=lr, batch_fn=batch_fn,
-                         optimizer="optimizer_fn" if optimizer_fn is not None else None,
-                         resolve_optimizer=(lambda spec: (optimizer_fn, _label(optimizer_fn)))
-                         if optimizer_fn is not None else None, **extra)
+        return run_coord(
+            target,
+            structure,
+            widths=widths,
+            steps=steps,
+            seeds=seeds,
+            lr=lr,
+            batch_fn=batch_fn,
+            optimizer="optimizer_fn" if optimizer_fn is not None else None,
+            resolve_optimizer=(lambda spec: (optimizer_fn, _label(optimizer_fn))) if optimizer_fn is not None else None,
+            **extra,
+        )
 
     return CoordReport(result=_guarded(target.label, run))
 
 
 # --- targets from Python objects --------------------------------------------------------------------
+
 
 def _label(obj: Any) -> str:
     module = getattr(obj, "__module__", None) or "?"
@@ -222,10 +277,16 @@ def _target(model_fn, widths: list[int] | None, width_arg: str | None):
     from mulint.reading.targets import ResolvedTarget, TargetSpec
 
     if not callable(model_fn):
-        raise MulintError(f"{model_fn!r} is not callable", step="target",
-                          hint="pass model_fn(width) -> nn.Module, or a model class with width_arg=")
-    module = _inspect.getmodule(model_fn) or sys.modules.get(getattr(model_fn, "__module__", ""), None) \
+        raise MulintError(
+            f"{model_fn!r} is not callable",
+            step="target",
+            hint="pass model_fn(width) -> nn.Module, or a model class with width_arg=",
+        )
+    module = (
+        _inspect.getmodule(model_fn)
+        or sys.modules.get(getattr(model_fn, "__module__", ""), None)
         or types.ModuleType("mulint_api_target")
+    )
     try:
         source = _inspect.getsourcefile(model_fn)
     except TypeError:
@@ -253,14 +314,21 @@ def _with_default_width(model_fn, widths: list[int] | None, name: str):
     """`lambda w: build(cfg, width=w)` has no default width: give it one, the smallest width asked
     for, so the analysis builds it around that width."""
     try:
-        required = [p for p in _inspect.signature(model_fn).parameters.values()
-                    if p.default is _inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        required = [
+            p
+            for p in _inspect.signature(model_fn).parameters.values()
+            if p.default is _inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
     except (TypeError, ValueError):
         required = [None]
     if len(required) != 1:
-        raise MulintError(f"{name} must take exactly one argument, the width", target=name, step="width",
-                          hint="pass model_fn(width) -> nn.Module, e.g. lambda width: Model(Config(d_model=width)); "
-                               "or a model class with width_arg=")
+        raise MulintError(
+            f"{name} must take exactly one argument, the width",
+            target=name,
+            step="width",
+            hint="pass model_fn(width) -> nn.Module, e.g. lambda width: Model(Config(d_model=width)); "
+            "or a model class with width_arg=",
+        )
     base = min(widths) if widths else DEFAULT_BASE_WIDTH
 
     def model(width: int = base):
@@ -281,12 +349,19 @@ def _guarded(label: str, run: Callable[[], Any]) -> Any:
     except MulintError as exc:
         raise exc.for_target(label).in_api_words()
     except SystemExit as exc:  # the model's code exiting must not end the caller's program
-        raise MulintError(f"the model's code called sys.exit({exc.code!r})", target=label,
-                          step=steps.current or "build",
-                          hint="mulint calls model_fn(width) to build the model; exit in the script, not there") from exc
+        raise MulintError(
+            f"the model's code called sys.exit({exc.code!r})",
+            target=label,
+            step=steps.current or "build",
+            hint="mulint calls model_fn(width) to build the model; exit in the script, not there",
+        ) from exc
     except Exception as exc:
-        raise MulintError(f"{type(exc).__name__}: {exc}", target=label, step=steps.current or "build",
-                          hint="the model's own code raised this; run model_fn(width) alone to see it") from exc
+        raise MulintError(
+            f"{type(exc).__name__}: {exc}",
+            target=label,
+            step=steps.current or "build",
+            hint="the model's own code raised this; run model_fn(width) alone to see it",
+        ) from exc
 
 
 def _listed(values):

@@ -11,12 +11,12 @@ import traceback
 
 import click
 
-from mulint.version import __version__
-from mulint.errors import MulintError
 from mulint.engine.isolation import DEFAULT_TIMEOUT
+from mulint.engine.runner import echo_output, inspect_options, one_model_job, run_one_job
+from mulint.errors import MulintError
 from mulint.report.escape import keep_lines, one_line
 from mulint.report.summary import counts_line, error_lines, not_a_pass, note_lines, render, unanalysed_lines
-from mulint.engine.runner import echo_output, inspect_options, one_model_job, run_one_job
+from mulint.version import __version__
 
 FORMATS_INSPECT = click.Choice(["text", "json"])
 
@@ -30,11 +30,18 @@ def parse_widths(ctx, param, value: str | None) -> list[int] | None:
         raise click.BadParameter(f"'{value}' is not a comma-separated list of integers, e.g. 64,128,256")
 
 
-widths_option = click.option("--widths", callback=parse_widths, metavar="W1,W2,...",
-                             help="Widths to build the model at (default: its own width and twice it).")
-width_arg_option = click.option("--width-arg", metavar="NAME",
-                                help="Argument or config field that sets the width "
-                                     "(default: width, d_model, n_embd, hidden_size, dim, embed_dim, hidden_dim).")
+widths_option = click.option(
+    "--widths",
+    callback=parse_widths,
+    metavar="W1,W2,...",
+    help="Widths to build the model at (default: its own width and twice it).",
+)
+width_arg_option = click.option(
+    "--width-arg",
+    metavar="NAME",
+    help="Argument or config field that sets the width "
+    "(default: width, d_model, n_embd, hidden_size, dim, embed_dim, hidden_dim).",
+)
 verbose_option = click.option("--verbose", "-v", is_flag=True, help="Show tracebacks of errors.")
 
 
@@ -46,26 +53,42 @@ def cli() -> None:
 
 # --jobs, --timeout and --max-memory are validated by the settings (mulint.engine.settings) with the config's
 # own parsers, so that a value is judged alike whether a flag or [tool.mulint] gives it.
-jobs_option = click.option("--jobs", "-j", type=int, metavar="N",
-                           help="Models analysed at once, each in its own worker process (default: the number "
-                                "of cores; config `jobs`).")
-timeout_option = click.option("--timeout", type=float, metavar="SECONDS",
-                              help=f"Stop a model target that runs longer (default: {DEFAULT_TIMEOUT:g}; "
-                                   "config `timeout`).")
-max_memory_option = click.option("--max-memory", metavar="SIZE",
-                                 help="Memory cap of each worker, e.g. 8G or 512M (default: three quarters of "
-                                      "the machine shared by the workers; config `max-memory`).")
+jobs_option = click.option(
+    "--jobs",
+    "-j",
+    type=int,
+    metavar="N",
+    help="Models analysed at once, each in its own worker process (default: the number of cores; config `jobs`).",
+)
+timeout_option = click.option(
+    "--timeout",
+    type=float,
+    metavar="SECONDS",
+    help=f"Stop a model target that runs longer (default: {DEFAULT_TIMEOUT:g}; config `timeout`).",
+)
+max_memory_option = click.option(
+    "--max-memory",
+    metavar="SIZE",
+    help="Memory cap of each worker, e.g. 8G or 512M (default: three quarters of "
+    "the machine shared by the workers; config `max-memory`).",
+)
 
 
 @cli.command()
 @click.argument("target")
 @widths_option
 @width_arg_option
-@click.option("--optimizer", metavar="PATH:NAME",
-              help="Function taking the model and returning its optimizer (default: found as for check), so "
-                   "learning rates and measured updates are shown.")
-@click.option("--profile", metavar="NAME|FILE.toml",
-              help="Expected exponents per role: mup (default), u-mup, spectral, or a .toml file (config `profile`).")
+@click.option(
+    "--optimizer",
+    metavar="PATH:NAME",
+    help="Function taking the model and returning its optimizer (default: found as for check), so "
+    "learning rates and measured updates are shown.",
+)
+@click.option(
+    "--profile",
+    metavar="NAME|FILE.toml",
+    help="Expected exponents per role: mup (default), u-mup, spectral, or a .toml file (config `profile`).",
+)
 @click.option("--format", "fmt", type=FORMATS_INSPECT, default="text", show_default=True, help="Output format.")
 @timeout_option
 @max_memory_option
@@ -81,8 +104,16 @@ def inspect(target: str, widths, width_arg, optimizer, profile, fmt: str, timeou
     with _errors(verbose):
         from mulint.engine.settings import settings_for
 
-        settings = settings_for([target], widths=widths, width_arg=width_arg, optimizer=optimizer, profile=profile,
-                                timeout=timeout, max_memory=max_memory, jobs=1)
+        settings = settings_for(
+            [target],
+            widths=widths,
+            width_arg=width_arg,
+            optimizer=optimizer,
+            profile=profile,
+            timeout=timeout,
+            max_memory=max_memory,
+            jobs=1,
+        )
         job = one_model_job("inspect", target, inspect_options(settings))
         value = run_one_job(job, settings.limits(), verbose)
         click.echo(as_json(value["facts"]) if fmt == "json" else as_text(value["facts"]))
@@ -105,39 +136,91 @@ def _codes(value: str | None) -> list[str] | None:
 @click.argument("paths", nargs=-1)
 @widths_option
 @width_arg_option
-@click.option("--optimizer", metavar="PATH:NAME",
-              help="Function taking the model and returning its optimizer (default: configure_optimizers, "
-                   "make_optimizer, build_optimizer or create_optimizer in the file, or the model's own "
-                   "configure_optimizers).")
+@click.option(
+    "--optimizer",
+    metavar="PATH:NAME",
+    help="Function taking the model and returning its optimizer (default: configure_optimizers, "
+    "make_optimizer, build_optimizer or create_optimizer in the file, or the model's own "
+    "configure_optimizers).",
+)
 @click.option("--select", metavar="CODES", help="Only these rule codes or prefixes, e.g. MU1,MU201.")
 @click.option("--ignore", metavar="CODES", help="Skip these rule codes or prefixes.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]), default=None,
-              help="Output format (default: text).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif", "github"]),
+    default=None,
+    help="Output format (default: text).",
+)
 @click.option("--statistics", is_flag=True, help="Count findings per rule instead of listing them.")
 @click.option("--fix", "apply_fixes", is_flag=True, help="Apply the safe fixes to the source files.")
 @click.option("--unsafe-fixes", is_flag=True, help="Also apply (with --fix or --diff) or offer the unsafe fixes.")
-@click.option("--diff", "show_diff", is_flag=True,
-              help="Print the unified diff of what --fix would change and write nothing (exit 1 if it would).")
+@click.option(
+    "--diff",
+    "show_diff",
+    is_flag=True,
+    help="Print the unified diff of what --fix would change and write nothing (exit 1 if it would).",
+)
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (report-only adoption).")
 @click.option("--no-exec", is_flag=True, help="Never import user code: static rules only.")
-@click.option("--no-cache", is_flag=True, help="Analyse every model again instead of reusing results for "
-                                               "unchanged code (cache: $MULINT_CACHE_DIR or ~/.cache/mulint).")
-@click.option("--coord", "run_coord", is_flag=True,
-              help="Also run the dynamic coordinate check on each model (MU9xx; seconds per model).")
-@click.option("--profile", metavar="NAME|FILE.toml",
-              help="Expected exponents per role: mup (default), u-mup (unit scaling), spectral, or a .toml "
-                   "file shaped like them (config `profile`).")
-@click.option("--require-models", is_flag=True, default=None,
-              help="Exit 2 when a file defining a model was not analysed (config `require-models`).")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Analyse every model again instead of reusing results for "
+    "unchanged code (cache: $MULINT_CACHE_DIR or ~/.cache/mulint).",
+)
+@click.option(
+    "--coord",
+    "run_coord",
+    is_flag=True,
+    help="Also run the dynamic coordinate check on each model (MU9xx; seconds per model).",
+)
+@click.option(
+    "--profile",
+    metavar="NAME|FILE.toml",
+    help="Expected exponents per role: mup (default), u-mup (unit scaling), spectral, or a .toml "
+    "file shaped like them (config `profile`).",
+)
+@click.option(
+    "--require-models",
+    is_flag=True,
+    default=None,
+    help="Exit 2 when a file defining a model was not analysed (config `require-models`).",
+)
 @jobs_option
 @timeout_option
 @max_memory_option
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True),
-              help="pyproject.toml to read [tool.mulint] from (default: found upwards from the first path).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True),
+    help="pyproject.toml to read [tool.mulint] from (default: found upwards from the first path).",
+)
 @verbose_option
-def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, apply_fixes, unsafe_fixes, show_diff,
-          exit_zero, no_exec, no_cache, run_coord, profile, require_models, jobs, timeout, max_memory, config_path,
-          verbose):
+def check(
+    paths,
+    widths,
+    width_arg,
+    optimizer,
+    select,
+    ignore,
+    fmt,
+    statistics,
+    apply_fixes,
+    unsafe_fixes,
+    show_diff,
+    exit_zero,
+    no_exec,
+    no_cache,
+    run_coord,
+    profile,
+    require_models,
+    jobs,
+    timeout,
+    max_memory,
+    config_path,
+    verbose,
+):
     """Lint PATHS (files, directories, or PATH:NAME model targets) for µP violations.
 
     Exit codes: 0 clean, 1 findings, 2 usage/config errors or a target that cannot be analysed.
@@ -145,16 +228,30 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
     from pathlib import Path
 
     from mulint.engine.checker import checked_files, run_check
-    from mulint.fix.run import fix_findings
     from mulint.engine.settings import settings_for
+    from mulint.fix.run import fix_findings
 
     with _errors(verbose):
         fixing = apply_fixes or show_diff
         settings = settings_for(
-            paths, config_path=Path(config_path) if config_path else None, fixing=fixing,
-            widths=widths, width_arg=width_arg, optimizer=optimizer, select=_codes(select), ignore=_codes(ignore),
-            format=fmt, profile=profile, require_models=require_models, jobs=jobs, timeout=timeout,
-            max_memory=max_memory, no_exec=no_exec, coord=run_coord, cache=not no_cache)
+            paths,
+            config_path=Path(config_path) if config_path else None,
+            fixing=fixing,
+            widths=widths,
+            width_arg=width_arg,
+            optimizer=optimizer,
+            select=_codes(select),
+            ignore=_codes(ignore),
+            format=fmt,
+            profile=profile,
+            require_models=require_models,
+            jobs=jobs,
+            timeout=timeout,
+            max_memory=max_memory,
+            no_exec=no_exec,
+            coord=run_coord,
+            cache=not no_cache,
+        )
         if not settings.paths:
             raise click.UsageError("give a file, a directory or a PATH:NAME target (or `targets` in [tool.mulint])")
         require, fmt = settings.require_models, settings.format
@@ -202,26 +299,56 @@ def check(paths, widths, width_arg, optimizer, select, ignore, fmt, statistics, 
 
 @cli.command()
 @click.argument("target")
-@click.option("--optimizer", metavar="PATH:NAME", help="Function taking the model and returning its optimizer "
-                                                       "(default: found as for check; else Adam at --lr).")
+@click.option(
+    "--optimizer",
+    metavar="PATH:NAME",
+    help="Function taking the model and returning its optimizer (default: found as for check; else Adam at --lr).",
+)
 @widths_option
 @width_arg_option
 @click.option("--steps", type=int, default=3, show_default=True, help="Training steps per width (1 to 50).")
 @click.option("--seeds", type=int, default=2, show_default=True, help="Seeds averaged per width (1 to 20).")
-@click.option("--lr", type=float, default=1e-3, show_default=True,
-              help="Learning rate of the default Adam (when the target has no optimizer).")
-@click.option("--batch", "batch_spec", metavar="PATH:NAME",
-              help="Function returning the training batch (args, or (args, kwargs)), optionally taking the model "
-                   "(default: synthesised from the first layer, or the file's example_inputs).")
-@click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default=None,
-              help="Where to train (default: cuda when available, else cpu).")
+@click.option(
+    "--lr",
+    type=float,
+    default=1e-3,
+    show_default=True,
+    help="Learning rate of the default Adam (when the target has no optimizer).",
+)
+@click.option(
+    "--batch",
+    "batch_spec",
+    metavar="PATH:NAME",
+    help="Function returning the training batch (args, or (args, kwargs)), optionally taking the model "
+    "(default: synthesised from the first layer, or the file's example_inputs).",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda", "mps"]),
+    default=None,
+    help="Where to train (default: cuda when available, else cpu).",
+)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG plot here.")
 @click.option("--format", "fmt", type=FORMATS_INSPECT, default="text", show_default=True, help="Output format.")
 @timeout_option
 @max_memory_option
 @verbose_option
-def coord(target, optimizer, widths, width_arg, steps, seeds, lr, batch_spec, device, plot_path, fmt, timeout,
-          max_memory, verbose):
+def coord(
+    target,
+    optimizer,
+    widths,
+    width_arg,
+    steps,
+    seeds,
+    lr,
+    batch_spec,
+    device,
+    plot_path,
+    fmt,
+    timeout,
+    max_memory,
+    verbose,
+):
     """Coordinate check: train TARGET a few steps at growing widths; fail if a layer's change grows or
     collapses with width. Exit 1 on fail."""
     from mulint.report.coord_view import as_json, as_text
@@ -234,17 +361,25 @@ def coord(target, optimizer, widths, width_arg, steps, seeds, lr, batch_spec, de
         check_coord_run(steps, seeds, lr)
         settings = _one_target(widths, width_arg, timeout, max_memory)
         widths = list(settings.widths) if settings.widths else None
-        options = {"widths": widths, "width_arg": settings.width_arg, "optimizer": optimizer, "steps": steps, "seeds": seeds,
-                   "lr": lr, "batch": batch_spec, "device": device}
+        options = {
+            "widths": widths,
+            "width_arg": settings.width_arg,
+            "optimizer": optimizer,
+            "steps": steps,
+            "seeds": seeds,
+            "lr": lr,
+            "batch": batch_spec,
+            "device": device,
+        }
         job = one_model_job("coord", target, options)
         from mulint.coordcheck import FACTORS
 
         total = (len(widths) if widths and len(widths) >= 3 else len(FACTORS)) * seeds
         show = sys.stderr.isatty() or verbose
-        with click.progressbar(length=total, label="training", file=sys.stderr if show else None,
-                               hidden=not show) as bar:
-            value = run_one_job(job, settings.limits(), verbose,
-                                 on_progress=lambda job, n: bar.update(n))
+        with click.progressbar(
+            length=total, label="training", file=sys.stderr if show else None, hidden=not show
+        ) as bar:
+            value = run_one_job(job, settings.limits(), verbose, on_progress=lambda job, n: bar.update(n))
         result = value["coord"]
         if plot_path:
             from mulint.coordcheck.plot import save_plot
@@ -266,8 +401,11 @@ def _check_writable(path: str) -> None:
         with open(target, "ab"):
             pass
     except OSError as exc:
-        raise MulintError(f"cannot write the plot to {path}: {exc.strerror or exc}", step="plot",
-                          hint="give --plot a path in a folder that exists and is writable")
+        raise MulintError(
+            f"cannot write the plot to {path}: {exc.strerror or exc}",
+            step="plot",
+            hint="give --plot a path in a folder that exists and is writable",
+        )
     if not existed:
         os.unlink(target)
 
@@ -290,15 +428,19 @@ def rule(code: str | None) -> None:
             click.echo(f"error: unknown rule code '{one_line(code)}'\n  hint: `mulint rule` lists them", err=True)
             raise SystemExit(2)
         page = pages_dir() / f"{found.code}.md"
-        click.echo(page.read_text(encoding="utf-8") if page.exists() else f"{found.code}: {found.name}\n\n{found.summary}")
+        click.echo(
+            page.read_text(encoding="utf-8") if page.exists() else f"{found.code}: {found.name}\n\n{found.summary}"
+        )
 
 
 def _require_models(result, require: bool) -> bool:
     """With --require-models, a file whose models were not analysed is an error: say so, and say it failed."""
     if not (require and result.unanalysed):
         return False
-    click.echo(f"error: --require-models: {len(result.unanalysed)} file(s) defining models were not "
-               "analysed (see the notes)", err=True)
+    click.echo(
+        f"error: --require-models: {len(result.unanalysed)} file(s) defining models were not analysed (see the notes)",
+        err=True,
+    )
     return True
 
 
@@ -319,8 +461,9 @@ class _errors:
     def __exit__(self, kind, exc, tb):
         if isinstance(exc, BrokenPipeError):
             _quiet_broken_pipe()  # here: click would turn it into exit 1, which means findings
-        if exc is None or isinstance(exc, (click.exceptions.Exit, click.exceptions.ClickException, SystemExit,
-                                           KeyboardInterrupt)):
+        if exc is None or isinstance(
+            exc, (click.exceptions.Exit, click.exceptions.ClickException, SystemExit, KeyboardInterrupt)
+        ):
             return False
         if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
             return False  # main() says the disk is full
@@ -329,8 +472,11 @@ class _errors:
         if isinstance(exc, MulintError):
             click.echo(f"error: {keep_lines(exc)}", err=True)
         else:
-            click.echo(f"error: internal error: {kind.__name__}: {keep_lines(exc)}\n  hint: rerun with --verbose and report "
-                       "it with the traceback", err=True)
+            click.echo(
+                f"error: internal error: {kind.__name__}: {keep_lines(exc)}\n  hint: rerun with --verbose and report "
+                "it with the traceback",
+                err=True,
+            )
         raise SystemExit(2)
 
 
@@ -378,8 +524,11 @@ def main(argv: list[str] | None = None) -> None:
 def _cannot_write(exc: OSError) -> None:
     where = f" {exc.filename}" if exc.filename else ""
     try:
-        click.echo(f"error: cannot write{where}: {exc.strerror or exc}\n  hint: free some space, or write the "
-                   "output elsewhere", err=True)
+        click.echo(
+            f"error: cannot write{where}: {exc.strerror or exc}\n  hint: free some space, or write the "
+            "output elsewhere",
+            err=True,
+        )
     except OSError:
         pass  # stderr is on the full disk too: the exit code is all that is left
     _drop_stdout()

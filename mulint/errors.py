@@ -22,13 +22,13 @@ class MulintError(Exception):
         if kind:
             self.kind = kind
 
-    def in_api_words(self) -> "MulintError":
+    def in_api_words(self) -> MulintError:
         """The same error with its message and hint in the Python API's words (see `in_api_words`)."""
         self.message, self.hint = in_api_words(self.message), in_api_words(self.hint)
         self.args = (self.message,)
         return self
 
-    def for_target(self, target: str) -> "MulintError":
+    def for_target(self, target: str) -> MulintError:
         if not self.target:
             self.target = target
         return self
@@ -59,8 +59,10 @@ _API_WORDS = (
     (r"in a factory \((?:path/to/)?file\.py:\w+\)", "in model_fn"),
     (r"--width-arg ([A-Za-z_][\w.]*)", r'width_arg="\1"'),
     (r"--widths (?:\(e\.g\. )?(\d+(?:,\d+)+)\)?", lambda m: f"widths=[{', '.join(m[1].split(','))}]"),
-    (r"--(width-arg|widths|optimizer|batch|steps|seeds|lr|device|select|ignore|profile)\b",
-     lambda m: {"optimizer": "optimizer_fn", "batch": "batch_fn"}.get(m[1], m[1].replace("-", "_")) + "="),
+    (
+        r"--(width-arg|widths|optimizer|batch|steps|seeds|lr|device|select|ignore|profile)\b",
+        lambda m: {"optimizer": "optimizer_fn", "batch": "batch_fn"}.get(m[1], m[1].replace("-", "_")) + "=",
+    ),
 )
 
 

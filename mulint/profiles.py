@@ -11,10 +11,11 @@ import difflib
 import functools
 import hashlib
 import math
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+
+import tomllib
 
 from mulint.errors import MulintError
 
@@ -50,7 +51,7 @@ class Profile:
 
 
 def profile_names() -> list[str]:
-    return sorted(p.name[:-len(".toml")] for p in _data().iterdir() if p.name.endswith(".toml"))
+    return sorted(p.name[: -len(".toml")] for p in _data().iterdir() if p.name.endswith(".toml"))
 
 
 def is_profile_file(name: str) -> bool:
@@ -75,13 +76,19 @@ def load_profile(name: str = DEFAULT) -> Profile:
     if is_profile_file(name):
         path = Path(name)
         if not path.is_file():
-            raise MulintError(f"profile file '{name}' not found", step="config",
-                              hint=f"a .toml shaped like {_data() / 'mup.toml'}, or one of: {', '.join(profile_names())}")
+            raise MulintError(
+                f"profile file '{name}' not found",
+                step="config",
+                hint=f"a .toml shaped like {_data() / 'mup.toml'}, or one of: {', '.join(profile_names())}",
+            )
     else:
         path = _data() / f"{name}.toml"
         if not name or "/" in name or not path.is_file():
-            raise MulintError(f"unknown profile '{name}'", step="config",
-                              hint=f"use one of: {', '.join(profile_names())}, or a path to a .toml file")
+            raise MulintError(
+                f"unknown profile '{name}'",
+                step="config",
+                hint=f"use one of: {', '.join(profile_names())}, or a path to a .toml file",
+            )
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -89,8 +96,9 @@ def load_profile(name: str = DEFAULT) -> Profile:
     try:
         return _parse(data, name, str(path))
     except ValueError as exc:
-        raise MulintError(f"profile '{name}' is malformed: {exc}", step="config",
-                          hint=f"{path}: shape it like {_data() / 'mup.toml'}") from exc
+        raise MulintError(
+            f"profile '{name}' is malformed: {exc}", step="config", hint=f"{path}: shape it like {_data() / 'mup.toml'}"
+        ) from exc
 
 
 def accepts(accepted: Range, exponent: float, tolerance: float) -> int:
@@ -120,9 +128,16 @@ def _coord(data: dict, name: str) -> dict[str, float]:
 
 # Every key of a profile file and the type it must have: a misspelled table ([update.adma]) or key
 # would otherwise leave its exponents unjudged in silence.
-_TOP_KEYS = {"name": "a string", "description": "a string", "exact": "a list of optimizer families",
-             "init": "a table", "multiplier": "a table", "update": "a table of families",
-             "spectral": "a table", "coord": "a table"}
+_TOP_KEYS = {
+    "name": "a string",
+    "description": "a string",
+    "exact": "a list of optimizer families",
+    "init": "a table",
+    "multiplier": "a table",
+    "update": "a table of families",
+    "spectral": "a table",
+    "coord": "a table",
+}
 
 
 def _parse(data: dict, name: str, source: str) -> Profile:
@@ -138,7 +153,7 @@ def _parse(data: dict, name: str, source: str) -> Profile:
             raise ValueError(f"'{key}' must be {_TOP_KEYS[key]}")
     exact = data.get("exact", [])
     if not isinstance(exact, list) or not all(isinstance(f, str) for f in exact):
-        raise ValueError("'exact' must be a list of optimizer families, e.g. [\"adam\", \"sgd\"]")
+        raise ValueError('\'exact\' must be a list of optimizer families, e.g. ["adam", "sgd"]')
     for family in exact:
         _check_family(family, "exact")
     update = data.get("update", {})
@@ -149,20 +164,27 @@ def _parse(data: dict, name: str, source: str) -> Profile:
     missing = [f for f in exact if f not in update]
     if missing:
         raise ValueError(f"'exact' lists {missing[0]} but there is no [update.{missing[0]}] table to judge it by")
-    return Profile(name=data["name"], description=data.get("description", ""), exact=tuple(exact),
-                   init=_roles(data["init"], "init", complete=True),
-                   multiplier=_roles(data.get("multiplier", {}), "multiplier", complete=False),
-                   update={family: _roles(table, f"update.{family}", complete=True)
-                           for family, table in update.items()},
-                   spectral=_roles(data["spectral"], "spectral", complete=True), coord=_coord(data, name),
-                   source=source)
+    return Profile(
+        name=data["name"],
+        description=data.get("description", ""),
+        exact=tuple(exact),
+        init=_roles(data["init"], "init", complete=True),
+        multiplier=_roles(data.get("multiplier", {}), "multiplier", complete=False),
+        update={family: _roles(table, f"update.{family}", complete=True) for family, table in update.items()},
+        spectral=_roles(data["spectral"], "spectral", complete=True),
+        coord=_coord(data, name),
+        source=source,
+    )
 
 
 def _check_family(family: str, where: str) -> None:
     if family not in FAMILIES:
         close = difflib.get_close_matches(family, FAMILIES, n=1)
-        raise ValueError(f"{where}: unknown optimizer family '{family}'"
-                         + (f" (did you mean {close[0]}?)" if close else "") + f"; families: {', '.join(FAMILIES)}")
+        raise ValueError(
+            f"{where}: unknown optimizer family '{family}'"
+            + (f" (did you mean {close[0]}?)" if close else "")
+            + f"; families: {', '.join(FAMILIES)}"
+        )
 
 
 def _roles(table, where: str, complete: bool) -> dict[str, Range]:
@@ -173,8 +195,11 @@ def _roles(table, where: str, complete: bool) -> dict[str, Range]:
     for role, value in table.items():
         if role not in ROLES:
             close = difflib.get_close_matches(role, ROLES, n=1)
-            raise ValueError(f"[{where}]: unknown role '{role}'" + (f" (did you mean {close[0]}?)" if close else "")
-                             + f" (roles: {', '.join(ROLES)})")
+            raise ValueError(
+                f"[{where}]: unknown role '{role}'"
+                + (f" (did you mean {close[0]}?)" if close else "")
+                + f" (roles: {', '.join(ROLES)})"
+            )
         pair = value if isinstance(value, list) else [value, value]
         if len(pair) != 2 or not all(_is_number(v) for v in pair):
             raise ValueError(f"[{where}] {role}: must be a number or a [low, high] pair of numbers, not {value!r}")

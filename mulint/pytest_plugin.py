@@ -20,8 +20,12 @@ import pytest
 
 def pytest_addoption(parser) -> None:
     group = parser.getgroup("mulint", "µP checks with mulint")
-    group.addoption("--mulint", action="store_true", default=False,
-                    help="check the [tool.mulint] targets of pyproject.toml as test items")
+    group.addoption(
+        "--mulint",
+        action="store_true",
+        default=False,
+        help="check the [tool.mulint] targets of pyproject.toml as test items",
+    )
 
 
 def pytest_configure(config) -> None:
@@ -62,8 +66,11 @@ def pytest_collection_modifyitems(session, config, items) -> None:
         raise pytest.UsageError(f"--mulint: {exc}") from None
     config_node = MulintConfigFile.from_parent(session, path=found)
     for name, target in zip(named, settings.paths):  # the settings hold each resolved against the config's folder
-        items.append(MulintItem.from_parent(config_node, name=f"mulint[{name}]", target=target,
-                                            settings=settings.with_paths([target])))
+        items.append(
+            MulintItem.from_parent(
+                config_node, name=f"mulint[{name}]", target=target, settings=settings.with_paths([target])
+            )
+        )
 
 
 class MulintConfigFile(pytest.File):

@@ -15,8 +15,13 @@ from mulint.errors import MulintError
 
 MAX_SOURCE_BYTES = 16 << 20  # far above any hand-written module (the largest in torch: ~1 MB)
 
-_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"))
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
 
 
 class NotSource(MulintError):
@@ -34,12 +39,18 @@ def read_source(path: Path, limit: int = MAX_SOURCE_BYTES) -> bytes:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise NotSource(f"{path} is {kind_of(info.st_mode)}, not a regular file: not read", step="parse",
-                            hint="mulint reads only regular .py files; exclude it or name the real file")
+            raise NotSource(
+                f"{path} is {kind_of(info.st_mode)}, not a regular file: not read",
+                step="parse",
+                hint="mulint reads only regular .py files; exclude it or name the real file",
+            )
         if info.st_size > limit:
-            raise NotSource(f"{path} is {info.st_size >> 20} MB: larger than any source file mulint reads "
-                            f"({limit >> 20} MB): not read", step="parse",
-                            hint="a generated or data file? exclude it (`exclude` in the config)")
+            raise NotSource(
+                f"{path} is {info.st_size >> 20} MB: larger than any source file mulint reads "
+                f"({limit >> 20} MB): not read",
+                step="parse",
+                hint="a generated or data file? exclude it (`exclude` in the config)",
+            )
         chunks, size = [], 0
         while size <= limit:
             chunk = os.read(fd, min(1 << 20, limit + 1 - size))

@@ -6,7 +6,7 @@ the step it was in. Outside a worker nothing listens and `enter` costs a functio
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 _listener: Callable[[str], None] | None = None
 current = ""

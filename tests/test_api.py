@@ -21,8 +21,7 @@ def load(path):
 
 # A model built from a nested, Hydra-style config (plain dicts here, as OmegaConf's DictConfig reads
 # the same): no width argument anywhere mulint could find it, so only a model_fn can say what width is.
-CONFIG = {"model": {"encoder": {"d_in": 12, "hidden": 64, "layers": 2}, "head": {"classes": 5}},
-          "optim": {"lr": 3e-3}}
+CONFIG = {"model": {"encoder": {"d_in": 12, "hidden": 64, "layers": 2}, "head": {"classes": 5}}, "optim": {"lr": 3e-3}}
 
 
 class Encoder(nn.Module):
@@ -116,5 +115,13 @@ def test_coord_gives_a_verdict_and_a_plot(tmp_path):
 
 
 def test_only_the_api_is_exported():
-    assert set(mulint.__all__) == {"check", "inspect", "coord", "Report", "Analysis", "CoordReport", "MulintError",
-                                   "__version__"}
+    assert set(mulint.__all__) == {
+        "check",
+        "inspect",
+        "coord",
+        "Report",
+        "Analysis",
+        "CoordReport",
+        "MulintError",
+        "__version__",
+    }

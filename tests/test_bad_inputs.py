@@ -12,11 +12,11 @@ import pytest
 from tests.conftest import EXAMPLES
 
 # MU303: a schedule writing one LR into every group; found statically, without importing anything.
-SCHEDULE = textwrap.dedent('''
+SCHEDULE = textwrap.dedent("""
     def train(optimizer, lr):
         for group in optimizer.param_groups:
             group["lr"] = lr
-''')
+""")
 
 
 @pytest.mark.parametrize("option", ["--select", "--ignore"])
@@ -56,12 +56,16 @@ def test_a_file_that_is_not_python_is_named(mulint, tmp_path):
     assert code == 2 and "notes.txt is not a Python file" in err
 
 
-@pytest.mark.parametrize("content", [
-    b"def broken(:\n",
-    b"x = 1\x00\n",
-    b"x = " + b"+".join([b"1"] * 200_000) + b"\n",
-    b"# -*- coding: utf-8 -*-\nname = '\xff\xfe'\n",
-], ids=["syntax", "nul", "deep", "undecodable"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"def broken(:\n",
+        b"x = 1\x00\n",
+        b"x = " + b"+".join([b"1"] * 200_000) + b"\n",
+        b"# -*- coding: utf-8 -*-\nname = '\xff\xfe'\n",
+    ],
+    ids=["syntax", "nul", "deep", "undecodable"],
+)
 def test_an_unparsable_file_is_an_error_of_its_own(mulint, tmp_path, content):
     (tmp_path / "bad.py").write_bytes(content)
     (tmp_path / "sched.py").write_text(SCHEDULE)
@@ -120,15 +124,24 @@ def test_coord_refuses_an_unwritable_plot_before_training(mulint, tmp_path):
 
 def test_coord_names_a_batch_function_that_raises(mulint, tmp_path):
     (tmp_path / "batch.py").write_text("def batch(model):\n    raise RuntimeError('no data on this machine')\n")
-    code, out, err = mulint("coord", f"{EXAMPLES / 'mlp_mup.py'}:MLP", "--batch", f"{tmp_path / 'batch.py'}:batch",
-                            "--steps", "1", "--seeds", "1")
+    code, out, err = mulint(
+        "coord",
+        f"{EXAMPLES / 'mlp_mup.py'}:MLP",
+        "--batch",
+        f"{tmp_path / 'batch.py'}:batch",
+        "--steps",
+        "1",
+        "--seeds",
+        "1",
+    )
     assert code == 2
     assert "the --batch function" in err and "no data on this machine" in err and "internal error" not in err
 
 
 def test_an_error_shared_by_several_models_is_printed_once(mulint, tmp_path):
     path = tmp_path / "two.py"
-    path.write_text(textwrap.dedent('''
+    path.write_text(
+        textwrap.dedent("""
         import torch.nn as nn
         import a_package_that_is_not_installed
 
@@ -153,7 +166,8 @@ def test_an_error_shared_by_several_models_is_printed_once(mulint, tmp_path):
 
             def forward(self, x):
                 return self.body(x)
-    '''))
+    """)
+    )
     code, out, err = mulint("check", str(path))
     assert code == 2
     assert err.count("No module named 'a_package_that_is_not_installed'") == 1

@@ -73,7 +73,15 @@ def test_what_is_big_is_named_not_the_widths(tmp_path, mulint):
 
 
 def test_depth_and_experts_are_capped_but_not_their_ratios():
-    fields = {"n_layer": 48, "num_hidden_layers": 32, "num_experts": 64, "num_experts_per_tok": 8,
-              "layer_norm_eps": 1e-5, "first_k_dense_layers": 3, "n_shared_experts": 2, "d_model": 512}
+    fields = {
+        "n_layer": 48,
+        "num_hidden_layers": 32,
+        "num_experts": 64,
+        "num_experts_per_tok": 8,
+        "layer_norm_eps": 1e-5,
+        "first_k_dense_layers": 3,
+        "n_shared_experts": 2,
+        "d_model": 512,
+    }
     caps = count_caps(fields, {"d_model"}, depth=2, experts=4)
     assert caps == {"n_layer": 2, "num_hidden_layers": 2, "num_experts": 8}

@@ -64,8 +64,7 @@ def test_the_constant_size_is_found_on_meta_and_built_short_on_the_cpu(big_mask)
 
 @pytest.mark.slow
 def test_a_huge_constant_mask_is_analysed_within_a_small_memory_cap(mulint, big_mask):
-    code, out, err = mulint("check", f"{big_mask}:CausalLM", "--no-cache", "--max-memory", "1G",
-                            "--format", "json")
+    code, out, err = mulint("check", f"{big_mask}:CausalLM", "--no-cache", "--max-memory", "1G", "--format", "json")
     report = json.loads(out)
     assert report["errors"] == [], report["errors"]  # the full mask alone is 1 GiB
     codes = {f["code"] for f in report["findings"]}

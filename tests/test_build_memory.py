@@ -13,13 +13,13 @@ from mulint.analysis.model import analyse_model
 from mulint.analysis.numbers import NUMERIC_SEQ, numeric_knob
 from mulint.construct import build_at
 from mulint.construct.inputs import SEQ
-from mulint.reading.targets import parse_target, resolve
 from mulint.construct.width import find_knob
 from mulint.construct.width_limits import capped_fields, is_sequence_field, is_vocab_field
+from mulint.reading.targets import parse_target, resolve
 
 # A decoder whose blocks each hold a (block_size, block_size) causal mask buffer; every build records
 # the block size and the device and shape of the mask it made.
-MASKED_DECODER = '''
+MASKED_DECODER = """
 import math
 from dataclasses import dataclass
 
@@ -66,7 +66,7 @@ class Decoder(nn.Module):
     def forward(self, idx):
         h = self.tokens(idx) + self.places(torch.arange(idx.shape[1], device=idx.device))
         return self.unembed(h + self.mix(h))
-'''
+"""
 
 
 def _write(tmp_path, block_size: int):
@@ -169,12 +169,23 @@ def test_argument_knobs_are_capped_too():
     assert model.table.num_embeddings == 70_000  # the small models keep the vocab (exponents of xavier)
 
 
-@pytest.mark.parametrize("name,seq,vocab", [
-    ("block_size", True, False), ("n_positions", True, False), ("max_position_embeddings", True, False),
-    ("n_ctx", True, False), ("maxSeqLen", True, False), ("context_length", True, False),
-    ("vocab_size", False, True), ("n_vocab", False, True), ("num_embeddings", False, True),
-    ("hidden_size", False, False), ("n_layer", False, False), ("num_blocks", False, False),
-])
+@pytest.mark.parametrize(
+    "name,seq,vocab",
+    [
+        ("block_size", True, False),
+        ("n_positions", True, False),
+        ("max_position_embeddings", True, False),
+        ("n_ctx", True, False),
+        ("maxSeqLen", True, False),
+        ("context_length", True, False),
+        ("vocab_size", False, True),
+        ("n_vocab", False, True),
+        ("num_embeddings", False, True),
+        ("hidden_size", False, False),
+        ("n_layer", False, False),
+        ("num_blocks", False, False),
+    ],
+)
 def test_field_kinds(name, seq, vocab):
     assert (is_sequence_field(name), is_vocab_field(name)) == (seq, vocab)
 

@@ -85,8 +85,19 @@ def repo(tmp_path, output_init):
 def test_the_script_construction_is_read_with_its_constants(tmp_path):
     found = find_construction(repo(tmp_path, "pass"), "Transformer")
     assert found.text == "Transformer(args)" and found.where == "train.py:10"
-    assert found.args == [("call", "ModelArgs", [], {"dim": ("value", 256), "n_layers": ("value", 2),
-                                                     "vocab_size": ("value", 512), "hidden_dim": ("value", 1024)})]
+    assert found.args == [
+        (
+            "call",
+            "ModelArgs",
+            [],
+            {
+                "dim": ("value", 256),
+                "n_layers": ("value", 2),
+                "vocab_size": ("value", 512),
+                "hidden_dim": ("value", 1024),
+            },
+        )
+    ]
 
 
 def test_built_and_initialised_as_trained(tmp_path, mulint):
@@ -96,8 +107,10 @@ def test_built_and_initialised_as_trained(tmp_path, mulint):
     assert not report["errors"] and not report.get("unanalysed"), (report["errors"], report.get("unanalysed"))
     entry = next(t for t in report["targets"] if t["mode"] == "model")
     assert entry["width_knob"] == "params.dim" and entry["widths"][0] <= 256
-    assert any("built as the training code builds it: `Transformer(args)` (train.py:10), since on its own" in n
-               for n in entry["notes"])
+    assert any(
+        "built as the training code builds it: `Transformer(args)` (train.py:10), since on its own" in n
+        for n in entry["notes"]
+    )
     assert any("`model.init_weights()` (train.py:11)" in n for n in entry["notes"]), entry["notes"]
     assert {f["code"] for f in report["findings"]} <= {"MU301", "MU304"}  # no init finding: µP init
 

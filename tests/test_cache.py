@@ -84,7 +84,8 @@ def project(root: Path) -> Path:
     (root / "proj" / "layers" / "__init__.py").write_text("")
     (root / "proj" / "layers" / "attn.py").write_text("import common\nSCALE = common.SCALE / 8\n")
     (root / "proj" / "config.json").write_text('{"width": 64}\n')
-    (root / "proj" / "model.py").write_text(textwrap.dedent("""
+    (root / "proj" / "model.py").write_text(
+        textwrap.dedent("""
         import json, os, tempfile, click
         from layers import attn
 
@@ -95,14 +96,16 @@ def project(root: Path) -> Path:
             with tempfile.NamedTemporaryFile("w") as scratch:
                 scratch.write("written, not read")
             return width * attn.SCALE
-    """))
+    """)
+    )
     return root / "proj" / "model.py"
 
 
 def record(model: Path) -> list[Path]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(model.parent.parent), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", RECORD], cwd=model.parent, env=env, capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", RECORD], cwd=model.parent, env=env, capture_output=True, text=True, check=True
+    )
     return [Path(p) for p in json.loads(done.stdout)]
 
 
@@ -123,9 +126,18 @@ def recorded(recorded_template, tmp_path, monkeypatch):
 
 
 def finding(**changes) -> Finding:
-    row = dict(code="MU201", name="sqrt-attention-scale", severity="error", message="1/sqrt(d)", path="model.py",
-               line=3, column=5, target="model.py:GPT", parameter="attn.scale",
-               fix=Fix(applicability="safe", message="use 1/d", edits=[{"start": 1}]))
+    row = dict(
+        code="MU201",
+        name="sqrt-attention-scale",
+        severity="error",
+        message="1/sqrt(d)",
+        path="model.py",
+        line=3,
+        column=5,
+        target="model.py:GPT",
+        parameter="attn.scale",
+        fix=Fix(applicability="safe", message="use 1/d", edits=[{"start": 1}]),
+    )
     return Finding(**{**row, **changes})
 
 
@@ -136,8 +148,13 @@ def store(model, deps, findings=None, **kw):
 def test_recorded_dependencies_are_the_local_files(recorded):
     model, deps = recorded
     src = model.parent.parent.resolve()
-    assert set(deps) == {src / "common.py", src / "proj" / "model.py", src / "proj" / "layers" / "__init__.py",
-                         src / "proj" / "layers" / "attn.py", src / "proj" / "config.json"}
+    assert set(deps) == {
+        src / "common.py",
+        src / "proj" / "model.py",
+        src / "proj" / "layers" / "__init__.py",
+        src / "proj" / "layers" / "attn.py",
+        src / "proj" / "config.json",
+    }
     assert deps == sorted(deps)
 
 
@@ -188,7 +205,7 @@ def test_unchanged_timestamps_skip_hashing_only_when_content_cannot_have_changed
         dep["sha256"] = "0" * 64  # only a hash of the file could tell
     entry.write_text(json.dumps(data))
     assert cache.lookup("model.py:GPT", model, OPTIONS) is None  # changed just before it was hashed: hashed again
-    monkeypatch.setattr(cache, "_RACY_NS", -10**18)  # as if hashed long after every change
+    monkeypatch.setattr(cache, "_RACY_NS", -(10**18))  # as if hashed long after every change
     assert cache.lookup("model.py:GPT", model, OPTIONS) is not None  # same stat: not hashed
     before = config.stat()
     config.write_text(config.read_text().replace("64", "32"))  # same size, mtime set back
@@ -353,6 +370,15 @@ def test_an_edit_in_a_subpackage_brings_its_finding_back_through_the_cli(mulint,
 
 def test_the_key_of_set_options_does_not_depend_on_the_hash_seed(tmp_path):
     code = "from mulint.engine import cache; print(cache._primary_key('m.py:M', None, {'select': {'MU101', 'MU201'}}))"
-    keys = {subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True,
-                           env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in range(2)}
+    keys = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+        ).stdout
+        for seed in range(2)
+    }
     assert len(keys) == 1

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from mulint.engine import cache
-from mulint.findings import Finding
-from mulint.engine import deps, observe
+from mulint.engine import cache, deps, observe
 from mulint.engine.deps import DependencyRecorder
+from mulint.findings import Finding
 
 OPTIONS = {"widths": None}
 
@@ -24,8 +23,12 @@ OPTIONS = {"widths": None}
 @pytest.fixture(autouse=True)
 def fresh_recording(monkeypatch):
     """What a worker process starts with: nothing observed yet (recordings in one process accumulate)."""
-    for module, name, empty in ((observe, "_ENV_READ", {}), (observe, "_ENV_WRITTEN", set()),
-                                (deps, "_LISTED", {}), (deps, "_UNOBSERVABLE", {})):
+    for module, name, empty in (
+        (observe, "_ENV_READ", {}),
+        (observe, "_ENV_WRITTEN", set()),
+        (deps, "_LISTED", {}),
+        (deps, "_UNOBSERVABLE", {}),
+    ):
         monkeypatch.setattr(module, name, empty)
 
 
@@ -52,15 +55,36 @@ def test_every_form_of_environment_read_is_recorded_with_its_value_or_unset(monk
 
     env = recorded(reads).observed()["env"]
     assert {k: v for k, v in env.items() if k.startswith("MULINT_T_")} == {
-        "MULINT_T_GET": "1", "MULINT_T_GETENV": None, "MULINT_T_ITEM": "yes", "MULINT_T_IN": None}
+        "MULINT_T_GET": "1",
+        "MULINT_T_GETENV": None,
+        "MULINT_T_ITEM": "yes",
+        "MULINT_T_IN": None,
+    }
 
 
 def store(model: Path, observed: dict, deps=None) -> None:
-    finding = Finding(code="MU102", name="readout", severity="error", message="m", path=str(model), line=1,
-                      column=1, target=f"{model}:M", parameter="out.weight", fix=None)
+    finding = Finding(
+        code="MU102",
+        name="readout",
+        severity="error",
+        message="m",
+        path=str(model),
+        line=1,
+        column=1,
+        target=f"{model}:M",
+        parameter="out.weight",
+        fix=None,
+    )
     nothing = {"env": {}, "listings": [], "dists": [], "library_files": [], "unobservable": []}
-    cache.store_result(f"{model}:M", model, OPTIONS, [finding], {"target": f"{model}:M"},
-                       deps if deps is not None else [model.resolve()], observed={**nothing, **observed})
+    cache.store_result(
+        f"{model}:M",
+        model,
+        OPTIONS,
+        [finding],
+        {"target": f"{model}:M"},
+        deps if deps is not None else [model.resolve()],
+        observed={**nothing, **observed},
+    )
 
 
 def hit(model: Path) -> bool:
@@ -104,8 +128,9 @@ def test_a_changed_glob_listing_misses(model, tmp_path):
     assert not hit(model)
 
 
-@pytest.mark.parametrize("lister", [os.listdir, os.scandir, lambda p: list(Path(p).iterdir()),
-                                    lambda p: list(Path(p).glob("*.txt"))])
+@pytest.mark.parametrize(
+    "lister", [os.listdir, os.scandir, lambda p: list(Path(p).iterdir()), lambda p: list(Path(p).glob("*.txt"))]
+)
 def test_every_way_to_list_a_directory_is_recorded(tmp_path, lister):
     folder = tmp_path / "listed"
     folder.mkdir()
@@ -147,8 +172,9 @@ def test_an_installed_distributions_version_is_keyed(model, tmp_path, monkeypatc
     site = tiny_distribution(tmp_path, "1.0")
     monkeypatch.syspath_prepend(str(site))
     observed = recorded(lambda: __import__("tinydist_cv")).observed()
-    assert {"name": "tinydist_cv", "version": "1.0"} in [{k: d[k] for k in ("name", "version")}
-                                                         for d in observed["dists"]]
+    assert {"name": "tinydist_cv", "version": "1.0"} in [
+        {k: d[k] for k in ("name", "version")} for d in observed["dists"]
+    ]
     store(model, observed)
     assert hit(model)
     tiny_distribution(tmp_path, "1.1")  # upgraded in place; its code is byte for byte the same
@@ -161,8 +187,9 @@ def _loads_libc():
     ctypes.CDLL(None)  # a library whose reads mulint cannot see
 
 
-@pytest.mark.parametrize("action, named", [(lambda: Path("/proc/self/status").read_text(), "/proc/self/status"),
-                                           (_loads_libc, "ctypes")])
+@pytest.mark.parametrize(
+    "action, named", [(lambda: Path("/proc/self/status").read_text(), "/proc/self/status"), (_loads_libc, "ctypes")]
+)
 def test_an_unobservable_input_is_named_and_never_stored(model, action, named):
     observed = recorded(action).observed()
     [why] = [w for w in observed["unobservable"] if named in w]
@@ -195,6 +222,7 @@ def test_mulint_code_is_keyed_by_content_and_the_torch_version_by_version(tmp_pa
 @pytest.fixture
 def alarm():
     """A read that blocks fails the test instead of hanging it."""
+
     def timeout(*_):
         raise TimeoutError("blocked on a non-regular file")
 
@@ -289,10 +317,9 @@ def test_a_model_reading_proc_is_not_cached_and_verbose_says_why(mulint, tmp_pat
 
 
 def test_a_native_extension_of_the_project_is_unobservable(model, tmp_path, monkeypatch):
+    import _json
     import importlib.util
     import shutil
-
-    import _json
 
     if not getattr(_json, "__file__", None):
         pytest.skip("this Python has _json built in")

@@ -4,7 +4,6 @@ and silence on every correct µP formulation."""
 import json
 
 import pytest
-
 from conftest import EXAMPLES, MODELS
 
 
@@ -25,8 +24,9 @@ def found(report):
     return sorted((f["code"], f["line"]) for f in report["findings"])
 
 
-@pytest.mark.parametrize("name", ["mlp_mup.py", "nanogpt_mup.py", "inout_mlp_mup.py", "gpt_mup_package.py",
-                                  "gpt_fixed_head_dim_mup.py"])
+@pytest.mark.parametrize(
+    "name", ["mlp_mup.py", "nanogpt_mup.py", "inout_mlp_mup.py", "gpt_mup_package.py", "gpt_fixed_head_dim_mup.py"]
+)
 def test_correct_mup_models_check_clean(mulint, name):
     code, report = check_json(mulint, str(EXAMPLES / name))
     assert report["findings"] == [] and code == 0
@@ -55,13 +55,16 @@ def test_nanogpt_sp(mulint):
     path = EXAMPLES / "nanogpt_sp.py"
     _, report = check_json(mulint, str(path))
     opt = line_of(path, "return torch.optim.AdamW(")
-    assert found(report) == sorted([
-        ("MU201", line_of(path, "F.scaled_dot_product_attention(")),
-        ("MU101", line_of(path, "torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt")),
-        ("MU101", line_of(path, "torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)")),
-        ("MU102", line_of(path, "logits = self.lm_head(x)")),
-        ("MU301", opt), ("MU301", opt),
-    ])
+    assert found(report) == sorted(
+        [
+            ("MU201", line_of(path, "F.scaled_dot_product_attention(")),
+            ("MU101", line_of(path, "torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt")),
+            ("MU101", line_of(path, "torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)")),
+            ("MU102", line_of(path, "logits = self.lm_head(x)")),
+            ("MU301", opt),
+            ("MU301", opt),
+        ]
+    )
 
 
 def test_training_script_is_not_imported_but_its_schedule_is_flagged(mulint, tmp_path):
@@ -75,11 +78,16 @@ PLANTED = {
     "hidden init not scaled": ("std=0.02 / math.sqrt(self.width_mult))", "std=0.02)", {"MU101"}),
     # lr·wd then grows with width too, since wd is still scaled up: two real problems
     "hidden lr not scaled": ('"lr": learning_rate / self.width_mult}', '"lr": learning_rate}', {"MU301", "MU304"}),
-    "embedding lr scaled": ('{"params": embeddings, "weight_decay": weight_decay}',
-                            '{"params": embeddings, "weight_decay": 0.0, "lr": learning_rate / self.width_mult}',
-                            {"MU301"}),
-    "weight decay not rescaled": ('"weight_decay": weight_decay * self.width_mult,', '"weight_decay": weight_decay,',
-                                  {"MU304"}),
+    "embedding lr scaled": (
+        '{"params": embeddings, "weight_decay": weight_decay}',
+        '{"params": embeddings, "weight_decay": 0.0, "lr": learning_rate / self.width_mult}',
+        {"MU301"},
+    ),
+    "weight decay not rescaled": (
+        '"weight_decay": weight_decay * self.width_mult,',
+        '"weight_decay": weight_decay,',
+        {"MU304"},
+    ),
 }
 
 
@@ -96,8 +104,10 @@ def test_one_planted_bug_in_a_mup_model_gives_exactly_its_code(mulint, tmp_path,
 
 def test_readout_multiplier_only_in_the_training_branch_is_caught(mulint, tmp_path):
     source = (EXAMPLES / "nanogpt_mup.py").read_text()
-    source = source.replace("logits = self.lm_head(x) / self.width_mult", "logits = self.lm_head(x)\n"
-                            "        if targets is not None:\n            logits = logits / self.width_mult")
+    source = source.replace(
+        "logits = self.lm_head(x) / self.width_mult",
+        "logits = self.lm_head(x)\n        if targets is not None:\n            logits = logits / self.width_mult",
+    )
     path = tmp_path / "branch.py"
     path.write_text(source)
     _, report = check_json(mulint, str(path))
@@ -157,7 +167,8 @@ def test_explicit_optimizer_option(mulint, tmp_path):
         "    scale = 256 / model.inp.out_features\n"
         "    matrices = [layer.weight for layer in model.hidden] + [model.readout.weight]\n"
         "    others = [p for p in model.parameters() if all(p is not m for m in matrices)]\n"
-        "    return torch.optim.Adam([{'params': matrices, 'lr': lr * scale}, {'params': others}], lr=lr)\n")
+        "    return torch.optim.Adam([{'params': matrices, 'lr': lr * scale}, {'params': others}], lr=lr)\n"
+    )
     code, report = check_json(mulint, f"{EXAMPLES / 'mlp_sp.py'}:MLP", "--optimizer", f"{opt}:per_group")
     assert {f["code"] for f in report["findings"]} == {"MU102"}
     [target] = [t for t in report["targets"] if t["mode"] == "model"]

@@ -36,7 +36,9 @@ def test_nothing_found(tmp_path):
 
 
 def test_every_key_is_read(tmp_path):
-    path = write(tmp_path / "pyproject.toml", """
+    path = write(
+        tmp_path / "pyproject.toml",
+        """
         [tool.mulint]
         targets = ["model.py:GPT", "nets/"]
         select = ["mu1", "MU201"]
@@ -50,43 +52,69 @@ def test_every_key_is_read(tmp_path):
         [tool.mulint.per-file-ignores]
         "tests/*" = ["MU3"]
         "**/train_*.py" = ["all"]
-    """)
+    """,
+    )
     config = load_config(path)
     assert config == Config(
-        root=tmp_path.resolve(), targets=["model.py:GPT", "nets/"], select=["MU1", "MU201"], ignore=["MU304"],
-        per_file_ignores={"tests/*": ["MU3"], "**/train_*.py": ["ALL"]}, widths=[64, 128, 256],
-        width_arg="n_embd", optimizer="train.py:configure", exclude=["legacy/*"], format="sarif", path=path)
+        root=tmp_path.resolve(),
+        targets=["model.py:GPT", "nets/"],
+        select=["MU1", "MU201"],
+        ignore=["MU304"],
+        per_file_ignores={"tests/*": ["MU3"], "**/train_*.py": ["ALL"]},
+        widths=[64, 128, 256],
+        width_arg="n_embd",
+        optimizer="train.py:configure",
+        exclude=["legacy/*"],
+        format="sarif",
+        path=path,
+    )
 
 
 def test_defaults_and_underscore_spellings(tmp_path):
     config = load_config(write(tmp_path / "pyproject.toml", "[tool.mulint]\n"))
-    assert (config.targets, config.select, config.ignore, config.per_file_ignores, config.widths,
-            config.width_arg, config.optimizer, config.exclude, config.format) == \
-        ([], None, None, {}, None, None, None, [], None)
-    config = load_config(write(tmp_path / "pyproject.toml", """
+    assert (
+        config.targets,
+        config.select,
+        config.ignore,
+        config.per_file_ignores,
+        config.widths,
+        config.width_arg,
+        config.optimizer,
+        config.exclude,
+        config.format,
+    ) == ([], None, None, {}, None, None, None, [], None)
+    config = load_config(
+        write(
+            tmp_path / "pyproject.toml",
+            """
         [tool.mulint]
         per_file_ignores = {"tests/*" = ["MU2"]}
         width_arg = "d_model"
-    """))
+    """,
+        )
+    )
     assert config.per_file_ignores == {"tests/*": ["MU2"]} and config.width_arg == "d_model"
 
 
-@pytest.mark.parametrize("body, key, words", [
-    ("selekt = ['MU1']", "selekt", "unknown key (did you mean select?)"),
-    ("colour = true", "colour", "unknown key"),
-    ("select = 'MU1'", "select", "must be a list"),
-    ("select = ['MU1', 2]", "select", "must be a list of strings"),
-    ("ignore = ['E501']", "ignore", "unknown rule code E501"),
-    ("widths = [64]", "widths", "two different"),
-    ("widths = [64, -128]", "widths", "positive"),
-    ("widths = [64.0, 128.0]", "widths", "list of integers"),
-    ("widths = 3", "widths", "list of integers"),
-    ("width-arg = 3", "width-arg", "must be a string"),
-    ("format = 'xml'", "format", "text, json, sarif, github"),
-    ("per-file-ignores = ['tests/*']", "per-file-ignores", "must be a table"),
-    ("per-file-ignores = {'tests/*' = 'MU2'}", "per-file-ignores", '"tests/*": must be a list'),
-    ("per-file-ignores = {}\nper_file_ignores = {}", "per_file_ignores", "given twice"),
-])
+@pytest.mark.parametrize(
+    "body, key, words",
+    [
+        ("selekt = ['MU1']", "selekt", "unknown key (did you mean select?)"),
+        ("colour = true", "colour", "unknown key"),
+        ("select = 'MU1'", "select", "must be a list"),
+        ("select = ['MU1', 2]", "select", "must be a list of strings"),
+        ("ignore = ['E501']", "ignore", "unknown rule code E501"),
+        ("widths = [64]", "widths", "two different"),
+        ("widths = [64, -128]", "widths", "positive"),
+        ("widths = [64.0, 128.0]", "widths", "list of integers"),
+        ("widths = 3", "widths", "list of integers"),
+        ("width-arg = 3", "width-arg", "must be a string"),
+        ("format = 'xml'", "format", "text, json, sarif, github"),
+        ("per-file-ignores = ['tests/*']", "per-file-ignores", "must be a table"),
+        ("per-file-ignores = {'tests/*' = 'MU2'}", "per-file-ignores", '"tests/*": must be a list'),
+        ("per-file-ignores = {}\nper_file_ignores = {}", "per_file_ignores", "given twice"),
+    ],
+)
 def test_bad_values_name_the_file_and_the_key(tmp_path, body, key, words):
     path = write(tmp_path / "pyproject.toml", f"[tool.mulint]\n{body}\n")
     with pytest.raises(MulintError) as info:
@@ -97,7 +125,7 @@ def test_bad_values_name_the_file_and_the_key(tmp_path, body, key, words):
 
 
 def test_toml_syntax_error_names_the_file_and_the_line(tmp_path):
-    path = write(tmp_path / "pyproject.toml", "[tool.mulint]\nselect = [\"MU1\"\nignore = []\n")
+    path = write(tmp_path / "pyproject.toml", '[tool.mulint]\nselect = ["MU1"\nignore = []\n')
     with pytest.raises(MulintError) as info:
         load_config(path)
     assert info.value.step == "config" and str(path) in info.value.message
@@ -115,7 +143,8 @@ def test_tool_mulint_must_be_a_table(tmp_path):
 def test_lr_scale_key_from_the_config_is_applied(mulint, tmp_path):
     """A training loop that multiplies each group's lr by `group["lr_factor"]`: named in the config,
     the key is judged as applied; unnamed, the same model gets MU301."""
-    (tmp_path / "model.py").write_text(textwrap.dedent('''
+    (tmp_path / "model.py").write_text(
+        textwrap.dedent("""
         import torch, torch.nn as nn
 
         class MLP(nn.Module):
@@ -136,7 +165,8 @@ def test_lr_scale_key_from_the_config_is_applied(mulint, tmp_path):
             rest = [p for p in model.parameters() if all(p is not m for m in matrices)]
             return torch.optim.Adam([{"params": matrices, "lr": 1e-3, "lr_factor": 128 / model.width},
                                      {"params": rest, "lr": 1e-3}])
-    '''))
+    """)
+    )
     target = f"{tmp_path / 'model.py'}:MLP"
     code, out, _ = mulint("check", target, "--no-cache")
     assert code == 1 and "MU301" in out

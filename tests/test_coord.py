@@ -7,7 +7,6 @@ import json
 import pytest
 import torch
 import torch.nn as nn
-
 from conftest import EXAMPLES, MODELS
 
 
@@ -163,8 +162,9 @@ def test_device_defaults_to_cuda_when_available_else_cpu(monkeypatch):
 
 def test_cli_exit_code_default_adam_and_plot(mulint, tmp_path):
     plot = tmp_path / "coord.png"
-    code, out, err = mulint("coord", f"{MODELS / 'layouts.py'}:InOut", "--seeds", "1", "--lr", "0.01",
-                            "--plot", str(plot))
+    code, out, err = mulint(
+        "coord", f"{MODELS / 'layouts.py'}:InOut", "--seeds", "1", "--lr", "0.01", "--plot", str(plot)
+    )
     assert code in (0, 1) and "Adam(lr=0.01)" in out and out.startswith(f"{MODELS / 'layouts.py'}:InOut")
     assert ("FAIL" in out.splitlines()[0]) == (code == 1)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -176,12 +176,29 @@ def test_the_coord_parent_never_imports_torch(tmp_path):
     import subprocess
     import sys
 
-    probe = ("import atexit, sys\n"
-             "atexit.register(lambda: print('@@torch in parent:', 'torch' in sys.modules, file=sys.stderr))\n"
-             "from mulint.cli import main\nmain(sys.argv[1:])\n")
-    run = subprocess.run([sys.executable, "-c", probe, "coord", f"{MODELS / 'layouts.py'}:InOut", "--seeds", "1",
-                          "--steps", "2", "--plot", str(tmp_path / "c.png")], capture_output=True, text=True,
-                         timeout=600)
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('@@torch in parent:', 'torch' in sys.modules, file=sys.stderr))\n"
+        "from mulint.cli import main\nmain(sys.argv[1:])\n"
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            probe,
+            "coord",
+            f"{MODELS / 'layouts.py'}:InOut",
+            "--seeds",
+            "1",
+            "--steps",
+            "2",
+            "--plot",
+            str(tmp_path / "c.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode in (0, 1), run.stderr
     assert "@@torch in parent: False" in run.stderr and (tmp_path / "c.png").exists()
 
@@ -194,12 +211,15 @@ def test_check_coord_findings_point_at_layer_construction(mulint):
     assert {source[f["line"] - 1].strip().split(" =")[0] for f in findings} == {"self.hidden", "self.readout"}
 
 
-@pytest.mark.parametrize("shapes, slope, status", [
-    ({64: (2, 4, 8, 8), 128: (2, 4, 8, 8)}, -0.6, "ok"),  # attention probabilities: no width dimension
-    ({64: (2, 4, 8, 8), 128: (2, 4, 8, 8)}, -0.9, "collapse"),
-    ({64: (2, 8, 64), 128: (2, 8, 128)}, -0.6, "collapse"),  # a width-indexed activation
-    ({64: (2, 8, 64), 128: (2, 8, 128)}, 0.5, "blow-up"),
-])
+@pytest.mark.parametrize(
+    "shapes, slope, status",
+    [
+        ({64: (2, 4, 8, 8), 128: (2, 4, 8, 8)}, -0.6, "ok"),  # attention probabilities: no width dimension
+        ({64: (2, 4, 8, 8), 128: (2, 4, 8, 8)}, -0.9, "collapse"),
+        ({64: (2, 8, 64), 128: (2, 8, 128)}, -0.6, "collapse"),  # a width-indexed activation
+        ({64: (2, 8, 64), 128: (2, 8, 128)}, 0.5, "blow-up"),
+    ],
+)
 def test_collapse_floor_depends_on_a_width_dimension(shapes, slope, status):
     from mulint.coordcheck import LayerCurve
     from mulint.coordcheck.run import judge
@@ -209,9 +229,9 @@ def test_collapse_floor_depends_on_a_width_dimension(shapes, slope, status):
 
 
 def test_widths_fall_below_the_base_only_when_too_large_and_say_so(monkeypatch):
+    from mulint.construct.width import find_knob
     from mulint.coordcheck import plan
     from mulint.reading.targets import parse_target, resolve
-    from mulint.construct.width import find_knob
 
     [item] = resolve(parse_target(str(EXAMPLES / "mlp_sp.py")), allow_exec=True)[:1]
     knob = find_knob(item.obj, item.label)

@@ -9,8 +9,9 @@ MODEL = MODELS / "muon_linear_mlp.py"
 
 
 def coord(mulint, optimizer):
-    code, out, err = mulint("coord", f"{MODEL}:Net", "--optimizer", f"{MODEL}:{optimizer}", "--widths", "32,64,128",
-                            "--format", "json")
+    code, out, err = mulint(
+        "coord", f"{MODEL}:Net", "--optimizer", f"{MODEL}:{optimizer}", "--widths", "32,64,128", "--format", "json"
+    )
     assert code in (0, 1), err
     return code, json.loads(out)
 

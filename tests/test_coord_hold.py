@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import MODELS
 
 DIT = MODELS / "adaln_zero_dit.py"
@@ -33,8 +32,7 @@ def curve(name, change_by_step, shapes=None):
     from mulint.exponents import fit_exponent
 
     widths = sorted(next(iter(change_by_step.values())))
-    c = LayerCurve(name=name, module_type="Linear", judged=True,
-                   shapes=shapes or {w: (2, 8, w) for w in widths})
+    c = LayerCurve(name=name, module_type="Linear", judged=True, shapes=shapes or {w: (2, 8, w) for w in widths})
     c.change = change_by_step
     c.size = {t: {w: 1.0 for w in by} for t, by in change_by_step.items()}
     c.slopes = {t: fit_exponent(by) for t, by in change_by_step.items()}
@@ -91,7 +89,7 @@ def test_thresholds_are_profile_data(tmp_path):
 
     assert load_profile("mup").coord["blow_up"] == 0.3 and load_profile("u-mup").coord["extend_steps"] == 12
     strict = tmp_path / "strict.toml"
-    mup = (load_profile("mup").source and open(load_profile("mup").source, encoding="utf-8").read())
+    mup = load_profile("mup").source and open(load_profile("mup").source, encoding="utf-8").read()
     strict.write_text(mup.replace("blow_up = 0.3", "blow_up = 0.1"), encoding="utf-8")
     c = curve("h.0", {3: power([64, 128, 256], 0.2)})
     assert judge(c, load_profile("mup").coord) == "ok"
@@ -116,8 +114,10 @@ def _independent_slopes(widths, steps, names):
         target = torch.randn(8, 16, 16, generator=gen)
         modules = dict(model.named_modules())
         seen = {}
-        hooks = [modules[n].register_forward_hook(lambda m, i, o, n=n: seen.__setitem__(n, o.detach().clone()))
-                 for n in names]
+        hooks = [
+            modules[n].register_forward_hook(lambda m, i, o, n=n: seen.__setitem__(n, o.detach().clone()))
+            for n in names
+        ]
         with torch.no_grad():
             model(latents, t)
         first = dict(seen)

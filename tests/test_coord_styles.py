@@ -9,7 +9,6 @@ import math
 
 import pytest
 import torch
-
 from conftest import MODELS
 
 BLOW_UP, COLLAPSE, COLLAPSE_OUTPUT = 0.3, -0.5, -0.75  # MUP_REFERENCE §6
@@ -30,28 +29,74 @@ def table8_gpt(m, w):
 
 # (file, target, how the reference builds it at a width, how it makes the optimizer, expected verdict)
 CASES = {
-    "table3-mup": ("coord_table3.py", "Decoder", lambda m, w: m.Decoder(d_model=w),
-                   lambda m, model: model.configure_optimizers(), "pass"),
-    "table3-sp": ("coord_table3.py", "standard", lambda m, w: m.standard(w),
-                  lambda m, model: model.configure_optimizers(), "fail"),
-    "table8-in-place-mup": ("coord_table8.py", "GPT", table8_gpt, lambda m, model: model.configure_optimizers(),
-                            "pass"),
-    "table8-out-of-place-mup": ("coord_table8.py", "out_of_place", lambda m, w: m.out_of_place(w),
-                                lambda m, model: model.configure_optimizers(), "pass"),
-    "table8-sp": ("coord_table8.py", "standard", lambda m, w: m.standard(w),
-                  lambda m, model: model.configure_optimizers(), "fail"),
-    "mup-package": ("coord_mup_package.py", "mup_model", lambda m, w: m.mup_model(w),
-                    lambda m, model: m.make_optimizer(model), "pass"),
-    "mup-package-sp": ("coord_mup_package.py", "standard", lambda m, w: m.standard(w),
-                       lambda m, model: m.make_optimizer(model), "fail"),
-    "hf-style-mup": ("coord_hf_style.py", "mup_model", lambda m, w: m.mup_model(w),
-                     lambda m, model: m.create_optimizer(model), "pass"),
-    "hf-style-sp": ("coord_hf_style.py", "standard", lambda m, w: m.standard(w),
-                    lambda m, model: m.create_optimizer(model), "fail"),
+    "table3-mup": (
+        "coord_table3.py",
+        "Decoder",
+        lambda m, w: m.Decoder(d_model=w),
+        lambda m, model: model.configure_optimizers(),
+        "pass",
+    ),
+    "table3-sp": (
+        "coord_table3.py",
+        "standard",
+        lambda m, w: m.standard(w),
+        lambda m, model: model.configure_optimizers(),
+        "fail",
+    ),
+    "table8-in-place-mup": (
+        "coord_table8.py",
+        "GPT",
+        table8_gpt,
+        lambda m, model: model.configure_optimizers(),
+        "pass",
+    ),
+    "table8-out-of-place-mup": (
+        "coord_table8.py",
+        "out_of_place",
+        lambda m, w: m.out_of_place(w),
+        lambda m, model: model.configure_optimizers(),
+        "pass",
+    ),
+    "table8-sp": (
+        "coord_table8.py",
+        "standard",
+        lambda m, w: m.standard(w),
+        lambda m, model: model.configure_optimizers(),
+        "fail",
+    ),
+    "mup-package": (
+        "coord_mup_package.py",
+        "mup_model",
+        lambda m, w: m.mup_model(w),
+        lambda m, model: m.make_optimizer(model),
+        "pass",
+    ),
+    "mup-package-sp": (
+        "coord_mup_package.py",
+        "standard",
+        lambda m, w: m.standard(w),
+        lambda m, model: m.make_optimizer(model),
+        "fail",
+    ),
+    "hf-style-mup": (
+        "coord_hf_style.py",
+        "mup_model",
+        lambda m, w: m.mup_model(w),
+        lambda m, model: m.create_optimizer(model),
+        "pass",
+    ),
+    "hf-style-sp": (
+        "coord_hf_style.py",
+        "standard",
+        lambda m, w: m.standard(w),
+        lambda m, model: m.create_optimizer(model),
+        "fail",
+    ),
 }
 
 
 # --- the reference: a plain coordinate check, independent of mulint -----------------------------
+
 
 def reference_check(build, make_optimizer, widths=WIDTHS, steps=STEPS, batch=8, seq=16):
     """Per layer, the slope of log mean |h_t - h_0| against log width at the last step; judged are
@@ -66,9 +111,12 @@ def reference_check(build, make_optimizer, widths=WIDTHS, steps=STEPS, batch=8, 
         labels = torch.randint(0, vocab, (batch * seq,), generator=generator.manual_seed(2))
         optimizer = make_optimizer(model)
         captured = {}
-        hooks = [module.register_forward_hook(
-            lambda mod, args, out, name=name or "output": captured.__setitem__(name, out.detach().clone()))
-            for name, module in model.named_modules()]
+        hooks = [
+            module.register_forward_hook(
+                lambda mod, args, out, name=name or "output": captured.__setitem__(name, out.detach().clone())
+            )
+            for name, module in model.named_modules()
+        ]
 
         def snapshot():
             captured.clear()
@@ -88,8 +136,7 @@ def reference_check(build, make_optimizer, widths=WIDTHS, steps=STEPS, batch=8, 
         for name, h in last.items():
             change.setdefault(name, {})[width] = (h - first[name]).abs().mean().item()
             width_indexed[name] = width_indexed.get(name, True) and h.shape[-1] == width
-    slopes = {name: _slope(by_width) for name, by_width in change.items()
-              if name == "output" or width_indexed[name]}
+    slopes = {name: _slope(by_width) for name, by_width in change.items() if name == "output" or width_indexed[name]}
     return {name: s for name, s in slopes.items() if s is not None}
 
 
@@ -105,6 +152,7 @@ def _slope(by_width):
 def reference_verdict(slopes):
     def bad(name, s):
         return s > BLOW_UP or s < (COLLAPSE_OUTPUT if name == "output" else COLLAPSE)
+
     return "fail" if any(bad(n, s) for n, s in slopes.items()) else "pass"
 
 
@@ -123,7 +171,9 @@ def mulint_check(file, target):
     if key not in _results:
         [item] = resolve(parse_target(f"{MODELS / file}:{target}"), allow_exec=True)[:1]
         structure = analyse_structure(item)
-        _results[key] = run_coord(item, structure, seeds=1, steps=STEPS, resolve_optimizer=_resolve_function, device="cpu")
+        _results[key] = run_coord(
+            item, structure, seeds=1, steps=STEPS, resolve_optimizer=_resolve_function, device="cpu"
+        )
     return _results[key]
 
 
@@ -144,8 +194,11 @@ def test_verdict_matches_parametrization_and_reference(case):
     assert reference_verdict(reference) == expected, reference
     common = set(reference) & set(judged)
     assert len(common) >= 5 and "output" in common
-    off = {n: (round(judged[n], 2), round(reference[n], 2)) for n in common
-           if abs(judged[n] - reference[n]) > (0.25 if expected == "pass" else 0.45)}
+    off = {
+        n: (round(judged[n], 2), round(reference[n], 2))
+        for n in common
+        if abs(judged[n] - reference[n]) > (0.25 if expected == "pass" else 0.45)
+    }
     assert not off, off  # (mulint, reference) slopes that disagree
 
 

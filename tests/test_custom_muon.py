@@ -10,14 +10,18 @@ SOURCE = (MODELS / "ortho_aux_adam.py").read_text()
 VARIANTS = {
     "mup": SOURCE,
     # SP readout: default-scale init, no 1/width output multiplier, Adam at one lr.
-    "sp_readout": SOURCE.replace("nn.init.zeros_(self.head.weight)", "nn.init.normal_(self.head.weight, std=0.02)")
-                        .replace("return self.head(self.norm(x)) * self.mult", "return self.head(self.norm(x))"),
+    "sp_readout": SOURCE.replace(
+        "nn.init.zeros_(self.head.weight)", "nn.init.normal_(self.head.weight, std=0.02)"
+    ).replace("return self.head(self.norm(x)) * self.mult", "return self.head(self.norm(x))"),
     # Adam's 1/width rule copied to the orthogonalised hidden groups.
-    "adam_rule": SOURCE.replace("dict(params=hidden, use_ortho=True, lr=0.02)",
-                                "dict(params=hidden, use_ortho=True, lr=0.02 * model.mult)"),
+    "adam_rule": SOURCE.replace(
+        "dict(params=hidden, use_ortho=True, lr=0.02)", "dict(params=hidden, use_ortho=True, lr=0.02 * model.mult)"
+    ),
     # The embedding table orthogonalised too.
-    "ortho_embed": SOURCE.replace("dict(params=[model.embed.weight], use_ortho=False, lr=3e-3)",
-                                  "dict(params=[model.embed.weight], use_ortho=True, lr=3e-3)"),
+    "ortho_embed": SOURCE.replace(
+        "dict(params=[model.embed.weight], use_ortho=False, lr=3e-3)",
+        "dict(params=[model.embed.weight], use_ortho=True, lr=3e-3)",
+    ),
 }
 
 
@@ -32,8 +36,10 @@ def test_each_setup_gets_its_verdict(mulint, tmp_path):
     found = {}
     for f in report["findings"]:
         found.setdefault(f["path"].rsplit("/", 1)[-1][:-3], set()).add((f["code"], f["parameter"]))
-    hidden = "layers.*.wq.weight, layers.*.wk.weight, layers.*.wv.weight, layers.*.wo.weight, layers.*.up.weight, " \
-             "layers.*.down.weight"
+    hidden = (
+        "layers.*.wq.weight, layers.*.wk.weight, layers.*.wv.weight, layers.*.wo.weight, layers.*.up.weight, "
+        "layers.*.down.weight"
+    )
     assert found == {
         "sp_readout": {("MU102", "head.weight"), ("MU311", "head.weight")},
         "adam_rule": {("MU312", hidden)},

@@ -46,8 +46,9 @@ def test_files_read_while_recording_are_dependencies_files_read_outside_are_not(
 def test_a_later_recording_keeps_what_a_module_read_when_an_earlier_one_imported_it(tmp_path, monkeypatch):
     name = f"vocab_reader_{tmp_path.name}"
     (tmp_path / "vocab.json").write_text("[]")
-    (tmp_path / f"{name}.py").write_text("import pathlib\n"
-                                         "VOCAB = (pathlib.Path(__file__).parent / 'vocab.json').read_text()\n")
+    (tmp_path / f"{name}.py").write_text(
+        "import pathlib\nVOCAB = (pathlib.Path(__file__).parent / 'vocab.json').read_text()\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
         with DependencyRecorder() as first:

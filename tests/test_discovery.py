@@ -60,77 +60,115 @@ def models_of(folder, source):
     return summarize(write(folder, "entry.py", "import torch\nimport torch.nn as nn\n" + textwrap.dedent(source)))
 
 
-@pytest.mark.parametrize("source, factory", [
-    ("""
+@pytest.mark.parametrize(
+    "source, factory",
+    [
+        (
+            """
      from backbone import Wide, WideConfig
      def make_model(width=32):
          return Wide(WideConfig(width=width))
-     """, "make_model"),
-    ("""
+     """,
+            "make_model",
+        ),
+        (
+            """
      import backbone
      def build_wide(width=32):
          net = backbone.Wide(backbone.WideConfig(width=width))
          net.requires_grad_(True)
          return net
-     """, "build_wide"),
-    ("""
+     """,
+            "build_wide",
+        ),
+        (
+            """
      from backbone import Wide as Trunk, WideConfig
      def create_trunk(width=32):
          return Trunk(WideConfig(width)).to(torch.float32)
-     """, "create_trunk"),
-    ("""
+     """,
+            "create_trunk",
+        ),
+        (
+            """
      def get_model(width=16):
          return nn.Sequential(nn.Linear(3, width), nn.ReLU(), nn.Linear(width, 1))
-     """, "get_model"),
-    ("""
+     """,
+            "get_model",
+        ),
+        (
+            """
      def make_encoder(width: int = 16) -> nn.Module:
          layers = [nn.Linear(width, width) for _ in range(2)]
          return nn.Sequential(*layers)
-     """, "make_encoder"),
-    ("""
+     """,
+            "make_encoder",
+        ),
+        (
+            """
      import transformers
      def build_lm(hidden=64):
          config = transformers.LlamaConfig(hidden_size=hidden)
          return transformers.AutoModelForCausalLM.from_config(config)
-     """, "build_lm"),
-    ("""
+     """,
+            "build_lm",
+        ),
+        (
+            """
      from transformers import GPT2Config, GPT2LMHeadModel
      def make_gpt2(n_embd=64):
          return GPT2LMHeadModel(GPT2Config(n_embd=n_embd))
-     """, "make_gpt2"),
-    ("""
+     """,
+            "make_gpt2",
+        ),
+        (
+            """
      def make_model(width=8):
          class Local(nn.Module):
              def __init__(self):
                  super().__init__()
                  self.fc = nn.Linear(width, width)
          return Local()
-     """, "make_model"),
-    ("""
+     """,
+            "make_model",
+        ),
+        (
+            """
      from backbone import Wide, WideConfig
      def _assemble(config):
          return Wide(config)
      def make_model(width=32):
          return _assemble(WideConfig(width=width))
-     """, "make_model"),
-    ("""
+     """,
+            "make_model",
+        ),
+        (
+            """
      import backbone
      def make_model(width=32):
          return backbone.make_wide(width)
-     """, "make_model"),
-    ("""
+     """,
+            "make_model",
+        ),
+        (
+            """
      from backbone import make_wide as build
      def create_model(width=16):
          model = build(width)
          return model
-     """, "create_model"),
-])
+     """,
+            "create_model",
+        ),
+    ],
+)
 def test_factories_are_found(sibling, source, factory):
     assert models_of(sibling, source).top_level_models == [factory]
 
 
-@pytest.mark.parametrize("source", [
-    """
+@pytest.mark.parametrize(
+    "source",
+    [
+        """
     from backbone import Vocabulary
     def build_optimizer(model, lr=1e-3):
         return torch.optim.AdamW(model.parameters(), lr=lr)
@@ -149,18 +187,21 @@ def test_factories_are_found(sibling, source, factory):
     def _make_model():
         return nn.Linear(2, 2)
     """,
-    """
+        """
     import backbone
     def make_vocab_model(size=12):
         return backbone.make_vocabulary(size)
     """,
-])
+    ],
+)
 def test_other_builders_are_not_models(sibling, source):
     assert models_of(sibling, source).top_level_models == []
 
 
 def test_a_factory_a_model_class_calls_is_a_part_not_a_model(tmp_path):
-    summary = models_of(tmp_path, """
+    summary = models_of(
+        tmp_path,
+        """
         def make_mlp(width):
             return nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width))
 
@@ -171,12 +212,15 @@ def test_a_factory_a_model_class_calls_is_a_part_not_a_model(tmp_path):
 
             def forward(self, x):
                 return self.mlp(x)
-        """)
+        """,
+    )
     assert summary.top_level_models == ["Mixer"]
 
 
 def test_a_class_over_a_model_class_of_a_local_file_is_a_model(sibling):
-    summary = models_of(sibling, """
+    summary = models_of(
+        sibling,
+        """
         from backbone import Wide
 
         class Tuned(Wide):
@@ -184,12 +228,15 @@ def test_a_class_over_a_model_class_of_a_local_file_is_a_model(sibling):
 
         class NotAModule(object):
             pass
-        """)
+        """,
+    )
     assert summary.module_classes == ["Tuned"]
 
 
 def test_models_out_of_reach_are_reported(tmp_path):
-    summary = models_of(tmp_path, """
+    summary = models_of(
+        tmp_path,
+        """
         def experiment():
             class Probe(nn.Module):
                 def forward(self, x):
@@ -209,7 +256,8 @@ def test_models_out_of_reach_are_reported(tmp_path):
 
             def make_model():
                 return Scratch()
-        """)
+        """,
+    )
     found = {name: (reason, hint) for name, _, reason, hint in summary.unanalysable}
     assert set(found) == {"Probe", "FlashBlock", "Scratch", "make_model"}
     assert found["Probe"][0] == "defined inside function experiment"
@@ -221,12 +269,16 @@ def test_models_out_of_reach_are_reported(tmp_path):
 
 
 def test_a_factory_of_an_imported_model_is_analysed_by_a_plain_check(sibling, mulint):
-    path = write(sibling, "entry.py", """
+    path = write(
+        sibling,
+        "entry.py",
+        """
         from backbone import Wide, WideConfig
 
         def make_model(width=32):
             return Wide(WideConfig(width=width))
-        """)
+        """,
+    )
     code, out, err = mulint("check", str(path), "--format", "json")
     targets = json.loads(out)["targets"]
     assert targets[0]["import_safe"] is True and targets[0]["models"] == ["make_model"]
@@ -234,7 +286,9 @@ def test_a_factory_of_an_imported_model_is_analysed_by_a_plain_check(sibling, mu
 
 
 def test_a_factory_in_a_conditional_block_is_out_of_reach_but_one_holding_its_class_is_not(tmp_path):
-    summary = models_of(tmp_path, """
+    summary = models_of(
+        tmp_path,
+        """
         def make_model(width=8):
             class Inner(nn.Module):
                 def __init__(self):
@@ -245,7 +299,9 @@ def test_a_factory_in_a_conditional_block_is_out_of_reach_but_one_holding_its_cl
         if torch.cuda.is_available():
             def build_gpu_model():
                 return nn.Linear(4, 4)
-        """)
+        """,
+    )
     assert summary.top_level_models == ["make_model"]
     assert [(name, reason) for name, _, reason, _ in summary.unanalysable] == [
-        ("build_gpu_model", "defined inside an if block (line 11)")]
+        ("build_gpu_model", "defined inside an if block (line 11)")
+    ]

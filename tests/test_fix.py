@@ -9,7 +9,6 @@ import shutil
 
 import pytest
 import torch
-
 from conftest import EXAMPLES, MODELS, ROOT
 
 NANOGPT = EXAMPLES / "nanogpt_sp.py"
@@ -54,6 +53,7 @@ def fix(mulint, path, *args):
 
 
 # --- same computation at the base width ----------------------------------------------------------
+
 
 def _tokens(vocab):
     idx = torch.randint(0, vocab, (2, 17), generator=torch.Generator().manual_seed(1))
@@ -117,12 +117,14 @@ def assert_coord_passes(mulint, target, *args):
 
 # --- the whole promise, on three differently written GPTs ------------------------------------------
 
+
 def test_nanogpt_fix_diff_recheck_and_coordinate_check(mulint, tmp_path):
     path = copy(tmp_path, NANOGPT)
     code, out, _ = mulint("check", str(path))
     assert code == 1 and out.count(" [*] ") == 1  # only MU201's fix is safe
-    assert report(out)[-1] == ("[*] 1 fixable with the `--fix` option "
-                               "(5 hidden fixes can be enabled with the `--unsafe-fixes` option).")
+    assert report(out)[-1] == (
+        "[*] 1 fixable with the `--fix` option (5 hidden fixes can be enabled with the `--unsafe-fixes` option)."
+    )
     _, found = findings(mulint, path)
     for finding in found:  # each fix's applicability is the one its rule page states
         header = (ROOT / "rules" / f"{finding['code']}.md").read_text().splitlines()[2]
@@ -146,8 +148,12 @@ def test_nanogpt_fix_diff_recheck_and_coordinate_check(mulint, tmp_path):
 def _unified(before, after):
     import difflib
 
-    return difflib.unified_diff(before.read_text().splitlines(keepends=True), after.read_text().splitlines(keepends=True),
-                                fromfile=f"a/{after}", tofile=f"b/{after}")
+    return difflib.unified_diff(
+        before.read_text().splitlines(keepends=True),
+        after.read_text().splitlines(keepends=True),
+        fromfile=f"a/{after}",
+        tofile=f"b/{after}",
+    )
 
 
 def test_second_gpt_style_is_fixed_too(mulint, tmp_path):
@@ -178,12 +184,16 @@ def test_mingpt_style_keeps_the_width_on_self(mulint, tmp_path):
 
 # --- each fix on its own -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("rule, expect", [
-    ("MU201", "att = (q @ k.transpose(-2, -1)) / (self.head_dim / math.sqrt(32))"),
-    ("MU102", "return self.head(x[:, -1:, :]) * (96 / self.d_model)"),
-    ("MU101", "mup_std_scale = (96 / d_model) ** 0.5 if m.weight is not self.head.weight else 1.0"),
-    ("MU301", "torch.optim.Adam(model.parameters(), lr=lr), model, model.d_model / 96)"),
-])
+
+@pytest.mark.parametrize(
+    "rule, expect",
+    [
+        ("MU201", "att = (q @ k.transpose(-2, -1)) / (self.head_dim / math.sqrt(32))"),
+        ("MU102", "return self.head(x[:, -1:, :]) * (96 / self.d_model)"),
+        ("MU101", "mup_std_scale = (96 / d_model) ** 0.5 if m.weight is not self.head.weight else 1.0"),
+        ("MU301", "torch.optim.Adam(model.parameters(), lr=lr), model, model.d_model / 96)"),
+    ],
+)
 def test_each_fix_alone(mulint, tmp_path, rule, expect):
     """`from torch.nn import functional as F`, `from torch.nn import init`, `import torch.nn as nn`."""
     path = copy(tmp_path, TINY)
@@ -219,13 +229,23 @@ def test_sgd_learning_rates_per_role(mulint, tmp_path):
     module = load(path)
     for width, ratio in ((64, 1.0), (256, 4.0)):
         model = module.MLP(width)
-        lrs = {n: g["lr"] for g in module.make_optimizer(model).param_groups for n, p in model.named_parameters()
-               if any(p is q for q in g["params"])}
-        assert lrs == {"inp.weight": 0.1 * ratio, "inp.bias": 0.1 * ratio, "hidden.weight": 0.1,
-                       "hidden.bias": 0.1 * ratio, "out.weight": 0.1 / ratio, "out.bias": 0.1}
+        lrs = {
+            n: g["lr"]
+            for g in module.make_optimizer(model).param_groups
+            for n, p in model.named_parameters()
+            if any(p is q for q in g["params"])
+        }
+        assert lrs == {
+            "inp.weight": 0.1 * ratio,
+            "inp.bias": 0.1 * ratio,
+            "hidden.weight": 0.1,
+            "hidden.bias": 0.1 * ratio,
+            "out.weight": 0.1 / ratio,
+            "out.bias": 0.1,
+        }
 
 
-SGD_MLP = '''import torch
+SGD_MLP = """import torch
 import torch.nn as nn
 
 
@@ -244,12 +264,12 @@ class MLP(nn.Module):
 
 def make_optimizer(model):
     return torch.optim.SGD(model.parameters(), lr=0.1)
-'''
+"""
 
 
 # --- what cannot be fixed stays, with a reason -----------------------------------------------------
 
-QUERY_EXPRESSION = '''import torch.nn as nn
+QUERY_EXPRESSION = """import torch.nn as nn
 import torch.nn.functional as F
 
 
@@ -272,7 +292,7 @@ class Attention(nn.Module):
         k, v = self.kv(x).chunk(2, dim=-1)
         y = F.scaled_dot_product_attention(self.heads(self.q(x)), self.heads(k), self.heads(v), is_causal=True)
         return self.out(y.transpose(1, 2).flatten(2))
-'''
+"""
 
 
 def test_unfixable_attention_keeps_its_finding_with_a_reason(mulint, tmp_path):
@@ -280,8 +300,11 @@ def test_unfixable_attention_keeps_its_finding_with_a_reason(mulint, tmp_path):
     path.write_text(QUERY_EXPRESSION)
     code, out, err = mulint("check", str(path), "--fix")
     assert code == 1 and path.read_text() == QUERY_EXPRESSION
-    assert "MU201 attention logits" in out and "(not fixed: the query passed to scaled_dot_product_attention " \
-        "is an expression; bind it to a name first" in out
+    assert (
+        "MU201 attention logits" in out
+        and "(not fixed: the query passed to scaled_dot_product_attention is an expression; bind it to a name first"
+        in out
+    )
     assert report(out)[-1] == "Found 1 problem."  # no `[*]`: this fix cannot be made
     assert mulint("check", str(path), "--diff")[:2] == (0, "")
 
@@ -289,11 +312,20 @@ def test_unfixable_attention_keeps_its_finding_with_a_reason(mulint, tmp_path):
 def _finding(path, code, edit, applicability="unsafe", parameter=None):
     from mulint.findings import Finding, Fix
 
-    return Finding(code=code, name="x", severity="error", message="m", path=str(path), line=edit["line"], column=1,
-                   parameter=parameter, fix=Fix(applicability, "fix it", [{"path": str(path), **edit}]))
+    return Finding(
+        code=code,
+        name="x",
+        severity="error",
+        message="m",
+        path=str(path),
+        line=edit["line"],
+        column=1,
+        parameter=parameter,
+        fix=Fix(applicability, "fix it", [{"path": str(path), **edit}]),
+    )
 
 
-TIED = '''import torch
+TIED = """import torch
 
 
 class LM(torch.nn.Module):
@@ -306,7 +338,7 @@ class LM(torch.nn.Module):
 
 def make_optimizer(model):
     return torch.optim.Adam(model.parameters(), lr=1e-3)
-'''
+"""
 
 
 def test_tied_readout_without_multiplier_is_left_with_a_reason(tmp_path):
@@ -316,13 +348,31 @@ def test_tied_readout_without_multiplier_is_left_with_a_reason(tmp_path):
 
     path = tmp_path / "tied.py"
     path.write_text(TIED)
-    params = [{"names": ["wte.weight"], "lr_exponent": 0.0, "uses": [
-                  {"role": "input", "multiplier": 0.0, "target": 0.0, "k": 1},
-                  {"role": "output", "multiplier": 0.0, "target": -1.0, "k": 1}]},
-              {"names": ["mid.weight"], "lr_exponent": 0.0, "uses": [
-                  {"role": "hidden", "multiplier": 0.0, "target": -1.0, "k": 1}]}]
-    edit = {"kind": "optimizer-lr", "line": 13, "family": "adam", "cls": "Adam", "base_width": 32,
-            "width_knob": "width", "target": f"{path}:LM", "params": params}
+    params = [
+        {
+            "names": ["wte.weight"],
+            "lr_exponent": 0.0,
+            "uses": [
+                {"role": "input", "multiplier": 0.0, "target": 0.0, "k": 1},
+                {"role": "output", "multiplier": 0.0, "target": -1.0, "k": 1},
+            ],
+        },
+        {
+            "names": ["mid.weight"],
+            "lr_exponent": 0.0,
+            "uses": [{"role": "hidden", "multiplier": 0.0, "target": -1.0, "k": 1}],
+        },
+    ]
+    edit = {
+        "kind": "optimizer-lr",
+        "line": 13,
+        "family": "adam",
+        "cls": "Adam",
+        "base_width": 32,
+        "width_knob": "width",
+        "target": f"{path}:LM",
+        "params": params,
+    }
     hidden = _finding(path, "MU301", {**edit, "role": "hidden"})
     output = _finding(path, "MU301", {**edit, "role": "output"})
     result = plan_fixes([hidden, output], unsafe=True)
@@ -346,7 +396,9 @@ def test_a_fix_that_would_not_parse_leaves_the_file_alone(tmp_path, monkeypatch)
 
     def broken(ctx, edit, state):  # libcst prints `1 = 1`, which Python's parser rejects
         statement = ctx.statement_at(edit["line"])
-        ctx.rewrite(statement.body[0], lambda updated: updated.with_changes(targets=[cst.AssignTarget(cst.Integer("1"))]))
+        ctx.rewrite(
+            statement.body[0], lambda updated: updated.with_changes(targets=[cst.AssignTarget(cst.Integer("1"))])
+        )
 
     monkeypatch.setitem(apply.FIXERS, "attention-scale", broken)
     finding = _finding(path, "MU201", {"kind": "attention-scale", "line": 1}, "safe")
@@ -358,7 +410,7 @@ def test_a_fix_that_would_not_parse_leaves_the_file_alone(tmp_path, monkeypatch)
 
 # --- MU303: the training script's schedule -------------------------------------------------------
 
-SCHEDULE = '''import torch
+SCHEDULE = """import torch
 
 learning_rate, min_lr = 1e-3, 1e-4
 
@@ -376,7 +428,7 @@ def run(groups):
             param_group['lr'] = lr
         seen.append([g["lr"] for g in optimizer.param_groups])
     return seen
-'''
+"""
 
 
 def test_schedule_scales_each_groups_own_lr(mulint, tmp_path):
@@ -384,14 +436,18 @@ def test_schedule_scales_each_groups_own_lr(mulint, tmp_path):
     path.write_text(SCHEDULE)
     code, out = fix(mulint, path, "--unsafe-fixes")
     assert code == 0 and "(1 fixed, 0 remaining)" in out
-    assert "param_group['lr'] = lr * (param_group.setdefault('initial_lr', param_group['lr']) / learning_rate)" \
+    assert (
+        "param_group['lr'] = lr * (param_group.setdefault('initial_lr', param_group['lr']) / learning_rate)"
         in path.read_text()
+    )
     assert findings(mulint, path) == (0, [])
     old, new = load_source(SCHEDULE), load(path)
     one = lambda: [{"params": [torch.nn.Parameter(torch.zeros(2))]}]  # noqa: E731
     assert new.run(one()) == old.run(one())  # SP: exactly the old schedule
-    two = [{"params": [torch.nn.Parameter(torch.zeros(2))]},
-           {"params": [torch.nn.Parameter(torch.zeros(2))], "lr": learning_rate_half()}]
+    two = [
+        {"params": [torch.nn.Parameter(torch.zeros(2))]},
+        {"params": [torch.nn.Parameter(torch.zeros(2))], "lr": learning_rate_half()},
+    ]
     assert all(b == pytest.approx(a / 2) for a, b in new.run(two))  # µP: the second group keeps its ratio
 
 
@@ -410,7 +466,7 @@ def test_fix_refuses_explicit_widths(mulint):
     assert code == 2 and "drop --widths" in err
 
 
-MU403_MODEL = '''import torch.nn as nn
+MU403_MODEL = """import torch.nn as nn
 from mup import MuSharedReadout, set_base_shapes
 
 
@@ -428,10 +484,12 @@ def make_model(width: int = 64) -> LM:
     model = LM(width)
     set_base_shapes(model, LM(64), delta=LM(128))
     return model
-'''
+"""
 
 
-@pytest.mark.parametrize("bias, fixed", [("", ", bias=False)"), (", True", ", False)"), (", bias=True", ", bias=False)")])
+@pytest.mark.parametrize(
+    "bias, fixed", [("", ", bias=False)"), (", True", ", False)"), (", bias=True", ", bias=False)")]
+)
 def test_mushared_readout_bias_fix(tmp_path, mulint, bias, fixed):
     path = tmp_path / "lm.py"
     path.write_text(MU403_MODEL.format(bias=bias))
@@ -441,4 +499,3 @@ def test_mushared_readout_bias_fix(tmp_path, mulint, bias, fixed):
     text = path.read_text()
     assert code == 0 and f"MuSharedReadout(self.emb.weight{fixed}  # the tied readout" in text
     assert mulint("check", str(path), "--select", "MU403", "--fix")[0] == 0 and path.read_text() == text
-

@@ -2,7 +2,6 @@
 (its findings' lines may now hold other code) is refused with exit 2, and nothing is written."""
 
 import pytest
-
 from test_fix_files import ATTENTION
 
 import mulint.engine.checker as checker
@@ -13,6 +12,7 @@ EDITED = "import math  # a line added while mulint ran: every line below moved d
 @pytest.fixture
 def saved_during_analysis(monkeypatch):
     """Save `path` with new text after the model workers ran, before the fixes are planned."""
+
     def arm(path, text):
         run = checker._run_model_jobs
 
@@ -21,6 +21,7 @@ def saved_during_analysis(monkeypatch):
             path.write_text(text)
 
         monkeypatch.setattr(checker, "_run_model_jobs", then_save)
+
     return arm
 
 

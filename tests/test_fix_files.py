@@ -10,13 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-
 from test_fix import MU403_MODEL, TIED, _finding
 
 from mulint.fix import annotate, plan_fixes
 from mulint.fix.files import CHANGED, READ_ONLY, read_only
 
-ATTENTION = '''import torch.nn as nn
+ATTENTION = """import torch.nn as nn
 import torch.nn.functional as F
 
 
@@ -31,23 +30,44 @@ class Attention(nn.Module):
         q, k, v = self.qkv(x).view(b, t, 3, self.n_head, c // self.n_head).transpose(1, 3).unbind(2)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return y.transpose(1, 2).flatten(2)
-'''
+"""
 SDPA_LINE = 14
 OPTIMIZER_LINE = 13  # in TIED
-HIDDEN = [{"names": ["mid.weight"], "lr_exponent": 0.0, "uses": [
-    {"role": "hidden", "multiplier": 0.0, "target": -1.0, "k": 1}]}]
+HIDDEN = [
+    {
+        "names": ["mid.weight"],
+        "lr_exponent": 0.0,
+        "uses": [{"role": "hidden", "multiplier": 0.0, "target": -1.0, "k": 1}],
+    }
+]
 
 
 def attention_finding(path, shift=0):
-    return _finding(path, "MU201", {"kind": "attention-scale", "line": SDPA_LINE + shift, "form": "sdpa-default",
-                                    "base_head_dim": 16}, "safe")
+    return _finding(
+        path,
+        "MU201",
+        {"kind": "attention-scale", "line": SDPA_LINE + shift, "form": "sdpa-default", "base_head_dim": 16},
+        "safe",
+    )
 
 
 def optimizer_finding(path, shift=0):
     """MU301 on TIED's AdamW: inserts a table, a helper with a multi-line docstring, a wrapped call."""
-    return _finding(path, "MU301", {"kind": "optimizer-lr", "line": OPTIMIZER_LINE + shift, "family": "adam",
-                                    "cls": "AdamW", "base_width": 32, "width_knob": "width",
-                                    "target": f"{path}:LM", "params": HIDDEN, "role": "hidden"})
+    return _finding(
+        path,
+        "MU301",
+        {
+            "kind": "optimizer-lr",
+            "line": OPTIMIZER_LINE + shift,
+            "family": "adam",
+            "cls": "AdamW",
+            "base_width": 32,
+            "width_knob": "width",
+            "target": f"{path}:LM",
+            "params": HIDDEN,
+            "role": "hidden",
+        },
+    )
 
 
 CASES = {"attention": (ATTENTION, attention_finding), "optimizer": (TIED.replace("Adam(", "AdamW("), optimizer_finding)}
@@ -76,6 +96,7 @@ def leftovers(directory, *names):
 
 
 # --- where and how the file is written -------------------------------------------------------------
+
 
 def test_symlink_edits_the_target_and_stays_a_link(tmp_path):
     real = tmp_path / "src" / "model.py"
@@ -174,11 +195,12 @@ def test_the_file_is_replaced_whole(tmp_path):
 
 # --- the file's own conventions --------------------------------------------------------------------
 
+
 def indent_with_tabs(data: bytes) -> bytes:
     lines = []
     for line in data.split(b"\n"):
         spaces = len(line) - len(line.lstrip(b" "))
-        lines.append(b"\t" * (spaces // 4) + line[spaces - spaces % 4:])
+        lines.append(b"\t" * (spaces // 4) + line[spaces - spaces % 4 :])
     return b"\n".join(lines)
 
 
@@ -207,8 +229,11 @@ def test_inserted_code_follows_the_files_conventions(tmp_path, case, convention)
 def test_a_wrapped_argument_aligns_with_spaces_after_the_tabs(tmp_path):
     long_call = "y = F.scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=True)"
     path = tmp_path / "model.py"
-    path.write_text(indent_with_tabs(ATTENTION.replace("y = F.scaled_dot_product_attention(q, k, v, is_causal=True)",
-                                                       long_call).encode()).decode())
+    path.write_text(
+        indent_with_tabs(
+            ATTENTION.replace("y = F.scaled_dot_product_attention(q, k, v, is_causal=True)", long_call).encode()
+        ).decode()
+    )
     fix_file(path, attention_finding)
     lines = path.read_text().split("\n")
     at = next(i for i, line in enumerate(lines) if "scaled_dot_product_attention(" in line)
@@ -239,6 +264,7 @@ def test_a_file_libcst_would_not_give_back_unchanged_is_left_alone(tmp_path):
 
 
 # --- two runs at once ------------------------------------------------------------------------------
+
 
 def test_two_runs_at_once_apply_the_fix_once(tmp_path):
     """Both runs planned from the original text; they write at the same time."""
@@ -360,6 +386,7 @@ def test_analysis_of_other_text_is_not_applied(tmp_path):
 
 # --- through the command line ----------------------------------------------------------------------
 
+
 def test_check_fix_through_a_symlink_and_on_a_read_only_file(tmp_path, mulint):
     source = MU403_MODEL.format(bias="")
     locked = tmp_path / "locked.py"
@@ -377,6 +404,7 @@ def test_check_fix_through_a_symlink_and_on_a_read_only_file(tmp_path, mulint):
 
 
 # --- as a normal user ------------------------------------------------------------------------------
+
 
 def forked(work, uid: int | None = None, meanwhile=lambda: None):
     """`work()` in a forked child process, as `uid` when given (the interpreter under /root is out of
@@ -431,8 +459,11 @@ def test_as_a_normal_user(tmp_path):
     closed.mkdir(mode=0o755)  # root's: no new file for the user
     shared.mkdir()
     shared.chmod(0o777)
-    files = {"others.py": (closed, 0, 0o644), "in_closed.py": (closed, user, 0o644),
-             "foreign_group.py": (shared, user, 0o664)}
+    files = {
+        "others.py": (closed, 0, 0o644),
+        "in_closed.py": (closed, user, 0o644),
+        "foreign_group.py": (shared, user, 0o664),
+    }
     (tmp_path / "model.py").write_text(ATTENTION)
     fix_file(tmp_path / "model.py", attention_finding)  # loads, as root, what a fix imports lazily
     try:

@@ -7,8 +7,8 @@ import re
 import shutil
 
 import pytest
-
 from conftest import EXAMPLES, ROOT
+
 from mulint.engine.cache import _parse_finding
 from mulint.fix import plan_fixes
 
@@ -38,8 +38,11 @@ def assert_each_fix_changes_its_file(rows, path):
         assert "+++ " in result.diff()
     for finding in findings:  # alone, a fix either changes the file or names the fix it rests on
         alone = plan_fixes([finding], unsafe=True, allowed={path})
-        assert alone.fixed == [finding] and alone.diff() or "too" in alone.declined.get(id(finding), ""), \
-            (finding.code, finding.message, alone.declined)
+        assert alone.fixed == [finding] and alone.diff() or "too" in alone.declined.get(id(finding), ""), (
+            finding.code,
+            finding.message,
+            alone.declined,
+        )
     assert path.read_bytes() == before  # marking and planning write nothing
 
 
@@ -72,10 +75,26 @@ def test_a_fix_that_changes_nothing_is_not_marked(tmp_path, monkeypatch):
     monkeypatch.setitem(apply.FIXERS, "attention-scale", lambda ctx, edit, state: touched.append(edit["line"]))
 
     def finding():
-        edit = {"kind": "attention-scale", "path": str(path), "line": 3, "form": "explicit", "base_head_dim": 64,
-                "base_width": 256, "width_knob": "width", "target": f"{path}:M"}
-        return Finding("MU201", "sqrt-attention-scale", "error", "logits / sqrt(head_dim)", str(path), 3, 10,
-                       fix=Fix("safe", "scale by sqrt(64) / head_dim", [edit]))
+        edit = {
+            "kind": "attention-scale",
+            "path": str(path),
+            "line": 3,
+            "form": "explicit",
+            "base_head_dim": 64,
+            "base_width": 256,
+            "width_knob": "width",
+            "target": f"{path}:M",
+        }
+        return Finding(
+            "MU201",
+            "sqrt-attention-scale",
+            "error",
+            "logits / sqrt(head_dim)",
+            str(path),
+            3,
+            10,
+            fix=Fix("safe", "scale by sqrt(64) / head_dim", [edit]),
+        )
 
     planned = plan_fixes([finding()], unsafe=True, allowed={path})
     assert planned.fixed == [] and "nothing to change" in next(iter(planned.declined.values()))

@@ -27,7 +27,7 @@ MUP_TOML = (ROOT / "mulint" / "profile_data" / "mup.toml").read_text(encoding="u
 SQRT_EMBEDDING_TOML = MUP_TOML.replace("[update.adam]\ninput = 0.0", "[update.adam]\ninput = [-0.5, 0.0]")
 
 # A model file that starts a process at import: mulint never imports it on its own.
-SPAWNS_AT_IMPORT = textwrap.dedent('''
+SPAWNS_AT_IMPORT = textwrap.dedent("""
     import subprocess
 
     import torch.nn as nn
@@ -42,7 +42,7 @@ SPAWNS_AT_IMPORT = textwrap.dedent('''
 
         def forward(self, x):
             return self.down(self.up(x).tanh())
-''')
+""")
 
 ESCAPES = "\x1b[2J\x1b]0;owned\x07\u202e"
 FORGED = "\nAll checks passed!\r"
@@ -50,16 +50,19 @@ FORGED = "\nAll checks passed!\r"
 
 # --- pytest --mulint ---------------------------------------------------------------------------------
 
+
 def test_plugin_items_carry_the_settings_of_the_pyproject(pytester):
     pytester.makefile(".toml", custom=SQRT_EMBEDDING_TOML)
-    pytester.makepyprojecttoml(textwrap.dedent(f'''
+    pytester.makepyprojecttoml(
+        textwrap.dedent(f'''
         [tool.mulint]
-        targets = ["{MODELS / 'sqrt_embedding_lr.py'}:make_model"]
+        targets = ["{MODELS / "sqrt_embedding_lr.py"}:make_model"]
         profile = "custom.toml"
         jobs = 3
         timeout = 42
         ignore = ["MU104"]
-    '''))
+    ''')
+    )
     recorded = pytester.inline_run("--mulint", "--collect-only", "-p", "no:cacheprovider")
     [item] = recorded.getcalls("pytest_collection_finish")[0].session.items
     settings = item.settings
@@ -91,11 +94,14 @@ def test_plugin_fails_a_target_whose_model_was_not_analysed(pytester):
 
 
 # A few of the settings tests/test_settings.py refuses one by one: the plugin goes through the same merge.
-@pytest.mark.parametrize("body, words", [
-    ("timeout = nan", "[tool.mulint] timeout"),
-    ("select = []", "[tool.mulint] select"),
-    ("profile = 'mu-p'", "unknown profile 'mu-p'"),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ("timeout = nan", "[tool.mulint] timeout"),
+        ("select = []", "[tool.mulint] select"),
+        ("profile = 'mu-p'", "unknown profile 'mu-p'"),
+    ],
+)
 def test_plugin_config_error_is_a_usage_error_not_an_internal_error(pytester, body, words):
     pytester.makepyfile(tower=SPAWNS_AT_IMPORT)
     pytester.makepyprojecttoml(f'[tool.mulint]\ntargets = ["tower.py"]\n{body}\n')
@@ -107,6 +113,7 @@ def test_plugin_config_error_is_a_usage_error_not_an_internal_error(pytester, bo
 
 
 # --- --diff --require-models ----------------------------------------------------------------------------
+
 
 def test_diff_with_require_models_fails_a_file_it_did_not_analyse(mulint, tmp_path):
     model = tmp_path / "tower.py"
@@ -120,15 +127,23 @@ def test_diff_with_require_models_fails_a_file_it_did_not_analyse(mulint, tmp_pa
 
 # --- escaping ----------------------------------------------------------------------------------------------
 
+
 def hostile_finding() -> Finding:
-    return Finding(code="MU101", name="hidden-init-too-large", severity="error",
-                   message=f"hidden init too large for blocks{ESCAPES}", path=f"models/evil{FORGED}.py", line=4,
-                   column=1, target="evil.py:Net", parameter=f"blocks.{ESCAPES}{FORGED}weight")
+    return Finding(
+        code="MU101",
+        name="hidden-init-too-large",
+        severity="error",
+        message=f"hidden init too large for blocks{ESCAPES}",
+        path=f"models/evil{FORGED}.py",
+        line=4,
+        column=1,
+        target="evil.py:Net",
+        parameter=f"blocks.{ESCAPES}{FORGED}weight",
+    )
 
 
 def _no_controls(output: str, keep: str = "\n") -> None:
-    bad = [c for c in output if (ord(c) < 32 and c not in keep) or 0x7f <= ord(c) <= 0x9f
-           or c in "\u202e\u2066\u2028"]
+    bad = [c for c in output if (ord(c) < 32 and c not in keep) or 0x7F <= ord(c) <= 0x9F or c in "\u202e\u2066\u2028"]
     assert not bad, f"raw control characters {bad!r} in {output!r}"
 
 
@@ -171,8 +186,13 @@ def test_json_and_sarif_round_trip_the_names_with_nothing_raw():
 
 
 def test_errors_notes_and_quoted_output_are_escaped_line_by_line():
-    error = {"target": f"evil{FORGED}.py:Net", "step": "build", "message": f"boom{ESCAPES}",
-             "hint": "fix it", "output": f"loss 0.1\n{ESCAPES}cleared\nAll checks passed!\rX"}
+    error = {
+        "target": f"evil{FORGED}.py:Net",
+        "step": "build",
+        "message": f"boom{ESCAPES}",
+        "hint": "fix it",
+        "output": f"loss 0.1\n{ESCAPES}cleared\nAll checks passed!\rX",
+    }
     [out] = error_lines([error])
     _no_controls(out)
     assert out.splitlines()[0].startswith("error: evil\\nAll checks passed!\\r.py:Net: [build] boom\\x1b[2J")
@@ -199,14 +219,16 @@ def test_a_file_name_with_escapes_reaches_the_terminal_escaped(mulint, tmp_path)
     """End to end on the static path: a schedule file whose name holds a screen-clear and a newline."""
     folder = tmp_path / f"run{ESCAPES}{FORGED}"
     folder.mkdir()
-    (folder / "sched.py").write_text('def train(optimizer, lr):\n    for group in optimizer.param_groups:\n'
-                                     '        group["lr"] = lr\n')
+    (folder / "sched.py").write_text(
+        'def train(optimizer, lr):\n    for group in optimizer.param_groups:\n        group["lr"] = lr\n'
+    )
     code, out, err = mulint("check", str(folder))
     _no_controls(out + err)
     assert "\\x1b[2J" in out
 
 
 # --- output that cannot be written ---------------------------------------------------------------------
+
 
 class _Unwritable(io.TextIOBase):
     def __init__(self, error: OSError):
@@ -222,16 +244,20 @@ class _Unwritable(io.TextIOBase):
         raise io.UnsupportedOperation("no file descriptor")
 
 
-@pytest.mark.parametrize("error, code, words", [
-    (BrokenPipeError(errno.EPIPE, "Broken pipe"), 141, ""),
-    (OSError(errno.ENOSPC, "No space left on device"), 2, "error: cannot write: No space left on device"),
-    (OSError(errno.EDQUOT, "Disk quota exceeded"), 2, "error: cannot write: Disk quota exceeded"),
-])
+@pytest.mark.parametrize(
+    "error, code, words",
+    [
+        (BrokenPipeError(errno.EPIPE, "Broken pipe"), 141, ""),
+        (OSError(errno.ENOSPC, "No space left on device"), 2, "error: cannot write: No space left on device"),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), 2, "error: cannot write: Disk quota exceeded"),
+    ],
+)
 def test_output_that_cannot_be_written(tmp_path, monkeypatch, capsys, error, code, words):
     from mulint.cli import main
 
-    (tmp_path / "sched.py").write_text('def train(optimizer, lr):\n    for group in optimizer.param_groups:\n'
-                                       '        group["lr"] = lr\n')
+    (tmp_path / "sched.py").write_text(
+        'def train(optimizer, lr):\n    for group in optimizer.param_groups:\n        group["lr"] = lr\n'
+    )
     capsys.readouterr()
     monkeypatch.setattr(sys, "stdout", _Unwritable(error))
     with pytest.raises(SystemExit) as info:
@@ -247,17 +273,29 @@ def test_a_full_disk_is_a_clear_error(tmp_path):
     (tmp_path / "plain.py").write_text("RATE = 0.1\n")
     for fmt in ("text", "json"):
         with open("/dev/full", "w") as full:
-            done = subprocess.run([sys.executable, "-m", "mulint", "check", str(tmp_path / "plain.py"), "--format", fmt],
-                                  stdout=full, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120)
+            done = subprocess.run(
+                [sys.executable, "-m", "mulint", "check", str(tmp_path / "plain.py"), "--format", fmt],
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+                timeout=120,
+            )
         assert done.returncode == 2, done.stderr
         assert "error: cannot write: No space left on device" in done.stderr and "internal error" not in done.stderr
 
 
 def test_closed_stdout_is_an_error_not_a_silent_pass(tmp_path):
     (tmp_path / "plain.py").write_text("RATE = 0.1\n")
-    done = subprocess.run([sys.executable, "-m", "mulint", "check", str(tmp_path / "plain.py")],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120,
-                          preexec_fn=lambda: __import__("os").close(1))
+    done = subprocess.run(
+        [sys.executable, "-m", "mulint", "check", str(tmp_path / "plain.py")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        preexec_fn=lambda: __import__("os").close(1),
+    )
     assert done.returncode == 2 and "standard output is closed" in done.stderr
 
 
@@ -265,11 +303,22 @@ def test_inspect_text_shows_names_and_notes_escaped():
     from mulint.facts import ModelFacts, ParamFacts
     from mulint.report.inspect_view import as_text
 
-    facts = ModelFacts(target=f"evil{FORGED}.py:Net", path="evil.py", width_knob="width", base_width=64,
-                       widths=[64, 128], params=[ParamFacts(name=f"blocks.{ESCAPES}{FORGED}weight", shape=(64, 64),
-                                                            shapes={64: (64, 64), 128: (128, 128)},
-                                                            infinite_dims=(0, 1))],
-                       notes=[f"printed {ESCAPES}"])
+    facts = ModelFacts(
+        target=f"evil{FORGED}.py:Net",
+        path="evil.py",
+        width_knob="width",
+        base_width=64,
+        widths=[64, 128],
+        params=[
+            ParamFacts(
+                name=f"blocks.{ESCAPES}{FORGED}weight",
+                shape=(64, 64),
+                shapes={64: (64, 64), 128: (128, 128)},
+                infinite_dims=(0, 1),
+            )
+        ],
+        notes=[f"printed {ESCAPES}"],
+    )
     out = as_text(facts)
     _no_controls(out)
     assert "blocks.\\x1b[2J" in out and "note: printed \\x1b[2J" in out

@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-HANGING = '''
+HANGING = """
 import os
 import subprocess
 import torch.nn as nn
@@ -31,14 +31,19 @@ class Spin(nn.Module):
 
     def forward(self, x):
         return x
-'''
+"""
 
 
 def _env(tmp_path, **extra):
     scratch = tmp_path / "tmp"
     scratch.mkdir(exist_ok=True)
-    return {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch),
-            "MULINT_CACHE_DIR": str(tmp_path / "cache"), **extra}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "TMPDIR": str(scratch),
+        "MULINT_CACHE_DIR": str(tmp_path / "cache"),
+        **extra,
+    }
 
 
 def _dead(pid: int) -> bool:
@@ -80,10 +85,14 @@ def _start_hanging(tmp_path, count: int = 1):
         path = tmp_path / f"spin{i}.py"
         path.write_text(HANGING.format(pids=str(pids)))
         targets.append(f"{path}:Spin")
-    process = subprocess.Popen([sys.executable, "-m", "mulint", "check", *targets, "--no-cache",
-                                "--jobs", str(count), "--timeout", "600"],
-                               cwd=tmp_path, env=_env(tmp_path), start_new_session=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mulint", "check", *targets, "--no-cache", "--jobs", str(count), "--timeout", "600"],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
     def started():
         return pids.exists() and len(pids.read_text().splitlines()) == count
@@ -133,7 +142,7 @@ def test_workers_die_when_mulint_is_killed_outright(tmp_path):
 
 # --- the audit hook on a bare file's import ---------------------------------------------------------
 
-MODEL_WITH = '''
+MODEL_WITH = """
 import os
 import socket
 import torch.nn as nn
@@ -150,24 +159,28 @@ class Net(nn.Module):
 
 
 {effect}
-'''
+"""
 
 
 def _run_discovered(path: Path, name: str = "Net"):
     from mulint.engine.isolation import Job, Limits, run_jobs
 
-    [outcome] = run_jobs([Job("check", f"{path}:{name}", {"widths": [16, 32]}, discovered=True)],
-                         Limits(timeout=120, jobs=1))
+    [outcome] = run_jobs(
+        [Job("check", f"{path}:{name}", {"widths": [16, 32]}, discovered=True)], Limits(timeout=120, jobs=1)
+    )
     return outcome
 
 
-@pytest.mark.parametrize("effect, what", [
-    ('os.system("touch {marker}")', "a process (os.system)"),
-    ('open("{marker}", "w").write("x")', "a write to"),
-    ('socket.socket().connect(("127.0.0.1", 9))', "network access (socket.connect)"),
-    ('__import__("torch").cuda.init()', "CUDA initialisation"),
-    ('__import__("ctypes").CDLL(None).system(b"touch {marker}")', "native code (ctypes.dlopen)"),
-])
+@pytest.mark.parametrize(
+    "effect, what",
+    [
+        ('os.system("touch {marker}")', "a process (os.system)"),
+        ('open("{marker}", "w").write("x")', "a write to"),
+        ('socket.socket().connect(("127.0.0.1", 9))', "network access (socket.connect)"),
+        ('__import__("torch").cuda.init()', "CUDA initialisation"),
+        ('__import__("ctypes").CDLL(None).system(b"touch {marker}")', "native code (ctypes.dlopen)"),
+    ],
+)
 def test_a_bare_files_effect_at_import_is_refused_naming_its_line(tmp_path, effect, what):
     marker = tmp_path / "made-by-the-model"
     path = tmp_path / "model.py"
@@ -203,7 +216,9 @@ def test_the_hook_catches_what_the_static_walk_misses_as_a_note(mulint, tmp_path
 
 def test_a_correct_bare_model_writing_in_its_scratch_folder_is_analysed(tmp_path):
     path = tmp_path / "model.py"
-    path.write_text(MODEL_WITH.format(effect='import tempfile\nwith tempfile.TemporaryFile() as f:\n    f.write(b"ok")\n'))
+    path.write_text(
+        MODEL_WITH.format(effect='import tempfile\nwith tempfile.TemporaryFile() as f:\n    f.write(b"ok")\n')
+    )
     outcome = _run_discovered(path)
     assert outcome.error is None, outcome.error
     assert outcome.value["target"]["parameters"] == 4
@@ -237,11 +252,13 @@ def test_siblings_named_like_standard_modules_do_not_shadow_them(tmp_path):
 
 # --- results are plain data -------------------------------------------------------------------------
 
+
 def test_an_intenum_default_is_not_imported_in_mulints_process(tmp_path, monkeypatch):
     from mulint.engine.checker import run_check
     from mulint.engine.settings import Settings
 
-    (tmp_path / "enummodel.py").write_text(textwrap.dedent('''
+    (tmp_path / "enummodel.py").write_text(
+        textwrap.dedent("""
         import enum
         import torch.nn as nn
 
@@ -260,7 +277,8 @@ def test_an_intenum_default_is_not_imported_in_mulints_process(tmp_path, monkeyp
 
             def forward(self, x):
                 return self.out(self.inp(x))
-    '''))
+    """)
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))  # where an unpickler would find the user's module
     result = run_check(Settings(paths=("enummodel.py:Net",), cache=False, jobs=1))
@@ -273,8 +291,8 @@ def test_an_intenum_default_is_not_imported_in_mulints_process(tmp_path, monkeyp
 
 def test_a_message_that_is_not_a_result_is_refused():
     from mulint.coordcheck import CoordResult
-    from mulint.findings import Finding
     from mulint.engine.wire import WireError, check_result, decode, encode
+    from mulint.findings import Finding
 
     finding = Finding("MU101", "x", "error", "m", "a.py", 3, 1, parameter="w")
     value = decode(encode({"findings": [finding], "target": {"target": "a.py:N", "mode": "model", "widths": [16]}}))
@@ -287,8 +305,10 @@ def test_a_message_that_is_not_a_result_is_refused():
     with pytest.raises(WireError):  # a record mulint does not know
         decode(b'{"~obj": "Popen", "fields": {"args": "sh"}}')
     with pytest.raises(WireError):  # a field of the wrong type
-        decode(b'{"~obj": "Finding", "fields": {"code": 1, "name": "", "severity": "", "message": "", '
-               b'"path": "", "line": 1, "column": 1}}')
+        decode(
+            b'{"~obj": "Finding", "fields": {"code": 1, "name": "", "severity": "", "message": "", '
+            b'"path": "", "line": 1, "column": 1}}'
+        )
     with pytest.raises(WireError):
         check_result("check", {"findings": "none", "target": {"target": "t", "mode": "model"}})
     with pytest.raises(WireError):
@@ -298,12 +318,17 @@ def test_a_message_that_is_not_a_result_is_refused():
 
 # --- bounded output ---------------------------------------------------------------------------------
 
+
 def test_a_model_printing_100_mb_costs_mulint_no_memory(tmp_path):
     quiet = tmp_path / "quiet.py"
     quiet.write_text(MODEL_WITH.format(effect=""))
     loud = tmp_path / "loud.py"
-    loud.write_text(MODEL_WITH.format(effect='import sys\nfor _ in range(100):\n    sys.stdout.write("y" * (1 << 20))\n'
-                                      'print()\nprint("@@last line")\n'))
+    loud.write_text(
+        MODEL_WITH.format(
+            effect='import sys\nfor _ in range(100):\n    sys.stdout.write("y" * (1 << 20))\n'
+            'print()\nprint("@@last line")\n'
+        )
+    )
     script = textwrap.dedent(f'''
         import sys
         from mulint.engine.isolation import Job, Limits, run_jobs
@@ -324,8 +349,9 @@ def test_a_model_printing_100_mb_costs_mulint_no_memory(tmp_path):
         assert "torch" not in sys.modules
         print(before, peak())
     ''')
-    done = subprocess.run([sys.executable, "-c", script], env=_env(tmp_path), capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=_env(tmp_path), capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     before, after = (int(n) / 1024 for n in done.stdout.split()[-2:])
     assert after - before < 20, f"mulint's process grew from {before:.0f} MB to {after:.0f} MB"
@@ -346,6 +372,7 @@ def test_a_print_loop_is_stopped_at_the_file_size_cap(tmp_path, monkeypatch):
 
 # --- the static pass reads regular files, each once -------------------------------------------------
 
+
 def test_fifo_device_symlink_and_lock_files_never_hang_or_fail_the_folder(tmp_path):
     folder = tmp_path / "src"
     folder.mkdir()
@@ -354,8 +381,14 @@ def test_fifo_device_symlink_and_lock_files_never_hang_or_fail_the_folder(tmp_pa
     (folder / "zero.py").symlink_to("/dev/zero")
     (folder / ".#plain.py").symlink_to("user@host.1234:1700000000")  # an editor's lock file
     (folder / "gone.py").symlink_to(folder / "nowhere.py")
-    done = subprocess.run([sys.executable, "-m", "mulint", "check", "src", "--no-cache"], cwd=tmp_path,
-                          env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "mulint", "check", "src", "--no-cache"],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert "pipe.py is a FIFO (named pipe), not a regular file: not read" in done.stderr
     assert "zero.py is a character device, not a regular file: not read" in done.stderr
@@ -393,9 +426,12 @@ def test_a_file_named_twice_or_through_a_symlink_is_checked_once(tmp_path, monke
 
 # --- failures that must be errors -------------------------------------------------------------------
 
+
 def test_an_optimizer_whose_step_raises_is_an_error(mulint, tmp_path):
     path = tmp_path / "opt.py"
-    path.write_text(MODEL_WITH.format(effect=textwrap.dedent('''
+    path.write_text(
+        MODEL_WITH.format(
+            effect=textwrap.dedent("""
         import torch
 
 
@@ -406,7 +442,9 @@ def test_an_optimizer_whose_step_raises_is_an_error(mulint, tmp_path):
 
         def make_optimizer(model):
             return Broken(model.parameters(), {"lr": 0.1})
-    ''')))
+    """)
+        )
+    )
     code, out, err = mulint("check", f"{path}:Net", "--optimizer", f"{path}:make_optimizer", "--no-cache")
     assert code == 2, err
     assert "Broken.step() raised RuntimeError: @@no step today" in err

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from mulint.errors import MulintError
 from mulint.reading.safety import parse_file, summarize
 
-PRELUDE = '''\
+PRELUDE = """\
 import dataclasses
 import functools
 import os
@@ -42,7 +42,7 @@ class Tiny(nn.Module):
 
     def forward(self, x):
         return self.out(self.inp(x).relu())
-'''
+"""
 
 # Side effects, each an expression that writes the canary and evaluates to something harmless.
 EFFECTS = [
@@ -65,19 +65,23 @@ POSITIONS = {
     "metaclass of the file": (
         "class Meta(type):\n    def __new__(mcs, *args):\n        EFFECT\n"
         "        return super().__new__(mcs, *args)\n\n"
-        "class Extra(metaclass=Meta):  # <-\n    pass", {}),
+        "class Extra(metaclass=Meta):  # <-\n    pass",
+        {},
+    ),
     "__init_subclass__ of a base": (
         "class Registry:\n    def __init_subclass__(cls, **kwargs):\n        EFFECT\n\n"
-        "class Extra(Registry):  # <-\n    pass", {}),
-    "local decorator": ("def register(f):\n    EFFECT\n    return f\n\n@register  # <-\ndef tool():\n    return 1",
-                        {}),
+        "class Extra(Registry):  # <-\n    pass",
+        {},
+    ),
+    "local decorator": ("def register(f):\n    EFFECT\n    return f\n\n@register  # <-\ndef tool():\n    return 1", {}),
     "function annotation": ("def tool(x: (EFFECT, int)[1]) -> int:  # <-\n    return x", {}),
     "return annotation": ("def tool() -> (EFFECT, int)[1]:  # <-\n    return 1", {}),
     "class-body annotation": ("class Extra:\n    x: (EFFECT, int)[1] = 1  # <-", {}),
     "module annotation": ("LIMIT: (EFFECT, int)[1] = 1  # <-", {}),
     "field default_factory": (
         "@dataclasses.dataclass\nclass Cfg:\n    xs: list = dataclasses.field(default_factory=(EFFECT, list)[1])  # <-",
-        {}),
+        {},
+    ),
     "else of the main guard": ('if __name__ == "__main__":\n    pass\nelse:\n    EFFECT  # <-', {}),
     "else of TYPE_CHECKING": ("if TYPE_CHECKING:\n    pass\nelse:\n    EFFECT  # <-", {}),
     "TYPE_CHECKING forced on": ("TYPE_CHECKING = True\nif TYPE_CHECKING:\n    EFFECT  # <-", {}),
@@ -85,15 +89,23 @@ POSITIONS = {
     "with statement": ("import contextlib\nwith (EFFECT, contextlib.nullcontext())[1]:  # <-\n    pass", {}),
     "comprehension": ("SIZES = [(EFFECT, n)[1] for n in range(2)]  # <-", {}),
     "lambda called by sorted": ("ORDER = sorted([2, 1], key=lambda n: (EFFECT, n)[1])  # <-", {}),
-    "sibling import": ("from tools import VALUE  # <-", {"tools.py": "import os, pathlib\n" + "VALUE = 1\n"
-                                                                    "_ = (EFFECT, 1)[1]\n"}),
+    "sibling import": (
+        "from tools import VALUE  # <-",
+        {"tools.py": "import os, pathlib\n" + "VALUE = 1\n_ = (EFFECT, 1)[1]\n"},
+    ),
     "star import of a sibling": ("from tools import *  # <-", {"tools.py": "import os, pathlib\nEFFECT\n"}),
-    "package __init__": ("import tools.sub  # <-", {"tools/__init__.py": "import os, pathlib\nEFFECT\n",
-                                                     "tools/sub.py": "X = 1\n"}),
-    "submodule of a package": ("from tools import sub  # <-", {"tools/__init__.py": "",
-                                                                "tools/sub.py": "import os, pathlib\nEFFECT\n"}),
-    "transitive import": ("import first  # <-", {"first.py": "import second\n",
-                                                 "second.py": "import os, pathlib\nEFFECT\n"}),
+    "package __init__": (
+        "import tools.sub  # <-",
+        {"tools/__init__.py": "import os, pathlib\nEFFECT\n", "tools/sub.py": "X = 1\n"},
+    ),
+    "submodule of a package": (
+        "from tools import sub  # <-",
+        {"tools/__init__.py": "", "tools/sub.py": "import os, pathlib\nEFFECT\n"},
+    ),
+    "transitive import": (
+        "import first  # <-",
+        {"first.py": "import second\n", "second.py": "import os, pathlib\nEFFECT\n"},
+    ),
     "stdlib-named sibling": ("import statistics  # <-", {"statistics.py": "import os, pathlib\nEFFECT\n"}),
 }
 
@@ -157,8 +169,9 @@ def test_reason_names_the_imported_file_and_its_line(tmp_path):
 
 
 def test_training_loop_in_an_imported_sibling(tmp_path):
-    (tmp_path / "train.py").write_text("import torch\nclass Config:\n    lr = 0.1\nfor step in range(3):\n"
-                                       "    print(step)\n")
+    (tmp_path / "train.py").write_text(
+        "import torch\nclass Config:\n    lr = 0.1\nfor step in range(3):\n    print(step)\n"
+    )
     model = tmp_path / "model.py"
     model.write_text("import torch.nn as nn\n\nfrom train import Config\n\n\nclass Net(nn.Module):\n    pass\n")
     summary = summarize(model)
@@ -188,12 +201,15 @@ def test_the_models_own_package_init_is_judged(tmp_path):
     assert not summary.import_safe and summary.unsafe_file == (tmp_path / "pkg/__init__.py").resolve()
 
 
-@pytest.mark.parametrize("source", [
-    "import sys\nsys.path.insert(0, '/elsewhere')\nimport tools\n",
-    "import os\nos.environ['CUDA_VISIBLE_DEVICES'] = ''\nimport torch\n",
-    "import os\nos.environ.setdefault('X', '1')\n",
-    "import torch\ntorch.backends.cudnn.benchmark = True\n",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import sys\nsys.path.insert(0, '/elsewhere')\nimport tools\n",
+        "import os\nos.environ['CUDA_VISIBLE_DEVICES'] = ''\nimport torch\n",
+        "import os\nos.environ.setdefault('X', '1')\n",
+        "import torch\ntorch.backends.cudnn.benchmark = True\n",
+    ],
+)
 def test_environment_edits_before_imports_are_unsafe(tmp_path, source):
     assert summarize(write(tmp_path, "m.py", source)).unsafe_line == 2
 
@@ -301,14 +317,17 @@ def test_safe_model_file_is_analysed_by_a_plain_check(tmp_path, mulint):
     assert any(t.get("mode") == "model" and t["target"].endswith("m.py:Scaled") for t in targets), err
 
 
-@pytest.mark.parametrize("source, why", [
-    ("CONFIG = make_config()\ndef make_config():\n    return 1\n", "function of this file"),
-    ("import tools\ntools.setup()\n", "tools.py"),
-    ("import logging\nlogging.basicConfig(filename='run.log')\n", "logging.basicConfig"),
-    ("import torch\nW = torch.load('w.pt')\n", "torch.load"),
-    ("X = sorted([1, 2], key=abs)\nY = sorted([3], key=lambda v: print(v))\n", "print"),
-    ("import json\nCFG = json.load(open('c.json'))\n", "open()"),
-])
+@pytest.mark.parametrize(
+    "source, why",
+    [
+        ("CONFIG = make_config()\ndef make_config():\n    return 1\n", "function of this file"),
+        ("import tools\ntools.setup()\n", "tools.py"),
+        ("import logging\nlogging.basicConfig(filename='run.log')\n", "logging.basicConfig"),
+        ("import torch\nW = torch.load('w.pt')\n", "torch.load"),
+        ("X = sorted([1, 2], key=abs)\nY = sorted([3], key=lambda v: print(v))\n", "print"),
+        ("import json\nCFG = json.load(open('c.json'))\n", "open()"),
+    ],
+)
 def test_calls_not_known_to_be_pure_are_unsafe(tmp_path, source, why):
     write(tmp_path, "tools.py", "def setup():\n    pass\n")
     summary = summarize(write(tmp_path, "m.py", source))
@@ -349,12 +368,16 @@ def test_future_annotations_are_not_evaluated(tmp_path):
     assert summarize(write(tmp_path, "m.py", source)).import_safe
 
 
-@pytest.mark.parametrize("content, words", [
-    (b"def f(:\n    pass\n", "syntax error"),
-    (b"x = 1\x00\n", "null bytes"),
-    (b"x = '\xff\xfe'\n", "utf-8"),
-    (("x = " + "+".join(["1"] * 200_000) + "\n").encode(), "nested too deeply"),
-], ids=["syntax", "nul-bytes", "undecodable", "200k-terms"])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (b"def f(:\n    pass\n", "syntax error"),
+        (b"x = 1\x00\n", "null bytes"),
+        (b"x = '\xff\xfe'\n", "utf-8"),
+        (("x = " + "+".join(["1"] * 200_000) + "\n").encode(), "nested too deeply"),
+    ],
+    ids=["syntax", "nul-bytes", "undecodable", "200k-terms"],
+)
 def test_every_parse_failure_is_a_parse_error(tmp_path, content, words):
     path = tmp_path / "bad.py"
     path.write_bytes(content)
@@ -407,8 +430,11 @@ _TORCH_FREE = [p for p, (body, extras) in POSITIONS.items() if "Tiny" not in bod
 
 
 @settings(max_examples=25, deadline=None)
-@given(pure=st.lists(st.sampled_from(PURE_FRAGMENTS), max_size=4),
-       unsafe=st.one_of(st.none(), st.sampled_from(_TORCH_FREE)), effect=st.sampled_from(EFFECTS))
+@given(
+    pure=st.lists(st.sampled_from(PURE_FRAGMENTS), max_size=4),
+    unsafe=st.one_of(st.none(), st.sampled_from(_TORCH_FREE)),
+    effect=st.sampled_from(EFFECTS),
+)
 def test_a_file_judged_safe_runs_nothing_when_python_imports_it(pure, unsafe, effect):
     """Soundness against Python itself: importing a file judged safe never creates the canary."""
     import subprocess
@@ -430,28 +456,56 @@ def test_a_file_judged_safe_runs_nothing_when_python_imports_it(pure, unsafe, ef
         assert safe is (unsafe is None), source
 
 
-@pytest.mark.parametrize("siblings, source, line", [
-    ({"lazy.py": "def __getattr__(name):\n    print(name)\nX = 1\n"}, "import lazy\nA = lazy.X\nB = lazy.Y\n", 3),
-    ({"lazy.py": "def __getattr__(name):\n    print(name)\n"}, "from lazy import Z\n", 1),
-    ({"util.py": "def tool():\n    print(1)\n"}, "from util import *\ntool()\n", 2),
-    ({"util.py": "from math import sqrt\n"}, "from util import *\nROOT2 = sqrt(2)\n", None),
-    ({"cfg.py": "from dataclasses import dataclass\n@dataclass\nclass Cfg:\n    w: int = 3\n"},
-     "from cfg import Cfg\nC = Cfg(w=4)\nimport cfg\nD = cfg.Cfg()\n", None),
-    ({"fast.cpython-311-x86_64-linux-gnu.so": ""}, "import fast\n", 1),
-    ({"sys.py": "print('never: sys is built in')\n"}, "import sys\n", None),
-    ({}, "from dataclasses import dataclass\n@dataclass\nclass C:\n    a: int = 1\n    @property\n"
-         "    def b(self):\n        return print(1)\nD = C()\n", 8),
-    ({}, "import functools\n@functools.partial(print, 'x')\ndef f():\n    pass\n", 2),
-    ({}, "import logging\nlog = logging.getLogger(__name__)\nlog.setLevel(logging.INFO)\n"
-         "log.propagate = False\n", None),
-    ({}, "import logging\nlog = logging.getLogger(__name__)\nlog.addHandler(logging.FileHandler('x.log'))\n", 3),
-    ({}, "import collections\nD = collections.defaultdict(list)\nE = collections.defaultdict(print)\n", 3),
-    ({}, "LAYERS = [1]\nLAYERS += [2]\nLAYERS.append(3)\nREG = {}\nREG['a'] = 1\n", None),
-    ({}, "import os\nenv = os.environ\nenv['X'] = '1'\n", 3),
-    ({}, "import typing\nif typing.TYPE_CHECKING:\n    import os\n    os.system('x')\n", None),
-], ids=["module-getattr", "module-getattr-from", "star-function", "star-import-alias", "sibling-dataclass",
-        "compiled-sibling", "builtin-module", "dataclass-property", "partial-decorator", "logger-config",
-        "file-handler", "defaultdict-factory", "own-containers", "environ-alias", "typing-type-checking"])
+@pytest.mark.parametrize(
+    "siblings, source, line",
+    [
+        ({"lazy.py": "def __getattr__(name):\n    print(name)\nX = 1\n"}, "import lazy\nA = lazy.X\nB = lazy.Y\n", 3),
+        ({"lazy.py": "def __getattr__(name):\n    print(name)\n"}, "from lazy import Z\n", 1),
+        ({"util.py": "def tool():\n    print(1)\n"}, "from util import *\ntool()\n", 2),
+        ({"util.py": "from math import sqrt\n"}, "from util import *\nROOT2 = sqrt(2)\n", None),
+        (
+            {"cfg.py": "from dataclasses import dataclass\n@dataclass\nclass Cfg:\n    w: int = 3\n"},
+            "from cfg import Cfg\nC = Cfg(w=4)\nimport cfg\nD = cfg.Cfg()\n",
+            None,
+        ),
+        ({"fast.cpython-311-x86_64-linux-gnu.so": ""}, "import fast\n", 1),
+        ({"sys.py": "print('never: sys is built in')\n"}, "import sys\n", None),
+        (
+            {},
+            "from dataclasses import dataclass\n@dataclass\nclass C:\n    a: int = 1\n    @property\n"
+            "    def b(self):\n        return print(1)\nD = C()\n",
+            8,
+        ),
+        ({}, "import functools\n@functools.partial(print, 'x')\ndef f():\n    pass\n", 2),
+        (
+            {},
+            "import logging\nlog = logging.getLogger(__name__)\nlog.setLevel(logging.INFO)\nlog.propagate = False\n",
+            None,
+        ),
+        ({}, "import logging\nlog = logging.getLogger(__name__)\nlog.addHandler(logging.FileHandler('x.log'))\n", 3),
+        ({}, "import collections\nD = collections.defaultdict(list)\nE = collections.defaultdict(print)\n", 3),
+        ({}, "LAYERS = [1]\nLAYERS += [2]\nLAYERS.append(3)\nREG = {}\nREG['a'] = 1\n", None),
+        ({}, "import os\nenv = os.environ\nenv['X'] = '1'\n", 3),
+        ({}, "import typing\nif typing.TYPE_CHECKING:\n    import os\n    os.system('x')\n", None),
+    ],
+    ids=[
+        "module-getattr",
+        "module-getattr-from",
+        "star-function",
+        "star-import-alias",
+        "sibling-dataclass",
+        "compiled-sibling",
+        "builtin-module",
+        "dataclass-property",
+        "partial-decorator",
+        "logger-config",
+        "file-handler",
+        "defaultdict-factory",
+        "own-containers",
+        "environ-alias",
+        "typing-type-checking",
+    ],
+)
 def test_what_the_walk_follows(tmp_path, siblings, source, line):
     for name, text in siblings.items():
         write(tmp_path, name, text)

@@ -8,11 +8,11 @@ import math
 import re
 
 import pytest
-
 from conftest import MODELS
+
 from mulint.engine import jobs
-from mulint.exponents import fmt_exp
 from mulint.engine.isolation import Job
+from mulint.exponents import fmt_exp
 from mulint.report.inspect_view import as_json, as_text
 
 WIDTHS = [32, 64, 128]
@@ -178,8 +178,7 @@ def test_api_inspect_with_an_optimizer_fn():
     import mulint
 
     source = _module("evidence_resmlp")
-    analysis = mulint.inspect(lambda width: source.ResMLP(width), optimizer_fn=source.make_optimizer,
-                              widths=WIDTHS)
+    analysis = mulint.inspect(lambda width: source.ResMLP(width), optimizer_fn=source.make_optimizer, widths=WIDTHS)
     evidence = analysis.evidence()
     assert evidence["blocks.1.weight"]["lr"] == {"32": 0.02, "64": 0.01, "128": 0.005}
     assert evidence["w_out"]["uses"][0]["update"]["verdict"] == "ok"
@@ -224,16 +223,44 @@ def test_lr_source_and_scale_key_are_shown_from_facts_alone():
 
     from mulint.facts import ModelFacts, OptimizerFacts, ParamFacts, ParamUse
 
-    use = ParamUse(op="linear", kind="contraction", role="hidden", fan_in=64, fan_out=64, fan_in_infinite=True,
-                   fan_out_infinite=True, node="linear", module="fc")
+    use = ParamUse(
+        op="linear",
+        kind="contraction",
+        role="hidden",
+        fan_in=64,
+        fan_out=64,
+        fan_in_infinite=True,
+        fan_out_infinite=True,
+        node="linear",
+        module="fc",
+    )
     lr = {64: 1e-3, 128: 1e-3}
-    params = [ParamFacts(name="fc.weight", shape=(64, 64), shapes={64: (64, 64), 128: (128, 128)},
-                         infinite_dims=(0, 1), uses=[use], init_rms={64: 0.125, 128: 0.0884}, init_exponent=-0.5,
-                         lr=lr, lr_exponent=0.0, weight_decay={64: 0.0, 128: 0.0}, lr_scale_key="lr_scale",
-                         lr_source="after OneCycleLR's first step")]
-    facts = ModelFacts(target="m.py:M", path="m.py", width_knob="width", base_width=64, widths=[64, 128],
-                       params=params, numeric_widths=[64, 128],
-                       optimizer=OptimizerFacts(label="m.py:opt", cls="AdamW", family="adam", loc=None))
+    params = [
+        ParamFacts(
+            name="fc.weight",
+            shape=(64, 64),
+            shapes={64: (64, 64), 128: (128, 128)},
+            infinite_dims=(0, 1),
+            uses=[use],
+            init_rms={64: 0.125, 128: 0.0884},
+            init_exponent=-0.5,
+            lr=lr,
+            lr_exponent=0.0,
+            weight_decay={64: 0.0, 128: 0.0},
+            lr_scale_key="lr_scale",
+            lr_source="after OneCycleLR's first step",
+        )
+    ]
+    facts = ModelFacts(
+        target="m.py:M",
+        path="m.py",
+        width_knob="width",
+        base_width=64,
+        widths=[64, 128],
+        params=params,
+        numeric_widths=[64, 128],
+        optimizer=OptimizerFacts(label="m.py:opt", cls="AdamW", family="adam", loc=None),
+    )
     text = as_text(facts)
     assert re.search(r"^  lr \(AdamW\)\s+0\.001\s+0\.001\s+0\s+after OneCycleLR's first step$", text, re.M)
     assert re.search(r"^    update a\+c \(lr\)\s+0\s+-1\.00\s+too large$", text, re.M)
@@ -249,9 +276,16 @@ def test_lr_source_and_scale_key_are_shown_from_facts_alone():
 def test_a_model_that_was_not_measured_says_so():
     from mulint.facts import ModelFacts, ParamFacts
 
-    facts = ModelFacts(target="m.py:M", path="m.py", width_knob="width", base_width=64, widths=[64, 128],
-                       params=[ParamFacts(name="w", shape=(64, 64), shapes={}, infinite_dims=(0, 1), role_source="shape")],
-                       traced=False, notes=["not traced: MuReadout `head` cannot run as built"])
+    facts = ModelFacts(
+        target="m.py:M",
+        path="m.py",
+        width_knob="width",
+        base_width=64,
+        widths=[64, 128],
+        params=[ParamFacts(name="w", shape=(64, 64), shapes={}, infinite_dims=(0, 1), role_source="shape")],
+        traced=False,
+        notes=["not traced: MuReadout `head` cannot run as built"],
+    )
     assert "evidence: no numbers (the model was not measured; see the notes)" in as_text(facts)
     evidence = json.loads(as_json(facts))["parameters"][0]["evidence"]
     assert evidence["init_rms"] == {} and evidence["uses"] == [] and evidence["optimizer"] is None
@@ -261,15 +295,40 @@ def test_lr_times_weight_decay_is_the_product_mu304_judges():
     from mulint.facts import ModelFacts, OptimizerFacts, ParamFacts, ParamUse
     from mulint.rules.optimizer import DecoupledDecayScaling
 
-    use = ParamUse(op="linear", kind="contraction", role="hidden", fan_in=64, fan_out=64, fan_in_infinite=True,
-                   fan_out_infinite=True, node="linear", module="fc")
+    use = ParamUse(
+        op="linear",
+        kind="contraction",
+        role="hidden",
+        fan_in=64,
+        fan_out=64,
+        fan_in_infinite=True,
+        fan_out_infinite=True,
+        node="linear",
+        module="fc",
+    )
     # µP's hidden lr ∝ 1/width with a constant weight decay: AdamW's decay lr·wd fades with width
-    p = ParamFacts(name="fc.weight", shape=(64, 64), shapes={}, infinite_dims=(0, 1), uses=[use],
-                   lr={64: 1e-3, 128: 5e-4, 256: 2.5e-4}, lr_exponent=-1.0,
-                   weight_decay={64: 0.1, 128: 0.1, 256: 0.1}, optimizer="AdamW", optimizer_family="adam")
-    facts = ModelFacts(target="m.py:M", path="m.py", width_knob="width", base_width=64, widths=[64, 128],
-                       params=[p], numeric_widths=[64, 128, 256],
-                       optimizer=OptimizerFacts(label="m.py:opt", cls="AdamW", family="adam", loc=None))
+    p = ParamFacts(
+        name="fc.weight",
+        shape=(64, 64),
+        shapes={},
+        infinite_dims=(0, 1),
+        uses=[use],
+        lr={64: 1e-3, 128: 5e-4, 256: 2.5e-4},
+        lr_exponent=-1.0,
+        weight_decay={64: 0.1, 128: 0.1, 256: 0.1},
+        optimizer="AdamW",
+        optimizer_family="adam",
+    )
+    facts = ModelFacts(
+        target="m.py:M",
+        path="m.py",
+        width_knob="width",
+        base_width=64,
+        widths=[64, 128],
+        params=[p],
+        numeric_widths=[64, 128, 256],
+        optimizer=OptimizerFacts(label="m.py:opt", cls="AdamW", family="adam", loc=None),
+    )
     decay = json.loads(as_json(facts))["parameters"][0]["evidence"]["decay"]
     assert decay["lr_times_weight_decay"] == pytest.approx({"64": 1e-4, "128": 5e-5, "256": 2.5e-5})
     assert decay["exponent"] == pytest.approx(-1.0) and decay["verdict"] == "too small"
@@ -285,7 +344,8 @@ def test_cli_inspect_reads_the_optimizer_widths_and_profile_from_the_config(insp
     model = tmp_path / "model.py"
     model.write_text((MODELS / "evidence_resmlp_sp.py").read_text())
     (tmp_path / "pyproject.toml").write_text(
-        f'[tool.mulint]\noptimizer = "{model}:sp_optimizer"\nwidths = [32, 64]\nprofile = "u-mup"\n')
+        f'[tool.mulint]\noptimizer = "{model}:sp_optimizer"\nwidths = [32, 64]\nprofile = "u-mup"\n'
+    )
     report = inspect_json(f"{model}:ResMLPSP")
     assert report["evidence"]["optimizer"]["factory"].endswith("model.py:sp_optimizer")
     assert report["evidence"]["widths"] == [32, 64] and report["evidence"]["profile"] == "u-mup"
@@ -295,16 +355,41 @@ def test_repeated_blocks_collapse_only_where_they_agree():
     from mulint.facts import ModelFacts, ParamFacts, ParamUse
 
     def block(i, lr):
-        use = ParamUse(op="linear", kind="contraction", role="hidden", fan_in=64, fan_out=64, fan_in_infinite=True,
-                       fan_out_infinite=True, node=f"linear_{i}", module=f"h.{i}.fc")
-        return ParamFacts(name=f"h.{i}.fc.weight", shape=(64, 64), shapes={}, infinite_dims=(0, 1), uses=[use],
-                          init_rms={64: 0.125 + i / 1000, 128: 0.088}, init_exponent=-0.5, lr={64: lr, 128: lr / 2},
-                          lr_exponent=-1.0, weight_decay={64: 0.0, 128: 0.0})
+        use = ParamUse(
+            op="linear",
+            kind="contraction",
+            role="hidden",
+            fan_in=64,
+            fan_out=64,
+            fan_in_infinite=True,
+            fan_out_infinite=True,
+            node=f"linear_{i}",
+            module=f"h.{i}.fc",
+        )
+        return ParamFacts(
+            name=f"h.{i}.fc.weight",
+            shape=(64, 64),
+            shapes={},
+            infinite_dims=(0, 1),
+            uses=[use],
+            init_rms={64: 0.125 + i / 1000, 128: 0.088},
+            init_exponent=-0.5,
+            lr={64: lr, 128: lr / 2},
+            lr_exponent=-1.0,
+            weight_decay={64: 0.0, 128: 0.0},
+        )
 
     # the third block's lr is set apart (a layer-wise lr decay, say): it keeps its own rows
     params = [block(0, 1e-3), block(1, 1e-3), block(2, 5e-4), block(3, 1e-3)]
-    facts = ModelFacts(target="m.py:M", path="m.py", width_knob="width", base_width=64, widths=[64, 128],
-                       params=params, numeric_widths=[64, 128])
+    facts = ModelFacts(
+        target="m.py:M",
+        path="m.py",
+        width_knob="width",
+        base_width=64,
+        widths=[64, 128],
+        params=params,
+        numeric_widths=[64, 128],
+    )
     text = as_text(facts)
     assert "h.*.fc.weight  [3 alike: h.0.fc.weight, h.1.fc.weight, h.3.fc.weight; numbers of h.0.fc.weight]" in text
     assert "\nh.2.fc.weight\n" in text and "as hidden: linear in h.*.fc," in text

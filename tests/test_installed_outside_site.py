@@ -21,12 +21,17 @@ def vendor(tmp_path, monkeypatch):
     """A vendored layers library whose __init__ registers itself at import (an effect mulint's
     import judge would refuse in user code), on sys.path as PYTHONPATH puts it."""
     folder = tmp_path / "vendor"
-    write(folder / "tinylayers" / "__init__.py", """
+    write(
+        folder / "tinylayers" / "__init__.py",
+        """
         import logging
         logging.getLogger("tinylayers").warning("registering kernels")
         from tinylayers.mlp import GatedMLP
-    """)
-    write(folder / "tinylayers" / "mlp.py", """
+    """,
+    )
+    write(
+        folder / "tinylayers" / "mlp.py",
+        """
         import torch.nn as nn
 
         class GatedMLP(nn.Module):
@@ -38,7 +43,8 @@ def vendor(tmp_path, monkeypatch):
             def forward(self, x):
                 a, b = self.up(x).chunk(2, -1)
                 return self.down(a * b.sigmoid())
-    """)
+    """,
+    )
     monkeypatch.syspath_prepend(str(folder))
     distributed_names.cache_clear()
     yield folder

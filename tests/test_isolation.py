@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-MODEL = '''
+MODEL = """
 import os, sys
 import torch
 import torch.nn as nn
@@ -26,7 +26,7 @@ class Net(nn.Module):
     def forward(self, x):
         print("@@forward pass")
         return self.out(self.inp(x).relu())
-'''
+"""
 
 
 def write_model(tmp_path, extra: str = "pass", name: str = "net.py"):
@@ -54,12 +54,15 @@ def test_verbose_shows_what_the_model_printed(mulint, tmp_path):
     assert "@@" not in out
 
 
-@pytest.mark.parametrize("extra, expected", [
-    ("sys.exit(3)", "called sys.exit(3)"),
-    ("os._exit(4)", "exit code 4"),
-    ("raise KeyboardInterrupt", "raised KeyboardInterrupt"),
-    ("import ctypes; ctypes.string_at(0)", "crashed the worker (SIGSEGV)"),
-])
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        ("sys.exit(3)", "called sys.exit(3)"),
+        ("os._exit(4)", "exit code 4"),
+        ("raise KeyboardInterrupt", "raised KeyboardInterrupt"),
+        ("import ctypes; ctypes.string_at(0)", "crashed the worker (SIGSEGV)"),
+    ],
+)
 def test_a_model_that_ends_the_process_is_an_error_of_its_target(mulint, tmp_path, extra, expected):
     path = write_model(tmp_path, extra)
     code, out, err = mulint("check", f"{path}:Net", "--format", "json", "--no-cache")
@@ -71,11 +74,14 @@ def test_a_model_that_ends_the_process_is_an_error_of_its_target(mulint, tmp_pat
 
 
 def test_argparse_in_the_model_sees_its_own_file_not_mulints_options(mulint, tmp_path):
-    path = write_model(tmp_path, """
+    path = write_model(
+        tmp_path,
+        """
         import argparse
         parser = argparse.ArgumentParser()
         parser.add_argument("--lr", type=float, default=0.1)
-        self.lr = parser.parse_args().lr""")
+        self.lr = parser.parse_args().lr""",
+    )
     # mulint's own options (--no-cache, --format) would make the model's parser exit 2.
     code, out, err = mulint("check", f"{path}:Net", "--format", "json", "--no-cache")
     assert code == 1 and json.loads(out)["errors"] == []
@@ -106,7 +112,8 @@ def test_two_targets_never_share_their_local_modules(mulint, tmp_path):
     """`a/model.py` and `b/model.py` each import their own `layers.py`: each is analysed with its own."""
     for folder, scale in (("a", "1 / q.size(-1)"), ("b", "1 / math.sqrt(q.size(-1))")):
         (tmp_path / folder).mkdir()
-        (tmp_path / folder / "layers.py").write_text(textwrap.dedent(f'''
+        (tmp_path / folder / "layers.py").write_text(
+            textwrap.dedent(f"""
             import math
             import torch.nn as nn
             import torch.nn.functional as F
@@ -121,8 +128,10 @@ def test_two_targets_never_share_their_local_modules(mulint, tmp_path):
                     b, t, c = x.shape
                     q, k, v = self.qkv(x).view(b, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
                     return F.scaled_dot_product_attention(q, k, v, scale={scale}).transpose(1, 2).reshape(b, t, c)
-        '''))
-        (tmp_path / folder / "model.py").write_text(textwrap.dedent('''
+        """)
+        )
+        (tmp_path / folder / "model.py").write_text(
+            textwrap.dedent("""
             import torch.nn as nn
             from layers import Attention
 
@@ -134,7 +143,8 @@ def test_two_targets_never_share_their_local_modules(mulint, tmp_path):
 
                 def forward(self, ids):
                     return self.attn(self.embed(ids))
-        '''))
+        """)
+        )
     args = ("--select", "MU201", "--format", "json", "--no-cache")
     code, out, err = mulint("check", f"{tmp_path}/b/model.py:Model", f"{tmp_path}/a/model.py:Model", *args)
     findings = json.loads(out)["findings"]

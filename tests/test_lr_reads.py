@@ -5,7 +5,6 @@ one decision shared by `check`, the measured updates and `coord`."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import MODELS
 from test_real_code import analyse, codes
 
@@ -22,6 +21,7 @@ def _line_of(path, text: str) -> int:
 
 
 # --- where the code applies the key (libcst, no execution) ------------------------------------------
+
 
 def _reads(source: str, keys=("lr_scale",)):
     from mulint.reading.lr_scale_reads import scale_reads_in
@@ -40,14 +40,15 @@ def test_a_write_that_reads_the_groups_own_lr_compounds_on_it():
 
 
 def test_a_key_read_through_a_local_name_or_update_is_applied():
-    source = ("for group in optimizer.param_groups:\n    s = group.get('lr_mult', 1)\n"
-              "    group.update(lr=base_lr * s)\n")
+    source = "for group in optimizer.param_groups:\n    s = group.get('lr_mult', 1)\n    group.update(lr=base_lr * s)\n"
     assert _reads(source, ("lr_scale", "lr_mult")) == [("lr_mult", 3, False)]
 
 
 def test_reading_the_key_without_writing_an_lr_applies_nothing():
-    source = ("for g in opt.param_groups:\n    print(g['lr_scale'])\n    g['weight_decay'] = wd * g['lr_scale']\n"
-              "    g['lr'] = lr\n")
+    source = (
+        "for g in opt.param_groups:\n    print(g['lr_scale'])\n    g['weight_decay'] = wd * g['lr_scale']\n"
+        "    g['lr'] = lr\n"
+    )
     assert _reads(source) == []
 
 
@@ -58,7 +59,8 @@ def test_the_files_read_are_the_models_its_local_imports_and_training_scripts_be
     from mulint.analysis.lr_reads import LrPolicy
 
     (tmp_path / "schedule_utils.py").write_text(
-        "def set_lrs(opt, lr):\n    for g in opt.param_groups:\n        g['lr'] = lr * g['lr_mult']\n")
+        "def set_lrs(opt, lr):\n    for g in opt.param_groups:\n        g['lr'] = lr * g['lr_mult']\n"
+    )
     (tmp_path / "net.py").write_text("from schedule_utils import set_lrs\n")
     (tmp_path / "train_big.py").write_text("for g in opt.param_groups:\n    g['lr'] *= g.get('lr_scale', 1)\n")
     (tmp_path / "unrelated.py").write_text("for g in opt.param_groups:\n    g['lr'] = g['lr_multiplier']\n")
@@ -73,7 +75,9 @@ def test_the_files_read_are_the_models_its_local_imports_and_training_scripts_be
     assert sorted(policy.searched) == ["net.py", "schedule_utils.py", "train_big.py"]
     assert policy.overwrites == []  # every write scales the group's own lr or reads a scale key
     assert sorted((r.key, r.where, r.compounds) for r in policy.reads) == [
-        ("lr_mult", "schedule_utils.py:3", False), ("lr_scale", "train_big.py:2", True)]
+        ("lr_mult", "schedule_utils.py:3", False),
+        ("lr_scale", "train_big.py:2", True),
+    ]
 
 
 def test_a_training_script_writing_one_lr_into_every_group_is_noted(tmp_path, monkeypatch):
@@ -84,8 +88,9 @@ def test_a_training_script_writing_one_lr_into_every_group_is_noted(tmp_path, mo
     from mulint.analysis.lr_reads import LrPolicy
 
     (tmp_path / "mlp_groups.py").write_text("def make_optimizer(model):\n    return None\n")
-    (tmp_path / "train.py").write_text("for step in range(10):\n    for g in opt.param_groups:\n"
-                                       "        g['lr'] = get_lr(step)\n")
+    (tmp_path / "train.py").write_text(
+        "for step in range(10):\n    for g in opt.param_groups:\n        g['lr'] = get_lr(step)\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
         policy = LrPolicy.for_module(importlib.import_module("mlp_groups"))
@@ -96,6 +101,7 @@ def test_a_training_script_writing_one_lr_into_every_group_is_noted(tmp_path, mo
 
 
 # --- the three ways a project treats the key, each with a µP and an SP twin --------------------------
+
 
 def test_a_factory_that_already_multiplied_the_lr_by_its_scale_is_not_scaled_again():
     facts, findings = analyse(f"{FACTORY}:ResidualMLP")
@@ -116,7 +122,7 @@ def test_a_factory_applying_a_scale_of_one_keeps_one_lr_for_the_hidden_matrices(
 def test_a_scale_the_training_script_beside_the_model_applies_is_judged_applied():
     facts, findings = analyse(f"{LOOP}:TokenMixer")
     assert findings == []
-    line = _line_of(LOOP.parent / "train.py", "param_group[\"lr\"] = lr * param_group.get(")
+    line = _line_of(LOOP.parent / "train.py", 'param_group["lr"] = lr * param_group.get(')
     hidden = facts.param("layers.0.up.weight")
     assert f"lr_scale applied by train.py:{line}" in hidden.lr_source and hidden.lr_scale_key == "lr_scale"
     # by hand: the model's configure_optimizers gets learning_rate 1e-3; lr_scale = base / width
@@ -166,6 +172,7 @@ def test_lr_scale_in_pyproject_is_read_and_checked(tmp_path):
 
 # --- schedulers built with the optimizer --------------------------------------------------------------
 
+
 def _schedule(name):
     return analyse(f"{SCHEDULES}:make_model", optimizer=f"{SCHEDULES}:{name}")
 
@@ -206,8 +213,13 @@ def test_factories_returning_schedulers_in_every_form_are_split():
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
     sched = torch.optim.lr_scheduler.StepLR(opt, 10)
-    for made in (opt, (opt, sched), ([opt], [sched]), {"optimizer": opt, "lr_scheduler": sched},
-                 {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}):
+    for made in (
+        opt,
+        (opt, sched),
+        ([opt], [sched]),
+        {"optimizer": opt, "lr_scheduler": sched},
+        {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}},
+    ):
         optimizers, schedulers = split_made(made)
         assert optimizers == [opt] and schedulers == ([] if made is opt else [sched])
     for bad in ((sched,), [opt, "adam"], {"adam": opt, "steps": 3}):
@@ -216,6 +228,7 @@ def test_factories_returning_schedulers_in_every_form_are_split():
 
 
 # --- one decision for check and coord ------------------------------------------------------------------
+
 
 def test_coord_trains_at_the_lrs_check_judges():
     """coord's optimizer for the nanoGPT-mup-style project: the hidden lr × lr_scale that train.py applies
@@ -255,7 +268,6 @@ def test_coord_and_check_agree_on_the_nanogpt_mup_style_project():
     """check finds the lrs right (above); coord, training at the same lrs, passes. Told the key is
     ignored, both see one lr for every group: check reports MU301 and coord the hidden blow-up."""
     import torch
-
     from test_coord import failing, run
 
     threads = torch.get_num_threads()

@@ -4,10 +4,9 @@ at the line to edit (MUP_REFERENCE §5; rules/MU401-403.md)."""
 import json
 
 import pytest
-
 from conftest import EXAMPLES
 
-MLP = '''
+MLP = """
 import mup
 import torch
 import torch.nn as nn
@@ -34,9 +33,9 @@ def make_model(width: int = 64) -> Net:
 
 def make_optimizer(model):
     return MuAdam(model.parameters(), lr=1e-3)
-'''
+"""
 
-TIED = '''
+TIED = """
 import torch
 import torch.nn as nn
 from mup import MuAdam, MuSharedReadout, set_base_shapes
@@ -64,7 +63,7 @@ def make_model(width: int = 64) -> LM:
 
 def make_optimizer(model):
     return MuAdam(model.parameters(), lr=1e-3)
-'''
+"""
 
 
 @pytest.fixture
@@ -82,8 +81,9 @@ def check(mulint, tmp_path):
         code, out, err = mulint("check", str(path), "--format", "json", "--no-cache")
         report = json.loads(out)
         lines = source.splitlines()
-        found = sorted((f["code"], lines[f["line"] - 1].strip()) for f in report["findings"]
-                       if f["path"].endswith(path.name))
+        found = sorted(
+            (f["code"], lines[f["line"] - 1].strip()) for f in report["findings"] if f["path"].endswith(path.name)
+        )
         elsewhere = [f for f in report["findings"] if not f["path"].endswith(path.name)]
         assert not elsewhere, f"findings must point at the user's file: {elsewhere}"
         return code, found, report
@@ -95,12 +95,18 @@ def check(mulint, tmp_path):
 
 CORRECT = {
     "base and delta models, mup.init, MuAdam": (MLP,),
-    "MuAdamW with weight decay": (MLP, ("return MuAdam(model.parameters(), lr=1e-3)",
-                                        "return MuAdamW(model.parameters(), lr=1e-3, weight_decay=0.1)")),
-    "MuSGD": (MLP, ("return MuAdam(model.parameters(), lr=1e-3)",
-                    "return MuSGD(model.parameters(), lr=0.1, momentum=0.9)")),
-    "readout with output_mult, not zero-initialised": (MLP, ("MuReadout(width, 4, readout_zero_init=True)",
-                                                             "MuReadout(width, 4, output_mult=2.0)")),
+    "MuAdamW with weight decay": (
+        MLP,
+        ("return MuAdam(model.parameters(), lr=1e-3)", "return MuAdamW(model.parameters(), lr=1e-3, weight_decay=0.1)"),
+    ),
+    "MuSGD": (
+        MLP,
+        ("return MuAdam(model.parameters(), lr=1e-3)", "return MuSGD(model.parameters(), lr=0.1, momentum=0.9)"),
+    ),
+    "readout with output_mult, not zero-initialised": (
+        MLP,
+        ("MuReadout(width, 4, readout_zero_init=True)", "MuReadout(width, 4, output_mult=2.0)"),
+    ),
     "MuSharedReadout without bias, embedding re-initialised": (TIED,),
 }
 
@@ -122,14 +128,16 @@ def test_base_shapes_from_a_bsh_file(check, tmp_path):
     bsh = tmp_path / "net.bsh"
     mup.make_base_shapes(namespace["Net"](64), namespace["Net"](128), savefile=str(bsh))
     assert "hidden.weight" in bsh.read_text()
-    code, found, report = check(MLP, ("set_base_shapes(model, Net(64), delta=Net(128))",
-                                      f"set_base_shapes(model, {str(bsh)!r})"))
+    code, found, report = check(
+        MLP, ("set_base_shapes(model, Net(64), delta=Net(128))", f"set_base_shapes(model, {str(bsh)!r})")
+    )
     assert found == [] and code == 0 and not report["errors"]
     # the same file with the optimizer left as plain Adam: still judged
-    code, found, _ = check(MLP, ("set_base_shapes(model, Net(64), delta=Net(128))",
-                                 f"set_base_shapes(model, {str(bsh)!r})"),
-                           ("return MuAdam(model.parameters(), lr=1e-3)",
-                            "return torch.optim.Adam(model.parameters(), lr=1e-3)"))
+    code, found, _ = check(
+        MLP,
+        ("set_base_shapes(model, Net(64), delta=Net(128))", f"set_base_shapes(model, {str(bsh)!r})"),
+        ("return MuAdam(model.parameters(), lr=1e-3)", "return torch.optim.Adam(model.parameters(), lr=1e-3)"),
+    )
     assert found == [("MU301", "return torch.optim.Adam(model.parameters(), lr=1e-3)")]
 
 
@@ -140,37 +148,50 @@ def test_the_mup_package_gpt_example_is_clean(check):
 
 # Misuse: flagged where it is made ------------------------------------------------------------
 
+
 def test_missing_set_base_shapes(check):
-    code, found, report = check(MLP, ("    set_base_shapes(model, Net(64), delta=Net(128))\n", ""),
-                                ("    mup.init.normal_(model.hidden.weight, std=0.02 * 8)\n", ""))
+    code, found, report = check(
+        MLP,
+        ("    set_base_shapes(model, Net(64), delta=Net(128))\n", ""),
+        ("    mup.init.normal_(model.hidden.weight, std=0.02 * 8)\n", ""),
+    )
     assert found == [("MU401", "self.out = MuReadout(width, 4, readout_zero_init=True)")] and code == 1
 
 
 def test_torch_init_after_set_base_shapes(check):
-    code, found, _ = check(MLP, ("mup.init.normal_(model.hidden.weight, std=0.02 * 8)",
-                                 "nn.init.normal_(model.hidden.weight, std=0.02)"))
+    code, found, _ = check(
+        MLP, ("mup.init.normal_(model.hidden.weight, std=0.02 * 8)", "nn.init.normal_(model.hidden.weight, std=0.02)")
+    )
     assert found == [("MU402", "nn.init.normal_(model.hidden.weight, std=0.02)")]
 
 
 def test_torch_init_before_set_base_shapes_is_rescaled_by_nothing_and_flagged_as_hidden_init(check):
     # set_base_shapes does not rescale matrices: a constant std set before it stays SP.
-    code, found, _ = check(MLP, ("    model = Net(width)\n",
-                                 "    model = Net(width)\n    nn.init.normal_(model.hidden.weight, std=0.02)\n"),
-                           ("    mup.init.normal_(model.hidden.weight, std=0.02 * 8)\n", ""))
+    code, found, _ = check(
+        MLP,
+        ("    model = Net(width)\n", "    model = Net(width)\n    nn.init.normal_(model.hidden.weight, std=0.02)\n"),
+        ("    mup.init.normal_(model.hidden.weight, std=0.02 * 8)\n", ""),
+    )
     assert found == [("MU101", "nn.init.normal_(model.hidden.weight, std=0.02)")]
 
 
 def test_plain_adam_instead_of_muadam(check):
-    code, found, report = check(MLP, ("return MuAdam(model.parameters(), lr=1e-3)",
-                                      "return torch.optim.Adam(model.parameters(), lr=1e-3)"))
+    code, found, report = check(
+        MLP, ("return MuAdam(model.parameters(), lr=1e-3)", "return torch.optim.Adam(model.parameters(), lr=1e-3)")
+    )
     assert found == [("MU301", "return torch.optim.Adam(model.parameters(), lr=1e-3)")]
     assert "hidden" in report["findings"][0]["message"]
 
 
 def test_plain_sgd_instead_of_musgd(check):
     # MuSGD is judged by the learning rates it produces (the "MuSGD" correct case): plain SGD's are SP.
-    code, found, _ = check(MLP, ("return MuAdam(model.parameters(), lr=1e-3)",
-                                 "return torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)"))
+    code, found, _ = check(
+        MLP,
+        (
+            "return MuAdam(model.parameters(), lr=1e-3)",
+            "return torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)",
+        ),
+    )
     assert set(found) == {("MU302", "return torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)")}
 
 
@@ -182,19 +203,30 @@ def test_nn_linear_readout_is_stopped_by_mups_own_assertion(mulint, tmp_path):
 
 
 def test_nn_linear_readout_without_mups_assertion(check):
-    code, found, _ = check(MLP, ("MuReadout(width, 4, readout_zero_init=True)", "nn.Linear(width, 4)"),
-                           ("delta=Net(128))", "delta=Net(128), do_assert=False)"))
-    assert found == [("MU102", "self.out = nn.Linear(width, 4)"),
-                     ("MU301", "return MuAdam(model.parameters(), lr=1e-3)")]
+    code, found, _ = check(
+        MLP,
+        ("MuReadout(width, 4, readout_zero_init=True)", "nn.Linear(width, 4)"),
+        ("delta=Net(128))", "delta=Net(128), do_assert=False)"),
+    )
+    assert found == [
+        ("MU102", "self.out = nn.Linear(width, 4)"),
+        ("MU301", "return MuAdam(model.parameters(), lr=1e-3)"),
+    ]
 
 
 def test_in_out_readout_parameter_that_mup_takes_for_an_input(check):
     """mup reads fan_in from shape[1]: a (width, classes) readout used as h @ W looks input-like to it."""
     code, found, report = check(
-        MLP, ("self.out = MuReadout(width, 4, readout_zero_init=True)",
-              "self.w_out = nn.Parameter(torch.randn(width, 4) / width ** 0.5)"),
-        ("return self.out(self.hidden(self.inp(x).relu()).relu())",
-         "return self.hidden(self.inp(x).relu()).relu() @ self.w_out"))
+        MLP,
+        (
+            "self.out = MuReadout(width, 4, readout_zero_init=True)",
+            "self.w_out = nn.Parameter(torch.randn(width, 4) / width ** 0.5)",
+        ),
+        (
+            "return self.out(self.hidden(self.inp(x).relu()).relu())",
+            "return self.hidden(self.inp(x).relu()).relu() @ self.w_out",
+        ),
+    )
     assert [c for c, _ in found] == ["MU102", "MU301"]
     by_code = {f["code"]: f for f in report["findings"]}
     assert by_code["MU102"]["parameter"] == "w_out"
@@ -208,8 +240,7 @@ def test_sqrt_attention_left_in_a_mup_model(check):
 
 
 def test_mushared_readout_with_default_bias(check):
-    code, found, _ = check(TIED, ("MuSharedReadout(self.emb.weight, bias=False)",
-                                  "MuSharedReadout(self.emb.weight)"))
+    code, found, _ = check(TIED, ("MuSharedReadout(self.emb.weight, bias=False)", "MuSharedReadout(self.emb.weight)"))
     assert found == [("MU403", "self.readout = MuSharedReadout(self.emb.weight)")]
 
 
@@ -217,12 +248,17 @@ def test_mushared_readout_rescaled_by_set_base_shapes_is_flagged_there(check):
     """mup's rescale_params multiplies the shared embedding by sqrt(width_mult): as an input it then
     grows with width, and as a readout it is SP-sized (mup issue #55)."""
     code, found, report = check(TIED, ("    nn.init.normal_(model.emb.weight, std=1.0)\n", ""))
-    assert found == [("MU102", "return self.readout(self.hidden(self.emb(idx)).relu())"),
-                     ("MU103", "set_base_shapes(model, LM(64), delta=LM(128))")]
+    assert found == [
+        ("MU102", "return self.readout(self.hidden(self.emb(idx)).relu())"),
+        ("MU103", "set_base_shapes(model, LM(64), delta=LM(128))"),
+    ]
     assert all(f["parameter"] == "emb.weight" for f in report["findings"])
     # rescale_params=False keeps the embedding's own init: clean
-    code, found, _ = check(TIED, ("    nn.init.normal_(model.emb.weight, std=1.0)\n", ""),
-                           ("delta=LM(128))", "delta=LM(128), rescale_params=False)"))
+    code, found, _ = check(
+        TIED,
+        ("    nn.init.normal_(model.emb.weight, std=1.0)\n", ""),
+        ("delta=LM(128))", "delta=LM(128), rescale_params=False)"),
+    )
     assert found == []
 
 
@@ -230,17 +266,21 @@ def test_mushared_readout_rescaled_by_set_base_shapes_is_flagged_there(check):
 
 SP_BASELINE = ("set_base_shapes(model, Net(64), delta=Net(128))", "set_base_shapes(model, None)")
 TORCH_INIT = ("mup.init.normal_(model.hidden.weight, std=0.02 * 8)", "nn.init.normal_(model.hidden.weight, std=0.02)")
-QUERY_ZERO = ("    return model\n\n\ndef make_optimizer",
-              "    model.hidden.weight.data[: width // 4] = 0  # zero query\n    return model\n\n\ndef make_optimizer")
+QUERY_ZERO = (
+    "    return model\n\n\ndef make_optimizer",
+    "    model.hidden.weight.data[: width // 4] = 0  # zero query\n    return model\n\n\ndef make_optimizer",
+)
 
 
 def test_torch_init_after_the_sp_baseline_is_an_sp_init_not_undone_mup(check):
     """set_base_shapes(model, None) takes the model as its own base: nothing to undo, the init is SP."""
     code, found, _ = check(MLP, SP_BASELINE, TORCH_INIT)
     # SP learning rates too: hidden and output updates both too large
-    assert found == [("MU101", "nn.init.normal_(model.hidden.weight, std=0.02)"),
-                     ("MU301", "return MuAdam(model.parameters(), lr=1e-3)"),
-                     ("MU301", "return MuAdam(model.parameters(), lr=1e-3)")]
+    assert found == [
+        ("MU101", "nn.init.normal_(model.hidden.weight, std=0.02)"),
+        ("MU301", "return MuAdam(model.parameters(), lr=1e-3)"),
+        ("MU301", "return MuAdam(model.parameters(), lr=1e-3)"),
+    ]
 
 
 def test_zeroing_part_of_a_weight_after_set_base_shapes_is_not_mu402(check):
@@ -253,9 +293,11 @@ def test_query_zero_init_of_the_sp_baseline_keeps_its_constant_std_finding(check
     """mutransformers' coord-check recipe: SP baseline, constant-std init, then the query rows zeroed."""
     code, found, _ = check(MLP, SP_BASELINE, TORCH_INIT, QUERY_ZERO)
     # SP learning rates too: hidden and output updates both too large
-    assert found == [("MU101", "nn.init.normal_(model.hidden.weight, std=0.02)"),
-                     ("MU301", "return MuAdam(model.parameters(), lr=1e-3)"),
-                     ("MU301", "return MuAdam(model.parameters(), lr=1e-3)")]
+    assert found == [
+        ("MU101", "nn.init.normal_(model.hidden.weight, std=0.02)"),
+        ("MU301", "return MuAdam(model.parameters(), lr=1e-3)"),
+        ("MU301", "return MuAdam(model.parameters(), lr=1e-3)"),
+    ]
     # and a full zero init is never a finding
     zero = ("mup.init.normal_(model.hidden.weight, std=0.02 * 8)", "model.hidden.weight.data.zero_()")
     assert check(MLP, zero)[1] == []

@@ -35,7 +35,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import MODELS
 
 MODEL = MODELS / "prenorm_functional.py"
@@ -46,8 +45,18 @@ EXPONENT = re.compile(r"∝ width\^([+-]\d+\.\d+|0)")
 
 def check(mulint, factory: str, *args: str, widths: str = "32,64,128"):
     """(exit code, findings, notes) of `mulint check` with the model file's optimizer ``factory``."""
-    code, out, err = mulint("check", TARGET, "--optimizer", f"{MODEL}:{factory}", "--widths", widths,
-                            "--no-cache", "--format", "json", *args)
+    code, out, err = mulint(
+        "check",
+        TARGET,
+        "--optimizer",
+        f"{MODEL}:{factory}",
+        "--widths",
+        widths,
+        "--no-cache",
+        "--format",
+        "json",
+        *args,
+    )
     assert code in (0, 1), err
     report = json.loads(out)
     assert report["errors"] == [], report["errors"]
@@ -71,8 +80,11 @@ def constructor_lines(factory: str, cls: str) -> range:
     """The lines of the call that builds ``cls`` in the model file's ``factory``."""
     tree = ast.parse(MODEL.read_text())
     [function] = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == factory]
-    [call] = [n for n in ast.walk(function) if isinstance(n, ast.Call)
-              and (getattr(n.func, "id", None) == cls or getattr(n.func, "attr", None) == cls)]
+    [call] = [
+        n
+        for n in ast.walk(function)
+        if isinstance(n, ast.Call) and (getattr(n.func, "id", None) == cls or getattr(n.func, "attr", None) == cls)
+    ]
     return range(call.lineno, call.end_lineno + 1)
 
 
@@ -93,6 +105,7 @@ def assert_too_large_like_adam(findings, cls: str) -> None:
 
 # pytorch-optimizer's Lion is in the Adam family: the exact lr table (MU301) judges it under µP,
 # its measured update (MU311) under the spectral profile. Both must say the same.
+
 
 def test_lion_with_one_lr_grows_with_width_by_its_lr_table_and_by_its_measured_update(mulint):
     pytest.importorskip("pytorch_optimizer")
@@ -126,8 +139,9 @@ def test_schedule_free_adamw_is_judged_by_its_measured_update(mulint):
     # every rule under the default profile, which measures ScheduleFreeAdamW (no lr table)
     code, findings, notes = check(mulint, "schedule_free_mup")
     assert (code, findings) == (0, []), findings
-    assert any("optimizer ScheduleFreeAdamW" in n and "judged by the update it measurably makes" in n
-               for n in notes), notes
+    assert any("optimizer ScheduleFreeAdamW" in n and "judged by the update it measurably makes" in n for n in notes), (
+        notes
+    )
 
 
 def roles_in_note(notes, cls: str) -> dict[str, float]:
@@ -137,13 +151,16 @@ def roles_in_note(notes, cls: str) -> dict[str, float]:
     return {role: float(value) for role, value in re.findall(r"(\w+) width\^([+-]\d+\.\d+|0)", note)}
 
 
-@pytest.mark.parametrize("factory, expected", [
-    # lr 1 for everything, as Prodigy is used: hidden and readout grow against embedding and vectors
-    ("prodigy", {"input": 0.0, "hidden": 1.0, "output": 1.0, "vector": 0.0}),
-    # per-group lrs written for µP, hidden group first: pytorch-optimizer steps every group with the
-    # first group's lr, so the embedding and the vectors shrink with the hidden weights' 1/width
-    ("prodigy_groups", {"input": -1.0, "hidden": 0.0, "output": 0.0, "vector": -1.0}),
-])
+@pytest.mark.parametrize(
+    "factory, expected",
+    [
+        # lr 1 for everything, as Prodigy is used: hidden and readout grow against embedding and vectors
+        ("prodigy", {"input": 0.0, "hidden": 1.0, "output": 1.0, "vector": 0.0}),
+        # per-group lrs written for µP, hidden group first: pytorch-optimizer steps every group with the
+        # first group's lr, so the embedding and the vectors shrink with the hidden weights' 1/width
+        ("prodigy_groups", {"input": -1.0, "hidden": 0.0, "output": 0.0, "vector": -1.0}),
+    ],
+)
 def test_prodigy_is_measured_but_not_judged_and_the_note_says_why(mulint, factory, expected):
     pytest.importorskip("pytorch_optimizer")
     code, findings, notes = check(mulint, factory, "--select", "MU3")
@@ -170,6 +187,7 @@ def test_prodigy_is_measured_but_not_judged_and_the_note_says_why(mulint, factor
 # update of normalised rounding (∝ width^-1.79 on step 2 above) was judged. The gradient is now read
 # before the step: the key bias is named in the no-gradient note, not judged.
 
+
 def test_heavyball_soap_with_one_lr_grows_like_adam_once_its_preconditioner_is_set_up(mulint):
     pytest.importorskip("heavyball")
     code, findings, notes = check(mulint, "soap_one_lr", "--select", "MU3")
@@ -188,6 +206,7 @@ def test_heavyball_soap_with_adams_rule_is_clean(mulint):
 
 
 # The measurement's handling of such optimizers, on toy ones (no package needed).
+
 
 class _SignAfterSetUp(torch.optim.Optimizer):
     """Moves nothing on its first step (it sets up its state, as SOAP does), then a sign update;
@@ -247,15 +266,27 @@ def test_a_self_tuned_optimizers_parameters_are_measured_not_judged():
     from mulint.facts import ParamFacts, ParamUse
 
     def param(name, role):
-        use = ParamUse(op="linear", kind="contraction", role=role, fan_in=64, fan_out=64, fan_in_infinite=True,
-                       fan_out_infinite=True, node="n")
+        use = ParamUse(
+            op="linear",
+            kind="contraction",
+            role=role,
+            fan_in=64,
+            fan_out=64,
+            fan_in_infinite=True,
+            fan_out_infinite=True,
+            node="n",
+        )
         return ParamFacts(name=name, shape=(64, 64), shapes={}, infinite_dims=(0, 1), uses=[use])
 
     params = [param("h", "hidden"), param("v", "vector")]
-    numbers = UpdateNumbers(exact_families=(), widths=[32, 64, 128], step=2,
-                            norms={"h": {0: {32: 1.0, 64: 2.0, 128: 4.0}}, "v": {0: {32: 1.0, 64: 1.0, 128: 1.0}}},
-                            self_tuned=["Prodigy (d = 1e-06 after step 2, from d0 = 1e-06)"],
-                            self_tuned_params={"h", "v"})
+    numbers = UpdateNumbers(
+        exact_families=(),
+        widths=[32, 64, 128],
+        step=2,
+        norms={"h": {0: {32: 1.0, 64: 2.0, 128: 4.0}}, "v": {0: {32: 1.0, 64: 1.0, 128: 1.0}}},
+        self_tuned=["Prodigy (d = 1e-06 after step 2, from d0 = 1e-06)"],
+        self_tuned_params={"h", "v"},
+    )
     notes: list[str] = []
     update_facts(numbers, params, notes, "f")
     assert all(u.update_exponent is None for p in params for u in p.uses)

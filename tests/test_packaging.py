@@ -2,11 +2,11 @@
 
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,8 +19,22 @@ def test_package_list_names_every_package():
 
 def test_wheel_carries_the_rule_pages(tmp_path):
     pytest.importorskip("setuptools")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
     [wheel] = tmp_path.glob("mulint-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     pages = {p.name for p in (ROOT / "rules").glob("MU*.md")}

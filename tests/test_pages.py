@@ -1,11 +1,11 @@
 """Rule pages: the parser reads every section of the page format, and the repository's pages parse."""
 
 import pytest
-
 from conftest import ROOT
+
 from mulint.rules.pages import RuleMeta, load_pages, pages_dir, parse_page
 
-SAMPLE = '''# MU201: sqrt-attention-scale
+SAMPLE = """# MU201: sqrt-attention-scale
 
 Severity: error · Fix: safe
 
@@ -39,7 +39,7 @@ Safe: at the base width the scale is unchanged.
 ## References
 - Tensor Programs V
 - The `mup` package
-'''
+"""
 
 
 def write(tmp_path, text, name="MU201.md"):
@@ -56,10 +56,10 @@ def test_sample_page_parses_into_every_field(tmp_path):
         severity="error",
         summary="Finds attention whose logits are scaled by 1/sqrt(head_dim), e.g. SDPA's default.",
         what="Finds attention whose logits are scaled by 1/sqrt(head_dim), e.g. SDPA's default. It only\n"
-             "reports it when head_dim grows with width.",
+        "reports it when head_dim grows with width.",
         why="q·k grows like head_dim once training correlates q and k.",
         example_bad="import torch.nn.functional as F\n\n## a comment that looks like a heading\n"
-                    "def attend(q, k, v):\n    return F.scaled_dot_product_attention(q, k, v)\n",
+        "def attend(q, k, v):\n    return F.scaled_dot_product_attention(q, k, v)\n",
         example_good="def attend(q, k, v):\n    return F.scaled_dot_product_attention(q, k, v, scale=8 / q.size(-1))\n",
         fix_safety="Safe: at the base width the scale is unchanged.",
         references="- Tensor Programs V\n- The `mup` package",
@@ -68,8 +68,13 @@ def test_sample_page_parses_into_every_field(tmp_path):
 
 
 def test_missing_sections_are_empty_and_severity_may_carry_a_remark(tmp_path):
-    meta = parse_page(write(tmp_path, "# MU103: input-init\n\nSeverity: warning (error when it grows) · Fix: none\n"
-                                      "\n## Why is this bad?\nBecause.\n\n## Something else\nIgnored.\n"))
+    meta = parse_page(
+        write(
+            tmp_path,
+            "# MU103: input-init\n\nSeverity: warning (error when it grows) · Fix: none\n"
+            "\n## Why is this bad?\nBecause.\n\n## Something else\nIgnored.\n",
+        )
+    )
     assert (meta.code, meta.name, meta.severity, meta.why) == ("MU103", "input-init", "warning", "Because.")
     assert meta.what == meta.summary == meta.example_bad == meta.example_good == meta.fix_safety == ""
     assert meta.references == ""

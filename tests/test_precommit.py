@@ -7,7 +7,6 @@ import sys
 import textwrap
 
 import pytest
-
 from conftest import EXAMPLES, ROOT
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
@@ -28,18 +27,21 @@ def user_repo(tmp_path_factory):
         pytest.skip("the hook is installed from a commit: commit the working tree first")
     repo = tmp_path_factory.mktemp("user")
     run(["git", "init", "-q"], repo)
-    (repo / ".pre-commit-config.yaml").write_text(textwrap.dedent(f"""
+    (repo / ".pre-commit-config.yaml").write_text(
+        textwrap.dedent(f"""
         repos:
           - repo: {ROOT}
             rev: {rev}
             hooks:
               - id: mulint
                 additional_dependencies: ["torch=={_torch_version()}"]
-    """))
+    """)
+    )
     (repo / "util.py").write_text("def add(a, b):\n    return a + b\n")
     (repo / "model.py").write_text((EXAMPLES / "nanogpt_sp.py").read_text())
     marker = repo / "TRAINED"
-    (repo / "train.py").write_text(textwrap.dedent(f"""
+    (repo / "train.py").write_text(
+        textwrap.dedent(f"""
         import torch
         from model import GPT, GPTConfig
 
@@ -49,7 +51,8 @@ def user_repo(tmp_path_factory):
         for step in range(3):
             for group in optimizer.param_groups:
                 group["lr"] = 6e-4 * (step + 1) / 3
-    """))
+    """)
+    )
     run(["git", "add", "-A"], repo)
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path_factory.mktemp("pre-commit-home"))}
     return repo, env, marker

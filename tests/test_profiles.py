@@ -62,6 +62,7 @@ def test_graphcore_unit_scaled_decoder_fits_u_mup_and_only_u_mup():
     lr ∝ width^-½ too small; u-µP's accept every parameter."""
     pytest.importorskip("unit_scaling")
     from conftest import MODELS
+
     from mulint.analysis.model import analyse_model
     from mulint.reading.targets import parse_target, resolve
     from mulint.rules.optimizer import update_exponent
@@ -98,7 +99,7 @@ def test_unit_scaled_decoder_through_the_cli(mulint):
     assert code == 0, out + err
 
 
-TABLE3_MLP = '''
+TABLE3_MLP = """
 import torch.nn as nn
 
 
@@ -113,7 +114,7 @@ class MLP(nn.Module):
 
     def forward(self, x):
         return self.out(self.hidden(self.inp(x).relu()).relu())
-'''
+"""
 
 
 def _codes(out):

@@ -11,7 +11,8 @@ pytest_plugins = ["pytester"]
 
 
 def test_mup_check_fixture_fails_with_the_findings(pytester):
-    pytester.makepyfile(test_models=textwrap.dedent(f'''
+    pytester.makepyfile(
+        test_models=textwrap.dedent(f"""
         import importlib.util
 
         def load(name):
@@ -27,21 +28,23 @@ def test_mup_check_fixture_fails_with_the_findings(pytester):
         def test_mup_model(mup_check):
             mup = load("mlp_mup")
             assert mup_check(lambda w: mup.MLP(width=w), optimizer_fn=mup.make_optimizer, widths=[64, 128]).ok
-    '''))
+    """)
+    )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*Captured stdout call*", "*MU102 readout init*", "*MU301 Adam*", "Found 3 problems."])
 
 
 def test_pytest_mulint_collects_the_config_targets(pytester):
-    pytester.makepyprojecttoml(textwrap.dedent(f'''
+    pytester.makepyprojecttoml(
+        textwrap.dedent(f'''
         [tool.mulint]
-        targets = ["{EXAMPLES / 'mlp_sp.py'}:MLP", "{EXAMPLES / 'mlp_mup.py'}:MLP"]
-    '''))
+        targets = ["{EXAMPLES / "mlp_sp.py"}:MLP", "{EXAMPLES / "mlp_mup.py"}:MLP"]
+    ''')
+    )
     result = pytester.runpytest("--mulint", "-p", "no:cacheprovider", "-v")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*mulint*mlp_sp.py:MLP* FAILED*", "*mulint*mlp_mup.py:MLP* PASSED*",
-                                 "*MU102*"])
+    result.stdout.fnmatch_lines(["*mulint*mlp_sp.py:MLP* FAILED*", "*mulint*mlp_mup.py:MLP* PASSED*", "*MU102*"])
 
 
 def test_pytest_mulint_without_targets_is_a_usage_error(pytester):

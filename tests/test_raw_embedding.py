@@ -10,7 +10,7 @@ from mulint.construct.inputs import described_candidates
 
 # A character-level LM in the style of hand-rolled research code: the token table is a bare Parameter,
 # positions a buffer, one mixing matrix and a readout, with no nn.Embedding anywhere.
-SOURCE = '''
+SOURCE = """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -27,10 +27,13 @@ class CharLM(nn.Module):
         h = LOOKUP
         h = torch.tanh(self.mix(h))
         return h @ self.readout.T / h.shape[-1]
-'''
+"""
 
-LOOKUPS = {"subscript": "self.table[chars]", "functional": "F.embedding(chars, self.table)",
-           "index_select": "self.table.index_select(0, chars.flatten()).view(*chars.shape, -1)"}
+LOOKUPS = {
+    "subscript": "self.table[chars]",
+    "functional": "F.embedding(chars, self.table)",
+    "index_select": "self.table.index_select(0, chars.flatten()).view(*chars.shape, -1)",
+}
 
 
 @pytest.mark.parametrize("style", sorted(LOOKUPS))

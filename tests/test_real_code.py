@@ -4,7 +4,6 @@ findings must be right in both directions."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import MODELS
 
 
@@ -49,11 +48,26 @@ def _facts_with_lrs(lrs: dict[str, dict[int, float]]):
 
     params = []
     for name, lr in lrs.items():
-        use = ParamUse(op="linear", kind="contraction", role="hidden", fan_in=64, fan_out=64,
-                       fan_in_infinite=True, fan_out_infinite=True, node="linear")
+        use = ParamUse(
+            op="linear",
+            kind="contraction",
+            role="hidden",
+            fan_in=64,
+            fan_out=64,
+            fan_in_infinite=True,
+            fan_out_infinite=True,
+            node="linear",
+        )
         params.append(ParamFacts(name=name, shape=(64, 64), shapes={}, infinite_dims=(0, 1), uses=[use], lr=lr))
-    facts = ModelFacts(target="m.py:M", path="m.py", width_knob="width", base_width=64, widths=[64, 128],
-                       params=params, numeric_widths=[64, 128, 256])
+    facts = ModelFacts(
+        target="m.py:M",
+        path="m.py",
+        width_knob="width",
+        base_width=64,
+        widths=[64, 128],
+        params=params,
+        numeric_widths=[64, 128, 256],
+    )
     facts.optimizer = OptimizerFacts(label="m.py:make_optimizer", cls="Adam", family="adam", loc=None)
     return facts
 
@@ -62,10 +76,14 @@ def test_a_learning_rate_of_zero_is_reported():
     from mulint.rules.optimizer import ZeroLearningRate
 
     # lr * (64 // width): the proxy trains, the wide models do not
-    facts = _facts_with_lrs({"h.0.fc.weight": {64: 1e-3, 128: 0.0, 256: 0.0},
-                             "h.1.fc.weight": {64: 1e-3, 128: 0.0, 256: 0.0},
-                             "frozen.weight": {64: 0.0, 128: 0.0, 256: 0.0},
-                             "fine.weight": {64: 1e-3, 128: 5e-4, 256: 2.5e-4}})
+    facts = _facts_with_lrs(
+        {
+            "h.0.fc.weight": {64: 1e-3, 128: 0.0, 256: 0.0},
+            "h.1.fc.weight": {64: 1e-3, 128: 0.0, 256: 0.0},
+            "frozen.weight": {64: 0.0, 128: 0.0, 256: 0.0},
+            "fine.weight": {64: 1e-3, 128: 5e-4, 256: 2.5e-4},
+        }
+    )
     found = list(ZeroLearningRate().check(facts))
     assert [(f.code, f.parameter) for f in found] == [("MU306", "h.*.fc.weight"), ("MU306", "frozen.weight")]
     assert "at width 128, 256, not at the others" in found[0].message
@@ -86,8 +104,10 @@ def test_scaling_the_lr_beside_its_lr_scale_is_reported_with_the_key():
     facts, findings = analyse(f"{LR_SCALE}:MLPLM", optimizer=f"{LR_SCALE}:lr_scaled_twice")
     by_code = {f.code: f for f in findings}
     # twice scaled: too small; and lr·wd shrinks with it
-    assert codes(findings) == {"MU301": {"h.*.c_fc.weight", "h.*.c_proj.weight"},
-                               "MU304": {"h.*.c_fc.weight", "h.*.c_proj.weight"}}
+    assert codes(findings) == {
+        "MU301": {"h.*.c_fc.weight", "h.*.c_proj.weight"},
+        "MU304": {"h.*.c_fc.weight", "h.*.c_proj.weight"},
+    }
     assert "param_group['lr_scale']" in by_code["MU301"].message and "too small" in by_code["MU301"].message
     assert by_code["MU301"].fix is None  # rewriting 'lr' would not undo the key
 
@@ -109,8 +129,10 @@ def test_a_list_of_optimizers_is_one_setup():
     assert findings == []
     assert facts.optimizer.cls == "AdamW + Muon" and facts.optimizer.family == "mixed"
     assert {p.name: p.optimizer for p in facts.params} == {
-        "embed.weight": "AdamW", "lm_head.weight": "AdamW", **{f"blocks.{i}.{n}.weight": "Muon"
-                                                               for i in (0, 1) for n in ("c_fc", "c_proj")}}
+        "embed.weight": "AdamW",
+        "lm_head.weight": "AdamW",
+        **{f"blocks.{i}.{n}.weight": "Muon" for i in (0, 1) for n in ("c_fc", "c_proj")},
+    }
     # CastedLinear's weight.type_as(x) reads x's dtype only: still a weight, not an activation
     assert facts.param("blocks.0.c_fc.weight").roles == ("hidden",)
     assert [n for n in facts.notes if "optimizer Muon has no learning-rate table" in n and "blocks.*.c_fc.weight" in n]
@@ -120,8 +142,10 @@ def test_each_parameter_is_judged_by_the_optimizer_that_owns_it():
     facts, findings = analyse(f"{OPTIMIZERS}:GPT", optimizer=f"{OPTIMIZERS}:head_lr_not_scaled")
     assert codes(findings) == {"MU301": {"lm_head.weight"}}
     [finding] = findings
-    assert finding.message.startswith("AdamW: output parameters") and "adam = torch.optim.AdamW" in \
-        OPTIMIZERS.read_text().splitlines()[finding.line - 1]
+    assert (
+        finding.message.startswith("AdamW: output parameters")
+        and "adam = torch.optim.AdamW" in OPTIMIZERS.read_text().splitlines()[finding.line - 1]
+    )
 
 
 def test_a_factory_returning_something_else_says_what_it_may_return():
@@ -159,7 +183,9 @@ def test_a_multiplier_on_one_branch_only_is_reported_on_the_other_branch():
     [finding] = findings
     assert finding.message.endswith("(on the inference branch, `targets=None`)")
     # an untied readout is reported where it is initialised
-    assert BRANCHES.read_text().splitlines()[finding.line - 1].strip() == "nn.init.normal_(self.lm_head.weight, std=0.02)"
+    assert (
+        BRANCHES.read_text().splitlines()[finding.line - 1].strip() == "nn.init.normal_(self.lm_head.weight, std=0.02)"
+    )
 
 
 def test_the_same_multiplier_on_both_branches_is_one_model():
@@ -182,13 +208,13 @@ def test_a_model_export_cannot_trace_is_recorded_while_it_runs():
 
 def test_findings_on_a_recorded_model():
     facts, findings = analyse(f"{MOE}:SPRoutedMoE")
-    assert codes(findings) == {"MU102": {"moe.router.weight", "head.weight"},
-                               "MU301": {"moe.router.weight", "head.weight", "moe.experts.*.up.weight",
-                                         "moe.experts.*.down.weight"}}
+    assert codes(findings) == {
+        "MU102": {"moe.router.weight", "head.weight"},
+        "MU301": {"moe.router.weight", "head.weight", "moe.experts.*.up.weight", "moe.experts.*.down.weight"},
+    }
 
 
-@pytest.mark.parametrize("spec", [f"{UNIT}:make_unscaled", f"{BRANCHES}:LastTokenMultiplierLM",
-                                  f"{OPTIMIZERS}:GPT"])
+@pytest.mark.parametrize("spec", [f"{UNIT}:make_unscaled", f"{BRANCHES}:LastTokenMultiplierLM", f"{OPTIMIZERS}:GPT"])
 def test_recording_a_traceable_model_finds_what_export_finds(spec, monkeypatch):
     import mulint.analysis.structure as structure
     from mulint.rules import check_model_rules
@@ -213,7 +239,9 @@ def test_inputs_for_the_layer_forward_reads_first_are_tried():
     [target] = resolve(parse_target(f"{INPUTS}:FeaturesWithPositions"), allow_exec=True)
     structure = analyse_structure(target)
     roles = {p.name: p.roles for p in structure.facts.params}
-    assert roles["pos.weight"] == ("input",) and roles["inp.weight"] == ("input",) and roles["out.weight"] == ("output",)
+    assert (
+        roles["pos.weight"] == ("input",) and roles["inp.weight"] == ("input",) and roles["out.weight"] == ("output",)
+    )
     assert structure.inputs_index > 0  # token ids for the position table came first, and failed
 
 

@@ -12,7 +12,6 @@ import io
 import json
 
 import pytest
-
 from conftest import MODELS
 
 REAL = MODELS / "real"
@@ -26,10 +25,18 @@ GRANITE = REAL / "granite_mup.py"
 AFMOE = REAL / "afmoe_mup.py"
 
 # Every target whose optimizer mulint finds by itself (make_optimizer, create_optimizer): one run.
-DEFAULT_TARGETS = [f"{TRANSFORMER}:make_model", f"{TRANSFORMER}:make_model_with_bias",
-                   f"{TRANSFORMER}:make_tied_model", f"{MLP}:make_model",
-                   f"{MLP}:make_standard_model", f"{NANOGPT}:make_model", f"{DIT}:make_model", f"{VIT}:vit_small",
-                   f"{GRANITE}:make_model", f"{AFMOE}:make_model"]
+DEFAULT_TARGETS = [
+    f"{TRANSFORMER}:make_model",
+    f"{TRANSFORMER}:make_model_with_bias",
+    f"{TRANSFORMER}:make_tied_model",
+    f"{MLP}:make_model",
+    f"{MLP}:make_standard_model",
+    f"{NANOGPT}:make_model",
+    f"{DIT}:make_model",
+    f"{VIT}:vit_small",
+    f"{GRANITE}:make_model",
+    f"{AFMOE}:make_model",
+]
 
 
 def run_check(*args: str) -> tuple[int, dict]:
@@ -56,8 +63,11 @@ def verdict(report: dict, target: str) -> dict[str, set[str]]:
 
 
 def line_of(report: dict, target: str, code: str) -> str:
-    lines = {open(f["path"]).read().splitlines()[f["line"] - 1].strip()
-             for f in report["findings"] if f.get("target") == target and f["code"] == code}
+    lines = {
+        open(f["path"]).read().splitlines()[f["line"] - 1].strip()
+        for f in report["findings"]
+        if f.get("target") == target and f["code"] == code
+    }
     assert len(lines) == 1, lines
     return lines.pop()
 
@@ -76,8 +86,10 @@ def default_run():
     return report
 
 
-HIDDEN_ENCODER = {f"transformer_encoder.layers.*.{n}" for n in
-                  ("self_attn.in_proj_weight", "self_attn.out_proj.weight", "linear1.weight", "linear2.weight")}
+HIDDEN_ENCODER = {
+    f"transformer_encoder.layers.*.{n}"
+    for n in ("self_attn.in_proj_weight", "self_attn.out_proj.weight", "linear1.weight", "linear2.weight")
+}
 
 
 def test_the_mup_transformer_example_is_clean(default_run):
@@ -121,8 +133,10 @@ def test_the_nanogpt_mup_fork_as_its_training_script_runs_it(default_run):
     it names, so the tied embedding and the positions share the hidden weights' lr/width_mult."""
     target = f"{NANOGPT}:make_model"
     assert verdict(default_run, target) == {
-        "MU201": {""}, "MU301": {"transformer.wte.weight", "transformer.wpe.weight"},
-        "MU304": {"transformer.wte.weight", "transformer.wpe.weight", *NANOGPT_HIDDEN}}
+        "MU201": {""},
+        "MU301": {"transformer.wte.weight", "transformer.wpe.weight"},
+        "MU304": {"transformer.wte.weight", "transformer.wpe.weight", *NANOGPT_HIDDEN},
+    }
     assert line_of(default_run, target, "MU201").startswith("y = torch.nn.functional.scaled_dot_product_attention(")
     messages = {f["message"] for f in default_run["findings"] if f.get("target") == target and f["code"] == "MU301"}
     assert all("too small" in m for m in messages) and len(messages) == 2  # as input and as tied readout
@@ -140,7 +154,11 @@ def test_timm_vit_is_standard_parametrization(default_run):
     SDPA's default scale with heads fixed, AdamW with decay groups: every SP finding."""
     hidden = {f"blocks.*.{n}.weight" for n in ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")}
     assert verdict(default_run, f"{VIT}:vit_small") == {
-        "MU101": hidden, "MU102": {"head.weight"}, "MU201": {""}, "MU301": {*hidden, "head.weight"}}
+        "MU101": hidden,
+        "MU102": {"head.weight"},
+        "MU201": {""},
+        "MU301": {*hidden, "head.weight"},
+    }
     assert line_of(default_run, f"{VIT}:vit_small", "MU101") == "trunc_normal_(module.weight, std=.02)"
 
 
@@ -148,8 +166,9 @@ def test_granite_with_mup_multipliers_in_its_config(default_run):
     """HF Granite µP by config: hidden init ∝ width^-½ with the embedding multiplier ∝ width^+½ (the
     effective embedding is constant), attention 1/head_dim, logits divided by the width multiplier, the
     embedding's Adam lr ∝ width^-½. Only AdamW's default eps is left: hidden gradients shrink below it."""
-    assert verdict(default_run, f"{GRANITE}:make_model") == {"MU305": {""}} or \
-        set(verdict(default_run, f"{GRANITE}:make_model")) == {"MU305"}
+    assert verdict(default_run, f"{GRANITE}:make_model") == {"MU305": {""}} or set(
+        verdict(default_run, f"{GRANITE}:make_model")
+    ) == {"MU305"}
 
 
 def test_afmoe_with_mup_enabled_has_an_sp_readout(default_run):
@@ -161,42 +180,90 @@ def test_afmoe_with_mup_enabled_has_an_sp_readout(default_run):
 # Bugs planted into copies of the µP files: exactly their findings, at the line to edit (the attention
 # scale's op; the optimizer's construction). --------------------------------------------------------
 
-HF_HIDDEN = {f"model.layers.*.{n}.weight" for n in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                                                  "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")}
+HF_HIDDEN = {
+    f"model.layers.*.{n}.weight"
+    for n in (
+        "self_attn.q_proj",
+        "self_attn.k_proj",
+        "self_attn.v_proj",
+        "self_attn.o_proj",
+        "mlp.gate_proj",
+        "mlp.up_proj",
+        "mlp.down_proj",
+    )
+}
 
 PLANTED = {
     "dit: heads fixed, head_dim grows under 1/sqrt(d)": (
-        DIT, ("num_heads = hidden_size // dim_heads", "num_heads = 4"), {"MU201": {""}},
-        "x = F.scaled_dot_product_attention("),
+        DIT,
+        ("num_heads = hidden_size // dim_heads", "num_heads = 4"),
+        {"MU201": {""}},
+        "x = F.scaled_dot_product_attention(",
+    ),
     "dit: plain AdamW, one lr": (
-        DIT, ("return MuAdamW(model.parameters(), lr=2 ** -10, weight_decay=0)",
-              "return torch.optim.AdamW(model.parameters(), lr=2 ** -10, weight_decay=0)"),
+        DIT,
+        (
+            "return MuAdamW(model.parameters(), lr=2 ** -10, weight_decay=0)",
+            "return torch.optim.AdamW(model.parameters(), lr=2 ** -10, weight_decay=0)",
+        ),
         # MuReadout's 1/width_mult makes a constant lr right for the readout: not named
-        {"MU301": {"t_embedder.mlp.*.weight", "final_layer.adaLN_modulation.*.weight",
-                   *(f"blocks.*.{n}.weight" for n in ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2",
-                                                       "adaLN_modulation.*"))}},
-        "return torch.optim.AdamW(model.parameters(), lr=2 ** -10, weight_decay=0)"),
+        {
+            "MU301": {
+                "t_embedder.mlp.*.weight",
+                "final_layer.adaLN_modulation.*.weight",
+                *(
+                    f"blocks.*.{n}.weight"
+                    for n in ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2", "adaLN_modulation.*")
+                ),
+            }
+        },
+        "return torch.optim.AdamW(model.parameters(), lr=2 ** -10, weight_decay=0)",
+    ),
     "granite: embedding lr not scaled down": (
-        GRANITE, ('{"params": embedding, "lr": lr / math.sqrt(width_mult)}', '{"params": embedding, "lr": lr}'),
-        {"MU301": {"model.embed_tokens.weight"}}, "return torch.optim.AdamW(["),
+        GRANITE,
+        ('{"params": embedding, "lr": lr / math.sqrt(width_mult)}', '{"params": embedding, "lr": lr}'),
+        {"MU301": {"model.embed_tokens.weight"}},
+        "return torch.optim.AdamW([",
+    ),
     "afmoe: mup_enabled with a constant init std": (
-        AFMOE, ("initializer_range=initializer_range or 0.02 / math.sqrt(width_mult)",
-                "initializer_range=initializer_range or 0.02"),
+        AFMOE,
+        (
+            "initializer_range=initializer_range or 0.02 / math.sqrt(width_mult)",
+            "initializer_range=initializer_range or 0.02",
+        ),
         # the embedding multiplier sqrt(hidden_size) now makes the embedding grow; experts (3-D) too; at the
         # lines of the model's `_init_weights`, not in transformers' pass-through init helpers
-        {"MU101": {*HF_HIDDEN, "model.layers.*.self_attn.gate_proj.weight", "model.layers.*.mlp.experts.gate_up_proj",
-                   "model.layers.*.mlp.experts.down_proj",
-                   *(f"model.layers.*.mlp.shared_experts.{n}.weight" for n in ("gate_proj", "up_proj", "down_proj"))},
-         "MU102": {"lm_head.weight"}, "MU103": {"model.embed_tokens.weight"}}, None),
+        {
+            "MU101": {
+                *HF_HIDDEN,
+                "model.layers.*.self_attn.gate_proj.weight",
+                "model.layers.*.mlp.experts.gate_up_proj",
+                "model.layers.*.mlp.experts.down_proj",
+                *(f"model.layers.*.mlp.shared_experts.{n}.weight" for n in ("gate_proj", "up_proj", "down_proj")),
+            },
+            "MU102": {"lm_head.weight"},
+            "MU103": {"model.embed_tokens.weight"},
+        },
+        None,
+    ),
     "mup transformer: 1/sqrt(d) in the custom attention": (
-        TRANSFORMER, ("scaling = float(head_dim) ** -1 * math.sqrt(attn_mult)",
-                      "scaling = float(head_dim) ** -0.5 * math.sqrt(attn_mult)"), {"MU201": {""}},
-        "q = q * scaling"),
+        TRANSFORMER,
+        (
+            "scaling = float(head_dim) ** -1 * math.sqrt(attn_mult)",
+            "scaling = float(head_dim) ** -0.5 * math.sqrt(attn_mult)",
+        ),
+        {"MU201": {""}},
+        "q = q * scaling",
+    ),
     "mup mlp: torch SGD instead of MuSGD": (
-        MLP, ("return MuSGD(mynet.parameters(), lr=args.lr, momentum=args.momentum)",
-              "return torch.optim.SGD(mynet.parameters(), lr=args.lr, momentum=args.momentum)"),
+        MLP,
+        (
+            "return MuSGD(mynet.parameters(), lr=args.lr, momentum=args.momentum)",
+            "return torch.optim.SGD(mynet.parameters(), lr=args.lr, momentum=args.momentum)",
+        ),
         {"MU302": {"fc_1.weight", "fc_3.weight"}},
-        "return torch.optim.SGD(mynet.parameters(), lr=args.lr, momentum=args.momentum)"),
+        "return torch.optim.SGD(mynet.parameters(), lr=args.lr, momentum=args.momentum)",
+    ),
 }
 
 
@@ -264,7 +331,11 @@ def test_a_bare_file_offers_its_factories_not_the_parts_they_build():
 
     models = {path.stem: summarize(path).top_level_models for path in sorted(REAL.glob("*.py"))}
     assert models == {
-        "afmoe_mup": ["make_model"], "dit_mup": ["make_model"], "granite_mup": ["make_model"],
+        "afmoe_mup": ["make_model"],
+        "dit_mup": ["make_model"],
+        "granite_mup": ["make_model"],
         "mup_mlp_sgd": ["make_model", "make_standard_model"],
         "mup_transformer": ["make_model", "make_model_with_bias", "make_tied_model", "make_standard_model"],
-        "nanogpt_mup_catstate": ["make_model"], "timm_vit_sp": ["VisionTransformer"]}
+        "nanogpt_mup_catstate": ["make_model"],
+        "timm_vit_sp": ["VisionTransformer"],
+    }

@@ -54,12 +54,22 @@ def verdict(mulint, path: Path, *args: str) -> tuple[list, bool]:
 
 
 @pytest.mark.slow
-@settings(max_examples=3, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(hidden_init=st.sampled_from(sorted(INITS)), readout_zero=st.booleans(), depth=st.integers(0, 2),
-       multiplier=st.booleans(), branch=st.booleans())
-def test_the_verdict_is_the_same_on_every_run_with_and_without_the_cache(mulint, hidden_init, readout_zero, depth,
-                                                                        multiplier, branch):
+@settings(
+    max_examples=3,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    hidden_init=st.sampled_from(sorted(INITS)),
+    readout_zero=st.booleans(),
+    depth=st.integers(0, 2),
+    multiplier=st.booleans(),
+    branch=st.booleans(),
+)
+def test_the_verdict_is_the_same_on_every_run_with_and_without_the_cache(
+    mulint, hidden_init, readout_zero, depth, multiplier, branch
+):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "generated.py"
         path.write_text(model_source(hidden_init, readout_zero, depth, multiplier, branch))

@@ -10,7 +10,7 @@ import torch.nn as nn
 from mulint.construct import repeats
 from mulint.construct.repeats import ShortenedLists, shortened
 
-DEEP_SP = textwrap.dedent('''
+DEEP_SP = textwrap.dedent("""
     import math
     from dataclasses import dataclass
 
@@ -58,7 +58,7 @@ DEEP_SP = textwrap.dedent('''
             x = self.wte(idx)
             FORWARD_LOOP
             return self.head(x)
-''')
+""")
 
 
 def _write(tmp_path, loop: str) -> str:
@@ -130,13 +130,16 @@ def test_only_lists_of_identical_blocks_are_shortened():
     assert len(model.same) == 5 and model.same[4] is not None  # restored afterwards
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("layers.0.attn.weight", "layers.0.attn.weight"),
-    ("layers.1.attn.weight", "layers.1.attn.weight"),
-    ("layers.37.attn.weight", "layers.1.attn.weight"),
-    ("layers.7", "layers.1"),
-    ("head.weight", "head.weight"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("layers.0.attn.weight", "layers.0.attn.weight"),
+        ("layers.1.attn.weight", "layers.1.attn.weight"),
+        ("layers.37.attn.weight", "layers.1.attn.weight"),
+        ("layers.7", "layers.1"),
+        ("head.weight", "head.weight"),
+    ],
+)
 def test_representative_block(name, expected):
     assert ShortenedLists({"layers": 80}).representative(name) == expected
 
@@ -150,7 +153,7 @@ def test_counts_and_module_paths_map_back_to_the_full_model():
     assert lists.localize("lm_head", "model.layers.42.mlp.up_proj.weight") == "lm_head"
 
 
-DEEP_HF = textwrap.dedent('''
+DEEP_HF = textwrap.dedent("""
     import sys
     sys.path.insert(0, {models!r})
     import hf_zoo
@@ -165,7 +168,7 @@ DEEP_HF = textwrap.dedent('''
             if isinstance(getattr(config, field, None), int):
                 setattr(config, field, 5)
         return type(model)(config)
-''')
+""")
 
 
 @pytest.mark.parametrize("arch", ["t5", "llama"])

@@ -6,16 +6,25 @@ import textwrap
 import jsonschema
 import pytest
 
+from mulint.engine.suppress import filter_findings, noqa_codes, per_file_ignored, selected
 from mulint.errors import MulintError
 from mulint.findings import Finding, Fix
 from mulint.report import github, json_report, sarif, text
 from mulint.rules.pages import load_pages, pages_dir, parse_page
-from mulint.engine.suppress import filter_findings, noqa_codes, per_file_ignored, selected
 
 
 def finding(code="MU201", line=3, severity="error", path="pkg/model.py", message="logits: 50% too large, see x,y"):
-    return Finding(code=code, name="sqrt-attention-scale", severity=severity, message=message, path=path,
-                   line=line, column=5, target="pkg/model.py:GPT", parameter="h.*.attn")
+    return Finding(
+        code=code,
+        name="sqrt-attention-scale",
+        severity=severity,
+        message=message,
+        path=path,
+        line=line,
+        column=5,
+        target="pkg/model.py:GPT",
+        parameter="h.*.attn",
+    )
 
 
 def test_text_is_ruff_shaped():
@@ -39,8 +48,18 @@ def test_json_schema():
     data = json.loads(json_report.render([finding()], [{"target": "x"}], []))
     assert list(data) == ["findings", "targets", "errors", "unanalysed", "summary"]
     assert data["summary"] == {"models_analysed": 0, "files_static": 0, "unanalysed": 0, "errors": 0}
-    assert set(data["findings"][0]) == {"code", "name", "severity", "message", "path", "line", "column",
-                                        "parameter", "target", "fix"}
+    assert set(data["findings"][0]) == {
+        "code",
+        "name",
+        "severity",
+        "message",
+        "path",
+        "line",
+        "column",
+        "parameter",
+        "target",
+        "fix",
+    }
 
 
 def test_github_annotations_escape():
@@ -56,20 +75,65 @@ SARIF_SHAPE = {
     "required": ["version", "runs", "$schema"],
     "properties": {
         "version": {"const": "2.1.0"},
-        "runs": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "required": ["tool", "results"],
-            "properties": {
-                "tool": {"type": "object", "required": ["driver"], "properties": {"driver": {
-                    "type": "object", "required": ["name", "rules"],
-                    "properties": {"rules": {"type": "array", "items": {
-                        "type": "object", "required": ["id", "shortDescription", "fullDescription", "help"]}}}}}},
-                "results": {"type": "array", "items": {
-                    "type": "object", "required": ["ruleId", "message", "locations", "level"],
-                    "properties": {"locations": {"type": "array", "items": {"type": "object", "properties": {
-                        "physicalLocation": {"type": "object", "required": ["artifactLocation", "region"],
-                                             "properties": {"region": {"type": "object", "properties": {
-                                                 "startLine": {"minimum": 1}, "startColumn": {"minimum": 1}}}}}}}}}}}},
-        }},
+        "runs": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["tool", "results"],
+                "properties": {
+                    "tool": {
+                        "type": "object",
+                        "required": ["driver"],
+                        "properties": {
+                            "driver": {
+                                "type": "object",
+                                "required": ["name", "rules"],
+                                "properties": {
+                                    "rules": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "required": ["id", "shortDescription", "fullDescription", "help"],
+                                        },
+                                    }
+                                },
+                            }
+                        },
+                    },
+                    "results": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["ruleId", "message", "locations", "level"],
+                            "properties": {
+                                "locations": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {
+                                            "physicalLocation": {
+                                                "type": "object",
+                                                "required": ["artifactLocation", "region"],
+                                                "properties": {
+                                                    "region": {
+                                                        "type": "object",
+                                                        "properties": {
+                                                            "startLine": {"minimum": 1},
+                                                            "startColumn": {"minimum": 1},
+                                                        },
+                                                    }
+                                                },
+                                            }
+                                        },
+                                    },
+                                }
+                            },
+                        },
+                    },
+                },
+            },
+        },
     },
 }
 
@@ -88,8 +152,10 @@ def test_sarif_carries_rules_from_their_pages():
 
 def test_rule_page_parser(tmp_path):
     page = tmp_path / "MU999.md"
-    page.write_text("# MU999: demo-rule\n\nSeverity: warning · Fix: none\n\n## What it does\nChecks x. More.\n\n"
-                    "## Example\n```python\nbad = 1\n```\n\n## Use instead\n```python\ngood = 1\n```\n")
+    page.write_text(
+        "# MU999: demo-rule\n\nSeverity: warning · Fix: none\n\n## What it does\nChecks x. More.\n\n"
+        "## Example\n```python\nbad = 1\n```\n\n## Use instead\n```python\ngood = 1\n```\n"
+    )
     meta = parse_page(page)
     assert (meta.code, meta.name, meta.severity, meta.summary) == ("MU999", "demo-rule", "warning", "Checks x.")
     assert (meta.example_bad, meta.example_good) == ("bad = 1\n", "good = 1\n")
@@ -98,10 +164,16 @@ def test_rule_page_parser(tmp_path):
         parse_page(page)
 
 
-@pytest.mark.parametrize("line, codes", [
-    ("x = 1", None), ("x = 1  # noqa", set()), ("x = 1  # noqa: MU201", {"MU201"}),
-    ("x = 1  # NOQA:MU201, MU1", {"MU201", "MU1"}), ("x = 1  # noqa: MU201 MU302", {"MU201", "MU302"}),
-])
+@pytest.mark.parametrize(
+    "line, codes",
+    [
+        ("x = 1", None),
+        ("x = 1  # noqa", set()),
+        ("x = 1  # noqa: MU201", {"MU201"}),
+        ("x = 1  # NOQA:MU201, MU1", {"MU201", "MU1"}),
+        ("x = 1  # noqa: MU201 MU302", {"MU201", "MU302"}),
+    ],
+)
 def test_noqa_comments(line, codes):
     assert noqa_codes(line) == codes
 
@@ -117,8 +189,14 @@ def test_select_and_ignore_prefixes():
 def test_filter_findings_applies_noqa_and_per_file_ignores(tmp_path):
     lines = {"a.py": ["", "", "x  # noqa: MU2"], "tests/b.py": ["", "", "x"]}
     findings = [finding(path="a.py"), finding(path="tests/b.py"), finding(code="MU101", path="a.py")]
-    kept = filter_findings(findings, select=None, ignore=None, per_file_ignores={"tests/*": ["MU201"]},
-                           root=tmp_path, read_lines=lambda p: lines[p])
+    kept = filter_findings(
+        findings,
+        select=None,
+        ignore=None,
+        per_file_ignores={"tests/*": ["MU201"]},
+        root=tmp_path,
+        read_lines=lambda p: lines[p],
+    )
     assert [(f.path, f.code) for f in kept] == [("a.py", "MU101")]
     assert per_file_ignored("MU201", str(tmp_path / "tests" / "b.py"), {"tests/*": ["MU2"]}, tmp_path)
     assert not per_file_ignored("MU101", str(tmp_path / "tests" / "b.py"), {"tests/*": ["MU2"]}, tmp_path)
@@ -133,13 +211,16 @@ def write_pyproject(directory, body):
 def test_config_found_upwards_and_read(tmp_path):
     from mulint.engine.config import find_config, load_config
 
-    write_pyproject(tmp_path, """
+    write_pyproject(
+        tmp_path,
+        """
         [tool.mulint]
         select = ["mu1", "MU2"]
         widths = [128, 64]
         width-arg = "d_model"
         per-file-ignores = {"tests/*" = ["MU201"]}
-    """)
+    """,
+    )
     write_pyproject(tmp_path / "sub", "[project]\nname = 'x'\n") if (tmp_path / "sub").mkdir() is None else None
     found = find_config(tmp_path / "sub")
     assert found == tmp_path / "pyproject.toml"  # the inner pyproject has no [tool.mulint]
@@ -148,12 +229,15 @@ def test_config_found_upwards_and_read(tmp_path):
     assert config.per_file_ignores == {"tests/*": ["MU201"]}
 
 
-@pytest.mark.parametrize("body, words", [
-    ("[tool.mulint]\nselekt = ['MU1']\n", "unknown key"),
-    ("[tool.mulint]\nwidths = [64]\n", "two different"),
-    ("[tool.mulint]\nselect = 'MU1'\n", "must be a list"),
-    ("[tool.mulint\n", "invalid TOML"),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ("[tool.mulint]\nselekt = ['MU1']\n", "unknown key"),
+        ("[tool.mulint]\nwidths = [64]\n", "two different"),
+        ("[tool.mulint]\nselect = 'MU1'\n", "must be a list"),
+        ("[tool.mulint\n", "invalid TOML"),
+    ],
+)
 def test_bad_config_is_a_clear_error(tmp_path, body, words):
     from mulint.engine.config import load_config
 
@@ -189,12 +273,14 @@ SCHEMA_FILE = __import__("pathlib").Path(__file__).parent / "data" / "sarif-sche
 def test_text_lines_are_exact_and_sorted_by_path_line_column_code():
     safe = finding(code="MU201", line=3)
     safe.fix = Fix("safe", "scale by 1/head_dim")
-    out = text.render([
-        safe,
-        finding(code="MU102", line=3, message="readout too large"),
-        finding(code="MU101", path="a.py", line=7, message="hidden init too large"),
-        finding(code="MU101", line=1, message="first"),
-    ])
+    out = text.render(
+        [
+            safe,
+            finding(code="MU102", line=3, message="readout too large"),
+            finding(code="MU101", path="a.py", line=7, message="hidden init too large"),
+            finding(code="MU101", line=1, message="first"),
+        ]
+    )
     assert out.splitlines() == [
         "a.py:7:5: MU101 hidden init too large [h.*.attn]",
         "pkg/model.py:1:5: MU101 first [h.*.attn]",
@@ -210,15 +296,21 @@ def test_text_singular_unsafe_fixes_and_no_fix_available():
     plain = finding()
     plain.parameter = None
     assert text.render([plain]).splitlines() == [
-        "pkg/model.py:3:5: MU201 logits: 50% too large, see x,y", "", "Found 1 problem."]
+        "pkg/model.py:3:5: MU201 logits: 50% too large, see x,y",
+        "",
+        "Found 1 problem.",
+    ]
     unsafe = finding()
     unsafe.fix = Fix("unsafe", "rescale the init")
-    assert text.render([unsafe]).splitlines()[-1] == \
-        "No fixes available (1 hidden fix can be enabled with the `--unsafe-fixes` option)."
+    assert (
+        text.render([unsafe]).splitlines()[-1]
+        == "No fixes available (1 hidden fix can be enabled with the `--unsafe-fixes` option)."
+    )
     safe = finding(line=4)
     safe.fix = Fix("safe", "x")
     assert text.render([unsafe, safe]).splitlines()[-1] == (
-        "[*] 1 fixable with the `--fix` option (1 hidden fix can be enabled with the `--unsafe-fixes` option).")
+        "[*] 1 fixable with the `--fix` option (1 hidden fix can be enabled with the `--unsafe-fixes` option)."
+    )
     out = text.render([safe], fix_available=False)
     assert "[*]" not in out and out.splitlines()[-1] == "Found 1 problem."
 
@@ -245,8 +337,11 @@ def test_json_carries_fix_as_dict_and_passes_targets_and_errors_through():
     error = {"target": "t.py:M", "step": "build", "message": "boom", "hint": "h"}
     data = json.loads(json_report.render([finding(line=9), fixed], [{"target": "t.py:M", "mode": "model"}], [error]))
     assert [f["line"] for f in data["findings"]] == [3, 9]
-    assert data["findings"][0]["fix"] == {"applicability": "safe", "message": "scale by 1/head_dim",
-                                          "edits": [{"line": 3}]}
+    assert data["findings"][0]["fix"] == {
+        "applicability": "safe",
+        "message": "scale by 1/head_dim",
+        "edits": [{"line": 3}],
+    }
     assert data["findings"][1]["fix"] is None and data["findings"][1]["parameter"] == "h.*.attn"
     assert data["errors"] == [error] and data["targets"][0]["mode"] == "model"
 
@@ -255,7 +350,8 @@ def test_github_escapes_cr_and_property_separators():
     f = finding(message="a\r\nb: 5%", path="dir:x/a,b.py")
     f.name = "odd,name:here"
     assert github.render([f]) == (
-        "::error file=dir%3Ax/a%2Cb.py,line=3,col=5,title=MU201 (odd%2Cname%3Ahere)::MU201 a%0D%0Ab: 5%25")
+        "::error file=dir%3Ax/a%2Cb.py,line=3,col=5,title=MU201 (odd%2Cname%3Ahere)::MU201 a%0D%0Ab: 5%25"
+    )
     assert github.render([finding(severity="warning")]).startswith("::warning file=pkg/model.py,")
     assert github.render([]) == ""
 
@@ -292,14 +388,16 @@ def test_sarif_validates_against_the_official_schema(tmp_path):
     by_code = {r["ruleId"]: r for r in run["results"]}
     assert by_code["MU201"]["locations"][0]["physicalLocation"] == {
         "artifactLocation": {"uri": "pkg/model.py", "uriBaseId": "%SRCROOT%"},
-        "region": {"startLine": 3, "startColumn": 5}}
+        "region": {"startLine": 3, "startColumn": 5},
+    }
     assert by_code["MU201"]["message"]["text"] == "logits: 50% too large, see x,y [h.*.attn]"
     location = by_code["MU304"]["locations"][0]["physicalLocation"]
     assert location["artifactLocation"]["uri"] == "sub%20dir/train.py"
     assert location["region"] == {"startLine": 1, "startColumn": 1}  # SARIF is 1-based
     assert by_code["MU304"]["level"] == "warning" and by_code["MU201"]["level"] == "error"
     assert by_code["MU999"]["locations"][0]["physicalLocation"]["artifactLocation"] == {
-        "uri": (tmp_path / "with space.py").as_uri()}
+        "uri": (tmp_path / "with space.py").as_uri()
+    }
     mu201 = rules[by_code["MU201"]["ruleIndex"]]
     assert mu201["name"] == "sqrt-attention-scale" and mu201["defaultConfiguration"] == {"level": "error"}
     assert mu201["shortDescription"]["text"].startswith("Finds every attention site")

@@ -1,7 +1,6 @@
 """Roles, fans and growing dims come from how a weight is used, not how it is stored."""
 
 import pytest
-
 from conftest import MODELS, roles_of
 
 LAYOUTS = str(MODELS / "layouts.py")

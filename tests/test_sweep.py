@@ -6,7 +6,6 @@ import sys
 
 import pytest
 import torch
-
 from conftest import MODELS, ROOT, roles_of
 
 
@@ -56,13 +55,30 @@ def test_role_check_is_not_vacuous():
     from mulint.facts import ModelFacts, ParamFacts, ParamUse
 
     def param(name, module_type, shape, inf, role):
-        use = ParamUse(op="x", kind="contraction", role=role, fan_in=1, fan_out=1, fan_in_infinite=False,
-                       fan_out_infinite=False, node="n")
+        use = ParamUse(
+            op="x",
+            kind="contraction",
+            role=role,
+            fan_in=1,
+            fan_out=1,
+            fan_in_infinite=False,
+            fan_out_infinite=False,
+            node="n",
+        )
         return ParamFacts(name=name, shape=shape, shapes={}, infinite_dims=inf, uses=[use], module_type=module_type)
 
-    facts = ModelFacts(target="t", path="", width_knob="w", base_width=8, widths=[8, 16], params=[
-        param("ln.weight", "LayerNorm", (8,), (0,), "hidden"), param("fc.weight", "Linear", (8, 8), (0, 1), "output"),
-        param("ok.weight", "Linear", (8, 8), (0, 1), "hidden")])
+    facts = ModelFacts(
+        target="t",
+        path="",
+        width_knob="w",
+        base_width=8,
+        widths=[8, 16],
+        params=[
+            param("ln.weight", "LayerNorm", (8,), (0,), "hidden"),
+            param("fc.weight", "Linear", (8, 8), (0, 1), "output"),
+            param("ok.weight", "Linear", (8, 8), (0, 1), "hidden"),
+        ],
+    )
     problems = sweep._role_problems(facts, torch.nn.Module())
     assert [p.split(" ")[0].rstrip(":") for p in problems] == ["ln.weight", "fc.weight"]
 
@@ -74,7 +90,7 @@ def test_markdown_table_has_a_row_per_architecture(results):
     assert "| t5 | encoder-decoder |" in table and "MU104" in table
 
 
-UNTRACEABLE = '''
+UNTRACEABLE = """
 import torch.nn as nn
 
 
@@ -89,7 +105,7 @@ class Net(nn.Module):
         if h.sum() > 0:  # data-dependent control flow: torch.export cannot trace it
             h = h.relu()
         return self.out(h)
-'''
+"""
 
 
 def test_an_untraceable_model_is_recorded_while_it_runs(mulint, tmp_path):
@@ -109,6 +125,7 @@ def test_a_model_that_cannot_run_is_a_clean_exit_2_error(mulint, tmp_path):
 
 
 # What the sweep needed fixed, checked on the architectures that showed it.
+
 
 def test_mixture_of_experts_weights_are_hidden_with_fans_from_the_grouped_matmul(inspect_json):
     p = {q["name"]: q for q in inspect_json(f"{ZOO}:mixtral")["parameters"]}
@@ -160,7 +177,9 @@ def test_embedding_multiplier_held_in_a_buffer_is_read(inspect_json):
     # Gemma multiplies the embedding's output by a 0-dim buffer holding sqrt(hidden_size).
     embed = next(p for p in inspect_json(f"{ZOO}:gemma")["parameters"] if p["name"].endswith("embed_tokens.weight"))
     [lookup] = [u for u in embed["uses"] if u["role"] == "input"]
-    assert lookup["multiplier"] == pytest.approx(64 ** 0.5, rel=0.01) and lookup["multiplier_exponent"] == pytest.approx(0.5)
+    assert lookup["multiplier"] == pytest.approx(64**0.5, rel=0.01) and lookup["multiplier_exponent"] == pytest.approx(
+        0.5
+    )
 
 
 def test_unscaled_attention_says_so(mulint):

@@ -3,11 +3,11 @@
 import textwrap
 
 import pytest
-
 from conftest import MODELS
+
+from mulint.construct.width import scaled_fields
 from mulint.reading.safety import summarize
 from mulint.reading.targets import parse_target
-from mulint.construct.width import scaled_fields
 
 MODEL_SRC = """
 import torch.nn as nn
@@ -56,14 +56,17 @@ def test_discovery_prefers_factories_over_the_classes_they_build(tmp_path):
     assert summarize(write(tmp_path, "m.py", src)).top_level_models == ["make_model"]
 
 
-@pytest.mark.parametrize("tail, safe", [
-    ("\nSEED = 3\nNAMES = ['a', 'b']\n", True),
-    ("\nif __name__ == '__main__':\n    Net()(None)\n", True),
-    ("\ntry:\n    import mup\nexcept ImportError:\n    mup = None\n", True),
-    ("\nmodel = Net()\n", False),
-    ("\nfor step in range(3):\n    print(step)\n", False),
-    ("\nprint('hi')\n", False),
-])
+@pytest.mark.parametrize(
+    "tail, safe",
+    [
+        ("\nSEED = 3\nNAMES = ['a', 'b']\n", True),
+        ("\nif __name__ == '__main__':\n    Net()(None)\n", True),
+        ("\ntry:\n    import mup\nexcept ImportError:\n    mup = None\n", True),
+        ("\nmodel = Net()\n", False),
+        ("\nfor step in range(3):\n    print(step)\n", False),
+        ("\nprint('hi')\n", False),
+    ],
+)
 def test_import_safety(tmp_path, tail, safe):
     assert summarize(write(tmp_path, "m.py", MODEL_SRC + tail)).import_safe is safe
 
@@ -92,11 +95,14 @@ def test_no_exec_never_imports(tmp_path, mulint):
         resolve(parse_target(f"{path}:Net"), allow_exec=False)
 
 
-@pytest.mark.parametrize("target, step, words", [
-    ("nowhere.py:Net", "target", "no such file"),
-    ("{models}/layouts.py:Nope", "target", "'Nope' not found"),
-    ("no_such_package_xyz:Net", "import", "ModuleNotFoundError"),
-])
+@pytest.mark.parametrize(
+    "target, step, words",
+    [
+        ("nowhere.py:Net", "target", "no such file"),
+        ("{models}/layouts.py:Nope", "target", "'Nope' not found"),
+        ("no_such_package_xyz:Net", "import", "ModuleNotFoundError"),
+    ],
+)
 def test_bad_targets_exit_2_with_the_step(mulint, target, step, words):
     code, out, err = mulint("inspect", target.format(models=MODELS))
     assert code == 2 and out == ""
@@ -110,8 +116,14 @@ def test_syntax_error(tmp_path, mulint):
 
 
 def test_no_width_knob(tmp_path, mulint):
-    path = write(tmp_path, "m.py", MODEL_SRC.replace("width=16", "size=16").replace("Linear(n_in, width)", "Linear(n_in, size)")
-                 .replace("Block(width)", "Block(size)").replace("Linear(width, 2)", "Linear(size, 2)"))
+    path = write(
+        tmp_path,
+        "m.py",
+        MODEL_SRC.replace("width=16", "size=16")
+        .replace("Linear(n_in, width)", "Linear(n_in, size)")
+        .replace("Block(width)", "Block(size)")
+        .replace("Linear(width, 2)", "Linear(size, 2)"),
+    )
     code, _, err = mulint("inspect", f"{path}:Net")
     assert code == 2 and "[width]" in err and "--width-arg" in err
     code, out, err = mulint("inspect", f"{path}:Net", "--width-arg", "size")
@@ -119,15 +131,19 @@ def test_no_width_knob(tmp_path, mulint):
 
 
 def test_model_failing_at_second_width(tmp_path, mulint):
-    src = MODEL_SRC.replace("super().__init__()\n        self.inp", "super().__init__()\n        assert width <= 16\n        self.inp")
+    src = MODEL_SRC.replace(
+        "super().__init__()\n        self.inp", "super().__init__()\n        assert width <= 16\n        self.inp"
+    )
     path = write(tmp_path, "m.py", src)
     code, _, err = mulint("inspect", f"{path}:Net")
     assert code == 2 and "[build]" in err and "width 32" in err and "--widths" in err
 
 
 def test_a_branch_on_tensor_values_is_recorded_instead_of_exported(tmp_path, mulint):
-    src = MODEL_SRC.replace("return self.out(self.block(self.inp(x)))",
-                            "h = self.block(self.inp(x))\n        if h.sum() > 0:\n            h = -h\n        return self.out(h)")
+    src = MODEL_SRC.replace(
+        "return self.out(self.block(self.inp(x)))",
+        "h = self.block(self.inp(x))\n        if h.sum() > 0:\n            h = -h\n        return self.out(h)",
+    )
     path = write(tmp_path, "m.py", src)
     code, out, err = mulint("inspect", f"{path}:Net")
     assert code == 0, err
@@ -135,7 +151,10 @@ def test_a_branch_on_tensor_values_is_recorded_instead_of_exported(tmp_path, mul
 
 
 def test_user_example_inputs(tmp_path, inspect_json):
-    src = MODEL_SRC.replace("def forward(self, x):\n        return self.out", "def forward(self, x, scale):\n        return scale * self.out")
+    src = MODEL_SRC.replace(
+        "def forward(self, x):\n        return self.out",
+        "def forward(self, x, scale):\n        return scale * self.out",
+    )
     src += "\n\ndef example_inputs(model):\n    import torch\n    return (torch.randn(4, 3), 2.0)\n"
     path = write(tmp_path, "m.py", src)
     report = inspect_json(f"{path}:Net")
@@ -143,24 +162,38 @@ def test_user_example_inputs(tmp_path, inspect_json):
 
 
 def test_scaled_fields_keep_finite_fields_and_scale_multiples():
-    fields = {"n_embd": 768, "n_head": 12, "n_layer": 12, "vocab_size": 50257, "n_positions": 1024,
-              "n_inner": 3072, "base_n_embd": 768, "max_position_embeddings": 3072, "d_ff": 2048}
+    fields = {
+        "n_embd": 768,
+        "n_head": 12,
+        "n_layer": 12,
+        "vocab_size": 50257,
+        "n_positions": 1024,
+        "n_inner": 3072,
+        "base_n_embd": 768,
+        "max_position_embeddings": 3072,
+        "d_ff": 2048,
+    }
     changed = scaled_fields(fields, "n_embd", 768, 1536)
     assert changed == {"n_embd": 1536, "n_inner": 6144, "d_ff": 4096}
 
 
 def test_scaled_fields_head_dim_grows_only_when_head_count_is_given():
     llama = {"hidden_size": 4096, "num_attention_heads": 32, "head_dim": 128, "intermediate_size": 11008}
-    assert scaled_fields(llama, "hidden_size", 4096, 8192) == {"hidden_size": 8192, "head_dim": 256,
-                                                               "intermediate_size": 22016}
+    assert scaled_fields(llama, "hidden_size", 4096, 8192) == {
+        "hidden_size": 8192,
+        "head_dim": 256,
+        "intermediate_size": 22016,
+    }
     heads_grow = {"d_model": 128, "head_dim": 16}
     assert scaled_fields(heads_grow, "d_model", 128, 256) == {"d_model": 256}
 
 
 def test_config_dataclass_knob(tmp_path, inspect_json):
-    src = MODEL_SRC.replace("class Net(nn.Module):\n    def __init__(self, width=16, n_in=3):",
-                            "from dataclasses import dataclass\n\n@dataclass\nclass Cfg:\n    n_embd: int = 16\n    n_in: int = 3\n    hidden_mult: int = 4\n\n"
-                            "class Net(nn.Module):\n    def __init__(self, config: Cfg):\n        width, n_in = config.n_embd, config.n_in")
+    src = MODEL_SRC.replace(
+        "class Net(nn.Module):\n    def __init__(self, width=16, n_in=3):",
+        "from dataclasses import dataclass\n\n@dataclass\nclass Cfg:\n    n_embd: int = 16\n    n_in: int = 3\n    hidden_mult: int = 4\n\n"
+        "class Net(nn.Module):\n    def __init__(self, config: Cfg):\n        width, n_in = config.n_embd, config.n_in",
+    )
     path = write(tmp_path, "m.py", src)
     report = inspect_json(f"{path}:Net")
     assert report["width_knob"] == "config.n_embd" and report["widths"] == [16, 32]

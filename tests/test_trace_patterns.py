@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-MODEL = textwrap.dedent('''
+MODEL = textwrap.dedent("""
     import math
     import torch
     import torch.nn as nn
@@ -62,7 +62,7 @@ MODEL = textwrap.dedent('''
 
     def example_inputs(model):
         return (torch.randint(0, 50, (8, 2)),)
-''')
+""")
 
 
 @pytest.mark.parametrize("scale, exponent", [("1 / math.sqrt(d)", -0.5), ("1 / d", -1.0)])
@@ -78,7 +78,11 @@ def test_value_checks_and_in_place_ops(tmp_path, inspect_json, scale, exponent):
 
 def test_a_failed_trace_prints_no_graph(tmp_path, mulint):
     path = tmp_path / "net.py"
-    path.write_text(MODEL.replace("SCALE", "1 / d").replace("if torch.equal(query, key)", "if query.abs().sum() < 0 and torch.equal(query, key)"))
+    path.write_text(
+        MODEL.replace("SCALE", "1 / d").replace(
+            "if torch.equal(query, key)", "if query.abs().sum() < 0 and torch.equal(query, key)"
+        )
+    )
     # A value branch whose outcome does not depend on the random inputs: with `query.sum() > 0`
     # the recording fallback analysed the model or failed by chance (exit 1 or 2).
     code, out, err = mulint("check", f"{path}:Net")
@@ -86,7 +90,7 @@ def test_a_failed_trace_prints_no_graph(tmp_path, mulint):
     assert "def forward" not in err + out  # torch's partial graph is not printed
 
 
-CLONED = textwrap.dedent('''
+CLONED = textwrap.dedent("""
     import copy
     import torch.nn as nn
     from mup import MuReadout, set_base_shapes
@@ -123,7 +127,7 @@ CLONED = textwrap.dedent('''
         set_base_shapes(model, Net(32), delta=Net(48))
         LATE
         return model
-''')
+""")
 
 
 def _cloned(tmp_path, std, late=""):

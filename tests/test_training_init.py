@@ -14,7 +14,7 @@ from mulint.reading.training_init import find_training_init, is_init_name, uncal
 
 # A GPT configured by keyword-only dataclass, blocks in a ModuleDict, and its init chosen by parameter
 # name in a separate method: the constructor leaves PyTorch's default init (an SP readout).
-MODEL = '''
+MODEL = """
 import math
 from dataclasses import dataclass
 
@@ -76,12 +76,12 @@ class TinyLM(nn.Module):
         for block in self.blocks.values():
             x = block(x)
         return self.lm_head(self.ln_f(x))
-'''
+"""
 
 MUP = {"HIDDEN_STD": "p.shape[1] ** -0.5", "READOUT_INIT": "nn.init.zeros_(p)"}
 SP = {"HIDDEN_STD": "0.02", "READOUT_INIT": "nn.init.normal_(p, std=0.02)"}
 
-TRAIN = '''
+TRAIN = """
 import torch
 from model import Shape, TinyLM
 
@@ -100,7 +100,7 @@ def main():
 
 if __name__ == "__main__":
     main()
-'''
+"""
 
 
 def model_source(values: dict) -> str:
@@ -163,8 +163,9 @@ def test_init_from_the_training_script_decides_the_verdict(twin, tmp_path, mulin
     report = json.loads(out)
     assert not report["errors"], report["errors"]
     target = model_entry(report)
-    assert any("init applied as the training code does" in n and "model.init_weights()" in n
-               for n in target["notes"]), target["notes"]
+    assert any(
+        "init applied as the training code does" in n and "model.init_weights()" in n for n in target["notes"]
+    ), target["notes"]
     found = codes_at(report)
     hidden_line = line_of(repo / "model.py", "# hidden init")
     if twin == "mup":
@@ -194,15 +195,22 @@ def write(folder, name, source):
 
 
 def test_reads_each_way_of_initialising_after_construction(tmp_path):
-    model = write(tmp_path, "net.py", """
+    model = write(
+        tmp_path,
+        "net.py",
+        """
         import torch.nn as nn
         def reset_all(m):
             pass
         class Net(nn.Module):
             def _init_weights(self, m):
                 pass
-    """)
-    write(tmp_path, "train_lm.py", """
+    """,
+    )
+    write(
+        tmp_path,
+        "train_lm.py",
+        """
         from net import Net as Model, reset_all
         def weights_init(m):
             pass
@@ -215,11 +223,16 @@ def test_reads_each_way_of_initialising_after_construction(tmp_path):
             net.init_weights(cfg.std)
             net = DDP(net)
             net.init_weights()
-    """)
+    """,
+    )
     calls = find_training_init(model, "Net").calls
     assert [(c.kind, c.name) for c in calls] == [
-        ("apply", "_init_weights"), ("function", "reset_all"), ("apply-function", "weights_init"),
-        ("method", "reset_parameters"), ("method", "init_weights")]
+        ("apply", "_init_weights"),
+        ("function", "reset_all"),
+        ("apply-function", "weights_init"),
+        ("method", "reset_parameters"),
+        ("method", "init_weights"),
+    ]
     assert calls[1].defined_in == str(model.resolve())
     assert calls[2].defined_in.endswith("train_lm.py")
     assert calls[3].kwargs == {"std": 0.01} and calls[3].readable
@@ -229,12 +242,16 @@ def test_reads_each_way_of_initialising_after_construction(tmp_path):
 
 def test_a_script_that_builds_another_model_applies_nothing(tmp_path):
     model = write(tmp_path, "net.py", "import torch.nn as nn\nclass Net(nn.Module):\n    pass\n")
-    write(tmp_path, "train.py", """
+    write(
+        tmp_path,
+        "train.py",
+        """
         from net import Net
         other = Teacher()
         other.init_weights()
         print(Net)
-    """)
+    """,
+    )
     assert find_training_init(model, "Net").calls == []
 
 
@@ -264,7 +281,10 @@ def test_init_methods_reached_from_the_constructor_are_called():
 
 def test_an_init_after_set_base_shapes_or_a_checkpoint_is_not_repeated(tmp_path):
     model = write(tmp_path, "net.py", "import torch.nn as nn\nclass Net(nn.Module):\n    pass\n")
-    write(tmp_path, "train.py", """
+    write(
+        tmp_path,
+        "train.py",
+        """
         from mup import set_base_shapes
         from net import Net
         net = Net()
@@ -272,7 +292,8 @@ def test_an_init_after_set_base_shapes_or_a_checkpoint_is_not_repeated(tmp_path)
         net.init_weights()
         set_base_shapes(net, "base.bsh")
         net.apply(net._init_weights)
-    """)
+    """,
+    )
     first, second = find_training_init(model, "Net").calls
     assert first.after == "" and second.after.startswith("set_base_shapes(net")
 
@@ -281,7 +302,10 @@ def test_an_init_that_raises_is_judged_as_constructed(tmp_path):
     from mulint.construct.training_init import notes, plan_training_init, with_training_init
     from mulint.construct.width import find_knob
 
-    model = write(tmp_path, "raising_net.py", """
+    model = write(
+        tmp_path,
+        "raising_net.py",
+        """
         import torch.nn as nn
 
         class Net(nn.Module):
@@ -293,7 +317,8 @@ def test_an_init_that_raises_is_judged_as_constructed(tmp_path):
             def init_weights(self):
                 nn.init.zeros_(self.a.weight)
                 raise RuntimeError("needs mup's infshape")
-    """)
+    """,
+    )
     write(tmp_path, "train.py", "from raising_net import Net\nm = Net()\nm.init_weights()\n")
     sys.path.insert(0, str(tmp_path))
     try:
@@ -326,11 +351,15 @@ def test_a_script_above_the_models_package_is_read(tmp_path):
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "__init__.py").write_text("")
     model = write(tmp_path / "models", "gpt.py", "import torch.nn as nn\nclass GPT(nn.Module):\n    pass\n")
-    write(tmp_path, "train_gpt.py", """
+    write(
+        tmp_path,
+        "train_gpt.py",
+        """
         from models.gpt import GPT
         gpt = GPT()
         gpt.reset_parameters()
-    """)
+    """,
+    )
     [call] = find_training_init(model, "GPT").calls
     assert (call.kind, call.name, call.where) == ("method", "reset_parameters", "train_gpt.py:4")
 
@@ -338,15 +367,22 @@ def test_a_script_above_the_models_package_is_read(tmp_path):
 def test_an_init_written_in_the_script_is_named_not_run(tmp_path):
     from mulint.construct.training_init import notes, plan_training_init
 
-    model = write(tmp_path, "inline_net.py", """
+    model = write(
+        tmp_path,
+        "inline_net.py",
+        """
         import torch.nn as nn
 
         class Net(nn.Module):
             def __init__(self, width=8):
                 super().__init__()
                 self.head = nn.Linear(width, 2)
-    """)
-    write(tmp_path, "train.py", """
+    """,
+    )
+    write(
+        tmp_path,
+        "train.py",
+        """
         import torch.nn as nn
         from inline_net import Net
         net = Net()
@@ -356,7 +392,8 @@ def test_an_init_written_in_the_script_is_named_not_run(tmp_path):
         nn.init.zeros_(net.head.weight)
         net.head.bias.data.fill_(0.0)
         print(sum(p.numel() for p in net.parameters()))
-    """)
+    """,
+    )
     calls = find_training_init(model, "Net").calls
     assert [(c.kind, c.line) for c in calls] == [("inline", 5), ("inline", 8), ("inline", 9)]
     plan = plan_training_init(model, "Net", None)

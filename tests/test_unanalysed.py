@@ -8,7 +8,7 @@ import pytest
 
 from tests.test_report import validate_sarif
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import torch
     import torch.nn as nn
 
@@ -22,9 +22,9 @@ SCRIPT = textwrap.dedent('''
 
     for step in range(1000):  # a training script: never imported by a plain check
         pass
-''')
+""")
 
-COMPONENT = textwrap.dedent('''
+COMPONENT = textwrap.dedent("""
     import torch.nn as nn
 
     class Block(nn.Module):
@@ -34,7 +34,7 @@ COMPONENT = textwrap.dedent('''
 
         def forward(self, x):
             return self.fc(x)
-''')
+""")
 
 
 @pytest.fixture
@@ -50,7 +50,10 @@ def test_text_names_the_file_the_line_and_the_way_out(mulint, script):
     assert f"note: {script}: not analysed: not imported: line 13" in err and "a top-level loop" in err
     assert f"{script}:Net" in err  # the way out: name the model
     assert "All checks passed!" not in out
-    assert out.splitlines()[-1] == "0 models analysed, 1 file checked statically, 1 file with models not analysed (see notes)."
+    assert (
+        out.splitlines()[-1]
+        == "0 models analysed, 1 file checked statically, 1 file with models not analysed (see notes)."
+    )
 
 
 def test_json_lists_the_unanalysed_file(mulint, script):

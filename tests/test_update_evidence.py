@@ -14,7 +14,6 @@ import math
 
 import pytest
 import torch
-
 from conftest import MODELS
 
 MODEL = MODELS / "rms_matched_muon.py"
@@ -22,6 +21,7 @@ WIDTHS = [32, 64, 128]
 
 
 # --- an independent measurement: ΔW's RMS→RMS norm, computed here on a batch of our own ----------
+
 
 def _rms_to_rms_slope(tokens: int, widths=(32, 128)) -> float:
     """Slope in log-log of ‖ΔW‖₂·sqrt(fan_in/fan_out) of the first up-projection on the third step of
@@ -113,17 +113,21 @@ def test_the_compiled_newton_schulz_step_runs_eagerly():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, expected", [
-    ("make_model", set()),  # zero-initialised readout
-    ("make_scaled_readout", set()),  # readout init 1/width
-    ("make_sp_readout", {("MU102", "unembed"), ("MU301", "unembed")}),
-])
+@pytest.mark.parametrize(
+    "model, expected",
+    [
+        ("make_model", set()),  # zero-initialised readout
+        ("make_scaled_readout", set()),  # readout init 1/width
+        ("make_sp_readout", {("MU102", "unembed"), ("MU301", "unembed")}),
+    ],
+)
 def test_readouts_beside_muon(model, expected):
     findings, entry, _ = analysed(model=model)
     assert {(f.code, f.parameter) for f in findings} == expected
 
 
 # --- pieces -------------------------------------------------------------------------------------------
+
 
 def test_per_coordinate_optimizers_are_told_apart_by_a_step_not_by_a_name():
     from mulint.analysis.updates import per_coordinate
@@ -140,8 +144,11 @@ def test_per_coordinate_optimizers_are_told_apart_by_a_step_not_by_a_name():
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Linear(16, 16), torch.nn.Linear(16, 4))
 
     def make(m):
-        return [torch.optim.Muon([m[1].weight], lr=0.02), Sign([m[0].weight, m[2].weight]),
-                torch.optim.AdamW([m[0].bias, m[1].bias, m[2].bias])]
+        return [
+            torch.optim.Muon([m[1].weight], lr=0.02),
+            Sign([m[0].weight, m[2].weight]),
+            torch.optim.AdamW([m[0].bias, m[1].bias, m[2].bias]),
+        ]
 
     assert per_coordinate(make, model, (), ("adam", "sgd")) == {"0.weight", "2.weight"}
 
@@ -177,8 +184,13 @@ def test_a_matrix_still_zero_after_the_warm_step_gets_more_warm_steps():
 
     # a zero readout behind a zero hidden matrix: the readout leaves zero on step 1 (the bias feeds
     # it), the hidden matrix only on step 2, once the readout passes it a gradient
-    model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 32), torch.nn.ReLU(),
-                                torch.nn.Linear(32, 4, bias=False))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(8, 32),
+        torch.nn.ReLU(),
+        torch.nn.Linear(32, 32),
+        torch.nn.ReLU(),
+        torch.nn.Linear(32, 4, bias=False),
+    )
     torch.nn.init.zeros_(model[2].weight)
     torch.nn.init.constant_(model[2].bias, 0.1)
     torch.nn.init.zeros_(model[4].weight)
@@ -186,16 +198,14 @@ def test_a_matrix_still_zero_after_the_warm_step_gets_more_warm_steps():
     adam = torch.optim.AdamW([model[2].weight, model[4].weight], lr=1e-3)
     numbers = UpdateNumbers(exact_families=())
     x = torch.randn(64, 8)
-    _warm(model, [muon, adam], [], (x,), {}, lambda out: out.pow(2).mean() + out.sum(), {id(model[0].weight)},
-          numbers)
+    _warm(model, [muon, adam], [], (x,), {}, lambda out: out.pow(2).mean() + out.sum(), {id(model[0].weight)}, numbers)
     assert numbers.warm_steps == 2 and numbers.zero_started == ["2.weight (step 2)"]
 
     torch.nn.init.constant_(model[2].weight, 0.1)  # only the readout starts at zero: it leaves on step 1
     torch.nn.init.zeros_(model[4].weight)
     numbers = UpdateNumbers(exact_families=())
     muon, adam = torch.optim.Muon([model[0].weight], lr=0.02), torch.optim.AdamW([model[4].weight], lr=1e-3)
-    _warm(model, [muon, adam], [], (x,), {}, lambda out: out.pow(2).mean() + out.sum(), {id(model[0].weight)},
-          numbers)
+    _warm(model, [muon, adam], [], (x,), {}, lambda out: out.pow(2).mean() + out.sum(), {id(model[0].weight)}, numbers)
     assert numbers.warm_steps == 1 and numbers.zero_started == []
 
 
@@ -238,8 +248,17 @@ def test_an_optimizer_whose_step_cannot_be_measured_gets_no_finding_and_fails_it
     pass: the step's failure is the target's error, naming the step."""
     path = tmp_path / "unmeasurable.py"
     path.write_text(UNMEASURABLE)
-    code, out, err = mulint("check", f"{path}:Net", "--optimizer", f"{path}:make_optimizer", "--widths", "32,64,128",
-                            "--format", "json", "--no-cache")
+    code, out, err = mulint(
+        "check",
+        f"{path}:Net",
+        "--optimizer",
+        f"{path}:make_optimizer",
+        "--widths",
+        "32,64,128",
+        "--format",
+        "json",
+        "--no-cache",
+    )
     report = json.loads(out)
     assert code == 2, err
     assert not [f for f in report["findings"] if f["code"].startswith("MU31")], report["findings"]

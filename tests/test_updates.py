@@ -8,7 +8,6 @@ import statistics
 
 import pytest
 import torch
-
 from conftest import MODELS
 
 GPT = MODELS / "spectral_gpt.py"
@@ -44,17 +43,20 @@ def exponents(params, role: str) -> list[float]:
     return [u.update_exponent for p in params for u in p.uses if u.role == role and u.update_exponent is not None]
 
 
-@pytest.mark.parametrize("factory, hidden", [
-    ("muon_original", 0.0),
-    ("muon_original_adam_rule", -1.0),  # Adam's 1/width copied to Muon: hidden layers stop learning
-    ("muon_match_rms", 0.5),
-    ("muon_match_rms_sqrt", 0.0),
-    ("sign_one_lr", 1.0),
-    ("sign_mup", 0.0),
-    ("adafactor_one_lr", 0.5),
-    ("adafactor_adam_rule", -0.5),
-    ("adafactor_mup", 0.0),
-])
+@pytest.mark.parametrize(
+    "factory, hidden",
+    [
+        ("muon_original", 0.0),
+        ("muon_original_adam_rule", -1.0),  # Adam's 1/width copied to Muon: hidden layers stop learning
+        ("muon_match_rms", 0.5),
+        ("muon_match_rms_sqrt", 0.0),
+        ("sign_one_lr", 1.0),
+        ("sign_mup", 0.0),
+        ("adafactor_one_lr", 0.5),
+        ("adafactor_adam_rule", -0.5),
+        ("adafactor_mup", 0.0),
+    ],
+)
 def test_hidden_update_exponent_of_each_optimizer(gpt, factory, hidden):
     params, notes = measured(gpt, factory)
     found = exponents(params, "hidden")
@@ -75,8 +77,14 @@ def test_measuring_leaves_the_model_as_built(gpt):
     model = target.module.GPT(32)
     before = {n: p.detach().clone() for n, p in model.state_dict().items()}
     numbers = UpdateNumbers()
-    measure_updates(target.module.sign_one_lr, model, 32, copy.deepcopy(structure.facts.params),
-                    batch_for(target, structure), numbers)
+    measure_updates(
+        target.module.sign_one_lr,
+        model,
+        32,
+        copy.deepcopy(structure.facts.params),
+        batch_for(target, structure),
+        numbers,
+    )
     assert numbers.norms and not numbers.failure
     assert all(torch.equal(before[n], p) for n, p in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
@@ -103,8 +111,16 @@ def test_non_square_and_batched_weights_are_read_by_their_use():
     from mulint.facts import ParamFacts, ParamUse
 
     def use(kind, fan_in, fan_out, fin, fout):
-        return ParamUse(op="x", kind=kind, role="hidden", fan_in=fan_in, fan_out=fan_out,
-                        fan_in_infinite=fin, fan_out_infinite=fout, node="n")
+        return ParamUse(
+            op="x",
+            kind=kind,
+            role="hidden",
+            fan_in=fan_in,
+            fan_out=fan_out,
+            fan_in_infinite=fin,
+            fan_out_infinite=fout,
+            node="n",
+        )
 
     square_embedding = ParamFacts(name="e", shape=(64, 64), shapes={}, infinite_dims=(1,))
     assert in_out_dims(square_embedding, use("lookup", 64, 64, False, True)) == ([0], [1])
@@ -126,34 +142,64 @@ def test_spectral_norm_matches_the_singular_values():
 
 # The rules MU311-MU313 on facts: pure functions of the measured exponents and the profile.
 
+
 def facts_with(*weights, cls="Muon", family="unknown", lr_exponent=0.0, settings="", profile="mup"):
     """One weight per (name, role, measured exponent[, kind]), all stepped by ``cls``."""
     from mulint.facts import ModelFacts, OptimizerFacts, ParamFacts, ParamUse, SourceLoc
 
     params = []
     for name, role, exponent, *kind in weights:
-        use = ParamUse(op="linear", kind=kind[0] if kind else "contraction", role=role, fan_in=64, fan_out=64,
-                       fan_in_infinite=role != "input", fan_out_infinite=role != "output", node="n",
-                       update_exponent=exponent, update_norm={64: 1.0, 128: 1.0} if exponent is not None else {})
-        params.append(ParamFacts(name=name, shape=(64, 64), shapes={}, infinite_dims=(0, 1), uses=[use],
-                                 lr_exponent=lr_exponent, optimizer=cls, optimizer_family=family, update_step=2,
-                                 update_settings=settings))
+        use = ParamUse(
+            op="linear",
+            kind=kind[0] if kind else "contraction",
+            role=role,
+            fan_in=64,
+            fan_out=64,
+            fan_in_infinite=role != "input",
+            fan_out_infinite=role != "output",
+            node="n",
+            update_exponent=exponent,
+            update_norm={64: 1.0, 128: 1.0} if exponent is not None else {},
+        )
+        params.append(
+            ParamFacts(
+                name=name,
+                shape=(64, 64),
+                shapes={},
+                infinite_dims=(0, 1),
+                uses=[use],
+                lr_exponent=lr_exponent,
+                optimizer=cls,
+                optimizer_family=family,
+                update_step=2,
+                update_settings=settings,
+            )
+        )
     loc = SourceLoc("model.py", 30)
-    return ModelFacts(target="model.py:M", path="model.py", width_knob="width", base_width=64, widths=[64, 128],
-                      params=params, optimizer=OptimizerFacts(label="model.py:make_optimizer", cls=cls, family=family,
-                                                              loc=loc), profile=profile)
+    return ModelFacts(
+        target="model.py:M",
+        path="model.py",
+        width_knob="width",
+        base_width=64,
+        widths=[64, 128],
+        params=params,
+        optimizer=OptimizerFacts(label="model.py:make_optimizer", cls=cls, family=family, loc=loc),
+        profile=profile,
+    )
 
 
 def run_rules(facts):
     from mulint.rules.spectral import MeasuredUpdateTooLarge, MeasuredUpdateTooSmall, MuonOnEmbeddingOrReadout
 
-    return [f for rule in (MeasuredUpdateTooLarge, MeasuredUpdateTooSmall, MuonOnEmbeddingOrReadout)
-            for f in rule().check(facts)]
+    return [
+        f
+        for rule in (MeasuredUpdateTooLarge, MeasuredUpdateTooSmall, MuonOnEmbeddingOrReadout)
+        for f in rule().check(facts)
+    ]
 
 
 def test_a_growing_update_is_an_error_naming_the_lr_that_fixes_it():
-    facts = facts_with(("h.0.w", "hidden", 0.48), ("h.1.w", "hidden", 0.53),
-                       settings="adjust_lr_fn='match_rms_adamw'")
+    facts = facts_with(("h.0.w", "hidden", 0.48), ("h.1.w", "hidden", 0.53), settings="adjust_lr_fn='match_rms_adamw'")
     [finding] = run_rules(facts)
     assert (finding.code, finding.severity, finding.parameter, finding.line) == ("MU311", "error", "h.*.w", 30)
     assert "adjust_lr_fn='match_rms_adamw'" in finding.message and "step 2" in finding.message
@@ -167,8 +213,18 @@ def test_a_shrinking_update_is_a_warning():
 
 
 def test_updates_within_tolerance_are_clean():
-    assert run_rules(facts_with(("a", "hidden", 0.12), ("b", "input", -0.2), ("c", "output", 0.1),
-                                ("d", "vector", -0.05), cls="SignMomentum")) == []
+    assert (
+        run_rules(
+            facts_with(
+                ("a", "hidden", 0.12),
+                ("b", "input", -0.2),
+                ("c", "output", 0.1),
+                ("d", "vector", -0.05),
+                cls="SignMomentum",
+            )
+        )
+        == []
+    )
 
 
 def test_adam_and_sgd_are_left_to_the_exact_rules_unless_the_profile_says_otherwise():
@@ -182,7 +238,9 @@ def test_muon_on_embedding_or_readout_is_reported_once():
     facts = facts_with(("wte", "input", -0.75, "lookup"), ("head", "output", 0.5), ("first", "input", 0.0))
     findings = run_rules(facts)
     assert sorted((f.code, f.parameter, f.severity) for f in findings) == [
-        ("MU313", "head", "error"), ("MU313", "wte", "warning")]
+        ("MU313", "head", "error"),
+        ("MU313", "wte", "warning"),
+    ]
     assert "embedding table" in next(f.message for f in findings if f.parameter == "wte")
 
 
@@ -205,23 +263,30 @@ def analysed():
     return run
 
 
-@pytest.mark.parametrize("spec, optimizer, widths", [
-    ("examples/nanogpt_sp.py:GPT", None, [64, 128, 256]),  # AdamW, one lr: hidden and readout too large
-    ("examples/mlp_mup.py:MLP", None, [64, 128, 256]),  # Adam, µP: clean
-    # SGD with one lr: input and readout too small. An SGD step is the gradient, which carries every
-    # other layer's scaling: judged at the default widths, 128 to 512, where it is clear of small-width effects.
-    (f"{GPT}:GPT", f"{GPT}:sgd_one_lr", None),
-])
+@pytest.mark.parametrize(
+    "spec, optimizer, widths",
+    [
+        ("examples/nanogpt_sp.py:GPT", None, [64, 128, 256]),  # AdamW, one lr: hidden and readout too large
+        ("examples/mlp_mup.py:MLP", None, [64, 128, 256]),  # Adam, µP: clean
+        # SGD with one lr: input and readout too small. An SGD step is the gradient, which carries every
+        # other layer's scaling: judged at the default widths, 128 to 512, where it is clear of small-width effects.
+        (f"{GPT}:GPT", f"{GPT}:sgd_one_lr", None),
+    ],
+)
 def test_measured_and_exact_rules_agree_where_both_apply(analysed, spec, optimizer, widths):
     from conftest import ROOT
+
     from mulint.rules.optimizer import _mismatches
     from mulint.rules.spectral import deviations
 
     # Adam and SGD are judged exactly, so their steps are normally not measured: the spectral
     # profile measures every optimizer.
     facts = analysed(str(ROOT / spec) if spec.startswith("examples") else spec, optimizer, widths, "spectral")
-    exact = {(p.name, role, 1 if eff > want else -1)
-             for family in ("adam", "sgd") for role, eff, want, _, p in _mismatches(facts, family)}
+    exact = {
+        (p.name, role, 1 if eff > want else -1)
+        for family in ("adam", "sgd")
+        for role, eff, want, _, p in _mismatches(facts, family)
+    }
     measured = {(d.param.name, d.use.role, d.direction) for d in deviations(facts, include_exact=True)}
     assert exact == measured
     assert any(u.update_exponent is not None for p in facts.params for u in p.uses)
@@ -234,7 +299,16 @@ def test_a_setup_judged_exactly_is_not_stepped(analysed):
 
 
 def test_through_the_cli_muon_with_match_rms_needs_a_shrinking_lr(mulint):
-    code, out, _ = mulint("check", f"{GPT}:GPT", "--optimizer", f"{GPT}:muon_match_rms", "--widths", "32,64,128",
-                          "--select", "MU3", "--no-cache")
+    code, out, _ = mulint(
+        "check",
+        f"{GPT}:GPT",
+        "--optimizer",
+        f"{GPT}:muon_match_rms",
+        "--widths",
+        "32,64,128",
+        "--select",
+        "MU3",
+        "--no-cache",
+    )
     assert code == 1 and "MU311" in out and "hidden parameters need lr ∝ width^-0.50 with Muon" in out
     assert "adjust_lr_fn='match_rms_adamw'" in out and "MU301" not in out

@@ -64,9 +64,13 @@ def analyse(spec):
     return facts, {(f.code, f.parameter) for rule in MODEL_RULES for f in rule().check(facts)}
 
 
-@pytest.mark.parametrize("name, g, v", [
-    ("Normed", "hidden.parametrizations.weight.original0", "hidden.parametrizations.weight.original1"),
-    ("legacy", "hidden.weight_g", "hidden.weight_v")])
+@pytest.mark.parametrize(
+    "name, g, v",
+    [
+        ("Normed", "hidden.parametrizations.weight.original0", "hidden.parametrizations.weight.original1"),
+        ("legacy", "hidden.weight_g", "hidden.weight_v"),
+    ],
+)
 def test_weight_norm_magnitude_is_a_vector_and_the_composed_init_is_judged(models, name, g, v):
     facts, findings = analyse(f"{models}:{name}")
     params = {p.name: p for p in facts.params}

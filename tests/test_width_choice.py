@@ -5,15 +5,14 @@ every width-derived dimension grows in proportion, and say so."""
 import json
 
 import pytest
-
 from conftest import EXAMPLES, MODELS
 
 LLAMA = MODELS / "rounded_ffn_llama.py"
 
 
 def knob_of(target):
-    from mulint.reading.targets import parse_target, resolve
     from mulint.construct.width import find_knob
+    from mulint.reading.targets import parse_target, resolve
 
     [item] = resolve(parse_target(str(target)), allow_exec=True)
     return find_knob(item.obj, item.label), item.label
@@ -30,8 +29,9 @@ def test_numeric_widths_move_up_until_the_ffn_grows_in_proportion():
     widths, notes = choose_numeric_widths(numeric_knob(knob), label)
     # Independently: at the chosen widths the FFN size doubles with the width, within rounding.
     sizes = [ffn(w) for w in widths]
-    assert len(widths) >= 2 and all(abs(b / a / (wb / wa) - 1) <= 0.15
-                                    for (wa, a), (wb, b) in zip(zip(widths, sizes), zip(widths[1:], sizes[1:])))
+    assert len(widths) >= 2 and all(
+        abs(b / a / (wb / wa) - 1) <= 0.15 for (wa, a), (wb, b) in zip(zip(widths, sizes), zip(widths[1:], sizes[1:]))
+    )
     assert min(widths) >= 256  # below 256 the rounding keeps the FFN at 256 or jumps it by 1.5x
     [note] = notes
     assert note.startswith("numeric widths moved up from 32, 64, 128 to ") and "256 -> 256 -> 512" in note
@@ -71,19 +71,25 @@ def test_coord_widths_use_the_same_choice():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("optimizer, codes", [("make_optimizer", set()), ("make_sp_optimizer", {"MU301"}),
-                                               ("make_planted_optimizer", {"MU301"})])
+@pytest.mark.parametrize(
+    "optimizer, codes",
+    [("make_optimizer", set()), ("make_sp_optimizer", {"MU301"}), ("make_planted_optimizer", {"MU301"})],
+)
 def test_rounded_ffn_mup_is_clean_and_its_sp_twin_is_flagged(mulint, optimizer, codes):
-    code, out, err = mulint("check", f"{LLAMA}:make_llama", "--optimizer", f"{LLAMA}:{optimizer}",
-                            "--no-cache", "--format", "json")
+    code, out, err = mulint(
+        "check", f"{LLAMA}:make_llama", "--optimizer", f"{LLAMA}:{optimizer}", "--no-cache", "--format", "json"
+    )
     report = json.loads(out)
     found = {f["code"] for f in report["findings"]}
     assert found == codes, [f["message"] for f in report["findings"]]
     if codes:  # SP: every hidden matrix; planted: the down-projections alone
         [hidden] = [f for f in report["findings"] if "hidden" in f["message"]]
         expected = "layers.*.w_down.weight" if optimizer == "make_planted_optimizer" else "layers.*.wqkv.weight, "
-        assert hidden["parameter"] == expected if optimizer == "make_planted_optimizer" else \
-            hidden["parameter"].startswith(expected) and "w_down" in hidden["parameter"]
+        assert (
+            hidden["parameter"] == expected
+            if optimizer == "make_planted_optimizer"
+            else hidden["parameter"].startswith(expected) and "w_down" in hidden["parameter"]
+        )
     notes = [n for t in report["targets"] for n in t.get("notes") or []]
     assert any(n.startswith("numeric widths moved up") for n in notes)
 
@@ -96,8 +102,12 @@ def test_structure_widths_move_up_where_the_rounding_hides_a_growing_dimension(t
     from mulint.reading.targets import parse_target, resolve
 
     small = tmp_path / "llama_base32.py"
-    small.write_text(LLAMA.read_text().replace("BASE = 256", "BASE = 32").replace("= 32000, 4, 256", "= 128, 4, 256")
-                     .replace("n_layers: int = 4", "n_layers: int = 1"))
+    small.write_text(
+        LLAMA.read_text()
+        .replace("BASE = 256", "BASE = 32")
+        .replace("= 32000, 4, 256", "= 128, 4, 256")
+        .replace("n_layers: int = 4", "n_layers: int = 1")
+    )
     [item] = resolve(parse_target(f"{small}:make_llama"), allow_exec=True)
     facts = analyse_structure(item).facts
     assert facts.base_width == 32 and facts.widths == [64, 128]

@@ -7,12 +7,12 @@ import textwrap
 import pytest
 
 from mulint.construct import build_at
-from mulint.errors import MulintError
-from mulint.reading.targets import parse_target, resolve
 from mulint.construct.width import find_knob
 from mulint.construct.width_hints import NEEDS_ARGUMENTS, NO_WIDTH_KNOB, UNKNOWN_WIDTH_ARG
+from mulint.errors import MulintError
+from mulint.reading.targets import parse_target, resolve
 
-ZOO = '''
+ZOO = """
 from dataclasses import dataclass
 
 import torch.nn as nn
@@ -98,7 +98,7 @@ class Picky(nn.Module):
 
 def from_checkpoint():
     raise FileNotFoundError("weights.pt")
-'''
+"""
 
 
 @pytest.fixture(scope="module")

@@ -49,8 +49,9 @@ GROWING = textwrap.dedent("""
 
 def test_a_layer_list_that_grows_with_width_is_named():
     def stack(width):
-        return nn.Sequential(nn.Linear(4, width), *[nn.Linear(width, width) for _ in range(width // 8)],
-                             nn.Linear(width, 2))
+        return nn.Sequential(
+            nn.Linear(4, width), *[nn.Linear(width, width) for _ in range(width // 8)], nn.Linear(width, 2)
+        )
 
     layouts = {8: layout(stack(8)), 16: layout(stack(16))}
     with pytest.raises(MulintError) as info:
@@ -90,8 +91,9 @@ def test_the_same_model_at_fixed_depth_is_analysed(mulint, tmp_path):
 def test_inputs_that_do_not_depend_on_width_are_the_same_tensors():
     tokens, other_tokens = torch.randint(0, 50, (2, 8)), torch.randint(0, 50, (2, 8))
     wide = torch.randn(2, 16)
-    args, kwargs = share_inputs(((tokens, torch.randn(2, 8)), {"mask": torch.ones(8)}),
-                                ((other_tokens, wide), {"mask": torch.zeros(8)}))
+    args, kwargs = share_inputs(
+        ((tokens, torch.randn(2, 8)), {"mask": torch.ones(8)}), ((other_tokens, wide), {"mask": torch.zeros(8)})
+    )
     assert torch.equal(args[0], tokens) and args[1] is wide and torch.equal(kwargs["mask"], torch.ones(8))
 
 

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import math
 
-from mulint.analysis.scales import (ACT_CONTRACTIONS, LAYOUT, MASKING, SCALING, SDPA, SOFTMAX, exponent,
-                                    scalar_factor, walk_back)
-from mulint.facts import AttentionSite, SourceLoc
+from mulint.analysis.scales import (
+    ACT_CONTRACTIONS,
+    LAYOUT,
+    MASKING,
+    SCALING,
+    SDPA,
+    SOFTMAX,
+    exponent,
+    scalar_factor,
+    walk_back,
+)
+from mulint.facts import AttentionSite
 from mulint.trace import Node, Ref, Traced
 
 # Logit soft-capping (Gemma 2, Grok: c·tanh(x/c)) is the identity on the logits' scale until they
@@ -74,7 +83,7 @@ def _site(traced: Traced, node: Node, dependent: set[str]):
 
 
 def _tensor_form(form: str, traced: Traced, stops: tuple[str, ...], dependent: set[str]) -> str:
-    """"tensor" when q or k is scaled by a tensor computed in forward (DeBERTa's
+    """ "tensor" when q or k is scaled by a tensor computed in forward (DeBERTa's
     ``k / torch.sqrt(torch.tensor(d) * 3)``): its value does not exist on the meta device."""
     for name in stops:
         node = traced.nodes[name]
@@ -98,9 +107,15 @@ def attention_sites(ref: Traced, other: Traced, widths: tuple[int, int], depende
         form, scale, head_dim, locs, anchor = a
         _, scale_other, head_dim_other, _, _ = b
         loc = locs[0] if locs else (node.loc if node.op in SDPA else anchor.loc) or node.loc
-        sites.append(AttentionSite(
-            node=node.name, form=form, loc=loc, head_dim=head_dim,
-            head_dim_exponent=exponent(head_dim, head_dim_other, *widths),
-            scale=scale, scale_exponent=exponent(scale, scale_other, *widths),
-        ))
+        sites.append(
+            AttentionSite(
+                node=node.name,
+                form=form,
+                loc=loc,
+                head_dim=head_dim,
+                head_dim_exponent=exponent(head_dim, head_dim_other, *widths),
+                scale=scale,
+                scale_exponent=exponent(scale, scale_other, *widths),
+            )
+        )
     return sites

@@ -12,8 +12,9 @@ import ast
 import contextlib
 import inspect
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -76,7 +77,7 @@ def _targets_arg(model: nn.Module, inputs: Inputs) -> str | None:
     except (TypeError, ValueError):
         return None
     args, kwargs = inputs
-    free = [p for p in params[len(args):] if p not in kwargs]
+    free = [p for p in params[len(args) :] if p not in kwargs]
     return next((p for p in TARGET_ARGS if p in free), None)
 
 
@@ -99,11 +100,17 @@ def training_variants(model: nn.Module, inputs: Inputs) -> tuple[Branch, Branch,
         args, kwargs = inputs
         variants = [(args, {**kwargs, arg: value}) for value in _target_values(inputs)]
         mode = ", train mode" if "training" in tested else ""
-        return (Branch("inference", f"the inference branch, `{arg}=None`", trains=False),
-                Branch("training", f"the training branch, `{arg}` given{mode}", trains=True), variants)
+        return (
+            Branch("inference", f"the inference branch, `{arg}=None`", trains=False),
+            Branch("training", f"the training branch, `{arg}` given{mode}", trains=True),
+            variants,
+        )
     if "training" in tested:
-        return (Branch("eval", "the eval-mode branch, `model.eval()`", trains=False),
-                Branch("train", "the train-mode branch, `model.train()`", trains=True), [inputs])
+        return (
+            Branch("eval", "the eval-mode branch, `model.eval()`", trains=False),
+            Branch("train", "the train-mode branch, `model.train()`", trains=True),
+            [inputs],
+        )
     return None
 
 

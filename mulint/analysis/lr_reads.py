@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from mulint.facts import LR_SCALE_MODES
 from mulint.errors import MulintError
+from mulint.facts import LR_SCALE_MODES
 from mulint.paths import display_path
 
 # Param-group keys torch ignores that training loops multiply the lr by (nanoGPT-mup's train.py:
@@ -43,12 +43,15 @@ class LrPolicy:
     overwrites: list[str] = field(default_factory=list)
 
     @classmethod
-    def for_module(cls, module, named: tuple[str, ...] = (), mode: str = "auto", factory_module=None) -> "LrPolicy":
+    def for_module(cls, module, named: tuple[str, ...] = (), mode: str = "auto", factory_module=None) -> LrPolicy:
         """The keys' reads in the module's file, the local files it imported and training scripts beside it
         (and the optimizer factory's file, when another file defines it)."""
         if mode not in LR_SCALE_MODES:
-            raise MulintError(f"lr-scale = {mode!r} is not one of {', '.join(LR_SCALE_MODES)}", step="config",
-                              hint='use lr-scale = "auto" (read the code), "applied" or "ignored"')
+            raise MulintError(
+                f"lr-scale = {mode!r} is not one of {', '.join(LR_SCALE_MODES)}",
+                step="config",
+                hint='use lr-scale = "auto" (read the code), "applied" or "ignored"',
+            )
         keys = tuple(dict.fromkeys((*named, *LR_SCALE_KEYS)))
         where = getattr(module, "__file__", None)
         if mode != "auto" or not where:
@@ -59,16 +62,24 @@ class LrPolicy:
         files = training_files(Path(where), imported)
         # only a training script's own loop: the factory's writes are in the optimizer mulint reads
         scripts = [f for f in files if f not in imported and f != Path(where).resolve()]
-        return cls(keys, tuple(named), mode, scale_reads(files, keys, display_path),
-                   [Path(f).name for f in files], absolute_writes(scripts))
+        return cls(
+            keys,
+            tuple(named),
+            mode,
+            scale_reads(files, keys, display_path),
+            [Path(f).name for f in files],
+            absolute_writes(scripts),
+        )
 
     def overwrite_note(self, label: str) -> list[str]:
         """What a training loop writing one lr into every group does to the per-group lrs judged here."""
         if not self.overwrites:
             return []
-        return [f"{label}: {', '.join(self.overwrites)} writes one absolute lr into every param group (MU303), "
-                "so the per-group learning rates judged here are not the ones training uses; scale each "
-                "group's own base lr instead"]
+        return [
+            f"{label}: {', '.join(self.overwrites)} writes one absolute lr into every param group (MU303), "
+            "so the per-group learning rates judged here are not the ones training uses; scale each "
+            "group's own base lr instead"
+        ]
 
 
 def _local_modules(module, factory_module=None) -> list[Path]:
@@ -136,10 +147,16 @@ def split_made(made, label: str = "the optimizer factory", target: str | None = 
     walk(made, False)
     if wrong or not optimizers:
         several = isinstance(made, (list, tuple, dict))
-        what = f"a {type(made).__name__} holding {', '.join(wrong) or 'no optimizer'}" if several else type(made).__name__
-        raise MulintError(f"{label} returned {what}, not a torch.optim.Optimizer", target=target, step="optimizer",
-                          hint="return the optimizer itself, a list, tuple or dict of optimizers, or "
-                               "(optimizer, scheduler) / {'optimizer': ..., 'lr_scheduler': ...}")
+        what = (
+            f"a {type(made).__name__} holding {', '.join(wrong) or 'no optimizer'}" if several else type(made).__name__
+        )
+        raise MulintError(
+            f"{label} returned {what}, not a torch.optim.Optimizer",
+            target=target,
+            step="optimizer",
+            hint="return the optimizer itself, a list, tuple or dict of optimizers, or "
+            "(optimizer, scheduler) / {'optimizer': ..., 'lr_scheduler': ...}",
+        )
     return optimizers, schedulers
 
 
@@ -218,8 +235,15 @@ def group_lrs(optimizer, schedulers: list, policy: LrPolicy) -> list[GroupLr]:
             decisions[key] = decide(optimizer, attached, key, policy)
         applied, why = decisions[key]
         if applied:
-            out.append(GroupLr(base * scale, f"param_group['{'lr' if source == 'group lr' else 'initial_lr'}'] × "
-                                             f"param_group['{key}'], {why}", key, True, why))
+            out.append(
+                GroupLr(
+                    base * scale,
+                    f"param_group['{'lr' if source == 'group lr' else 'initial_lr'}'] × param_group['{key}'], {why}",
+                    key,
+                    True,
+                    why,
+                )
+            )
         else:
             out.append(GroupLr(base, f"{source}, {why}", key, False, why))
     return out
@@ -273,8 +297,10 @@ def schedule_notes(optimizers, schedulers, label: str) -> list[str]:
                 break  # OneCycleLR past its total steps, ReduceLROnPlateau without a metric
             factors = [float(g["lr"]) / b for g, b in zip(optimizer.param_groups, bases) if b > 0]
             if factors and max(factors) - min(factors) > _SAME * max(abs(f) for f in factors) + 1e-15:
-                notes.append(f"{label}: {names} moves the param groups' lrs by different factors (at step {step}: "
-                             f"{', '.join(f'{f:.3g}' for f in factors)} × their base lr), so µP's per-group lr "
-                             f"ratios change during training; the base lrs are judged")
+                notes.append(
+                    f"{label}: {names} moves the param groups' lrs by different factors (at step {step}: "
+                    f"{', '.join(f'{f:.3g}' for f in factors)} × their base lr), so µP's per-group lr "
+                    f"ratios change during training; the base lrs are judged"
+                )
                 break
     return notes

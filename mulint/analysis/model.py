@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import inspect
 
-from mulint.analysis.numbers import choose_numeric_widths, measure_init, numeric_knob, shrink_note
-from mulint.exponents import fit_exponent
 from mulint.analysis.lr_reads import LrPolicy
+from mulint.analysis.numbers import choose_numeric_widths, measure_init, numeric_knob, shrink_note
 from mulint.analysis.optimizer import OptimizerNumbers, find_factory, optimizer_facts, read_optimizer
 from mulint.analysis.structure import Structure, analyse_structure
 from mulint.analysis.updates import UpdateNumbers, batch_for, measure_again, measure_updates, update_facts
-from mulint.profiles import load_profile
 from mulint.construct.provenance import quiet
 from mulint.errors import MulintError
+from mulint.exponents import fit_exponent
+from mulint.profiles import load_profile
 from mulint.reading.targets import ResolvedTarget, parse_target, resolve
 
 NO_OPTIMIZER = "optimizer rules skipped: no optimizer found"  # the API words its own hint
@@ -22,8 +22,11 @@ NO_OPTIMIZER = "optimizer rules skipped: no optimizer found"  # the API words it
 def _resolve_function(spec: str):
     parsed = parse_target(spec)
     if parsed.name is None:
-        raise MulintError(f"'{spec}' does not name a function", step="optimizer",
-                          hint="use --optimizer path/to/file.py:make_optimizer")
+        raise MulintError(
+            f"'{spec}' does not name a function",
+            step="optimizer",
+            hint="use --optimizer path/to/file.py:make_optimizer",
+        )
     [found] = resolve(parsed, allow_exec=True)
     return found.obj, found.label
 
@@ -44,8 +47,13 @@ def hidden_gradient_rms(target: ResolvedTarget, structure: Structure, model) -> 
                 args, kwargs = example.synthesise(model, "cpu")[structure.inputs_index]
             model.train()
             out = model(*args, **kwargs)
-            first = out if isinstance(out, torch.Tensor) else next(
-                (v for v in (out.values() if isinstance(out, dict) else out) if isinstance(v, torch.Tensor)), None)
+            first = (
+                out
+                if isinstance(out, torch.Tensor)
+                else next(
+                    (v for v in (out.values() if isinstance(out, dict) else out) if isinstance(v, torch.Tensor)), None
+                )
+            )
             if first is None or not first.is_floating_point():
                 return []
             first.float().pow(2).mean().backward()
@@ -70,10 +78,18 @@ def _seeded_build(knob, width: int, label: str):
     return build_at(knob, width, target=label, device="cpu")
 
 
-def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, width_arg: str | None = None,
-                  optimizer: str | None = None, measure: bool = True,
-                  lr_scale_keys: tuple[str, ...] = (), resolve_optimizer=None, profile: str = "mup",
-                  lr_scale: str = "auto") -> Structure:
+def analyse_model(
+    target: ResolvedTarget,
+    *,
+    widths: list[int] | None = None,
+    width_arg: str | None = None,
+    optimizer: str | None = None,
+    measure: bool = True,
+    lr_scale_keys: tuple[str, ...] = (),
+    resolve_optimizer=None,
+    profile: str = "mup",
+    lr_scale: str = "auto",
+) -> Structure:
     """``lr_scale_keys``: param-group keys a training loop multiplies the lr by, beyond the usual
     names (LR_SCALE_KEYS); the config's `lr-scale-key`. ``lr_scale``: the config's `lr-scale`, whether
     those keys are applied ("auto": read from the code, see mulint.analysis.lr_reads)."""
@@ -107,9 +123,15 @@ def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, wi
     facts.numeric_widths = chosen
     facts.notes += [n for n in (shrink_note(knob),) if n]
     if factory is not None:
-        measure_again(updates, facts.params, load_profile(profile).spectral, factory.make,
-                      lambda width: _seeded_build(knob, width, target.label), batch_for(target, structure, chosen, 2),
-                      lr_policy=policy)
+        measure_again(
+            updates,
+            facts.params,
+            load_profile(profile).spectral,
+            factory.make,
+            lambda width: _seeded_build(knob, width, target.label),
+            batch_for(target, structure, chosen, 2),
+            lr_policy=policy,
+        )
         update_facts(updates, facts.params, facts.notes, factory.label)
     for p in facts.params:
         rms = numbers.rms.get(p.name, {})
@@ -122,6 +144,7 @@ def analyse_model(target: ResolvedTarget, *, widths: list[int] | None = None, wi
     if opt_numbers is not None:
         facts.optimizer = optimizer_facts(opt_numbers, facts.params, grad_rms[0] if grad_rms else None, facts.notes)
     else:
-        facts.notes.append(f"{NO_OPTIMIZER}; name one with --optimizer path/to/file.py:make_optimizer "
-                           "(a function taking the model)")
+        facts.notes.append(
+            f"{NO_OPTIMIZER}; name one with --optimizer path/to/file.py:make_optimizer (a function taking the model)"
+        )
     return structure

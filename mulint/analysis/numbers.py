@@ -7,8 +7,8 @@ with a fixed seed; the size of a parameter is its root-mean-square entry.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -17,9 +17,9 @@ from mulint.construct import build_at
 from mulint.construct.init_record import InitRecorder, Write
 from mulint.construct.proportional import proportional_widths
 from mulint.construct.provenance import quiet
+from mulint.construct.width import WidthKnob
 from mulint.errors import MulintError
 from mulint.exponents import fit_exponent  # noqa: F401  (re-exported for the analysis)
-from mulint.construct.width import WidthKnob
 
 MAX_ELEMENTS = 64_000_000  # per numeric model: ~256 MB of float32
 # Drawing the init is the cost of the numbers: prefer widths whose models stay under this size, and
@@ -69,12 +69,16 @@ def numeric_widths(knob: WidthKnob, target: str, requested: list[int] | None = N
     return choose_numeric_widths(knob, target, requested, count)[0]
 
 
-def choose_numeric_widths(knob: WidthKnob, target: str, requested: list[int] | None = None,
-                          count: int = 3) -> tuple[list[int], list[str]]:
+def choose_numeric_widths(
+    knob: WidthKnob, target: str, requested: list[int] | None = None, count: int = 3
+) -> tuple[list[int], list[str]]:
     """The user's widths when they fit in memory, else up to three small doubling widths that do, moved
     up where a width-derived dimension does not grow in proportion at them; and a note when moved."""
-    if requested and len(requested) >= 2 and all(
-            (n := _numel_on_meta(knob, w, target)) is not None and n <= MAX_ELEMENTS for w in requested):
+    if (
+        requested
+        and len(requested) >= 2
+        and all((n := _numel_on_meta(knob, w, target)) is not None and n <= MAX_ELEMENTS for w in requested)
+    ):
         return requested, []
     widths = _small_widths(knob, target, count)
     sizes: dict[int, int | None] = {}
@@ -90,7 +94,7 @@ def choose_numeric_widths(knob: WidthKnob, target: str, requested: list[int] | N
 def _small_widths(knob: WidthKnob, target: str, count: int, level: int = 0) -> list[int]:
     """Up to `count` small doubling widths that fit; ``level`` counts the rounds of shrinking what
     does not grow with width already tried (see `_shrink`)."""
-    scaled = (knob.base * 2.0 ** k for k in range(-12, 4))
+    scaled = (knob.base * 2.0**k for k in range(-12, 4))
     candidates = sorted({int(w) for w in scaled if w >= 8 and w.is_integer()})
     in_range = [w for w in candidates if MIN_WIDTH <= w <= MAX_WIDTH]
     sizes = _sizes(knob, target, in_range)
@@ -154,12 +158,17 @@ def _too_big(knob: WidthKnob, target: str, candidates: list[int]) -> MulintError
         return MulintError(
             f"the model holds {total / 1e6:.0f}M parameters even at width {width} (mulint measures init on "
             f"models of at most {MAX_ELEMENTS / 1e6:.0f}M), after capping {shrunk}; largest: {big}",
-            target=target, step="build",
+            target=target,
+            step="build",
             hint="what does not grow with width is too big: name a factory (file.py:make_small) that builds "
-                 "the model with a smaller vocabulary, fewer layers or experts, or fields mulint can read")
-    return MulintError("cannot build the model at two small widths on the CPU to measure its init",
-                       target=target, step="build",
-                       hint="give small widths it accepts with --widths (e.g. 64,128,256)")
+            "the model with a smaller vocabulary, fewer layers or experts, or fields mulint can read",
+        )
+    return MulintError(
+        "cannot build the model at two small widths on the CPU to measure its init",
+        target=target,
+        step="build",
+        hint="give small widths it accepts with --widths (e.g. 64,128,256)",
+    )
 
 
 def _sizes(knob: WidthKnob, target: str, widths: list[int]) -> dict[int, int]:
@@ -176,8 +185,13 @@ def _sizes(knob: WidthKnob, target: str, widths: list[int]) -> dict[int, int]:
     return out
 
 
-def measure_init(knob: WidthKnob, widths: list[int], target: str, seed: int = 0,
-                 visit: Callable[[int, nn.Module], None] | None = None) -> InitNumbers:
+def measure_init(
+    knob: WidthKnob,
+    widths: list[int],
+    target: str,
+    seed: int = 0,
+    visit: Callable[[int, nn.Module], None] | None = None,
+) -> InitNumbers:
     """Init sizes per width; ``visit(width, model)`` sees each small model before it is dropped."""
     from mulint.analysis.same_structure import layout, require_same_structure
     from mulint.analysis.weight_norm import composed_rms, weight_normed

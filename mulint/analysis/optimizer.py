@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn as nn
 
 from mulint import steps
+from mulint.analysis.lr_reads import LR_SCALE_KEYS, LrPolicy, group_lrs, lr_scale, schedule_notes, split_made  # noqa: F401  (their home before lr_reads)
 from mulint.construct.init_record import _user_frame_from
-from mulint.analysis.lr_reads import LrPolicy, group_lrs, schedule_notes, split_made
-from mulint.analysis.lr_reads import LR_SCALE_KEYS, lr_scale  # noqa: F401  (their home before lr_reads)
 from mulint.errors import MulintError
 from mulint.exponents import fit_exponent
 from mulint.facts import OptimizerFacts, ParamFacts, SourceLoc
@@ -23,13 +22,20 @@ from mulint.paths import display_path
 
 FACTORY_NAMES = ("configure_optimizers", "make_optimizer", "build_optimizer", "create_optimizer")
 # Values for arguments the factory leaves without a default (nanoGPT's configure_optimizers).
-ARG_DEFAULTS = {"weight_decay": 0.1, "learning_rate": 1e-3, "lr": 1e-3, "betas": (0.9, 0.95),
-                "device_type": "cpu", "device": "cpu", "eps": 1e-8, "momentum": 0.9}
+ARG_DEFAULTS = {
+    "weight_decay": 0.1,
+    "learning_rate": 1e-3,
+    "lr": 1e-3,
+    "betas": (0.9, 0.95),
+    "device_type": "cpu",
+    "device": "cpu",
+    "eps": 1e-8,
+    "momentum": 0.9,
+}
 
 # Not Adafactor: its update is relative to the parameter's RMS, so its µP LR is not Adam's (it is
 # judged by its measured update instead).
-ADAM_FAMILY = ("Adam", "AdamW", "Adamax", "NAdam", "RAdam", "SparseAdam", "Lion", "Adan",
-               "AdaBelief", "LAMB", "Lamb")
+ADAM_FAMILY = ("Adam", "AdamW", "Adamax", "NAdam", "RAdam", "SparseAdam", "Lion", "Adan", "AdaBelief", "LAMB", "Lamb")
 SGD_FAMILY = ("SGD",)
 
 
@@ -65,7 +71,7 @@ class OptimizerNumbers:
     weight_decay: dict[str, dict[int, float]] = field(default_factory=dict)
     eps: dict[str, float] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # parameters in no param group
-    owner: dict[str, "OwningOptimizer"] = field(default_factory=dict)  # param -> the optimizer that steps it
+    owner: dict[str, OwningOptimizer] = field(default_factory=dict)  # param -> the optimizer that steps it
     lr_scale_key: dict[str, str] = field(default_factory=dict)  # param -> the group key its lr was scaled by
     lr_source: dict[str, str] = field(default_factory=dict)  # param -> how its lr was read
     notes: list[str] = field(default_factory=list)  # what the schedule does to the groups' lr ratios
@@ -82,14 +88,17 @@ class OwningOptimizer:
 def _call_with_defaults(func: Callable, model: nn.Module, label: str, bound: bool):
     sig = inspect.signature(func)
     args, kwargs = ([] if bound else [model]), {}
-    params = list(sig.parameters.values())[(0 if bound else 1):]
+    params = list(sig.parameters.values())[(0 if bound else 1) :]
     for p in params:
         if p.default is not inspect.Parameter.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         if p.name not in ARG_DEFAULTS:
-            raise MulintError(f"cannot call {label}: argument '{p.name}' has no default", step="optimizer",
-                              hint="give it a default, or name a factory taking only the model with "
-                                   "--optimizer path/to/file.py:make_optimizer")
+            raise MulintError(
+                f"cannot call {label}: argument '{p.name}' has no default",
+                step="optimizer",
+                hint="give it a default, or name a factory taking only the model with "
+                "--optimizer path/to/file.py:make_optimizer",
+            )
         kwargs[p.name] = ARG_DEFAULTS[p.name]
     return func(*args, **kwargs)
 
@@ -98,8 +107,9 @@ def find_factory(module, model_cls: type | None, spec: str | None, resolve_spec)
     """``--optimizer``/config first, then module-level factories, then the model's own method."""
     if spec:
         func, label = resolve_spec(spec)
-        return OptimizerFactory(label, lambda model: _call_with_defaults(func, model, label, bound=False),
-                                inspect.getmodule(func))
+        return OptimizerFactory(
+            label, lambda model: _call_with_defaults(func, model, label, bound=False), inspect.getmodule(func)
+        )
     for name in FACTORY_NAMES:
         func = getattr(module, name, None)
         if callable(func) and not inspect.isclass(func):
@@ -108,8 +118,9 @@ def find_factory(module, model_cls: type | None, spec: str | None, resolve_spec)
             return OptimizerFactory(label, lambda model, f=func, lb=label: _call_with_defaults(f, model, lb, False))
     if model_cls is not None and callable(getattr(model_cls, "configure_optimizers", None)):
         label = f"{model_cls.__name__}.configure_optimizers"
-        return OptimizerFactory(label, lambda model: _call_with_defaults(model.configure_optimizers, model, label,
-                                                                          bound=True))
+        return OptimizerFactory(
+            label, lambda model: _call_with_defaults(model.configure_optimizers, model, label, bound=True)
+        )
     return None
 
 
@@ -140,8 +151,14 @@ def optimizers_of(made, label: str, target: str) -> list[torch.optim.Optimizer]:
     return split_made(made, label, target)[0]
 
 
-def read_optimizer(factory: OptimizerFactory, model: nn.Module, width: int, numbers: OptimizerNumbers,
-                   target: str, policy: LrPolicy | None = None) -> None:
+def read_optimizer(
+    factory: OptimizerFactory,
+    model: nn.Module,
+    width: int,
+    numbers: OptimizerNumbers,
+    target: str,
+    policy: LrPolicy | None = None,
+) -> None:
     """Each parameter's lr as the training sets it (``policy``: how lr-scale keys are treated)."""
     steps.enter("optimizer")
     policy = policy or LrPolicy()
@@ -155,8 +172,12 @@ def read_optimizer(factory: OptimizerFactory, model: nn.Module, width: int, numb
     except MulintError:
         raise
     except Exception as exc:
-        raise MulintError(f"{factory.label} raised {type(exc).__name__}: {exc}", target=target, step="optimizer",
-                          hint="the factory must take the model and return a torch.optim.Optimizer") from exc
+        raise MulintError(
+            f"{factory.label} raised {type(exc).__name__}: {exc}",
+            target=target,
+            step="optimizer",
+            hint="the factory must take the model and return a torch.optim.Optimizer",
+        ) from exc
     optimizers, schedulers = split_made(made, factory.label, target)
     owners = [OwningOptimizer(type(o).__name__, family_of(o), site.locs.get(id(o))) for o in optimizers]
     numbers.cls = " + ".join(dict.fromkeys(o.cls for o in owners))
@@ -168,9 +189,16 @@ def read_optimizer(factory: OptimizerFactory, model: nn.Module, width: int, numb
         for group, effective in zip(optimizer.param_groups, group_lrs(optimizer, schedulers, policy)):
             if effective.why and f"learning rates: {effective.why}" not in numbers.notes:
                 numbers.notes.append(f"learning rates: {effective.why}")
-            numbers.ignored_lr_keys |= {k for k, v in group.items() if "lr" in k and k not in optimizer.defaults
-                                        and k not in SCHEDULER_KEYS and k != effective.key
-                                        and isinstance(v, (int, float)) and not isinstance(v, bool)}
+            numbers.ignored_lr_keys |= {
+                k
+                for k, v in group.items()
+                if "lr" in k
+                and k not in optimizer.defaults
+                and k not in SCHEDULER_KEYS
+                and k != effective.key
+                and isinstance(v, (int, float))
+                and not isinstance(v, bool)
+            }
             for p in group["params"]:
                 seen.add(id(p))
                 for name in names.get(id(p), []):
@@ -189,12 +217,12 @@ def read_optimizer(factory: OptimizerFactory, model: nn.Module, width: int, numb
         if note not in numbers.notes:
             numbers.notes.append(note)
     params = dict(model.named_parameters(remove_duplicate=False))
-    numbers.missing = sorted({n for pid, ns in names.items() if pid not in seen for n in ns
-                              if params[n].requires_grad})
+    numbers.missing = sorted({n for pid, ns in names.items() if pid not in seen for n in ns if params[n].requires_grad})
 
 
-def optimizer_facts(numbers: OptimizerNumbers, params: list[ParamFacts], grad_rms: float | None,
-                    notes: list[str]) -> OptimizerFacts:
+def optimizer_facts(
+    numbers: OptimizerNumbers, params: list[ParamFacts], grad_rms: float | None, notes: list[str]
+) -> OptimizerFacts:
     """Each parameter's learning rate, decay and owning optimizer into its facts; the setup's facts."""
     for p in params:
         name = next((n for n in (p.name, *p.aliases) if n in numbers.lr), None)
@@ -209,17 +237,30 @@ def optimizer_facts(numbers: OptimizerNumbers, params: list[ParamFacts], grad_rm
     judged_eps = {v for n, v in numbers.eps.items() if numbers.owner.get(n) and numbers.owner[n].family == "adam"}
     for cls in dict.fromkeys(o.cls for o in numbers.owner.values() if o.family == "unknown"):
         owned = [p for p in params if p.optimizer == cls]
-        judged = "are measured, not judged: it sets its own step size" if any(p.update_self_tuned for p in owned) \
+        judged = (
+            "are measured, not judged: it sets its own step size"
+            if any(p.update_self_tuned for p in owned)
             else "are judged by the update it measurably makes (MU311-MU313)"
-        notes.append(f"optimizer {cls} has no learning-rate table (mulint has them for the Adam family and "
-                     f"SGD): its {len(owned)} parameters ({_patterns([p.name for p in owned])}) {judged}")
+        )
+        notes.append(
+            f"optimizer {cls} has no learning-rate table (mulint has them for the Adam family and "
+            f"SGD): its {len(owned)} parameters ({_patterns([p.name for p in owned])}) {judged}"
+        )
     notes.extend(numbers.notes)
     for key in sorted(numbers.ignored_lr_keys):
-        notes.append(f"param groups carry `{key}`, a key torch ignores: if the training loop multiplies the lr "
-                     f"by it, name it with lr-scale-key so the learning rates are judged as they train")
-    return OptimizerFacts(label=numbers.label, cls=numbers.cls, family=numbers.family, loc=numbers.loc,
-                          eps=max(judged_eps) if judged_eps else None, missing=numbers.missing,
-                          hidden_grad_rms=grad_rms)
+        notes.append(
+            f"param groups carry `{key}`, a key torch ignores: if the training loop multiplies the lr "
+            f"by it, name it with lr-scale-key so the learning rates are judged as they train"
+        )
+    return OptimizerFacts(
+        label=numbers.label,
+        cls=numbers.cls,
+        family=numbers.family,
+        loc=numbers.loc,
+        eps=max(judged_eps) if judged_eps else None,
+        missing=numbers.missing,
+        hidden_grad_rms=grad_rms,
+    )
 
 
 def _patterns(names: list[str]) -> str:

@@ -40,10 +40,13 @@ def require_same_structure(layouts: dict[int, dict[str, tuple]], target: str) ->
             parts.append(f"a different kind of layer at widths {first} and {width}: {_names(changed)}")
         raise MulintError(
             f"the model's architecture changes with width ({len(a)} parameters at width {first}, {len(b)} at "
-            f"width {width}); " + "; ".join(parts), target=target, step="width",
+            f"width {width}); " + "; ".join(parts),
+            target=target,
+            step="width",
             hint="µP compares one architecture at several widths: keep the depth and the list of layers "
-                 "independent of the width argument (take depth as its own argument), or name the widths "
-                 "to compare with --widths so that they build the same layers")
+            "independent of the width argument (take depth as its own argument), or name the widths "
+            "to compare with --widths so that they build the same layers",
+        )
 
 
 def _names(names: list[str]) -> str:

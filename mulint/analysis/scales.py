@@ -12,21 +12,77 @@ from mulint.trace import Node, Ref, Traced
 
 # Ops that move, cast or copy values without changing them.
 LAYOUT = {
-    "view", "_unsafe_view", "reshape", "t", "transpose", "permute", "unsqueeze", "squeeze", "flatten", "unflatten",
-    "contiguous", "clone", "alias", "detach", "to", "_to_copy", "expand", "type_as", "getitem", "slice", "select",
-    "split", "split_with_sizes", "chunk", "narrow", "unbind", "_assert_tensor_metadata", "lift_fresh_copy",
-    "dropout", "native_dropout", "feature_dropout", "identity", "float", "half", "bfloat16", "movedim",
-    "as_strided", "repeat_interleave", "repeat",
+    "view",
+    "_unsafe_view",
+    "reshape",
+    "t",
+    "transpose",
+    "permute",
+    "unsqueeze",
+    "squeeze",
+    "flatten",
+    "unflatten",
+    "contiguous",
+    "clone",
+    "alias",
+    "detach",
+    "to",
+    "_to_copy",
+    "expand",
+    "type_as",
+    "getitem",
+    "slice",
+    "select",
+    "split",
+    "split_with_sizes",
+    "chunk",
+    "narrow",
+    "unbind",
+    "_assert_tensor_metadata",
+    "lift_fresh_copy",
+    "dropout",
+    "native_dropout",
+    "feature_dropout",
+    "identity",
+    "float",
+    "half",
+    "bfloat16",
+    "movedim",
+    "as_strided",
+    "repeat_interleave",
+    "repeat",
 }
 SCALING = {"mul", "div", "true_divide", "multiply", "divide"}
 SOFTMAX = {"softmax", "_softmax", "_safe_softmax", "log_softmax"}
-SDPA = {"scaled_dot_product_attention", "_scaled_dot_product_flash_attention_for_cpu",
-        "_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention",
-        "_scaled_dot_product_attention_math", "_scaled_dot_product_cudnn_attention"}
+SDPA = {
+    "scaled_dot_product_attention",
+    "_scaled_dot_product_flash_attention_for_cpu",
+    "_scaled_dot_product_flash_attention",
+    "_scaled_dot_product_efficient_attention",
+    "_scaled_dot_product_attention_math",
+    "_scaled_dot_product_cudnn_attention",
+}
 ACT_CONTRACTIONS = {"matmul", "bmm", "mm", "einsum", "baddbmm"}
-WEIGHT_CONTRACTIONS = {"linear", "addmm", "mm", "bmm", "matmul", "einsum", "conv1d", "conv2d", "conv3d",
-                       "convolution", "baddbmm", "addmv", "mv", "tensordot", "dot",
-                       "grouped_mm", "_grouped_mm", "grouped_mm_fallback"}
+WEIGHT_CONTRACTIONS = {
+    "linear",
+    "addmm",
+    "mm",
+    "bmm",
+    "matmul",
+    "einsum",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "convolution",
+    "baddbmm",
+    "addmv",
+    "mv",
+    "tensordot",
+    "dot",
+    "grouped_mm",
+    "_grouped_mm",
+    "grouped_mm_fallback",
+}
 MASKING = {"add", "sub", "masked_fill", "where", "_safe_softmax"}
 
 
@@ -48,8 +104,9 @@ def _activation_inputs(node: Node, dependent: set[str]) -> list[str]:
     return [r.name for _, _, r in node.input_refs() if r.name in dependent]
 
 
-def walk_back(traced: Traced, name: str, dependent: set[str], *,
-              logits_only: bool = False) -> tuple[float, list[SourceLoc], str]:
+def walk_back(
+    traced: Traced, name: str, dependent: set[str], *, logits_only: bool = False
+) -> tuple[float, list[SourceLoc], str]:
     """From an activation back through layout ops and constant factors: (factor, their lines, stop node).
 
     With ``logits_only`` (walking back from q or k), a factor that also reaches other values (a fused

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
 import torch.nn as nn
 
 from mulint.analysis.attention import attention_sites
@@ -14,17 +13,23 @@ from mulint.analysis.same_structure import layout, require_same_structure
 from mulint.analysis.uses import param_uses, role_from_shape
 from mulint.analysis.weight_norm import weight_normed
 from mulint.construct import build_at
-from mulint.construct.shrink import constant_large_sizes
 from mulint.construct import inputs as example
 from mulint.construct.proportional import proportional_widths
 from mulint.construct.provenance import Provenance
 from mulint.construct.repeats import ShortenedLists, shortened
-from mulint.construct.training_init import (as_trained, notes as training_init_notes, plan_training_init,
-                                        with_training_init)
+from mulint.construct.shrink import constant_large_sizes
+from mulint.construct.training_init import (
+    as_trained,
+    plan_training_init,
+    with_training_init,
+)
+from mulint.construct.training_init import (
+    notes as training_init_notes,
+)
+from mulint.construct.width import WidthKnob, find_knob
 from mulint.errors import MulintError
 from mulint.facts import BranchFacts, ModelFacts, MupModule, ParamFacts, ParamUse
 from mulint.reading.targets import ResolvedTarget
-from mulint.construct.width import WidthKnob, find_knob
 from mulint.trace import Traced, export
 from mulint.trace.record import path_difference, record, seed_all, share_inputs
 
@@ -54,8 +59,7 @@ def choose_widths(base: int, requested: list[int] | None) -> list[int]:
         return [base, 2 * base]
     widths = sorted(set(requested))
     if len(widths) < 2:
-        raise MulintError("--widths needs at least two different widths", step="width",
-                          hint="e.g. --widths 64,128,256")
+        raise MulintError("--widths needs at least two different widths", step="width", hint="e.g. --widths 64,128,256")
     return widths
 
 
@@ -71,13 +75,21 @@ def _inputs_for(target: ResolvedTarget, model: nn.Module, device: str = "meta") 
         try:
             return [example.to_device(example.from_user_function(user, model), device)]
         except Exception as exc:
-            raise MulintError(f"example_inputs() raised {type(exc).__name__}: {exc}", target=target.label,
-                              step="inputs", hint="example_inputs(model) must return the forward's arguments") from exc
+            raise MulintError(
+                f"example_inputs() raised {type(exc).__name__}: {exc}",
+                target=target.label,
+                step="inputs",
+                hint="example_inputs(model) must return the forward's arguments",
+            ) from exc
     candidates = example.synthesise(model, device)
     if not candidates:
-        raise MulintError("cannot tell what input the model takes: it has no embedding, linear or "
-                          "convolution layer and no matrix to size an input by", target=target.label, step="inputs",
-                          hint=example.EXAMPLE_INPUTS)
+        raise MulintError(
+            "cannot tell what input the model takes: it has no embedding, linear or "
+            "convolution layer and no matrix to size an input by",
+            target=target.label,
+            step="inputs",
+            hint=example.EXAMPLE_INPUTS,
+        )
     return candidates
 
 
@@ -109,8 +121,7 @@ def _trace_pair(target, models, ref, other) -> tuple[Traced, Traced, int, Shorte
     return (*pair, ShortenedLists(), _trace_training_branch(target, models, ref, other, pair[2]))
 
 
-def _trace_training_branch(target, models, ref, other, index: int, tracer=export, device: str = "meta",
-                           seed: int = 0):
+def _trace_training_branch(target, models, ref, other, index: int, tracer=export, device: str = "meta", seed: int = 0):
     """(default branch, training branch, its two traces), or None without one (or when it fails)."""
     seed_all(seed)
     ref_inputs = _inputs_for(target, models[ref], device)[index]
@@ -139,26 +150,35 @@ def _branch_facts(facts: ModelFacts, branch, widths, lists: ShortenedLists) -> N
     dependent = ref_trace.input_dependent()
     uses = {}
     for p in facts.params:
-        found = [u for n in (p.name, *p.aliases)
-                 for u in _uses(n, ref_trace, other_trace, dependent, bool(p.infinite_dims), widths, lists)]
+        found = [
+            u
+            for n in (p.name, *p.aliases)
+            for u in _uses(n, ref_trace, other_trace, dependent, bool(p.infinite_dims), widths, lists)
+        ]
         uses[p.name] = found or p.uses
     attention = attention_sites(ref_trace, other_trace, widths, dependent)
     for site in attention:
         site.count = lists.count(ref_trace.nodes[site.node].module_path)
 
     def summary(by_param, sites):
-        return ({n: sorted((u.role, round(u.multiplier_exponent, 2)) for u in us) for n, us in by_param.items()},
-                sorted((s.form, round(s.scale_exponent, 2), round(s.head_dim_exponent, 2)) for s in sites))
+        return (
+            {n: sorted((u.role, round(u.multiplier_exponent, 2)) for u in us) for n, us in by_param.items()},
+            sorted((s.form, round(s.scale_exponent, 2), round(s.head_dim_exponent, 2)) for s in sites),
+        )
 
     if summary(uses, attention) == summary({p.name: p.uses for p in facts.params}, facts.attention):
         return  # the same model either way: nothing to tell apart
     facts.branch, facts.branch_trains = default.description, default.trains
-    facts.branches.append(BranchFacts(name=training.name, description=training.description,
-                                      trains=training.trains, uses=uses, attention=attention))
+    facts.branches.append(
+        BranchFacts(
+            name=training.name, description=training.description, trains=training.trains, uses=uses, attention=attention
+        )
+    )
 
 
-def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None,
-                      width_arg: str | None = None) -> Structure:
+def analyse_structure(
+    target: ResolvedTarget, *, widths: list[int] | None = None, width_arg: str | None = None
+) -> Structure:
     built_as = []  # how the training code constructs a model mulint cannot build alone
     try:
         knob = find_knob(target.obj, target.label, width_arg)
@@ -173,8 +193,9 @@ def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None
     knob = with_training_init(knob, init_plan)
     chosen, moved = choose_widths(knob.base, widths), []
     if not widths:  # meta builds are free: move up past widths where a rounded size stands still
-        chosen, moved = proportional_widths(knob, target.label, chosen, fits=lambda w: True, min_count=2,
-                                            what="structure widths")
+        chosen, moved = proportional_widths(
+            knob, target.label, chosen, fits=lambda w: True, min_count=2, what="structure widths"
+        )
     ref, other = _reference_pair(knob.base, chosen)
     provenance = Provenance()
     models = {}
@@ -184,8 +205,15 @@ def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None
     require_same_structure({w: layout(m) for w, m in models.items()}, target.label)
     knob.shrink = constant_large_sizes(models, _short_size())  # the small CPU builds' later
     mup = mup_modules(models[ref], provenance)
-    facts = ModelFacts(target=target.label, path=str(target.path or ""), width_knob=knob.name,
-                       base_width=knob.base, widths=chosen, params=[], mup_modules=mup)
+    facts = ModelFacts(
+        target=target.label,
+        path=str(target.path or ""),
+        width_knob=knob.name,
+        base_width=knob.base,
+        widths=chosen,
+        params=[],
+        mup_modules=mup,
+    )
     facts.notes.extend(moved)
     facts.notes += built_as + training_init_notes(init_plan, type(models[ref]))
     broken = [m for m in mup if not (m.base_shapes and m.bias_ok)]
@@ -206,8 +234,10 @@ def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None
         # Data-dependent forward code (token routing, .item()): run it on real inputs instead.
         ref_trace, other_trace, inputs_index, traced_at, branch = _record_pair(target, knob, exc)
         lists = ShortenedLists()
-        facts.notes.append(f"traced by running the model on small CPU inputs at widths {traced_at[0]} and "
-                           f"{traced_at[1]}: torch.export failed ({exc.message})")
+        facts.notes.append(
+            f"traced by running the model on small CPU inputs at widths {traced_at[0]} and "
+            f"{traced_at[1]}: torch.export failed ({exc.message})"
+        )
     facts.params = _param_facts(models, ref, other, ref_trace, other_trace, provenance, lists, traced_at)
     facts.attention = attention_sites(ref_trace, other_trace, traced_at, ref_trace.input_dependent())
     if traced_at[0] != ref:
@@ -217,12 +247,20 @@ def analyse_structure(target: ResolvedTarget, *, widths: list[int] | None = None
     facts.repeated_blocks = dict(lists.lengths)
     if branch is not None:
         _branch_facts(facts, branch, traced_at, lists)
-    return Structure(facts=facts, knob=knob, models=models, traces=dict(zip(traced_at, (ref_trace, other_trace))),
-                     inputs_index=inputs_index, provenance=provenance, shortened=lists)
+    return Structure(
+        facts=facts,
+        knob=knob,
+        models=models,
+        traces=dict(zip(traced_at, (ref_trace, other_trace))),
+        inputs_index=inputs_index,
+        provenance=provenance,
+        shortened=lists,
+    )
 
 
-def _knob_as_trained(target: ResolvedTarget, width_arg: str | None, failure: MulintError,
-                     notes: list[str]) -> WidthKnob | None:
+def _knob_as_trained(
+    target: ResolvedTarget, width_arg: str | None, failure: MulintError, notes: list[str]
+) -> WidthKnob | None:
     """The knob of the model as the training code beside it constructs it, when the target alone has
     none (its constructor needs arguments the training script passes)."""
     found = as_trained(target.obj, target.path, target.name, target.module)
@@ -253,7 +291,7 @@ def _sizes_at(facts: ModelFacts, ratio: float) -> None:
             if use.fan_out_infinite and use.fan_out:
                 use.fan_out = round(use.fan_out * ratio)
     for site in facts.attention:
-        site.head_dim = round(site.head_dim * ratio ** site.head_dim_exponent)
+        site.head_dim = round(site.head_dim * ratio**site.head_dim_exponent)
 
 
 def _record_pair(target, knob: WidthKnob, failure: MulintError) -> tuple[Traced, Traced, int, tuple[int, int], tuple]:
@@ -282,10 +320,18 @@ def _record_pair(target, knob: WidthKnob, failure: MulintError) -> tuple[Traced,
         branch = _trace_training_branch(target, models, *widths, i, tracer=record, device="cpu", seed=seed)
         return traces[0], traces[1], i, widths, branch
     if len(tried) == 1 and user:
-        raise MulintError(f"{failure.message}; running it raised {tried[0].split(': ', 1)[1]}",
-                          target=target.label, step="trace", hint=failure.hint)
-    raise MulintError(f"{failure.message}; running it failed on every input tried: " + "; ".join(tried),
-                      target=target.label, step="trace", hint=example.EXAMPLE_INPUTS)
+        raise MulintError(
+            f"{failure.message}; running it raised {tried[0].split(': ', 1)[1]}",
+            target=target.label,
+            step="trace",
+            hint=failure.hint,
+        )
+    raise MulintError(
+        f"{failure.message}; running it failed on every input tried: " + "; ".join(tried),
+        target=target.label,
+        step="trace",
+        hint=example.EXAMPLE_INPUTS,
+    )
 
 
 def _record_same_path(target, models, widths, index: int) -> tuple[list[Traced], int]:
@@ -308,9 +354,11 @@ def _record_same_path(target, models, widths, index: int) -> tuple[list[Traced],
     error = MulintError(
         f"the model takes a different path at widths {widths[0]} and {widths[1]} on the same inputs "
         f"(data-dependent control flow in forward that torch.export could not trace): {difference}",
-        target=target.label, step="trace",
+        target=target.label,
+        step="trace",
         hint="mulint reads width exponents by comparing one computation at two widths: make the branch "
-             "independent of width, or give `example_inputs(model)` on which every width takes the same path")
+        "independent of width, or give `example_inputs(model)` on which every width takes the same path",
+    )
     error.kind = "paths-differ"
     raise error
 
@@ -323,8 +371,15 @@ def mup_modules(model: nn.Module, provenance: Provenance) -> list[MupModule]:
         params = list(module.parameters(recurse=False))
         bias, weight = getattr(module, "bias", None), getattr(module, "weight", None)
         bias_ok = bias is None or weight is None or tuple(bias.shape) == tuple(weight.shape[:1])
-        found.append(MupModule(name=name, cls=type(module).__name__, loc=provenance.module_sites.get(module),
-                               base_shapes=all(hasattr(p, "infshape") for p in params), bias_ok=bias_ok))
+        found.append(
+            MupModule(
+                name=name,
+                cls=type(module).__name__,
+                loc=provenance.module_sites.get(module),
+                base_shapes=all(hasattr(p, "infshape") for p in params),
+                bias_ok=bias_ok,
+            )
+        )
     return found
 
 
@@ -344,15 +399,24 @@ def _uses(name: str, ref_trace, other_trace, dependent, infinite, widths, lists)
     return uses
 
 
-def _param_facts(models, ref, other, ref_trace, other_trace, provenance,
-                 lists: ShortenedLists | None = None, traced_at: tuple[int, int] | None = None) -> list[ParamFacts]:
+def _param_facts(
+    models,
+    ref,
+    other,
+    ref_trace,
+    other_trace,
+    provenance,
+    lists: ShortenedLists | None = None,
+    traced_at: tuple[int, int] | None = None,
+) -> list[ParamFacts]:
     lists = lists or ShortenedLists()
     model = models[ref]
     groups: dict[int, list[str]] = {}
     for name, param in model.named_parameters(remove_duplicate=False):
         groups.setdefault(id(param), []).append(name)
-    all_shapes = {w: {n: tuple(p.shape) for n, p in m.named_parameters(remove_duplicate=False)}
-                  for w, m in models.items()}
+    all_shapes = {
+        w: {n: tuple(p.shape) for n, p in m.named_parameters(remove_duplicate=False)} for w, m in models.items()
+    }
     owners = _owners(model)
     dependent = ref_trace.input_dependent() if ref_trace is not None else set()
     magnitudes = {item.magnitude for item in weight_normed(model)}
@@ -361,24 +425,56 @@ def _param_facts(models, ref, other, ref_trace, other_trace, provenance,
         name = names[0]
         shapes = {w: s[name] for w, s in all_shapes.items() if name in s}
         shape = shapes[ref]
-        infinite = tuple(d for d in range(len(shape)) if len({s[d] for s in shapes.values() if len(s) == len(shape)}) > 1)
+        infinite = tuple(
+            d for d in range(len(shape)) if len({s[d] for s in shapes.values() if len(s) == len(shape)}) > 1
+        )
         # A tied tensor may appear as several placeholders, only one of them used.
-        uses = [u for n in names for u in _uses(n, ref_trace, other_trace, dependent, bool(infinite),
-                                                traced_at or (ref, other), lists)] if ref_trace is not None else []
+        uses = (
+            [
+                u
+                for n in names
+                for u in _uses(n, ref_trace, other_trace, dependent, bool(infinite), traced_at or (ref, other), lists)
+            ]
+            if ref_trace is not None
+            else []
+        )
         role_source = "use"
         if not uses:
             role_source = "shape"
-            uses = [ParamUse(op="", kind="unused", role=role_from_shape(shape, infinite), fan_in=None,
-                             fan_out=None, fan_in_infinite=False, fan_out_infinite=False, node="")]
+            uses = [
+                ParamUse(
+                    op="",
+                    kind="unused",
+                    role=role_from_shape(shape, infinite),
+                    fan_in=None,
+                    fan_out=None,
+                    fan_in_infinite=False,
+                    fan_out_infinite=False,
+                    node="",
+                )
+            ]
         if name in magnitudes:  # weight norm's g: one scale per row, whatever it is multiplied into
             for use in uses:
-                use.role, use.fan_in, use.fan_out, use.fan_in_infinite, use.fan_out_infinite = \
-                    "vector", None, None, False, False
+                use.role, use.fan_in, use.fan_out, use.fan_in_infinite, use.fan_out_infinite = (
+                    "vector",
+                    None,
+                    None,
+                    False,
+                    False,
+                )
         owner, local = owners[name]
         sites = [provenance.param_site(*owners[n]) for n in names]
-        facts.append(ParamFacts(
-            name=name, shape=shape, shapes=shapes, infinite_dims=infinite, uses=uses,
-            aliases=tuple(names[1:]), module_type=type(owner).__name__,
-            created_at=next((s for s in sites if s is not None), None), role_source=role_source,
-        ))
+        facts.append(
+            ParamFacts(
+                name=name,
+                shape=shape,
+                shapes=shapes,
+                infinite_dims=infinite,
+                uses=uses,
+                aliases=tuple(names[1:]),
+                module_type=type(owner).__name__,
+                created_at=next((s for s in sites if s is not None), None),
+                role_source=role_source,
+            )
+        )
     return facts

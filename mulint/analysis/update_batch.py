@@ -16,8 +16,9 @@ keep the small batch (see MeasurementBatch).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -43,6 +44,7 @@ class MeasurementBatch:
     per-coordinate update (Adam, sign, SGD) is sized on it, the fixed-batch regime of µP's tables (its
     operator norm on a batch of many more tokens than the width understates how it acts on the
     inputs it was made from). The large one holds ``tokens`` positions, for the other optimizers."""
+
     target: Any
     inputs_index: int
     tokens: int  # positions wanted in the large batch
@@ -57,8 +59,9 @@ class MeasurementBatch:
             torch.manual_seed(0)
             first = example.from_user_function(user, model)
             draws = max(1, math.ceil(self.tokens / max(1, positions(first)))) if large else 1
-            out = _concatenated(first, [_seeded(example.from_user_function, user, model, seed)
-                                        for seed in range(1, draws)])
+            out = _concatenated(
+                first, [_seeded(example.from_user_function, user, model, seed) for seed in range(1, draws)]
+            )
             if out is None:
                 self.enlarged, out = False, first
         else:
@@ -72,8 +75,11 @@ class MeasurementBatch:
         return out
 
     def describe(self, large: bool = True) -> str:
-        user = "" if getattr(self.target.module, "example_inputs", None) is None else \
-            " (the file's example_inputs" + (", repeated)" if large and self.enlarged else ")")
+        user = (
+            ""
+            if getattr(self.target.module, "example_inputs", None) is None
+            else " (the file's example_inputs" + (", repeated)" if large and self.enlarged else ")")
+        )
         return f"{self.made.get(large, 0)} tokens{user}"
 
 
@@ -137,8 +143,9 @@ def _concatenated(first: tuple, more: list[tuple]) -> tuple | None:
     return tuple(joined_args), joined_kwargs
 
 
-def needs_confirming(exponents: dict[tuple[str, int], tuple[str, float]], accepted: dict[str, tuple[float, float]],
-                     tolerance: float) -> list[tuple[str, int]]:
+def needs_confirming(
+    exponents: dict[tuple[str, int], tuple[str, float]], accepted: dict[str, tuple[float, float]], tolerance: float
+) -> list[tuple[str, int]]:
     """The (param, use index) whose exponent (role, value) is within NEAR of its tolerance band's edge
     or outside it: those a batch-dependent measurement could misjudge."""
     out = []

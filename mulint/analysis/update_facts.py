@@ -15,8 +15,10 @@ from mulint.facts import ParamFacts
 def update_facts(numbers: UpdateNumbers, params: list[ParamFacts], notes: list[str], optimizer: str) -> None:
     """Each use's measured norms and their width exponent (with the use's multiplier) into the facts."""
     if numbers.failure:
-        notes.append(f"update sizes not measured: stepping {optimizer} raised {numbers.failure}; MU311-MU313 do "
-                     f"not judge the parameters it steps (nothing was measured to judge them by)")
+        notes.append(
+            f"update sizes not measured: stepping {optimizer} raised {numbers.failure}; MU311-MU313 do "
+            f"not judge the parameters it steps (nothing was measured to judge them by)"
+        )
         return
     tuned: dict[str, list[float]] = {}  # role -> exponents measured for a self-tuned optimizer's parameters
     for p in params:
@@ -41,40 +43,63 @@ def update_facts(numbers: UpdateNumbers, params: list[ParamFacts], notes: list[s
     if numbers.norms and (numbers.batch or numbers.small_batch):
         notes.append(_batch_note(numbers, params))
     if numbers.zero_started and numbers.norms:
-        notes.append(f"update sizes measured on step {numbers.step}: {', '.join(numbers.zero_started[:4])} started "
-                     f"at exactly zero and left it only on the step named (no gradient reached it before), so "
-                     f"more warm steps were taken")
+        notes.append(
+            f"update sizes measured on step {numbers.step}: {', '.join(numbers.zero_started[:4])} started "
+            f"at exactly zero and left it only on the step named (no gradient reached it before), so "
+            f"more warm steps were taken"
+        )
     silent = sorted(numbers.no_grad)
     if silent:
-        notes.append(f"update sizes: {len(silent)} parameters got no gradient at step {numbers.step} "
-                     f"(not judged by MU31x): {', '.join(silent[:6])}{', ...' if len(silent) > 6 else ''}")
+        notes.append(
+            f"update sizes: {len(silent)} parameters got no gradient at step {numbers.step} "
+            f"(not judged by MU31x): {', '.join(silent[:6])}{', ...' if len(silent) > 6 else ''}"
+        )
     if numbers.not_finite:
         broken = sorted(numbers.not_finite)
-        notes.append(f"update sizes: {optimizer} made non-finite updates (inf or nan) at step {numbers.step} for "
-                     f"{', '.join(broken[:6])}{', ...' if len(broken) > 6 else ''}")
+        notes.append(
+            f"update sizes: {optimizer} made non-finite updates (inf or nan) at step {numbers.step} for "
+            f"{', '.join(broken[:6])}{', ...' if len(broken) > 6 else ''}"
+        )
     if numbers.norms and len(numbers.widths) < 3:
         notes.append(f"update sizes fitted on {len(numbers.widths)} widths only ({numbers.widths}): rough")
     if numbers.skipped and numbers.norms:
-        notes.append(f"update sizes measured on step {numbers.step}, after {numbers.step - 1} warm steps: "
-                     f"{numbers.skipped} moved no parameter at step 1 (it sets up its state first)")
+        notes.append(
+            f"update sizes measured on step {numbers.step}, after {numbers.step - 1} warm steps: "
+            f"{numbers.skipped} moved no parameter at step 1 (it sets up its state first)"
+        )
     if numbers.self_tuned and tuned:
-        roles = ", ".join(f"{role} width^{fmt_exp(to_quarter(statistics.median(values)))}"
-                          for role in ("input", "hidden", "output", "vector") if (values := tuned.get(role)))
-        notes.append(f"update sizes: {' + '.join(numbers.self_tuned)} sets its own step size d as it trains, one "
-                     f"number for the parameters it steps, so MU311/MU312 do not judge them: on step "
-                     f"{numbers.step} their updates scale as {roles}; this compares the roles with each other "
-                     f"only, as d will grow and may scale with width, which shifts every role alike")
+        roles = ", ".join(
+            f"{role} width^{fmt_exp(to_quarter(statistics.median(values)))}"
+            for role in ("input", "hidden", "output", "vector")
+            if (values := tuned.get(role))
+        )
+        notes.append(
+            f"update sizes: {' + '.join(numbers.self_tuned)} sets its own step size d as it trains, one "
+            f"number for the parameters it steps, so MU311/MU312 do not judge them: on step "
+            f"{numbers.step} their updates scale as {roles}; this compares the roles with each other "
+            f"only, as d will grow and may scale with width, which shifts every role alike"
+        )
     if numbers.schedulers:
-        notes.append(f"update sizes measured on step {numbers.step}, with {', '.join(numbers.schedulers)} "
-                     f"stepped after each step: the lr of that step, not of later ones")
+        notes.append(
+            f"update sizes measured on step {numbers.step}, with {', '.join(numbers.schedulers)} "
+            f"stepped after each step: the lr of that step, not of later ones"
+        )
 
 
 def _batch_note(numbers: UpdateNumbers, params: list[ParamFacts]) -> str:
     """Which batch the updates were measured on, and what a second, larger one said."""
     small = f"{numbers.small_batch} (per-coordinate optimizers)" if numbers.small_batch else ""
-    large = (f"{numbers.batch} (optimizers that mix a matrix's entries: enough tokens that the gradient's rank "
-             f"is not capped by them)") if numbers.batch else ""
-    text = f"update sizes measured on step {numbers.step} of a batch of {' and of '.join(b for b in (small, large) if b)}"
+    large = (
+        (
+            f"{numbers.batch} (optimizers that mix a matrix's entries: enough tokens that the gradient's rank "
+            f"is not capped by them)"
+        )
+        if numbers.batch
+        else ""
+    )
+    text = (
+        f"update sizes measured on step {numbers.step} of a batch of {' and of '.join(b for b in (small, large) if b)}"
+    )
     if not numbers.confirmed:
         return text
     uses = {p.name: p.uses for p in params}
@@ -91,6 +116,8 @@ def _batch_note(numbers: UpdateNumbers, params: list[ParamFacts]) -> str:
     text += f"; {len(numbers.confirmed)} near a verdict's edge measured again on {numbers.larger_batch}: "
     text += f"{held} stable" + (" (judged on the larger batch)" if held else "")
     if moved:
-        text += (f", {len(moved)} changed with the batch, so MU311/MU312 do not judge them: "
-                 f"{', '.join(label(k) for k in moved[:4])}{', ...' if len(moved) > 4 else ''}")
+        text += (
+            f", {len(moved)} changed with the batch, so MU311/MU312 do not judge them: "
+            f"{', '.join(label(k) for k in moved[:4])}{', ...' if len(moved) > 4 else ''}"
+        )
     return text

@@ -48,8 +48,11 @@ def in_out_dims(param: ParamFacts, use: ParamUse) -> tuple[list[int], list[int]]
         if math.prod(shape[d] for d in ins) != use.fan_in or bool(infinite & set(ins)) != use.fan_in_infinite:
             continue
         for outs in subsets:
-            if set(outs) & set(ins) or math.prod(shape[d] for d in outs) != use.fan_out \
-                    or bool(infinite & set(outs)) != use.fan_out_infinite:
+            if (
+                set(outs) & set(ins)
+                or math.prod(shape[d] for d in outs) != use.fan_out
+                or bool(infinite & set(outs)) != use.fan_out_infinite
+            ):
                 continue
             rank = (ndim - len(ins) - len(outs), (0 in ins) != (use.kind == "lookup"), ins)
             if best is None or rank < best[0]:

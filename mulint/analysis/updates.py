@@ -24,16 +24,16 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
 
+from mulint.analysis.lr_reads import LrPolicy, apply_effective_lrs, split_made
+from mulint.analysis.update_batch import TOKENS_PER_WIDTH, MeasurementBatch, needs_confirming, stable, tokens_for
 from mulint.analysis.update_facts import update_facts  # noqa: F401  (re-exported)
 from mulint.analysis.update_norms import in_out_dims, spectral_norm, use_norm  # noqa: F401  (re-exported)
 from mulint.analysis.update_numbers import MAX_WARM_STEPS, WARM_STEPS, UpdateNumbers, fitted  # noqa: F401
-from mulint.analysis.update_batch import TOKENS_PER_WIDTH, MeasurementBatch, needs_confirming, stable, tokens_for
-from mulint.analysis.lr_reads import LrPolicy, apply_effective_lrs, split_made
 from mulint.construct.provenance import quiet
 from mulint.errors import MulintError
 from mulint.exponents import TOLERANCE
@@ -63,15 +63,29 @@ SECOND_MOMENT_KEYS = ("exp_avg_sq", "moment2", "exp_avg_sq_row", "second_moment"
 def batch_for(target, structure, widths: list[int] | None = None, factor: int = 1) -> MeasurementBatch:
     """The same batch at every width (the user's ``example_inputs``, else synthesised, from a fixed
     seed), holding enough tokens for the largest of ``widths`` (update_batch), ``factor`` times that."""
-    widest = max((u.fan_out for p in structure.facts.params for u in p.uses
-                  if u.role == "output" and isinstance(u.fan_out, int)), default=1)
+    widest = max(
+        (
+            u.fan_out
+            for p in structure.facts.params
+            for u in p.uses
+            if u.role == "output" and isinstance(u.fan_out, int)
+        ),
+        default=1,
+    )
     return MeasurementBatch(target, structure.inputs_index, factor * tokens_for(widths or [], widest))
 
 
-def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Module, width: int,
-                    params: list[ParamFacts], batch: Callable[..., tuple], numbers: UpdateNumbers,
-                    loss_of: Callable | None = None, lr_policy=None,
-                    modes: tuple[str, ...] = ("small", "large")) -> None:
+def measure_updates(
+    make_optimizer: Callable[[nn.Module], object],
+    model: nn.Module,
+    width: int,
+    params: list[ParamFacts],
+    batch: Callable[..., tuple],
+    numbers: UpdateNumbers,
+    loss_of: Callable | None = None,
+    lr_policy=None,
+    modes: tuple[str, ...] = ("small", "large"),
+) -> None:
     """One width: warm steps, the measured step, and each use's update norm into ``numbers``.
     ``loss_of(output)`` defaults to the coordinate check's (fixed labels or fixed noise).
 
@@ -79,10 +93,12 @@ def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Mod
     one (``batch(model, large=...)``, a MeasurementBatch; a plain ``batch(model)`` serves both); which
     optimizer is which is probed at the first width (``per_coordinate``). ``modes`` limits the batches."""
     if loss_of is None:
-        from mulint.analysis.training import first_tensor, loss_of as loss_of_tensor
+        from mulint.analysis.training import first_tensor
+        from mulint.analysis.training import loss_of as loss_of_tensor
 
         def loss_of(output):
             return loss_of_tensor(first_tensor(output))
+
     if numbers.per_coordinate == NOTHING_JUDGED:
         return  # every optimizer is judged by exact tables: nothing to step
     numbers.widths.append(width)
@@ -113,8 +129,10 @@ def measure_updates(make_optimizer: Callable[[nn.Module], object], model: nn.Mod
                 inputs, numbers.small_batch = batch(model, large=False), batch.describe(large=False)
             if measured:
                 _restore(model, saved)
-            measured = _measure_once(make_optimizer, model, width, params, inputs, numbers, loss_of, lr_policy,
-                                     only) or measured
+            measured = (
+                _measure_once(make_optimizer, model, width, params, inputs, numbers, loss_of, lr_policy, only)
+                or measured
+            )
         if not measured:
             numbers.widths.pop()
     except MulintError:
@@ -165,8 +183,7 @@ def _judged_names(make_optimizer, model: nn.Module, exact_families: tuple[str, .
     return {n for n, t in _named_tensors(model).items() if id(t) in judged}
 
 
-def _measure_once(make_optimizer, model, width, params, inputs, numbers, loss_of, lr_policy,
-                  only: set[str]) -> bool:
+def _measure_once(make_optimizer, model, width, params, inputs, numbers, loss_of, lr_policy, only: set[str]) -> bool:
     """Warm steps and the measured step on ``inputs``; the norms of the parameters named in ``only``."""
     tensors = _named_tensors(model)
     with quiet():
@@ -215,9 +232,15 @@ def _measure_once(make_optimizer, model, width, params, inputs, numbers, loss_of
     return True
 
 
-def measure_again(numbers: UpdateNumbers, params: list[ParamFacts], accepted: dict[str, tuple[float, float]],
-                  make_optimizer: Callable[[nn.Module], object], build: Callable[[int], nn.Module],
-                  larger: Callable[[nn.Module], tuple], lr_policy=None) -> None:
+def measure_again(
+    numbers: UpdateNumbers,
+    params: list[ParamFacts],
+    accepted: dict[str, tuple[float, float]],
+    make_optimizer: Callable[[nn.Module], object],
+    build: Callable[[int], nn.Module],
+    larger: Callable[[nn.Module], tuple],
+    lr_policy=None,
+) -> None:
     """The uses whose exponent lies near the edge of its role's ``accepted`` band, or beyond (every
     use, when a memory budget capped the batch's tokens), measured again on the ``larger`` batch at
     every width (models from ``build``): an exponent that stays put is judged on the larger batch,
@@ -235,16 +258,19 @@ def measure_again(numbers: UpdateNumbers, params: list[ParamFacts], accepted: di
     keys = [k for k in near if k[0] not in (numbers.per_coordinate or ())]
     if not keys or numbers.failure:
         return
-    second = UpdateNumbers(exact_families=numbers.exact_families, warm_steps=numbers.warm_steps,
-                           per_coordinate=numbers.per_coordinate, mixing=numbers.mixing)
+    second = UpdateNumbers(
+        exact_families=numbers.exact_families,
+        warm_steps=numbers.warm_steps,
+        per_coordinate=numbers.per_coordinate,
+        mixing=numbers.mixing,
+    )
     for width in numbers.widths:
         try:
             model = build(width)
         except Exception as exc:  # built once already: a measurement, never fail the analysis for it
             second.failure = f"{type(exc).__name__}: {exc}"
             break
-        measure_updates(make_optimizer, model, width, params, larger, second, lr_policy=lr_policy,
-                        modes=("large",))
+        measure_updates(make_optimizer, model, width, params, larger, second, lr_policy=lr_policy, modes=("large",))
         del model
     numbers.larger_batch = second.batch or "a larger batch"
     for name, index in keys:
@@ -270,8 +296,13 @@ def _judged(optimizers, exact_families: tuple[str, ...]) -> set[int]:
     """ids of the parameters stepped by an optimizer the exact rules do not judge."""
     from mulint.analysis.optimizer import family_of
 
-    return {id(p) for opt in optimizers if family_of(opt) not in exact_families
-            for group in opt.param_groups for p in group["params"]}
+    return {
+        id(p)
+        for opt in optimizers
+        if family_of(opt) not in exact_families
+        for group in opt.param_groups
+        for p in group["params"]
+    }
 
 
 def _rms(tensor: torch.Tensor) -> float:
@@ -295,9 +326,12 @@ def _checked_step(stepper) -> None:
     try:
         stepper.step()
     except Exception as exc:  # the user's optimizer is broken: its target fails, never a note
-        raise MulintError(f"{type(stepper).__name__}.step() raised {type(exc).__name__}: {exc}", step="optimizer",
-                          hint="the optimizer must take a step on the model's parameters as a training loop "
-                               "would; run one step in plain Python to see why it fails") from exc
+        raise MulintError(
+            f"{type(stepper).__name__}.step() raised {type(exc).__name__}: {exc}",
+            step="optimizer",
+            hint="the optimizer must take a step on the model's parameters as a training loop "
+            "would; run one step in plain Python to see why it fails",
+        ) from exc
 
 
 def _warm(model, optimizers, schedulers, args, kwargs, loss_of, judged: set[int], numbers: UpdateNumbers) -> None:
@@ -311,8 +345,11 @@ def _warm(model, optimizers, schedulers, args, kwargs, loss_of, judged: set[int]
     start = {id(p): p.detach().clone() for _, ps in owned for p in ps}
     names = {id(t): n for n, t in reversed(list(_named_tensors(model).items()))}
     stepped = {id(p) for opt in optimizers for g in opt.param_groups for p in g["params"]}
-    zeros = {id(p): p for p in model.parameters()
-             if id(p) in stepped and p.dim() >= 2 and p.numel() and not bool(p.detach().any())}
+    zeros = {
+        id(p): p
+        for p in model.parameters()
+        if id(p) in stepped and p.dim() >= 2 and p.numel() and not bool(p.detach().any())
+    }
     had_grad: set[int] = set()
     steps = 0
     while True:
@@ -324,8 +361,12 @@ def _warm(model, optimizers, schedulers, args, kwargs, loss_of, judged: set[int]
             continue
         floor = NUMERICAL_ZERO * max(grads.values(), default=0.0)
         had_grad |= {key for key in start if grads.get(key, 0.0) > floor}
-        idle = [opt for opt, ps in owned if any(id(p) in had_grad for p in ps)
-                and all(torch.equal(p.detach(), start[id(p)]) for p in ps if id(p) in had_grad)]
+        idle = [
+            opt
+            for opt, ps in owned
+            if any(id(p) in had_grad for p in ps)
+            and all(torch.equal(p.detach(), start[id(p)]) for p in ps if id(p) in had_grad)
+        ]
         # a matrix still exactly zero would leave zero on the step measured, which would judge the first
         # gradient the weights behind it get through it (and its own first step)
         for key in [key for key, p in zeros.items() if bool(p.detach().any())]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from mulint.analysis.scales import exponent, input_side, output_side, scalar_factor
 from mulint.facts import ParamUse
@@ -47,7 +47,9 @@ def _mm(node, pos, idx, ndim):
 def _conv(node: Node, pos, idx, ndim):
     if pos not in (1, "weight"):
         return None
-    transposed = node.op.startswith("conv_transpose") or (node.op == "convolution" and len(node.args) > 6 and node.args[6])
+    transposed = node.op.startswith("conv_transpose") or (
+        node.op == "convolution" and len(node.args) > 6 and node.args[6]
+    )
     spatial = list(range(2, ndim))
     return ([0, *spatial], [1]) if transposed else ([1, *spatial], [0])
 
@@ -95,6 +97,7 @@ def _bmm_like(left_pos: int, right_pos: int):
         if pos == right_pos:
             return _mm_right(ndim)
         return None
+
     return spec
 
 
@@ -109,15 +112,25 @@ CONTRACTIONS: dict[str, Callable] = {
     "inner": _mm,
     "mv": _mm,
     # Mixture-of-experts: (tokens, in) x (experts, in, out), the expert axis finite.
-    "grouped_mm": _mm, "_grouped_mm": _mm, "grouped_mm_fallback": _mm,
+    "grouped_mm": _mm,
+    "_grouped_mm": _mm,
+    "grouped_mm_fallback": _mm,
     "baddbmm": _bmm_like(1, 2),
     "addbmm": _bmm_like(1, 2),
     "addmv": _bmm_like(1, 2),
     "einsum": _einsum,
     "tensordot": _tensordot,
-    "conv1d": _conv, "conv2d": _conv, "conv3d": _conv, "convolution": _conv,
-    "conv_transpose1d": _conv, "conv_transpose2d": _conv, "conv_transpose3d": _conv,
-    "embedding": _lookup, "embedding_bag": _lookup, "_embedding_bag": _lookup, "index_select": _lookup,
+    "conv1d": _conv,
+    "conv2d": _conv,
+    "conv3d": _conv,
+    "convolution": _conv,
+    "conv_transpose1d": _conv,
+    "conv_transpose2d": _conv,
+    "conv_transpose3d": _conv,
+    "embedding": _lookup,
+    "embedding_bag": _lookup,
+    "_embedding_bag": _lookup,
+    "index_select": _lookup,
     "index": _lookup,
 }
 LOOKUPS = {"embedding", "embedding_bag", "_embedding_bag", "index_select", "index"}
@@ -132,7 +145,8 @@ def growing_axes(name: str, ref: Traced, other: Traced) -> set[int]:
 
 def _role(fan_in_inf: bool, fan_out_inf: bool) -> str:
     return {(False, True): "input", (True, True): "hidden", (True, False): "output"}.get(
-        (fan_in_inf, fan_out_inf), "scalar")
+        (fan_in_inf, fan_out_inf), "scalar"
+    )
 
 
 def weight_side_paths(start: str, traced: Traced, dependent: set[str]):
@@ -172,8 +186,9 @@ def _multipliers(start: str | None, traced: Traced, dependent: set[str]) -> dict
     return out
 
 
-def param_uses(fqn: str, ref: Traced, other: Traced, dependent: set[str], param_infinite: bool,
-               widths: tuple[int, int] = (1, 2)) -> list[ParamUse]:
+def param_uses(
+    fqn: str, ref: Traced, other: Traced, dependent: set[str], param_infinite: bool, widths: tuple[int, int] = (1, 2)
+) -> list[ParamUse]:
     start = ref.param_nodes.get(fqn)
     if start is None:
         return []
@@ -187,33 +202,50 @@ def param_uses(fqn: str, ref: Traced, other: Traced, dependent: set[str], param_
         seen.add(key)
         mult, locs = factors_ref.get(key, (1.0, []))
         mult_other, _ = factors_other.get(key, (mult, []))
-        scaling = dict(multiplier=mult, multiplier_exponent=exponent(abs(mult), abs(mult_other), *widths),
-                       multiplier_at=locs[0] if locs else None, module=consumer.module_path)
+        scaling = dict(
+            multiplier=mult,
+            multiplier_exponent=exponent(abs(mult), abs(mult_other), *widths),
+            multiplier_at=locs[0] if locs else None,
+            module=consumer.module_path,
+        )
         shape = ref.nodes[operand].shape or ()
         growing = growing_axes(operand, ref, other)
         spec = CONTRACTIONS.get(consumer.op)
         axes = spec(consumer, pos, idx, len(shape)) if spec and shape else None
         if axes is None:
             role = "vector" if growing or param_infinite else "scalar"
-            uses.append(ParamUse(op=consumer.op, kind="elementwise", role=role, fan_in=None, fan_out=None,
-                                 fan_in_infinite=False, fan_out_infinite=False, node=consumer.name,
-                                 loc=consumer.loc, **scaling))
+            uses.append(
+                ParamUse(
+                    op=consumer.op,
+                    kind="elementwise",
+                    role=role,
+                    fan_in=None,
+                    fan_out=None,
+                    fan_in_infinite=False,
+                    fan_out_infinite=False,
+                    node=consumer.name,
+                    loc=consumer.loc,
+                    **scaling,
+                )
+            )
             continue
         contracted, produced = axes
         fan_in_inf = any(a in growing for a in contracted)
         fan_out_inf = any(a in growing for a in produced)
-        uses.append(ParamUse(
-            op=consumer.op,
-            kind="lookup" if consumer.op in LOOKUPS else "contraction",
-            role=_role(fan_in_inf, fan_out_inf),
-            fan_in=math.prod(shape[a] for a in contracted),
-            fan_out=math.prod(shape[a] for a in produced),
-            fan_in_infinite=fan_in_inf,
-            fan_out_infinite=fan_out_inf,
-            node=consumer.name,
-            loc=consumer.loc,
-            **scaling,
-        ))
+        uses.append(
+            ParamUse(
+                op=consumer.op,
+                kind="lookup" if consumer.op in LOOKUPS else "contraction",
+                role=_role(fan_in_inf, fan_out_inf),
+                fan_in=math.prod(shape[a] for a in contracted),
+                fan_out=math.prod(shape[a] for a in produced),
+                fan_in_infinite=fan_in_inf,
+                fan_out_infinite=fan_out_inf,
+                node=consumer.name,
+                loc=consumer.loc,
+                **scaling,
+            )
+        )
     return uses
 
 

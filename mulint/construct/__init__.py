@@ -11,8 +11,8 @@ import torch.nn as nn
 from mulint import steps
 from mulint.construct.provenance import Provenance, quiet
 from mulint.construct.scalars import ScalarsOnCpu
-from mulint.errors import MulintError
 from mulint.construct.width import WidthKnob
+from mulint.errors import MulintError
 
 
 def _build(knob: WidthKnob, width: int, device: str, provenance: Provenance | None, scalars_on_cpu: bool):
@@ -26,8 +26,9 @@ def _build(knob: WidthKnob, width: int, device: str, provenance: Provenance | No
         return knob.build(width)
 
 
-def build_at(knob: WidthKnob, width: int, *, target: str, device: str = "meta",
-             provenance: Provenance | None = None) -> nn.Module:
+def build_at(
+    knob: WidthKnob, width: int, *, target: str, device: str = "meta", provenance: Provenance | None = None
+) -> nn.Module:
     steps.enter("build")
     try:
         try:
@@ -42,13 +43,21 @@ def build_at(knob: WidthKnob, width: int, *, target: str, device: str = "meta",
         frames = traceback.extract_tb(exc.__traceback__)
         where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
         changed = ", ".join(f"{k}={v}" for k, v in knob.describe_scaling(width).items())
-        other_knob = "" if knob.named_by_user else f", or if {knob.name} is not the width, name the one with --width-arg"
+        other_knob = (
+            "" if knob.named_by_user else f", or if {knob.name} is not the width, name the one with --width-arg"
+        )
         raise MulintError(
             f"building at width {width} ({changed}) raised {type(exc).__name__}: {exc}{where}",
-            target=target, step="build",
-            hint=f"choose widths the model accepts with --widths (e.g. multiples of the head count){other_knob}") from exc
+            target=target,
+            step="build",
+            hint=f"choose widths the model accepts with --widths (e.g. multiples of the head count){other_knob}",
+        ) from exc
     if not isinstance(model, nn.Module):
-        raise MulintError(f"calling it returned {type(model).__name__}, not an nn.Module", target=target,
-                          step="build", hint="name a model class or a function that returns a model")
+        raise MulintError(
+            f"calling it returned {type(model).__name__}, not an nn.Module",
+            target=target,
+            step="build",
+            hint="name a model class or a function that returns a model",
+        )
     model.eval()  # dropout off: the trace should hold the deterministic path
     return model

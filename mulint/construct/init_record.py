@@ -23,8 +23,23 @@ from mulint.construct.provenance import _MULINT_DIR, is_library_file, source_loc
 from mulint.facts import SourceLoc
 
 # In-place methods that set values (not arithmetic rescaling like mul_, which keeps the init's source).
-_WRITES = ("normal_", "uniform_", "zero_", "fill_", "copy_", "__setitem__", "bernoulli_", "exponential_",
-           "geometric_", "log_normal_", "cauchy_", "random_", "fill_diagonal_", "masked_fill_", "index_fill_")
+_WRITES = (
+    "normal_",
+    "uniform_",
+    "zero_",
+    "fill_",
+    "copy_",
+    "__setitem__",
+    "bernoulli_",
+    "exponential_",
+    "geometric_",
+    "log_normal_",
+    "cauchy_",
+    "random_",
+    "fill_diagonal_",
+    "masked_fill_",
+    "index_fill_",
+)
 # In-place rescaling counts as a write only when mup does it: set_base_shapes' rescale_params (of
 # MuReadout weights, biases, and the embedding a MuSharedReadout shares) is the line that set the init.
 _RESCALES = ("mul_", "div_", "__imul__", "__itruediv__")
@@ -114,7 +129,8 @@ class InitRecorder:
         if mup_only and not via_mup:
             return
         self.writes.setdefault(ptr, []).append(
-            Write(loc=loc, via_mup=via_mup, after_base_shapes=has_width_base_shapes(param), zeros=zeros))
+            Write(loc=loc, via_mup=via_mup, after_base_shapes=has_width_base_shapes(param), zeros=zeros)
+        )
 
     def last_write(self, param: torch.Tensor) -> Write | None:
         """The write the parameter's values come from: the last one that does not store zeros."""
@@ -123,8 +139,11 @@ class InitRecorder:
         return (drawn or writes)[-1] if writes else None
 
     def writes_after_base_shapes(self, param: torch.Tensor) -> list[Write]:
-        return [w for w in self.writes.get(param.untyped_storage().data_ptr(), [])
-                if w.after_base_shapes and not w.via_mup and not w.zeros and w.loc is not None]
+        return [
+            w
+            for w in self.writes.get(param.untyped_storage().data_ptr(), [])
+            if w.after_base_shapes and not w.via_mup and not w.zeros and w.loc is not None
+        ]
 
 
 def has_width_base_shapes(param: torch.Tensor) -> bool:
@@ -149,12 +168,18 @@ def _stores_zeros(method: str, args: tuple, kwargs: dict) -> bool:
     """Whether an in-place write stores zeros: the value argument of each write method."""
     if method == "zero_":
         return True
-    value = {"fill_": 0, "fill_diagonal_": 0, "copy_": 0, "__setitem__": 1, "masked_fill_": 1,
-             "index_fill_": 2}.get(method)
+    value = {"fill_": 0, "fill_diagonal_": 0, "copy_": 0, "__setitem__": 1, "masked_fill_": 1, "index_fill_": 2}.get(
+        method
+    )
     if value is None:
         return False
-    name = {"fill_": "value", "fill_diagonal_": "fill_value", "copy_": "src", "masked_fill_": "value",
-            "index_fill_": "value"}.get(method)
+    name = {
+        "fill_": "value",
+        "fill_diagonal_": "fill_value",
+        "copy_": "src",
+        "masked_fill_": "value",
+        "index_fill_": "value",
+    }.get(method)
     if len(args) > value:
         return _is_zero(args[value])
     return name in kwargs and _is_zero(kwargs[name])

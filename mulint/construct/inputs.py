@@ -6,7 +6,8 @@ An ``Inputs`` is (args, kwargs). Candidates are tried in order until the model t
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -57,8 +58,9 @@ def synthesise(model: nn.Module, device: str = "meta", batch: int = BATCH, seq: 
     return [inputs for _, inputs in described_candidates(model, device, batch, seq)]
 
 
-def described_candidates(model: nn.Module, device: str = "meta", batch: int = BATCH,
-                         seq: int = SEQ) -> list[tuple[str, Inputs]]:
+def described_candidates(
+    model: nn.Module, device: str = "meta", batch: int = BATCH, seq: int = SEQ
+) -> list[tuple[str, Inputs]]:
     """(what it is, inputs) for every plausible input, most likely first: what the first layer in
     module order eats, then the first one forward calls, then every other kind of first layer, then an
     HF model's own dummy_inputs. The order is the same on every device and width."""
@@ -129,9 +131,14 @@ def _first_called(model: nn.Module, named: dict[str, nn.Module]) -> tuple[str, n
         tree = ast.parse(textwrap.dedent(inspect.getsource(type(model).forward)))
     except (OSError, TypeError, SyntaxError):
         return None
-    mentions = sorted((node.lineno, node.col_offset, node.attr) for node in ast.walk(tree)
-                      if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                      and node.value.id == "self" and node.attr in named)
+    mentions = sorted(
+        (node.lineno, node.col_offset, node.attr)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+        and node.attr in named
+    )
     return (mentions[0][2], named[mentions[0][2]]) if mentions else None
 
 
@@ -191,11 +198,16 @@ def _candidates(model: nn.Module, device: str, batch: int, seq: int) -> list[tup
     make = _maker(device)
     found: list[tuple[str, Inputs]] = [
         (f"token ids ({batch}, {seq}) below {rows} for `{name}`", ((make.ids((batch, seq), rows),), {}))
-        for name, rows in _raw_tables(model)]
+        for name, rows in _raw_tables(model)
+    ]
     for name, first in _first_layers(model):
         if isinstance(first, nn.Embedding):
-            found.append((f"token ids ({batch}, {seq}) below {first.num_embeddings} for `{name}`",
-                          ((make.ids((batch, seq), first.num_embeddings),), {})))
+            found.append(
+                (
+                    f"token ids ({batch}, {seq}) below {first.num_embeddings} for `{name}`",
+                    ((make.ids((batch, seq), first.num_embeddings),), {}),
+                )
+            )
         elif isinstance(first, nn.modules.conv._ConvNd):
             found.extend(_conv_inputs(model, name, first, make, batch, seq))
         elif isinstance(first, nn.Linear):
@@ -213,8 +225,13 @@ def _candidates(model: nn.Module, device: str, batch: int, seq: int) -> list[tup
 
 def _conv_inputs(model, name, first, make, batch: int, seq: int) -> list[tuple[str, Inputs]]:
     if len(first.kernel_size) == 1:
-        return [(f"signals ({batch}, {first.in_channels}, {length}) for `{name}`",
-                 ((make.floats((batch, first.in_channels, length)),), {})) for length in _signal_lengths(model, seq)]
+        return [
+            (
+                f"signals ({batch}, {first.in_channels}, {length}) for `{name}`",
+                ((make.floats((batch, first.in_channels, length)),), {}),
+            )
+            for length in _signal_lengths(model, seq)
+        ]
     if len(first.kernel_size) == 3:
         shapes = [(batch, first.in_channels, seq, seq, seq)]
     else:
@@ -235,8 +252,11 @@ def _image_sizes(model: nn.Module) -> list[tuple[int, int]]:
             value = getattr(holder, key, None) if holder is not None else None
             if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 1024:
                 sizes.append((value, value))
-            elif (isinstance(value, (tuple, list)) and len(value) == 2
-                  and all(isinstance(v, int) and 0 < v <= 1024 for v in value)):
+            elif (
+                isinstance(value, (tuple, list))
+                and len(value) == 2
+                and all(isinstance(v, int) and 0 < v <= 1024 for v in value)
+            ):
                 sizes.append((value[0], value[1]))
     return list(dict.fromkeys([*sizes[:1], (IMAGE, IMAGE)]))
 

@@ -11,12 +11,12 @@ grows in proportion (within rounding), as far as the caller's memory budget allo
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from mulint.construct import build_at
 from mulint.construct.provenance import quiet
-from mulint.errors import MulintError
 from mulint.construct.width import WidthKnob
+from mulint.errors import MulintError
 
 # How far a dimension's growth may be from the width's between two widths and still count as
 # proportional: sizes rounded to a multiple (768 -> 1536 -> 2816 for widths 256 -> 512 -> 1024) are
@@ -62,8 +62,10 @@ class ShapeProbe:
                 if len({s[dim] for s in seen}) == 1:
                     continue  # does not change with width
                 sizes = [shapes[w][name][dim] if len(shapes[w].get(name, ())) == len(shape) else None for w in widths]
-                if any(not _in_proportion(da, db, b / a)
-                       for (a, da), (b, db) in zip(zip(widths, sizes), zip(widths[1:], sizes[1:]))):
+                if any(
+                    not _in_proportion(da, db, b / a)
+                    for (a, da), (b, db) in zip(zip(widths, sizes), zip(widths[1:], sizes[1:]))
+                ):
                     return _describe(name, dim, shapes, widths)
         return None
 
@@ -74,12 +76,15 @@ def _in_proportion(da: int | None, db: int | None, ratio: float) -> bool:
 
 def _describe(name: str, dim: int, shapes: dict[int, Shapes], widths: list[int]) -> str:
     sizes = " -> ".join(str(shapes[w][name][dim]) if len(shapes[w].get(name, ())) > dim else "?" for w in widths)
-    return (f"`{name}` dimension {dim} is {sizes} at widths {', '.join(map(str, widths))}, "
-            "not in proportion to the width (a size rounded to a multiple?)")
+    return (
+        f"`{name}` dimension {dim} is {sizes} at widths {', '.join(map(str, widths))}, "
+        "not in proportion to the width (a size rounded to a multiple?)"
+    )
 
 
-def proportional_widths(knob: WidthKnob, target: str, widths: list[int], *, fits: Callable[[int], bool],
-                        min_count: int, what: str) -> tuple[list[int], list[str]]:
+def proportional_widths(
+    knob: WidthKnob, target: str, widths: list[int], *, fits: Callable[[int], bool], min_count: int, what: str
+) -> tuple[list[int], list[str]]:
     """``widths``, or widths moved up by doublings (as many as fit ``fits``, at least ``min_count``)
     where every changing dimension grows in proportion to width; with a note saying which and why.
     ``widths`` unchanged, with a note, when no such widths fit."""
@@ -88,12 +93,15 @@ def proportional_widths(knob: WidthKnob, target: str, widths: list[int], *, fits
     if problem is None:
         return widths, []
     for k in range(1, MAX_DOUBLINGS + 1):
-        fitting = [w * 2 ** k for w in widths if fits(w * 2 ** k)]
+        fitting = [w * 2**k for w in widths if fits(w * 2**k)]
         if len(fitting) < min_count:
             break
         if probe.off_proportion(fitting) is None:
-            return fitting, [f"{what} moved up from {', '.join(map(str, widths))} to {', '.join(map(str, fitting))}: "
-                             f"{problem}"]
-    return widths, [f"{what} {', '.join(map(str, widths))} kept though {problem}: no wider widths where every "
-                    "dimension grows in proportion fit in memory; exponents of parameters with that dimension "
-                    "may be off"]
+            return fitting, [
+                f"{what} moved up from {', '.join(map(str, widths))} to {', '.join(map(str, fitting))}: {problem}"
+            ]
+    return widths, [
+        f"{what} {', '.join(map(str, widths))} kept though {problem}: no wider widths where every "
+        "dimension grows in proportion fit in memory; exponents of parameters with that dimension "
+        "may be off"
+    ]

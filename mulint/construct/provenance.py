@@ -41,10 +41,14 @@ _MUP_DIR = _package_dir("mup")
 
 # Init helpers of model libraries that only pass a tensor on to torch.nn.init: the line to edit is the
 # one calling them (every HF `_init_weights` goes through transformers' `initialization.normal_`).
-_INIT_WRAPPERS = frozenset(os.path.join(directory, name) for directory, name in (
-    (_package_dir("transformers"), "initialization.py"),
-    (_package_dir("timm"), os.path.join("layers", "weight_init.py")),
-) if directory != "\0")
+_INIT_WRAPPERS = frozenset(
+    os.path.join(directory, name)
+    for directory, name in (
+        (_package_dir("transformers"), "initialization.py"),
+        (_package_dir("timm"), os.path.join("layers", "weight_init.py")),
+    )
+    if directory != "\0"
+)
 
 
 def is_library_file(filename: str) -> bool:
@@ -58,8 +62,9 @@ def is_library_file(filename: str) -> bool:
 def source_loc(filename: str, line: int) -> SourceLoc:
     """A location whose column is the first character of the statement (as an editor shows it)."""
     text = linecache.getline(filename, line)
-    return SourceLoc(path=filename, line=line, column=len(text) - len(text.lstrip()) + 1 if text.strip() else 1,
-                     code=text.strip())
+    return SourceLoc(
+        path=filename, line=line, column=len(text) - len(text.lstrip()) + 1 if text.strip() else 1, code=text.strip()
+    )
 
 
 def _loc(frame) -> SourceLoc:
@@ -132,8 +137,10 @@ def quiet():
     import logging
     import warnings
 
-    loggers = [logging.getLogger(name) for name in ("torch", "transformers", "torch._subclasses.fake_tensor",
-                                                      "torch.export", "torch._dynamo")]
+    loggers = [
+        logging.getLogger(name)
+        for name in ("torch", "transformers", "torch._subclasses.fake_tensor", "torch.export", "torch._dynamo")
+    ]
     saved = [(lg, lg.level, lg.disabled) for lg in loggers]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

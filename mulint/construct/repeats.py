@@ -32,7 +32,7 @@ class ShortenedLists:
             head = f"{prefix}." if prefix else ""
             match = re.match(re.escape(head) + r"(\d+)(\.|$)", name)
             if match and int(match[1]) >= KEEP:
-                return f"{head}{KEEP - 1}{name[match.end(1):]}"
+                return f"{head}{KEEP - 1}{name[match.end(1) :]}"
         return name
 
     def localize(self, traced_path: str, name: str) -> str:

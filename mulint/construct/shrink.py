@@ -16,9 +16,29 @@ from torch.overrides import TorchFunctionMode
 # A tensor of at least this many entries at every width is large enough to shrink (64 MB in float32).
 LARGE_NUMEL = 1 << 24
 
-_SIZED = {"ones", "zeros", "empty", "full", "rand", "randn", "randint", "arange", "eye", "tril_indices",
-          "triu_indices", "view", "reshape", "expand", "new_ones", "new_zeros", "new_empty", "new_full",
-          "repeat", "broadcast_to", "empty_strided"}
+_SIZED = {
+    "ones",
+    "zeros",
+    "empty",
+    "full",
+    "rand",
+    "randn",
+    "randint",
+    "arange",
+    "eye",
+    "tril_indices",
+    "triu_indices",
+    "view",
+    "reshape",
+    "expand",
+    "new_ones",
+    "new_zeros",
+    "new_empty",
+    "new_full",
+    "repeat",
+    "broadcast_to",
+    "empty_strided",
+}
 
 
 def constant_large_sizes(models: dict[int, nn.Module], cap: int) -> dict[int, int]:

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
 
 import torch
 import torch.nn as nn
 
-from mulint.reading.training_init import InitCall, find_training_init, uncalled_init_methods
 from mulint.construct.width import WidthKnob
+from mulint.reading.training_init import InitCall, find_training_init, uncalled_init_methods
 
 
 @dataclasses.dataclass
@@ -49,8 +49,10 @@ def plan_training_init(target_path: Path | None, target_name: str, module: Modul
 
 def _step(call: InitCall, target_path: Path, module: ModuleType):
     if call.kind == "inline":
-        return None, ("it is written in the training script, which mulint does not run; move it into a method "
-                      "of the model the script calls, or into a factory (file.py:make_model)")
+        return None, (
+            "it is written in the training script, which mulint does not run; move it into a method "
+            "of the model the script calls, or into a factory (file.py:make_model)"
+        )
     if call.after:
         return None, f"it follows `{call.after}`, which mulint does not repeat"
     if not call.readable:
@@ -91,23 +93,34 @@ def with_training_init(knob: WidthKnob, plan: TrainingInitPlan) -> WidthKnob:
         return model
 
     build, make = knob.build, knob.make
-    return dataclasses.replace(knob, build=lambda width: run(build(width)),
-                               make=None if make is None else (lambda changes: run(make(changes))))
+    return dataclasses.replace(
+        knob, build=lambda width: run(build(width)), make=None if make is None else (lambda changes: run(make(changes)))
+    )
 
 
 def notes(plan: TrainingInitPlan, model_cls: type) -> list[str]:
     """What the report says about the init: applied from the training code, or judged as constructed."""
-    out = [f"init applied as the training code does after building the model: "
-           f"{', '.join(f'`{c.text}` ({c.where})' for c in plan.applied)}"] if plan.applied and not plan.failed else []
+    out = (
+        [
+            f"init applied as the training code does after building the model: "
+            f"{', '.join(f'`{c.text}` ({c.where})' for c in plan.applied)}"
+        ]
+        if plan.applied and not plan.failed
+        else []
+    )
     for call, why in [*plan.skipped, *plan.failed]:
-        out.append(f"init judged as constructed: the training code calls `{call.text}` ({call.where}) after "
-                   f"building the model, not applied: {why}")
+        out.append(
+            f"init judged as constructed: the training code calls `{call.text}` ({call.where}) after "
+            f"building the model, not applied: {why}"
+        )
     uncalled = _uncalled(model_cls, plan.called)
     if uncalled:
         names = ", ".join(f"{model_cls.__name__}.{n}()" for n in uncalled)
-        out.append(f"init judged as constructed: {names} is defined but neither the constructor nor the "
-                   f"training code beside the model calls it; if training calls it, call it in a factory "
-                   f"(file.py:make_model) so mulint sees the init that trains")
+        out.append(
+            f"init judged as constructed: {names} is defined but neither the constructor nor the "
+            f"training code beside the model calls it; if training calls it, call it in a factory "
+            f"(file.py:make_model) so mulint sees the init that trains"
+        )
     return out
 
 

@@ -11,32 +11,149 @@ import copy
 import dataclasses
 import inspect
 import re
-from dataclasses import dataclass, field as dataclass_field
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
 
-
-WIDTH_NAMES = ("width", "d_model", "n_embd", "hidden_size", "dim", "embed_dim", "hidden_dim", "n_embed", "emb_dim",
-               "model_dim", "d_embed", "ninp")
+WIDTH_NAMES = (
+    "width",
+    "d_model",
+    "n_embd",
+    "hidden_size",
+    "dim",
+    "embed_dim",
+    "hidden_dim",
+    "n_embed",
+    "emb_dim",
+    "model_dim",
+    "d_embed",
+    "ninp",
+)
 CONFIG_PARAM_NAMES = ("config", "cfg", "conf", "args", "hparams", "model_config", "params")
 
 _FINITE_TOKENS = {
-    "vocab", "position", "positions", "pos", "ctx", "block", "seq", "len", "length", "layer", "layers",
-    "label", "labels", "class", "classes", "token", "tokens", "eps", "range", "patch", "image", "img",
-    "channels", "expert", "experts", "window", "bucket", "buckets", "rope", "type", "max", "min", "heads",
-    "head", "group", "groups", "in", "input", "inputs", "out", "output", "outputs", "depth", "stride", "kernel",
-    "batch", "step", "steps", "seed", "iter", "iters", "frames", "samples", "rank", "theta", "id", "ids",
-    "base", "ref", "reference", "proxy", "init", "std", "kv", "pad", "padding", "bos", "eos",
-    "sep", "mask", "time", "freq", "dropout", "prob", "ratio", "scale", "alpha", "beta", "temperature",
+    "vocab",
+    "position",
+    "positions",
+    "pos",
+    "ctx",
+    "block",
+    "seq",
+    "len",
+    "length",
+    "layer",
+    "layers",
+    "label",
+    "labels",
+    "class",
+    "classes",
+    "token",
+    "tokens",
+    "eps",
+    "range",
+    "patch",
+    "image",
+    "img",
+    "channels",
+    "expert",
+    "experts",
+    "window",
+    "bucket",
+    "buckets",
+    "rope",
+    "type",
+    "max",
+    "min",
+    "heads",
+    "head",
+    "group",
+    "groups",
+    "in",
+    "input",
+    "inputs",
+    "out",
+    "output",
+    "outputs",
+    "depth",
+    "stride",
+    "kernel",
+    "batch",
+    "step",
+    "steps",
+    "seed",
+    "iter",
+    "iters",
+    "frames",
+    "samples",
+    "rank",
+    "theta",
+    "id",
+    "ids",
+    "base",
+    "ref",
+    "reference",
+    "proxy",
+    "init",
+    "std",
+    "kv",
+    "pad",
+    "padding",
+    "bos",
+    "eos",
+    "sep",
+    "mask",
+    "time",
+    "freq",
+    "dropout",
+    "prob",
+    "ratio",
+    "scale",
+    "alpha",
+    "beta",
+    "temperature",
     "projection",  # CLIP/SigLIP's projection_dim: the joint embedding a contrastive readout produces
-    "mult", "multiplier", "factor", "expansion", "expand",  # lucidrains' ff_mult=4: a ratio to the width
+    "mult",
+    "multiplier",
+    "factor",
+    "expansion",
+    "expand",  # lucidrains' ff_mult=4: a ratio to the width
 }
 _WIDTH_TOKENS = {
-    "hidden", "intermediate", "inner", "ffn", "ff", "mlp", "embd", "embed", "model", "dim", "width",
-    "feedforward", "filter", "proj", "features", "hiddens", "emb", "embedding", "channel", "units", "d",
+    "hidden",
+    "intermediate",
+    "inner",
+    "ffn",
+    "ff",
+    "mlp",
+    "embd",
+    "embed",
+    "model",
+    "dim",
+    "width",
+    "feedforward",
+    "filter",
+    "proj",
+    "features",
+    "hiddens",
+    "emb",
+    "embedding",
+    "channel",
+    "units",
+    "d",
 }
-_HEAD_DIM_NAMES = {"head_dim", "d_head", "head_size", "d_kv", "kv_channels", "attention_head_size", "dim_head",
-                   "head_dim_size", "headdim"}
+_HEAD_DIM_NAMES = {
+    "head_dim",
+    "d_head",
+    "head_size",
+    "d_kv",
+    "kv_channels",
+    "attention_head_size",
+    "dim_head",
+    "head_dim_size",
+    "headdim",
+}
 _HEADS_NAMES = {"n_head", "n_heads", "num_heads", "num_attention_heads", "nhead", "heads", "num_head", "n_heads_q"}
 
 
@@ -106,12 +223,12 @@ class WidthKnob:
     defaults: dict[str, Any] = dataclass_field(default_factory=dict, repr=False)  # the fields before scaling
     make: Callable[[dict[str, Any]], Any] | None = dataclass_field(default=None, repr=False)  # changes -> model
     limits: dict[str, Any] = dataclass_field(default_factory=dict)  # fields capped for small builds
-    unlimited: "WidthKnob | None" = dataclass_field(default=None, repr=False)
+    unlimited: WidthKnob | None = dataclass_field(default=None, repr=False)
     named_by_user: bool = False  # found through --width-arg: a hint must not suggest it again
     # size -> short size for small CPU builds: large constants no field names (mulint.construct.shrink)
     shrink: dict[int, int] = dataclass_field(default_factory=dict)
 
-    def with_limits(self, *, seq: int | None = None, vocab: int | None = None) -> "WidthKnob":
+    def with_limits(self, *, seq: int | None = None, vocab: int | None = None) -> WidthKnob:
         """The same knob, building with sequence-length-like fields capped at `seq` and vocabulary-like
         fields (vocab_size, n_vocab, num_embeddings, ...) capped at `vocab`; describe_scaling() includes
         the capped fields, so a report can say what was shrunk.
@@ -187,8 +304,9 @@ def _search_knob(obj: Callable, target: str, width_arg: str | None, base_overrid
 def _required(params: dict[str, inspect.Parameter], but: str | None = None) -> list[str]:
     """The arguments a call must pass (no default), other than `but`."""
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return [p.name for p in params.values() if p.default is inspect.Parameter.empty and p.kind in kinds
-            and p.name != but]
+    return [
+        p.name for p in params.values() if p.default is inspect.Parameter.empty and p.kind in kinds and p.name != but
+    ]
 
 
 def _argument_knob(obj, params, name, base_override, search: KnobSearch) -> WidthKnob:
@@ -258,15 +376,28 @@ def _config_classes(param: inspect.Parameter, obj) -> list[type]:
         annotation = getattr(module, annotation, None)
     config_class = getattr(obj, "config_class", None)  # HF PreTrainedModel
     # nanoGPT's `GPT(config)` names no type: try the file's own config classes.
-    local = [c for name, c in vars(module).items() if isinstance(c, type) and dataclasses.is_dataclass(c)
-             and c.__module__ == getattr(module, "__name__", None)] if param.name in CONFIG_PARAM_NAMES else []
-    return [cls for cls in (annotation, config_class, *local)
-            if isinstance(cls, type) and (dataclasses.is_dataclass(cls) or hasattr(cls, "attribute_map"))]
+    local = (
+        [
+            c
+            for name, c in vars(module).items()
+            if isinstance(c, type) and dataclasses.is_dataclass(c) and c.__module__ == getattr(module, "__name__", None)
+        ]
+        if param.name in CONFIG_PARAM_NAMES
+        else []
+    )
+    return [
+        cls
+        for cls in (annotation, config_class, *local)
+        if isinstance(cls, type) and (dataclasses.is_dataclass(cls) or hasattr(cls, "attribute_map"))
+    ]
 
 
 def _default_config(param: inspect.Parameter, obj, search: KnobSearch) -> Any:
-    if param.default is not inspect.Parameter.empty and _config_fields(param.default) is not None \
-            and not isinstance(param.default, (int, float, str, bool, type(None))):
+    if (
+        param.default is not inspect.Parameter.empty
+        and _config_fields(param.default) is not None
+        and not isinstance(param.default, (int, float, str, bool, type(None)))
+    ):
         search.configs.append(ConfigTry(param.name, type(param.default), fields=_config_fields(param.default)))
         return param.default
     for cls in _config_classes(param, obj):
@@ -281,8 +412,9 @@ def _default_config(param: inspect.Parameter, obj, search: KnobSearch) -> Any:
 
 
 def _config_knob(obj, params, field, base_override, search: KnobSearch) -> WidthKnob | None:
-    candidates = [p for p in params.values() if p.name in CONFIG_PARAM_NAMES] + \
-                 [p for p in params.values() if p.name not in CONFIG_PARAM_NAMES]
+    candidates = [p for p in params.values() if p.name in CONFIG_PARAM_NAMES] + [
+        p for p in params.values() if p.name not in CONFIG_PARAM_NAMES
+    ]
     for param in candidates:
         config = _default_config(param, obj, search)
         if config is None:
@@ -291,8 +423,9 @@ def _config_knob(obj, params, field, base_override, search: KnobSearch) -> Width
         key = _width_field(fields, config, field)
         if key is None:
             continue
-        return _knob_over_config(config, fields, key, base_override,
-                                 lambda cfg, p=param: obj(**{p.name: cfg}), f"{param.name}.{key}")
+        return _knob_over_config(
+            config, fields, key, base_override, lambda cfg, p=param: obj(**{p.name: cfg}), f"{param.name}.{key}"
+        )
     return None
 
 
@@ -311,8 +444,7 @@ def _knob_over_config(config, fields, key, base_override, make, label) -> WidthK
     def build(width: int):
         return make_from(describe(width))
 
-    return WidthKnob(name=label, base=base, build=build, describe_scaling=describe, defaults=fields,
-                     make=make_from)
+    return WidthKnob(name=label, base=base, build=build, describe_scaling=describe, defaults=fields, make=make_from)
 
 
 def _rebuild_knob(obj, field, base_override, search: KnobSearch) -> WidthKnob | None:

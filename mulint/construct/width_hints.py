@@ -17,9 +17,17 @@ import inspect
 import re
 from typing import Any
 
+from mulint.construct.width import (
+    _FINITE_TOKENS,
+    _WIDTH_TOKENS,
+    CONFIG_PARAM_NAMES,
+    WIDTH_NAMES,
+    KnobSearch,
+    _is_int,
+    _required,
+    _tokens,
+)
 from mulint.errors import MulintError
-from mulint.construct.width import (_FINITE_TOKENS, _WIDTH_TOKENS, CONFIG_PARAM_NAMES, WIDTH_NAMES, KnobSearch,
-                               _is_int, _required, _tokens)
 
 NO_WIDTH_KNOB = "no-width-knob"
 NEEDS_ARGUMENTS = "needs-arguments"
@@ -53,12 +61,17 @@ def no_default_width_error(search: KnobSearch, name: str) -> MulintError:
         return _error(search, *_required_arguments(search))
     default = search.params[name].default
     what = "no default" if default is inspect.Parameter.empty else f"the default {default!r}, not an int"
-    return _error(search, f"width argument '{name}' has {what}", NEEDS_ARGUMENTS,
-                  "give the widths to analyse with --widths 64,128,256, or " +
-                  _factory_hint(search, _call(search, {name: "width"})))
+    return _error(
+        search,
+        f"width argument '{name}' has {what}",
+        NEEDS_ARGUMENTS,
+        "give the widths to analyse with --widths 64,128,256, or "
+        + _factory_hint(search, _call(search, {name: "width"})),
+    )
 
 
 # --- the causes, most specific first; each returns (message, kind, hint) or None ---------------------
+
 
 def _unknown_width_arg(search: KnobSearch) -> tuple[str, str | None] | None:
     """(message, the closest int name in the user's form) when --width-arg names nothing at all."""
@@ -81,8 +94,11 @@ def _factory_raised(search: KnobSearch):
     if search.call_error is None:
         return None
     exc = search.call_error
-    return (f"calling {_name(search.obj)}() raised {type(exc).__name__}: {exc}", None,
-            "fix the error it raised, or " + _factory_hint(search, None))
+    return (
+        f"calling {_name(search.obj)}() raised {type(exc).__name__}: {exc}",
+        None,
+        "fix the error it raised, or " + _factory_hint(search, None),
+    )
 
 
 def _config_raised(search: KnobSearch):
@@ -95,8 +111,11 @@ def _config_raised(search: KnobSearch):
     key = _width_key({n: d for n, d in _declared_fields(failed.cls)}, search) or _guess_width(failed.cls)
     fill[key] = "width"
     config = f"{failed.cls.__name__}({_kwargs(fill)})"
-    return (f"building the default config {failed.cls.__name__}() raised {type(exc).__name__}: {exc}",
-            NEEDS_ARGUMENTS, _factory_hint(search, _call(search, {failed.param: config})))
+    return (
+        f"building the default config {failed.cls.__name__}() raised {type(exc).__name__}: {exc}",
+        NEEDS_ARGUMENTS,
+        _factory_hint(search, _call(search, {failed.param: config})),
+    )
 
 
 def _width_is_none(search: KnobSearch):
@@ -110,9 +129,12 @@ def _width_is_none(search: KnobSearch):
         fill = {key: "width", **{k: "..." for k in unset}}
         config = f"{tried.cls.__name__}({_kwargs(fill)})"
         also = f" (and {', '.join(unset)})" if unset else ""
-        return (f"the default {tried.cls.__name__}() leaves {key} = {tried.fields[key]!r}{also}: "
-                "the model has no width of its own", NEEDS_ARGUMENTS,
-                _factory_hint(search, _call(search, {tried.param: config})))
+        return (
+            f"the default {tried.cls.__name__}() leaves {key} = {tried.fields[key]!r}{also}: "
+            "the model has no width of its own",
+            NEEDS_ARGUMENTS,
+            _factory_hint(search, _call(search, {tried.param: config})),
+        )
     return None
 
 
@@ -145,8 +167,9 @@ def _nothing_named_width(search: KnobSearch):
     ints = sorted(k for k, v in known.items() if _is_int(v))
     names = ", ".join(WIDTH_NAMES)
     if not inspect.isclass(search.obj) and not search.params:
-        message = (f"{_name(search.obj)}() takes no width argument, and its model carries no config "
-                   f"with a field named {names}")
+        message = (
+            f"{_name(search.obj)}() takes no width argument, and its model carries no config with a field named {names}"
+        )
     else:
         message = f"no argument or config field named {names}"
     if ints:
@@ -154,17 +177,27 @@ def _nothing_named_width(search: KnobSearch):
     guess = _width_like(ints)
     hint = ""
     if ints and not search.width_arg:
-        hint = (f"if {guess} is the width, pass --width-arg {guess}; otherwise " if guess else
-                "if one of those sets the width, name it with --width-arg NAME; otherwise ")
+        hint = (
+            f"if {guess} is the width, pass --width-arg {guess}; otherwise "
+            if guess
+            else "if one of those sets the width, name it with --width-arg NAME; otherwise "
+        )
     call = _call(search, {guess: "width"}) if guess else None
     return message, NO_WIDTH_KNOB, hint + _factory_hint(search, call)
 
 
-_CAUSES = (_factory_raised, _config_raised, _width_is_none, _hidden_in_kwargs, _required_arguments,
-           _nothing_named_width)
+_CAUSES = (
+    _factory_raised,
+    _config_raised,
+    _width_is_none,
+    _hidden_in_kwargs,
+    _required_arguments,
+    _nothing_named_width,
+)
 
 
 # --- the factory -------------------------------------------------------------------------------------
+
 
 def _factory_hint(search: KnobSearch, call: str | None) -> str:
     module = inspect.getmodule(search.obj)
@@ -173,9 +206,11 @@ def _factory_hint(search: KnobSearch, call: str | None) -> str:
     where = search.target.rsplit(":", 1)[0] if ":" in search.target else search.target
     body = call or "...  # the model, built with its width set to `width`"
     filler = "  # fill in each ..." if call and "..." in call else ""
-    return (f"put a factory in {where} and check {where}:{name}:\n"
-            f"      def {name}(width={_base_width(search)}):\n"
-            f"          return {body}{filler}")
+    return (
+        f"put a factory in {where} and check {where}:{name}:\n"
+        f"      def {name}(width={_base_width(search)}):\n"
+        f"          return {body}{filler}"
+    )
 
 
 def _call(search: KnobSearch, fill: dict[str, str]) -> str:
@@ -216,8 +251,14 @@ def _config_class_for(search: KnobSearch, param: str) -> type | None:
         return annotation
     if module is None or not (param in CONFIG_PARAM_NAMES or len(search.params) == 1):
         return None
-    local = [c for c in vars(module).values() if isinstance(c, type) and dataclasses.is_dataclass(c)
-             and c.__module__ == module.__name__ and any(_looks_like_width(n) for n, _ in _declared_fields(c))]
+    local = [
+        c
+        for c in vars(module).values()
+        if isinstance(c, type)
+        and dataclasses.is_dataclass(c)
+        and c.__module__ == module.__name__
+        and any(_looks_like_width(n) for n, _ in _declared_fields(c))
+    ]
     read = set(re.findall(rf"\b{re.escape(param)}\.(\w+)", _constructor_source(search.obj)))
 
     def fit(cls: type) -> tuple[int, bool]:  # the fields the constructor reads, then a matching name
@@ -240,6 +281,7 @@ def _base_width(search: KnobSearch) -> int:
 
 # --- reading names -----------------------------------------------------------------------------------
 
+
 def _name(obj) -> str:
     return getattr(obj, "__name__", type(obj).__name__)
 
@@ -250,8 +292,11 @@ def _owner_names(search: KnobSearch) -> str:
 
 
 def _argument_defaults(search: KnobSearch) -> dict[str, Any]:
-    return {k: p.default for k, p in search.params.items()
-            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.default is not inspect.Parameter.empty}
+    return {
+        k: p.default
+        for k, p in search.params.items()
+        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.default is not inspect.Parameter.empty
+    }
 
 
 def _all_config_fields(search: KnobSearch) -> dict[str, Any]:

@@ -17,8 +17,32 @@ SPECIAL_TOKEN_IDS = ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_st
 DEPTH_TOKENS = {"layer", "layers", "depth", "blocks"}
 EXPERT_TOKENS = {"expert", "experts"}
 # Words of fields that count something per layer or per token, or are indices: never a depth or expert count.
-NOT_COUNTS = {"norm", "eps", "idx", "index", "id", "ids", "scale", "dim", "size", "every", "interval", "per", "tok",
-              "token", "top", "k", "shared", "activated", "active", "freq", "first", "last", "start", "end"}
+NOT_COUNTS = {
+    "norm",
+    "eps",
+    "idx",
+    "index",
+    "id",
+    "ids",
+    "scale",
+    "dim",
+    "size",
+    "every",
+    "interval",
+    "per",
+    "tok",
+    "token",
+    "top",
+    "k",
+    "shared",
+    "activated",
+    "active",
+    "freq",
+    "first",
+    "last",
+    "start",
+    "end",
+}
 
 
 def is_sequence_field(name: str) -> bool:
@@ -56,8 +80,16 @@ def count_caps(fields: dict[str, Any], grows: set[str], *, depth: int, experts: 
     """Depth-like (``n_layer``, ``num_hidden_layers``) and expert-count fields (``num_experts``) above
     their cap, capped: neither is a width, so no width exponent changes. Experts stay at least as
     many as a token is routed to (``num_experts_per_tok``)."""
-    routed = max([v for k, v in fields.items() if _is_int(v) and _tokens(k) & EXPERT_TOKENS
-                  and _tokens(k) & {"per", "tok", "top", "k", "activated", "active"}] or [0])
+    routed = max(
+        [
+            v
+            for k, v in fields.items()
+            if _is_int(v)
+            and _tokens(k) & EXPERT_TOKENS
+            and _tokens(k) & {"per", "tok", "top", "k", "activated", "active"}
+        ]
+        or [0]
+    )
     caps = {}
     for key, value in fields.items():
         tokens = _tokens(key)

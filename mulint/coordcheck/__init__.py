@@ -50,10 +50,14 @@ class Extension:
     def describe(self) -> str:
         (before, after), added = self.steps, [w for w in self.widths[1] if w not in self.widths[0]]
         names = list(self.reasons.items())
-        why = "; ".join(f"`{n}`: {r}" for n, r in names[:3]) + (f"; and {len(names) - 3} more" if len(names) > 3 else "")
+        why = "; ".join(f"`{n}`: {r}" for n, r in names[:3]) + (
+            f"; and {len(names) - 3} more" if len(names) > 3 else ""
+        )
         wider = f" and width {', '.join(map(str, added))} added" if added else " (no wider width fits in memory)"
-        return (f"run extended before judging: {after} steps instead of {before}{wider}, because the failures "
-                f"at {before} steps were doubtful ({why})")
+        return (
+            f"run extended before judging: {after} steps instead of {before}{wider}, because the failures "
+            f"at {before} steps were doubtful ({why})"
+        )
 
     def as_dict(self) -> dict:
         return {"steps": list(self.steps), "widths": [list(w) for w in self.widths], "reasons": self.reasons}

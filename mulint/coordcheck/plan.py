@@ -19,12 +19,12 @@ import torch
 import torch.nn as nn
 
 from mulint.construct import build_at
-from mulint.coordcheck import FACTORS
 from mulint.construct.proportional import proportional_widths
 from mulint.construct.provenance import quiet
 from mulint.construct.repeats import KEEP, MIN_BLOCKS, shortened
-from mulint.errors import MulintError
 from mulint.construct.width import WidthKnob
+from mulint.coordcheck import FACTORS
+from mulint.errors import MulintError
 
 VOCAB = 256  # rows kept of a token table (and classes of a readout) when the knob can limit them
 SEQ = 16
@@ -44,8 +44,13 @@ def limited(knob: WidthKnob) -> WidthKnob:
 
 def _is_depth_field(name: str, value) -> bool:
     tokens = set(re.split(r"[_\W]+", name.lower()))
-    return isinstance(value, int) and not isinstance(value, bool) and value >= MIN_BLOCKS and \
-        bool(tokens & DEPTH_TOKENS) and not tokens & NOT_DEPTH_TOKENS
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value >= MIN_BLOCKS
+        and bool(tokens & DEPTH_TOKENS)
+        and not tokens & NOT_DEPTH_TOKENS
+    )
 
 
 def shallow(knob: WidthKnob) -> WidthKnob:
@@ -133,16 +138,23 @@ def choose_widths(knob: WidthKnob, target: str, requested: list[int] | None) -> 
         wanted = _scaled(base, factors)
         if len(wanted) == 3 and all(fits(knob, w, target) for w in wanted):
             # a width-derived size rounded to a multiple may not grow at these widths: move them up
-            return proportional_widths(knob, target, wanted, fits=lambda w: fits(knob, w, target), min_count=3,
-                                       what="coordinate-check widths")
+            return proportional_widths(
+                knob, target, wanted, fits=lambda w: fits(knob, w, target), min_count=3, what="coordinate-check widths"
+            )
     # Too large around the base width on this device: halve downwards.
-    below = [w for w in _scaled(base, [2.0 ** -k for k in range(1, 10)]) if fits(knob, w, target)][:3]
+    below = [w for w in _scaled(base, [2.0**-k for k in range(1, 10)]) if fits(knob, w, target)][:3]
     if len(below) < 3:
-        raise MulintError(f"cannot build the model at three widths around its base width {base}",
-                          target=target, step="coord", hint="give three widths it accepts with --widths")
+        raise MulintError(
+            f"cannot build the model at three widths around its base width {base}",
+            target=target,
+            step="coord",
+            hint="give three widths it accepts with --widths",
+        )
     widths = sorted(below)
-    return widths, [f"widths {', '.join(map(str, widths))} lie below the base width {base} (the model is too "
-                    f"large to train around it here): finite-width effects may show as collapse"]
+    return widths, [
+        f"widths {', '.join(map(str, widths))} lie below the base width {base} (the model is too "
+        f"large to train around it here): finite-width effects may show as collapse"
+    ]
 
 
 def describe_shrinking(knob: WidthKnob, lists, tokens: tuple[int, ...] | None) -> list[str]:

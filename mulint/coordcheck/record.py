@@ -8,7 +8,7 @@ the final norm) must not change what was recorded for that module.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -26,8 +26,9 @@ class OutputRecorder:
         self.model = model
         self.outputs: Outputs = {}
         self._on = False
-        self._handles = [module.register_forward_hook(self._hook(name or "output"))
-                         for name, module in model.named_modules()]
+        self._handles = [
+            module.register_forward_hook(self._hook(name or "output")) for name, module in model.named_modules()
+        ]
 
     def _hook(self, name: str) -> Callable:
         def hook(module, inputs, output):
@@ -36,6 +37,7 @@ class OutputRecorder:
             tensor = first_tensor(output)
             if tensor is not None and tensor.is_floating_point():
                 self.outputs[name] = tensor.detach().to(torch.float32, copy=True)
+
         return hook
 
     def record(self, args: tuple, kwargs: dict) -> Outputs:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -10,11 +10,19 @@ import torch.nn as nn
 from mulint.analysis.lr_reads import LrPolicy, apply_effective_lrs, split_made
 from mulint.analysis.optimizer import find_factory
 from mulint.analysis.structure import Structure
+from mulint.analysis.training import train_step
 from mulint.construct import inputs as example
 from mulint.coordcheck import CoordResult, Extension, LayerCurve
-from mulint.coordcheck.plan import (BATCH, SEQ, choose_widths, cpu_threads, describe_shrinking, fits, limited,
-                                    shrunk_model)
-from mulint.analysis.training import train_step
+from mulint.coordcheck.plan import (
+    BATCH,
+    SEQ,
+    choose_widths,
+    cpu_threads,
+    describe_shrinking,
+    fits,
+    limited,
+    shrunk_model,
+)
 from mulint.coordcheck.record import changes, recording
 from mulint.errors import MulintError
 from mulint.exponents import fit_exponent
@@ -27,8 +35,9 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _inputs(target, structure: Structure, model: nn.Module, batch_fn, device: str,
-            batch: int = BATCH) -> example.Inputs:
+def _inputs(
+    target, structure: Structure, model: nn.Module, batch_fn, device: str, batch: int = BATCH
+) -> example.Inputs:
     """The same batch at every width: drawn on the CPU from a fixed seed, then moved to the device."""
     torch.manual_seed(0)
     if batch_fn is not None:
@@ -58,8 +67,10 @@ def _batch_for(factory, policy, knob, widths: list[int], label: str) -> tuple[in
         return BATCH, []
     tokens = tokens_for(widths, 0)
     batch = max(BATCH, -(-tokens // SEQ))
-    return batch, [f"the optimizer mixes a matrix's entries: trained on {batch} x {SEQ} tokens (at least "
-                   f"{tokens}), so no layer's update is capped by the batch's rank"]
+    return batch, [
+        f"the optimizer mixes a matrix's entries: trained on {batch} x {SEQ} tokens (at least "
+        f"{tokens}), so no layer's update is capped by the batch's rank"
+    ]
 
 
 def _judged(structure: Structure) -> dict[str, str]:
@@ -79,11 +90,23 @@ def _token_shape(inputs: example.Inputs) -> tuple[int, ...] | None:
     return tuple(tensor.shape) if tensor is not None and not tensor.is_floating_point() else None
 
 
-def run_coord(target, structure: Structure, *, widths: list[int] | None = None, steps: int = 3, seeds: int = 2,
-              lr: float = 1e-3, optimizer: str | None = None, batch_fn: Callable | None = None,
-              resolve_optimizer=None, progress: Callable[[int], None] = lambda n: None,
-              device: str | None = None, profile: str = "mup", lr_scale_keys: tuple[str, ...] = (),
-              lr_scale: str = "auto") -> CoordResult:
+def run_coord(
+    target,
+    structure: Structure,
+    *,
+    widths: list[int] | None = None,
+    steps: int = 3,
+    seeds: int = 2,
+    lr: float = 1e-3,
+    optimizer: str | None = None,
+    batch_fn: Callable | None = None,
+    resolve_optimizer=None,
+    progress: Callable[[int], None] = lambda n: None,
+    device: str | None = None,
+    profile: str = "mup",
+    lr_scale_keys: tuple[str, ...] = (),
+    lr_scale: str = "auto",
+) -> CoordResult:
     """Train, fit and judge; a failure that is only doubtful (see ``doubtful``) is judged again on a
     longer run with one more, wider width, and the result says what was extended.
     ``lr_scale_keys``/``lr_scale``: as for `check` (the config's `lr-scale-key`, `lr-scale`), so both
@@ -110,8 +133,11 @@ def run_coord(target, structure: Structure, *, widths: list[int] | None = None, 
                     with shrunk_model(knob, width, target=target.label, device=device) as (model, lists):
                         inputs = _inputs(target, structure, model, batch_fn, device, batch)
                         shrunk = shrunk or describe_shrinking(knob, lists, _token_shape(inputs))
-                        opt = _optimizers(factory, model, policy, target.label) if factory \
+                        opt = (
+                            _optimizers(factory, model, policy, target.label)
+                            if factory
                             else [torch.optim.Adam(model.parameters(), lr=lr)]
+                        )
                         _train_and_record(model, opt, inputs, steps, width, seeds, curves, skip, target.label)
                     del model, opt
                     progress(1)
@@ -132,9 +158,19 @@ def run_coord(target, structure: Structure, *, widths: list[int] | None = None, 
             notes.append(extended.describe())
             widths, steps = wider, more
     notes.extend(_unmoved_note(curves.values(), steps))
-    return CoordResult(target=target.label, widths=widths, steps=steps, seeds=seeds, optimizer=label,
-                       layers=list(curves.values()), device=device, shrunk=shrunk, notes=notes,
-                       limits=(limits["collapse"], limits["blow_up"]), extended=extended)
+    return CoordResult(
+        target=target.label,
+        widths=widths,
+        steps=steps,
+        seeds=seeds,
+        optimizer=label,
+        layers=list(curves.values()),
+        device=device,
+        shrunk=shrunk,
+        notes=notes,
+        limits=(limits["collapse"], limits["blow_up"]),
+        extended=extended,
+    )
 
 
 def _optimizers(factory, model, policy: LrPolicy, label: str) -> list[torch.optim.Optimizer]:
@@ -148,15 +184,20 @@ def _optimizers(factory, model, policy: LrPolicy, label: str) -> list[torch.opti
 def _unmoved_note(curves, steps: int) -> list[str]:
     """Judged layers whose output never changed at any width: their slope is undefined, and a PASS says
     nothing about them. Say so, rather than count them as keeping their change constant."""
-    still = [c.name for c in curves if c.judged and c.change
-             and all(v == 0.0 for by_width in c.change.values() for v in by_width.values())]
+    still = [
+        c.name
+        for c in curves
+        if c.judged and c.change and all(v == 0.0 for by_width in c.change.values() for v in by_width.values())
+    ]
     if not still:
         return []
     names = ", ".join(still[:4]) + (f" and {len(still) - 4} more" if len(still) > 4 else "")
-    return [f"{names} did not change in {steps} steps at any width, so this check says nothing about "
-            f"{'it' if len(still) == 1 else 'them'}: no gradient reached {'it' if len(still) == 1 else 'them'} "
-            "(the loss on the fixed batch may have reached 0 after a step, or a zero-initialised layer kept "
-            "it from them); try a smaller --lr, more --steps or a --batch with more examples"]
+    return [
+        f"{names} did not change in {steps} steps at any width, so this check says nothing about "
+        f"{'it' if len(still) == 1 else 'them'}: no gradient reached {'it' if len(still) == 1 else 'them'} "
+        "(the loss on the fixed batch may have reached 0 after a step, or a zero-initialised layer kept "
+        "it from them); try a smaller --lr, more --steps or a --batch with more examples"
+    ]
 
 
 def _floor(curve: LayerCurve, limits: dict[str, float]) -> float:
@@ -198,8 +239,10 @@ def doubtful(curves, limits: dict[str, float]) -> dict[str, str]:
             continue
         slope, last = curve.slope, max(curve.change)
         threshold = limits["blow_up"] if curve.status == "blow-up" else _floor(curve, limits)
-        moved = min((curve.change[last][w] / curve.size[last][w] for w in curve.change[last]
-                     if curve.size[last].get(w)), default=0.0)
+        moved = min(
+            (curve.change[last][w] / curve.size[last][w] for w in curve.change[last] if curve.size[last].get(w)),
+            default=0.0,
+        )
         still = [t for t, by_width in curve.change.items() if any(v == 0.0 for v in by_width.values())]
         if still:
             out[curve.name] = f"it did not move until step {max(still) + 1}"
@@ -221,15 +264,19 @@ def _train_and_record(model, opt, inputs, steps, width, seeds, curves, skip, lab
             try:
                 train_step(model, opt, args, kwargs)
             except Exception as exc:
-                raise MulintError(f"training step at width {width} raised {type(exc).__name__}: {exc}",
-                                  target=label, step="coord",
-                                  hint="give a batch function with --batch path/to/file.py:NAME") from exc
+                raise MulintError(
+                    f"training step at width {width} raised {type(exc).__name__}: {exc}",
+                    target=label,
+                    step="coord",
+                    hint="give a batch function with --batch path/to/file.py:NAME",
+                ) from exc
             for name, (change, size, shape) in changes(first, recorder.record(args, kwargs)).items():
                 curve = curves.get(name)
                 if curve is None:
                     module = modules.get("" if name == "output" else name)
-                    curve = curves[name] = LayerCurve(name=name, module_type=type(module).__name__,
-                                                      judged=name not in skip, reason=skip.get(name, ""))
+                    curve = curves[name] = LayerCurve(
+                        name=name, module_type=type(module).__name__, judged=name not in skip, reason=skip.get(name, "")
+                    )
                 curve.shapes[width] = shape
                 by_width = curve.change.setdefault(step, {})
                 by_width[width] = by_width.get(width, 0.0) + change / seeds
@@ -241,8 +288,11 @@ def coord_facts(result: CoordResult, structure: Structure):
     """The judged layers as facts, each with the line that constructs it (for MU9xx findings)."""
     from mulint.facts import CoordLayer
 
-    reference = structure.models[structure.facts.widths[0]] if structure.facts.widths[0] in structure.models \
+    reference = (
+        structure.models[structure.facts.widths[0]]
+        if structure.facts.widths[0] in structure.models
         else next(iter(structure.models.values()))
+    )
     modules = dict(reference.named_modules())
     sites = structure.provenance.module_sites if structure.provenance else {}
     out = []
@@ -250,6 +300,13 @@ def coord_facts(result: CoordResult, structure: Structure):
         if not layer.judged or layer.slope is None:
             continue
         module = modules.get("" if layer.name == "output" else layer.name)
-        out.append(CoordLayer(name=layer.name, module_type=layer.module_type, slope=layer.slope,
-                              status=layer.status, loc=sites.get(module) if module is not None else None))
+        out.append(
+            CoordLayer(
+                name=layer.name,
+                module_type=layer.module_type,
+                slope=layer.slope,
+                status=layer.status,
+                loc=sites.get(module) if module is not None else None,
+            )
+        )
     return out

@@ -24,8 +24,8 @@ from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
-from mulint.version import __version__
 from mulint.findings import Finding, Fix
+from mulint.version import __version__
 
 _PACKAGES = ("torch", "transformers", "mup")
 _FORMAT = 3
@@ -43,7 +43,7 @@ def cache_root() -> Path:
     return Path(base) / "mulint"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _own_code() -> str:
     """mulint's own code and data by content: an edited (editable) install never reads stale results."""
     return code_digest(Path(__file__).resolve().parent)
@@ -60,7 +60,7 @@ def code_digest(root: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _library_versions() -> tuple[str, ...]:
     parts = []
     for name in _PACKAGES:
@@ -112,29 +112,46 @@ def uncacheable(observed: dict | None) -> list[str]:
 
 def _is_observed(observed) -> bool:
     """The shape `DependencyRecorder.observed` sends (a worker's result is checked before it is trusted)."""
+
     def strings(items):
         return isinstance(items, list) and all(isinstance(x, str) for x in items)
 
     if not isinstance(observed, dict) or not strings(observed.get("unobservable")):
         return False
     env, listings, dists = observed.get("env"), observed.get("listings"), observed.get("dists")
-    return (isinstance(env, dict) and all(isinstance(k, str) and isinstance(v, (str, type(None)))
-                                          for k, v in env.items())
-            and isinstance(listings, list) and all(isinstance(r, list) and len(r) == 2 and isinstance(r[0], str)
-                                                   and isinstance(r[1], bool) for r in listings)
-            and isinstance(dists, list) and all(isinstance(d, dict) and isinstance(d.get("metadata"), str)
-                                                for d in dists)
-            and strings(observed.get("library_files")))
+    return (
+        isinstance(env, dict)
+        and all(isinstance(k, str) and isinstance(v, (str, type(None))) for k, v in env.items())
+        and isinstance(listings, list)
+        and all(
+            isinstance(r, list) and len(r) == 2 and isinstance(r[0], str) and isinstance(r[1], bool) for r in listings
+        )
+        and isinstance(dists, list)
+        and all(isinstance(d, dict) and isinstance(d.get("metadata"), str) for d in dists)
+        and strings(observed.get("library_files"))
+    )
 
 
-def store_result(label: str, target_path: Path | None, options: dict, findings: list[Finding], target: dict,
-                 deps: list[Path], *, started_ns: int | None = None, observed: dict | None = None) -> None:
+def store_result(
+    label: str,
+    target_path: Path | None,
+    options: dict,
+    findings: list[Finding],
+    target: dict,
+    deps: list[Path],
+    *,
+    started_ns: int | None = None,
+    observed: dict | None = None,
+) -> None:
     """Cache a result with every observed input: the content of every file, the listing of every
     directory, the value of every environment variable. Not when an input could not be observed, nor when
     a file or directory changed after the check began (the recorder's `started_ns`, or this process's
     lookup of the target): the result may come from its old content."""
-    observed = observed if observed is not None else {"env": {}, "listings": [], "dists": [], "library_files": [],
-                                                       "unobservable": []}
+    observed = (
+        observed
+        if observed is not None
+        else {"env": {}, "listings": [], "dists": [], "library_files": [], "unobservable": []}
+    )
     if uncacheable(observed):
         return
     looked_up_ns = _LOOKED_UP_NS.pop(_identity(label, target_path, options), None)
@@ -159,11 +176,20 @@ def store_result(label: str, target_path: Path | None, options: dict, findings: 
     from mulint.engine.observe import current_environment
 
     env = current_environment(observed.get("env", {}))
-    _write_atomic(_path(key), {"format": _FORMAT, "key": key, "hashed_at_ns": hashed_at_ns, "deps": records,
-                               "listings": [{"path": r["path"], "import_only": r["import_only"], "names": r["names"]}
-                                            for r in listings],
-                               "env": env, "dists": observed.get("dists", []),
-                               "findings": [asdict(f) for f in findings], "target": target})
+    _write_atomic(
+        _path(key),
+        {
+            "format": _FORMAT,
+            "key": key,
+            "hashed_at_ns": hashed_at_ns,
+            "deps": records,
+            "listings": [{"path": r["path"], "import_only": r["import_only"], "names": r["names"]} for r in listings],
+            "env": env,
+            "dists": observed.get("dists", []),
+            "findings": [asdict(f) for f in findings],
+            "target": target,
+        },
+    )
 
 
 def _primary_key(label: str, target_path: Path | None, options: dict) -> str | None:
@@ -240,8 +266,13 @@ def _same_listing(row: dict) -> bool:
 
 
 def _stat_record(info: os.stat_result) -> dict:
-    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "ctime_ns": info.st_ctime_ns,
-            "ino": info.st_ino, "dev": info.st_dev}
+    return {
+        "size": info.st_size,
+        "mtime_ns": info.st_mtime_ns,
+        "ctime_ns": info.st_ctime_ns,
+        "ino": info.st_ino,
+        "dev": info.st_dev,
+    }
 
 
 def _dependency(path: Path) -> dict | None:
@@ -296,6 +327,7 @@ def _unchanged(dep: dict, hashed_at_ns: int) -> bool:
 
 # --- reading entries: any shape but the expected one is a miss ---------------------------------------
 
+
 def _read_json(path: Path):
     data = _read_regular(path, _MAX_ENTRY_BYTES)
     if data is None:
@@ -330,8 +362,13 @@ def _parse_entry(data, key: str) -> tuple[list[Finding], dict, list[dict], int, 
 
 
 def _is_listing(row) -> bool:
-    return (isinstance(row, dict) and isinstance(row.get("path"), str) and bool(row["path"])
-            and isinstance(row.get("import_only"), bool) and isinstance(row.get("names"), (str, type(None))))
+    return (
+        isinstance(row, dict)
+        and isinstance(row.get("path"), str)
+        and bool(row["path"])
+        and isinstance(row.get("import_only"), bool)
+        and isinstance(row.get("names"), (str, type(None)))
+    )
 
 
 def _is_dependency(dep) -> bool:
@@ -382,6 +419,7 @@ def _parse_fix(row) -> Fix | None:
 
 
 # --- writing entries: atomic, with the umask's permissions, never failing a check --------------------
+
 
 def _umask() -> int:
     try:  # read without changing it: os.umask can only set, which would race with other threads

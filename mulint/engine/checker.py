@@ -8,20 +8,35 @@ process never imports user code (`mulint.engine.isolation` runs it elsewhere) an
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
+from mulint.engine.isolation import Job, Outcome, run_jobs, warm_up
+from mulint.engine.settings import Settings
 from mulint.errors import MulintError
 from mulint.findings import Finding
-from mulint.engine.settings import Settings
-from mulint.engine.isolation import Job, Outcome, run_jobs, warm_up
 from mulint.sources import is_regular, kind_of
 
 # Folders that never hold the user's source. `build` and `dist` are skipped only when they are not
 # a Python package themselves (`mymodels/build/` with an `__init__.py` is source).
-SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "env", ".env", "node_modules", ".tox",
-             ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", "site-packages"}
+SKIP_DIRS = {
+    ".git",
+    ".hg",
+    ".svn",
+    "__pycache__",
+    ".venv",
+    "venv",
+    "env",
+    ".env",
+    "node_modules",
+    ".tox",
+    ".nox",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    "site-packages",
+}
 OUTPUT_DIRS = {"build", "dist"}
 # Worker errors of a discovered model that mean "not a model mulint can build alone", not a failure;
 # and "refused": its import did what the static walk forbids (mulint.reading.guard), the same note as the walk's.
@@ -106,9 +121,8 @@ def _identity(text: str) -> tuple:
 
 
 def run_check(options: Settings, *, progress: Callable[[str], None] = lambda s: None) -> CheckResult:
-    from mulint.reading.targets import parse_target
-
     from mulint.fix.files import source_digest
+    from mulint.reading.targets import parse_target
 
     result = CheckResult()
     jobs: list[Job] = []
@@ -146,36 +160,57 @@ def _check_exists(spec, text: str) -> None:
     if spec.path is None:
         return
     if not spec.path.exists():
-        raise MulintError(f"no such file or directory: {spec.path}", target=text, step="target",
-                          hint="check the path; targets are files, directories, path/to/file.py:NAME or "
-                               "package.module:NAME")
+        raise MulintError(
+            f"no such file or directory: {spec.path}",
+            target=text,
+            step="target",
+            hint="check the path; targets are files, directories, path/to/file.py:NAME or package.module:NAME",
+        )
     if spec.path.is_dir():
-        raise MulintError(f"{spec.path} is a directory", target=text, step="target",
-                          hint="name a directory alone to check every file in it, or file.py:NAME for one model")
+        raise MulintError(
+            f"{spec.path} is a directory",
+            target=text,
+            step="target",
+            hint="name a directory alone to check every file in it, or file.py:NAME for one model",
+        )
     if spec.path.suffix != ".py":
-        raise MulintError(f"{spec.path} is not a Python file", target=text, step="target",
-                          hint="mulint checks .py files; name them, or a directory holding them")
+        raise MulintError(
+            f"{spec.path} is not a Python file",
+            target=text,
+            step="target",
+            hint="mulint checks .py files; name them, or a directory holding them",
+        )
     if not is_regular(spec.path):
         kind = kind_of(os.stat(spec.path).st_mode)
-        raise MulintError(f"{spec.path} is {kind}, not a regular file: not read", target=text, step="target",
-                          hint="mulint reads only regular .py files; exclude it or name the real file")
+        raise MulintError(
+            f"{spec.path} is {kind}, not a regular file: not read",
+            target=text,
+            step="target",
+            hint="mulint reads only regular .py files; exclude it or name the real file",
+        )
 
 
 def _empty_directories(options: Settings, result: CheckResult) -> None:
     for text in options.paths:
         path = Path(text)
         if path.is_dir() and not _python_files(path, options.exclude, []):
-            result.errors.append({"target": text, "step": "target", "message": f"no Python files under {text}",
-                                  "hint": "check the path and the `exclude` setting"})
+            result.errors.append(
+                {
+                    "target": text,
+                    "step": "target",
+                    "message": f"no Python files under {text}",
+                    "hint": "check the path and the `exclude` setting",
+                }
+            )
 
 
 def _check_static(spec, options: Settings, result: CheckResult):
     """Rules that read the source only (no import, no torch): safe on training scripts. Returns the
     file's summary, or None when the file cannot be read or parsed (then reported as an error)."""
-    from mulint.reading.safety import summarize
-    from mulint.rules import SOURCE_RULES
-    from mulint.reading.source_rules import check_source
     from mulint.engine.suppress import selected
+    from mulint.reading.safety import summarize
+    from mulint.reading.source_rules import check_source
+    from mulint.rules import SOURCE_RULES
 
     try:
         summary = summarize(spec.path)
@@ -185,12 +220,23 @@ def _check_static(spec, options: Settings, result: CheckResult):
         result.errors.append(_error(exc.for_target(str(spec.path))))
         return None
     except (RecursionError, MemoryError, ValueError, OSError, UnicodeError) as exc:
-        result.errors.append({"target": str(spec.path), "step": "parse",
-                              "message": f"cannot read or parse {spec.path}: {type(exc).__name__}: {exc}",
-                              "hint": "the file must be valid Python source"})
+        result.errors.append(
+            {
+                "target": str(spec.path),
+                "step": "parse",
+                "message": f"cannot read or parse {spec.path}: {type(exc).__name__}: {exc}",
+                "hint": "the file must be valid Python source",
+            }
+        )
         return None
-    result.targets.append({"target": str(spec.path), "mode": "static",
-                           "import_safe": summary.import_safe, "models": summary.top_level_models})
+    result.targets.append(
+        {
+            "target": str(spec.path),
+            "mode": "static",
+            "import_safe": summary.import_safe,
+            "models": summary.top_level_models,
+        }
+    )
     return summary
 
 
@@ -199,13 +245,29 @@ def _model_jobs(spec, summary, options: Settings, result: CheckResult) -> list[J
     job_options = _job_options(options)
     if spec.name is not None:
         if options.no_exec:
-            result.errors.append(_error(MulintError("--no-exec forbids importing model code", target=spec.label,
-                                                    step="import", hint="drop --no-exec to analyse the model")))
+            result.errors.append(
+                _error(
+                    MulintError(
+                        "--no-exec forbids importing model code",
+                        target=spec.label,
+                        step="import",
+                        hint="drop --no-exec to analyse the model",
+                    )
+                )
+            )
             return []
         return [Job("check", spec.text, job_options)]
     if spec.path is None:
-        result.errors.append(_error(MulintError("a module target needs a NAME", target=spec.label, step="target",
-                                                hint=f"use {spec.module}:ClassName or {spec.module}:factory")))
+        result.errors.append(
+            _error(
+                MulintError(
+                    "a module target needs a NAME",
+                    target=spec.label,
+                    step="target",
+                    hint=f"use {spec.module}:ClassName or {spec.module}:factory",
+                )
+            )
+        )
         return []
     if summary is None:
         return []  # could not be parsed: already an error
@@ -215,17 +277,29 @@ def _model_jobs(spec, summary, options: Settings, result: CheckResult) -> list[J
     if not defines_models:
         return []
     if options.no_exec:
-        _not_analysed(result, spec.path, "--no-exec: model files are not imported",
-                      "drop --no-exec to analyse the models it defines")
+        _not_analysed(
+            result,
+            spec.path,
+            "--no-exec: model files are not imported",
+            "drop --no-exec to analyse the models it defines",
+        )
         return []
     if not summary.import_safe:
-        _not_analysed(result, spec.path, f"not imported: {summary.unsafe_message} at import time",
-                      f"name the model to import it anyway ({_named(spec.path, summary)}), or move that "
-                      f"code under `if __name__ == \"__main__\":`")
+        _not_analysed(
+            result,
+            spec.path,
+            f"not imported: {summary.unsafe_message} at import time",
+            f"name the model to import it anyway ({_named(spec.path, summary)}), or move that "
+            f'code under `if __name__ == "__main__":`',
+        )
         return []
     if not summary.top_level_models:
-        _not_analysed(result, spec.path, "its nn.Module classes are components of no model it defines",
-                      f"name the model class or a factory as {spec.path}:NAME")
+        _not_analysed(
+            result,
+            spec.path,
+            "its nn.Module classes are components of no model it defines",
+            f"name the model class or a factory as {spec.path}:NAME",
+        )
         return []
     # Checked in the file's order (factories first): the ranking of top_level_models, most model-like
     # first, is for picking one model (inspect, coord, hints), not for the order of a report.
@@ -245,10 +319,17 @@ def _not_analysed(result: CheckResult, path, reason: str, hint: str) -> None:
 
 def _job_options(options: Settings) -> dict:
     # Plain lists, as the worker and the cache key have always read them.
-    return {"widths": _list(options.widths), "width_arg": options.width_arg, "optimizer": options.optimizer,
-            "coord": options.coord, "select": _list(options.select), "ignore": _list(options.ignore),
-            "lr_scale_keys": list(options.lr_scale_keys), "lr_scale": options.lr_scale,
-            "profile": options.profile}
+    return {
+        "widths": _list(options.widths),
+        "width_arg": options.width_arg,
+        "optimizer": options.optimizer,
+        "coord": options.coord,
+        "select": _list(options.select),
+        "ignore": _list(options.ignore),
+        "lr_scale_keys": list(options.lr_scale_keys),
+        "lr_scale": options.lr_scale,
+        "profile": options.profile,
+    }
 
 
 def _list(values):
@@ -288,8 +369,13 @@ def _take(outcome: Outcome, options: Settings, result: CheckResult, progress=lam
             path = job.target.rsplit(":", 1)[0]
             _not_analysed(result, path, f"{job.target.rsplit(':', 1)[1]}: {error['message']}", error["hint"])
         else:
-            result.errors.append({k: error.get(k, "") for k in ("target", "step", "message", "hint", "output")
-                                  if k != "output" or error.get("output")})
+            result.errors.append(
+                {
+                    k: error.get(k, "")
+                    for k in ("target", "step", "message", "hint", "output")
+                    if k != "output" or error.get("output")
+                }
+            )
         return
     value = outcome.value
     result.findings.extend(value["findings"])
@@ -298,6 +384,7 @@ def _take(outcome: Outcome, options: Settings, result: CheckResult, progress=lam
 
 
 # --- cache -------------------------------------------------------------------------------------
+
 
 def _cache_options(job: Job) -> dict:
     from mulint.profiles import profile_digest
@@ -328,18 +415,31 @@ def _cache_store(job: Job, options: Settings, value: dict, progress=lambda s: No
         progress(f"{job.target}: not cached: its code {'; '.join(why)}")
         return
     deps = [Path(p) for p in value.get("deps", [])]
-    cache.store_result(job.target, _target_path(job), _cache_options(job), value["findings"], value["target"], deps,
-                       started_ns=value.get("deps_since_ns"), observed=value.get("observed"))
+    cache.store_result(
+        job.target,
+        _target_path(job),
+        _cache_options(job),
+        value["findings"],
+        value["target"],
+        deps,
+        started_ns=value.get("deps_since_ns"),
+        observed=value.get("observed"),
+    )
 
 
 # --- findings and errors --------------------------------------------------------------------------
 
+
 def _filter(findings: list[Finding], options: Settings) -> list[Finding]:
     from mulint.engine.suppress import filter_findings
 
-    return filter_findings(findings, select=options.select, ignore=options.ignore,
-                           per_file_ignores=options.per_file_ignores, root=options.root or Path.cwd())
-
+    return filter_findings(
+        findings,
+        select=options.select,
+        ignore=options.ignore,
+        per_file_ignores=options.per_file_ignores,
+        root=options.root or Path.cwd(),
+    )
 
 
 def _error(exc: MulintError) -> dict:

@@ -56,8 +56,7 @@ def _read(path: Path) -> dict:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:  # its message carries "(at line L, column C)"
-        raise MulintError(f"{path}: invalid TOML: {exc}", step="config",
-                          hint="fix the syntax at that line") from exc
+        raise MulintError(f"{path}: invalid TOML: {exc}", step="config", hint="fix the syntax at that line") from exc
     except OSError as exc:
         raise MulintError(f"cannot read {path}: {exc.strerror or exc}", step="config") from exc
 
@@ -75,6 +74,7 @@ def find_config(start: Path) -> Path | None:
 
 
 # Each key's parser takes (value, complain) and returns the Config value; complain(why) raises.
+
 
 def _strings(value, bad):
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -213,8 +213,7 @@ def load_config(path: Path) -> Config:
 
         if canonical not in KEYS:
             close = difflib.get_close_matches(canonical, KEYS, n=1)
-            bad("unknown key" + (f" (did you mean {close[0]}?)" if close else "")
-                + f"; known keys: {', '.join(KEYS)}")
+            bad("unknown key" + (f" (did you mean {close[0]}?)" if close else "") + f"; known keys: {', '.join(KEYS)}")
         if canonical in seen:
             bad(f"given twice (also as {seen[canonical]})")
         seen[canonical] = key

@@ -25,10 +25,16 @@ _ACTIVE = 0  # recorders between __enter__ and __exit__
 _READ: set[str] = set()
 _LISTED: dict[str, bool] = {}  # directory -> listed only by the import system (then only module names count)
 _UNOBSERVABLE: dict[str, None] = {}  # why an input of the model's code could not be observed, in order
-_PROCESS_EVENTS = {"subprocess.Popen": "starts a process", "os.system": "starts a process",
-                   "os.posix_spawn": "starts a process", "os.exec": "starts a process",
-                   "os.spawn": "starts a process", "ctypes.dlopen": "loads a native library with ctypes",
-                   "socket.connect": "uses the network", "socket.getaddrinfo": "uses the network"}
+_PROCESS_EVENTS = {
+    "subprocess.Popen": "starts a process",
+    "os.system": "starts a process",
+    "os.posix_spawn": "starts a process",
+    "os.exec": "starts a process",
+    "os.spawn": "starts a process",
+    "ctypes.dlopen": "loads a native library with ctypes",
+    "socket.connect": "uses the network",
+    "socket.getaddrinfo": "uses the network",
+}
 _FIRST_STARTED_NS: int | None = None
 _SYSTEM_DIRS = (Path("/proc"), Path("/sys"), Path("/dev"))
 
@@ -42,7 +48,7 @@ class DependencyRecorder:
         # so a file changed after it must not be stored as the content the result came from.
         self.started_ns = 0
 
-    def __enter__(self) -> "DependencyRecorder":
+    def __enter__(self) -> DependencyRecorder:
         global _ACTIVE, _FIRST_STARTED_NS
         observe.excluded = _excluded_roots()
         _install_hook()
@@ -74,7 +80,6 @@ class DependencyRecorder:
                 found.add(path)
         return sorted(found)
 
-
     def observed(self) -> dict:
         """Inputs besides files: {"listings": [[dir, import_only]], "env": {name: value or None},
         "dists": [{"name", "version", "metadata"}], "library_files": [...], "unobservable": [why, ...]}."""
@@ -99,10 +104,16 @@ class DependencyRecorder:
             path = getattr(sys.modules.get(name), "__file__", None)
             if isinstance(path, str) and os.path.isfile(path) and not _is_excluded(os.path.abspath(path), _own_roots()):
                 library_files.append(os.path.abspath(path))  # a module no installed distribution claims
-        listings = sorted([path, only] for path, only in _LISTED.items()
-                          if not _is_excluded(path, excluded) and not _is_system(path))
-        return {"listings": listings, "env": observe.environment_read(), "dists": dists,
-                "library_files": sorted(set(library_files)), "unobservable": unobservable}
+        listings = sorted(
+            [path, only] for path, only in _LISTED.items() if not _is_excluded(path, excluded) and not _is_system(path)
+        )
+        return {
+            "listings": listings,
+            "env": observe.environment_read(),
+            "dists": dists,
+            "library_files": sorted(set(library_files)),
+            "unobservable": unobservable,
+        }
 
 
 def _own_roots() -> tuple[str, ...]:
@@ -220,8 +231,10 @@ def _archive_of(path: Path) -> Path | None:
 @functools.lru_cache(maxsize=1)
 def _library_roots() -> tuple[Path, ...]:
     roots = set(_SYSTEM_DIRS)
-    for scheme_paths in (sysconfig.get_paths(), sysconfig.get_paths(vars={"base": sys.base_prefix,
-                                                                          "platbase": sys.base_exec_prefix})):
+    for scheme_paths in (
+        sysconfig.get_paths(),
+        sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix}),
+    ):
         # "scripts": console scripts of installed packages (mulint's own is a worker's __main__)
         roots.update(Path(scheme_paths[key]) for key in ("stdlib", "platstdlib", "purelib", "platlib", "scripts"))
     roots.update(Path(p) for p in site.getsitepackages())

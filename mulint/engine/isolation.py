@@ -28,14 +28,15 @@ import tempfile
 import threading
 import time
 import types
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from mulint.errors import Interrupted
 from mulint.engine.wire import MAX_MESSAGE, WireError, check_error, check_result, decode
 from mulint.engine.worker import worker_main
+from mulint.errors import Interrupted
 
 DEFAULT_TIMEOUT = 300.0
 SERVER_START_TIMEOUT = 300.0  # the worker server imports torch once; a loaded machine may take a while
@@ -122,8 +123,13 @@ def _start_server() -> None:
         pass  # the first job starts it again and reports what fails
 
 
-def run_jobs(jobs: list[Job], limits: Limits, *, on_done: Callable[[Outcome], None] = lambda o: None,
-             on_progress: Callable[[Job, int], None] = lambda job, n: None) -> list[Outcome]:
+def run_jobs(
+    jobs: list[Job],
+    limits: Limits,
+    *,
+    on_done: Callable[[Outcome], None] = lambda o: None,
+    on_progress: Callable[[Job, int], None] = lambda job, n: None,
+) -> list[Outcome]:
     """Run every job in a worker, at most ``limits.jobs`` at once; outcomes in the jobs' order.
 
     However this ends (a result, an exception, Ctrl-C, a signal turned into `Interrupted`), every
@@ -230,9 +236,15 @@ def handle_signals() -> None:
             signal.signal(getattr(signal, name), interrupt)
 
 
-def _run_one(job: Job, timeout: float, max_memory: int, on_progress: Callable[[Job, int], None],
-             threads: int | None = None, cancelled: threading.Event | None = None,
-             mine: set[int] | None = None) -> Outcome:
+def _run_one(
+    job: Job,
+    timeout: float,
+    max_memory: int,
+    on_progress: Callable[[Job, int], None],
+    threads: int | None = None,
+    cancelled: threading.Event | None = None,
+    mine: set[int] | None = None,
+) -> Outcome:
     context = _mp_context()
     # The worker's own folder: its output, its temporary files (TMPDIR), the only place user code it
     # imports for a bare file may write; removed whatever happens.
@@ -241,8 +253,16 @@ def _run_one(job: Job, timeout: float, max_memory: int, on_progress: Callable[[J
     Path(output_path).touch()
     receiver, sender = context.Pipe(duplex=False)
     alive_r, alive_w = context.Pipe(duplex=False)  # the worker kills its group when this closes
-    request = {"job": job, "cwd": os.getcwd(), "env": dict(os.environ), "output": output_path, "scratch": scratch,
-               "max_memory": max_memory, "threads": threads, "max_output": MAX_OUTPUT_BYTES}
+    request = {
+        "job": job,
+        "cwd": os.getcwd(),
+        "env": dict(os.environ),
+        "output": output_path,
+        "scratch": scratch,
+        "max_memory": max_memory,
+        "threads": threads,
+        "max_output": MAX_OUTPUT_BYTES,
+    }
     process = context.Process(target=worker_main, args=(request, sender, alive_r), daemon=True)
     start = time.monotonic()
     outcome = Outcome(job=job)
@@ -267,8 +287,13 @@ def _run_one(job: Job, timeout: float, max_memory: int, on_progress: Callable[[J
                 break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                outcome.error = _timed_out(job, step, timeout) if started else \
-                    _error(job, "start", f"the worker did not start within {SERVER_START_TIMEOUT:g} s", "", "timeout")
+                outcome.error = (
+                    _timed_out(job, step, timeout)
+                    if started
+                    else _error(
+                        job, "start", f"the worker did not start within {SERVER_START_TIMEOUT:g} s", "", "timeout"
+                    )
+                )
                 break
             if not receiver.poll(min(remaining, 0.2)):
                 if not process.is_alive() and not receiver.poll(0):
@@ -282,8 +307,13 @@ def _run_one(job: Job, timeout: float, max_memory: int, on_progress: Callable[[J
                 outcome.error = _died(job, step, process, max_memory)
                 break
             except WireError as exc:
-                outcome.error = _error(job, "internal", f"the worker sent a malformed result: {exc}",
-                                       "report it with `--verbose` output", "internal")
+                outcome.error = _error(
+                    job,
+                    "internal",
+                    f"the worker sent a malformed result: {exc}",
+                    "report it with `--verbose` output",
+                    "internal",
+                )
                 break
             if kind == "step":
                 if not started:
@@ -358,9 +388,14 @@ def _error(job: Job, step: str, message: str, hint: str, kind: str = "") -> dict
 
 
 def _timed_out(job: Job, step: str, timeout: float) -> dict:
-    return _error(job, step, f"timed out after {timeout:g} s",
-                  "a loop that never ends in __init__ or forward? If the model really needs longer, "
-                  "raise --timeout (config `timeout`)", kind="timeout")
+    return _error(
+        job,
+        step,
+        f"timed out after {timeout:g} s",
+        "a loop that never ends in __init__ or forward? If the model really needs longer, "
+        "raise --timeout (config `timeout`)",
+        kind="timeout",
+    )
 
 
 def _died(job: Job, step: str, process, max_memory: int) -> dict:
@@ -369,19 +404,37 @@ def _died(job: Job, step: str, process, max_memory: int) -> dict:
     if code is not None and code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
         if -code == signal.SIGKILL:
-            return _error(job, step, f"the worker was killed ({name}), most likely by the system's "
-                                     "out-of-memory killer",
-                          f"the model needs more memory than the machine has; give smaller --widths, or a "
-                          f"lower --max-memory (now {_gb(max_memory)}) to fail early", kind="killed")
+            return _error(
+                job,
+                step,
+                f"the worker was killed ({name}), most likely by the system's out-of-memory killer",
+                f"the model needs more memory than the machine has; give smaller --widths, or a "
+                f"lower --max-memory (now {_gb(max_memory)}) to fail early",
+                kind="killed",
+            )
         if -code == getattr(signal, "SIGXFSZ", -1):
-            return _error(job, step, f"the model's code wrote more than {MAX_OUTPUT_BYTES >> 20} MB (printed "
-                                     "output or files) and was stopped",
-                          "print less while the model is built and run", kind="output")
-        return _error(job, step, f"the model's code crashed the worker ({name})",
-                      "run the model in plain Python to see the crash (a native extension, or a bad "
-                      "pointer in C code)", kind="crashed")
-    return _error(job, step, f"the model's code ended the process (exit code {code}, e.g. os._exit)",
-                  "move the code that exits under `if __name__ == \"__main__\":`", kind="exited")
+            return _error(
+                job,
+                step,
+                f"the model's code wrote more than {MAX_OUTPUT_BYTES >> 20} MB (printed "
+                "output or files) and was stopped",
+                "print less while the model is built and run",
+                kind="output",
+            )
+        return _error(
+            job,
+            step,
+            f"the model's code crashed the worker ({name})",
+            "run the model in plain Python to see the crash (a native extension, or a bad pointer in C code)",
+            kind="crashed",
+        )
+    return _error(
+        job,
+        step,
+        f"the model's code ended the process (exit code {code}, e.g. os._exit)",
+        'move the code that exits under `if __name__ == "__main__":`',
+        kind="exited",
+    )
 
 
 def _gb(size: int) -> str:
@@ -408,5 +461,3 @@ def read_tail(path: str, limit: int = OUTPUT_KEPT_BYTES) -> str:
 
 def _tail(output: str) -> str:
     return "\n".join(output.rstrip().splitlines()[-OUTPUT_TAIL_LINES:])
-
-

@@ -12,7 +12,8 @@ more than running them (tens of seconds, recompile limits on every new width) an
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mulint import steps
 from mulint.errors import MulintError
@@ -32,9 +33,13 @@ def run(job, max_memory: int, send: Callable[[tuple], None]) -> tuple[str, Any]:
     except MulintError as exc:
         return "error", _as_record(exc, job, max_memory)
     except SystemExit as exc:
-        return "error", _record(job, f"the model's code called sys.exit({exc.code!r})",
-                                "mulint runs the target with sys.argv = [its file]: move argument parsing "
-                                "and exits under `if __name__ == \"__main__\":`", kind="exited")
+        return "error", _record(
+            job,
+            f"the model's code called sys.exit({exc.code!r})",
+            "mulint runs the target with sys.argv = [its file]: move argument parsing "
+            'and exits under `if __name__ == "__main__":`',
+            kind="exited",
+        )
     except KeyboardInterrupt:
         return "error", _record(job, "the model's code raised KeyboardInterrupt", "", kind="interrupted")
     except Exception as exc:
@@ -62,22 +67,31 @@ def _dependency_recorder():
 
 
 def _record(job, message: str, hint: str, *, step: str = "", kind: str = "") -> dict:
-    return {"target": job.target, "step": step or steps.current or "import", "message": message, "hint": hint,
-            "kind": kind}
+    return {
+        "target": job.target,
+        "step": step or steps.current or "import",
+        "message": message,
+        "hint": hint,
+        "kind": kind,
+    }
 
 
 def _as_record(exc: MulintError, job, max_memory: int) -> dict:
     if _out_of_memory(exc):
         return _record(job, _memory_message(max_memory), _memory_hint(), step=exc.step, kind="memory")
-    return {"target": exc.target or job.target, "step": exc.step or steps.current, "message": exc.message,
-            "hint": exc.hint, "kind": getattr(exc, "kind", "")}
+    return {
+        "target": exc.target or job.target,
+        "step": exc.step or steps.current,
+        "message": exc.message,
+        "hint": exc.hint,
+        "kind": getattr(exc, "kind", ""),
+    }
 
 
 def _out_of_memory(exc: BaseException) -> bool:
     seen = 0
     while exc is not None and seen < 10:
-        if isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) or \
-                "Cannot allocate memory" in str(exc):
+        if isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) or "Cannot allocate memory" in str(exc):
             return True
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return False
@@ -88,11 +102,14 @@ def _memory_message(max_memory: int) -> str:
 
 
 def _memory_hint() -> str:
-    return ("a buffer or layer sized by a field that is not the width (a mask of block_size², a huge "
-            "vocabulary)? Give a factory with smaller such fields, or raise --max-memory")
+    return (
+        "a buffer or layer sized by a field that is not the width (a mask of block_size², a huge "
+        "vocabulary)? Give a factory with smaller such fields, or raise --max-memory"
+    )
 
 
 # --- the jobs ------------------------------------------------------------------------------------
+
 
 def _resolve_one(job):
     from mulint.reading.targets import parse_target, resolve
@@ -103,8 +120,12 @@ def _resolve_one(job):
     except MulintError as exc:
         raise exc.for_target(job.target)
     if not resolved:
-        raise MulintError("no model class or factory found", target=job.target, step="target",
-                          hint="name one explicitly as path/to/file.py:NAME")
+        raise MulintError(
+            "no model class or factory found",
+            target=job.target,
+            step="target",
+            hint="name one explicitly as path/to/file.py:NAME",
+        )
     return resolved[0]
 
 
@@ -125,8 +146,8 @@ def analyse_target(target, options: dict, *, resolve_optimizer=None):
 
 
 def _analyse(target, options: dict, resolve_optimizer):
-    from mulint.rules import MODEL_RULES, check_model_rules
     from mulint.engine.suppress import selected
+    from mulint.rules import MODEL_RULES, check_model_rules
 
     structure = analyse_numbers(target, options, resolve_optimizer)
     facts = structure.facts
@@ -134,14 +155,26 @@ def _analyse(target, options: dict, resolve_optimizer):
         from mulint.coordcheck.run import coord_facts, run_coord
 
         steps.enter("coord")
-        result = run_coord(target, structure, optimizer=options.get("optimizer"), resolve_optimizer=resolve_optimizer,
-                           profile=options.get("profile") or "mup",
-                           lr_scale_keys=tuple(options.get("lr_scale_keys") or ()),
-                           lr_scale=options.get("lr_scale") or "auto")
+        result = run_coord(
+            target,
+            structure,
+            optimizer=options.get("optimizer"),
+            resolve_optimizer=resolve_optimizer,
+            profile=options.get("profile") or "mup",
+            lr_scale_keys=tuple(options.get("lr_scale_keys") or ()),
+            lr_scale=options.get("lr_scale") or "auto",
+        )
         facts.coord, facts.coord_widths = coord_facts(result, structure), result.widths
-    entry = {"target": target.label, "mode": "model", "width_knob": facts.width_knob, "widths": facts.widths,
-             "numeric_widths": facts.numeric_widths, "parameters": len(facts.params), "notes": facts.notes,
-             "optimizer": facts.optimizer.label if facts.optimizer else None}
+    entry = {
+        "target": target.label,
+        "mode": "model",
+        "width_knob": facts.width_knob,
+        "widths": facts.widths,
+        "numeric_widths": facts.numeric_widths,
+        "parameters": len(facts.params),
+        "notes": facts.notes,
+        "optimizer": facts.optimizer.label if facts.optimizer else None,
+    }
     rules = [r for r in MODEL_RULES if selected(r.code, options.get("select"), options.get("ignore"))]
     return check_model_rules(facts, rules), entry  # on every traced branch of forward
 
@@ -152,11 +185,16 @@ def analyse_numbers(target, options: dict, resolve_optimizer=None):
     from mulint.analysis.model import _resolve_function, analyse_model
 
     with eager():  # torch.compile ignored here too: inspect through the API comes without a worker
-        return analyse_model(target, widths=options.get("widths"), width_arg=options.get("width_arg"),
-                             optimizer=options.get("optimizer"),
-                             resolve_optimizer=resolve_optimizer or _resolve_function,
-                             lr_scale_keys=tuple(options.get("lr_scale_keys") or ()),
-                             lr_scale=options.get("lr_scale") or "auto", profile=options.get("profile") or "mup")
+        return analyse_model(
+            target,
+            widths=options.get("widths"),
+            width_arg=options.get("width_arg"),
+            optimizer=options.get("optimizer"),
+            resolve_optimizer=resolve_optimizer or _resolve_function,
+            lr_scale_keys=tuple(options.get("lr_scale_keys") or ()),
+            lr_scale=options.get("lr_scale") or "auto",
+            profile=options.get("profile") or "mup",
+        )
 
 
 def inspect(job, send) -> dict:
@@ -178,29 +216,46 @@ def coord(job, send) -> dict:
         batch_fn = _checked_batch(*_resolve_function(options["batch"]))
     steps.enter("coord")
     extra = {"device": options["device"]} if options.get("device") else {}
-    result = run_coord(target, structure, widths=options.get("widths"), steps=options.get("steps", 3),
-                       seeds=options.get("seeds", 2), lr=options.get("lr", 1e-3), batch_fn=batch_fn,
-                       optimizer=options.get("optimizer"), resolve_optimizer=_resolve_function,
-                       lr_scale_keys=tuple(options.get("lr_scale_keys") or ()), lr_scale=options.get("lr_scale") or "auto",
-                       progress=lambda n: send(("progress", n)), **extra)
+    result = run_coord(
+        target,
+        structure,
+        widths=options.get("widths"),
+        steps=options.get("steps", 3),
+        seeds=options.get("seeds", 2),
+        lr=options.get("lr", 1e-3),
+        batch_fn=batch_fn,
+        optimizer=options.get("optimizer"),
+        resolve_optimizer=_resolve_function,
+        lr_scale_keys=tuple(options.get("lr_scale_keys") or ()),
+        lr_scale=options.get("lr_scale") or "auto",
+        progress=lambda n: send(("progress", n)),
+        **extra,
+    )
     return {"coord": result}
 
 
 def _checked_batch(batch_fn, label: str):
     """The user's --batch function, with its failures and wrong return types named as such."""
+
     @functools.wraps(batch_fn)  # keeps its signature: it may take the model
     def checked(*args, **kwargs):
         try:
             batch = batch_fn(*args, **kwargs)
         except Exception as exc:
-            raise MulintError(f"the --batch function {label} raised {type(exc).__name__}: {exc}", step="batch",
-                              hint="it is called as NAME(model) or NAME() and returns the forward's arguments") from exc
+            raise MulintError(
+                f"the --batch function {label} raised {type(exc).__name__}: {exc}",
+                step="batch",
+                hint="it is called as NAME(model) or NAME() and returns the forward's arguments",
+            ) from exc
         import torch
 
         ok = isinstance(batch, (torch.Tensor, tuple, list, dict))
         if not ok:
-            raise MulintError(f"the --batch function {label} returned {type(batch).__name__}", step="batch",
-                              hint="return a tensor, a tuple of the forward's arguments, or (args, kwargs)")
+            raise MulintError(
+                f"the --batch function {label} returned {type(batch).__name__}",
+                step="batch",
+                hint="return a tensor, a tuple of the forward's arguments, or (args, kwargs)",
+            )
         return batch
 
     return checked

@@ -65,8 +65,13 @@ class _RecordingEnviron(os._Environ):  # type: ignore[name-defined]
 
 
 def _note(key, value) -> None:
-    if recording and isinstance(key, str) and key not in _ENV_READ and key not in _ENV_WRITTEN \
-            and user_frame(3) is not None:
+    if (
+        recording
+        and isinstance(key, str)
+        and key not in _ENV_READ
+        and key not in _ENV_WRITTEN
+        and user_frame(3) is not None
+    ):
         _ENV_READ[key] = value
 
 
@@ -112,6 +117,7 @@ def current_environment(names) -> dict[str, str | None]:
 
 
 # --- installed distributions ----------------------------------------------------------------------------
+
 
 @functools.lru_cache(maxsize=1)
 def _stdlib_names() -> frozenset[str]:
@@ -168,7 +174,7 @@ def _folders_of(top: str) -> list:
     return folders
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _provided(folder: str) -> dict[str, list]:
     """top-level module -> the distribution folders installed in `folder` that provide it, from their
     top_level.txt or, without one, the first part of each path in RECORD."""

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import click
 
-from mulint.errors import MulintError
 from mulint.engine.isolation import Job, run_jobs
+from mulint.errors import MulintError
 from mulint.report.escape import keep_lines, one_line
 from mulint.report.summary import quoted_output
 
@@ -19,19 +19,35 @@ def one_model_job(kind: str, target: str, options: dict) -> Job:
 
     spec = parse_target(target)
     if spec.path is not None and not spec.path.exists():
-        raise MulintError(f"no such file: {spec.path}", target=target, step="target",
-                          hint="targets are path/to/file.py:NAME or package.module:NAME")
+        raise MulintError(
+            f"no such file: {spec.path}",
+            target=target,
+            step="target",
+            hint="targets are path/to/file.py:NAME or package.module:NAME",
+        )
     if spec.name is None:
         if spec.path is None or spec.path.suffix != ".py":
-            raise MulintError("name the model as PATH:NAME", target=target, step="target",
-                              hint="e.g. model.py:GPT or package.module:make_model")
+            raise MulintError(
+                "name the model as PATH:NAME",
+                target=target,
+                step="target",
+                hint="e.g. model.py:GPT or package.module:make_model",
+            )
         summary = summarize(spec.path)
         if not summary.import_safe:
-            raise MulintError(f"not imported: {summary.unsafe_message} at import time", target=target, step="import",
-                              hint=f"name the model explicitly ({spec.path}:NAME) to import it anyway")
+            raise MulintError(
+                f"not imported: {summary.unsafe_message} at import time",
+                target=target,
+                step="import",
+                hint=f"name the model explicitly ({spec.path}:NAME) to import it anyway",
+            )
         if not summary.top_level_models:
-            raise MulintError("no model class or factory found", target=target, step="target",
-                              hint="name one explicitly as path/to/file.py:NAME")
+            raise MulintError(
+                "no model class or factory found",
+                target=target,
+                step="target",
+                hint="name one explicitly as path/to/file.py:NAME",
+            )
         return Job(kind, f"{spec.path}:{summary.top_level_models[0]}", options, discovered=True)
     return Job(kind, target, options)
 
@@ -43,8 +59,9 @@ def run_one_job(job, limits, verbose: bool, on_progress=lambda job, n: None):
         echo_output(job.target, outcome.output)
     if outcome.error is not None:
         error = outcome.error
-        raise MulintError(error["message"] + quoted_output(error), target=error["target"], step=error["step"],
-                          hint=error["hint"])
+        raise MulintError(
+            error["message"] + quoted_output(error), target=error["target"], step=error["step"], hint=error["hint"]
+        )
     return outcome.value
 
 
@@ -54,10 +71,14 @@ def echo_output(label: str, output: str) -> None:
         click.echo(f"  | {keep_lines(line)}", err=True)
 
 
-
 def inspect_options(settings) -> dict:
     """The inspect job's options from the run's settings (mulint.engine.settings: `[tool.mulint]` found above the
     target, under the flags, as for check), so inspect shows the numbers `check` judges."""
-    return {"widths": list(settings.widths) if settings.widths else None, "width_arg": settings.width_arg,
-            "optimizer": settings.optimizer, "lr_scale_keys": list(settings.lr_scale_keys),
-            "lr_scale": settings.lr_scale, "profile": settings.profile}
+    return {
+        "widths": list(settings.widths) if settings.widths else None,
+        "width_arg": settings.width_arg,
+        "optimizer": settings.optimizer,
+        "lr_scale_keys": list(settings.lr_scale_keys),
+        "lr_scale": settings.lr_scale,
+        "profile": settings.profile,
+    }

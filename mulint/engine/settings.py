@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mulint.engine.config import HINT, KEYS, Config, find_config, load_config
-from mulint.errors import MulintError
 from mulint.engine.isolation import DEFAULT_TIMEOUT, Limits, default_jobs
+from mulint.errors import MulintError
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Settings:
     def limits(self) -> Limits:
         return Limits(timeout=self.timeout, max_memory=self.max_memory, jobs=self.jobs)
 
-    def with_paths(self, paths) -> "Settings":
+    def with_paths(self, paths) -> Settings:
         """The same settings for other targets (a pytest item checks one target of the config's)."""
         return dataclasses.replace(self, paths=tuple(paths))
 
@@ -71,8 +71,9 @@ def _label(source: str, name: str) -> str:
     return "--" + {"lr_scale_keys": "lr-scale-key"}.get(name, name.replace("_", "-"))
 
 
-def build_settings(config: Config | None = None, *, source: str = "cli", paths=(), fixing: bool = False,
-                   **given) -> Settings:
+def build_settings(
+    config: Config | None = None, *, source: str = "cli", paths=(), fixing: bool = False, **given
+) -> Settings:
     """THE merge: defaults < `config` (the parsed `[tool.mulint]`) < `given` (the CLI's flags or the
     API's / plugin's arguments; None means not given). `source` ("cli" or "api") says how an error
     names a given value. `paths` given replace the config's `targets`. `fixing` (--fix, --diff):
@@ -95,15 +96,19 @@ def build_settings(config: Config | None = None, *, source: str = "cli", paths=(
         label = _label(source, name)
 
         def bad(why: str, label: str = label) -> None:
-            raise MulintError(f"{label}: {why}", step="config",
-                              hint="the command's --help lists its options" if source == "cli" else HINT)
+            raise MulintError(
+                f"{label}: {why}",
+                step="config",
+                hint="the command's --help lists its options" if source == "cli" else HINT,
+            )
 
         values[name] = parsers[name](value, bad)
         where[name] = label
     if fixing:
         if where.get("widths", "").startswith("--"):
-            raise MulintError("--fix and --diff take the base width from the model's default; drop --widths",
-                              step="config")
+            raise MulintError(
+                "--fix and --diff take the base width from the model's default; drop --widths", step="config"
+            )
         values.pop("widths", None)
     root = config.root if config is not None else Path.cwd()
     targets = tuple(paths) or tuple(_from_root(root, t) for t in values.pop("targets", []))
@@ -127,21 +132,32 @@ def _check_selection(values: dict, where: dict[str, str]) -> None:
     """A selection that leaves no rule that this run can apply switches the analysis off: an error,
     never "All checks passed!". The coordinate check's rules run only with --coord, and --no-exec
     runs the static rules only."""
+    from mulint.engine.suppress import selected
     from mulint.rules import all_rules
     from mulint.rules.coord import CoordBlowUp, CoordCollapse
-    from mulint.engine.suppress import selected
 
     select, ignore = values.get("select"), values.get("ignore")
     chosen = [rule for rule in all_rules() if selected(rule.code, select, ignore)]
-    runnable = [rule for rule in chosen if (values.get("coord") or not issubclass(rule, (CoordBlowUp, CoordCollapse)))
-                and (not values.get("no_exec") or rule.needs == "source")]
+    runnable = [
+        rule
+        for rule in chosen
+        if (values.get("coord") or not issubclass(rule, (CoordBlowUp, CoordCollapse)))
+        and (not values.get("no_exec") or rule.needs == "source")
+    ]
     if runnable:
         return
-    named = " with ".join(f"{where[name]} = {','.join(values[name]) or '(empty)'}"
-                          for name in ("select", "ignore") if name in where) or "the default selection"
+    named = (
+        " with ".join(
+            f"{where[name]} = {','.join(values[name]) or '(empty)'}" for name in ("select", "ignore") if name in where
+        )
+        or "the default selection"
+    )
     if not chosen:
-        raise MulintError(f"{named}: no rule is left to check", step="config",
-                          hint="name rule codes or prefixes, e.g. MU1,MU201 (`mulint rule` lists them)")
+        raise MulintError(
+            f"{named}: no rule is left to check",
+            step="config",
+            hint="name rule codes or prefixes, e.g. MU1,MU201 (`mulint rule` lists them)",
+        )
     codes = ", ".join(rule.code for rule in chosen)
     if values.get("no_exec"):
         why = f"{where.get('no_exec', 'no_exec')} runs the static rules only, and none of {codes} is one"
@@ -155,8 +171,8 @@ def _check_selection(values: dict, where: dict[str, str]) -> None:
 def _check_per_file_ignores(values: dict, where: dict[str, str], root: Path) -> None:
     """A per-file-ignores pattern that matches any file (`*`, `**/*.py`) and ignores every selected rule
     switches the analysis off as `ignore = ["ALL"]` does."""
-    from mulint.rules import all_rules
     from mulint.engine.suppress import per_file_ignored, selected
+    from mulint.rules import all_rules
 
     codes = [rule.code for rule in all_rules() if selected(rule.code, values.get("select"), values.get("ignore"))]
     probes = [str(root / "mulint_probe.py"), str(root / "a" / "b" / "mulint_probe.py")]
@@ -164,9 +180,12 @@ def _check_per_file_ignores(values: dict, where: dict[str, str], root: Path) -> 
         if glob.startswith("!"):
             continue  # spares the files it names: "!models/*" = ["ALL"] checks the models only
         if all(per_file_ignored(code, probe, {glob: ignored}, root) for code in codes for probe in probes):
-            raise MulintError(f'{where["per_file_ignores"]}: "{glob}" = {list(ignored)} ignores every rule in every '
-                              "file: nothing would be checked", step="config",
-                              hint="narrow the pattern (e.g. tests/*) or the codes; `ignore` switches rules off")
+            raise MulintError(
+                f'{where["per_file_ignores"]}: "{glob}" = {list(ignored)} ignores every rule in every '
+                "file: nothing would be checked",
+                step="config",
+                hint="narrow the pattern (e.g. tests/*) or the codes; `ignore` switches rules off",
+            )
 
 
 def _profile(name: str | None, where: str, root: Path) -> str:
@@ -206,7 +225,8 @@ def check_coord_run(steps, seeds, lr, *, source: str = "cli") -> None:
     """Zero steps would train nothing and pass every layer: each value in range, or a MulintError naming it."""
     for name, value, (low, high) in (("steps", steps, COORD_STEPS), ("seeds", seeds, COORD_SEEDS)):
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise MulintError(f"{_label(source, name)}: must be an integer from {low} to {high}, not {value!r}",
-                              step="config")
+            raise MulintError(
+                f"{_label(source, name)}: must be an integer from {low} to {high}, not {value!r}", step="config"
+            )
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 or not math.isfinite(lr):
         raise MulintError(f"{_label(source, 'lr')}: must be a positive, finite number, not {lr!r}", step="config")

@@ -7,8 +7,8 @@ and when both a select and an ignore entry match a code the more specific (longe
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from mulint.findings import Finding
 
@@ -81,9 +81,9 @@ def _glob_regex(pattern: str) -> re.Pattern:
         elif pattern[i] == "?":
             out.append("[^/]")
             i += 1
-        elif pattern[i] == "[" and "]" in pattern[i + 2:]:
+        elif pattern[i] == "[" and "]" in pattern[i + 2 :]:
             end = pattern.index("]", i + 2)
-            body = pattern[i + 1:end]
+            body = pattern[i + 1 : end]
             out.append("[" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "]")
             i = end + 1
         else:
@@ -129,9 +129,15 @@ def _read_lines(path: str) -> list[str]:
         return []
 
 
-def filter_findings(findings: list[Finding], *, select: list[str] | None = None, ignore: list[str] | None = None,
-                    per_file_ignores: dict[str, list[str]] | None = None, root: Path | None = None,
-                    read_lines: Callable[[str], list[str]] = _read_lines) -> list[Finding]:
+def filter_findings(
+    findings: list[Finding],
+    *,
+    select: list[str] | None = None,
+    ignore: list[str] | None = None,
+    per_file_ignores: dict[str, list[str]] | None = None,
+    root: Path | None = None,
+    read_lines: Callable[[str], list[str]] = _read_lines,
+) -> list[Finding]:
     """Keep the findings that are selected, not ignored for their file, and not under a `# noqa`."""
     root = root if root is not None else Path.cwd()
     sources: dict[str, list[str]] = {}  # each file is read once, and only if a finding survives to it
@@ -160,8 +166,11 @@ def unknown_selector(pattern: str, known: Iterable[str]) -> str | None:
     close = difflib.get_close_matches(pattern, known, n=1, cutoff=0.6)
     if not close and re.fullmatch(r"MU[0-9]+", pattern):
         close = [c for c in known if c.startswith(pattern[:3])][:1]
-    return f"unknown rule code {pattern}" + (f"; did you mean {close[0]}?" if close else "") \
+    return (
+        f"unknown rule code {pattern}"
+        + (f"; did you mean {close[0]}?" if close else "")
         + " (`mulint rule` lists them)"
+    )
 
 
 def first_unknown_selector(codes: Iterable[str] | None) -> str | None:

@@ -27,8 +27,12 @@ from mulint.findings import Finding
 MAX_MESSAGE = 256 << 20  # bytes: a result larger than this is not a result
 # The records that may arrive: the dataclasses of mulint's plain-data modules (no torch, no behaviour
 # beyond properties), found rather than listed, so a record added there travels without a change here.
-_CLASSES = {value.__name__: value for module in (facts, findings, coordcheck) for value in vars(module).values()
-            if isinstance(value, type) and dataclasses.is_dataclass(value) and value.__module__ == module.__name__}
+_CLASSES = {
+    value.__name__: value
+    for module in (facts, findings, coordcheck)
+    for value in vars(module).values()
+    if isinstance(value, type) and dataclasses.is_dataclass(value) and value.__module__ == module.__name__
+}
 _TAGS = ("~obj", "~tuple", "~map")
 
 
@@ -37,6 +41,7 @@ class WireError(ValueError):
 
 
 # --- in the worker -------------------------------------------------------------------------------
+
 
 def encode(message: Any) -> bytes:
     return json.dumps(_plain(message), allow_nan=True, separators=(",", ":")).encode("utf-8")
@@ -59,8 +64,10 @@ def _plain(value: Any, depth: int = 0) -> Any:
         name = type(value).__name__
         if _CLASSES.get(name) is not type(value):
             raise WireError(f"{type(value).__module__}.{name} is not a result record")
-        return {"~obj": name, "fields": {f.name: _plain(getattr(value, f.name), depth + 1)
-                                         for f in dataclasses.fields(value)}}
+        return {
+            "~obj": name,
+            "fields": {f.name: _plain(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)},
+        }
     if isinstance(value, tuple):
         return {"~tuple": [_plain(v, depth + 1) for v in value]}
     if isinstance(value, list):
@@ -73,6 +80,7 @@ def _plain(value: Any, depth: int = 0) -> Any:
 
 
 # --- in mulint -----------------------------------------------------------------------------------
+
 
 def decode(data: bytes) -> Any:
     """The JSON of a worker's message, with tagged objects rebuilt and their fields type-checked."""
@@ -128,8 +136,11 @@ def _record(name, fields) -> Any:
         value = _rebuild(raw)
         check(value, hints[key], f"{name}.{key}")
         values[key] = value
-    missing = [k for k, f in declared.items() if k not in values and f.default is dataclasses.MISSING
-               and f.default_factory is dataclasses.MISSING]
+    missing = [
+        k
+        for k, f in declared.items()
+        if k not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     if missing:
         raise WireError(f"{name} lacks {missing[0]!r}")
     return cls(**values)
@@ -187,15 +198,25 @@ def _fits(value, hint, where) -> bool:
     return True
 
 
-
 # The records a worker sends back, by the job's kind: what `mulint.engine.jobs` returns (plus the files it
 # read, for the cache) and its error record.
 _ERROR = {"target": str, "step": str, "message": str, "hint": str, "kind": str}
-_ENTRY = {"target": str, "mode": str, "width_knob": str | None, "widths": list[int] | None,
-          "numeric_widths": list[int] | None, "parameters": int, "notes": list[str], "optimizer": str | None}
+_ENTRY = {
+    "target": str,
+    "mode": str,
+    "width_knob": str | None,
+    "widths": list[int] | None,
+    "numeric_widths": list[int] | None,
+    "parameters": int,
+    "notes": list[str],
+    "optimizer": str | None,
+}
 _DEPS = {"deps": list[str], "deps_since_ns": int}
-_RESULTS = {"check": {"findings": list[Finding], "target": dict}, "inspect": {"facts": ModelFacts},
-            "coord": {"coord": CoordResult}}
+_RESULTS = {
+    "check": {"findings": list[Finding], "target": dict},
+    "inspect": {"facts": ModelFacts},
+    "coord": {"coord": CoordResult},
+}
 
 
 def check_error(payload) -> dict:

@@ -42,7 +42,9 @@ def worker_main(request: dict, sender, alive) -> None:
         import torch  # preloaded by the server: no import cost here
 
         torch.set_num_threads(request["threads"])
-    from mulint.reading import guard; from mulint.engine import jobs; from mulint import steps
+    from mulint import steps
+    from mulint.engine import jobs
+    from mulint.reading import guard
 
     guard.install(request["scratch"], armed=job.discovered)
 
@@ -119,7 +121,7 @@ def _stdlib_first() -> None:
     from mulint.reading.targets import _after_stdlib
 
     cwd = os.getcwd()
-    front = [entry for entry in sys.path[:_after_stdlib()] if entry in ("", ".", cwd)]
+    front = [entry for entry in sys.path[: _after_stdlib()] if entry in ("", ".", cwd)]
     for entry in front:
         sys.path.remove(entry)
     index = _after_stdlib()

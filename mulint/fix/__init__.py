@@ -31,8 +31,9 @@ class FixResult:
     def diff(self) -> str:
         from mulint.fix.source import unified_diff
 
-        return "".join(unified_diff(path, ctx.module, ctx.render()) for path, ctx in sorted(self.files.items())
-                       if ctx.changed)
+        return "".join(
+            unified_diff(path, ctx.module, ctx.render()) for path, ctx in sorted(self.files.items()) if ctx.changed
+        )
 
     def write(self) -> list[str]:
         """Write every changed file; the paths written. A file that changed since it was read for
@@ -72,8 +73,13 @@ def outside_checked_files(findings: list[Finding], *, unsafe: bool, allowed: set
     """id(finding) -> why its fix cannot be made: it would edit a file that was not checked (an
     installed package's model code). Needs no parsing."""
     allowed_paths = resolved(allowed)
-    return {id(f): why for f in findings if enabled(f, unsafe) for e in f.fix.edits
-            if (why := outside_reason(e["path"], allowed_paths))}
+    return {
+        id(f): why
+        for f in findings
+        if enabled(f, unsafe)
+        for e in f.fix.edits
+        if (why := outside_reason(e["path"], allowed_paths))
+    }
 
 
 def resolved(allowed: set[Path] | None) -> set[Path] | None:

@@ -6,8 +6,18 @@ import json
 from pathlib import Path
 
 from mulint.findings import Finding
-from mulint.fix import (FixResult, attention, enabled, init, optimizer, outside_reason, readout, resolved, schedule,
-                        shared_readout)
+from mulint.fix import (
+    FixResult,
+    attention,
+    enabled,
+    init,
+    optimizer,
+    outside_reason,
+    readout,
+    resolved,
+    schedule,
+    shared_readout,
+)
 from mulint.fix.context import FileContext
 from mulint.fix.files import CHANGED, READ_ONLY, digest, read_only
 from mulint.fix.source import Decline, NotForThisFinding, parses
@@ -42,7 +52,11 @@ def plan_fixes(findings: list[Finding], *, unsafe: bool, allowed: set[Path] | No
                 outcome[key] = _run(fixer, edit, state, result)
     _verify(result, outcome)
     for finding in findings:
-        reasons = [outcome.get(json.dumps(e, sort_keys=True)) for e in finding.fix.edits] if enabled(finding, unsafe) else [""]
+        reasons = (
+            [outcome.get(json.dumps(e, sort_keys=True)) for e in finding.fix.edits]
+            if enabled(finding, unsafe)
+            else [""]
+        )
         if enabled(finding, unsafe) and not any(reasons):
             result.fixed.append(finding)
             continue
@@ -103,5 +117,3 @@ def _verify(result: FixResult, outcome: dict) -> None:
         for key in outcome:
             if json.loads(key).get("path") == path:
                 outcome[key] = why
-
-

@@ -42,8 +42,9 @@ def fix(ctx: FileContext, edit: dict, state: dict) -> None:
 
 
 def _is_sdpa(ctx: FileContext, call: cst.Call) -> bool:
-    return any(name.endswith(SDPA) for name in ctx.qualified_names(call)) or (
-        nodes.dotted(call.func) or "").endswith(SDPA)
+    return any(name.endswith(SDPA) for name in ctx.qualified_names(call)) or (nodes.dotted(call.func) or "").endswith(
+        SDPA
+    )
 
 
 def _sdpa_on_line(ctx: FileContext, calls: list[cst.Call], line: int) -> cst.Call:
@@ -59,8 +60,10 @@ def _add_default_scale(ctx: FileContext, call: cst.Call, base: int) -> None:
     if query is None or nodes.has_star_args(call):
         raise Decline("scaled_dot_product_attention gets its query through *args")
     if not nodes.side_effect_free(query.value):
-        raise Decline("the query passed to scaled_dot_product_attention is an expression; "
-                      "bind it to a name first so its head_dim can be read")
+        raise Decline(
+            "the query passed to scaled_dot_product_attention is an expression; "
+            "bind it to a name first so its head_dim can be read"
+        )
     q = nodes.dotted(query.value)
     scale = f"math.sqrt({base}) / {q}.size(-1)"
     continuation = nodes.break_column(ctx, call, len(scale) + 8)
@@ -74,8 +77,11 @@ def _scale_statements(ctx: FileContext, fn: cst.FunctionDef, calls: list[cst.Cal
     with a scale, and the assignments of `self.X` / local names they read."""
     statements = []
     for node in ctx.walk(fn):
-        if isinstance(node, cst.SimpleStatementLine) and _has_logits_product(ctx, node) \
-                and not _alternative_to_a_mup_branch(ctx, node):
+        if (
+            isinstance(node, cst.SimpleStatementLine)
+            and _has_logits_product(ctx, node)
+            and not _alternative_to_a_mup_branch(ctx, node)
+        ):
             statements.append(node)
     for call in calls:
         scale = nodes.argument(call, "scale", 6)
@@ -86,7 +92,11 @@ def _scale_statements(ctx: FileContext, fn: cst.FunctionDef, calls: list[cst.Cal
         referenced |= {nodes.dotted(n) for n in ctx.walk(statement) if isinstance(n, (cst.Attribute, cst.Name))}
     cls = ctx.enclosing(fn, cst.ClassDef)
     for node in ctx.walk(cls or fn):
-        if isinstance(node, cst.Assign) and len(node.targets) == 1 and nodes.dotted(node.targets[0].target) in referenced:
+        if (
+            isinstance(node, cst.Assign)
+            and len(node.targets) == 1
+            and nodes.dotted(node.targets[0].target) in referenced
+        ):
             if _sqrt_sites(ctx, node.value) and not _alternative_to_a_mup_branch(ctx, node):
                 statements.append(node.value)
     return list(dict.fromkeys(statements))
@@ -101,8 +111,12 @@ def _alternative_to_a_mup_branch(ctx: FileContext, statement: cst.CSTNode) -> bo
         for other in (branch.body, branch.orelse):
             if other is None or any(node is statement for node in ctx.walk(other)):
                 continue
-            if any(isinstance(node, cst.SimpleStatementLine) and _has_logits_product(ctx, node)
-                   and not _sqrt_sites(ctx, node) for node in ctx.walk(other)):
+            if any(
+                isinstance(node, cst.SimpleStatementLine)
+                and _has_logits_product(ctx, node)
+                and not _sqrt_sites(ctx, node)
+                for node in ctx.walk(other)
+            ):
                 return True
         branch = ctx.enclosing(branch, cst.If)
     return False
@@ -110,18 +124,26 @@ def _alternative_to_a_mup_branch(ctx: FileContext, statement: cst.CSTNode) -> bo
 
 def _has_logits_product(ctx: FileContext, statement: cst.CSTNode) -> bool:
     for node in ctx.walk(statement):
-        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply) \
-                and _is_transpose(node.right):
+        if (
+            isinstance(node, cst.BinaryOperation)
+            and isinstance(node.operator, cst.MatrixMultiply)
+            and _is_transpose(node.right)
+        ):
             return True
-        if isinstance(node, cst.Call) and "torch.matmul" in ctx.qualified_names(node) \
-                and len(node.args) >= 2 and _is_transpose(node.args[1].value):
+        if (
+            isinstance(node, cst.Call)
+            and "torch.matmul" in ctx.qualified_names(node)
+            and len(node.args) >= 2
+            and _is_transpose(node.args[1].value)
+        ):
             return True
     return False
 
 
 def _is_transpose(node: cst.CSTNode) -> bool:
     return m.matches(node, m.Call(func=m.Attribute(attr=m.Name("transpose")))) or m.matches(
-        node, m.Attribute(attr=m.Name("mT") | m.Name("T")))
+        node, m.Attribute(attr=m.Name("mT") | m.Name("T"))
+    )
 
 
 def _sqrt_sites(ctx: FileContext, root: cst.CSTNode) -> list[cst.CSTNode]:
@@ -129,8 +151,11 @@ def _sqrt_sites(ctx: FileContext, root: cst.CSTNode) -> list[cst.CSTNode]:
     for node in ctx.walk(root):
         if isinstance(node, cst.Call) and ctx.qualified_names(node) & SQRT_FUNCTIONS and len(node.args) == 1:
             sites.append(node)
-        elif isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Power) \
-                and _number(node.right) in (0.5, -0.5):
+        elif (
+            isinstance(node, cst.BinaryOperation)
+            and isinstance(node.operator, cst.Power)
+            and _number(node.right) in (0.5, -0.5)
+        ):
             sites.append(node)
     return sites
 

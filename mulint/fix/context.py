@@ -6,9 +6,9 @@ by the finding's line in the file as it was, and changes compose when one node h
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import libcst as cst
 from libcst.codemod import CodemodContext
@@ -49,7 +49,7 @@ class FileContext:
         self._lines = NEWLINE.split(self.original.code)
 
     @classmethod
-    def read(cls, path: Path) -> "FileContext":
+    def read(cls, path: Path) -> FileContext:
         """The file parsed; Decline when libcst cannot give its bytes back unchanged (a fix must not
         touch what it does not fix)."""
         from mulint.fix.source import Decline
@@ -113,7 +113,7 @@ class FileContext:
 
     def leading_whitespace(self, line: int) -> str:
         text = self._lines[line - 1]
-        return text[:len(text) - len(text.lstrip(" \t"))]
+        return text[: len(text) - len(text.lstrip(" \t"))]
 
     def aligned(self, line: int, column: int) -> str:
         """The whitespace that starts a continuation line under `column` of `line`: that line's own
@@ -190,8 +190,13 @@ class FileContext:
         return names
 
     def snapshot(self) -> tuple:
-        return ({k: list(v) for k, v in self.rewrites.items()}, {k: list(v) for k, v in self.comments.items()},
-                {k: list(v) for k, v in self.before.items()}, list(self.additions), list(self.imports))
+        return (
+            {k: list(v) for k, v in self.rewrites.items()},
+            {k: list(v) for k, v in self.comments.items()},
+            {k: list(v) for k, v in self.before.items()},
+            list(self.additions),
+            list(self.imports),
+        )
 
     def restore(self, snapshot: tuple) -> None:
         self.rewrites, self.comments, self.before, self.additions, self.imports = snapshot
@@ -203,8 +208,9 @@ class FileContext:
         return bool(self.rewrites or self.comments or self.before or self.additions or self.imports)
 
     def render(self) -> cst.Module:
-        module = self.module.visit(_Apply(self.rewrites, self.comments, self.before, self.fit,
-                                          self.module.config_for_parsing))
+        module = self.module.visit(
+            _Apply(self.rewrites, self.comments, self.before, self.fit, self.module.config_for_parsing)
+        )
         additions = [Addition(a.key, self.fit(a.code)) for a in self.additions if a.key not in self.top_level_names()]
         module = _insert_after_imports(module, additions)
         if self.imports:
@@ -228,8 +234,10 @@ class _Apply(cst.CSTTransformer):
         for fn in self.rewrites.get(original, ()):
             updated = fn(updated)
         if original in self.comments and isinstance(updated, cst.SimpleStatementLine):
-            lines = [cst.EmptyLine(indent=True, comment=cst.Comment(f"# {self.fit(text)}"))
-                     for text in self.comments[original]]
+            lines = [
+                cst.EmptyLine(indent=True, comment=cst.Comment(f"# {self.fit(text)}"))
+                for text in self.comments[original]
+            ]
             updated = updated.with_changes(leading_lines=[*updated.leading_lines, *lines])
         if isinstance(updated, (cst.IndentedBlock, cst.Module)) and any(s in self.before for s in original.body):
             updated = updated.with_changes(body=self._with_insertions(original.body, updated.body))

@@ -56,12 +56,15 @@ def _init_call(ctx: FileContext, line: int) -> cst.Call:
 def _kind(ctx: FileContext, call: cst.Call) -> str | None:
     """`init:normal_` (nn.init), `method:normal_` (tensor method), `random` (torch.randn) or None."""
     for name in ctx.qualified_names(call):
-        if name.startswith(NN_INIT) and name[len(NN_INIT):] in ("normal_", "trunc_normal_", "uniform_"):
-            return "init:" + name[len(NN_INIT):]
+        if name.startswith(NN_INIT) and name[len(NN_INIT) :] in ("normal_", "trunc_normal_", "uniform_"):
+            return "init:" + name[len(NN_INIT) :]
         if name in RANDOM:
             return "random"
-    if isinstance(call.func, cst.Attribute) and call.func.attr.value in ("normal_", "uniform_") \
-            and not ctx.qualified_names(call):
+    if (
+        isinstance(call.func, cst.Attribute)
+        and call.func.attr.value in ("normal_", "uniform_")
+        and not ctx.qualified_names(call)
+    ):
         return "method:" + call.func.attr.value
     return None
 
@@ -76,8 +79,10 @@ def _scale(ctx: FileContext, call: cst.Call, factor: str) -> None:
     how, name = kind.split(":")
     if name == "uniform_":
         offset = 1 if how == "init" else 0
-        bounds = [nodes.argument(call, "a" if how == "init" else "from", offset),
-                  nodes.argument(call, "b" if how == "init" else "to", offset + 1)]
+        bounds = [
+            nodes.argument(call, "a" if how == "init" else "from", offset),
+            nodes.argument(call, "b" if how == "init" else "to", offset + 1),
+        ]
         if None in bounds:
             raise Decline("uniform_ without explicit bounds")
         for bound in bounds:
@@ -106,9 +111,17 @@ def _scale_argument(ctx: FileContext, call: cst.Call, arg: cst.Arg, factor: str)
     continuation = nodes.break_column(ctx, call, len(factor) + 3)
     position = call.args.index(arg)
     if continuation is not None and position > 0:  # continue the call on a new line, before this argument
-        ctx.rewrite(call, lambda updated: updated.with_changes(args=[
-            a.with_changes(comma=a.comma.with_changes(whitespace_after=nodes.line_break(continuation)))
-            if i == position - 1 and isinstance(a.comma, cst.Comma) else a for i, a in enumerate(updated.args)]))
+        ctx.rewrite(
+            call,
+            lambda updated: updated.with_changes(
+                args=[
+                    a.with_changes(comma=a.comma.with_changes(whitespace_after=nodes.line_break(continuation)))
+                    if i == position - 1 and isinstance(a.comma, cst.Comma)
+                    else a
+                    for i, a in enumerate(updated.args)
+                ]
+            ),
+        )
 
 
 def _guard(ctx: FileContext, call: cst.Call, edit: dict) -> str:
@@ -116,8 +129,10 @@ def _guard(ctx: FileContext, call: cst.Call, edit: dict) -> str:
     fn = ctx.enclosing(call, cst.FunctionDef)
     cls = ctx.enclosing(fn, cst.ClassDef) if fn is not None else None
     if cls is None or cls.name.value != target_class(edit["target"]):
-        raise Decline(f"line {edit['line']} also initialises {', '.join(edit['exclude'])}, which are not hidden; "
-                      "a guard needs the model (self) in reach")
+        raise Decline(
+            f"line {edit['line']} also initialises {', '.join(edit['exclude'])}, which are not hidden; "
+            "a guard needs the model (self) in reach"
+        )
     tensor = _initialised_tensor(ctx, call)
     others = [_attribute_path(name) for name in edit["exclude"]]
     if len(others) == 1:

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import libcst as cst
 
 from mulint.fix.context import FileContext
 
 # Parents under which `a * b` needs no parentheses: the product is a whole value there.
-_WHOLE_VALUE = (cst.Assign, cst.AnnAssign, cst.AugAssign, cst.Return, cst.Arg, cst.Element, cst.DictElement,
-                cst.Expr, cst.Yield)
+_WHOLE_VALUE = (
+    cst.Assign,
+    cst.AnnAssign,
+    cst.AugAssign,
+    cst.Return,
+    cst.Arg,
+    cst.Element,
+    cst.DictElement,
+    cst.Expr,
+    cst.Yield,
+)
 
 
 def expression(code: str) -> cst.BaseExpression:
@@ -27,8 +36,12 @@ def times(node: cst.BaseExpression, factor: str, *, parenthesize: bool) -> cst.B
 
 def needs_parentheses(ctx: FileContext, node: cst.CSTNode) -> bool:
     parent = ctx.parents.get(node)
-    if isinstance(parent, cst.BinaryOperation) and parent.left is node and isinstance(
-            parent.operator, (cst.Multiply, cst.Divide, cst.MatrixMultiply)) and not node.lpar:
+    if (
+        isinstance(parent, cst.BinaryOperation)
+        and parent.left is node
+        and isinstance(parent.operator, (cst.Multiply, cst.Divide, cst.MatrixMultiply))
+        and not node.lpar
+    ):
         return False  # `(a * f) * b` reads as `a * f * b`
     return not isinstance(parent, _WHOLE_VALUE)
 
@@ -54,23 +67,29 @@ MAX_LINE = 110  # longer lines get the new argument on a line of its own
 def line_break(indent: str) -> cst.ParenthesizedWhitespace:
     """A line break inside brackets (in the file's own newline), continuing after the whitespace
     `indent` (see FileContext.aligned / indented: tabs in a tab-indented file)."""
-    return cst.ParenthesizedWhitespace(first_line=cst.TrailingWhitespace(), empty_lines=[], indent=False,
-                                       last_line=cst.SimpleWhitespace(indent))
+    return cst.ParenthesizedWhitespace(
+        first_line=cst.TrailingWhitespace(), empty_lines=[], indent=False, last_line=cst.SimpleWhitespace(indent)
+    )
 
 
 def add_keyword(call: cst.Call, keyword: str, value: str, *, break_at: str | None = None) -> cst.Call:
     """`f(a, b)` -> `f(a, b, keyword=value)`, keeping a trailing comma and the call's line breaks;
     `break_at`: the whitespace to continue after on a new line (aligned with the first argument)."""
     args = list(call.args)
-    new = cst.Arg(value=expression(value), keyword=cst.Name(keyword),
-                  equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""),
-                                        whitespace_after=cst.SimpleWhitespace("")))
+    new = cst.Arg(
+        value=expression(value),
+        keyword=cst.Name(keyword),
+        equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")),
+    )
     if not args:
         return call.with_changes(args=[new])
     last = args[-1]
     separator = cst.Comma(whitespace_after=line_break(break_at) if break_at is not None else cst.SimpleWhitespace(" "))
-    if len(args) > 1 and isinstance(args[-2].comma, cst.Comma) and not isinstance(
-            args[-2].comma.whitespace_after, cst.SimpleWhitespace):
+    if (
+        len(args) > 1
+        and isinstance(args[-2].comma, cst.Comma)
+        and not isinstance(args[-2].comma.whitespace_after, cst.SimpleWhitespace)
+    ):
         separator = args[-2].comma  # the call already puts one argument per line
     if isinstance(last.comma, cst.Comma):  # trailing comma: keep it after the new argument
         new = new.with_changes(comma=last.comma)

@@ -52,10 +52,18 @@ def _rewrite(ctx: FileContext, edit: dict, state: dict) -> dict[str, str]:
     width = width_expression(ctx, call, edit["width_knob"], target_class(edit["target"]))
     model = _model_expression(ctx, call, edit)
     indent = ctx.indented(ctx.positions[ctx.enclosing(call, cst.SimpleStatementLine)].start.line)
-    ctx.rewrite(call, lambda updated: cst.Call(
-        func=cst.Name(HELPER), whitespace_before_args=nodes.line_break(indent), args=[
-            cst.Arg(updated, comma=_comma()), cst.Arg(nodes.expression(model), comma=_comma()),
-            cst.Arg(nodes.expression(f"{width} / {base}"))]))
+    ctx.rewrite(
+        call,
+        lambda updated: cst.Call(
+            func=cst.Name(HELPER),
+            whitespace_before_args=nodes.line_break(indent),
+            args=[
+                cst.Arg(updated, comma=_comma()),
+                cst.Arg(nodes.expression(model), comma=_comma()),
+                cst.Arg(nodes.expression(f"{width} / {base}")),
+            ],
+        ),
+    )
     ctx.add_import("fnmatch")
     ctx.add_top_level(TABLE, _table(exponents))
     ctx.add_top_level(HELPER, _helper("AdamW" in edit["cls"]))
@@ -89,12 +97,16 @@ def _exponents(edit: dict, multiplied: set[str]) -> tuple[dict[str, float], dict
 
 def _change(param: dict, multiplied: set[str]) -> float:
     readout_mult = -1.0 if set(param["names"]) & multiplied else 0.0
-    wanted = {round(u["target"] - u["k"] * (u["multiplier"] + (readout_mult if u["role"] == "output" else 0)), 2)
-              for u in param["uses"]}
+    wanted = {
+        round(u["target"] - u["k"] * (u["multiplier"] + (readout_mult if u["role"] == "output" else 0)), 2)
+        for u in param["uses"]
+    }
     if max(wanted) - min(wanted) > 0.1:
         roles = "/".join(sorted({u["role"] for u in param["uses"]}))
-        raise Decline(f"`{param['names'][0]}` ({roles}) would need different learning rates for its roles; "
-                      f"fix MU102 too (a multiplier on the logits), then its lr can stay as it is")
+        raise Decline(
+            f"`{param['names'][0]}` ({roles}) would need different learning rates for its roles; "
+            f"fix MU102 too (a multiplier on the logits), then its lr can stay as it is"
+        )
     exact = min(wanted) - param["lr_exponent"]
     change = round(exact * 2) / 2
     if abs(change - exact) > 0.15:
@@ -123,8 +135,10 @@ def _model_expression(ctx: FileContext, call: cst.Call, edit: dict) -> str:
         return "self"
     if cls is None and params:
         return params[0]
-    raise Decline("the optimizer is built where the model is not in reach (neither `self` of the model "
-                  "class nor the first argument of a function)")
+    raise Decline(
+        "the optimizer is built where the model is not in reach (neither `self` of the model "
+        "class nor the first argument of a function)"
+    )
 
 
 def _number(value: float) -> str:
@@ -133,15 +147,20 @@ def _number(value: float) -> str:
 
 def _table(exponents: dict[str, float]) -> str:
     rows = "".join(f'    "{pattern}": {_number(e)},\n' for pattern, e in sorted(exponents.items()))
-    return ("# µP learning rates by parameter role (Tensor Programs V, Table 8): a parameter whose name matches\n"
-            "# a pattern learns at its group's lr * width_mult ** exponent, with width_mult = width / base width.\n"
-            f"{TABLE} = {{\n{rows}}}\n")
+    return (
+        "# µP learning rates by parameter role (Tensor Programs V, Table 8): a parameter whose name matches\n"
+        "# a pattern learns at its group's lr * width_mult ** exponent, with width_mult = width / base width.\n"
+        f"{TABLE} = {{\n{rows}}}\n"
+    )
 
 
 def _helper(decoupled_decay: bool) -> str:
     decay = ', "weight_decay": group["weight_decay"] / scale' if decoupled_decay else ""
-    doc = ("\n    AdamW's weight decay is scaled the other way, so that lr * weight_decay stays the same.\n    "
-           if decoupled_decay else "")
+    doc = (
+        "\n    AdamW's weight decay is scaled the other way, so that lr * weight_decay stays the same.\n    "
+        if decoupled_decay
+        else ""
+    )
     return (
         f"def {HELPER}(optimizer, model, width_mult):\n"
         f'    """Split every param group of `optimizer` by {TABLE} and scale each part\'s learning rate.{doc}"""\n'
@@ -158,6 +177,7 @@ def _helper(decoupled_decay: bool) -> str:
         "            parts.setdefault(exponents.get(id(param), 0), []).append(param)\n"
         "        for exponent, params in parts.items():\n"
         "            scale = width_mult ** exponent\n"
-        '            optimizer.add_param_group(\n'
+        "            optimizer.add_param_group(\n"
         f'                {{**group, "params": params, "lr": group["lr"] * scale{decay}}})\n'
-        "    return optimizer\n")
+        "    return optimizer\n"
+    )

@@ -22,8 +22,10 @@ def fix(ctx: FileContext, edit: dict, state: dict) -> None:
     base = int(edit["base_width"])
     sites = _readout_calls(ctx, edit)
     if not sites:
-        raise Decline(f"no call of the readout `{edit['module'] or edit['params'][0]}` found on line "
-                      f"{', '.join(map(str, edit['lines']))}")
+        raise Decline(
+            f"no call of the readout `{edit['module'] or edit['params'][0]}` found on line "
+            f"{', '.join(map(str, edit['lines']))}"
+        )
     planned = []
     for node in sites:
         width = width_expression(ctx, node, edit["width_knob"], target_class(edit["target"]))
@@ -63,8 +65,11 @@ def _is_readout(ctx: FileContext, node: cst.CSTNode, edit: dict) -> bool:
     if isinstance(node, cst.Call) and module and not _functional(ctx, node):
         name = nodes.dotted(node.func) or ""
         return name.split(".")[-1] == module.split(".")[-1] and name.startswith(("self.", "model."))
-    if isinstance(node, cst.Call) and _functional(ctx, node) or (
-            isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply)):
+    if (
+        isinstance(node, cst.Call)
+        and _functional(ctx, node)
+        or (isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply))
+    ):
         return _weight_reference(ctx, node) in _weight_suffixes(edit["params"])
     return False
 

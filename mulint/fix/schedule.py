@@ -32,12 +32,17 @@ def fix(ctx: FileContext, edit: dict, state: dict) -> None:
         raise Decline(f"no `group['lr'] = ...` write recognised on line {edit['line']}")
     group, value, quote = found
     base = _base_lr(ctx, value, statement)
-    own = f'{group}.setdefault({quote}initial_lr{quote}, {group}[{quote}lr{quote}])'
+    own = f"{group}.setdefault({quote}initial_lr{quote}, {group}[{quote}lr{quote}])"
     factor = f"({own} / {base})"
     wrap = not isinstance(value, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)) and not value.lpar
-    ctx.rewrite(value, lambda updated: nodes.times(
-        updated.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()]) if wrap else updated,
-        factor, parenthesize=False))
+    ctx.rewrite(
+        value,
+        lambda updated: nodes.times(
+            updated.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()]) if wrap else updated,
+            factor,
+            parenthesize=False,
+        ),
+    )
     ctx.comment_above(statement, COMMENT)
 
 
@@ -50,8 +55,12 @@ def _lr_write(ctx: FileContext, statement: cst.SimpleStatementLine):
         if isinstance(target.value, cst.Name) and isinstance(key, cst.Index) and _is_lr(key.value):
             return target.value.value, small.value, key.value.value[0]
     call = small.value if isinstance(small, cst.Expr) else None
-    if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and call.func.attr.value == "update" \
-            and isinstance(call.func.value, cst.Name):
+    if (
+        isinstance(call, cst.Call)
+        and isinstance(call.func, cst.Attribute)
+        and call.func.attr.value == "update"
+        and isinstance(call.func.value, cst.Name)
+    ):
         group = call.func.value.value
         for arg in call.args:
             if arg.keyword is not None and arg.keyword.value == "lr":
@@ -71,8 +80,12 @@ def _base_lr(ctx: FileContext, value: cst.BaseExpression, statement: cst.CSTNode
     """The name of the lr the schedule's values are relative to (its peak)."""
     expressions = [value]
     if isinstance(value, cst.Name):
-        expressions = [a.value for a in ctx.walk() if isinstance(a, cst.Assign)
-                       and any(isinstance(t.target, cst.Name) and t.target.value == value.value for t in a.targets)]
+        expressions = [
+            a.value
+            for a in ctx.walk()
+            if isinstance(a, cst.Assign)
+            and any(isinstance(t.target, cst.Name) and t.target.value == value.value for t in a.targets)
+        ]
     for expr in expressions:  # `get_lr(it) if decay_lr else learning_rate`: the constant branch
         if isinstance(expr, cst.IfExp):
             for branch in (expr.body, expr.orelse):

@@ -25,16 +25,20 @@ def fix(ctx: FileContext, edit: dict, state: dict) -> None:
     bias = nodes.argument(call, "bias", 1)
     false = cst.Name("False")
     if bias is None:
-        keyword = cst.Arg(value=false, keyword=cst.Name("bias"),
-                          equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
+        keyword = cst.Arg(
+            value=false,
+            keyword=cst.Name("bias"),
+            equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")),
+        )
         ctx.rewrite(call, lambda updated: updated.with_changes(args=[*_with_comma(updated.args), keyword]))
     else:
         ctx.rewrite(bias, lambda updated: updated.with_changes(value=false))
 
 
 def _is_shared_readout(ctx: FileContext, call: cst.Call) -> bool:
-    return any(name.endswith(CLASS) for name in ctx.qualified_names(call)) or \
-        (nodes.dotted(call.func) or "").endswith(CLASS)
+    return any(name.endswith(CLASS) for name in ctx.qualified_names(call)) or (nodes.dotted(call.func) or "").endswith(
+        CLASS
+    )
 
 
 def _with_comma(args) -> list[cst.Arg]:

@@ -43,7 +43,9 @@ def _stored_attribute(ctx: FileContext, cls: cst.ClassDef, root: str | None, fie
         if not isinstance(node, cst.Assign) or len(node.targets) != 1:
             continue
         target = node.targets[0].target
-        if not (isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) and target.value.value == "self"):
+        if not (
+            isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) and target.value.value == "self"
+        ):
             continue
         value = ctx.code(node.value).replace(" ", "")
         if value == root:
@@ -97,8 +99,10 @@ def width_expression(ctx: FileContext, node: cst.CSTNode, knob: str, target_clas
             stored = _store_width(ctx, cls, root, fields)
         if stored is not None:
             return ".".join(["self", *stored])
-        raise Decline(f"`{cls.name.value}.{fn.name.value}` cannot reach the width `{knob}`: "
-                      f"`{cls.name.value}.__init__` does not keep it on self")
+        raise Decline(
+            f"`{cls.name.value}.{fn.name.value}` cannot reach the width `{knob}`: "
+            f"`{cls.name.value}.__init__` does not keep it on self"
+        )
     model_class = _class_named(ctx, target_class)
     if cls is None and params and model_class is not None:
         stored = _stored_attribute(ctx, model_class, root, fields)

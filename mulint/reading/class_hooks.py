@@ -12,7 +12,6 @@ import ast
 from mulint.reading.import_judge import ImportJudge, ModuleInfo
 
 
-
 def _walk(judge: ImportJudge, info: ModuleInfo):
     from mulint.reading.import_walk import ImportWalk
 

@@ -21,8 +21,21 @@ _HF_MODEL = re.compile(r"(PreTrainedModel|Model|For[A-Z]\w*)$")
 _FACTORY_PREFIXES = ("make_", "build_", "create_")
 _FACTORY_WORDS = ("model", "net", "network")
 # Words in the names of functions that build something other than the model (an optimizer, data, a loss).
-_OTHER_BUILDS = ("optim", "sched", "loss", "criterion", "data", "loader", "batch", "token", "input", "metric",
-                 "lr", "param", "example")
+_OTHER_BUILDS = (
+    "optim",
+    "sched",
+    "loss",
+    "criterion",
+    "data",
+    "loader",
+    "batch",
+    "token",
+    "input",
+    "metric",
+    "lr",
+    "param",
+    "example",
+)
 _MODULE_METHODS = {"to", "cuda", "cpu", "float", "half", "bfloat16", "double", "train", "eval", "requires_grad_"}
 _HF_BUILDERS = {"from_config", "_from_config", "from_pretrained"}
 
@@ -146,8 +159,15 @@ class Discovery:
         returns = [n.value for n in _own_nodes(func) if isinstance(n, ast.Return) and n.value is not None]
         return any(self._is_module_expr(r, classes, factories, assigned, depth=depth) for r in returns)
 
-    def _is_module_expr(self, e: ast.expr, classes: set[str], factories: set[str], assigned: dict,
-                        annotation: bool = False, depth: int = 0) -> bool:
+    def _is_module_expr(
+        self,
+        e: ast.expr,
+        classes: set[str],
+        factories: set[str],
+        assigned: dict,
+        annotation: bool = False,
+        depth: int = 0,
+    ) -> bool:
         if depth > 6:
             return False
         if annotation:
@@ -175,8 +195,11 @@ class Discovery:
 
     def unanalysable(self, module_classes: list[str], top_level: list[str]) -> list[tuple[str, int, str, str]]:
         """(name, line, reason, hint) for model classes and factories defined out of the import's reach."""
-        reachable = set(module_classes) | set(top_level) | {
-            n.name for n in self.tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
+        reachable = (
+            set(module_classes)
+            | set(top_level)
+            | {n.name for n in self.tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
+        )
         found: list[tuple[str, int, str, str]] = []
         for stmt in self.tree.body:
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -196,9 +219,12 @@ class Discovery:
         module_classes = set(self.module_classes(classes, known)) | known
         functions = [n for n in nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
         factories = set(self.factories(functions, module_classes))
-        return [(n.name, n.lineno, f"defined {where}", hint) for n in classes + functions
-                if (n.name in factories or (isinstance(n, ast.ClassDef) and n.name in module_classes))
-                and n.name not in reachable]
+        return [
+            (n.name, n.lineno, f"defined {where}", hint)
+            for n in classes + functions
+            if (n.name in factories or (isinstance(n, ast.ClassDef) and n.name in module_classes))
+            and n.name not in reachable
+        ]
 
 
 def _model_rank(node: ast.ClassDef, classes: dict[str, ast.ClassDef], functions: dict, called: bool) -> tuple:
@@ -210,8 +236,9 @@ def _model_rank(node: ast.ClassDef, classes: dict[str, ast.ClassDef], functions:
 
     init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
     args = [a for a in (init.args.args[1:] + init.args.kwonlyargs if init else [])]
-    takes_config = any(a.arg in CONFIG_PARAM_NAMES or "config" in ast.unparse(a.annotation or ast.Constant("")).lower()
-                       for a in args)
+    takes_config = any(
+        a.arg in CONFIG_PARAM_NAMES or "config" in ast.unparse(a.annotation or ast.Constant("")).lower() for a in args
+    )
     takes_width = any(a.arg in WIDTH_NAMES for a in args)
     return (not takes_config, -_tree_size(node, classes, functions), not takes_width, called)
 
@@ -247,12 +274,23 @@ def _called_outside(tree: ast.Module, names: set[str]) -> set[str]:
 
 def _block_words(stmt: ast.stmt) -> tuple[str, str]:
     if isinstance(stmt, ast.If) and _main_guard(stmt.test):
-        return ('inside `if __name__ == "__main__":`',
-                "move it above the `if __name__ == \"__main__\":` block so importing the file defines it")
-    kind = {ast.If: "an if block", ast.Try: "a try block", ast.TryStar: "a try block", ast.With: "a with block",
-            ast.For: "a loop", ast.While: "a loop", ast.Match: "a match block"}[type(stmt)]
-    return (f"inside {kind} (line {stmt.lineno})",
-            "define it at the top level of the file so mulint finds it, or name it (file.py:NAME) to import it")
+        return (
+            'inside `if __name__ == "__main__":`',
+            'move it above the `if __name__ == "__main__":` block so importing the file defines it',
+        )
+    kind = {
+        ast.If: "an if block",
+        ast.Try: "a try block",
+        ast.TryStar: "a try block",
+        ast.With: "a with block",
+        ast.For: "a loop",
+        ast.While: "a loop",
+        ast.Match: "a match block",
+    }[type(stmt)]
+    return (
+        f"inside {kind} (line {stmt.lineno})",
+        "define it at the top level of the file so mulint finds it, or name it (file.py:NAME) to import it",
+    )
 
 
 def _main_guard(test: ast.expr) -> bool:

@@ -27,20 +27,66 @@ from pathlib import Path
 
 from mulint.errors import MulintError
 
-_PROCESS = {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
-            "os.startfile", "os.kill", "os.killpg", "pty.spawn"}
+_PROCESS = {
+    "subprocess.Popen",
+    "os.system",
+    "os.exec",
+    "os.posix_spawn",
+    "os.spawn",
+    "os.fork",
+    "os.forkpty",
+    "os.startfile",
+    "os.kill",
+    "os.killpg",
+    "pty.spawn",
+}
 _NATIVE = {"ctypes.dlopen", "ctypes.dlsym", "ctypes.call_function", "ctypes.cdata", "ctypes.addressof"}
-_NETWORK = {"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
-            "socket.gethostbyname", "socket.gethostbyaddr", "socket.getnameinfo", "urllib.Request",
-            "http.client.connect", "ftplib.connect", "smtplib.connect", "poplib.connect", "imaplib.open",
-            "nntplib.connect", "telnetlib.Telnet.open", "webbrowser.open"}
+_NETWORK = {
+    "socket.connect",
+    "socket.bind",
+    "socket.sendto",
+    "socket.sendmsg",
+    "socket.getaddrinfo",
+    "socket.gethostbyname",
+    "socket.gethostbyaddr",
+    "socket.getnameinfo",
+    "urllib.Request",
+    "http.client.connect",
+    "ftplib.connect",
+    "smtplib.connect",
+    "poplib.connect",
+    "imaplib.open",
+    "nntplib.connect",
+    "telnetlib.Telnet.open",
+    "webbrowser.open",
+}
 # event -> the positions of its arguments that name a file it creates, changes or removes
-_FILES = {"os.remove": (0,), "os.rmdir": (0,), "os.rename": (0, 1), "os.mkdir": (0,), "os.chmod": (0,),
-          "os.chown": (0,), "os.link": (1,), "os.symlink": (1,), "os.truncate": (0,), "os.utime": (0,),
-          "os.chflags": (0,), "os.lchflags": (0,), "os.mkfifo": (0,), "os.mknod": (0,), "os.setxattr": (0,),
-          "os.removexattr": (0,), "shutil.rmtree": (0,), "shutil.copyfile": (1,), "shutil.copymode": (1,),
-          "shutil.copystat": (1,), "shutil.move": (0, 1), "shutil.make_archive": (0,),
-          "shutil.unpack_archive": (1,), "shutil.chown": (0,)}
+_FILES = {
+    "os.remove": (0,),
+    "os.rmdir": (0,),
+    "os.rename": (0, 1),
+    "os.mkdir": (0,),
+    "os.chmod": (0,),
+    "os.chown": (0,),
+    "os.link": (1,),
+    "os.symlink": (1,),
+    "os.truncate": (0,),
+    "os.utime": (0,),
+    "os.chflags": (0,),
+    "os.lchflags": (0,),
+    "os.mkfifo": (0,),
+    "os.mknod": (0,),
+    "os.setxattr": (0,),
+    "os.removexattr": (0,),
+    "shutil.rmtree": (0,),
+    "shutil.copyfile": (1,),
+    "shutil.copymode": (1,),
+    "shutil.copystat": (1,),
+    "shutil.move": (0, 1),
+    "shutil.make_archive": (0,),
+    "shutil.unpack_archive": (1,),
+    "shutil.chown": (0,),
+}
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 _scratch: str | None = None  # set by `install`: the only folder user code may write to
@@ -85,10 +131,14 @@ def guarded(folder: Path, target: str, path: Path):
     if _refused:
         what, file, line = _refused[0]
         where = f"line {line}" if file == os.path.realpath(path) else f"line {line} of {_shown(file)}"
-        raise MulintError(f"not imported: {where} runs {what} at import time (refused while importing)",
-                          target=target, step="import", kind="refused",
-                          hint=f"move that code under `if __name__ == \"__main__\":`, or name the model "
-                               f"explicitly ({path}:NAME) to import it anyway")
+        raise MulintError(
+            f"not imported: {where} runs {what} at import time (refused while importing)",
+            target=target,
+            step="import",
+            kind="refused",
+            hint=f'move that code under `if __name__ == "__main__":`, or name the model '
+            f"explicitly ({path}:NAME) to import it anyway",
+        )
 
 
 def _shown(file: str) -> str:

@@ -32,7 +32,7 @@ class Effect:
     origin_line: int
     via: tuple[Path, ...] = ()
 
-    def through(self, line: int, imported: Path) -> "Effect":
+    def through(self, line: int, imported: Path) -> Effect:
         return Effect(line, self.what, self.origin, self.origin_line, (imported,) + self.via)
 
     def reason(self, judged: Path) -> str:
@@ -200,8 +200,9 @@ class ImportJudge:
         """The class definition a reference names, when it is a class of the user's tree."""
         return self.local_definition(ref, attrs, ("class",), depth)
 
-    def local_definition(self, ref: Ref, attrs: list[str], kinds: tuple[str, ...] = ("class", "function"),
-                         depth: int = 0) -> tuple[ModuleInfo, ast.AST] | None:
+    def local_definition(
+        self, ref: Ref, attrs: list[str], kinds: tuple[str, ...] = ("class", "function"), depth: int = 0
+    ) -> tuple[ModuleInfo, ast.AST] | None:
         """The class or function definition a reference names, when it is one of the user's tree."""
         if depth > 6:
             return None

@@ -17,10 +17,15 @@ from mulint.reading.import_judge import Effect, ImportJudge, ModuleInfo
 from mulint.reading.local_imports import CompiledModule
 from mulint.reading.name_lookup import NameLookup
 from mulint.reading.names import UNKNOWN, Bindings, Ref, scope_bindings
-from mulint.reading.pure_calls import (CALLS_ITS_ARGUMENTS, OWN_VALUE_METHODS, PATH_METHODS, STR_METHODS,
-                                    is_pure_builtin, is_pure_call)
+from mulint.reading.pure_calls import (
+    CALLS_ITS_ARGUMENTS,
+    OWN_VALUE_METHODS,
+    PATH_METHODS,
+    STR_METHODS,
+    is_pure_builtin,
+    is_pure_call,
+)
 from mulint.reading.value_kinds import ValueKinds
-
 
 
 class _Found(Exception):
@@ -89,7 +94,7 @@ class ImportWalk(ValueKinds, NameLookup):
             self._expr(s.value)
         elif isinstance(s, (ast.Assign, ast.AugAssign)):
             self._expr(s.value)
-            for target in (s.targets if isinstance(s, ast.Assign) else [s.target]):
+            for target in s.targets if isinstance(s, ast.Assign) else [s.target]:
                 self._target(target, s)
         elif isinstance(s, ast.AnnAssign):
             self._annotation(s.annotation, "in a variable annotation")
@@ -148,9 +153,12 @@ class ImportWalk(ValueKinds, NameLookup):
     def _is_type_checking(self, test: ast.expr) -> bool:
         if isinstance(test, ast.Name):
             return test.id == "TYPE_CHECKING"
-        return isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING" and \
-            self.qualname(*(self.resolve(test) or (UNKNOWN, []))) in ("typing.TYPE_CHECKING",
-                                                                          "typing_extensions.TYPE_CHECKING")
+        return (
+            isinstance(test, ast.Attribute)
+            and test.attr == "TYPE_CHECKING"
+            and self.qualname(*(self.resolve(test) or (UNKNOWN, [])))
+            in ("typing.TYPE_CHECKING", "typing_extensions.TYPE_CHECKING")
+        )
 
     def _type_checking_forced(self) -> int | None:
         """The line of a module-level ``TYPE_CHECKING = ...`` other than False: the guarded block runs."""
@@ -226,8 +234,12 @@ class ImportWalk(ValueKinds, NameLookup):
         if bindings.lookup("__getattr__") is None:
             return
         for alias in s.names:
-            if alias.name != "*" and bindings.lookup(alias.name) is None and \
-                    not (file.parent / f"{alias.name}.py").exists() and not (file.parent / alias.name).is_dir():
+            if (
+                alias.name != "*"
+                and bindings.lookup(alias.name) is None
+                and not (file.parent / f"{alias.name}.py").exists()
+                and not (file.parent / alias.name).is_dir()
+            ):
                 self._effect(s, f"the module __getattr__ of {file.name} (importing {alias.name})")
 
     def _module_attribute(self, e: ast.Attribute) -> None:
@@ -294,8 +306,9 @@ class ImportWalk(ValueKinds, NameLookup):
         """Code of the user's tree that defining class `s` runs: a metaclass, a base's __init_subclass__."""
         for keyword in s.keywords:
             if keyword.arg == "metaclass" and self.local_class(keyword.value):
-                self._effect(s, f"the metaclass {_label(keyword.value)} (defined in the checked code) "
-                                f"creating class {s.name}")
+                self._effect(
+                    s, f"the metaclass {_label(keyword.value)} (defined in the checked code) creating class {s.name}"
+                )
         for base in s.bases:
             found = self.local_class(base)
             if found is not None:

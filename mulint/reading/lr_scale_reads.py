@@ -45,8 +45,12 @@ def _string(node: cst.CSTNode) -> str | None:
 
 def _subscript_key(node: cst.CSTNode) -> tuple[str, str] | None:
     """``g['key']`` -> (g, key)."""
-    if isinstance(node, cst.Subscript) and isinstance(node.value, cst.Name) and len(node.slice) == 1 \
-            and isinstance(node.slice[0].slice, cst.Index):
+    if (
+        isinstance(node, cst.Subscript)
+        and isinstance(node.value, cst.Name)
+        and len(node.slice) == 1
+        and isinstance(node.slice[0].slice, cst.Index)
+    ):
         key = _string(node.slice[0].slice.value)
         return (node.value.value, key) if key is not None else None
     return None

@@ -20,8 +20,9 @@ def _names(node: cst.CSTNode) -> set[str]:
 
 
 def _is_param_groups(node: cst.BaseExpression) -> bool:
-    return (m.matches(node, m.Attribute(attr=m.Name("param_groups")))
-            or (isinstance(node, cst.Name) and "param_groups" in node.value))
+    return m.matches(node, m.Attribute(attr=m.Name("param_groups"))) or (
+        isinstance(node, cst.Name) and "param_groups" in node.value
+    )
 
 
 def _lr_key(node: cst.CSTNode) -> bool:
@@ -58,7 +59,7 @@ class _Visitor(cst.CSTVisitor):
         self.groups.extend(self._comp_vars(node))
 
     def leave_ListComp(self, node) -> None:
-        del self.groups[len(self.groups) - len(self._comp_vars(node)):]
+        del self.groups[len(self.groups) - len(self._comp_vars(node)) :]
 
     visit_GeneratorExp = visit_SetComp = visit_ListComp
     leave_GeneratorExp = leave_SetComp = leave_ListComp
@@ -70,9 +71,13 @@ class _Visitor(cst.CSTVisitor):
     def visit_Assign(self, node: cst.Assign) -> None:
         for target in node.targets:
             t = target.target
-            if isinstance(t, cst.Subscript) and isinstance(t.value, cst.Name) and len(t.slice) == 1 \
-                    and _lr_key(t.slice[0].slice.value if isinstance(t.slice[0].slice, cst.Index) else t.slice[0].slice) \
-                    and self._absolute(t.value.value, node.value):
+            if (
+                isinstance(t, cst.Subscript)
+                and isinstance(t.value, cst.Name)
+                and len(t.slice) == 1
+                and _lr_key(t.slice[0].slice.value if isinstance(t.slice[0].slice, cst.Index) else t.slice[0].slice)
+                and self._absolute(t.value.value, node.value)
+            ):
                 self.hits.append(node)
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -85,8 +90,11 @@ class _Visitor(cst.CSTVisitor):
                 self.hits.append(node)
             elif arg.keyword is None and isinstance(arg.value, cst.Dict):
                 for element in arg.value.elements:
-                    if isinstance(element, cst.DictElement) and _lr_key(element.key) \
-                            and self._absolute(group, element.value):
+                    if (
+                        isinstance(element, cst.DictElement)
+                        and _lr_key(element.key)
+                        and self._absolute(group, element.value)
+                    ):
                         self.hits.append(node)
 
 

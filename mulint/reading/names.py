@@ -87,7 +87,8 @@ def module_bindings(tree: ast.Module, path: Path | None) -> Bindings:
     bindings = Bindings(path)
     bindings.future_annotations = any(
         isinstance(s, ast.ImportFrom) and s.module == "__future__" and any(a.name == "annotations" for a in s.names)
-        for s in tree.body)
+        for s in tree.body
+    )
     _bind_block(tree.body, bindings, path)
     return bindings
 
@@ -117,8 +118,10 @@ def _bind_stmt(stmt: ast.stmt, bindings: Bindings, path: Path | None) -> None:
             if alias.name == "*":
                 bindings.star_imports.append(stmt)
             else:
-                bindings.add(alias.asname or alias.name,
-                             Ref("import", path, stmt, module=stmt.module or "", attr=alias.name, level=stmt.level))
+                bindings.add(
+                    alias.asname or alias.name,
+                    Ref("import", path, stmt, module=stmt.module or "", attr=alias.name, level=stmt.level),
+                )
     elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
         bindings.add(stmt.name, Ref("function", path, stmt))
     elif isinstance(stmt, ast.ClassDef):

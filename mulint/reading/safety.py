@@ -48,8 +48,9 @@ def _read(path: Path) -> bytes:
     try:
         return read_source(path)
     except OSError as exc:
-        raise MulintError(f"cannot read {path}: {exc.strerror or exc}", step="parse",
-                          hint="check the path and its permissions") from exc
+        raise MulintError(
+            f"cannot read {path}: {exc.strerror or exc}", step="parse", hint="check the path and its permissions"
+        ) from exc
 
 
 def parse_file(path: Path) -> ast.Module:
@@ -66,8 +67,11 @@ def _parse(path: Path, source: bytes) -> ast.Module:
     except ValueError as exc:  # NUL bytes on older Pythons
         raise MulintError(f"cannot parse {path}: {exc}", step="parse", hint=_PARSE_HINT) from exc
     except (RecursionError, MemoryError) as exc:
-        raise MulintError(f"cannot parse {path}: an expression is nested too deeply for Python's parser",
-                          step="parse", hint="split the expression; Python itself cannot compile it") from exc
+        raise MulintError(
+            f"cannot parse {path}: an expression is nested too deeply for Python's parser",
+            step="parse",
+            hint="split the expression; Python itself cannot compile it",
+        ) from exc
 
 
 def summarize(path: Path) -> FileSummary:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from mulint.errors import MulintError
 from mulint.findings import Finding
-from mulint.sources import read_source
 from mulint.paths import display_path
+from mulint.sources import read_source
 
 
 def check_source(path: Path, rules) -> list[Finding]:
@@ -23,11 +23,13 @@ def check_source(path: Path, rules) -> list[Finding]:
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as exc:
-        raise MulintError(f"syntax error at {path}:{exc.raw_line}:{exc.raw_column + 1}: {exc.message}",
-                          step="parse", hint="fix the syntax error; mulint reads the file before anything else")
+        raise MulintError(
+            f"syntax error at {path}:{exc.raw_line}:{exc.raw_column + 1}: {exc.message}",
+            step="parse",
+            hint="fix the syntax error; mulint reads the file before anything else",
+        )
     wrapper = MetadataWrapper(module)
     findings = []
     for rule in rules:
         findings.extend(rule().check_source(wrapper, display_path(str(path))))
     return findings
-

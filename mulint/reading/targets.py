@@ -40,8 +40,11 @@ def parse_target(text: str) -> TargetSpec:
     if head.endswith(".py") or "/" in head or Path(head).exists():
         return TargetSpec(text=text, path=Path(head), module="", name=name)
     if not all(part.isidentifier() for part in head.split(".")):
-        raise MulintError(f"'{text}' is neither a file nor a module name", step="target",
-                          hint="name a target as path/to/file.py:NAME or package.module:NAME")
+        raise MulintError(
+            f"'{text}' is neither a file nor a module name",
+            step="target",
+            hint="name a target as path/to/file.py:NAME or package.module:NAME",
+        )
     return TargetSpec(text=text, path=None, module=head, name=name)
 
 
@@ -75,8 +78,12 @@ def import_file(path: Path, target: str) -> ModuleType:
     if key in _LOADED and _LOADED[key][0] == digest:
         return _LOADED[key][1]
     existing = sys.modules.get(dotted)
-    if key not in _LOADED and existing is not None and getattr(existing, "__file__", None) and \
-            Path(existing.__file__).resolve() == path.resolve():
+    if (
+        key not in _LOADED
+        and existing is not None
+        and getattr(existing, "__file__", None)
+        and Path(existing.__file__).resolve() == path.resolve()
+    ):
         return existing
     from mulint.reading import guard
 
@@ -113,8 +120,12 @@ def _after_stdlib() -> int:
     index = 0
     for i, entry in enumerate(sys.path):
         real = os.path.realpath(entry) if entry else ""
-        if real in stdlib or any(real.startswith(s + os.sep) for s in stdlib) and "site-packages" not in real \
-                or real.endswith(".zip"):
+        if (
+            real in stdlib
+            or any(real.startswith(s + os.sep) for s in stdlib)
+            and "site-packages" not in real
+            or real.endswith(".zip")
+        ):
             index = i + 1
     return index
 
@@ -149,12 +160,20 @@ def import_module(name: str, target: str) -> ModuleType:
 
 def _import_error(target: str, exc: BaseException) -> MulintError:
     if isinstance(exc, SystemExit):
-        return MulintError(f"importing it called sys.exit({exc.code})", target=target, step="import",
-                           hint="move the script part under `if __name__ == \"__main__\":`")
+        return MulintError(
+            f"importing it called sys.exit({exc.code})",
+            target=target,
+            step="import",
+            hint='move the script part under `if __name__ == "__main__":`',
+        )
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
-    return MulintError(f"importing it raised {type(exc).__name__}: {exc}{where}", target=target, step="import",
-                       hint="the file must import cleanly in this environment; run `python -c 'import ...'` to see why")
+    return MulintError(
+        f"importing it raised {type(exc).__name__}: {exc}{where}",
+        target=target,
+        step="import",
+        hint="the file must import cleanly in this environment; run `python -c 'import ...'` to see why",
+    )
 
 
 @dataclass
@@ -178,12 +197,20 @@ def resolve(spec: TargetSpec, *, allow_exec: bool) -> list[ResolvedTarget]:
     unless ``allow_exec`` is false.
     """
     if not allow_exec:
-        raise MulintError("--no-exec forbids importing model code", target=spec.label, step="import",
-                          hint="drop --no-exec to analyse models; static rules still run without it")
+        raise MulintError(
+            "--no-exec forbids importing model code",
+            target=spec.label,
+            step="import",
+            hint="drop --no-exec to analyse models; static rules still run without it",
+        )
     if spec.path is not None:
         if not spec.path.exists():
-            raise MulintError(f"no such file: {spec.path}", target=spec.label, step="target",
-                              hint="check the path; targets are path/to/file.py[:NAME] or package.module:NAME")
+            raise MulintError(
+                f"no such file: {spec.path}",
+                target=spec.label,
+                step="target",
+                hint="check the path; targets are path/to/file.py[:NAME] or package.module:NAME",
+            )
         try:
             summary = summarize(spec.path) if spec.path.suffix == ".py" else None
         except MulintError as exc:
@@ -194,8 +221,10 @@ def resolve(spec: TargetSpec, *, allow_exec: bool) -> list[ResolvedTarget]:
             if not summary.import_safe:
                 raise MulintError(
                     f"not imported: line {summary.unsafe_line} runs {summary.unsafe_reason} at import time",
-                    target=spec.label, step="import",
-                    hint=f"name the model explicitly ({spec.path}:NAME) to import it anyway")
+                    target=spec.label,
+                    step="import",
+                    hint=f"name the model explicitly ({spec.path}:NAME) to import it anyway",
+                )
             names = summary.top_level_models
             if not names:
                 return []
@@ -207,8 +236,12 @@ def resolve(spec: TargetSpec, *, allow_exec: bool) -> list[ResolvedTarget]:
         module = import_module(spec.module, spec.label)
         path = Path(module.__file__) if getattr(module, "__file__", None) else None
         if spec.name is None:
-            raise MulintError("a module target needs a NAME", target=spec.label, step="target",
-                              hint=f"use {spec.module}:ClassName or {spec.module}:factory_function")
+            raise MulintError(
+                "a module target needs a NAME",
+                target=spec.label,
+                step="target",
+                hint=f"use {spec.module}:ClassName or {spec.module}:factory_function",
+            )
         names = [spec.name]
     resolved = []
     for name in names:
@@ -217,8 +250,12 @@ def resolve(spec: TargetSpec, *, allow_exec: bool) -> list[ResolvedTarget]:
             obj = getattr(obj, part, None)
             if obj is None:
                 available = ", ".join(_candidates(module)) or "none"
-                raise MulintError(f"'{name}' not found in {spec.path or spec.module}", target=spec.label,
-                                  step="target", hint=f"model classes/factories there: {available}")
+                raise MulintError(
+                    f"'{name}' not found in {spec.path or spec.module}",
+                    target=spec.label,
+                    step="target",
+                    hint=f"model classes/factories there: {available}",
+                )
         if not callable(obj):
             raise MulintError(f"'{name}' is not a class or a function", target=spec.label, step="target")
         resolved.append(ResolvedTarget(spec=spec, name=name, obj=obj, module=module, path=path))

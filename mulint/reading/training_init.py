@@ -91,8 +91,13 @@ def find_training_init(target_file: Path, target_name: str) -> TrainingInit:
             continue
         found.files.append(str(path))
         defined = _function_sources(tree, path, target_file.resolve())
-        names = {target_name} | {a.asname for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
-                                 for a in n.names if a.name == target_name and a.asname}
+        names = {target_name} | {
+            a.asname
+            for n in ast.walk(tree)
+            if isinstance(n, ast.ImportFrom)
+            for a in n.names
+            if a.name == target_name and a.asname
+        }
         for scope in _scopes(tree):
             calls = _calls_in_scope(scope, names, str(path), defined)
             if calls:
@@ -128,6 +133,7 @@ def uncalled_init_methods(cls_source: str, cls_name: str, called: set[str]) -> l
 
 
 # Reading the source ---------------------------------------------------------------------------------
+
 
 def _parse(path: Path) -> ast.Module | None:
     try:
@@ -179,7 +185,9 @@ def _flat(body: list[ast.stmt]) -> list[ast.stmt]:
     return out
 
 
-def _calls_in_scope(stmts: list[ast.stmt], target_names: set[str], path: str, defined: dict[str, str]) -> list[InitCall]:
+def _calls_in_scope(
+    stmts: list[ast.stmt], target_names: set[str], path: str, defined: dict[str, str]
+) -> list[InitCall]:
     model: str | None = None  # the variable holding the model just built
     calls: list[InitCall] = []
     after = ""
@@ -209,22 +217,44 @@ def _calls_in_scope(stmts: list[ast.stmt], target_names: set[str], path: str, de
     return calls
 
 
-_WRITES = {"normal_", "uniform_", "zero_", "fill_", "copy_", "trunc_normal_", "orthogonal_", "zeros_", "ones_",
-           "constant_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "eye_"}
+_WRITES = {
+    "normal_",
+    "uniform_",
+    "zero_",
+    "fill_",
+    "copy_",
+    "trunc_normal_",
+    "orthogonal_",
+    "zeros_",
+    "ones_",
+    "constant_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+    "eye_",
+}
 _WALKS = {"parameters", "named_parameters", "modules", "named_modules", "children", "named_children"}
 
 
 def _inline_init(stmt: ast.stmt, model: str) -> bool:
     """A loop over the model's parameters or modules that writes them (``for p in model.parameters():
     nn.init.normal_(p, std=0.02)``), or one write to a parameter of it (``nn.init.zeros_(model.head.weight)``)."""
+
     def writes(node: ast.AST) -> bool:
-        return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in _WRITES
-                   for n in ast.walk(node))
+        return any(
+            isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in _WRITES
+            for n in ast.walk(node)
+        )
 
     if isinstance(stmt, ast.For) and isinstance(stmt.iter, ast.Call) and isinstance(stmt.iter.func, ast.Attribute):
         return stmt.iter.func.attr in _WALKS and _dotted(stmt.iter.func.value) == model and writes(stmt)
-    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and isinstance(stmt.value.func, ast.Attribute) \
-            and stmt.value.func.attr in _WRITES:
+    if (
+        isinstance(stmt, ast.Expr)
+        and isinstance(stmt.value, ast.Call)
+        and isinstance(stmt.value.func, ast.Attribute)
+        and stmt.value.func.attr in _WRITES
+    ):
         call = stmt.value
         touched = [call.func.value, *call.args[:1]]
         return any(_dotted(t).startswith(model + ".") for t in touched)
@@ -264,8 +294,7 @@ def _init_call(call: ast.Call, model: str, path: str, defined: dict[str, str]) -
             if isinstance(fn, ast.Attribute) and _dotted(fn.value) == model and is_init_name(fn.attr):
                 return InitCall("apply", fn.attr, path, call.lineno, text)
             if isinstance(fn, ast.Name) and is_init_name(fn.id):
-                return InitCall("apply-function", fn.id, path, call.lineno, text,
-                                defined_in=defined.get(fn.id, ""))
+                return InitCall("apply-function", fn.id, path, call.lineno, text, defined_in=defined.get(fn.id, ""))
             return None
         if is_init_name(func.attr):
             return _with_args(InitCall("method", func.attr, path, call.lineno, text), call.args, call.keywords)
@@ -297,11 +326,15 @@ def _dotted(expr: ast.expr) -> str:
 
 def _self_uses(method: ast.FunctionDef) -> set[str]:
     """Names of ``self.X`` attributes a method touches: called (``self.X()``) or passed (``self.apply(self.X)``)."""
-    return {n.attr for n in ast.walk(method)
-            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"}
+    return {
+        n.attr
+        for n in ast.walk(method)
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"
+    }
 
 
 # How the training code constructs the model -------------------------------------------------------
+
 
 @dataclass
 class Construction:
@@ -330,8 +363,11 @@ def find_construction(target_file: Path, target_name: str) -> Construction | Non
         for scope in _scopes(tree):
             for i, stmt in enumerate(scope):
                 value = stmt.value if isinstance(stmt, (ast.Assign, ast.Expr)) else None
-                while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
-                        and value.func.attr in _SAME_MODEL:
+                while (
+                    isinstance(value, ast.Call)
+                    and isinstance(value.func, ast.Attribute)
+                    and value.func.attr in _SAME_MODEL
+                ):
                     value = value.func.value
                 if not (isinstance(value, ast.Call) and _dotted(value.func).split(".")[-1] == target_name):
                     continue
@@ -398,12 +434,21 @@ def _arithmetic(expr: ast.expr, env: dict, depth: int):
     """`4 * n_embd`, `-1`, `d_model // n_head` over names bound to numbers."""
     import operator
 
-    ops = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.FloorDiv: operator.floordiv,
-           ast.Div: operator.truediv, ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos}
+    ops = {
+        ast.Add: operator.add,
+        ast.Sub: operator.sub,
+        ast.Mult: operator.mul,
+        ast.FloorDiv: operator.floordiv,
+        ast.Div: operator.truediv,
+        ast.Pow: operator.pow,
+        ast.USub: operator.neg,
+        ast.UAdd: operator.pos,
+    }
     parts = [expr.left, expr.right] if isinstance(expr, ast.BinOp) else [expr.operand]
     values = [_value(p, env, depth + 1) for p in parts]
-    if type(expr.op) not in ops or any(v is None or v[0] != "value" or not isinstance(v[1], (int, float))
-                                      or isinstance(v[1], bool) for v in values):
+    if type(expr.op) not in ops or any(
+        v is None or v[0] != "value" or not isinstance(v[1], (int, float)) or isinstance(v[1], bool) for v in values
+    ):
         return None
     try:
         return ("value", ops[type(expr.op)](*(v[1] for v in values)))

@@ -46,8 +46,9 @@ def model_evidence(facts: ModelFacts) -> dict:
         "branch": facts.branch,  # the branch of forward the parameters' `uses` are from, when it has several
         "widths": list(facts.numeric_widths),
         "multiplier_width": multiplier_width(facts),
-        "optimizer": None if opt is None else {"factory": opt.label, "class": opt.cls, "family": opt.family,
-                                               "at": where(opt.loc)},
+        "optimizer": None
+        if opt is None
+        else {"factory": opt.label, "class": opt.cls, "family": opt.family, "at": where(opt.loc)},
     }
 
 
@@ -73,9 +74,14 @@ def param_evidence(facts: ModelFacts, p: ParamFacts) -> dict:
         "uses": [_use_evidence(profile, p, use, family, trains) for use in p.uses],
         # forward's other branches (the training one, with `targets`) where they use it differently:
         # learning rates are judged on the branch that trains
-        "branches": [{"branch": b.description, "trains": b.trains,
-                      "uses": [_use_evidence(profile, p, use, family, b.trains) for use in b.uses[p.name]]}
-                     for b in differing],
+        "branches": [
+            {
+                "branch": b.description,
+                "trains": b.trains,
+                "uses": [_use_evidence(profile, p, use, family, b.trains) for use in b.uses[p.name]],
+            }
+            for b in differing
+        ],
     }
 
 
@@ -126,7 +132,9 @@ def _init(profile: Profile, p: ParamFacts, use: ParamUse) -> dict:
     if why is None and effective is None:
         why = "zero init: allowed for every role"
     judged = why or verdict(accepted, effective)
-    if judged in ("too large", "too small") and accepts(accepted, effective, TOLERANCE) not in FLAGGED.get(use.role, ()):
+    if judged in ("too large", "too small") and accepts(accepted, effective, TOLERANCE) not in FLAGGED.get(
+        use.role, ()
+    ):
         judged = "ok (smaller: allowed for its role)"
     return {"effective_exponent": effective, "expected": list(accepted) if accepted else None, "verdict": judged}
 
@@ -138,9 +146,12 @@ def _update(profile: Profile, p: ParamFacts, use: ParamUse, family: str) -> dict
         return None
     accepted = profile.target("update", use.role, family)
     effective = update_exponent(family, use.multiplier_exponent, p.lr_exponent)
-    return {"formula": FORMULAS.get(family, "a+c"), "effective_exponent": effective,
-            "expected": list(accepted) if accepted else None,
-            "verdict": _unjudged(p) or verdict(accepted, effective)}
+    return {
+        "formula": FORMULAS.get(family, "a+c"),
+        "effective_exponent": effective,
+        "expected": list(accepted) if accepted else None,
+        "verdict": _unjudged(p) or verdict(accepted, effective),
+    }
 
 
 def _measured(profile: Profile, p: ParamFacts, use: ParamUse, family: str) -> dict | None:
@@ -155,6 +166,9 @@ def _measured(profile: Profile, p: ParamFacts, use: ParamUse, family: str) -> di
         why = "measured, not judged: the optimizer sets its own step size"
     else:
         why = _unjudged(p)
-    return {"norm": dict(use.update_norm), "exponent": use.update_exponent,
-            "expected": list(accepted) if accepted else None,
-            "verdict": why or verdict(accepted, use.update_exponent)}
+    return {
+        "norm": dict(use.update_norm),
+        "exponent": use.update_exponent,
+        "expected": list(accepted) if accepted else None,
+        "verdict": why or verdict(accepted, use.update_exponent),
+    }

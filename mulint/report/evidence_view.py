@@ -21,16 +21,24 @@ def evidence_lines(facts: ModelFacts) -> list[str]:
     widths = model["widths"]
     if not widths:
         return ["", "evidence: no numbers (the model was not measured; see the notes)"]
-    lines = ["", f"evidence (profile {model['profile']}): init, lr and updates measured at widths "
-                 f"{', '.join(map(str, widths))}; multipliers read at width {model['multiplier_width']}"]
+    lines = [
+        "",
+        f"evidence (profile {model['profile']}): init, lr and updates measured at widths "
+        f"{', '.join(map(str, widths))}; multipliers read at width {model['multiplier_width']}",
+    ]
     if model["branch"]:
         lines.append(f"uses: on {model['branch']}; another branch's are listed where they differ")
     opt = model["optimizer"]
-    lines.append(NO_OPTIMIZER if opt is None else
-                 f"optimizer: {opt['factory']} -> {opt['class']} ({opt['family']})"
-                 + (f" at {opt['at']}" if opt["at"] else ""))
-    lines.append(f"exponents of width: a the multiplier's, b the init's, c the lr's; verdicts as the rules judge "
-                 f"them (±{TOLERANCE:g})")
+    lines.append(
+        NO_OPTIMIZER
+        if opt is None
+        else f"optimizer: {opt['factory']} -> {opt['class']} ({opt['family']})"
+        + (f" at {opt['at']}" if opt["at"] else "")
+    )
+    lines.append(
+        f"exponents of width: a the multiplier's, b the init's, c the lr's; verdicts as the rules judge "
+        f"them (±{TOLERANCE:g})"
+    )
     table: list[tuple[str, ...] | str] = [("", *map(str, widths), "∝ width^", "expected", "verdict or source")]
     for p, record, alike, split in _blocks(facts):
         table.append(_title(p, alike, split))
@@ -65,11 +73,27 @@ def _pattern(name: str) -> str:
 def _signature(p: ParamFacts, record: dict) -> tuple:
     """What must agree for two blocks' parameters to be shown as one: not their init sizes and fitted
     exponents, random draws that differ a little from block to block, but the verdicts on them."""
-    uses = tuple((u["role"], _pattern(u["module"]), u["op"], round(u["multiplier"], 9),
-                  to_quarter(u["multiplier_exponent"]), *(_verdict(u[k]) for k in ("init", "update", "measured_update")))
-                 for u in [*record["uses"], *(u for b in record["branches"] for u in b["uses"])])
-    return (p.roles, record["init_exponent"] is None, record["optimizer"], tuple(record["lr"].items()),
-            tuple(record["weight_decay"].items()), record["lr_source"], record["lr_scale_key"], uses)
+    uses = tuple(
+        (
+            u["role"],
+            _pattern(u["module"]),
+            u["op"],
+            round(u["multiplier"], 9),
+            to_quarter(u["multiplier_exponent"]),
+            *(_verdict(u[k]) for k in ("init", "update", "measured_update")),
+        )
+        for u in [*record["uses"], *(u for b in record["branches"] for u in b["uses"])]
+    )
+    return (
+        p.roles,
+        record["init_exponent"] is None,
+        record["optimizer"],
+        tuple(record["lr"].items()),
+        tuple(record["weight_decay"].items()),
+        record["lr_source"],
+        record["lr_scale_key"],
+        uses,
+    )
 
 
 def _verdict(part: dict | None) -> str:
@@ -86,8 +110,15 @@ def _title(p: ParamFacts, alike: list[str], split: bool) -> str:
 
 
 def _rows(record: dict, widths: list[int], alike: list[str]) -> list:
-    rows: list = [_row("  init rms", record["init_rms"], widths, record["init_exponent"],
-                       note=f"set at {record['init_at']}" if record["init_at"] else "")]
+    rows: list = [
+        _row(
+            "  init rms",
+            record["init_rms"],
+            widths,
+            record["init_exponent"],
+            note=f"set at {record['init_at']}" if record["init_at"] else "",
+        )
+    ]
     if record["lr"]:
         source = record["lr_source"] or (f"group lr × {record['lr_scale_key']}" if record["lr_scale_key"] else "")
         label = f"  lr ({record['optimizer']})" if record["optimizer"] else "  lr"
@@ -95,8 +126,16 @@ def _rows(record: dict, widths: list[int], alike: list[str]) -> list:
         rows.append(_row("  weight decay", record["weight_decay"], widths, None, fitted=False))
         decay = record["decay"]
         if decay:
-            rows.append(_row("  lr·weight decay", decay["lr_times_weight_decay"], widths, decay["exponent"],
-                             _range(decay["expected"]), decay["verdict"] or ""))
+            rows.append(
+                _row(
+                    "  lr·weight decay",
+                    decay["lr_times_weight_decay"],
+                    widths,
+                    decay["exponent"],
+                    _range(decay["expected"]),
+                    decay["verdict"] or "",
+                )
+            )
     if not record["uses"]:
         rows.append("  (not used in the traced forward: role read from its shape)")
     rows += _use_rows(record, record["uses"], widths, alike)
@@ -129,20 +168,40 @@ def _use_rows(record: dict, uses: list[dict], widths: list[int], alike: list[str
         if measured:
             step = f", step {record['update_step']}" if record["update_step"] else ""
             with_a = " (exponent of a·ΔW)" if abs(use["multiplier_exponent"]) > 1e-9 else ""
-            rows.append(_row(f"    measured ‖ΔW‖{step}", measured["norm"], widths, measured["exponent"],
-                             _range(measured["expected"]), (measured["verdict"] or "") + with_a))
+            rows.append(
+                _row(
+                    f"    measured ‖ΔW‖{step}",
+                    measured["norm"],
+                    widths,
+                    measured["exponent"],
+                    _range(measured["expected"]),
+                    (measured["verdict"] or "") + with_a,
+                )
+            )
     return rows
 
 
-def _row(label: str, values: dict, widths: list[int], exponent: float | None, expected: str = "",
-         note: str = "", fitted: bool = True) -> tuple[str, ...]:
+def _row(
+    label: str,
+    values: dict,
+    widths: list[int],
+    exponent: float | None,
+    expected: str = "",
+    note: str = "",
+    fitted: bool = True,
+) -> tuple[str, ...]:
     cells = [_number(values[w]) if w in values else "-" for w in widths]
     return (label, *cells, _exponent(exponent) if values and fitted else "", expected, note)
 
 
 def _judged(label: str, widths: list[int], part: dict) -> tuple[str, ...]:
-    return (label, *("" for _ in widths), _exponent(part["effective_exponent"]), _range(part["expected"]),
-            part["verdict"] or "")
+    return (
+        label,
+        *("" for _ in widths),
+        _exponent(part["effective_exponent"]),
+        _range(part["expected"]),
+        part["verdict"] or "",
+    )
 
 
 def _number(value: float) -> str:

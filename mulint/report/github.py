@@ -21,19 +21,20 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def render(findings: list[Finding], *, errors: list[dict] | None = None,
-           unanalysed: list[dict] | None = None) -> str:
+def render(findings: list[Finding], *, errors: list[dict] | None = None, unanalysed: list[dict] | None = None) -> str:
     """Findings as errors/warnings on their lines, target errors as `::error`, and files whose models
     were not analysed as `::notice` on the file: a green job must show what it did not check."""
     lines = []
     for f in sorted(findings, key=lambda f: f.sort_key):
         level = "warning" if f.severity == "warning" else "error"
-        props = ",".join([
-            f"file={escape_property(f.path)}",
-            f"line={f.line}",
-            f"col={f.column}",
-            f"title={escape_property(f'{f.code} ({f.name})')}",
-        ])
+        props = ",".join(
+            [
+                f"file={escape_property(f.path)}",
+                f"line={f.line}",
+                f"col={f.column}",
+                f"title={escape_property(f'{f.code} ({f.name})')}",
+            ]
+        )
         lines.append(f"::{level} {props}::{escape_data(f'{f.code} {f.message}')}")
     for error in errors or []:
         hint = f" (hint: {error['hint']})" if error.get("hint") else ""

@@ -40,9 +40,17 @@ def as_text(facts: ModelFacts) -> str:
         name = one_line(p.name + (f" (= {', '.join(p.aliases)})" if p.aliases else ""))
         roles = ", ".join(p.roles) + (" (by shape)" if p.role_source == "shape" else "")
         loc = one_line(f"{display_path(p.created_at.path)}:{p.created_at.line}") if p.created_at else ""
-        rows.append((name, "×".join(map(str, p.shape)) or "()", ",".join(map(str, p.infinite_dims)) or "-",
-                     _fan(p.fan_in, p.primary_use and p.primary_use.fan_in_infinite),
-                     _fan(p.fan_out, p.primary_use and p.primary_use.fan_out_infinite), roles, loc))
+        rows.append(
+            (
+                name,
+                "×".join(map(str, p.shape)) or "()",
+                ",".join(map(str, p.infinite_dims)) or "-",
+                _fan(p.fan_in, p.primary_use and p.primary_use.fan_in_infinite),
+                _fan(p.fan_out, p.primary_use and p.primary_use.fan_out_infinite),
+                roles,
+                loc,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -19,13 +19,28 @@ def finding_dict(f: Finding) -> dict:
     return {key: data[key] for key in FIELDS}
 
 
-def render(findings: list[Finding], targets: list[dict], errors: list[dict], *,
-           unanalysed: list[dict] | None = None) -> str:
+def render(
+    findings: list[Finding], targets: list[dict], errors: list[dict], *, unanalysed: list[dict] | None = None
+) -> str:
     rows = [finding_dict(f) for f in sorted(findings, key=lambda f: f.sort_key)]
-    summary = {"models_analysed": sum(t.get("mode") == "model" for t in targets),
-               "files_static": sum(t.get("mode") == "static" for t in targets),
-               "unanalysed": len(unanalysed or []), "errors": len(errors)}
+    summary = {
+        "models_analysed": sum(t.get("mode") == "model" for t in targets),
+        "files_static": sum(t.get("mode") == "static" for t in targets),
+        "unanalysed": len(unanalysed or []),
+        "errors": len(errors),
+    }
     # default=str: targets may carry Paths or other plain values that json cannot encode itself.
-    return json_text(json.dumps({"findings": rows, "targets": targets, "errors": errors,
-                                 "unanalysed": unanalysed or [], "summary": summary},
-                                indent=2, default=str, ensure_ascii=False))
+    return json_text(
+        json.dumps(
+            {
+                "findings": rows,
+                "targets": targets,
+                "errors": errors,
+                "unanalysed": unanalysed or [],
+                "summary": summary,
+            },
+            indent=2,
+            default=str,
+            ensure_ascii=False,
+        )
+    )

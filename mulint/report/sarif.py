@@ -58,10 +58,14 @@ def _result(f: Finding, index: int) -> dict:
         "ruleIndex": index,
         "level": _level(f.severity),
         "message": {"text": message_of(f)},
-        "locations": [{"physicalLocation": {
-            "artifactLocation": _artifact(f.path),
-            "region": {"startLine": max(1, f.line), "startColumn": max(1, f.column)},
-        }}],
+        "locations": [
+            {
+                "physicalLocation": {
+                    "artifactLocation": _artifact(f.path),
+                    "region": {"startLine": max(1, f.line), "startColumn": max(1, f.column)},
+                }
+            }
+        ],
     }
     extra = {k: v for k, v in (("parameter", f.parameter), ("target", f.target)) if v}
     if extra:
@@ -85,13 +89,21 @@ def _invocation(errors: list[dict], unanalysed: list[dict]) -> dict:
         path = error["target"].split(":")[0] if error["target"].split(":")[0].endswith(".py") else None
         notes.append(_notification("error", f"{error['target']}: [{error['step']}] {error['message']}.{hint}", path))
     for item in unanalysed:
-        notes.append(_notification("warning", f"model not analysed: {item['reason']}. Hint: {item['hint']}",
-                                   item["path"]))
+        notes.append(
+            _notification("warning", f"model not analysed: {item['reason']}. Hint: {item['hint']}", item["path"])
+        )
     return {"executionSuccessful": not errors, "toolExecutionNotifications": notes}
 
 
-def render(findings: list[Finding], rules: list[RuleMeta], version: str, *, root: Path | None = None,
-           errors: list[dict] | None = None, unanalysed: list[dict] | None = None) -> str:
+def render(
+    findings: list[Finding],
+    rules: list[RuleMeta],
+    version: str,
+    *,
+    root: Path | None = None,
+    errors: list[dict] | None = None,
+    unanalysed: list[dict] | None = None,
+) -> str:
     """`root`: the directory relative paths start from (default: the working directory)."""
     entries = {meta.code: _rule(meta) for meta in rules}
     for f in findings:
@@ -102,13 +114,21 @@ def render(findings: list[Finding], rules: list[RuleMeta], version: str, *, root
     log = {
         "$schema": SCHEMA,
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "mulint", "version": version, "informationUri": INFO_URI,
-                                "rules": [entries[c] for c in codes]}},
-            "invocations": [_invocation(errors or [], unanalysed or [])],
-            "originalUriBaseIds": {SRCROOT: {"uri": base}},
-            "results": [_result(f, index[f.code]) for f in sorted(findings, key=lambda f: f.sort_key)],
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "mulint",
+                        "version": version,
+                        "informationUri": INFO_URI,
+                        "rules": [entries[c] for c in codes],
+                    }
+                },
+                "invocations": [_invocation(errors or [], unanalysed or [])],
+                "originalUriBaseIds": {SRCROOT: {"uri": base}},
+                "results": [_result(f, index[f.code]) for f in sorted(findings, key=lambda f: f.sort_key)],
+            }
+        ],
     }
     from mulint.report.escape import json_text
 

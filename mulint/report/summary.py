@@ -3,35 +3,47 @@ Strings only: the CLI prints them."""
 
 from __future__ import annotations
 
-from mulint.version import __version__
 from mulint.report.escape import keep_lines, one_line
+from mulint.version import __version__
 
 
 def quoted_output(error: dict) -> str:
     output = error.get("output")
     # Line by line under the `|` margin (splitlines also ends a line at a lone CR): no line can pass
     # for mulint's own.
-    return "\n  its output ended with:\n" + "\n".join(f"    | {keep_lines(line)}" for line in output.splitlines()) \
-        if output else ""
+    return (
+        "\n  its output ended with:\n" + "\n".join(f"    | {keep_lines(line)}" for line in output.splitlines())
+        if output
+        else ""
+    )
 
 
 def note_lines(result) -> list[str]:
     """Each target's notes, then each model file that was not analysed, with its hint."""
-    notes = [f"note: {one_line(target['target'])}: {keep_lines(note)}"
-             for target in result.targets for note in target.get("notes") or []]
+    notes = [
+        f"note: {one_line(target['target'])}: {keep_lines(note)}"
+        for target in result.targets
+        for note in target.get("notes") or []
+    ]
     return notes + unanalysed_lines(result)
 
 
 def unanalysed_lines(result) -> list[str]:
     """Each model file that was not analysed, why, and the way out."""
-    return [f"note: {one_line(item['path'])}: not analysed: {keep_lines(item['reason'])}"
-            f"\n  hint: {keep_lines(item['hint'])}" for item in result.unanalysed]
+    return [
+        f"note: {one_line(item['path'])}: not analysed: {keep_lines(item['reason'])}"
+        f"\n  hint: {keep_lines(item['hint'])}"
+        for item in result.unanalysed
+    ]
 
 
 def error_lines(errors: list[dict]) -> list[str]:
     """`error: TARGET: [step] message`, the output it printed, and the hint."""
-    return [f"error: {one_line(e['target'])}: [{e['step']}] {keep_lines(e['message'])}{quoted_output(e)}"
-            + (f"\n  hint: {keep_lines(e['hint'])}" if e.get("hint") else "") for e in errors]
+    return [
+        f"error: {one_line(e['target'])}: [{e['step']}] {keep_lines(e['message'])}{quoted_output(e)}"
+        + (f"\n  hint: {keep_lines(e['hint'])}" if e.get("hint") else "")
+        for e in errors
+    ]
 
 
 def not_a_pass(result) -> str:
@@ -41,7 +53,7 @@ def not_a_pass(result) -> str:
         failed = sum(len(error["target"].split(", ")) for error in result.errors)  # repeats are merged
         missing.append(f"{plural(failed, 'target')} could not be analysed (see the errors)")
     if result.unanalysed:
-        files = len({item['path'] for item in result.unanalysed})
+        files = len({item["path"] for item in result.unanalysed})
         missing.append(f"{plural(files, 'file')} with models not analysed (see the notes)")
     return "No problems found, but " + " and ".join(missing) + "."
 
@@ -52,10 +64,12 @@ def plural(n: int, word: str) -> str:
 
 def counts_line(result, require: bool) -> str:
     """What was really analysed, so that a pass on nothing never looks like a pass."""
-    parts = [f"{plural(result.models_analysed, 'model')} analysed",
-             f"{plural(result.files_static, 'file')} checked statically"]
+    parts = [
+        f"{plural(result.models_analysed, 'model')} analysed",
+        f"{plural(result.files_static, 'file')} checked statically",
+    ]
     if result.unanalysed:
-        files = len({item['path'] for item in result.unanalysed})
+        files = len({item["path"] for item in result.unanalysed})
         parts.append(f"{plural(files, 'file')} with models not analysed (see notes)")
     if result.errors:
         parts.append(f"{plural(len(result.errors), 'error')}")
@@ -70,8 +84,13 @@ def render(result, fmt: str, statistics: bool, unsafe_fixes: bool = False, fixed
     if fmt == "sarif":
         from mulint.rules.pages import load_pages, pages_dir
 
-        return sarif.render(result.findings, list(load_pages(pages_dir()).values()), __version__,
-                            errors=result.errors, unanalysed=result.unanalysed)
+        return sarif.render(
+            result.findings,
+            list(load_pages(pages_dir()).values()),
+            __version__,
+            errors=result.errors,
+            unanalysed=result.unanalysed,
+        )
     if fmt == "github":
         return github.render(result.findings, errors=result.errors, unanalysed=result.unanalysed)
     return text.render(result.findings, statistics=statistics, unsafe_fixes=unsafe_fixes, fixed=fixed)

@@ -10,8 +10,14 @@ from mulint.report import message_of
 from mulint.report.escape import one_line
 
 
-def render(findings: list[Finding], *, statistics: bool = False, fix_available: bool = True,
-           unsafe_fixes: bool = False, fixed: int = 0) -> str:
+def render(
+    findings: list[Finding],
+    *,
+    statistics: bool = False,
+    fix_available: bool = True,
+    unsafe_fixes: bool = False,
+    fixed: int = 0,
+) -> str:
     """`fix_available=False` (fixes cannot be applied from this run) drops the `[*]` markers and fix hints;
     `unsafe_fixes` counts unsafe fixes as applicable (ruff's `--unsafe-fixes`); `fixed` is how many
     findings `--fix` removed, for the `(K fixed, R remaining)` summary."""
@@ -47,8 +53,9 @@ def _fix_summary(findings: list[Finding], unsafe_fixes: bool = False) -> str:
     """ruff's wording: `--fix` applies safe fixes only, so unsafe ones are counted apart as hidden."""
     safe = sum(_applicable(f, unsafe_fixes) for f in findings)
     unsafe = sum(f.fix is not None and not _applicable(f, unsafe_fixes) for f in findings)
-    hidden = (f"{unsafe} hidden {_plural(unsafe, 'fix')} can be enabled with the `--unsafe-fixes` option"
-              if unsafe else "")
+    hidden = (
+        f"{unsafe} hidden {_plural(unsafe, 'fix')} can be enabled with the `--unsafe-fixes` option" if unsafe else ""
+    )
     if safe:
         return f"[*] {safe} fixable with the `--fix` option" + (f" ({hidden})." if hidden else ".")
     return f"No fixes available ({hidden})." if hidden else ""

@@ -4,22 +4,45 @@ from __future__ import annotations
 
 from mulint.rules.attention import SqrtAttentionScale
 from mulint.rules.base import Rule
-from mulint.rules.init import (HiddenInitTooLarge, HiddenInitTooSmall, InputInitScaling, ReadoutInitTooLarge,
-                               ScaleOutsideForward)
-from mulint.rules.optimizer import (AdamEpsTooLarge, AdamUpdateScaling, DecoupledDecayScaling, SgdUpdateScaling,
-                                    ZeroLearningRate)
 from mulint.rules.coord import CoordBlowUp, CoordCollapse
+from mulint.rules.init import (
+    HiddenInitTooLarge,
+    HiddenInitTooSmall,
+    InputInitScaling,
+    ReadoutInitTooLarge,
+    ScaleOutsideForward,
+)
+from mulint.rules.mup_package import InitAfterBaseShapes, MissingBaseShapes, SharedReadoutBias
+from mulint.rules.optimizer import (
+    AdamEpsTooLarge,
+    AdamUpdateScaling,
+    DecoupledDecayScaling,
+    SgdUpdateScaling,
+    ZeroLearningRate,
+)
 from mulint.rules.schedule import OneLrForAllGroups
 from mulint.rules.spectral import MeasuredUpdateTooLarge, MeasuredUpdateTooSmall, MuonOnEmbeddingOrReadout
-from mulint.rules.mup_package import InitAfterBaseShapes, MissingBaseShapes, SharedReadoutBias
 
 MODEL_RULES: list[type[Rule]] = [
-    HiddenInitTooLarge, ReadoutInitTooLarge, InputInitScaling, HiddenInitTooSmall, ScaleOutsideForward,
+    HiddenInitTooLarge,
+    ReadoutInitTooLarge,
+    InputInitScaling,
+    HiddenInitTooSmall,
+    ScaleOutsideForward,
     SqrtAttentionScale,
-    AdamUpdateScaling, SgdUpdateScaling, DecoupledDecayScaling, AdamEpsTooLarge, ZeroLearningRate,
-    MeasuredUpdateTooLarge, MeasuredUpdateTooSmall, MuonOnEmbeddingOrReadout,
-    MissingBaseShapes, InitAfterBaseShapes, SharedReadoutBias,
-    CoordBlowUp, CoordCollapse,
+    AdamUpdateScaling,
+    SgdUpdateScaling,
+    DecoupledDecayScaling,
+    AdamEpsTooLarge,
+    ZeroLearningRate,
+    MeasuredUpdateTooLarge,
+    MeasuredUpdateTooSmall,
+    MuonOnEmbeddingOrReadout,
+    MissingBaseShapes,
+    InitAfterBaseShapes,
+    SharedReadoutBias,
+    CoordBlowUp,
+    CoordCollapse,
 ]
 
 SOURCE_RULES: list[type[Rule]] = [OneLrForAllGroups]
@@ -56,7 +79,8 @@ def check_model_rules(facts, rules: list[type[Rule]] | None = None) -> list:
     measured = [f for rule in rules if rule.code in MEASURED_RULES for f in rule().check(facts)]
     rules = [rule for rule in rules if rule.code not in MEASURED_RULES]
     views = [(facts.branch, facts.branch_trains, facts)] + [
-        (b.description, b.trains, _branch_view(facts, b)) for b in facts.branches]
+        (b.description, b.trains, _branch_view(facts, b)) for b in facts.branches
+    ]
     found: dict[tuple, tuple] = {}  # (code, place, parameters) -> (finding, branches it holds on)
     for description, trains, view in views:
         for rule in rules:

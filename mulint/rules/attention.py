@@ -22,14 +22,22 @@ class SqrtAttentionScale(Rule):
                 by_line.setdefault(key, []).append(site)
         for sites in by_line.values():
             site = sites[0]
-            how = {"sdpa-default": "scaled_dot_product_attention's default scale 1/sqrt(head_dim)",
-                   "sdpa": f"scale={site.scale:.4g}", "explicit": f"a scale of {site.scale:.4g}"}[site.form]
+            how = {
+                "sdpa-default": "scaled_dot_product_attention's default scale 1/sqrt(head_dim)",
+                "sdpa": f"scale={site.scale:.4g}",
+                "explicit": f"a scale of {site.scale:.4g}",
+            }[site.form]
             layers = sum(s.count for s in sites)
             count = f" ({layers} attention layers)" if layers > 1 else ""
             # T5 and relatives leave the logits unscaled: further from µP than SP's 1/sqrt(head_dim).
             unscaled = ", not scaled by head_dim at all" if abs(site.scale_exponent) <= TOLERANCE else ""
-            finding = self.finding(facts, site.loc, (
-                f"attention logits use {how} (∝ width^{fmt_exp(site.scale_exponent)}{unscaled}) while head_dim grows "
-                f"({site.head_dim} at width {min(facts.widths)}){count}; µP needs 1/head_dim"))
+            finding = self.finding(
+                facts,
+                site.loc,
+                (
+                    f"attention logits use {how} (∝ width^{fmt_exp(site.scale_exponent)}{unscaled}) while head_dim grows "
+                    f"({site.head_dim} at width {min(facts.widths)}){count}; µP needs 1/head_dim"
+                ),
+            )
             finding.fix = attention_fix(facts, site)
             yield finding

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import ClassVar
 
-from mulint.exponents import fmt_exp  # noqa: F401  the rules format exponents through base
+from mulint.exponents import (
+    TOLERANCE,  # noqa: E402,F401  shared with the measured updates
+    fmt_exp,  # noqa: F401  the rules format exponents through base
+)
 from mulint.facts import ModelFacts, SourceLoc
 from mulint.findings import Finding
 from mulint.paths import display_path
-
-from mulint.exponents import TOLERANCE  # noqa: E402,F401  shared with the measured updates
 
 
 class Rule:
@@ -25,12 +27,27 @@ class Rule:
     def check(self, facts: ModelFacts) -> Iterator[Finding]:
         raise NotImplementedError
 
-    def finding(self, facts: ModelFacts, loc: SourceLoc | None, message: str, parameters: Iterable[str] = (),
-                severity: str | None = None) -> Finding:
+    def finding(
+        self,
+        facts: ModelFacts,
+        loc: SourceLoc | None,
+        message: str,
+        parameters: Iterable[str] = (),
+        severity: str | None = None,
+    ) -> Finding:
         path, line, column = (display_path(loc.path), loc.line, loc.column) if loc else (facts.path, 1, 1)
         names = compress_names(parameters)
-        return Finding(code=self.code, name=self.name, severity=severity or self.severity, message=message,
-                       path=path, line=line, column=column, target=facts.target, parameter=names or None)
+        return Finding(
+            code=self.code,
+            name=self.name,
+            severity=severity or self.severity,
+            message=message,
+            path=path,
+            line=line,
+            column=column,
+            target=facts.target,
+            parameter=names or None,
+        )
 
 
 def compress_names(names: Iterable[str]) -> str:
@@ -41,4 +58,3 @@ def compress_names(names: Iterable[str]) -> str:
         if pattern not in patterns:
             patterns.append(pattern)
     return ", ".join(patterns)
-

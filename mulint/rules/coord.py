@@ -16,9 +16,14 @@ class _CoordRule(Rule):
         for layer in bad:
             if any(other.startswith(layer.name + ".") for other in names) or (layer.name == "output" and len(bad) > 1):
                 continue
-            yield self.finding(facts, layer.loc, (
-                f"coordinate check: the change of `{layer.name}` ({layer.module_type}) per training step "
-                f"{self.what} (slope {layer.slope:+.2f} over widths {', '.join(map(str, facts.coord_widths))})"))
+            yield self.finding(
+                facts,
+                layer.loc,
+                (
+                    f"coordinate check: the change of `{layer.name}` ({layer.module_type}) per training step "
+                    f"{self.what} (slope {layer.slope:+.2f} over widths {', '.join(map(str, facts.coord_widths))})"
+                ),
+            )
 
 
 class CoordBlowUp(_CoordRule):

@@ -23,8 +23,13 @@ def pattern(name: str) -> str:
 
 
 def _where(facts: ModelFacts, loc: SourceLoc) -> dict:
-    return {"path": display_path(loc.path), "line": loc.line, "base_width": facts.base_width,
-            "width_knob": facts.width_knob, "target": facts.target}
+    return {
+        "path": display_path(loc.path),
+        "line": loc.line,
+        "base_width": facts.base_width,
+        "width_knob": facts.width_knob,
+        "target": facts.target,
+    }
 
 
 def attention_fix(facts: ModelFacts, site: AttentionSite) -> Fix | None:
@@ -59,8 +64,13 @@ def readout_fix(facts: ModelFacts, items) -> Fix | None:
         outputs = [u for u in p.uses if u.role == "output"]
         if any(u.loc is None for u in outputs):
             return None
-        edit = {"kind": "readout-multiplier", **_where(facts, outputs[0].loc), "module": use.module,
-                "lines": sorted({u.loc.line for u in outputs}), "params": [pattern(n) for n in (p.name, *p.aliases)]}
+        edit = {
+            "kind": "readout-multiplier",
+            **_where(facts, outputs[0].loc),
+            "module": use.module,
+            "lines": sorted({u.loc.line for u in outputs}),
+            "params": [pattern(n) for n in (p.name, *p.aliases)],
+        }
         if edit not in edits:
             edits.append(edit)
     return Fix("unsafe", f"multiply the logits by {facts.base_width} / width", edits) if edits else None
@@ -101,14 +111,29 @@ def optimizer_fix(facts: ModelFacts, family: str, profile: Profile, role: str) -
             accepted = profile.target("update", u.role, family)
             if accepted is not None:
                 current = k * u.multiplier_exponent + p.lr_exponent
-                uses.append({"role": u.role, "multiplier": round(u.multiplier_exponent, 3), "k": k,
-                             "target": round(min(max(current, accepted[0]), accepted[1]), 3)})
-        entry = {"names": [pattern(n) for n in (p.name, *p.aliases)], "lr_exponent": round(p.lr_exponent, 3),
-                 "uses": [dict(t) for t in {tuple(sorted(u.items())) for u in uses}]}
+                uses.append(
+                    {
+                        "role": u.role,
+                        "multiplier": round(u.multiplier_exponent, 3),
+                        "k": k,
+                        "target": round(min(max(current, accepted[0]), accepted[1]), 3),
+                    }
+                )
+        entry = {
+            "names": [pattern(n) for n in (p.name, *p.aliases)],
+            "lr_exponent": round(p.lr_exponent, 3),
+            "uses": [dict(t) for t in {tuple(sorted(u.items())) for u in uses}],
+        }
         entry["uses"].sort(key=lambda u: (u["role"], u["multiplier"]))
         if uses and entry not in params:
             params.append(entry)
-    edit = {"kind": "optimizer-lr", **_where(facts, opt.loc), "family": family, "cls": opt.cls, "role": role,
-            "params": params}
+    edit = {
+        "kind": "optimizer-lr",
+        **_where(facts, opt.loc),
+        "family": family,
+        "cls": opt.cls,
+        "role": role,
+        "params": params,
+    }
     scaled = "hidden weights" if family == "adam" else "each role"
     return Fix("unsafe", f"give {scaled} their µP learning rate (× width ratio) in {opt.cls}'s param groups", [edit])

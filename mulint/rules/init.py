@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from mulint.exponents import to_quarter
 from mulint.facts import ModelFacts, ParamFacts, ParamUse, SourceLoc
@@ -33,8 +33,11 @@ def needs(facts: ModelFacts, role: str, *, low: bool = False) -> str:
     accepted = profile.init[role]
     value = accepted[0] if low else accepted[1]
     words = {0.0: "a constant std", -0.5: "std ∝ fan_in^-½", -1.0: "std ∝ 1/fan_in"}.get(value)
-    span = f"width^{fmt_exp(value)}" if accepted[0] == accepted[1] else (
-        f"width^{fmt_exp(accepted[0])} to width^{fmt_exp(accepted[1])}")
+    span = (
+        f"width^{fmt_exp(value)}"
+        if accepted[0] == accepted[1]
+        else (f"width^{fmt_exp(accepted[0])} to width^{fmt_exp(accepted[1])}")
+    )
     return f"{_who(profile)} needs {words} ({span})" if words else f"{_who(profile)} needs {span}"
 
 
@@ -109,9 +112,14 @@ class HiddenInitTooLarge(Rule):
 
     def check(self, facts):
         hits = [h for h in effective_uses(facts, "hidden") if too_large(facts, "hidden", h[2])]
-        yield from _grouped(self, facts, hits, lambda p, u, e: (
-            f"hidden weight {_describe(p, u, e)}; {needs(facts, 'hidden')}"), _init_site,
-            lambda items, loc: fixes.init_fix(facts, [(p, u, e) for p, u, e, _ in items], loc))
+        yield from _grouped(
+            self,
+            facts,
+            hits,
+            lambda p, u, e: f"hidden weight {_describe(p, u, e)}; {needs(facts, 'hidden')}",
+            _init_site,
+            lambda items, loc: fixes.init_fix(facts, [(p, u, e) for p, u, e, _ in items], loc),
+        )
 
 
 class ReadoutInitTooLarge(Rule):
@@ -127,17 +135,26 @@ class ReadoutInitTooLarge(Rule):
         def message(p, u, e):
             if "input" in p.roles and u.multiplier_exponent < -TOLERANCE:
                 # MuSharedReadout's 1/width_mult is there: the shared weight's init grows (MU103).
-                return (f"tied embedding/readout {_describe(p, u, e)}; as a readout {wanted}: the "
-                        f"logits' multiplier is there, but the shared weight's init grows with width")
+                return (
+                    f"tied embedding/readout {_describe(p, u, e)}; as a readout {wanted}: the "
+                    f"logits' multiplier is there, but the shared weight's init grows with width"
+                )
             if "input" in p.roles:
-                return (f"tied embedding/readout {_describe(p, u, e)}; as a readout {wanted}: "
-                        f"multiply the logits by base_width / width")
+                return (
+                    f"tied embedding/readout {_describe(p, u, e)}; as a readout {wanted}: "
+                    f"multiply the logits by base_width / width"
+                )
             return f"readout {_describe(p, u, e)}; {wanted} (std ∝ 1/fan_in, a 1/width multiplier, or zero init)"
 
         # A tied readout is fixed where the logits are computed; an untied one where it is initialised.
-        yield from _grouped(self, facts, hits, message,
-                            lambda p, u: (u.loc or _init_site(p, u)) if "input" in p.roles else _init_site(p, u),
-                            lambda items, loc: fixes.readout_fix(facts, items))
+        yield from _grouped(
+            self,
+            facts,
+            hits,
+            message,
+            lambda p, u: (u.loc or _init_site(p, u)) if "input" in p.roles else _init_site(p, u),
+            lambda items, loc: fixes.readout_fix(facts, items),
+        )
 
 
 class InputInitScaling(Rule):
@@ -148,11 +165,23 @@ class InputInitScaling(Rule):
     def check(self, facts):
         grow = [h for role in ("input", "vector") for h in effective_uses(facts, role) if too_large(facts, role, h[2])]
         shrink = [h for h in effective_uses(facts, "input") if too_small(facts, "input", h[2])]
-        yield from _grouped(self, facts, grow, lambda p, u, e: (
-            f"{u.role} parameter {_describe(p, u, e)} grows with width; {_keeps(facts, u.role)}"), _init_site)
-        for f in _grouped(self, facts, shrink, lambda p, u, e: (
+        yield from _grouped(
+            self,
+            facts,
+            grow,
+            lambda p, u, e: f"{u.role} parameter {_describe(p, u, e)} grows with width; {_keeps(facts, u.role)}",
+            _init_site,
+        )
+        for f in _grouped(
+            self,
+            facts,
+            shrink,
+            lambda p, u, e: (
                 f"input weight {_describe(p, u, e)} shrinks with width; {_keeps(facts, 'input', low=True)}, "
-                f"or the signal fades in wide models"), _init_site):
+                f"or the signal fades in wide models"
+            ),
+            _init_site,
+        ):
             f.severity = "warning"
             yield f
 
@@ -165,8 +194,13 @@ class HiddenInitTooSmall(Rule):
 
     def check(self, facts):
         hits = [h for h in effective_uses(facts, "hidden") if too_small(facts, "hidden", h[2])]
-        yield from _grouped(self, facts, hits, lambda p, u, e: (
-            f"hidden weight {_describe(p, u, e)} shrinks too fast; {needs(facts, 'hidden', low=True)}"), _init_site)
+        yield from _grouped(
+            self,
+            facts,
+            hits,
+            lambda p, u, e: f"hidden weight {_describe(p, u, e)} shrinks too fast; {needs(facts, 'hidden', low=True)}",
+            _init_site,
+        )
 
 
 class ScaleOutsideForward(Rule):
@@ -190,9 +224,11 @@ class ScaleOutsideForward(Rule):
 
         def message(p, u, e):
             wanted = profile.multiplier[u.role][1]
-            return (f"{u.role} weight: forward multiplier ∝ width^{fmt_exp(to_quarter(u.multiplier_exponent))} and init ∝ "
-                    f"width^{fmt_exp(to_quarter(p.init_exponent))}; {_who(profile)} keeps the init unit (width^"
-                    f"{fmt_exp(to_quarter(profile.init[u.role][1] - wanted))}) and scales by width^{fmt_exp(wanted)} in "
-                    f"the forward op (µP holds either way)")
-        yield from _grouped(self, facts, hits, message, _init_site)
+            return (
+                f"{u.role} weight: forward multiplier ∝ width^{fmt_exp(to_quarter(u.multiplier_exponent))} and init ∝ "
+                f"width^{fmt_exp(to_quarter(p.init_exponent))}; {_who(profile)} keeps the init unit (width^"
+                f"{fmt_exp(to_quarter(profile.init[u.role][1] - wanted))}) and scales by width^{fmt_exp(wanted)} in "
+                f"the forward op (µP holds either way)"
+            )
 
+        yield from _grouped(self, facts, hits, message, _init_site)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from mulint.profiles import ROLES
 from mulint.rules import fixes
 from mulint.rules.base import Rule
-from mulint.profiles import ROLES
 from mulint.rules.init import effective_uses, too_large
 
 
@@ -16,9 +16,14 @@ class MissingBaseShapes(Rule):
     def check(self, facts):
         for m in facts.mup_modules:
             if not m.base_shapes:
-                yield self.finding(facts, m.loc, (
-                    f"{m.cls} `{m.name}` is used but set_base_shapes(model, base, delta=...) was never called "
-                    f"on the model; call it before building the optimizer"))
+                yield self.finding(
+                    facts,
+                    m.loc,
+                    (
+                        f"{m.cls} `{m.name}` is used but set_base_shapes(model, base, delta=...) was never called "
+                        f"on the model; call it before building the optimizer"
+                    ),
+                )
 
 
 class InitAfterBaseShapes(Rule):
@@ -35,9 +40,15 @@ class InitAfterBaseShapes(Rule):
                     names = groups.setdefault((loc.path, loc.line), (loc, []))[1]
                     names.append(p.name) if p.name not in names else None
         for loc, names in groups.values():
-            yield self.finding(facts, loc, (
-                "re-initialises parameters after set_base_shapes without mup.init, undoing µP's width "
-                "scaling; use mup.init.normal_/uniform_ or initialise before set_base_shapes"), names)
+            yield self.finding(
+                facts,
+                loc,
+                (
+                    "re-initialises parameters after set_base_shapes without mup.init, undoing µP's width "
+                    "scaling; use mup.init.normal_/uniform_ or initialise before set_base_shapes"
+                ),
+                names,
+            )
 
 
 class SharedReadoutBias(Rule):
@@ -48,8 +59,13 @@ class SharedReadoutBias(Rule):
     def check(self, facts):
         for m in facts.mup_modules:
             if not m.bias_ok:
-                finding = self.finding(facts, m.loc, (
-                    f"{m.cls} `{m.name}` has a bias shaped like the embedding width, not the vocabulary "
-                    f"(mup's default bias=True); pass bias=False"))
+                finding = self.finding(
+                    facts,
+                    m.loc,
+                    (
+                        f"{m.cls} `{m.name}` has a bias shaped like the embedding width, not the vocabulary "
+                        f"(mup's default bias=True); pass bias=False"
+                    ),
+                )
                 finding.fix = fixes.shared_readout_bias_fix(facts, m.loc)
                 yield finding

@@ -8,6 +8,7 @@ from mulint.profiles import accepts, load_profile
 from mulint.rules.base import TOLERANCE, Rule, fmt_exp
 from mulint.rules.fixes import optimizer_fix
 
+
 def update_exponent(family: str, multiplier_exponent: float, lr_exponent: float) -> float:
     return (2 if family == "sgd" else 1) * multiplier_exponent + lr_exponent
 
@@ -38,8 +39,11 @@ def _lr_words(p, lr_exp: float) -> str:
     """The lr and how it was read ("scheduler base lr (LambdaLR)", "lr_scale applied by train.py:57")."""
     if p.lr_source:
         return f"lr ∝ width^{fmt_exp(lr_exp)}: {p.lr_source}"
-    scaled = (f", param_group['lr'] × param_group['{p.lr_scale_key}'] as the training loop applies it"
-              if p.lr_scale_key else "")
+    scaled = (
+        f", param_group['lr'] × param_group['{p.lr_scale_key}'] as the training loop applies it"
+        if p.lr_scale_key
+        else ""
+    )
     return f"lr ∝ width^{fmt_exp(lr_exp)}{scaled}"
 
 
@@ -71,9 +75,15 @@ class _UpdateRule(Rule):
         for (role, eff, expected, cls, loc, scale_key), items in groups.items():
             p, lr_exp = items[0]
             why = "too large: it blows up" if eff > expected else "too small: it stops learning"
-            finding = self.finding(facts, loc, (
-                f"{cls}: {role} parameters get updates ∝ width^{fmt_exp(eff)} ({_lr_words(p, lr_exp)}), "
-                f"µP needs width^{fmt_exp(expected)} ({why} as width grows)"), [q.name for q, _ in items])
+            finding = self.finding(
+                facts,
+                loc,
+                (
+                    f"{cls}: {role} parameters get updates ∝ width^{fmt_exp(eff)} ({_lr_words(p, lr_exp)}), "
+                    f"µP needs width^{fmt_exp(expected)} ({why} as width grows)"
+                ),
+                [q.name for q, _ in items],
+            )
             # The fixer rewrites one optimizer's 'lr' entries: not a setup of several, nor a scale key.
             if opt.family == self.family and scale_key is None:
                 finding.fix = optimizer_fix(facts, self.family, load_profile(facts.profile), role)
@@ -115,10 +125,15 @@ class DecoupledDecayScaling(Rule):
         if hits:
             exp = max((e for _, e in hits), key=abs)
             at = next((p.optimizer_at for p, _ in hits if p.optimizer_at), opt.loc)
-            yield self.finding(facts, at, (
-                f"{hits[0][0].optimizer or opt.cls} decays by lr·weight_decay ∝ width^{fmt_exp(exp)}; keep it constant across widths "
-                f"(scale weight_decay by width/base_width where lr is scaled by base_width/width)"),
-                [p.name for p, _ in hits])
+            yield self.finding(
+                facts,
+                at,
+                (
+                    f"{hits[0][0].optimizer or opt.cls} decays by lr·weight_decay ∝ width^{fmt_exp(exp)}; keep it constant across widths "
+                    f"(scale weight_decay by width/base_width where lr is scaled by base_width/width)"
+                ),
+                [p.name for p, _ in hits],
+            )
 
 
 class AdamEpsTooLarge(Rule):
@@ -132,10 +147,15 @@ class AdamEpsTooLarge(Rule):
         if opt is None or opt.family not in ("adam", "mixed") or not opt.eps or not opt.hidden_grad_rms:
             return
         if opt.eps > 0.1 * opt.hidden_grad_rms:
-            yield self.finding(facts, opt.loc, (
-                f"{opt.cls} eps={opt.eps:g} is not negligible next to hidden weights' gradient entries "
-                f"(rms {opt.hidden_grad_rms:.2g} at width {max(facts.numeric_widths)}, shrinking like 1/width): "
-                f"wide models get damped updates; use eps ≤ {opt.hidden_grad_rms * 0.01:.0e}"))
+            yield self.finding(
+                facts,
+                opt.loc,
+                (
+                    f"{opt.cls} eps={opt.eps:g} is not negligible next to hidden weights' gradient entries "
+                    f"(rms {opt.hidden_grad_rms:.2g} at width {max(facts.numeric_widths)}, shrinking like 1/width): "
+                    f"wide models get damped updates; use eps ≤ {opt.hidden_grad_rms * 0.01:.0e}"
+                ),
+            )
 
 
 class ZeroLearningRate(Rule):
@@ -156,7 +176,13 @@ class ZeroLearningRate(Rule):
         for (zero, everywhere, cls, loc), names in groups.items():
             widths = ", ".join(map(str, zero))
             where = f"at width {widths}" + (" (every width analysed)" if everywhere else ", not at the others")
-            yield self.finding(facts, loc, (
-                f"{cls}: learning rate 0 {where}: these parameters never train (an integer division "
-                f"like base_width // width is 0 once width > base_width); freeze them with "
-                f"requires_grad_(False) if that is meant"), names)
+            yield self.finding(
+                facts,
+                loc,
+                (
+                    f"{cls}: learning rate 0 {where}: these parameters never train (an integer division "
+                    f"like base_width // width is 0 once width > base_width); freeze them with "
+                    f"requires_grad_(False) if that is meant"
+                ),
+                names,
+            )

@@ -89,8 +89,8 @@ def _first_code_block(body: str) -> str:
 def _first_sentence(text: str) -> str:
     paragraph = " ".join(text.split("\n\n")[0].split())
     for end in _SENTENCE_END.finditer(paragraph):
-        if not paragraph[:end.start()].lower().endswith(_ABBREVIATIONS):  # "e.g. SDPA" goes on
-            return paragraph[:end.start()]
+        if not paragraph[: end.start()].lower().endswith(_ABBREVIATIONS):  # "e.g. SDPA" goes on
+            return paragraph[: end.start()]
     return paragraph
 
 
@@ -105,8 +105,8 @@ def parse_page(path: Path) -> RuleMeta:
 
     # The severity line sits between the title and the first section; anything after its first
     # word is commentary ("error (warning when the init shrinks)").
-    header = lines[lines.index(first) + 1:]
-    header = header[:next((i for i, line in enumerate(header) if line.startswith("## ")), len(header))]
+    header = lines[lines.index(first) + 1 :]
+    header = header[: next((i for i, line in enumerate(header) if line.startswith("## ")), len(header))]
     severity = next((m for m in map(_SEVERITY.match, (line.strip() for line in header)) if m), None)
     if severity:
         meta.severity = severity[1].lower()

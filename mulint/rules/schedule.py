@@ -23,11 +23,23 @@ class OneLrForAllGroups(Rule):
         findings = []
         for node in absolute_lr_writes(wrapper):
             start = positions[node].start
-            findings.append(Finding(
-                code=self.code, name=self.name, severity=self.severity, path=path, line=start.line,
-                column=start.column + 1, message=(
-                    "sets every param group's lr to the same absolute value, erasing µP's per-group learning "
-                    "rates; scale each group's own base lr instead (g['lr'] = g['initial_lr'] * lr / base_lr)"),
-                fix=Fix("unsafe", "scale each group's own initial lr by the schedule's lr / base lr",
-                        [{"kind": "schedule-lr", "path": path, "line": start.line}])))
+            findings.append(
+                Finding(
+                    code=self.code,
+                    name=self.name,
+                    severity=self.severity,
+                    path=path,
+                    line=start.line,
+                    column=start.column + 1,
+                    message=(
+                        "sets every param group's lr to the same absolute value, erasing µP's per-group learning "
+                        "rates; scale each group's own base lr instead (g['lr'] = g['initial_lr'] * lr / base_lr)"
+                    ),
+                    fix=Fix(
+                        "unsafe",
+                        "scale each group's own initial lr by the schedule's lr / base lr",
+                        [{"kind": "schedule-lr", "path": path, "line": start.line}],
+                    ),
+                )
+            )
         return findings

@@ -23,7 +23,6 @@ from mulint.profiles import accepts, load_profile
 from mulint.rules.base import TOLERANCE, Rule, fmt_exp
 
 
-
 def muon_misfit(use: ParamUse) -> bool:
     """An embedding table or a readout: Muon's orthogonalised update is a hidden map's. (A dense
     first layer is judged by its measured update like any weight.)"""
@@ -105,16 +104,26 @@ def _message(items: list[Deviation], cls: str, role: str) -> str:
     low, high = first.accepted
     wanted = f"width^{fmt_exp(low)}" if low == high else f"width^{fmt_exp(low)} to width^{fmt_exp(high)}"
     lr = f", lr ∝ width^{fmt_exp(first.param.lr_exponent)}" if first.param.lr_exponent is not None else ""
-    what = "vectors' update entries" if role == "vector" else "embedding update entries" \
-        if first.use.kind == "lookup" else f"{role} weights' updates (RMS→RMS operator norm)"
-    text = (f"{_optimizer_words(first.param, cls)}: {what} ∝ width^{fmt_exp(exponent)}, measured on step "
-            f"{first.param.update_step}{lr}; the spectral condition needs {wanted}")
+    what = (
+        "vectors' update entries"
+        if role == "vector"
+        else "embedding update entries"
+        if first.use.kind == "lookup"
+        else f"{role} weights' updates (RMS→RMS operator norm)"
+    )
+    text = (
+        f"{_optimizer_words(first.param, cls)}: {what} ∝ width^{fmt_exp(exponent)}, measured on step "
+        f"{first.param.update_step}{lr}; the spectral condition needs {wanted}"
+    )
     needed = [d.needed_lr_exponent for d in items if d.needed_lr_exponent is not None]
     if needed:
         path = f"{cls}'s Adam-style path" if adam_path(first.param, cls) else cls
         text += f": {role} parameters need lr ∝ width^{fmt_exp(to_quarter(statistics.median(needed)))} with {path}"
-    why = "too large: it blows up as width grows" if first.direction > 0 else \
-        "too small: these weights stop learning as width grows"
+    why = (
+        "too large: it blows up as width grows"
+        if first.direction > 0
+        else "too small: these weights stop learning as width grows"
+    )
     return f"{text} ({why})"
 
 
@@ -171,16 +180,22 @@ class MuonOnEmbeddingOrReadout(Rule):
         for (role, cls, loc), items in groups.items():
             measured = [u.update_exponent for _, u in items if u.update_exponent is not None]
             accepted = profile.spectral.get(role, (0.0, 0.0))
-            kind = "an embedding table" if role == "input" else \
-                "a readout matrix (width → a size that stays fixed as width grows)"
-            text = (f"{_optimizer_words(items[0][0], cls)} steps {kind}: Muon orthogonalises the update as for a "
-                    f"hidden map (width × width), which {'an embedding' if role == 'input' else 'a readout'} is not")
+            kind = (
+                "an embedding table"
+                if role == "input"
+                else "a readout matrix (width → a size that stays fixed as width grows)"
+            )
+            text = (
+                f"{_optimizer_words(items[0][0], cls)} steps {kind}: Muon orthogonalises the update as for a "
+                f"hidden map (width × width), which {'an embedding' if role == 'input' else 'a readout'} is not"
+            )
             severity = None
             if measured:
                 exponent = to_quarter(statistics.median(measured))
                 off = accepts(accepted, exponent, TOLERANCE)
                 text += f"; measured on step {items[0][0].update_step}, its update ∝ width^{fmt_exp(exponent)}" + (
-                    f" where the spectral condition needs width^{fmt_exp(accepted[0])}" if off else "")
+                    f" where the spectral condition needs width^{fmt_exp(accepted[0])}" if off else ""
+                )
                 severity = "error" if off > 0 else None
             text += "; give embeddings, the readout and vectors to AdamW beside Muon"
             yield self.finding(facts, loc, text, list(dict.fromkeys(p.name for p, _ in items)), severity=severity)

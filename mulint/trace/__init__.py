@@ -24,7 +24,6 @@ from mulint.construct.scalars import ScalarsOnCpu, is_number
 from mulint.errors import MulintError
 from mulint.facts import SourceLoc
 
-
 # Ops whose operands after the first give only a dtype, device or shape, never values.
 METADATA_ONLY = {"type_as", "expand_as", "view_as", "reshape_as", "to"}
 
@@ -67,8 +66,11 @@ class Traced:
     param_nodes: dict[str, str] = field(default_factory=dict)  # param FQN -> placeholder name
 
     def consumers(self, name: str) -> list[tuple[Node, int | str, int | None]]:
-        return [(self.nodes[c], pos, idx) for c in self.graph.successors(name)
-                for pos, idx in self.graph.edges[name, c]["uses"]]
+        return [
+            (self.nodes[c], pos, idx)
+            for c in self.graph.successors(name)
+            for pos, idx in self.graph.edges[name, c]["uses"]
+        ]
 
     def input_dependent(self) -> set[str]:
         """Nodes whose value depends on the user's inputs (the activation side of the graph).
@@ -166,8 +168,14 @@ def export(model: nn.Module, inputs: Inputs, *, target: str) -> Traced:
 @contextlib.contextmanager
 def _tracing(model: nn.Module, device: torch.device):
     # torch.export prints the partial graph of a failed trace to stderr; the error says what failed.
-    with quiet(), contextlib.redirect_stderr(io.StringIO()), _frozen_width_mults(model), torch.device(device), \
-            _value_free_checks(device), _helper_frames_kept():
+    with (
+        quiet(),
+        contextlib.redirect_stderr(io.StringIO()),
+        _frozen_width_mults(model),
+        torch.device(device),
+        _value_free_checks(device),
+        _helper_frames_kept(),
+    ):
         yield
 
 
@@ -190,7 +198,8 @@ def _helper_frames_kept():
         files = {frame.filename for frame in kept if frame.name == "forward"}
         ids = {id(frame) for frame in kept}
         return traceback.StackSummary.from_list(
-            [frame for frame in summary if id(frame) in ids or frame.filename in files])
+            [frame for frame in summary if id(frame) in ids or frame.filename in files]
+        )
 
     tracer._filter_traceback_frames = keep_helpers
     try:
@@ -251,22 +260,40 @@ def _trace_error(exc: Exception, target: str) -> MulintError:
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if not is_library_file(f.filename)]
     where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    hint = ("define `example_inputs(model)` in the file returning the forward's arguments; for HF models "
-            "pass a config with use_cache=False")
+    hint = (
+        "define `example_inputs(model)` in the file returning the forward's arguments; for HF models "
+        "pass a config with use_cache=False"
+    )
     if "DataDependent" in type(exc).__name__:
-        hint = ("the forward branches on tensor values (`if x.sum() > 0`, `.item()`), which mulint cannot "
-                "know: it traces on the meta device, without values; branch on shapes or flags instead")
-    return MulintError(f"torch.export could not trace it: {type(exc).__name__}: {first_line}{where}",
-                       target=target, step="trace", hint=hint)
+        hint = (
+            "the forward branches on tensor values (`if x.sum() > 0`, `.item()`), which mulint cannot "
+            "know: it traces on the meta device, without values; branch on shapes or flags instead"
+        )
+    return MulintError(
+        f"torch.export could not trace it: {type(exc).__name__}: {first_line}{where}",
+        target=target,
+        step="trace",
+        hint=hint,
+    )
 
 
 # Ops that keep a scalar constant a constant (``torch.sqrt(torch.tensor(d) * 3)``): op -> (arity, value).
 _SAME = (1, lambda x: x)
 _CONSTANT_OPS = {
-    "lift_fresh_copy": _SAME, "detach": _SAME, "clone": _SAME, "_to_copy": _SAME, "to": _SAME,
-    "alias": _SAME, "sqrt": (1, math.sqrt), "rsqrt": (1, lambda x: 1 / math.sqrt(x)),
-    "reciprocal": (1, lambda x: 1 / x), "neg": (1, lambda x: -x), "mul": (2, lambda x, y: x * y),
-    "div": (2, lambda x, y: x / y), "pow": (2, lambda x, y: x ** y), "add": (2, lambda x, y: x + y),
+    "lift_fresh_copy": _SAME,
+    "detach": _SAME,
+    "clone": _SAME,
+    "_to_copy": _SAME,
+    "to": _SAME,
+    "alias": _SAME,
+    "sqrt": (1, math.sqrt),
+    "rsqrt": (1, lambda x: 1 / math.sqrt(x)),
+    "reciprocal": (1, lambda x: 1 / x),
+    "neg": (1, lambda x: -x),
+    "mul": (2, lambda x, y: x * y),
+    "div": (2, lambda x, y: x / y),
+    "pow": (2, lambda x, y: x**y),
+    "add": (2, lambda x, y: x + y),
     "sub": (2, lambda x, y: x - y),
 }
 
@@ -275,8 +302,11 @@ def _constant_scalars(program: torch.export.ExportedProgram) -> dict[str, float]
     """Graph nodes whose value is a known scalar: 0-dim constants and buffers (Gemma's ``embed_scale``)
     that live on the CPU, and ops over them."""
     kinds = torch.export.graph_signature.InputKind
-    lifted = {spec.arg.name: spec.target for spec in program.graph_signature.input_specs
-              if spec.kind in (kinds.CONSTANT_TENSOR, kinds.BUFFER)}
+    lifted = {
+        spec.arg.name: spec.target
+        for spec in program.graph_signature.input_specs
+        if spec.kind in (kinds.CONSTANT_TENSOR, kinds.BUFFER)
+    }
     stored = {**program.state_dict, **program.constants}
     values: dict[str, float] = {}
     for fx_node in program.graph.nodes:
@@ -288,7 +318,7 @@ def _constant_scalars(program: torch.export.ExportedProgram) -> dict[str, float]
         op = _CONSTANT_OPS.get(_short_op(fx_node.target)) if fx_node.op == "call_function" else None
         if op is None or len(fx_node.args) < op[0]:
             continue
-        args = fx_node.args[:op[0]]
+        args = fx_node.args[: op[0]]
         operands = [values.get(a.name) if isinstance(a, torch.fx.Node) else a for a in args]
         if any(isinstance(a, torch.fx.Node) for a in args) and all(is_number(a) for a in operands):
             try:

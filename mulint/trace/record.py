@@ -40,14 +40,25 @@ class _Recorder(TorchDispatchMode):
         self.counts: dict[tuple[str, str], int] = {}
         for name, p in model.named_parameters(remove_duplicate=False):
             if id(p) not in self.of_tensor:
-                node = self._add(Node(name=f"param:{name}", op="placeholder", args=(), kwargs={},
-                                      shape=tuple(p.shape), param=name), p)
+                node = self._add(
+                    Node(name=f"param:{name}", op="placeholder", args=(), kwargs={}, shape=tuple(p.shape), param=name),
+                    p,
+                )
                 self.param_nodes[name] = node
         args, kwargs = inputs
         for i, value in enumerate([*args, *kwargs.values()]):
             if isinstance(value, torch.Tensor):
-                self._add(Node(name=f"input_{i}", op="placeholder", args=(), kwargs={}, shape=tuple(value.shape),
-                               is_user_input=True), value)
+                self._add(
+                    Node(
+                        name=f"input_{i}",
+                        op="placeholder",
+                        args=(),
+                        kwargs={},
+                        shape=tuple(value.shape),
+                        is_user_input=True,
+                    ),
+                    value,
+                )
 
     def _add(self, node: Node, tensor: torch.Tensor | None = None) -> str:
         self.nodes[node.name] = node
@@ -70,8 +81,12 @@ class _Recorder(TorchDispatchMode):
                 return Ref(name)
             if value.dim() == 0 and value.device.type != "meta":
                 return value.item()  # a python number wrapped by the dispatcher, or a 0-dim constant
-            return Ref(self._add(Node(name=self._name("constant"), op="placeholder", args=(), kwargs={},
-                                      shape=tuple(value.shape)), value))
+            return Ref(
+                self._add(
+                    Node(name=self._name("constant"), op="placeholder", args=(), kwargs={}, shape=tuple(value.shape)),
+                    value,
+                )
+            )
         if isinstance(value, (list, tuple)):
             items = [self._plain(v) for v in value]
             return tuple(items) if isinstance(value, tuple) else items
@@ -91,10 +106,16 @@ class _Recorder(TorchDispatchMode):
                 self.alive.append(out)
             return out
         tensors = [t for t in (out if isinstance(out, (list, tuple)) else [out]) if isinstance(t, torch.Tensor)]
-        node = Node(name=self._name(op), op=op, args=self._plain(tuple(args)),
-                    kwargs=self._plain(dict(kwargs)), shape=tuple(tensors[0].shape) if tensors else None,
-                    loc=_user_loc(), module_path=self.modules[-1] if self.modules else "",
-                    module_type=self.module_types[-1] if self.module_types else "")
+        node = Node(
+            name=self._name(op),
+            op=op,
+            args=self._plain(tuple(args)),
+            kwargs=self._plain(dict(kwargs)),
+            shape=tuple(tensors[0].shape) if tensors else None,
+            loc=_user_loc(),
+            module_path=self.modules[-1] if self.modules else "",
+            module_type=self.module_types[-1] if self.module_types else "",
+        )
         name = self._add(node)
         if isinstance(out, torch.Tensor):
             self.of_tensor[id(out)] = name
@@ -102,9 +123,19 @@ class _Recorder(TorchDispatchMode):
         elif isinstance(out, (list, tuple)):
             for i, t in enumerate(out):
                 if isinstance(t, torch.Tensor):
-                    self._add(Node(name=f"{name}[{i}]", op="getitem", args=(Ref(name), i), kwargs={},
-                                   shape=tuple(t.shape), loc=node.loc, module_path=node.module_path,
-                                   module_type=node.module_type), t)
+                    self._add(
+                        Node(
+                            name=f"{name}[{i}]",
+                            op="getitem",
+                            args=(Ref(name), i),
+                            kwargs={},
+                            shape=tuple(t.shape),
+                            loc=node.loc,
+                            module_path=node.module_path,
+                            module_type=node.module_type,
+                        ),
+                        t,
+                    )
         return out
 
 
@@ -130,8 +161,10 @@ def _module_stack(model: nn.Module, recorder: _Recorder):
             recorder.modules.pop()
             recorder.module_types.pop()
 
-    return (nn.modules.module.register_module_forward_pre_hook(enter),
-            nn.modules.module.register_module_forward_hook(leave))
+    return (
+        nn.modules.module.register_module_forward_pre_hook(enter),
+        nn.modules.module.register_module_forward_hook(leave),
+    )
 
 
 def record(model: nn.Module, inputs: Inputs, *, target: str) -> Traced:
@@ -143,9 +176,12 @@ def record(model: nn.Module, inputs: Inputs, *, target: str) -> Traced:
         with quiet(), torch.no_grad(), recorder:
             model(*args, **kwargs)
     except Exception as exc:
-        raise MulintError(f"running the model on example inputs raised {type(exc).__name__}: {exc}",
-                          target=target, step="trace",
-                          hint="define `example_inputs(model)` in the file returning the forward's arguments") from exc
+        raise MulintError(
+            f"running the model on example inputs raised {type(exc).__name__}: {exc}",
+            target=target,
+            step="trace",
+            hint="define `example_inputs(model)` in the file returning the forward's arguments",
+        ) from exc
     finally:
         for hook in hooks:
             hook.remove()
@@ -164,6 +200,7 @@ def seed_all(seed: int) -> None:
 def share_inputs(reference: Inputs, other: Inputs) -> Inputs:
     """`other` with every tensor whose shape and dtype do not depend on width replaced by the reference
     width's: the widths then run on identical data, not on two draws."""
+
     def same(a, b):
         if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
             return a.clone() if (a.shape, a.dtype, a.device) == (b.shape, b.dtype, b.device) else b
@@ -200,5 +237,6 @@ def path_difference(a: Traced, b: Traced, widths: tuple[int, int]) -> str | None
 
 
 def _as_traced(recorder: _Recorder) -> Traced:
-    return Traced(nodes=dict(recorder.nodes), graph=graph_of(recorder.nodes.values()),
-                  param_nodes=dict(recorder.param_nodes))
+    return Traced(
+        nodes=dict(recorder.nodes), graph=graph_of(recorder.nodes.values()), param_nodes=dict(recorder.param_nodes)
+    )

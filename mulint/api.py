@@ -347,7 +347,8 @@ def _guarded(label: str, run: Callable[[], Any]) -> Any:
     try:
         return run()
     except MulintError as exc:
-        raise exc.for_target(label).in_api_words()
+        exc.for_target(label).in_api_words()
+        raise  # the same error, its cause and traceback kept
     except SystemExit as exc:  # the model's code exiting must not end the caller's program
         raise MulintError(
             f"the model's code called sys.exit({exc.code!r})",

@@ -27,7 +27,7 @@ def parse_widths(ctx, param, value: str | None) -> list[int] | None:
     try:  # only split here: the settings judge the list, as they judge `widths` in [tool.mulint]
         return [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
-        raise click.BadParameter(f"'{value}' is not a comma-separated list of integers, e.g. 64,128,256")
+        raise click.BadParameter(f"'{value}' is not a comma-separated list of integers, e.g. 64,128,256") from None
 
 
 widths_option = click.option(
@@ -405,7 +405,7 @@ def _check_writable(path: str) -> None:
             f"cannot write the plot to {path}: {exc.strerror or exc}",
             step="plot",
             hint="give --plot a path in a folder that exists and is writable",
-        )
+        ) from exc
     if not existed:
         os.unlink(target)
 

@@ -115,7 +115,7 @@ def _independent_slopes(widths, steps, names):
         modules = dict(model.named_modules())
         seen = {}
         hooks = [
-            modules[n].register_forward_hook(lambda m, i, o, n=n: seen.__setitem__(n, o.detach().clone()))
+            modules[n].register_forward_hook(lambda m, i, o, n=n, seen=seen: seen.__setitem__(n, o.detach().clone()))
             for n in names
         ]
         with torch.no_grad():

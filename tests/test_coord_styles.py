@@ -112,25 +112,16 @@ def reference_check(build, make_optimizer, widths=WIDTHS, steps=STEPS, batch=8, 
         optimizer = make_optimizer(model)
         captured = {}
         hooks = [
-            module.register_forward_hook(
-                lambda mod, args, out, name=name or "output": captured.__setitem__(name, out.detach().clone())
-            )
+            module.register_forward_hook(_keep_output(captured, name or "output"))
             for name, module in model.named_modules()
         ]
-
-        def snapshot():
-            captured.clear()
-            with torch.no_grad():
-                model(ids)
-            return {n: t for n, t in captured.items() if isinstance(t, torch.Tensor) and t.is_floating_point()}
-
-        first = snapshot()
+        first = _snapshot(model, ids, captured)
         for _ in range(steps):
             loss = torch.nn.functional.cross_entropy(model(ids).reshape(batch * seq, -1), labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        last = snapshot()
+        last = _snapshot(model, ids, captured)
         for h in hooks:
             h.remove()
         for name, h in last.items():
@@ -138,6 +129,23 @@ def reference_check(build, make_optimizer, widths=WIDTHS, steps=STEPS, batch=8, 
             width_indexed[name] = width_indexed.get(name, True) and h.shape[-1] == width
     slopes = {name: _slope(by_width) for name, by_width in change.items() if name == "output" or width_indexed[name]}
     return {name: s for name, s in slopes.items() if s is not None}
+
+
+def _keep_output(captured, name):
+    """A forward hook storing its module's output in `captured` under `name`."""
+
+    def hook(module, args, out):
+        captured[name] = out.detach().clone()
+
+    return hook
+
+
+def _snapshot(model, ids, captured):
+    """Every floating-point module output of one forward pass, by module name."""
+    captured.clear()
+    with torch.no_grad():
+        model(ids)
+    return {n: t for n, t in captured.items() if isinstance(t, torch.Tensor) and t.is_floating_point()}
 
 
 def _slope(by_width):

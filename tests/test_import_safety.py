@@ -445,7 +445,6 @@ def test_a_file_judged_safe_runs_nothing_when_python_imports_it(pure, unsafe, ef
         canary = folder / "canary"
         parts = [_IMPORT_PRELUDE.format(canary=str(canary)), *pure]
         if unsafe is not None:
-            extras = POSITIONS[unsafe][1]
             build(folder, unsafe, effect)  # writes its extra files beside
             parts.append(POSITIONS[unsafe][0].replace("# <-", ""))
         source = "\n\n".join(parts).replace("EFFECT", effect) + "\n"

@@ -39,7 +39,7 @@ def _rms_to_rms_slope(tokens: int, widths=(32, 128)) -> float:
             optimizers = module.make_optimizer(model)
             ids = torch.randint(0, 512, (tokens // 8, 8), generator=torch.Generator().manual_seed(2))
             labels = torch.randint(0, 512, (tokens // 8, 8), generator=torch.Generator().manual_seed(3))
-            for step in range(3):
+            for _ in range(3):
                 before = model.ups[0].detach().clone()
                 loss = torch.nn.functional.cross_entropy(model(ids).flatten(0, 1), labels.flatten())
                 for opt in optimizers:

@@ -196,7 +196,7 @@ def output_side(traced: Traced, consumer: Node, dependent: set[str]) -> tuple[fl
         consumers = traced.consumers(name)
         if not consumers:
             ends.append((factor, locs))
-        for nxt, pos, idx in consumers:
+        for nxt, pos, _idx in consumers:
             if (nxt.name, name) in seen:
                 continue
             seen.add((nxt.name, name))

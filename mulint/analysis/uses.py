@@ -179,7 +179,7 @@ def _multipliers(start: str | None, traced: Traced, dependent: set[str]) -> dict
     out = {}
     if start is None:
         return out
-    for operand, consumer, pos, idx, w_factor, w_locs in weight_side_paths(start, traced, dependent):
+    for _operand, consumer, pos, idx, w_factor, w_locs in weight_side_paths(start, traced, dependent):
         i_factor, i_locs = input_side(traced, consumer, dependent)
         o_factor, o_locs = output_side(traced, consumer, dependent)
         out[(consumer.name, pos, idx)] = (w_factor * i_factor * o_factor, w_locs + i_locs + o_locs)

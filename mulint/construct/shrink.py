@@ -52,7 +52,7 @@ def constant_large_sizes(models: dict[int, nn.Module], cap: int) -> dict[int, in
         for name, tensor in tensors.items():
             shapes.setdefault(name, set()).add(tuple(tensor.shape))
     sizes = set()
-    for name, found in shapes.items():
+    for found in shapes.values():
         if len(found) != 1:
             continue  # grows with width, or missing at a width
         (shape,) = found

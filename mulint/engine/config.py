@@ -124,7 +124,7 @@ def _per_file_ignores(value, bad):
         bad('must be a table of "glob" = [codes], e.g. {"tests/*" = ["MU3"]}')
     out = {}
     for pattern, codes in value.items():
-        out[pattern] = _codes(codes, lambda why: bad(f'"{pattern}": {why}'))
+        out[pattern] = _codes(codes, lambda why, pattern=pattern: bad(f'"{pattern}": {why}'))
     return out
 
 

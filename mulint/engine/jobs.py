@@ -118,7 +118,8 @@ def _resolve_one(job):
     try:
         resolved = resolve(parse_target(job.target), allow_exec=True)
     except MulintError as exc:
-        raise exc.for_target(job.target)
+        exc.for_target(job.target)
+        raise
     if not resolved:
         raise MulintError(
             "no model class or factory found",

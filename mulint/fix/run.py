@@ -29,7 +29,9 @@ def fix_findings(result, allowed: set, apply_fixes: bool, show_diff: bool, unsaf
         try:
             fixes.write()
         except OSError as exc:
-            raise MulintError(f"could not write the fixed file: {exc}", step="fix", hint="check the file's permissions")
+            raise MulintError(
+                f"could not write the fixed file: {exc}", step="fix", hint="check the file's permissions"
+            ) from exc
         result.findings = fixes.remaining
     else:
         fixes.fixed = [] if not show_diff else fixes.fixed

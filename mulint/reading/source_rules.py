@@ -27,7 +27,7 @@ def check_source(path: Path, rules) -> list[Finding]:
             f"syntax error at {path}:{exc.raw_line}:{exc.raw_column + 1}: {exc.message}",
             step="parse",
             hint="fix the syntax error; mulint reads the file before anything else",
-        )
+        ) from None  # the message says all libcst's error does
     wrapper = MetadataWrapper(module)
     findings = []
     for rule in rules:

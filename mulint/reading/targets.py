@@ -214,7 +214,8 @@ def resolve(spec: TargetSpec, *, allow_exec: bool) -> list[ResolvedTarget]:
         try:
             summary = summarize(spec.path) if spec.path.suffix == ".py" else None
         except MulintError as exc:
-            raise exc.for_target(spec.label)
+            exc.for_target(spec.label)
+            raise
         if spec.name is None:
             if summary is None:
                 raise MulintError(f"{spec.path} is not a Python file", target=spec.label, step="target")

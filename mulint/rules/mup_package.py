@@ -34,7 +34,7 @@ class InitAfterBaseShapes(Rule):
     def check(self, facts):
         groups: dict[tuple, tuple] = {}
         for role in ROLES:
-            for p, use, eff in effective_uses(facts, role, late=True):
+            for p, _use, eff in effective_uses(facts, role, late=True):
                 if too_large(facts, role, eff):
                     loc = p.late_init_at[-1]
                     names = groups.setdefault((loc.path, loc.line), (loc, []))[1]

@@ -56,3 +56,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def parent_modules(args: list[str], env: dict[str, str] | None = None, timeout: int = 600):
+    """Run the CLI in a fresh interpreter: the finished process and the modules its own process had
+    imported when it exited. Workers import torch; the parent must not (seconds of import per run)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import atexit, json, sys\n"
+        "atexit.register(lambda: print('@@parent modules:', json.dumps(sorted(sys.modules)), file=sys.stderr))\n"
+        "from mulint.cli import main\nmain(sys.argv[1:])\n"
+    )
+    run = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=timeout, env=env)
+    line = next((ln for ln in run.stderr.splitlines() if ln.startswith("@@parent modules: ")), None)
+    assert line is not None, run.stderr
+    return run, set(json.loads(line.split(": ", 1)[1]))

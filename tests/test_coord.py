@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 import torch.nn as nn
-from conftest import EXAMPLES, MODELS
+from conftest import EXAMPLES, MODELS, parent_modules
 
 
 def run(target, **options):
@@ -173,34 +173,19 @@ def test_cli_exit_code_default_adam_and_plot(mulint, tmp_path):
 
 def test_the_coord_parent_never_imports_torch(tmp_path):
     """The worker trains; the parent only reads its plain result and draws the plot."""
-    import subprocess
-    import sys
-
-    probe = (
-        "import atexit, sys\n"
-        "atexit.register(lambda: print('@@torch in parent:', 'torch' in sys.modules, file=sys.stderr))\n"
-        "from mulint.cli import main\nmain(sys.argv[1:])\n"
-    )
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            probe,
-            "coord",
-            f"{MODELS / 'layouts.py'}:InOut",
-            "--seeds",
-            "1",
-            "--steps",
-            "2",
-            "--plot",
-            str(tmp_path / "c.png"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    args = [
+        "coord",
+        f"{MODELS / 'layouts.py'}:InOut",
+        "--seeds",
+        "1",
+        "--steps",
+        "2",
+        "--plot",
+        str(tmp_path / "c.png"),
+    ]
+    run, modules = parent_modules(args)
     assert run.returncode in (0, 1), run.stderr
-    assert "@@torch in parent: False" in run.stderr and (tmp_path / "c.png").exists()
+    assert "torch" not in modules and (tmp_path / "c.png").exists()
 
 
 def test_check_coord_findings_point_at_layer_construction(mulint):

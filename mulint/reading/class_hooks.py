@@ -60,7 +60,7 @@ def defines(judge: ImportJudge, info: ModuleInfo, node: ast.ClassDef, method: st
     walk = _walk(judge, info)
     for base in node.bases:
         found = walk.local_class(base)
-        if found and defines(judge, *found, method, depth + 1):
+        if found and defines(judge, found[0], found[1], method, depth + 1):
             return True
     return False
 
@@ -78,7 +78,7 @@ def subclass_hook(judge: ImportJudge, info: ModuleInfo, node: ast.ClassDef, dept
     for base in node.bases:
         found = walk.local_class(base)
         if found:
-            hook = subclass_hook(judge, *found, depth + 1)
+            hook = subclass_hook(judge, found[0], found[1], depth + 1)
             if hook:
                 return hook
     return None
@@ -102,7 +102,7 @@ def pure_to_instantiate(judge: ImportJudge, info: ModuleInfo, node: ast.ClassDef
         return False
     for base in node.bases:
         found = walk.local_class(base)
-        if found is None or not pure_to_instantiate(judge, *found, depth + 1):
+        if found is None or not pure_to_instantiate(judge, found[0], found[1], depth + 1):
             return False
     return all(_pure_factory(walk, judge, f, depth) for f in _default_factories(node))
 
@@ -131,4 +131,4 @@ def _pure_factory(walk, judge: ImportJudge, factory: ast.expr, depth: int) -> bo
     if walk._callee_problem(factory, None) is None:
         return True
     found = walk.local_class(factory)
-    return found is not None and pure_to_instantiate(judge, *found, depth + 1)
+    return found is not None and pure_to_instantiate(judge, found[0], found[1], depth + 1)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Mapping
 
 from mulint.reading.import_judge import ImportJudge, ModuleInfo
 from mulint.reading.import_walk import ImportWalk
+from mulint.reading.names import is_try
 
 # Base classes that make a class an nn.Module, as written in source.
 _MODULE_BASES = {"Module", "nn.Module", "torch.nn.Module", "PreTrainedModel"}
@@ -36,6 +38,8 @@ _OTHER_BUILDS = (
     "param",
     "example",
 )
+Function = ast.FunctionDef | ast.AsyncFunctionDef  # a def or an async def: factories may be either
+
 _MODULE_METHODS = {"to", "cuda", "cpu", "float", "half", "bfloat16", "double", "train", "eval", "requires_grad_"}
 _HF_BUILDERS = {"from_config", "_from_config", "from_pretrained"}
 
@@ -54,11 +58,14 @@ class Discovery:
         self.info = info
         self.walk = ImportWalk(judge, info)
         self.depth = depth
-        self.tree = info.tree
+        assert info.tree is not None, "models are discovered in files that parsed"
+        self.tree: ast.Module = info.tree
 
     # Module classes -------------------------------------------------------------------------------
 
-    def module_classes(self, classes: list[ast.ClassDef] | None = None, known: set[str] = frozenset()) -> list[str]:
+    def module_classes(
+        self, classes: list[ast.ClassDef] | None = None, known: set[str] | frozenset[str] = frozenset()
+    ) -> list[str]:
         """Classes that subclass nn.Module, directly or through another module class (or one of `known`)."""
         if classes is None:
             memo = self.judge.memo.setdefault("module_classes", {})  # one summary's worth: files may change
@@ -111,9 +118,11 @@ class Discovery:
         if ref.kind != "import" or not self.judge.is_local(ref):
             return False
         found = self.judge.local_definition(ref, attrs, ("function",))
-        if found is None or found[0].tree is None or not isinstance(found[1], ast.FunctionDef):
+        if found is None:
             return False
         info, node = found
+        if info.tree is None or not isinstance(node, ast.FunctionDef):
+            return False
         other = Discovery(self.judge, info, self.depth + 1)
         return bool(other.factories([node], set(other.module_classes())))
 
@@ -136,7 +145,7 @@ class Discovery:
         ranked = sorted(classes, key=lambda c: _model_rank(class_nodes[c], class_nodes, functions, c in called))
         return [f for f in factories if f not in used] + ranked
 
-    def factories(self, functions: list[ast.FunctionDef], module_classes: set[str]) -> list[str]:
+    def factories(self, functions: list[Function], module_classes: set[str]) -> list[str]:
         candidates = [f for f in functions if _named_like_factory(f.name)]
         found: list[str] = []
         changed = True
@@ -148,7 +157,7 @@ class Discovery:
                     changed = True
         return [f.name for f in candidates if f.name in found]
 
-    def _returns_module(self, func: ast.FunctionDef, classes: set[str], factories: set[str], depth: int = 0) -> bool:
+    def _returns_module(self, func: Function, classes: set[str], factories: set[str], depth: int = 0) -> bool:
         classes = classes | set(self.module_classes([n for n in ast.walk(func) if isinstance(n, ast.ClassDef)]))
         if func.returns is not None and self._is_module_expr(func.returns, classes, factories, {}, annotation=True):
             return True
@@ -208,7 +217,7 @@ class Discovery:
                 where = f"inside function {stmt.name}"
                 hint = f"define it at the top level of the file, or name a factory that builds it (file.py:{stmt.name})"
                 found += self._models_in(stmt.body, where, hint, set(module_classes), reachable)
-            elif isinstance(stmt, (ast.If, ast.Try, ast.TryStar, ast.With, ast.For, ast.While, ast.Match)):
+            elif isinstance(stmt, (ast.If, ast.With, ast.For, ast.While, ast.Match)) or is_try(stmt):
                 where, hint = _block_words(stmt)
                 found += self._models_in(_inner_statements(stmt), where, hint, set(module_classes), reachable)
         return found
@@ -278,15 +287,17 @@ def _block_words(stmt: ast.stmt) -> tuple[str, str]:
             'inside `if __name__ == "__main__":`',
             'move it above the `if __name__ == "__main__":` block so importing the file defines it',
         )
-    kind = {
-        ast.If: "an if block",
-        ast.Try: "a try block",
-        ast.TryStar: "a try block",
-        ast.With: "a with block",
-        ast.For: "a loop",
-        ast.While: "a loop",
-        ast.Match: "a match block",
-    }[type(stmt)]
+    kind = (
+        "a try block"
+        if is_try(stmt)
+        else {
+            ast.If: "an if block",
+            ast.With: "a with block",
+            ast.For: "a loop",
+            ast.While: "a loop",
+            ast.Match: "a match block",
+        }[type(stmt)]
+    )
     return (
         f"inside {kind} (line {stmt.lineno})",
         "define it at the top level of the file so mulint finds it, or name it (file.py:NAME) to import it",
@@ -317,9 +328,9 @@ def _named_like_factory(name: str) -> bool:
     return name.startswith(_FACTORY_PREFIXES) or name == "get_model" or any(w in name.lower() for w in _FACTORY_WORDS)
 
 
-def _own_nodes(func: ast.FunctionDef):
+def _own_nodes(func: Function):
     """The nodes of a function's body, not those of functions or classes nested in it."""
-    stack = list(func.body)
+    stack: list[ast.AST] = list(func.body)
     while stack:
         node = stack.pop()
         yield node
@@ -328,7 +339,7 @@ def _own_nodes(func: ast.FunctionDef):
                 stack.append(child)
 
 
-def _built_names(node: ast.AST, functions: dict[str, ast.AST]) -> set[str]:
+def _built_names(node: ast.AST, functions: Mapping[str, ast.AST]) -> set[str]:
     """Names a class or function builds: those it calls, those it passes on to be built (timm's
     `block_fn=Block` default, `partial(Mlp, ...)`), and those the file's helper functions it calls build
     (`make_model` calling `DiT_mup(...)`, which returns `DiT(...)`)."""

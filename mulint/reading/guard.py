@@ -24,6 +24,8 @@ import contextlib
 import os
 import sys
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from mulint.errors import MulintError
 
@@ -171,6 +173,8 @@ def _hook(event: str, args: tuple) -> None:
 def _inside_scratch(path) -> bool:
     if isinstance(path, int) or path is None:
         return True  # an open descriptor: already allowed when it was opened
+    if _scratch is None:
+        return False  # not installed: no folder is scratch
     try:
         real = os.path.realpath(os.fsdecode(path))
     except (TypeError, ValueError):
@@ -193,13 +197,16 @@ _LIBRARY = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep
 def _user_line() -> tuple[str, int] | None:
     """The innermost frame of the user's folder: the line that asked for the effect. None when an
     installed library's module code, imported by the user's file, asked for it first."""
-    frame = sys._getframe(3)
+    folder = _folder
+    if folder is None:
+        return None  # not guarding: no user's folder to find
+    frame: FrameType | None = sys._getframe(3)
     while frame is not None:
         file = frame.f_code.co_filename
         if not file.startswith("<"):
             real = os.path.realpath(file)
             library = any(part in real for part in _LIBRARY) or real.startswith(_MULINT)
-            if not library and real.startswith(_folder + os.sep):
+            if not library and real.startswith(folder + os.sep):
                 return real, frame.f_lineno
             if library and frame.f_code.co_name == "<module>":
                 return None
@@ -209,9 +216,9 @@ def _user_line() -> tuple[str, int] | None:
 
 def _guard_cuda():
     """torch offers no audit event for CUDA: its lazy initialiser refuses while the guard is on."""
-    cuda = sys.modules.get("torch.cuda")
+    cuda: Any = sys.modules.get("torch.cuda")  # its private initialiser is patched, which no module type declares
     original = getattr(cuda, "_lazy_init", None)
-    if original is None:
+    if cuda is None or original is None:
         return lambda: None
 
     def refusing_init(*args, **kwargs):

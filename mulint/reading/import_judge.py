@@ -198,7 +198,11 @@ class ImportJudge:
 
     def local_class(self, ref: Ref, attrs: list[str], depth: int = 0) -> tuple[ModuleInfo, ast.ClassDef] | None:
         """The class definition a reference names, when it is a class of the user's tree."""
-        return self.local_definition(ref, attrs, ("class",), depth)
+        found = self.local_definition(ref, attrs, ("class",), depth)
+        if found is None:
+            return None
+        info, node = found
+        return (info, node) if isinstance(node, ast.ClassDef) else None
 
     def local_definition(
         self, ref: Ref, attrs: list[str], kinds: tuple[str, ...] = ("class", "function"), depth: int = 0
@@ -206,8 +210,9 @@ class ImportJudge:
         """The class or function definition a reference names, when it is one of the user's tree."""
         if depth > 6:
             return None
-        if ref.kind in kinds and not attrs and ref.origin is not None:
+        if ref.kind in kinds and not attrs and ref.origin is not None and ref.node is not None:
             return self.info(ref.origin), ref.node
+
         if ref.kind != "import":
             return None
         found = self.import_file(ref)

@@ -16,7 +16,7 @@ from mulint.reading.class_hooks import defines, enum_member_hook, pure_to_instan
 from mulint.reading.import_judge import Effect, ImportJudge, ModuleInfo
 from mulint.reading.local_imports import CompiledModule
 from mulint.reading.name_lookup import NameLookup
-from mulint.reading.names import UNKNOWN, Bindings, Ref, scope_bindings
+from mulint.reading.names import UNKNOWN, Bindings, Ref, is_try, scope_bindings
 from mulint.reading.pure_calls import (
     CALLS_ITS_ARGUMENTS,
     OWN_VALUE_METHODS,
@@ -43,6 +43,7 @@ class ImportWalk(ValueKinds, NameLookup):
         self.line = 1
 
     def first_effect(self) -> Effect | None:
+        assert self.info.tree is not None, "the judge walks files that parsed"
         try:
             self._block(self.info.tree.body)
         except _Found as found:
@@ -103,7 +104,7 @@ class ImportWalk(ValueKinds, NameLookup):
                 self._target(s.target, s)
         elif isinstance(s, ast.If):
             self._if(s)
-        elif isinstance(s, (ast.Try, ast.TryStar)):
+        elif is_try(s):
             self._try(s)
         elif isinstance(s, (ast.With, ast.AsyncWith)):
             for item in s.items:
@@ -190,6 +191,8 @@ class ImportWalk(ValueKinds, NameLookup):
         if isinstance(target, ast.Starred):
             self._target(target.value, stmt)
             return
+        if not isinstance(target, (ast.Attribute, ast.Subscript)):
+            return  # no other expression is a target Python parses
         self._expr(target.value)
         if isinstance(target, ast.Subscript):
             self._expr(target.slice)
@@ -343,7 +346,7 @@ class ImportWalk(ValueKinds, NameLookup):
         else:
             self._children(e)
 
-    def _comprehension(self, e: ast.expr) -> None:
+    def _comprehension(self, e: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp) -> None:
         scope = Bindings(self.info.path)
         for generator in e.generators:
             self._expr(generator.iter)
@@ -399,8 +402,10 @@ class ImportWalk(ValueKinds, NameLookup):
         if ref.kind == "function":
             return f"{label}, a function of {self._where_defined(ref.origin)} (its body runs)"
         if ref.kind == "variable":
-            if len(attrs) == 1 and attrs[0] in OWN_VALUE_METHODS.get(self._kind_of_ref(ref), ()):
+            kind = self._kind_of_ref(ref)
+            if kind is not None and len(attrs) == 1 and attrs[0] in OWN_VALUE_METHODS.get(kind, ()):
                 return None
+
             return label
         if ref.kind == "class" or (ref.kind == "import" and self.judge.is_local(ref)):
             found = self.judge.local_class(ref, attrs)

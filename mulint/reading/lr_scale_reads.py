@@ -58,10 +58,14 @@ def _subscript_key(node: cst.CSTNode) -> tuple[str, str] | None:
 
 def _get_key(node: cst.CSTNode) -> tuple[str, str] | None:
     """``g.get('key', default)`` -> (g, key)."""
-    if m.matches(node, m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("get")))) and node.args:
-        key = _string(node.args[0].value)
-        return (node.func.value.value, key) if key is not None else None
-    return None
+    if not m.matches(node, m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("get")))):
+        return None
+    call = cst.ensure_type(node, cst.Call)
+    if not call.args:
+        return None
+    key = _string(call.args[0].value)
+    group = cst.ensure_type(cst.ensure_type(call.func, cst.Attribute).value, cst.Name).value
+    return (group, key) if key is not None else None
 
 
 def _reads(node: cst.CSTNode) -> tuple[set[tuple[str, str]], set[str]]:
@@ -101,7 +105,7 @@ class _Visitor(cst.CSTVisitor):
     def _write(self, node: cst.CSTNode, group: str, value: cst.CSTNode, compounds: bool) -> None:
         scale, keys = self._scale_keys(value)
         compounds = compounds or any(g == group and k in OWN_LR_KEYS for g, k in keys)
-        line = self.metadata[PositionProvider][node].start.line
+        line = self.get_metadata(PositionProvider, node).start.line
         self.found.extend(ScaleRead(key, self.path, line, compounds) for key in sorted(scale))
 
     def visit_Assign(self, node: cst.Assign) -> None:
@@ -122,7 +126,8 @@ class _Visitor(cst.CSTVisitor):
         if m.matches(node, m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("update")))):
             for arg in node.args:
                 if arg.keyword is not None and arg.keyword.value == "lr":
-                    self._write(node, node.func.value.value, arg.value, compounds=False)
+                    group = cst.ensure_type(cst.ensure_type(node.func, cst.Attribute).value, cst.Name).value
+                    self._write(node, group, arg.value, compounds=False)
 
 
 def scale_reads_in(source: bytes, keys: tuple[str, ...], path: str) -> list[ScaleRead]:
@@ -167,7 +172,7 @@ def _absolute_cached(path: Path, stamp: tuple[int, int]) -> tuple[int, ...]:
 
 def absolute_writes(files: list[Path]) -> list[str]:
     """``file.py:line`` of every write of one absolute lr into every group in ``files``."""
-    found = []
+    found: list[str] = []
     for path in files:
         try:
             info = path.stat()

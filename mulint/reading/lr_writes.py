@@ -26,7 +26,7 @@ def _is_param_groups(node: cst.BaseExpression) -> bool:
 
 
 def _lr_key(node: cst.CSTNode) -> bool:
-    return m.matches(node, m.SimpleString()) and node.evaluated_value == "lr"
+    return isinstance(node, cst.SimpleString) and node.evaluated_value == "lr"
 
 
 class _Visitor(cst.CSTVisitor):
@@ -58,8 +58,8 @@ class _Visitor(cst.CSTVisitor):
     def visit_ListComp(self, node) -> None:
         self.groups.extend(self._comp_vars(node))
 
-    def leave_ListComp(self, node) -> None:
-        del self.groups[len(self.groups) - len(self._comp_vars(node)) :]
+    def leave_ListComp(self, original_node) -> None:
+        del self.groups[len(self.groups) - len(self._comp_vars(original_node)) :]
 
     visit_GeneratorExp = visit_SetComp = visit_ListComp
     leave_GeneratorExp = leave_SetComp = leave_ListComp

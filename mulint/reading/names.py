@@ -10,10 +10,24 @@ from __future__ import annotations
 
 import ast
 import builtins
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeGuard
 
 BUILTIN_NAMES = frozenset(dir(builtins))
+
+# `try` with `except*` is a node of its own from Python 3.11 (ast.TryStar, the same fields as ast.Try).
+_TRY_NODES: tuple[type[ast.stmt], ...]
+if sys.version_info >= (3, 11):
+    _TRY_NODES = (ast.Try, ast.TryStar)
+else:
+    _TRY_NODES = (ast.Try,)
+
+
+def is_try(node: ast.AST) -> TypeGuard[ast.Try]:
+    """A `try` statement, with `except` or `except*` clauses."""
+    return isinstance(node, _TRY_NODES)
 
 
 @dataclass(frozen=True)
@@ -141,7 +155,7 @@ def _bind_stmt(stmt: ast.stmt, bindings: Bindings, path: Path | None) -> None:
         _bind_block(stmt.body, bindings, path)
     elif isinstance(stmt, (ast.If, ast.While)):
         _bind_block(stmt.body + stmt.orelse, bindings, path)
-    elif isinstance(stmt, (ast.Try, ast.TryStar)):
+    elif is_try(stmt):
         for handler in stmt.handlers:
             if handler.name:
                 bindings.add(handler.name, Ref("variable", path, None))

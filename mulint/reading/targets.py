@@ -12,6 +12,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from mulint.errors import MulintError
 from mulint.reading.safety import summarize
@@ -33,10 +34,10 @@ class TargetSpec:
 
 
 def parse_target(text: str) -> TargetSpec:
-    head, sep, name = text.rpartition(":")
-    if not sep or "/" in name or "\\" in name or name.endswith(".py") or (len(head) == 1 and head.isalpha()):
-        head, name = text, ""  # no NAME (a bare path, possibly a Windows drive letter)
-    name = name or None
+    head, sep, written = text.rpartition(":")
+    if not sep or "/" in written or "\\" in written or written.endswith(".py") or (len(head) == 1 and head.isalpha()):
+        head, written = text, ""  # no NAME (a bare path, possibly a Windows drive letter)
+    name = written or None
     if head.endswith(".py") or "/" in head or Path(head).exists():
         return TargetSpec(text=text, path=Path(head), module="", name=name)
     if not all(part.isidentifier() for part in head.split(".")):
@@ -78,11 +79,12 @@ def import_file(path: Path, target: str) -> ModuleType:
     if key in _LOADED and _LOADED[key][0] == digest:
         return _LOADED[key][1]
     existing = sys.modules.get(dotted)
+    existing_file = getattr(existing, "__file__", None)
     if (
         key not in _LOADED
         and existing is not None
-        and getattr(existing, "__file__", None)
-        and Path(existing.__file__).resolve() == path.resolve()
+        and existing_file
+        and Path(existing_file).resolve() == path.resolve()
     ):
         return existing
     from mulint.reading import guard
@@ -137,6 +139,7 @@ def _import_new(path: Path, dotted: str, existing: ModuleType | None, target: st
         if existing is not None:
             dotted = f"_mulint_target_{abs(hash((str(path.resolve()), digest)))}_{path.stem}"
         spec = importlib.util.spec_from_file_location(dotted, path)
+        assert spec is not None and spec.loader is not None, "targets are .py files (resolve refuses others)"
         module = importlib.util.module_from_spec(spec)
         sys.modules[dotted] = module  # dataclasses look their module up while the file runs
         try:
@@ -203,6 +206,7 @@ def resolve(spec: TargetSpec, *, allow_exec: bool) -> list[ResolvedTarget]:
             step="import",
             hint="drop --no-exec to analyse models; static rules still run without it",
         )
+    path: Path | None
     if spec.path is not None:
         if not spec.path.exists():
             raise MulintError(
@@ -235,7 +239,8 @@ def resolve(spec: TargetSpec, *, allow_exec: bool) -> list[ResolvedTarget]:
         path = spec.path
     else:
         module = import_module(spec.module, spec.label)
-        path = Path(module.__file__) if getattr(module, "__file__", None) else None
+        file = getattr(module, "__file__", None)
+        path = Path(file) if file else None
         if spec.name is None:
             raise MulintError(
                 "a module target needs a NAME",
@@ -246,7 +251,7 @@ def resolve(spec: TargetSpec, *, allow_exec: bool) -> list[ResolvedTarget]:
         names = [spec.name]
     resolved = []
     for name in names:
-        obj = module
+        obj: Any = module
         for part in name.split("."):
             obj = getattr(obj, part, None)
             if obj is None:

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 # Words that make a method or function an initialiser: init_weights, _init_weights, reset_parameters,
 # initialize_weights, weights_init, init_params. The call is applied only where the training code
@@ -249,15 +251,11 @@ def _inline_init(stmt: ast.stmt, model: str) -> bool:
 
     if isinstance(stmt, ast.For) and isinstance(stmt.iter, ast.Call) and isinstance(stmt.iter.func, ast.Attribute):
         return stmt.iter.func.attr in _WALKS and _dotted(stmt.iter.func.value) == model and writes(stmt)
-    if (
-        isinstance(stmt, ast.Expr)
-        and isinstance(stmt.value, ast.Call)
-        and isinstance(stmt.value.func, ast.Attribute)
-        and stmt.value.func.attr in _WRITES
-    ):
+    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
         call = stmt.value
-        touched = [call.func.value, *call.args[:1]]
-        return any(_dotted(t).startswith(model + ".") for t in touched)
+        if isinstance(call.func, ast.Attribute) and call.func.attr in _WRITES:
+            touched = [call.func.value, *call.args[:1]]
+            return any(_dotted(t).startswith(model + ".") for t in touched)
     return False
 
 
@@ -324,7 +322,7 @@ def _dotted(expr: ast.expr) -> str:
     return ""
 
 
-def _self_uses(method: ast.FunctionDef) -> set[str]:
+def _self_uses(method: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
     """Names of ``self.X`` attributes a method touches: called (``self.X()``) or passed (``self.apply(self.X)``)."""
     return {
         n.attr
@@ -423,18 +421,19 @@ def _value(expr: ast.expr, env: dict, depth: int):
         return _call_values(expr, env, depth)
     if isinstance(expr, (ast.BinOp, ast.UnaryOp)):
         return _arithmetic(expr, env, depth)
-    if isinstance(expr, ast.Dict) and all(isinstance(k, ast.Constant) for k in expr.keys):
+    keys = [k for k in expr.keys if isinstance(k, ast.Constant)] if isinstance(expr, ast.Dict) else []
+    if isinstance(expr, ast.Dict) and len(keys) == len(expr.keys):  # no `**other`, no computed key
         values = [_value(v, env, depth + 1) for v in expr.values]
         if all(v is not None and v[0] == "value" for v in values):
-            return ("value", {k.value: v[1] for k, v in zip(expr.keys, values)})
+            return ("value", {k.value: v[1] for k, v in zip(keys, values)})
     return None
 
 
-def _arithmetic(expr: ast.expr, env: dict, depth: int):
+def _arithmetic(expr: ast.BinOp | ast.UnaryOp, env: dict, depth: int):
     """`4 * n_embd`, `-1`, `d_model // n_head` over names bound to numbers."""
     import operator
 
-    ops = {
+    ops: dict[type, Callable[..., Any]] = {
         ast.Add: operator.add,
         ast.Sub: operator.sub,
         ast.Mult: operator.mul,

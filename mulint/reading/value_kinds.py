@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 
+from mulint.reading.name_lookup import NameLookup
 from mulint.reading.names import Ref
 from mulint.reading.pure_calls import PATH_RETURNING, STR_METHODS
 
@@ -16,10 +17,10 @@ _LOGGER_CALLS = {"logging.getLogger", "transformers.utils.logging.get_logger", "
 _CONTAINER_CALLS = {"list", "dict", "set", "collections.OrderedDict", "collections.defaultdict"}
 
 
-class ValueKinds:
-    """Mixed into the import walk, which provides ``_lookup``, ``resolve``, ``qualname`` and ``info``."""
+class ValueKinds(NameLookup):
+    """Mixed into the import walk: what a value is, found through the walk's name lookup."""
 
-    def _kind(self, e: ast.expr, depth: int = 0) -> str | None:
+    def _kind(self, e: ast.AST, depth: int = 0) -> str | None:
         if depth > 8:
             return None
         if isinstance(e, ast.Constant):

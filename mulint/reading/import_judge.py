@@ -212,7 +212,6 @@ class ImportJudge:
             return None
         if ref.kind in kinds and not attrs and ref.origin is not None and ref.node is not None:
             return self.info(ref.origin), ref.node
-
         if ref.kind != "import":
             return None
         found = self.import_file(ref)

@@ -405,7 +405,6 @@ class ImportWalk(ValueKinds, NameLookup):
             kind = self._kind_of_ref(ref)
             if kind is not None and len(attrs) == 1 and attrs[0] in OWN_VALUE_METHODS.get(kind, ()):
                 return None
-
             return label
         if ref.kind == "class" or (ref.kind == "import" and self.judge.is_local(ref)):
             found = self.judge.local_class(ref, attrs)

@@ -34,7 +34,6 @@ def package_inits(path: Path) -> list[Path]:
     """The ``__init__.py`` files Python runs before `path` when importing it as part of its packages."""
     inits: list[Path] = []
     parent = path.resolve().parent
-
     while (parent / "__init__.py").exists():
         if parent / "__init__.py" != path.resolve():
             inits.insert(0, parent / "__init__.py")

@@ -9,6 +9,7 @@ import importlib.util
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -183,7 +184,7 @@ def _import_error(target: str, exc: BaseException) -> MulintError:
 class ResolvedTarget:
     spec: TargetSpec
     name: str
-    obj: object  # class or factory function
+    obj: Callable[..., Any]  # class or factory function
     module: ModuleType
     path: Path | None  # the file defining it
 

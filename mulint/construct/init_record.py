@@ -15,9 +15,11 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from types import FrameType
 
 import torch
 import torch.nn as nn
+from torch.utils.hooks import RemovableHandle
 
 from mulint.construct.provenance import _MULINT_DIR, is_library_file, source_loc
 from mulint.facts import SourceLoc
@@ -62,7 +64,7 @@ class InitRecorder:
         self._saved: dict[str, object] = {}
         self.params: dict[int, nn.Parameter] = {}  # storage pointer -> parameter
         self.writes: dict[int, list[Write]] = {}  # storage pointer -> writes in order
-        self._hook = None
+        self._hook: RemovableHandle | None = None
 
     def __enter__(self):
         def on_param(module, name, param):
@@ -75,12 +77,13 @@ class InitRecorder:
             self._saved[name] = original
             setattr(torch.Tensor, name, self._wrap(original, name, mup_only=name in _RESCALES))
         self._deepcopy = nn.Parameter.__deepcopy__
-        nn.Parameter.__deepcopy__ = self._wrap_deepcopy(self._deepcopy)
+        nn.Parameter.__deepcopy__ = self._wrap_deepcopy(self._deepcopy)  # type: ignore[method-assign]  # recording
         return self
 
     def __exit__(self, *exc):
-        self._hook.remove()
-        nn.Parameter.__deepcopy__ = self._deepcopy
+        if self._hook is not None:
+            self._hook.remove()
+        nn.Parameter.__deepcopy__ = self._deepcopy  # type: ignore[method-assign]  # restored
         for name, original in self._saved.items():
             setattr(torch.Tensor, name, original)
         self._saved.clear()
@@ -194,7 +197,7 @@ def _user_frame_from(depth: int, *, outside_packages: bool = False) -> tuple[Sou
     call went through the mup package on the way. ``outside_packages``: prefer a frame outside any
     installed package (an optimizer from pytorch-optimizer is constructed at the user's line, not in
     its base class), falling back to the innermost non-library frame."""
-    frame = sys._getframe(depth + 1)
+    frame: FrameType | None = sys._getframe(depth + 1)
     via_mup = False
     found = None
     while frame is not None:

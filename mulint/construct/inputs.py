@@ -110,7 +110,7 @@ def _first_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     forward itself calls (``self.tok_emb(idx)`` after a ``self.pos_emb`` declared first) second.
     Raw parameters (a cls token, the root's own readout) say nothing about the input."""
     named = [(n, m) for n, m in model.named_modules() if m is not model and isinstance(m, _TYPED)]
-    firsts = []
+    firsts: list[tuple[str, nn.Module]] = []
     for kind in (nn.Embedding, nn.modules.conv._ConvNd, nn.Linear):
         first = next(((n, m) for n, m in named if isinstance(m, kind)), None)
         if first is not None:
@@ -172,7 +172,9 @@ def _raw_tables(model: nn.Module) -> list[tuple[str, int]]:
                 table = node.args[1]
             elif node.func.attr == "index_select" and len(node.args) == 2 and is_ids(node.args[1]):
                 table = node.func.value
-        value = _self_attribute(model, table) if table is not None else None
+        if table is None:
+            continue
+        value = _self_attribute(model, table)
         if isinstance(value, torch.Tensor) and value.dim() == 2:
             found.append((ast.unparse(table), int(value.shape[0])))
     return list(dict.fromkeys(found))
@@ -181,7 +183,7 @@ def _raw_tables(model: nn.Module) -> list[tuple[str, int]]:
 def _self_attribute(model: nn.Module, expr) -> Any:
     import ast
 
-    parts = []
+    parts: list[str] = []
     while isinstance(expr, ast.Attribute):
         parts.insert(0, expr.attr)
         expr = expr.value
@@ -232,6 +234,7 @@ def _conv_inputs(model, name, first, make, batch: int, seq: int) -> list[tuple[s
             )
             for length in _signal_lengths(model, seq)
         ]
+    shapes: list[tuple[int, ...]]
     if len(first.kernel_size) == 3:
         shapes = [(batch, first.in_channels, seq, seq, seq)]
     else:
@@ -264,13 +267,13 @@ def _image_sizes(model: nn.Module) -> list[tuple[int, int]]:
 def _hf_candidates(model: nn.Module, device: str) -> list[tuple[str, Inputs]]:
     """A transformers model's own example: ``dummy_inputs``, and its main input alone."""
     try:
-        dummy = model.dummy_inputs
+        dummy: Any = model.dummy_inputs  # transformers' own attribute: a dict of tensors
     except Exception:
         return []
     if not isinstance(dummy, dict) or not dummy:
         return []
     dummy = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in dummy.items()}
-    found = [(f"dummy_inputs ({', '.join(dummy)})", ((), dummy))]
+    found: list[tuple[str, Inputs]] = [(f"dummy_inputs ({', '.join(dummy)})", ((), dummy))]
     main = getattr(model, "main_input_name", None)
     if isinstance(main, str) and main in dummy and len(dummy) > 1:
         found.append((f"dummy_inputs['{main}']", ((), {main: dummy[main]})))

@@ -51,13 +51,14 @@ class ShapeProbe:
         """The first dimension that changes with width but does not grow in proportion to it across
         ``widths``, described; None when every changing dimension does (or the model does not build)."""
         widths = sorted(widths)
-        shapes = {w: self.shapes(w) for w in widths}
-        if any(s is None for s in shapes.values()):
+        built = {w: self.shapes(w) for w in widths}
+        shapes = {w: s for w, s in built.items() if s is not None}
+        if len(shapes) < len(built):
             return None
         far = self.shapes(FAR * widths[-1]) or {}  # a dimension held still by rounding here changes there
         for name, shape in shapes[widths[0]].items():
-            seen = [s.get(name) for s in (*shapes.values(), far)]
-            seen = [s for s in seen if s is not None and len(s) == len(shape)]
+            found = [s.get(name) for s in (*shapes.values(), far)]
+            seen = [s for s in found if s is not None and len(s) == len(shape)]
             for dim in range(len(shape)):
                 if len({s[dim] for s in seen}) == 1:
                     continue  # does not change with width

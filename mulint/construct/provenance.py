@@ -11,6 +11,7 @@ import linecache
 import os
 import sys
 import weakref
+from types import FrameType
 
 import torch
 import torch.nn as nn
@@ -73,7 +74,7 @@ def _loc(frame) -> SourceLoc:
 
 def _caller(skip_self: object | None = None):
     """The innermost frame outside torch/mulint, skipping frames of ``skip_self``'s own methods."""
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None:
         if frame.f_code.co_filename.startswith(_MULINT_DIR):
             return None  # built by mulint itself: the target's root, with no line in user code
@@ -112,11 +113,11 @@ class Provenance:
                 self.param_sites[(id(module), name)] = (_loc(frame), own)
 
         handle = nn.modules.module.register_module_parameter_registration_hook(on_param)
-        nn.Module.__init__ = init
+        nn.Module.__init__ = init  # type: ignore[method-assign,assignment]  # where each module is built, while recording
         try:
             yield self
         finally:
-            nn.Module.__init__ = original_init
+            nn.Module.__init__ = original_init  # type: ignore[method-assign]
             handle.remove()
 
     def param_site(self, owner: nn.Module, name: str) -> SourceLoc | None:

@@ -13,6 +13,7 @@ import contextlib
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 import torch.nn as nn
 
@@ -62,7 +63,7 @@ def _signature(module: nn.Module) -> tuple:
     )
 
 
-def _repeated(module: nn.Module) -> bool:
+def _repeated(module: nn.Module) -> TypeGuard[nn.ModuleList | nn.Sequential]:
     if not isinstance(module, (nn.ModuleList, nn.Sequential)) or len(module) < MIN_BLOCKS:
         return False
     blocks = list(module._modules.values())
@@ -76,7 +77,7 @@ def _repeated(module: nn.Module) -> bool:
 @contextlib.contextmanager
 def shortened(model: nn.Module):
     """Within the block, identical repeated blocks of ``model`` are cut to the first ``KEEP``."""
-    saved: list[tuple[nn.Module, OrderedDict]] = []
+    saved: list[tuple[nn.ModuleList | nn.Sequential, dict[str, nn.Module]]] = []
     lists = ShortenedLists()
 
     def visit(module: nn.Module, path: str) -> None:

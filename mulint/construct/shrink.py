@@ -51,7 +51,7 @@ def constant_large_sizes(models: dict[int, nn.Module], cap: int) -> dict[int, in
         tensors = {**dict(model.named_buffers()), **dict(model.named_parameters())}
         for name, tensor in tensors.items():
             shapes.setdefault(name, set()).add(tuple(tensor.shape))
-    sizes = set()
+    sizes: set[int] = set()
     for found in shapes.values():
         if len(found) != 1:
             continue  # grows with width, or missing at a width

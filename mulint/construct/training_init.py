@@ -126,10 +126,13 @@ def notes(plan: TrainingInitPlan, model_cls: type) -> list[str]:
 
 def _uncalled(model_cls: type, called: set[str]) -> list[str]:
     try:
-        source = Path(inspect.getsourcefile(model_cls)).read_text(encoding="utf-8")
+        file = inspect.getsourcefile(model_cls)
+        if file is None:
+            return []
+        source = Path(file).read_text(encoding="utf-8")
     except (TypeError, OSError):
         return []
-    if "-packages" in str(inspect.getsourcefile(model_cls)):
+    if "-packages" in file:
         return []  # a library's model: its own init is the one it documents
     return uncalled_init_methods(source, model_cls.__name__, called)
 

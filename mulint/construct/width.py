@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeGuard
 
 WIDTH_NAMES = (
     "width",
@@ -161,7 +161,7 @@ def _tokens(name: str) -> set[str]:
     return {t.lower() for t in re.split(r"[_\W]+|(?<=[a-z])(?=[A-Z])", name) if t}
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -195,7 +195,7 @@ def _scale(value: int, ratio: Fraction) -> int:
     return int(scaled) if scaled.denominator == 1 else max(1, round(float(scaled)))
 
 
-def _is_int_list(value: Any) -> bool:
+def _is_int_list(value: Any) -> TypeGuard[list[int] | tuple[int, ...]]:
     return isinstance(value, (list, tuple)) and bool(value) and all(_is_int(v) and v > 0 for v in value)
 
 
@@ -355,7 +355,7 @@ def _width_field(fields: dict[str, Any], config: Any, field: str | None) -> str 
 
 
 def _with_fields(config: Any, changes: dict[str, int]) -> Any:
-    if dataclasses.is_dataclass(config):
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
         init = {f.name for f in dataclasses.fields(config) if f.init}
         new = dataclasses.replace(config, **{k: v for k, v in changes.items() if k in init})
         for k, v in changes.items():
@@ -420,8 +420,8 @@ def _config_knob(obj, params, field, base_override, search: KnobSearch) -> Width
         if config is None:
             continue
         fields = _config_fields(config)
-        key = _width_field(fields, config, field)
-        if key is None:
+        key = _width_field(fields, config, field) if fields is not None else None
+        if fields is None or key is None:
             continue
         return _knob_over_config(
             config, fields, key, base_override, lambda cfg, p=param: obj(**{p.name: cfg}), f"{param.name}.{key}"

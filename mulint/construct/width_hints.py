@@ -216,7 +216,7 @@ def _factory_hint(search: KnobSearch, call: str | None) -> str:
 def _call(search: KnobSearch, fill: dict[str, str]) -> str:
     """`Model(Config(...), name=value)`: a config passed positionally when it is the first parameter."""
     params = list(search.params.values())
-    parts = []
+    parts: list[str] = []
     for name, value in fill.items():
         first = params and params[0].name == name and params[0].kind != params[0].KEYWORD_ONLY and not parts
         parts.append(value if first and value.endswith(")") else f"{name}={value}")

@@ -105,6 +105,8 @@ def count_caps(fields: dict[str, Any], grows: set[str], *, depth: int, experts: 
 def limited(plain: WidthKnob, caps: dict[str, Any]) -> WidthKnob:
     import torch
 
+    make = plain.make
+    assert make is not None, "only a knob that builds from its fields is limited"
     knob = dataclasses.replace(plain, limits=dict(caps), unlimited=plain)
 
     def describe(width: int) -> dict[str, Any]:
@@ -114,7 +116,7 @@ def limited(plain: WidthKnob, caps: dict[str, Any]) -> WidthKnob:
         if knob.limits:
             state = torch.get_rng_state()
             try:
-                return plain.make({**plain.describe_scaling(width), **knob.limits})
+                return make({**plain.describe_scaling(width), **knob.limits})
             except Exception:
                 knob.limits.clear()  # what the caps broke is built as declared, at every later width too
                 torch.set_rng_state(state)

@@ -15,7 +15,7 @@ from mulint.analysis.scales import (
     scalar_factor,
     walk_back,
 )
-from mulint.facts import AttentionSite
+from mulint.facts import AttentionSite, SourceLoc
 from mulint.trace import Node, Ref, Traced
 
 # Logit soft-capping (Gemma 2, Grok: c·tanh(x/c)) is the identity on the logits' scale until they
@@ -25,7 +25,7 @@ SOFTCAP = {"tanh"}
 
 def _logit_source(traced: Traced, softmax: Node, dependent: set[str]):
     """From a softmax back to the q·kᵀ contraction: (contraction node, factor, locs) or None."""
-    frontier = [(r.name, 1.0, []) for _, _, r in softmax.input_refs()[:1]]
+    frontier: list[tuple[str, float, list[SourceLoc]]] = [(r.name, 1.0, []) for _, _, r in softmax.input_refs()[:1]]
     for _ in range(12):
         nxt = []
         for name, factor, locs in frontier:
@@ -65,7 +65,7 @@ def _site(traced: Traced, node: Node, dependent: set[str]):
         q, k = node.args[0], node.args[1]
         fq, lq, sq = walk_back(traced, q.name, dependent, logits_only=True)
         fk, lk, sk = walk_back(traced, k.name, dependent, logits_only=True)
-        head_dim = traced.nodes[q.name].shape[-1]
+        head_dim = _last_dim(traced, q.name)
         scale = _sdpa_scale(node)
         form = "sdpa" if scale is not None else "sdpa-default"
         scale = scale if scale is not None else 1 / math.sqrt(head_dim)
@@ -77,9 +77,15 @@ def _site(traced: Traced, node: Node, dependent: set[str]):
     operands = [r.name for _, _, r in contraction.input_refs() if r.name in dependent]
     fq, lq, sq = walk_back(traced, operands[0], dependent, logits_only=True)
     fk, lk, sk = walk_back(traced, operands[1], dependent, logits_only=True)
-    head_dim = traced.nodes[operands[0]].shape[-1]
+    head_dim = _last_dim(traced, operands[0])
     form = _tensor_form("explicit", traced, (sq, sk), dependent)
     return form, factor * fq * fk, head_dim, locs + lq + lk, contraction
+
+
+def _last_dim(traced: Traced, name: str) -> int:
+    shape = traced.nodes[name].shape
+    assert shape is not None, "q and k are tensors"
+    return shape[-1]
 
 
 def _tensor_form(form: str, traced: Traced, stops: tuple[str, ...], dependent: set[str]) -> str:

@@ -14,12 +14,15 @@ import inspect
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn as nn
 
 from mulint.construct.inputs import Inputs
+
+_Variant = TypeVar("_Variant")  # one model's inputs, or a pair for two widths
+
 
 TARGET_ARGS = ("targets", "target", "labels", "label", "y")
 
@@ -126,7 +129,7 @@ def train_mode(*models: nn.Module):
             model.eval()
 
 
-def first_tracing(variants: list[Inputs], trace: Callable[[Inputs], Any]) -> Any | None:
+def first_tracing(variants: list[_Variant], trace: Callable[[_Variant], Any]) -> Any | None:
     """The first variant that traces; None when none does (the branch is then not analysed)."""
     from mulint.errors import MulintError
 

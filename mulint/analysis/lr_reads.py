@@ -152,7 +152,7 @@ def split_made(made, label: str = "the optimizer factory", target: str | None = 
         )
         raise MulintError(
             f"{label} returned {what}, not a torch.optim.Optimizer",
-            target=target,
+            target=target or "",
             step="optimizer",
             hint="return the optimizer itself, a list, tuple or dict of optimizers, or "
             "(optimizer, scheduler) / {'optimizer': ..., 'lr_scheduler': ...}",

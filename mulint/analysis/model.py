@@ -101,7 +101,7 @@ def analyse_model(
     factory = find_factory(target.module, model_cls, optimizer, resolve_optimizer or _resolve_function)
     opt_numbers = OptimizerNumbers(label=factory.label) if factory else None
     policy = LrPolicy.for_module(target.module, tuple(lr_scale_keys), lr_scale, factory.module) if factory else None
-    if policy is not None:
+    if factory is not None and policy is not None:
         facts.notes.extend(policy.overwrite_note(factory.label))
 
     knob = numeric_knob(structure.knob)  # the small CPU models never hold a full-length causal mask
@@ -113,7 +113,7 @@ def analyse_model(
     facts.profile = profile
 
     def visit(width, model):
-        if factory is not None:
+        if factory is not None and opt_numbers is not None:
             read_optimizer(factory, model, width, opt_numbers, target.label, policy)
             measure_updates(factory.make, model, width, facts.params, batch, updates, lr_policy=policy)
             if width == max(chosen):
@@ -139,7 +139,7 @@ def analyse_model(
         p.init_exponent = fit_exponent(rms)
         write = numbers.last_write.get(p.name)
         p.init_at = write.loc if write is not None else p.created_at
-        p.late_init_at = [w.loc for w in numbers.late_writes.get(p.name, [])]
+        p.late_init_at = [w.loc for w in numbers.late_writes.get(p.name, []) if w.loc is not None]  # all have one
         p.mup_infshape = numbers.has_infshape.get(p.name, False)
     if opt_numbers is not None:
         facts.optimizer = optimizer_facts(opt_numbers, facts.params, grad_rms[0] if grad_rms else None, facts.notes)

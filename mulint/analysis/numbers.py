@@ -86,7 +86,8 @@ def choose_numeric_widths(
     def fits(width: int) -> bool:
         if width not in sizes:
             sizes[width] = _numel_on_meta(knob, width, target)
-        return sizes[width] is not None and sizes[width] <= MAX_ELEMENTS
+        numel = sizes[width]
+        return numel is not None and numel <= MAX_ELEMENTS
 
     return proportional_widths(knob, target, widths, min_count=2, what="numeric widths", fits=fits)
 
@@ -120,6 +121,7 @@ def _shrink(knob: WidthKnob, level: int) -> None:
     from mulint.construct.width_limits import capped_fields, count_caps
 
     plain = knob.unlimited
+    assert plain is not None, "only a limited knob is shrunk further"
     grows = set(plain.describe_scaling(plain.base))
     if level == 0:
         caps = capped_fields(plain.defaults, grows, seq=NUMERIC_SEQ, vocab=NUMERIC_VOCAB)

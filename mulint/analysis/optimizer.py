@@ -4,10 +4,12 @@ MuAdam is an Adam with per-group learning rates), not by its name."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -115,13 +117,20 @@ def find_factory(module, model_cls: type | None, spec: str | None, resolve_spec)
         if callable(func) and not inspect.isclass(func):
             where = getattr(module, "__file__", None)
             label = f"{display_path(where) if where else module.__name__}:{name}"
-            return OptimizerFactory(label, lambda model, f=func, lb=label: _call_with_defaults(f, model, lb, False))
+            return OptimizerFactory(label, functools.partial(_call_module_factory, func, label))
     if model_cls is not None and callable(getattr(model_cls, "configure_optimizers", None)):
         label = f"{model_cls.__name__}.configure_optimizers"
-        return OptimizerFactory(
-            label, lambda model: _call_with_defaults(model.configure_optimizers, model, label, bound=True)
-        )
+        return OptimizerFactory(label, functools.partial(_call_configure_optimizers, label))
     return None
+
+
+def _call_module_factory(func: Callable, label: str, model: nn.Module):
+    return _call_with_defaults(func, model, label, bound=False)
+
+
+def _call_configure_optimizers(label: str, model: Any):
+    """The model's own method (Lightning, nanoGPT), which no module type declares."""
+    return _call_with_defaults(model.configure_optimizers, model, label, bound=True)
 
 
 class _ConstructionSite:
@@ -138,11 +147,11 @@ class _ConstructionSite:
             site.locs.setdefault(id(opt), _user_frame_from(2, outside_packages=True)[0])
             original(opt, *args, **kwargs)
 
-        torch.optim.Optimizer.__init__ = init
+        torch.optim.Optimizer.__init__ = init  # type: ignore[method-assign,assignment]  # noting each construction
         return self
 
     def __exit__(self, *exc):
-        torch.optim.Optimizer.__init__ = self._original
+        torch.optim.Optimizer.__init__ = self._original  # type: ignore[method-assign]
         return False
 
 
@@ -162,7 +171,7 @@ def read_optimizer(
     """Each parameter's lr as the training sets it (``policy``: how lr-scale keys are treated)."""
     steps.enter("optimizer")
     policy = policy or LrPolicy()
-    names = {}
+    names: dict[int, list[str]] = {}
     for name, p in model.named_parameters(remove_duplicate=False):
         names.setdefault(id(p), []).append(name)
     site = _ConstructionSite()
@@ -205,7 +214,7 @@ def read_optimizer(
                     numbers.owner[name] = owner
                     numbers.lr.setdefault(name, {})[width] = effective.lr
                     numbers.lr_source[name] = effective.source
-                    if effective.applied:
+                    if effective.applied and effective.key is not None:
                         numbers.lr_scale_key[name] = effective.key
                     numbers.weight_decay.setdefault(name, {})[width] = float(group.get("weight_decay", 0.0) or 0.0)
                     if "eps" in group and group["eps"] is not None:
@@ -225,7 +234,8 @@ def optimizer_facts(
 ) -> OptimizerFacts:
     """Each parameter's learning rate, decay and owning optimizer into its facts; the setup's facts."""
     for p in params:
-        name = next((n for n in (p.name, *p.aliases) if n in numbers.lr), None)
+        # the name the optimizer reached it by; else its own, then absent from every table (all are filled together)
+        name = next((n for n in (p.name, *p.aliases) if n in numbers.lr), p.name)
         p.lr = numbers.lr.get(name, {})
         p.weight_decay = numbers.weight_decay.get(name, {})
         p.lr_exponent = fit_exponent(p.lr)

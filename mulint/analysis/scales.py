@@ -189,7 +189,7 @@ def output_side(traced: Traced, consumer: Node, dependent: set[str]) -> tuple[fl
     reaches v too, so it is the projection's.
     """
     ends: list[tuple[float, list[SourceLoc]]] = []
-    stack = [(consumer.name, 1.0, [])]
+    stack: list[tuple[str, float, list[SourceLoc]]] = [(consumer.name, 1.0, [])]
     seen = set()
     while stack:
         name, factor, locs = stack.pop()

@@ -95,7 +95,7 @@ def _inputs_for(target: ResolvedTarget, model: nn.Module, device: str = "meta") 
 
 def _export_pair(target, models, ref, other) -> tuple[Traced, Traced, int]:
     candidates = _inputs_for(target, models[ref])
-    error = None
+    error: MulintError | None = None
     for i, inputs in enumerate(candidates):
         try:
             ref_trace = export(models[ref], inputs, target=target.label)
@@ -104,6 +104,7 @@ def _export_pair(target, models, ref, other) -> tuple[Traced, Traced, int]:
             continue
         other_inputs = _inputs_for(target, models[other])[i]
         return ref_trace, export(models[other], other_inputs, target=target.label), i
+    assert error is not None, "there is at least one candidate (_inputs_for refuses none)"
     raise error
 
 
@@ -131,7 +132,10 @@ def _trace_training_branch(target, models, ref, other, index: int, tracer=export
     default, training, variants = found
     seed_all(seed)
     other_inputs = share_inputs(ref_inputs, _inputs_for(target, models[other], device)[index])
-    other_variants = training_variants(models[other], other_inputs)[2]
+    other_found = training_variants(models[other], other_inputs)
+    if other_found is None:
+        return None
+    other_variants = other_found[2]
 
     def trace(pair):
         with train_mode(models[ref], models[other]):
@@ -179,19 +183,20 @@ def _branch_facts(facts: ModelFacts, branch, widths, lists: ShortenedLists) -> N
 def analyse_structure(
     target: ResolvedTarget, *, widths: list[int] | None = None, width_arg: str | None = None
 ) -> Structure:
-    built_as = []  # how the training code constructs a model mulint cannot build alone
+    built_as: list[str] = []  # how the training code constructs a model mulint cannot build alone
+    knob: WidthKnob | None
     try:
         knob = find_knob(target.obj, target.label, width_arg)
     except MulintError as exc:
         knob = _knob_as_trained(target, width_arg, exc, built_as)
-        if knob is None and not widths:
-            raise
         if knob is None:
+            if not widths:
+                raise
             knob = find_knob(target.obj, target.label, width_arg, base_override=min(widths))
     # The init the training code applies after building the model is part of the model mulint judges.
     init_plan = plan_training_init(target.path, target.name, target.module)
     knob = with_training_init(knob, init_plan)
-    chosen, moved = choose_widths(knob.base, widths), []
+    chosen, moved = choose_widths(knob.base, widths), list[str]()
     if not widths:  # meta builds are free: move up past widths where a rounded size stands still
         chosen, moved = proportional_widths(
             knob, target.label, chosen, fits=lambda w: True, min_count=2, what="structure widths"
@@ -300,7 +305,8 @@ def _record_pair(target, knob: WidthKnob, failure: MulintError) -> tuple[Traced,
     from mulint.analysis.numbers import numeric_knob, numeric_widths
 
     cpu_knob = numeric_knob(knob)
-    widths = tuple(numeric_widths(cpu_knob, target.label)[:2])
+    found = numeric_widths(cpu_knob, target.label)
+    widths = (found[0], found[1])
     models = {}
     for w in widths:
         seed_all(0)  # the same init every run: a branch on a weight's value goes the same way
@@ -317,7 +323,7 @@ def _record_pair(target, knob: WidthKnob, failure: MulintError) -> tuple[Traced,
                 raise
             tried.append(f"{description}: {exc.message.removeprefix('running the model on example inputs raised ')}")
             continue
-        branch = _trace_training_branch(target, models, *widths, i, tracer=record, device="cpu", seed=seed)
+        branch = _trace_training_branch(target, models, widths[0], widths[1], i, tracer=record, device="cpu", seed=seed)
         return traces[0], traces[1], i, widths, branch
     if len(tried) == 1 and user:
         raise MulintError(
@@ -338,7 +344,7 @@ def _record_same_path(target, models, widths, index: int) -> tuple[list[Traced],
     """Both widths recorded on the same inputs, from the same seeds; the first seed on which they run the
     same ops on the same parameters. A model whose path depends on width on every seed is refused: an
     exponent read across two different branches measures the branch, not the width."""
-    difference = ""
+    difference: str | None = ""
     for seed in RECORD_SEEDS:
         seed_all(seed)
         ref_inputs = _inputs_for(target, models[widths[0]], "cpu")[index]

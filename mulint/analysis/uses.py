@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 
 from mulint.analysis.scales import exponent, input_side, output_side, scalar_factor
-from mulint.facts import ParamUse
+from mulint.facts import ParamUse, SourceLoc
 from mulint.trace import Node, Traced
 
 Axes = tuple[list[int], list[int]]  # (contracted axes, produced axes) of one operand
@@ -137,7 +137,8 @@ LOOKUPS = {"embedding", "embedding_bag", "_embedding_bag", "index_select", "inde
 
 
 def growing_axes(name: str, ref: Traced, other: Traced) -> set[int]:
-    a, b = ref.nodes[name].shape, other.nodes.get(name) and other.nodes[name].shape
+    theirs = other.nodes.get(name)
+    a, b = ref.nodes[name].shape, theirs.shape if theirs is not None else None
     if a is None or b is None or len(a) != len(b):
         return set()
     return {i for i, (x, y) in enumerate(zip(a, b)) if x != y}
@@ -155,7 +156,7 @@ def weight_side_paths(start: str, traced: Traced, dependent: set[str]):
     ``factor`` is the product of constant multipliers met on the weight side (``W * mult``).
     """
     found, seen = [], {start}
-    stack = [(start, 1.0, [])]
+    stack: list[tuple[str, float, list[SourceLoc]]] = [(start, 1.0, [])]
     while stack:
         name, factor, locs = stack.pop()
         for consumer, pos, idx in traced.consumers(name):
@@ -176,7 +177,7 @@ def weight_side_paths(start: str, traced: Traced, dependent: set[str]):
 
 def _multipliers(start: str | None, traced: Traced, dependent: set[str]) -> dict[tuple, tuple[float, list]]:
     """(consumer, position, index) -> (total constant factor on that use's path, where they are)."""
-    out = {}
+    out: dict[tuple, tuple[float, list]] = {}
     if start is None:
         return out
     for _operand, consumer, pos, idx, w_factor, w_locs in weight_side_paths(start, traced, dependent):

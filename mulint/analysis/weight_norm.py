@@ -31,7 +31,7 @@ def weight_normed(model: nn.Module) -> list[WeightNormed]:
         parametrizations = getattr(module, "parametrizations", None)
         if isinstance(parametrizations, nn.ModuleDict):
             for weight, plist in parametrizations.items():
-                if len(plist) == 1 and isinstance(plist[0], _WeightNorm):
+                if isinstance(plist, nn.ModuleList) and len(plist) == 1 and isinstance(plist[0], _WeightNorm):
                     base = f"{prefix}parametrizations.{weight}."
                     found.append(WeightNormed(base + "original0", base + "original1", module, weight))
         for hook in module._forward_pre_hooks.values():

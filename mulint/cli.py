@@ -492,6 +492,7 @@ def main(argv: list[str] | None = None) -> None:
     from mulint.engine.isolation import handle_signals
 
     handle_signals()  # SIGTERM/SIGHUP unwind as Ctrl-C does: workers killed, temporary files removed
+    code: str | int | None
     try:
         try:
             cli.main(args=argv, prog_name="mulint", standalone_mode=False)

@@ -23,9 +23,13 @@ import time
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
+from typing import TypeGuard, TypeVar
 
 from mulint.findings import Finding, Fix
 from mulint.version import __version__
+
+_Row = TypeVar("_Row")
+
 
 _PACKAGES = ("torch", "transformers", "mup")
 _FORMAT = 3
@@ -110,7 +114,7 @@ def uncacheable(observed: dict | None) -> list[str]:
     return list(observed["unobservable"])
 
 
-def _is_observed(observed) -> bool:
+def _is_observed(observed) -> TypeGuard[dict]:
     """The shape `DependencyRecorder.observed` sends (a worker's result is checked before it is trusted)."""
 
     def strings(items):
@@ -166,7 +170,7 @@ def store_result(
     hashed_at_ns = time.time_ns()
     records = [_dependency(path) for path in paths]
     listings = [_listing(path, import_only) for path, import_only in observed.get("listings", [])]
-    if any(record is None for record in records) or any(row is None for row in listings):
+    if not (_none_missing(records) and _none_missing(listings)):
         return  # a dependency vanished or changed while it was hashed
     stamps = [max(r["mtime_ns"], r["ctime_ns"]) for r in [*records, *listings] if "mtime_ns" in r]
     if since is not None and any(stamp >= since for stamp in stamps):
@@ -338,8 +342,12 @@ def _read_json(path: Path):
         return None
 
 
-def _is_int(value) -> bool:
+def _is_int(value) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _none_missing(rows: list[_Row | None]) -> TypeGuard[list[_Row]]:
+    return all(row is not None for row in rows)
 
 
 def _parse_entry(data, key: str) -> tuple[list[Finding], dict, list[dict], int, dict] | None:
@@ -387,8 +395,8 @@ _FINDING_INT = ("line", "column")
 def _parse_findings(rows) -> list[Finding] | None:
     if not isinstance(rows, list):
         return None
-    findings = [_parse_finding(row) for row in rows]
-    return None if any(f is None for f in findings) else findings
+    findings = [f for f in map(_parse_finding, rows) if f is not None]
+    return findings if len(findings) == len(rows) else None
 
 
 def _parse_finding(row) -> Finding | None:

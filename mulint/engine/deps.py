@@ -44,6 +44,7 @@ class DependencyRecorder:
 
     def __init__(self) -> None:
         self._snapshot: tuple[list[str], set[str]] | None = None  # module files and reads, taken at __exit__
+        self._observed: dict | None = None  # inputs besides files, taken at __exit__
         # When this process began recording: what it imported or read since may come from older content,
         # so a file changed after it must not be stored as the content the result came from.
         self.started_ns = 0
@@ -83,7 +84,7 @@ class DependencyRecorder:
     def observed(self) -> dict:
         """Inputs besides files: {"listings": [[dir, import_only]], "env": {name: value or None},
         "dists": [{"name", "version", "metadata"}], "library_files": [...], "unobservable": [why, ...]}."""
-        return self._observed if getattr(self, "_observed", None) is not None else self._observe()
+        return self._observed if self._observed is not None else self._observe()
 
     def _observe(self) -> dict:
         excluded = _excluded_roots()
@@ -198,9 +199,8 @@ def _local_file(text: str, excluded: tuple[str, ...]) -> Path | None:
     if _is_excluded(os.path.abspath(text), excluded):
         return None  # most of sys.modules: decided without a system call
     try:
-        path = Path(text).resolve()
-        if not path.is_file():
-            path = _archive_of(path)  # a module imported from a zip archive
+        resolved = Path(text).resolve()
+        path = resolved if resolved.is_file() else _archive_of(resolved)  # else imported from a zip archive
     except (OSError, ValueError, RuntimeError):
         return None
     if path is None or _is_excluded(str(path), excluded):

@@ -89,7 +89,7 @@ def default_jobs() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
-_context = None
+_context: multiprocessing.context.BaseContext | None = None
 _context_lock = threading.Lock()
 
 
@@ -100,8 +100,9 @@ def _mp_context():
         if _context is None:
             methods = multiprocessing.get_all_start_methods()
             if "forkserver" in methods:
-                _context = multiprocessing.get_context("forkserver")
-                _context.set_forkserver_preload(_PRELOAD)
+                forkserver = multiprocessing.get_context("forkserver")
+                forkserver.set_forkserver_preload(_PRELOAD)
+                _context = forkserver
             else:  # Windows: a fresh interpreter per target, slower but as isolated
                 _context = multiprocessing.get_context("spawn")
         return _context

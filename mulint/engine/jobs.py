@@ -89,11 +89,12 @@ def _as_record(exc: MulintError, job, max_memory: int) -> dict:
 
 
 def _out_of_memory(exc: BaseException) -> bool:
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) or "Cannot allocate memory" in str(exc):
+    seen, current = 0, exc
+    while current is not None and seen < 10:
+        text = str(current)
+        if isinstance(current, MemoryError) or "can't allocate memory" in text or "Cannot allocate memory" in text:
             return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+        current, seen = current.__cause__ or current.__context__, seen + 1
     return False
 
 

@@ -19,6 +19,7 @@ import importlib.machinery
 import os
 import sys
 from importlib import metadata
+from types import FrameType
 
 _LIBRARY_PARTS = {"site-packages", "dist-packages", "__pycache__"}
 excluded: tuple[str, ...] = ()  # roots of files that are not the user's (set by the recorder)
@@ -28,7 +29,7 @@ _ENV_WRITTEN: set[str] = set()  # set by the process itself (torch sets some of 
 _WHOLE_ENV = "*"  # the name recorded when code reads every variable (iterates the environment)
 
 
-class _RecordingEnviron(os._Environ):  # type: ignore[name-defined]
+class _RecordingEnviron(os._Environ):
     """os.environ that notes every variable read while recording is on."""
 
     def __getitem__(self, key):
@@ -85,7 +86,7 @@ def is_excluded(text: str, roots: tuple[str, ...]) -> bool:
 def user_frame(depth: int):
     """The innermost frame of the user's own code on the stack above `depth`, or None."""
     try:
-        frame = sys._getframe(depth)
+        frame: FrameType | None = sys._getframe(depth)
     except ValueError:
         return None
     while frame is not None:
@@ -103,7 +104,7 @@ def whole_environment() -> str:
 
 
 def watch_environment() -> None:
-    if type(os.environ) is os._Environ:  # type: ignore[attr-defined]
+    if type(os.environ) is os._Environ:
         os.environ.__class__ = _RecordingEnviron
 
 

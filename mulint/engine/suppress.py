@@ -108,6 +108,7 @@ def per_file_ignored(code: str, path: str, per_file_ignores: dict[str, list[str]
     if not per_file_ignores:
         return False
     absolute = Path(path).resolve()
+    relative: str | None
     try:
         relative = absolute.relative_to(Path(root).resolve()).as_posix()
     except ValueError:

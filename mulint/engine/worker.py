@@ -13,6 +13,7 @@ module level.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import sys
@@ -150,8 +151,9 @@ def _redirect_output(path: str) -> None:
     os.close(fd)
     for stream in (sys.stdout, sys.stderr):  # a worker killed on timeout keeps what it printed
         try:
-            stream.reconfigure(line_buffering=True)
-        except (AttributeError, ValueError):
+            if isinstance(stream, io.TextIOWrapper):
+                stream.reconfigure(line_buffering=True)
+        except ValueError:
             pass
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)  # a model that asks for input gets EOF, not the user's terminal

@@ -11,11 +11,15 @@ import difflib
 import functools
 import hashlib
 import math
+import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 from mulint.errors import MulintError
 

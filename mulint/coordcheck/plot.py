@@ -18,8 +18,10 @@ def save_plot(result: CoordResult, path: str) -> None:
     steps = sorted({s for layer in result.layers for s in layer.change})
     fig, axes = plt.subplots(1, len(steps), figsize=(4.2 * len(steps), 4), squeeze=False, sharey=True)
     # Colour the worst failing layers (at most ten, so the legend stays readable); grey the rest.
-    failing = sorted((l for l in result.layers if l.judged and l.status != "ok"), key=lambda l: -abs(l.slope))[:10]
-    colours = plt.cm.tab10.colors
+    failing = sorted((l for l in result.layers if l.judged and l.status != "ok"), key=lambda l: -abs(l.slope or 0.0))[
+        :10
+    ]
+    colours = matplotlib.color_sequences["tab10"]
     for ax, step in zip(axes[0], steps):
         for layer in result.layers:
             points = sorted((w, v) for w, v in layer.change.get(step, {}).items() if v > 0)

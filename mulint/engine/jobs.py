@@ -89,7 +89,8 @@ def _as_record(exc: MulintError, job, max_memory: int) -> dict:
 
 
 def _out_of_memory(exc: BaseException) -> bool:
-    seen, current = 0, exc
+    seen = 0
+    current: BaseException | None = exc
     while current is not None and seen < 10:
         text = str(current)
         if isinstance(current, MemoryError) or "can't allocate memory" in text or "Cannot allocate memory" in text:

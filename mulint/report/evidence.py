@@ -132,8 +132,11 @@ def _init(profile: Profile, p: ParamFacts, use: ParamUse) -> dict:
     if why is None and effective is None:
         why = "zero init: allowed for every role"
     judged = why or verdict(accepted, effective)
-    if judged in ("too large", "too small") and accepts(accepted, effective, TOLERANCE) not in FLAGGED.get(
-        use.role, ()
+    if (
+        judged in ("too large", "too small")
+        and accepted is not None
+        and effective is not None  # both known: a verdict was reached
+        and accepts(accepted, effective, TOLERANCE) not in FLAGGED.get(use.role, ())
     ):
         judged = "ok (smaller: allowed for its role)"
     return {"effective_exponent": effective, "expected": list(accepted) if accepted else None, "verdict": judged}
@@ -160,6 +163,7 @@ def _measured(profile: Profile, p: ParamFacts, use: ParamUse, family: str) -> di
     if not use.update_norm:
         return None
     accepted = profile.spectral.get(use.role)
+    why: str | None
     if profile.judged_exactly(family):
         why = f"measured, not judged: {family} is judged by its lr table"
     elif p.update_self_tuned:

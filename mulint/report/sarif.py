@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from mulint.findings import Finding
@@ -74,7 +75,7 @@ def _result(f: Finding, index: int) -> dict:
 
 
 def _notification(level: str, text: str, path: str | None = None) -> dict:
-    note = {"level": level, "message": {"text": text}}
+    note: dict[str, Any] = {"level": level, "message": {"text": text}}
     if path:
         note["locations"] = [{"physicalLocation": {"artifactLocation": _artifact(path)}}]
     return note

@@ -9,6 +9,7 @@ import math
 import operator
 import re
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,8 +51,9 @@ class Node:
 
     def input_refs(self) -> list[tuple[int | str, int | None, Ref]]:
         """(argument position or kwarg name, index inside a list argument, ref) for every input."""
-        refs = []
-        for pos, arg in [*enumerate(self.args), *self.kwargs.items()]:
+        refs: list[tuple[int | str, int | None, Ref]] = []
+        placed: list[tuple[int | str, Any]] = [*enumerate(self.args), *self.kwargs.items()]
+        for pos, arg in placed:
             if isinstance(arg, Ref):
                 refs.append((pos, None, arg))
             elif isinstance(arg, (list, tuple)):
@@ -187,7 +189,7 @@ def _helper_frames_kept():
     in a file that holds one of the forwards: the model's own helpers, not a utility library's code."""
     tracer = getattr(torch.fx.proxy, "TracerBase", None)
     original = getattr(tracer, "_filter_traceback_frames", None)
-    if original is None or "_filter_traceback_frames" not in vars(tracer):
+    if tracer is None or original is None or "_filter_traceback_frames" not in vars(tracer):
         yield  # another torch: its own filtering stands
         return
 
@@ -243,6 +245,7 @@ def _frozen_width_mults(model: nn.Module):
     """mup layers read ``self.weight.infshape`` in forward; export swaps parameters for fake tensors
     that lack it, so hand each layer its width multiplier as a constant while tracing."""
     patched = []
+    module: Any  # a mup layer, given a constant in place of its method
     for module in model.modules():
         weight = getattr(module, "weight", None)
         if callable(getattr(module, "width_mult", None)) and hasattr(weight, "infshape"):
@@ -278,8 +281,8 @@ def _trace_error(exc: Exception, target: str) -> MulintError:
 
 
 # Ops that keep a scalar constant a constant (``torch.sqrt(torch.tensor(d) * 3)``): op -> (arity, value).
-_SAME = (1, lambda x: x)
-_CONSTANT_OPS = {
+_SAME: tuple[int, Callable[..., Any]] = (1, lambda x: x)
+_CONSTANT_OPS: dict[str, tuple[int, Callable[..., Any]]] = {
     "lift_fresh_copy": _SAME,
     "detach": _SAME,
     "clone": _SAME,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import sys
+from types import FrameType
 from typing import Any
 
 import torch
@@ -140,7 +141,7 @@ class _Recorder(TorchDispatchMode):
 
 
 def _user_loc() -> SourceLoc | None:
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None:
         if not is_library_file(frame.f_code.co_filename):
             return source_loc(frame.f_code.co_filename, frame.f_lineno)

@@ -7,7 +7,7 @@ and when both a select and an ignore entry match a code the more specific (longe
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from mulint.findings import Finding
@@ -46,7 +46,7 @@ def matches(code: str, patterns: Iterable[str]) -> bool:
     return _specificity(code, patterns) >= 0
 
 
-def selected(code: str, select: list[str] | None, ignore: list[str] | None) -> bool:
+def selected(code: str, select: Sequence[str] | None, ignore: Sequence[str] | None) -> bool:
     """None for `select` means every code; a tie between select and ignore is an ignore (as in ruff)."""
     chosen = 0 if select is None else _specificity(code, select)
     if chosen < 0:
@@ -103,7 +103,7 @@ def _path_matches(pattern: str, relative: str | None, absolute: str, name: str) 
     return "/" not in pattern and bool(_glob_regex(pattern).match(name))
 
 
-def per_file_ignored(code: str, path: str, per_file_ignores: dict[str, list[str]], root: Path) -> bool:
+def per_file_ignored(code: str, path: str, per_file_ignores: Mapping[str, Sequence[str]], root: Path) -> bool:
     """Patterns are globs relative to the config's directory `root`; `!pattern` means "files not matching"."""
     if not per_file_ignores:
         return False
@@ -133,9 +133,9 @@ def _read_lines(path: str) -> list[str]:
 def filter_findings(
     findings: list[Finding],
     *,
-    select: list[str] | None = None,
-    ignore: list[str] | None = None,
-    per_file_ignores: dict[str, list[str]] | None = None,
+    select: Sequence[str] | None = None,
+    ignore: Sequence[str] | None = None,
+    per_file_ignores: Mapping[str, Sequence[str]] | None = None,
     root: Path | None = None,
     read_lines: Callable[[str], list[str]] = _read_lines,
 ) -> list[Finding]:

@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import libcst as cst
 from libcst.codemod import CodemodContext
@@ -16,6 +17,7 @@ from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider, QualifiedNameProvider
 
 Rewrite = Callable[[cst.CSTNode], cst.CSTNode]
+_Node = TypeVar("_Node", bound=cst.CSTNode)
 NEWLINE = re.compile(r"\r\n|\r|\n")  # the line ends libcst counts lines by
 # How inserted comments are spelled in a file whose declared encoding cannot hold them (`# coding: ascii`).
 PLAIN_SPELLING = {"µ": "mu", "×": "x", "∝": "~", "½": "1/2", "ᵀ": "T", "—": "-", "…": "...", "≈": "~="}
@@ -90,7 +92,7 @@ class FileContext:
             node = self.parents[node]
             yield node
 
-    def enclosing(self, node: cst.CSTNode, kind: type) -> cst.CSTNode | None:
+    def enclosing(self, node: cst.CSTNode, kind: type[_Node]) -> _Node | None:
         return next((a for a in self.ancestors(node) if isinstance(a, kind)), None)
 
     def statement_at(self, line: int) -> cst.CSTNode | None:

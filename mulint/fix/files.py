@@ -24,7 +24,7 @@ from pathlib import Path
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; the re-read before writing still guards
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # checked before each use
 
 READ_ONLY = "the file is read-only"
 CHANGED = "the file changed since it was checked; run mulint again"

@@ -70,9 +70,10 @@ def _store_width(ctx: FileContext, cls: cst.ClassDef, root: str | None, fields: 
     body = list(init.body.body)
     supers = [i for i, st in enumerate(body) if "super(" in ctx.code(st) and "__init__" in ctx.code(st)]
     after = supers[0] + 1 if supers else None  # nn.Module refuses attributes before its __init__
-    if after is None or after >= len(body) or not isinstance(body[after], cst.SimpleStatementLine):
+    statement = body[after] if after is not None and after < len(body) else None
+    if not isinstance(statement, cst.SimpleStatementLine):
         return None
-    return [STORED_WIDTH] if ctx.insert_before(body[after].body[0], code) else None
+    return [STORED_WIDTH] if ctx.insert_before(statement.body[0], code) else None
 
 
 def _class_named(ctx: FileContext, name: str | None) -> cst.ClassDef | None:

@@ -13,8 +13,9 @@ The commands run from the repository's root, or, with `<!-- output (in a copy of
 in a fresh folder holding copies of those files (for `--fix`, which edits what it checks). Several
 commands are separated by `; `. A block whose first line starts with `$ ` is a transcript: each
 command on its own `$ ` line, then what it printed (standard output and error, in the order a
-terminal shows them); any other block is the output of its one command. Instead of a fenced block,
-a marker may open a stretch of markdown (a table) that `<!-- end output -->` closes.
+terminal shows them); any other block is what its one command wrote to standard output (a diff, a
+table). Instead of a fenced block, a marker may open a stretch of markdown (a table) that
+`<!-- end output -->` closes.
 
 Only what legitimately varies is ignored when comparing: timings (`4.6 s`) and the folder a copy
 was made in. `mulint` commands run in this process (their models still run in mulint's workers);
@@ -101,8 +102,9 @@ def all_blocks() -> list[Block]:
     return [block for path in documents() for block in blocks_in(path)]
 
 
-def run_command(command: str, cwd: Path) -> str:
-    """What `command` prints in `cwd`, standard output and error interleaved as written."""
+def run_command(command: str, cwd: Path, with_stderr: bool) -> str:
+    """What `command` prints in `cwd`: standard output, and with `with_stderr` standard error
+    interleaved with it as written."""
     argv = shlex.split(command)
     if argv[0] != "mulint":
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
@@ -111,7 +113,7 @@ def run_command(command: str, cwd: Path) -> str:
             cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT if with_stderr else subprocess.DEVNULL,
             text=True,
             check=False,
         )
@@ -119,12 +121,13 @@ def run_command(command: str, cwd: Path) -> str:
     from mulint.cli import main
 
     output = io.StringIO()
+    errors = output if with_stderr else io.StringIO()
     before = os.getcwd()
     columns = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = HELP_COLUMNS
     try:
         os.chdir(cwd)
-        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(errors):
             try:
                 main(argv[1:])
             except SystemExit:
@@ -154,7 +157,7 @@ def produce(block: Block) -> str:
     parts = []
     with folder_for(block) as cwd:
         for command in block.commands:
-            output = run_command(command, cwd)
+            output = run_command(command, cwd, with_stderr=block.transcript)
             if cwd != ROOT:
                 output = output.replace(str(cwd) + os.sep, "").replace(str(cwd), ".")
             output = output.replace(str(ROOT) + os.sep, "")

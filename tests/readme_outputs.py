@@ -48,6 +48,8 @@ HELP_COLUMNS = "80"
 
 MARKER = re.compile(r"^<!-- output(?: \(in a copy of (?P<copy>[^)]+)\))?: (?P<commands>.+?) -->$")
 END_MARKER = "<!-- end output -->"
+# The architecture sweep takes minutes: tests/test_sweep.py compares its block on the sweep it runs anyway.
+SWEEP = "python benchmarks/sweep.py --markdown"
 TIMING = re.compile(r"\b\d+(?:\.\d+)? ?(?:s|ms|min)\b")
 
 

@@ -75,7 +75,8 @@ class Block:
         return self.text.startswith("$ ")
 
     def where(self) -> str:
-        return f"{self.path.relative_to(ROOT)}:{self.marker_line + 1}"
+        shown = self.path.relative_to(ROOT) if self.path.is_relative_to(ROOT) else self.path
+        return f"{shown}:{self.marker_line + 1}"
 
 
 def blocks_in(path: Path) -> list[Block]:
@@ -94,7 +95,7 @@ def blocks_in(path: Path) -> list[Block]:
             start = i + 1
             end = next((j for j in range(start, len(lines)) if lines[j].strip() == END_MARKER), None)
         if end is None:
-            raise ValueError(f"{path.relative_to(ROOT)}:{i + 1}: the output after this marker is never closed")
+            raise ValueError(f"{path}:{i + 1}: the output after this marker is never closed")
         text = "\n".join(lines[start:end])
         found.append(Block(path, i, start, end, commands, copies, text + "\n" if text else ""))
     return found

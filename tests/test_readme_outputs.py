@@ -51,6 +51,45 @@ def test_quoted_output_is_what_the_command_prints(block):
     )
 
 
+def test_blocks_are_read_and_rewritten_in_place(tmp_path):
+    """The regenerator finds fenced and markdown blocks, runs their commands, and replaces only their text."""
+    from tests.readme_outputs import blocks_in, write
+
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "# Title\n\n<!-- output: mulint --version -->\n```text\n$ mulint --version\nmulint 0.0.1\n```\n\n"
+        "between\n\n<!-- output: mulint rule --help -->\nstale\n<!-- end output -->\nafter\n",
+        encoding="utf-8",
+    )
+    transcript, region = blocks_in(doc)
+    assert transcript.transcript and transcript.commands == ["mulint --version"]
+    assert not region.transcript and region.text == "stale\n"
+    assert produce(transcript) == f"$ mulint --version\nmulint {__version__}\n"
+    assert comparable(transcript.text) != comparable(produce(transcript))
+    write(region, produce(region))  # the later block first: the earlier one's lines stay put
+    write(transcript, produce(transcript))
+    text = doc.read_text(encoding="utf-8")
+    assert text.startswith("# Title\n\n<!-- output: mulint --version -->\n```text\n$ mulint --version\n")
+    assert "between\n\n<!-- output: mulint rule --help -->\nUsage: mulint rule [OPTIONS] [CODE]\n" in text
+    assert text.endswith("<!-- end output -->\nafter\n") and "stale" not in text
+    assert [comparable(b.text) == comparable(produce(b)) for b in blocks_in(doc)] == [True, True]
+
+
+def test_an_unclosed_block_is_an_error(tmp_path):
+    from tests.readme_outputs import blocks_in
+
+    doc = tmp_path / "doc.md"
+    doc.write_text("<!-- output: mulint --version -->\n```text\nmulint 0.2.0\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="never closed"):
+        blocks_in(doc)
+
+
+def test_timings_are_all_that_is_masked():
+    assert comparable("| gpt2 | 4.6 s |\nok  \n\n") == comparable("| gpt2 | 12.2 s |\nok")
+    assert comparable("slope +1.52") != comparable("slope +1.53")
+    assert comparable("3 steps; 2 seeds") == "3 steps; 2 seeds"
+
+
 def test_the_docs_quote_outputs_and_help_of_every_command():
     commands = {command for block in BLOCKS for command in block.commands}
     assert "mulint check examples/nanogpt_sp.py" in commands  # the first check a newcomer runs

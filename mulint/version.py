@@ -1,3 +1,3 @@
 """mulint's version: its own module, so that reporters can name it without importing the API."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

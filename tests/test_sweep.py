@@ -51,6 +51,17 @@ def test_every_architecture_gets_its_sp_findings(results):
     assert sum(1 for r in results.values() if r.expected_codes == sweep.SP_CODES) >= 15
 
 
+def test_the_docs_quote_this_sweep(results):
+    """docs/architectures.md quotes `python benchmarks/sweep.py --markdown`; compared here, on the sweep
+    this module runs anyway (tests/readme_outputs.py masks the timings)."""
+    from tests.readme_outputs import SWEEP, all_blocks, comparable
+
+    (block,) = [b for b in all_blocks() if b.commands == [SWEEP]]
+    assert comparable(block.text) == comparable(sweep.markdown(list(results.values()))), (
+        "regenerate it with `python -m tests.readme_outputs --write --only docs/architectures.md`"
+    )
+
+
 def test_role_check_is_not_vacuous():
     from mulint.facts import ModelFacts, ParamFacts, ParamUse
 

@@ -78,6 +78,11 @@ def sgd(**kw) -> Opt:
     return Opt("SGD", "sgd", **kw)
 
 
+def mixed(cls: str = "AdamW + Muon", **kw) -> Opt:
+    """Several optimizers (Muon for matrices, AdamW beside it): each parameter names the one that steps it."""
+    return Opt(cls, "mixed", **kw)
+
+
 def other(cls: str = "Muon", **kw) -> Opt:
     """An optimizer without a learning-rate table (Muon, Lion-like custom ones): judged by measured updates."""
     return Opt(cls, "unknown", **kw)
@@ -339,7 +344,8 @@ def model(
     profile: str = "mup",
     **extra,
 ) -> ModelFacts:
-    """The facts of a model holding `params`; with `optimizer`, it owns every parameter that has a learning rate."""
+    """The facts of a model holding `params`; with `optimizer`, it owns every parameter that has a learning
+    rate (with `mixed()`, each parameter is given its own: `optimizer="Muon", optimizer_family="unknown"`)."""
     facts = ModelFacts(
         target=f"{PATH}:Net",
         path=PATH,
@@ -353,7 +359,7 @@ def model(
         profile=profile,
         **extra,
     )
-    if optimizer is not None:
+    if optimizer is not None and optimizer.family != "mixed":  # in a mixed setup each parameter names its own
         for p in facts.params:
             if p.lr and not p.optimizer:
                 p.optimizer, p.optimizer_family, p.optimizer_at = optimizer.cls, optimizer.family, optimizer.facts.loc

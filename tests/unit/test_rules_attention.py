@@ -3,8 +3,8 @@
 
 import pytest
 
-from tests.unit.cases import Invalid, Valid, judge_invalid, judge_valid, params, run
-from tests.unit.facts_builder import hidden, model, sdpa
+from .cases import Invalid, Valid, judge_invalid, judge_valid, params, run
+from .facts_builder import hidden, model, sdpa
 
 VALID = {
     "MU201": [

@@ -4,8 +4,8 @@ tolerance edge (0.25 around the profile's exponent) is tried just inside and jus
 
 import pytest
 
-from tests.unit.cases import Invalid, Valid, judge_invalid, judge_valid, params, run
-from tests.unit.facts_builder import dense_input, embedding, hidden, model, output, tied, vector
+from .cases import Invalid, Valid, judge_invalid, judge_valid, params, run
+from .facts_builder import dense_input, embedding, hidden, model, output, tied, vector
 
 INSIDE, OUTSIDE = 0.24, 0.26  # the shared exponent tolerance is 0.25
 

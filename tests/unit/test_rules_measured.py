@@ -5,8 +5,8 @@ to a quarter, so its severity's edge lies between 0.37 (0.25: inside) and 0.38 (
 
 import pytest
 
-from tests.unit.cases import Invalid, Valid, judge_invalid, judge_valid, params, run
-from tests.unit.facts_builder import adam, dense_input, embedding, hidden, model, other, output, vector
+from .cases import Invalid, Valid, judge_invalid, judge_valid, params, run
+from .facts_builder import adam, dense_input, embedding, hidden, model, other, output, vector
 
 INSIDE, OUTSIDE = 0.24, 0.26
 

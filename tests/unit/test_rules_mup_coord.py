@@ -4,8 +4,8 @@ models of ten or more blocks."""
 
 import pytest
 
-from tests.unit.cases import Invalid, Valid, judge_invalid, judge_valid, params, run
-from tests.unit.facts_builder import coord_layer, embedding, hidden, model, mup_module, output, vector
+from .cases import Invalid, Valid, judge_invalid, judge_valid, params, run
+from .facts_builder import coord_layer, embedding, hidden, model, mup_module, output, vector
 
 VALID = {
     "MU401": [

@@ -5,8 +5,8 @@ Adam's eps against a tenth of the hidden gradient's rms."""
 
 import pytest
 
-from tests.unit.cases import Invalid, Valid, judge_invalid, judge_valid, params, run
-from tests.unit.facts_builder import (
+from .cases import Invalid, Valid, judge_invalid, judge_valid, params, run
+from .facts_builder import (
     NUMERIC,
     adam,
     at,

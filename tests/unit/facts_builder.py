@@ -176,13 +176,15 @@ def param(
     )
 
 
-def hidden(name: str, *, init: float | None = -0.5, mult: float = 0.0, update: float | None = None, **kw) -> ParamFacts:
-    """A width × width matrix (nn.Linear(width, width))."""
+def hidden(
+    name: str, *, init: float | None = -0.5, mult: float = 0.0, update: float | None = None, out: int = 1, **kw
+) -> ParamFacts:
+    """A width × width matrix (nn.Linear(width, out * width): `out=3` for a fused q, k, v projection)."""
     module = name.rsplit(".", 1)[0]
     u = use(
         "hidden",
         fan_in=BASE,
-        fan_out=BASE,
+        fan_out=out * BASE,
         fan_in_infinite=True,
         fan_out_infinite=True,
         mult=mult,
@@ -190,7 +192,7 @@ def hidden(name: str, *, init: float | None = -0.5, mult: float = 0.0, update: f
         update=update,
     )
     kw.setdefault("line", 17)
-    return param(name, (BASE, BASE), (0, 1), [u], init=init, **kw)
+    return param(name, (out * BASE, BASE), (0, 1), [u], init=init, **kw)
 
 
 def embedding(
@@ -342,14 +344,16 @@ def model(
     optimizer: Opt | None = None,
     attention: list[AttentionSite] | None = None,
     profile: str = "mup",
+    target: str = f"{PATH}:Net",
+    width_knob: str = "width",
     **extra,
 ) -> ModelFacts:
     """The facts of a model holding `params`; with `optimizer`, it owns every parameter that has a learning
     rate (with `mixed()`, each parameter is given its own: `optimizer="Muon", optimizer_family="unknown"`)."""
     facts = ModelFacts(
-        target=f"{PATH}:Net",
+        target=target,
         path=PATH,
-        width_knob="width",
+        width_knob=width_knob,
         base_width=BASE,
         widths=list(WIDTHS),
         params=list(params),

@@ -2,8 +2,9 @@
 the findings `mulint check` reports there (codes, lines, parameters, edits), and their fixes rewrite
 a copy of that file as `mulint check --diff` does. libcst only: no model is built.
 
-Also MU303's schedule fix and MU403's `bias=False` on their own sources, and the fixer's refusals:
-text changed since the analysis, a fixer that finds nothing to change, safe fixes only by default.
+On a small attention layer: safe fixes only by default, writing, and the fixer's refusals (text changed
+since the analysis, a fixer that finds nothing to change). MU303's schedule fix and MU403's
+`bias=False` on their own sources.
 """
 
 import ast
@@ -97,14 +98,6 @@ REPORTED = [
 ]
 
 
-@pytest.fixture
-def net(tmp_path, monkeypatch):
-    """examples/nanogpt_sp.py copied as net.py into an empty working directory."""
-    monkeypatch.chdir(tmp_path)
-    shutil.copy(EXAMPLE, tmp_path / "net.py")
-    return tmp_path / "net.py"
-
-
 def test_the_facts_give_the_findings_mulint_check_reports():
     found = sorted(check_model_rules(nanogpt_sp()), key=lambda f: f.sort_key)
     assert [(f.code, f.line, f.parameter) for f in found] == [(c, line, p) for c, line, p, _ in REPORTED]
@@ -151,40 +144,87 @@ def test_the_fixes_rewrite_the_source_as_check_diff_does(planned):
     assert (folder / "net.py").read_text(encoding="utf-8") == EXAMPLE.read_text(encoding="utf-8")  # nothing written
 
 
-def test_the_fixed_file_is_written(planned, monkeypatch):
-    folder, result, fixed = planned
-    monkeypatch.chdir(folder)
-    assert result.write() == ["net.py"] and (folder / "net.py").read_text(encoding="utf-8") == fixed
-    assert result.write() == []  # the file holds the fixed text already
+ATTENTION = """\
+import math
+
+import torch.nn as nn
+import torch.nn.functional as F
 
 
-def test_safe_fixes_only_by_default(net):
-    result = plan_fixes(check_model_rules(nanogpt_sp()), unsafe=False)
-    assert [f.code for f in result.fixed] == ["MU201"] and len(result.remaining) == 5
-    diff = result.diff()
-    assert "+        # µP: attention logits scale like 1/head_dim" in diff and "mup_std_scale" not in diff
+class Attention(nn.Module):
+    def __init__(self, width=128, n_head=4):
+        super().__init__()
+        self.qkv = nn.Linear(width, 3 * width)
+        nn.init.normal_(self.qkv.weight, std=0.02)
+        self.n_head = n_head
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return y
+"""
 
 
-def test_a_file_changed_since_the_analysis_is_not_fixed(net):
-    findings = check_model_rules(nanogpt_sp())
+@pytest.fixture
+def attention(tmp_path, monkeypatch):
+    """A small SP attention layer as net.py, and its findings: MU101 (unsafe fix) at 11, MU201 (safe) at 17."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.py").write_text(ATTENTION, encoding="utf-8")
+    facts = model(
+        hidden("qkv.weight", init=0.0, out=3, line=10, init_line=11),
+        attention=[sdpa(line=17)],
+        target="net.py:Attention",
+    )
+    findings = sorted(check_model_rules(facts), key=lambda f: f.line)
+    assert [(f.code, f.line) for f in findings] == [("MU101", 11), ("MU201", 17)]
+    return tmp_path / "net.py", findings
+
+
+def test_safe_fixes_only_by_default_and_the_unsafe_on_request(attention):
+    path, findings = attention
+    safe = plan_fixes(findings, unsafe=False)
+    assert [f.code for f in safe.fixed] == ["MU201"] and [f.code for f in safe.remaining] == ["MU101"]
+    assert safe.declined == {}  # not declined: only not enabled
+    text = safe.files["net.py"].render().code
+    assert (
+        "        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=math.sqrt(32) / q.size(-1))\n"
+        in text
+    )
+    assert "        nn.init.normal_(self.qkv.weight, std=0.02)\n" in text
+    both = plan_fixes(findings, unsafe=True)
+    assert len(both.fixed) == 2
+    text = both.files["net.py"].render().code
+    assert (
+        "        # µP: hidden init std × (128 / width) ** 0.5, which is 1 at the base width 128\n"
+        "        nn.init.normal_(self.qkv.weight, std=0.02 * (128 / width) ** 0.5)\n"
+    ) in text
+    assert path.read_text(encoding="utf-8") == ATTENTION  # planning writes nothing
+    assert both.write() == ["net.py"] and path.read_text(encoding="utf-8") == text
+    assert both.write() == []  # the file holds the fixed text already
+
+
+def test_a_file_changed_since_the_analysis_is_not_fixed(attention):
+    path, findings = attention
     for finding in findings:
         for edit in finding.fix.edits:
-            edit["sha256"] = digest(net.read_bytes())  # what check records of the analysed text
-    net.write_text(net.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+            edit["sha256"] = digest(path.read_bytes())  # what check records of the analysed text
+    path.write_text(ATTENTION + "# edited\n", encoding="utf-8")
     result = plan_fixes(findings, unsafe=True)
-    assert result.fixed == [] and len(result.remaining) == 6
+    assert result.fixed == [] and len(result.remaining) == 2
     assert set(result.declined.values()) == {CHANGED}
 
 
-def test_a_fixer_that_finds_nothing_declines(net):
+def test_a_fixer_that_finds_nothing_declines(attention):
     """The attention already given a scale (the finding is stale): no call left to rewrite, the finding stays."""
-    net.write_text(
-        net.read_text(encoding="utf-8").replace("is_causal=True)", "is_causal=True, scale=0.1)"), encoding="utf-8"
+    path, findings = attention
+    path.write_text(ATTENTION.replace("is_causal=True)", "is_causal=True, scale=0.1)"), encoding="utf-8")
+    result = plan_fixes(findings[1:], unsafe=False)
+    assert result.fixed == [] and result.remaining == findings[1:]
+    assert (
+        result.declined[id(findings[1])]
+        == "could not tell which scaled_dot_product_attention call the finding is about"
     )
-    (finding,) = [f for f in check_model_rules(nanogpt_sp()) if f.code == "MU201"]
-    result = plan_fixes([finding], unsafe=False)
-    assert result.fixed == [] and result.remaining == [finding]
-    assert result.declined[id(finding)] == "could not tell which scaled_dot_product_attention call the finding is about"
 
 
 def test_the_schedule_fix_scales_each_group_s_own_lr(tmp_path, monkeypatch):

@@ -204,6 +204,19 @@ def test_safe_fixes_only_by_default_and_the_unsafe_on_request(attention):
     assert both.write() == []  # the file holds the fixed text already
 
 
+def test_the_init_fix_takes_the_power_the_exponent_needs(tmp_path, monkeypatch):
+    """An init ∝ width^-0.25 needs (base / width) ** 0.25 more, not the usual square root."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.py").write_text(ATTENTION.replace("std=0.02)", "std=0.02 * width ** -0.25)"), encoding="utf-8")
+    facts = model(hidden("qkv.weight", init=-0.25, out=3, line=10, init_line=11), target="net.py:Attention")
+    (finding,) = check_model_rules(facts)
+    result = plan_fixes([finding], unsafe=True)
+    assert (
+        "        nn.init.normal_(self.qkv.weight, std=0.02 * width ** -0.25 * (128 / width) ** 0.25)\n"
+        in result.files["net.py"].render().code
+    )
+
+
 def test_a_file_changed_since_the_analysis_is_not_fixed(attention):
     path, findings = attention
     for finding in findings:

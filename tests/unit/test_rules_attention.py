@@ -12,6 +12,10 @@ VALID = {
         Valid(model(attention=[sdpa(form="explicit", scale_exp=-1.0)]), "µP: softmax(q @ kᵀ / head_dim)"),
         Valid(model(attention=[sdpa(head_dim_exp=0.0, scale_exp=0.0)]), "head_dim fixed, heads grow"),
         Valid(model(attention=[sdpa(head_dim_exp=0.24, scale_exp=0.0)]), "head_dim just inside 'fixed'"),
+        Valid(
+            model(attention=[sdpa(form="explicit", head_dim_exp=0.0, scale_exp=0.5)]),
+            "head_dim fixed: a scale that grows is not MU201's (it judges 1/sqrt(head_dim) of a growing head_dim)",
+        ),
         Valid(model(attention=[sdpa(form="sdpa", scale_exp=-0.76)]), "scale just inside µP's"),
         Valid(model(attention=[sdpa(form="tensor", scale_exp=0.0)]), "a scale the trace cannot read: not judged"),
         Valid(

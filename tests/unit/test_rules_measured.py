@@ -103,6 +103,13 @@ INVALID = {
             says=("Muon (adjust_lr_fn='match_rms_adamw'): hidden weights' updates",),
         ),
         Invalid(
+            model(embedding("wte.weight", lr=0.0, update=0.5), optimizer=other("Sophia"), profile="u-mup"),
+            "u-µP: an embedding update above the range aims at its high end",
+            "wte.weight",
+            60,
+            says=("input parameters need lr ∝ width^-0.50 with Sophia",),
+        ),
+        Invalid(
             custom(hidden("h.0.fc.weight", update=0.5)),
             "no learning rate read: no lr advice",
             "h.*.fc.weight",
@@ -111,6 +118,14 @@ INVALID = {
         ),
     ],
     "MU312": [
+        Invalid(
+            model(embedding("wte.weight", lr=-1.0, update=-1.0), optimizer=other("Sophia"), profile="u-mup"),
+            "u-µP: the embedding's accepted range is [-0.5, 0]: its low end is the aim",
+            "wte.weight",
+            60,
+            severity="warning",
+            says=("the spectral condition needs width^-0.50 to width^0", "input parameters need lr ∝ width^-0.50"),
+        ),
         Invalid(
             custom(hidden("h.0.fc.weight", lr=-1.0, update=-0.5)),
             "a hidden update shrinking like 1/sqrt(width)",
@@ -203,6 +218,6 @@ def test_grouped_by_role_and_by_the_optimizer_line():
 
 
 def test_the_message_takes_the_median_of_a_group():
-    facts = custom(*(hidden(f"h.{i}.fc.weight", lr=0.0, update=u) for i, u in enumerate((0.5, 1.0, 1.0))))
+    facts = custom(*(hidden(f"h.{i}.fc.weight", lr=0.0, update=u) for i, u in enumerate((0.5, 0.5, 1.0))))
     (finding,) = run("MU311", facts)
-    assert "∝ width^+1.00" in finding.message and "need lr ∝ width^-1.00" in finding.message
+    assert "∝ width^+0.50" in finding.message and "need lr ∝ width^-0.50" in finding.message

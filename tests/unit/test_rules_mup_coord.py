@@ -5,7 +5,7 @@ models of ten or more blocks."""
 import pytest
 
 from .cases import Invalid, Valid, judge_invalid, judge_valid, params, run
-from .facts_builder import coord_layer, embedding, hidden, model, mup_module, output, vector
+from .facts_builder import at, coord_layer, embedding, hidden, model, mup_module, output, vector
 
 VALID = {
     "MU401": [
@@ -159,6 +159,13 @@ def test_a_block_with_ten_or_more_siblings_is_not_hidden_by_another_blocks_subla
     found = run("MU901", model(coord=layers, coord_widths=[64, 128]))
     assert sorted(f.line for f in found) == [30, 31]
     assert "`h.10.mlp`" in found[1].message and "`h.1`" in found[0].message
+
+
+def test_a_parameter_written_twice_after_set_base_shapes_points_at_the_last_write():
+    p = hidden("h.0.fc.weight", init=0.0, late_init_line=70)
+    p.late_init_at.append(at(75, "p.data.normal_(0, 0.02)"))
+    (finding,) = run("MU402", model(p))
+    assert finding.line == 75
 
 
 def test_late_inits_are_not_judged_again_by_the_init_rules():

@@ -56,6 +56,11 @@ def with_lrs(facts, lrs: dict[int, float]):
     return facts
 
 
+def with_decay(facts, decay: dict[int, float]):
+    facts.params[0].weight_decay = dict(decay)
+    return facts
+
+
 VALID = {
     "MU301": [
         Valid(model(*mup_adam(), optimizer=adam()), "table 3: per-group lr ∝ 1/width"),
@@ -101,6 +106,10 @@ VALID = {
         Valid(model(hidden("h.0.fc.weight", lr=-INSIDE, wd=0.1), optimizer=adam()), "lr·wd just inside"),
         Valid(model(hidden("h.0.fc.weight", lr=-1.0, wd=0.1), optimizer=adam("Adam")), "Adam's L2 decay: not judged"),
         Valid(model(hidden("h.0.fc.weight", lr=-1.0, wd=0.0), optimizer=adam()), "no decay"),
+        Valid(
+            with_decay(model(hidden("h.0.fc.weight", lr=-1.0), optimizer=adam()), {128: 0.0, 256: 0.1, 512: 0.1}),
+            "no decay at some width: not judged",
+        ),
     ],
     "MU305": [
         Valid(model(*mup_adam(), optimizer=adam(eps=1e-8, hidden_grad_rms=1e-3)), "default eps"),

@@ -49,8 +49,9 @@ def cache_root() -> Path:
 
 @functools.cache
 def _own_code() -> str:
-    """mulint's own code and data by content: an edited (editable) install never reads stale results."""
-    return code_digest(Path(__file__).resolve().parent)
+    """mulint's own code and data by content: an edited (editable) install never reads stale results.
+    The whole package (this module lives in mulint/engine/, and a rule's edit must miss too)."""
+    return code_digest(Path(__file__).resolve().parents[1])
 
 
 def code_digest(root: Path) -> str:

@@ -397,7 +397,7 @@ def _cache_store(job: Job, options: Settings, value: dict, progress=lambda s: No
         value["target"],
         deps,
         started_ns=value.get("deps_since_ns"),
-        observed=value.get("observed"),
+        observed=value["observed"],  # its shape checked by `uncacheable` above
     )
 
 

@@ -14,6 +14,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mulint.engine.config import HINT, KEYS, Config, find_config, load_config
 from mulint.engine.isolation import DEFAULT_TIMEOUT, Limits, default_jobs
@@ -127,7 +128,7 @@ def build_settings(
     values["profile"] = _profile(values.get("profile"), where.get("profile", ""), root)
     if values.get("optimizer") is not None:
         values["optimizer"] = parse_function(values["optimizer"], where["optimizer"], "--optimizer")
-    frozen = {name: tuple(v) if isinstance(v, list) else v for name, v in values.items()}
+    frozen: dict[str, Any] = {name: tuple(v) if isinstance(v, list) else v for name, v in values.items()}
     if "per_file_ignores" in frozen:
         frozen["per_file_ignores"] = {glob: tuple(codes) for glob, codes in frozen["per_file_ignores"].items()}
     return Settings(paths=targets, root=root, config_path=config.path if config else None, **frozen)

@@ -16,6 +16,8 @@ from mulint.reading.functions import Function, FunctionRef
 
 @dataclass(frozen=True)
 class JobOptions:
+    """How a job analyses its target; the defaults are the analysis's own."""
+
     widths: tuple[int, ...] | None = None  # None: the model's own width and twice it
     width_arg: str | None = None
     optimizer: Function | None = None  # None: the one found as `check` finds it

@@ -63,7 +63,7 @@ def measure(target: str) -> dict:
         "check": total,
         "phases": bucket,
         "codes": sorted({f.code for f in result.findings}),
-        "errors": [e["message"] for e in result.errors],
+        "errors": [e.message for e in result.errors],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 

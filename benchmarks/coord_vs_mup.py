@@ -22,7 +22,6 @@ GPT = dict(file="gpt_mup_package.py", name="make_model", widths=[256, 512, 1024,
 
 
 def time_mulint(case: dict, use_file_optimizer: bool) -> float:
-    from mulint.analysis.model import _resolve_function
     from mulint.analysis.structure import analyse_structure
     from mulint.coordcheck.run import run_coord
     from mulint.reading.targets import parse_target, resolve
@@ -39,7 +38,7 @@ def time_mulint(case: dict, use_file_optimizer: bool) -> float:
         seeds=case["seeds"],
         lr=case["lr"],
         device="cpu",
-        resolve_optimizer=_resolve_function if use_file_optimizer else None,
+        find_optimizer=use_file_optimizer,
     )
     elapsed = time.perf_counter() - start
     print(

@@ -60,6 +60,8 @@ def measure(spec: str) -> dict:
 
     from mulint.analysis import model
     from mulint.engine.jobs import analyse_target
+    from mulint.engine.options import JobOptions
+    from mulint.reading.functions import FunctionRef
     from mulint.reading.targets import parse_target, resolve
 
     [target] = resolve(parse_target(target_spec), allow_exec=True)
@@ -75,9 +77,10 @@ def measure(spec: str) -> dict:
 
     model.measure_updates = timed
     start = time.perf_counter()
-    findings, entry = analyse_target(
-        target, {"optimizer": optimizer or None, "profile": "spectral" if everything else "mup"}
+    options = JobOptions(
+        optimizer=FunctionRef.parse(optimizer) if optimizer else None, profile="spectral" if everything else "mup"
     )
+    findings, entry = analyse_target(target, options)
     total = time.perf_counter() - start
     return {
         "target": spec,

@@ -11,6 +11,7 @@ The analysis runs in your process, on your objects: the same analysis and rules 
 
 from __future__ import annotations
 
+import dataclasses
 import inspect as _inspect
 import json
 import sys
@@ -148,6 +149,7 @@ def check(
     """Run mulint's model rules on the model `model_fn(width)` builds, with its optimizer
     `optimizer_fn(model)` when given (else one found as the CLI finds it)."""
     from mulint.engine.jobs import analyse_target
+    from mulint.engine.options import JobOptions
     from mulint.engine.settings import build_settings
     from mulint.engine.suppress import filter_findings
 
@@ -164,17 +166,8 @@ def check(
         coord=coord,
     )
     target = _target(model_fn, widths, settings.width_arg)
-    options = {
-        "widths": _listed(settings.widths),
-        "width_arg": settings.width_arg,
-        "select": _listed(settings.select),
-        "ignore": _listed(settings.ignore),
-        "coord": settings.coord,
-        "profile": settings.profile,
-        "optimizer": "optimizer_fn" if optimizer_fn is not None else None,
-    }
-    resolve = (lambda spec: (optimizer_fn, _label(optimizer_fn))) if optimizer_fn is not None else None
-    findings, entry = _guarded(target.label, lambda: analyse_target(target, options, resolve_optimizer=resolve))
+    options = dataclasses.replace(JobOptions.for_check(settings), optimizer=_given(optimizer_fn))
+    findings, entry = _guarded(target.label, lambda: analyse_target(target, options))
     entry = {**entry, "notes": [_api_words(note) for note in entry.get("notes") or []]}
     kept = filter_findings(
         findings, select=settings.select, ignore=settings.ignore, per_file_ignores={}, root=settings.root
@@ -206,18 +199,13 @@ def inspect(
     numbers `check` judges per width (init rms, lr, weight decay, multipliers, measured updates), with
     the optimizer `optimizer_fn(model)` when given (else one found as the CLI finds it)."""
     from mulint.engine.jobs import analyse_numbers
+    from mulint.engine.options import JobOptions
     from mulint.engine.settings import build_settings
 
     settings = build_settings(None, source="api", widths=widths, width_arg=width_arg, profile=profile)
     target = _target(model_fn, widths, settings.width_arg)
-    options = {
-        "widths": _listed(settings.widths),
-        "width_arg": settings.width_arg,
-        "profile": settings.profile,
-        "optimizer": "optimizer_fn" if optimizer_fn is not None else None,
-    }
-    resolve = (lambda spec: (optimizer_fn, _label(optimizer_fn))) if optimizer_fn is not None else None
-    structure = _guarded(target.label, lambda: analyse_numbers(target, options, resolve))
+    options = dataclasses.replace(JobOptions.for_inspect(settings), optimizer=_given(optimizer_fn))
+    structure = _guarded(target.label, lambda: analyse_numbers(target, options))
     facts = structure.facts
     facts.notes = [_api_words(note) for note in facts.notes]
     return Analysis(target=target.label, facts=facts)
@@ -257,8 +245,7 @@ def coord(
             seeds=seeds,
             lr=lr,
             batch_fn=batch_fn,
-            optimizer="optimizer_fn" if optimizer_fn is not None else None,
-            resolve_optimizer=(lambda spec: (optimizer_fn, _label(optimizer_fn))) if optimizer_fn is not None else None,
+            optimizer=_given(optimizer_fn),  # none given: Adam at `lr`
             **extra,
         )
 
@@ -271,6 +258,13 @@ def coord(
 def _label(obj: Any) -> str:
     module = getattr(obj, "__module__", None) or "?"
     return f"{module}:{getattr(obj, '__qualname__', type(obj).__name__)}"
+
+
+def _given(optimizer_fn):
+    """The caller's optimizer factory, labelled as findings name it; None when not given."""
+    from mulint.reading.functions import GivenFunction
+
+    return GivenFunction(optimizer_fn, _label(optimizer_fn)) if optimizer_fn is not None else None
 
 
 def _target(model_fn, widths: list[int] | None, width_arg: str | None):

@@ -12,7 +12,8 @@ import traceback
 import click
 
 from mulint.engine.isolation import DEFAULT_TIMEOUT
-from mulint.engine.runner import echo_output, inspect_options, one_model_job, run_one_job
+from mulint.engine.options import JobOptions
+from mulint.engine.runner import echo_output, one_model_job, run_one_job
 from mulint.errors import MulintError
 from mulint.report.escape import keep_lines, one_line
 from mulint.report.summary import counts_line, error_lines, not_a_pass, note_lines, render, unanalysed_lines
@@ -106,24 +107,18 @@ def inspect(target: str, widths, width_arg, optimizer, profile, fmt: str, timeou
 
         settings = settings_for(
             [target],
+            one_model=True,
             widths=widths,
             width_arg=width_arg,
             optimizer=optimizer,
             profile=profile,
             timeout=timeout,
             max_memory=max_memory,
-            jobs=1,
+            jobs=1,  # one model: one worker
         )
-        job = one_model_job("inspect", target, inspect_options(settings))
+        job = one_model_job("inspect", target, JobOptions.for_inspect(settings))
         value = run_one_job(job, settings.limits(), verbose)
         click.echo(as_json(value["facts"]) if fmt == "json" else as_text(value["facts"]))
-
-
-def _one_target(widths, width_arg, timeout, max_memory):
-    """`coord` trains one target in one worker: its flags validated as `check`'s are."""
-    from mulint.engine.settings import build_settings
-
-    return build_settings(None, widths=widths, width_arg=width_arg, timeout=timeout, max_memory=max_memory, jobs=1)
 
 
 def _codes(value: str | None) -> list[str] | None:
@@ -356,21 +351,31 @@ def coord(
     with _errors(verbose):
         if plot_path:
             _check_writable(plot_path)
-        from mulint.engine.settings import check_coord_run
+        from mulint.engine.settings import check_coord_run, parse_function, settings_for
 
         check_coord_run(steps, seeds, lr)
-        settings = _one_target(widths, width_arg, timeout, max_memory)
-        widths = list(settings.widths) if settings.widths else None
-        options = {
-            "widths": widths,
-            "width_arg": settings.width_arg,
-            "optimizer": optimizer,
-            "steps": steps,
-            "seeds": seeds,
-            "lr": lr,
-            "batch": batch_spec,
-            "device": device,
-        }
+        # `[tool.mulint]` as for check, under the flags; its `widths` are check's (coord trains at its own
+        # widths, as `check --coord` does), so only --widths sets them here.
+        settings = settings_for(
+            [target],
+            one_model=True,
+            widths=widths,
+            width_arg=width_arg,
+            optimizer=optimizer,
+            timeout=timeout,
+            max_memory=max_memory,
+            jobs=1,  # one model: one worker
+        )
+        widths = list(settings.widths) if widths else None
+        options = JobOptions.for_coord(
+            settings,
+            widths=widths,
+            steps=steps,
+            seeds=seeds,
+            lr=lr,
+            batch=parse_function(batch_spec, "--batch", "--batch") if batch_spec else None,
+            device=device,
+        )
         job = one_model_job("coord", target, options)
         from mulint.coordcheck import FACTORS
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 
 class MulintError(Exception):
     """A failure that ends the analysis of one target with exit code 2.
@@ -38,6 +41,40 @@ class MulintError(Exception):
         step = f"[{self.step}] " if self.step else ""
         tail = f"\n  hint: {self.hint}" if self.hint else ""
         return f"{head}{step}{self.message}{tail}"
+
+
+@dataclass(frozen=True)
+class ErrorRecord:
+    """A target that could not be analysed, as it travels from a worker (or mulint's own checks) to the
+    reporters: plain data, so it crosses the worker's pipe as JSON (mulint.engine.wire)."""
+
+    target: str  # what failed; repeats merged name every target, comma-separated
+    step: str  # the step it failed in (see MulintError)
+    message: str
+    hint: str = ""
+    kind: str = ""  # what kind of failure, when the caller must tell them apart (see MulintError)
+    output: str = ""  # the end of what the target's code printed, when it printed anything
+
+    @classmethod
+    def of(cls, exc: MulintError, *, target: str = "", step: str = "") -> ErrorRecord:
+        """The record of an error, with `target` and `step` where the error names none."""
+        return cls(
+            target=exc.target or target,
+            step=exc.step or step,
+            message=exc.message,
+            hint=exc.hint,
+            kind=getattr(exc, "kind", ""),
+        )
+
+    def with_target(self, target: str) -> ErrorRecord:
+        return dataclasses.replace(self, target=target)
+
+    def as_json(self) -> dict[str, str]:
+        """The record in the JSON output: no kind; the output only when there is some."""
+        record = {"target": self.target, "step": self.step, "message": self.message, "hint": self.hint}
+        if self.output:
+            record["output"] = self.output
+        return record
 
 
 class Interrupted(KeyboardInterrupt):

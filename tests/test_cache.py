@@ -141,8 +141,14 @@ def finding(**changes) -> Finding:
     return Finding(**{**row, **changes})
 
 
+# What a worker observed of a model that reads no environment variable, lists no folder and runs no
+# installed distribution: its files alone key the entry.
+NOTHING_ELSE = {"env": {}, "listings": [], "dists": [], "library_files": [], "unobservable": []}
+
+
 def store(model, deps, findings=None, **kw):
-    cache.store_result("model.py:GPT", model, OPTIONS, findings or [finding()], {"target": "model.py:GPT"}, deps, **kw)
+    row = ("model.py:GPT", model, OPTIONS, findings or [finding()], {"target": "model.py:GPT"}, deps)
+    cache.store_result(*row, **{"observed": NOTHING_ELSE, **kw})
 
 
 def test_recorded_dependencies_are_the_local_files(recorded):
@@ -189,7 +195,7 @@ def test_a_deleted_dependency_or_other_options_or_label_miss(recorded):
 
 def test_a_module_target_without_a_path_is_checked_by_its_dependencies(recorded):
     model, deps = recorded
-    cache.store_result("proj.model:GPT", None, OPTIONS, [], {"target": "proj.model:GPT"}, deps)
+    cache.store_result("proj.model:GPT", None, OPTIONS, [], {"target": "proj.model:GPT"}, deps, observed=NOTHING_ELSE)
     assert cache.lookup("proj.model:GPT", None, OPTIONS) == ([], {"target": "proj.model:GPT"})
     (model.parent / "layers" / "attn.py").write_text("SCALE = 0.5\n")
     assert cache.lookup("proj.model:GPT", None, OPTIONS) is None

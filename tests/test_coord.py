@@ -12,13 +12,15 @@ from conftest import EXAMPLES, MODELS, parent_modules
 
 def run(target, **options):
     """`run_coord` on a PATH:NAME target, one seed on the CPU unless told otherwise."""
-    from mulint.analysis.model import _resolve_function
     from mulint.analysis.structure import analyse_structure
     from mulint.coordcheck.run import run_coord
+    from mulint.reading.functions import FunctionRef
     from mulint.reading.targets import parse_target, resolve
 
     [item] = resolve(parse_target(str(target)), allow_exec=True)[:1]
-    options = {"seeds": 1, "device": "cpu", "resolve_optimizer": _resolve_function, **options}
+    if isinstance(options.get("optimizer"), str):
+        options["optimizer"] = FunctionRef.parse(options["optimizer"])
+    options = {"seeds": 1, "device": "cpu", "find_optimizer": True, **options}
     return run_coord(item, analyse_structure(item), **options)
 
 

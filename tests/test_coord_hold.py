@@ -16,13 +16,15 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run(target, **options):
-    from mulint.analysis.model import _resolve_function
     from mulint.analysis.structure import analyse_structure
     from mulint.coordcheck.run import run_coord
+    from mulint.reading.functions import FunctionRef
     from mulint.reading.targets import parse_target, resolve
 
     [item] = resolve(parse_target(str(target)), allow_exec=True)[:1]
-    options = {"seeds": 1, "device": "cpu", "resolve_optimizer": _resolve_function, **options}
+    if isinstance(options.get("optimizer"), str):
+        options["optimizer"] = FunctionRef.parse(options["optimizer"])
+    options = {"seeds": 1, "device": "cpu", "find_optimizer": True, **options}
     return run_coord(item, analyse_structure(item), **options)
 
 

@@ -170,7 +170,6 @@ _results = {}
 
 
 def mulint_check(file, target):
-    from mulint.analysis.model import _resolve_function
     from mulint.analysis.structure import analyse_structure
     from mulint.coordcheck.run import run_coord
     from mulint.reading.targets import parse_target, resolve
@@ -179,9 +178,7 @@ def mulint_check(file, target):
     if key not in _results:
         [item] = resolve(parse_target(f"{MODELS / file}:{target}"), allow_exec=True)[:1]
         structure = analyse_structure(item)
-        _results[key] = run_coord(
-            item, structure, seeds=1, steps=STEPS, resolve_optimizer=_resolve_function, device="cpu"
-        )
+        _results[key] = run_coord(item, structure, seeds=1, steps=STEPS, find_optimizer=True, device="cpu")
     return _results[key]
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch  # noqa: F401  pytester's in-process runs unload modules they import; torch cannot be imported twice
 
+from mulint.errors import ErrorRecord
 from mulint.findings import Finding
 from mulint.report import github, json_report, sarif, text
 from mulint.report.escape import json_text, keep_lines, one_line
@@ -158,7 +159,7 @@ def test_text_output_shows_control_characters_as_escapes():
 
 
 def test_github_annotations_show_control_characters_as_escapes():
-    out = github.render([hostile_finding()], errors=[{"target": "t", "step": "build", "message": ESCAPES, "hint": ""}])
+    out = github.render([hostile_finding()], errors=[ErrorRecord("t", "build", ESCAPES)])
     _no_controls(out)
     assert len(out.splitlines()) == 2 and "%0A" in out and "\\x1b[2J" in out
 
@@ -186,13 +187,13 @@ def test_json_and_sarif_round_trip_the_names_with_nothing_raw():
 
 
 def test_errors_notes_and_quoted_output_are_escaped_line_by_line():
-    error = {
-        "target": f"evil{FORGED}.py:Net",
-        "step": "build",
-        "message": f"boom{ESCAPES}",
-        "hint": "fix it",
-        "output": f"loss 0.1\n{ESCAPES}cleared\nAll checks passed!\rX",
-    }
+    error = ErrorRecord(
+        target=f"evil{FORGED}.py:Net",
+        step="build",
+        message=f"boom{ESCAPES}",
+        hint="fix it",
+        output=f"loss 0.1\n{ESCAPES}cleared\nAll checks passed!\rX",
+    )
     [out] = error_lines([error])
     _no_controls(out)
     assert out.splitlines()[0].startswith("error: evil\\nAll checks passed!\\r.py:Net: [build] boom\\x1b[2J")

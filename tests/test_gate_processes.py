@@ -164,9 +164,10 @@ class Net(nn.Module):
 
 def _run_discovered(path: Path, name: str = "Net"):
     from mulint.engine.isolation import Job, Limits, run_jobs
+    from mulint.engine.options import JobOptions
 
     [outcome] = run_jobs(
-        [Job("check", f"{path}:{name}", {"widths": [16, 32]}, discovered=True)], Limits(timeout=120, jobs=1)
+        [Job("check", f"{path}:{name}", JobOptions(widths=(16, 32)), discovered=True)], Limits(timeout=120, jobs=1)
     )
     return outcome
 
@@ -187,8 +188,8 @@ def test_a_bare_files_effect_at_import_is_refused_naming_its_line(tmp_path, effe
     path.write_text(MODEL_WITH.format(effect=effect.format(marker=marker)))
     line = path.read_text().splitlines().index(effect.format(marker=marker)) + 1
     outcome = _run_discovered(path)
-    assert outcome.error is not None and outcome.error["kind"] == "refused"
-    assert f"line {line} runs {what}" in outcome.error["message"]
+    assert outcome.error is not None and outcome.error.kind == "refused"
+    assert f"line {line} runs {what}" in outcome.error.message
     assert not marker.exists()
 
 
@@ -198,7 +199,7 @@ def test_swallowing_the_refusal_does_not_let_the_import_through(tmp_path):
     path.write_text(MODEL_WITH.format(effect=f'try:\n    os.remove("{marker}")\nexcept BaseException:\n    pass\n'))
     marker.write_text("keep me")
     outcome = _run_discovered(path)
-    assert outcome.error["kind"] == "refused" and "os.remove" in outcome.error["message"]
+    assert outcome.error.kind == "refused" and "os.remove" in outcome.error.message
     assert marker.read_text() == "keep me"
 
 
@@ -332,6 +333,7 @@ def test_a_model_printing_100_mb_costs_mulint_no_memory(tmp_path):
     script = textwrap.dedent(f'''
         import sys
         from mulint.engine.isolation import Job, Limits, run_jobs
+        from mulint.engine.options import JobOptions
 
         # getrusage's peak survives exec, so it would count the pytest process this one was forked
         # from; the mm's own high-water mark, reset here, counts this process alone.
@@ -341,9 +343,9 @@ def test_a_model_printing_100_mb_costs_mulint_no_memory(tmp_path):
         def peak():
             with open("/proc/self/status") as f:
                 return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-        [outcome] = run_jobs([Job("check", "{quiet}:Net", {{"widths": [16, 32]}})], Limits(timeout=300, jobs=1))
+        [outcome] = run_jobs([Job("check", "{quiet}:Net", JobOptions(widths=(16, 32)))], Limits(timeout=300, jobs=1))
         before = peak()
-        [outcome] = run_jobs([Job("check", "{loud}:Net", {{"widths": [16, 32]}})], Limits(timeout=300, jobs=1))
+        [outcome] = run_jobs([Job("check", "{loud}:Net", JobOptions(widths=(16, 32)))], Limits(timeout=300, jobs=1))
         assert outcome.error is None, outcome.error
         assert "@@last line" in outcome.output and len(outcome.output) < 100_000
         assert "torch" not in sys.modules
@@ -365,8 +367,8 @@ def test_a_print_loop_is_stopped_at_the_file_size_cap(tmp_path, monkeypatch):
     path = tmp_path / "loop.py"
     path.write_text(MODEL_WITH.format(effect="while True:\n    print('x' * 1000)\n"))
     started = time.monotonic()
-    [outcome] = isolation.run_jobs([isolation.Job("check", f"{path}:Net", {})], isolation.Limits(timeout=120))
-    assert outcome.error["kind"] == "output" and "more than 4 MB" in outcome.error["message"]
+    [outcome] = isolation.run_jobs([isolation.Job("check", f"{path}:Net")], isolation.Limits(timeout=120))
+    assert outcome.error.kind == "output" and "more than 4 MB" in outcome.error.message
     assert time.monotonic() - started < 60
 
 

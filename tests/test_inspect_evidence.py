@@ -12,7 +12,9 @@ from conftest import MODELS
 
 from mulint.engine import jobs
 from mulint.engine.isolation import Job
+from mulint.engine.options import JobOptions
 from mulint.exponents import fmt_exp
+from mulint.reading.functions import FunctionRef
 from mulint.report.inspect_view import as_json, as_text
 
 WIDTHS = [32, 64, 128]
@@ -31,8 +33,10 @@ def _module(name):
     return module
 
 
-def _facts(target, **options):
-    return jobs.inspect(Job("inspect", target, {"widths": WIDTHS, **options}), lambda message: None)["facts"]
+def _facts(target, optimizer=None, **options):
+    chosen = FunctionRef.parse(optimizer) if optimizer else None
+    job = Job("inspect", target, JobOptions(widths=tuple(WIDTHS), optimizer=chosen, **options))
+    return jobs.inspect(job, lambda message: None)["facts"]
 
 
 def _slope(values: dict[int, float]) -> float:
@@ -142,7 +146,9 @@ def test_sp_numbers_are_the_ones_mu101_and_mu301_report():
     assert use["init"]["verdict"] == "too large" and use["init"]["expected"] == [-0.5, -0.5]
     assert abs(use["init"]["effective_exponent"]) < 0.15  # a constant std 0.02
     assert use["update"]["verdict"] == "too large" and use["update"]["effective_exponent"] == 0
-    findings = jobs.check(Job("check", SP, {"widths": WIDTHS, "optimizer": SP_OPTIMIZER}), lambda m: None)["findings"]
+    findings = jobs.check(
+        Job("check", SP, JobOptions(widths=tuple(WIDTHS), optimizer=FunctionRef.parse(SP_OPTIMIZER))), lambda m: None
+    )["findings"]
     by_code = {f.code: f for f in findings}
     assert {"MU101", "MU102", "MU301"} <= set(by_code)
     assert by_code["MU101"].parameter == "hidden.0, hidden.1"
@@ -186,7 +192,7 @@ def test_api_inspect_with_an_optimizer_fn():
 
 def test_a_branch_that_uses_a_parameter_differently_is_listed_with_its_own_numbers():
     target = f"{MODELS / 'targets_branch.py'}:LastTokenMultiplierLM"  # 1/width_mult on the training branch only
-    facts = jobs.inspect(Job("inspect", target, {}), lambda message: None)["facts"]
+    facts = jobs.inspect(Job("inspect", target), lambda message: None)["facts"]
     params = {p["name"]: p["evidence"] for p in json.loads(as_json(facts))["parameters"]}
     head = params["lm_head.weight"]
     [generating] = head["uses"]
@@ -196,7 +202,7 @@ def test_a_branch_that_uses_a_parameter_differently_is_listed_with_its_own_numbe
     assert generating["init"]["verdict"] == "too large" and generating["update"]["verdict"].startswith("not judged")
     assert training["uses"][0]["init"]["verdict"] == training["uses"][0]["update"]["verdict"] == "ok"
     assert params["fc.weight"]["branches"] == [] and params["fc.weight"]["uses"][0]["update"]["verdict"] == "ok"
-    findings = jobs.check(Job("check", target, {}), lambda message: None)["findings"]
+    findings = jobs.check(Job("check", target), lambda message: None)["findings"]
     assert [f.code for f in findings if f.parameter == "lm_head.weight"] == ["MU102"]  # init only, not MU301
     assert "on the training branch, `targets` given:" in as_text(facts)
 

@@ -239,7 +239,7 @@ def test_coord_trains_at_the_lrs_check_judges():
     from mulint.reading.targets import parse_target, resolve
 
     [target] = resolve(parse_target(f"{LOOP}:TokenMixer"), allow_exec=True)
-    factory = find_factory(target.module, target.obj, None, None)
+    factory = find_factory(target.module, target.obj, None)
     model = target.obj(d_model=128)
     [optimizer] = _optimizers(factory, model, LrPolicy.for_module(target.module), target.label)
     hidden = next(g for g in optimizer.param_groups if any(p is model.layers[0].up.weight for p in g["params"]))

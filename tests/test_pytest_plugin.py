@@ -59,3 +59,39 @@ def test_without_the_option_nothing_is_added(pytester):
     pytester.makepyfile(test_nothing="def test_one():\n    pass\n")
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_pytest_mulint_runs_by_the_configs_profile_jobs_and_timeout(pytester, monkeypatch):
+    """The items run with every setting of [tool.mulint], as `mulint check` does (the plugin once read the
+    table itself and dropped `profile` and `jobs`). The workers are stood in for: what they are given is
+    what is tested."""
+    from mulint.engine import checker
+    from mulint.engine.isolation import Outcome
+
+    given = []
+
+    def run_jobs(jobs, limits, **kwargs):
+        given.append((jobs, limits))
+        return [
+            Outcome(job=job, value={"findings": [], "target": {"target": job.target, "mode": "model"}}) for job in jobs
+        ]
+
+    monkeypatch.setattr(checker, "run_jobs", run_jobs)
+    monkeypatch.setattr(checker, "warm_up", lambda: None)
+    pytester.makepyprojecttoml(
+        textwrap.dedent(f'''
+        [tool.mulint]
+        targets = ["{EXAMPLES / "mlp_mup.py"}:MLP", "{EXAMPLES / "mlp_sp.py"}:MLP"]
+        profile = "spectral"
+        jobs = 3
+        timeout = 42
+        lr-scale-key = "lr_factor"
+    ''')
+    )
+    result = pytester.runpytest("--mulint", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    assert len(given) == 2
+    for jobs, limits in given:
+        [job] = jobs
+        assert (job.options.profile, job.options.lr_scale_keys) == ("spectral", ("lr_factor",))
+        assert (limits.jobs, limits.timeout) == (3, 42.0)

@@ -83,7 +83,7 @@ def _check(target):
     from mulint.engine.isolation import Job
     from mulint.report.json_report import finding_dict
 
-    findings = jobs.check(Job("check", target, {}), lambda message: None)["findings"]
+    findings = jobs.check(Job("check", target), lambda message: None)["findings"]
     return [{k: finding_dict(f)[k] for k in ("code", "line", "message", "parameter")} for f in findings]
 
 
@@ -92,7 +92,7 @@ def _inspect(target):
     from mulint.engine.isolation import Job
     from mulint.report.inspect_view import as_json
 
-    return json.loads(as_json(jobs.inspect(Job("inspect", target, {}), lambda message: None)["facts"]))
+    return json.loads(as_json(jobs.inspect(Job("inspect", target), lambda message: None)["facts"]))
 
 
 def test_shortened_trace_gives_the_full_trace_facts(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 
 from mulint.engine.suppress import filter_findings, noqa_codes, per_file_ignored, selected
-from mulint.errors import MulintError
+from mulint.errors import ErrorRecord, MulintError
 from mulint.findings import Finding, Fix
 from mulint.report import github, json_report, sarif, text
 from mulint.rules.pages import load_pages, pages_dir, parse_page
@@ -334,7 +334,7 @@ def test_statistics_table_is_ruffs():
 def test_json_carries_fix_as_dict_and_passes_targets_and_errors_through():
     fixed = finding()
     fixed.fix = Fix("safe", "scale by 1/head_dim", [{"line": 3}])
-    error = {"target": "t.py:M", "step": "build", "message": "boom", "hint": "h"}
+    error = ErrorRecord(target="t.py:M", step="build", message="boom", hint="h", kind="crashed")
     data = json.loads(json_report.render([finding(line=9), fixed], [{"target": "t.py:M", "mode": "model"}], [error]))
     assert [f["line"] for f in data["findings"]] == [3, 9]
     assert data["findings"][0]["fix"] == {
@@ -343,7 +343,8 @@ def test_json_carries_fix_as_dict_and_passes_targets_and_errors_through():
         "edits": [{"line": 3}],
     }
     assert data["findings"][1]["fix"] is None and data["findings"][1]["parameter"] == "h.*.attn"
-    assert data["errors"] == [error] and data["targets"][0]["mode"] == "model"
+    assert data["errors"] == [{"target": "t.py:M", "step": "build", "message": "boom", "hint": "h"}]
+    assert data["targets"][0]["mode"] == "model"
 
 
 def test_github_escapes_cr_and_property_separators():

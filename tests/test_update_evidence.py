@@ -69,10 +69,13 @@ def analysed(model: str = "make_model", optimizer: str = "make_optimizer"):
     key = (model, optimizer)
     if key not in _RUNS:
         from mulint.engine.jobs import analyse_target
+        from mulint.engine.options import JobOptions
+        from mulint.reading.functions import FunctionRef
         from mulint.reading.targets import parse_target, resolve
 
         [target] = resolve(parse_target(f"{MODEL}:{model}"), allow_exec=True)
-        findings, entry = analyse_target(target, {"widths": WIDTHS, "optimizer": f"{MODEL}:{optimizer}"})
+        options = JobOptions(widths=tuple(WIDTHS), optimizer=FunctionRef.parse(f"{MODEL}:{optimizer}"))
+        findings, entry = analyse_target(target, options)
         _RUNS[key] = findings, entry, target
     return _RUNS[key]
 
@@ -81,11 +84,12 @@ def analysed(model: str = "make_model", optimizer: str = "make_optimizer"):
 def test_globally_normalised_muon_in_mup_is_flat_and_clean():
     from mulint.analysis.model import analyse_model
     from mulint.engine.jobs import eager
+    from mulint.reading.functions import FunctionRef
     from mulint.reading.targets import parse_target, resolve
 
     [target] = resolve(parse_target(f"{MODEL}:make_model"), allow_exec=True)
     with eager():
-        facts = analyse_model(target, widths=WIDTHS, optimizer=f"{MODEL}:make_optimizer").facts
+        facts = analyse_model(target, widths=WIDTHS, optimizer=FunctionRef.parse(f"{MODEL}:make_optimizer")).facts
     hidden = [u.update_exponent for p in facts.params for u in p.uses if u.role == "hidden"]
     assert len(hidden) == 4 and all(e is not None and abs(e) < 0.15 for e in hidden), hidden
     note = next(n for n in facts.notes if n.startswith("update sizes measured on step"))

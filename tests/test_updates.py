@@ -254,11 +254,13 @@ def test_u_mup_accepts_an_embedding_update_shrinking_like_width_to_the_minus_hal
 @pytest.fixture(scope="module")
 def analysed():
     from mulint.analysis.model import analyse_model
+    from mulint.reading.functions import FunctionRef
     from mulint.reading.targets import parse_target, resolve
 
     def run(spec, optimizer=None, widths=None, profile="mup"):
         [target] = resolve(parse_target(spec), allow_exec=True)
-        return analyse_model(target, optimizer=optimizer, widths=widths, profile=profile).facts
+        chosen = FunctionRef.parse(optimizer) if optimizer else None
+        return analyse_model(target, optimizer=chosen, widths=widths, profile=profile).facts
 
     return run
 

@@ -11,24 +11,12 @@ from mulint.analysis.optimizer import OptimizerNumbers, find_factory, optimizer_
 from mulint.analysis.structure import Structure, analyse_structure
 from mulint.analysis.updates import UpdateNumbers, batch_for, measure_again, measure_updates, update_facts
 from mulint.construct.provenance import quiet
-from mulint.errors import MulintError
 from mulint.exponents import fit_exponent
 from mulint.profiles import load_profile
-from mulint.reading.targets import ResolvedTarget, parse_target, resolve
+from mulint.reading.functions import Function
+from mulint.reading.targets import ResolvedTarget
 
 NO_OPTIMIZER = "optimizer rules skipped: no optimizer found"  # the API words its own hint
-
-
-def _resolve_function(spec: str):
-    parsed = parse_target(spec)
-    if parsed.name is None:
-        raise MulintError(
-            f"'{spec}' does not name a function",
-            step="optimizer",
-            hint="use --optimizer path/to/file.py:make_optimizer",
-        )
-    [found] = resolve(parsed, allow_exec=True)
-    return found.obj, found.label
 
 
 def hidden_gradient_rms(target: ResolvedTarget, structure: Structure, model) -> list[float]:
@@ -83,10 +71,9 @@ def analyse_model(
     *,
     widths: list[int] | None = None,
     width_arg: str | None = None,
-    optimizer: str | None = None,
+    optimizer: Function | None = None,
     measure: bool = True,
     lr_scale_keys: tuple[str, ...] = (),
-    resolve_optimizer=None,
     profile: str = "mup",
     lr_scale: str = "auto",
 ) -> Structure:
@@ -98,7 +85,7 @@ def analyse_model(
     if not measure or not facts.traced:
         return structure
     model_cls = target.obj if inspect.isclass(target.obj) else type(next(iter(structure.models.values())))
-    factory = find_factory(target.module, model_cls, optimizer, resolve_optimizer or _resolve_function)
+    factory = find_factory(target.module, model_cls, optimizer)
     opt_numbers = OptimizerNumbers(label=factory.label) if factory else None
     policy = LrPolicy.for_module(target.module, tuple(lr_scale_keys), lr_scale, factory.module) if factory else None
     if factory is not None and policy is not None:

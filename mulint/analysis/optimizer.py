@@ -21,6 +21,7 @@ from mulint.errors import MulintError
 from mulint.exponents import fit_exponent
 from mulint.facts import OptimizerFacts, ParamFacts, SourceLoc
 from mulint.paths import display_path
+from mulint.reading.functions import Function, resolve_function
 
 FACTORY_NAMES = ("configure_optimizers", "make_optimizer", "build_optimizer", "create_optimizer")
 # Values for arguments the factory leaves without a default (nanoGPT's configure_optimizers).
@@ -105,10 +106,10 @@ def _call_with_defaults(func: Callable, model: nn.Module, label: str, bound: boo
     return func(*args, **kwargs)
 
 
-def find_factory(module, model_cls: type | None, spec: str | None, resolve_spec) -> OptimizerFactory | None:
-    """``--optimizer``/config first, then module-level factories, then the model's own method."""
-    if spec:
-        func, label = resolve_spec(spec)
+def find_factory(module, model_cls: type | None, given: Function | None) -> OptimizerFactory | None:
+    """``--optimizer``/config (or `optimizer_fn=`) first, then module-level factories, then the model's own method."""
+    if given is not None:
+        func, label = resolve_function(given)
         return OptimizerFactory(
             label, lambda model: _call_with_defaults(func, model, label, bound=False), inspect.getmodule(func)
         )

@@ -27,6 +27,7 @@ from mulint.coordcheck.record import changes, recording
 from mulint.errors import MulintError
 from mulint.exponents import fit_exponent
 from mulint.profiles import load_profile
+from mulint.reading.functions import Function
 
 DEVICES = ("cpu", "cuda", "mps")
 
@@ -98,9 +99,9 @@ def run_coord(
     steps: int = 3,
     seeds: int = 2,
     lr: float = 1e-3,
-    optimizer: str | None = None,
+    optimizer: Function | None = None,
+    find_optimizer: bool = False,
     batch_fn: Callable | None = None,
-    resolve_optimizer=None,
     progress: Callable[[int], None] = lambda n: None,
     device: str | None = None,
     profile: str = "mup",
@@ -110,13 +111,14 @@ def run_coord(
     """Train, fit and judge; a failure that is only doubtful (see ``doubtful``) is judged again on a
     longer run with one more, wider width, and the result says what was extended.
     ``lr_scale_keys``/``lr_scale``: as for `check` (the config's `lr-scale-key`, `lr-scale`), so both
-    train at the same per-group learning rates."""
+    train at the same per-group learning rates. ``optimizer``: the user's factory; without it, the one
+    `check` finds when ``find_optimizer``, else Adam at ``lr``."""
     device = device or default_device()
     limits = load_profile(profile).coord
     knob = limited(structure.knob)
     widths, notes = choose_widths(knob, target.label, widths)
     model_cls = type(next(iter(structure.models.values())))
-    factory = find_factory(target.module, model_cls, optimizer, resolve_optimizer) if resolve_optimizer else None
+    factory = find_factory(target.module, model_cls, optimizer) if optimizer is not None or find_optimizer else None
     label = factory.label if factory else f"Adam(lr={lr:g})"
     policy = LrPolicy.for_module(target.module, lr_scale_keys, lr_scale, factory.module) if factory else None
     skip = _judged(structure)

@@ -145,18 +145,13 @@ def store_result(
     target: dict,
     deps: list[Path],
     *,
+    observed: dict,
     started_ns: int | None = None,
-    observed: dict | None = None,
 ) -> None:
     """Cache a result with every observed input: the content of every file, the listing of every
     directory, the value of every environment variable. Not when an input could not be observed, nor when
     a file or directory changed after the check began (the recorder's `started_ns`, or this process's
     lookup of the target): the result may come from its old content."""
-    observed = (
-        observed
-        if observed is not None
-        else {"env": {}, "listings": [], "dists": [], "library_files": [], "unobservable": []}
-    )
     if uncacheable(observed):
         return
     looked_up_ns = _LOOKED_UP_NS.pop(_identity(label, target_path, options), None)

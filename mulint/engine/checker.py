@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mulint.engine.isolation import Job, Outcome, run_jobs, warm_up
+from mulint.engine.options import JobOptions
 from mulint.engine.settings import Settings
-from mulint.errors import MulintError
+from mulint.errors import ErrorRecord, MulintError
 from mulint.findings import Finding
 from mulint.sources import is_regular, kind_of
 
@@ -47,7 +48,7 @@ NOT_A_MODEL = {"no-width-knob", "needs-arguments", "refused"}
 class CheckResult:
     findings: list[Finding] = field(default_factory=list)
     targets: list[dict] = field(default_factory=list)  # what was analysed, and how
-    errors: list[dict] = field(default_factory=list)
+    errors: list[ErrorRecord] = field(default_factory=list)
     unanalysed: list[dict] = field(default_factory=list)  # {"path", "reason", "hint"}: model files not analysed
     outputs: list[tuple[str, str]] = field(default_factory=list)  # (target, what its code printed)
     skipped_dirs: list[str] = field(default_factory=list)
@@ -127,8 +128,10 @@ def run_check(options: Settings, *, progress: Callable[[str], None] = lambda s: 
     result = CheckResult()
     jobs: list[Job] = []
     texts = expand(options.paths, options.exclude, result.skipped_dirs)
-    for text in [*texts, *([options.optimizer] if options.optimizer else [])]:
-        head = text.rsplit(":", 1)[0] if not text.endswith(".py") else text
+    heads = [text.rsplit(":", 1)[0] if not text.endswith(".py") else text for text in texts]
+    if options.optimizer is not None and options.optimizer.path is not None:
+        heads.append(options.optimizer.path)
+    for head in heads:
         try:
             path = Path(head).resolve() if head.endswith(".py") else None
         except (OSError, RuntimeError):  # a symlink loop: reported as the target's own error below
@@ -140,7 +143,7 @@ def run_check(options: Settings, *, progress: Callable[[str], None] = lambda s: 
             spec = parse_target(text)
             _check_exists(spec, text)
         except MulintError as exc:
-            result.errors.append(_error(exc.for_target(text)))
+            result.errors.append(ErrorRecord.of(exc, target=text))
             continue
         summary = _check_static(spec, options, result) if spec.path is not None else None
         for job in _model_jobs(spec, summary, options, result):
@@ -195,12 +198,12 @@ def _empty_directories(options: Settings, result: CheckResult) -> None:
         path = Path(text)
         if path.is_dir() and not _python_files(path, options.exclude, []):
             result.errors.append(
-                {
-                    "target": text,
-                    "step": "target",
-                    "message": f"no Python files under {text}",
-                    "hint": "check the path and the `exclude` setting",
-                }
+                ErrorRecord(
+                    target=text,
+                    step="target",
+                    message=f"no Python files under {text}",
+                    hint="check the path and the `exclude` setting",
+                )
             )
 
 
@@ -217,16 +220,16 @@ def _check_static(spec, options: Settings, result: CheckResult):
         rules = [r for r in SOURCE_RULES if selected(r.code, options.select, options.ignore)]
         result.findings.extend(check_source(spec.path, rules))
     except MulintError as exc:
-        result.errors.append(_error(exc.for_target(str(spec.path))))
+        result.errors.append(ErrorRecord.of(exc, target=str(spec.path)))
         return None
     except (RecursionError, MemoryError, ValueError, OSError, UnicodeError) as exc:
         result.errors.append(
-            {
-                "target": str(spec.path),
-                "step": "parse",
-                "message": f"cannot read or parse {spec.path}: {type(exc).__name__}: {exc}",
-                "hint": "the file must be valid Python source",
-            }
+            ErrorRecord(
+                target=str(spec.path),
+                step="parse",
+                message=f"cannot read or parse {spec.path}: {type(exc).__name__}: {exc}",
+                hint="the file must be valid Python source",
+            )
         )
         return None
     result.targets.append(
@@ -242,30 +245,26 @@ def _check_static(spec, options: Settings, result: CheckResult):
 
 def _model_jobs(spec, summary, options: Settings, result: CheckResult) -> list[Job]:
     """The model targets of one CLI target: the named object, or the models a bare file defines."""
-    job_options = _job_options(options)
+    job_options = JobOptions.for_check(options)
     if spec.name is not None:
         if options.no_exec:
             result.errors.append(
-                _error(
-                    MulintError(
-                        "--no-exec forbids importing model code",
-                        target=spec.label,
-                        step="import",
-                        hint="drop --no-exec to analyse the model",
-                    )
+                ErrorRecord(
+                    target=spec.label,
+                    step="import",
+                    message="--no-exec forbids importing model code",
+                    hint="drop --no-exec to analyse the model",
                 )
             )
             return []
         return [Job("check", spec.text, job_options)]
     if spec.path is None:
         result.errors.append(
-            _error(
-                MulintError(
-                    "a module target needs a NAME",
-                    target=spec.label,
-                    step="target",
-                    hint=f"use {spec.module}:ClassName or {spec.module}:factory",
-                )
+            ErrorRecord(
+                target=spec.label,
+                step="target",
+                message="a module target needs a NAME",
+                hint=f"use {spec.module}:ClassName or {spec.module}:factory",
             )
         )
         return []
@@ -317,25 +316,6 @@ def _not_analysed(result: CheckResult, path, reason: str, hint: str) -> None:
     result.unanalysed.append({"path": str(path), "reason": reason, "hint": hint})
 
 
-def _job_options(options: Settings) -> dict:
-    # Plain lists, as the worker and the cache key have always read them.
-    return {
-        "widths": _list(options.widths),
-        "width_arg": options.width_arg,
-        "optimizer": options.optimizer,
-        "coord": options.coord,
-        "select": _list(options.select),
-        "ignore": _list(options.ignore),
-        "lr_scale_keys": list(options.lr_scale_keys),
-        "lr_scale": options.lr_scale,
-        "profile": options.profile,
-    }
-
-
-def _list(values):
-    return None if values is None else list(values)
-
-
 def _cached(job: Job, options: Settings, result: CheckResult) -> bool:
     """Take the cached result of an unchanged target: then no worker, no torch."""
     hit = _cache_lookup(job, options)
@@ -365,17 +345,11 @@ def _take(outcome: Outcome, options: Settings, result: CheckResult, progress=lam
         result.outputs.append((job.target, outcome.output))
     if outcome.error is not None:
         error = outcome.error
-        if job.discovered and error.get("kind") in NOT_A_MODEL:
+        if job.discovered and error.kind in NOT_A_MODEL:
             path = job.target.rsplit(":", 1)[0]
-            _not_analysed(result, path, f"{job.target.rsplit(':', 1)[1]}: {error['message']}", error["hint"])
+            _not_analysed(result, path, f"{job.target.rsplit(':', 1)[1]}: {error.message}", error.hint)
         else:
-            result.errors.append(
-                {
-                    k: error.get(k, "")
-                    for k in ("target", "step", "message", "hint", "output")
-                    if k != "output" or error.get("output")
-                }
-            )
+            result.errors.append(error)
         return
     value = outcome.value
     result.findings.extend(value["findings"])
@@ -389,7 +363,7 @@ def _take(outcome: Outcome, options: Settings, result: CheckResult, progress=lam
 def _cache_options(job: Job) -> dict:
     from mulint.profiles import profile_digest
 
-    return {**job.options, "cwd": os.getcwd(), "profile_digest": profile_digest(job.options.get("profile") or "")}
+    return {**job.options.as_key(), "cwd": os.getcwd(), "profile_digest": profile_digest(job.options.profile)}
 
 
 def _target_path(job: Job) -> Path | None:
@@ -423,7 +397,7 @@ def _cache_store(job: Job, options: Settings, value: dict, progress=lambda s: No
         value["target"],
         deps,
         started_ns=value.get("deps_since_ns"),
-        observed=value.get("observed"),
+        observed=value["observed"],  # its shape checked by `uncacheable` above
     )
 
 
@@ -442,22 +416,18 @@ def _filter(findings: list[Finding], options: Settings) -> list[Finding]:
     )
 
 
-def _error(exc: MulintError) -> dict:
-    return {"target": exc.target, "step": exc.step, "message": exc.message, "hint": exc.hint}
-
-
-def merge_repeated(errors: list[dict]) -> list[dict]:
+def merge_repeated(errors: list[ErrorRecord]) -> list[ErrorRecord]:
     """One record per distinct failure: two models of a file that fail to import alike are one error
     naming both."""
-    merged: dict[tuple, dict] = {}
+    merged: dict[tuple, ErrorRecord] = {}
     for error in errors:
-        key = (error.get("step"), error.get("message"), error.get("hint"))
+        key = (error.step, error.message, error.hint)
         if key in merged:
             first = merged[key]
-            if error["target"] not in first["target"].split(", "):
-                first["target"] = f"{first['target']}, {error['target']}"
+            if error.target not in first.target.split(", "):
+                merged[key] = first.with_target(f"{first.target}, {error.target}")
         else:
-            merged[key] = dict(error)
+            merged[key] = error
     return list(merged.values())
 
 
@@ -467,11 +437,13 @@ def checked_files(options: Settings) -> set[Path]:
     from mulint.reading.targets import parse_target
 
     files = set()
-    for text in expand(options.paths, options.exclude) + ([options.optimizer] if options.optimizer else []):
+    for text in expand(options.paths, options.exclude):
         try:
             spec = parse_target(text)
         except MulintError:
             continue
         if spec.path is not None and spec.path.is_file():  # not a missing file or a symlink loop
             files.add(Path(spec.path))
+    if options.optimizer is not None and options.optimizer.path is not None and Path(options.optimizer.path).is_file():
+        files.add(Path(options.optimizer.path))
     return files

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import multiprocessing
 import os
 import shutil
@@ -34,9 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mulint.engine.options import JobOptions
 from mulint.engine.wire import MAX_MESSAGE, WireError, check_error, check_result, decode
-from mulint.engine.worker import worker_main
-from mulint.errors import Interrupted
+from mulint.engine.worker import WorkerRequest, worker_main
+from mulint.errors import ErrorRecord, Interrupted
 
 DEFAULT_TIMEOUT = 300.0
 SERVER_START_TIMEOUT = 300.0  # the worker server imports torch once; a loaded machine may take a while
@@ -52,7 +54,7 @@ class Job:
 
     kind: str  # "check", "inspect" or "coord"
     target: str  # PATH:NAME or module:NAME, as `parse_target` reads it
-    options: dict[str, Any] = field(default_factory=dict)
+    options: JobOptions = field(default_factory=JobOptions)
     discovered: bool = False  # found in a bare file rather than named by the user
 
 
@@ -60,7 +62,7 @@ class Job:
 class Outcome:
     job: Job
     value: Any = None  # what the job function returned
-    error: dict | None = None  # {"target", "step", "message", "hint", "kind"}
+    error: ErrorRecord | None = None
     output: str = ""  # what the target's code printed
     seconds: float = 0.0
 
@@ -254,16 +256,16 @@ def _run_one(
     Path(output_path).touch()
     receiver, sender = context.Pipe(duplex=False)
     alive_r, alive_w = context.Pipe(duplex=False)  # the worker kills its group when this closes
-    request = {
-        "job": job,
-        "cwd": os.getcwd(),
-        "env": dict(os.environ),
-        "output": output_path,
-        "scratch": scratch,
-        "max_memory": max_memory,
-        "threads": threads,
-        "max_output": MAX_OUTPUT_BYTES,
-    }
+    request = WorkerRequest(
+        job=job,
+        cwd=os.getcwd(),
+        env=dict(os.environ),
+        output=output_path,
+        scratch=scratch,
+        max_memory=max_memory,
+        max_output=MAX_OUTPUT_BYTES,
+        threads=threads,
+    )
     process = context.Process(target=worker_main, args=(request, sender, alive_r), daemon=True)
     start = time.monotonic()
     outcome = Outcome(job=job)
@@ -344,7 +346,7 @@ def _run_one(
         outcome.output = read_tail(output_path)
         shutil.rmtree(scratch, ignore_errors=True)
     if outcome.error is not None and outcome.output.strip():
-        outcome.error = {**outcome.error, "output": _tail(outcome.output)}
+        outcome.error = dataclasses.replace(outcome.error, output=_tail(outcome.output))
     return outcome
 
 
@@ -384,11 +386,11 @@ def _main_hidden():
                 sys.modules["__main__"] = main
 
 
-def _error(job: Job, step: str, message: str, hint: str, kind: str = "") -> dict:
-    return {"target": job.target, "step": step, "message": message, "hint": hint, "kind": kind}
+def _error(job: Job, step: str, message: str, hint: str, kind: str = "") -> ErrorRecord:
+    return ErrorRecord(target=job.target, step=step, message=message, hint=hint, kind=kind)
 
 
-def _timed_out(job: Job, step: str, timeout: float) -> dict:
+def _timed_out(job: Job, step: str, timeout: float) -> ErrorRecord:
     return _error(
         job,
         step,
@@ -399,7 +401,7 @@ def _timed_out(job: Job, step: str, timeout: float) -> dict:
     )
 
 
-def _died(job: Job, step: str, process, max_memory: int) -> dict:
+def _died(job: Job, step: str, process, max_memory: int) -> ErrorRecord:
     process.join(5)
     code = process.exitcode
     if code is not None and code < 0:

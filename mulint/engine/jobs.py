@@ -16,16 +16,19 @@ from collections.abc import Callable
 from typing import Any
 
 from mulint import steps
-from mulint.errors import MulintError
+from mulint.engine.options import JobOptions
+from mulint.errors import ErrorRecord, MulintError
 
 
 def run(job, max_memory: int, send: Callable[[tuple], None]) -> tuple[str, Any]:
+    from mulint.engine.deps import DependencyRecorder
+
     handler = {"check": check, "inspect": inspect, "coord": coord}[job.kind]
-    recorder = _dependency_recorder()
+    recorder = DependencyRecorder()
     try:
         with eager(), recorder:
             value = handler(job, send)
-        if isinstance(value, dict) and hasattr(recorder, "files"):
+        if isinstance(value, dict):
             value["deps"] = [str(p) for p in recorder.files()]
             value["deps_since_ns"] = recorder.started_ns  # a file changed after this may have been read old
             value["observed"] = recorder.observed()  # directories, environment, distributions, the unobservable
@@ -56,36 +59,14 @@ def eager():
     return torch.compiler.set_stance("force_eager")
 
 
-def _dependency_recorder():
-    try:
-        from mulint.engine.deps import DependencyRecorder
-    except ImportError:
-        import contextlib
-
-        return contextlib.nullcontext()
-    return DependencyRecorder()
+def _record(job, message: str, hint: str, *, step: str = "", kind: str = "") -> ErrorRecord:
+    return ErrorRecord(target=job.target, step=step or steps.current or "import", message=message, hint=hint, kind=kind)
 
 
-def _record(job, message: str, hint: str, *, step: str = "", kind: str = "") -> dict:
-    return {
-        "target": job.target,
-        "step": step or steps.current or "import",
-        "message": message,
-        "hint": hint,
-        "kind": kind,
-    }
-
-
-def _as_record(exc: MulintError, job, max_memory: int) -> dict:
+def _as_record(exc: MulintError, job, max_memory: int) -> ErrorRecord:
     if _out_of_memory(exc):
         return _record(job, _memory_message(max_memory), _memory_hint(), step=exc.step, kind="memory")
-    return {
-        "target": exc.target or job.target,
-        "step": exc.step or steps.current,
-        "message": exc.message,
-        "hint": exc.hint,
-        "kind": getattr(exc, "kind", ""),
-    }
+    return ErrorRecord.of(exc, target=job.target, step=steps.current or "")
 
 
 def _out_of_memory(exc: BaseException) -> bool:
@@ -138,34 +119,31 @@ def check(job, send) -> dict:
     return {"findings": findings, "target": entry}
 
 
-def analyse_target(target, options: dict, *, resolve_optimizer=None):
+def analyse_target(target, options: JobOptions):
     """Analyse one resolved target and run the model rules: (findings, what was analysed). The CLI's
     workers and the Python API both come here."""
-    from mulint.analysis.model import _resolve_function
-
-    resolve_optimizer = resolve_optimizer or _resolve_function
     with eager():  # the Python API comes here without a worker
-        return _analyse(target, options, resolve_optimizer)
+        return _analyse(target, options)
 
 
-def _analyse(target, options: dict, resolve_optimizer):
+def _analyse(target, options: JobOptions):
     from mulint.engine.suppress import selected
     from mulint.rules import MODEL_RULES, check_model_rules
 
-    structure = analyse_numbers(target, options, resolve_optimizer)
+    structure = analyse_numbers(target, options)
     facts = structure.facts
-    if options.get("coord") and facts.traced:
+    if options.coord and facts.traced:
         from mulint.coordcheck.run import coord_facts, run_coord
 
         steps.enter("coord")
         result = run_coord(
             target,
             structure,
-            optimizer=options.get("optimizer"),
-            resolve_optimizer=resolve_optimizer,
-            profile=options.get("profile") or "mup",
-            lr_scale_keys=tuple(options.get("lr_scale_keys") or ()),
-            lr_scale=options.get("lr_scale") or "auto",
+            optimizer=options.optimizer,
+            find_optimizer=True,
+            profile=options.profile,
+            lr_scale_keys=options.lr_scale_keys,
+            lr_scale=options.lr_scale,
         )
         facts.coord, facts.coord_widths = coord_facts(result, structure), result.widths
     entry = {
@@ -178,26 +156,29 @@ def _analyse(target, options: dict, resolve_optimizer):
         "notes": facts.notes,
         "optimizer": facts.optimizer.label if facts.optimizer else None,
     }
-    rules = [r for r in MODEL_RULES if selected(r.code, options.get("select"), options.get("ignore"))]
+    rules = [r for r in MODEL_RULES if selected(r.code, options.select, options.ignore)]
     return check_model_rules(facts, rules), entry  # on every traced branch of forward
 
 
-def analyse_numbers(target, options: dict, resolve_optimizer=None):
+def analyse_numbers(target, options: JobOptions):
     """The analysis `check` judges and `inspect` shows: structure, init sizes, learning rates and
     measured updates, with the same options, so inspect's evidence is the rules' own numbers."""
-    from mulint.analysis.model import _resolve_function, analyse_model
+    from mulint.analysis.model import analyse_model
 
     with eager():  # torch.compile ignored here too: inspect through the API comes without a worker
         return analyse_model(
             target,
-            widths=options.get("widths"),
-            width_arg=options.get("width_arg"),
-            optimizer=options.get("optimizer"),
-            resolve_optimizer=resolve_optimizer or _resolve_function,
-            lr_scale_keys=tuple(options.get("lr_scale_keys") or ()),
-            lr_scale=options.get("lr_scale") or "auto",
-            profile=options.get("profile") or "mup",
+            widths=_listed(options.widths),
+            width_arg=options.width_arg,
+            optimizer=options.optimizer,
+            lr_scale_keys=options.lr_scale_keys,
+            lr_scale=options.lr_scale,
+            profile=options.profile,
         )
+
+
+def _listed(widths):
+    return None if widths is None else list(widths)
 
 
 def inspect(job, send) -> dict:
@@ -206,33 +187,33 @@ def inspect(job, send) -> dict:
 
 
 def coord(job, send) -> dict:
-    from mulint.analysis.model import _resolve_function
     from mulint.analysis.structure import analyse_structure
     from mulint.coordcheck.run import run_coord
+    from mulint.reading.functions import resolve_function
 
-    options = job.options
+    options: JobOptions = job.options
     target = _resolve_one(job)
-    structure = analyse_structure(target, width_arg=options.get("width_arg"))
+    structure = analyse_structure(target, width_arg=options.width_arg)
     batch_fn = None
-    if options.get("batch"):
+    if options.batch is not None:
         steps.enter("batch")
-        batch_fn = _checked_batch(*_resolve_function(options["batch"]))
+        batch_fn = _checked_batch(*resolve_function(options.batch))
     steps.enter("coord")
-    extra = {"device": options["device"]} if options.get("device") else {}
     result = run_coord(
         target,
         structure,
-        widths=options.get("widths"),
-        steps=options.get("steps", 3),
-        seeds=options.get("seeds", 2),
-        lr=options.get("lr", 1e-3),
+        widths=_listed(options.widths),
+        steps=options.steps,
+        seeds=options.seeds,
+        lr=options.lr,
         batch_fn=batch_fn,
-        optimizer=options.get("optimizer"),
-        resolve_optimizer=_resolve_function,
-        lr_scale_keys=tuple(options.get("lr_scale_keys") or ()),
-        lr_scale=options.get("lr_scale") or "auto",
+        optimizer=options.optimizer,
+        find_optimizer=True,
+        lr_scale_keys=options.lr_scale_keys,
+        lr_scale=options.lr_scale,
+        profile=options.profile,
         progress=lambda n: send(("progress", n)),
-        **extra,
+        device=options.device,
     )
     return {"coord": result}
 

@@ -1,18 +1,18 @@
 """Running one model target for `inspect` and `coord`: the job of the target named (or of the one
-model a bare file defines), run in a worker, its failure raised as the MulintError it reported; and
-inspect's options, taken from the same settings as `check`'s."""
+model a bare file defines), run in a worker, its failure raised as the MulintError it reported."""
 
 from __future__ import annotations
 
 import click
 
 from mulint.engine.isolation import Job, run_jobs
+from mulint.engine.options import JobOptions
 from mulint.errors import MulintError
 from mulint.report.escape import keep_lines, one_line
 from mulint.report.summary import quoted_output
 
 
-def one_model_job(kind: str, target: str, options: dict) -> Job:
+def one_model_job(kind: str, target: str, options: JobOptions) -> Job:
     """The job of `inspect` or `coord`: a named target, or the one model a bare file defines."""
     from mulint.reading.safety import summarize
     from mulint.reading.targets import parse_target
@@ -59,9 +59,7 @@ def run_one_job(job, limits, verbose: bool, on_progress=lambda job, n: None):
         echo_output(job.target, outcome.output)
     if outcome.error is not None:
         error = outcome.error
-        raise MulintError(
-            error["message"] + quoted_output(error), target=error["target"], step=error["step"], hint=error["hint"]
-        )
+        raise MulintError(error.message + quoted_output(error), target=error.target, step=error.step, hint=error.hint)
     return outcome.value
 
 
@@ -69,16 +67,3 @@ def echo_output(label: str, output: str) -> None:
     click.echo(f"output of {one_line(label)}:", err=True)
     for line in output.rstrip().splitlines():
         click.echo(f"  | {keep_lines(line)}", err=True)
-
-
-def inspect_options(settings) -> dict:
-    """The inspect job's options from the run's settings (mulint.engine.settings: `[tool.mulint]` found above the
-    target, under the flags, as for check), so inspect shows the numbers `check` judges."""
-    return {
-        "widths": list(settings.widths) if settings.widths else None,
-        "width_arg": settings.width_arg,
-        "optimizer": settings.optimizer,
-        "lr_scale_keys": list(settings.lr_scale_keys),
-        "lr_scale": settings.lr_scale,
-        "profile": settings.profile,
-    }

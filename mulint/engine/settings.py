@@ -14,10 +14,12 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mulint.engine.config import HINT, KEYS, Config, find_config, load_config
 from mulint.engine.isolation import DEFAULT_TIMEOUT, Limits, default_jobs
 from mulint.errors import MulintError
+from mulint.reading.functions import FunctionRef
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class Settings:
     per_file_ignores: dict[str, tuple[str, ...]] = field(default_factory=dict)
     widths: tuple[int, ...] | None = None
     width_arg: str | None = None
-    optimizer: str | None = None  # PATH:NAME of a function taking the model and returning its optimizer
+    optimizer: FunctionRef | None = None  # a function taking the model and returning its optimizer
     exclude: tuple[str, ...] = ()
     format: str = "text"
     timeout: float = DEFAULT_TIMEOUT  # seconds per model target
@@ -72,12 +74,19 @@ def _label(source: str, name: str) -> str:
 
 
 def build_settings(
-    config: Config | None = None, *, source: str = "cli", paths=(), fixing: bool = False, **given
+    config: Config | None = None,
+    *,
+    source: str = "cli",
+    paths=(),
+    fixing: bool = False,
+    one_model: bool = False,
+    **given,
 ) -> Settings:
     """THE merge: defaults < `config` (the parsed `[tool.mulint]`) < `given` (the CLI's flags or the
     API's / plugin's arguments; None means not given). `source` ("cli" or "api") says how an error
     names a given value. `paths` given replace the config's `targets`. `fixing` (--fix, --diff):
-    the base width is the model's default, so no widths are taken."""
+    the base width is the model's default, so no widths are taken. `one_model` (inspect, coord): no
+    rules run, so the rule selection is not judged."""
     values: dict = {}
     where: dict[str, str] = {}  # field -> how the user wrote the setting, for messages
     if config is not None:
@@ -113,13 +122,25 @@ def build_settings(
     root = config.root if config is not None else Path.cwd()
     targets = tuple(paths) or tuple(_from_root(root, t) for t in values.pop("targets", []))
     values.pop("targets", None)
-    _check_selection(values, where)
-    _check_per_file_ignores(values, where, root)
+    if not one_model:
+        _check_selection(values, where)
+        _check_per_file_ignores(values, where, root)
     values["profile"] = _profile(values.get("profile"), where.get("profile", ""), root)
-    frozen = {name: tuple(v) if isinstance(v, list) else v for name, v in values.items()}
+    if values.get("optimizer") is not None:
+        values["optimizer"] = parse_function(values["optimizer"], where["optimizer"], "--optimizer")
+    frozen: dict[str, Any] = {name: tuple(v) if isinstance(v, list) else v for name, v in values.items()}
     if "per_file_ignores" in frozen:
         frozen["per_file_ignores"] = {glob: tuple(codes) for glob, codes in frozen["per_file_ignores"].items()}
     return Settings(paths=targets, root=root, config_path=config.path if config else None, **frozen)
+
+
+def parse_function(text: str, where: str, flag: str) -> FunctionRef:
+    """A function named as path/to/file.py:NAME or package.module:NAME, parsed once here; a usage error
+    naming the setting (`where`) when it names none."""
+    try:
+        return FunctionRef.parse(text, flag=flag)
+    except MulintError as exc:
+        raise MulintError(f"{where}: {exc.message}", step="config", hint=exc.hint) from exc
 
 
 def _from_root(root: Path, target: str) -> str:

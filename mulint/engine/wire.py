@@ -19,8 +19,9 @@ import types
 import typing
 from typing import Any
 
-from mulint import coordcheck, facts, findings
+from mulint import coordcheck, errors, facts, findings
 from mulint.coordcheck import CoordResult
+from mulint.errors import ErrorRecord
 from mulint.facts import ModelFacts
 from mulint.findings import Finding
 
@@ -29,7 +30,7 @@ MAX_MESSAGE = 256 << 20  # bytes: a result larger than this is not a result
 # beyond properties), found rather than listed, so a record added there travels without a change here.
 _CLASSES = {
     value.__name__: value
-    for module in (facts, findings, coordcheck)
+    for module in (facts, findings, coordcheck, errors)
     for value in vars(module).values()
     if isinstance(value, type) and dataclasses.is_dataclass(value) and value.__module__ == module.__name__
 }
@@ -199,8 +200,7 @@ def _fits(value, hint, where) -> bool:
 
 
 # The records a worker sends back, by the job's kind: what `mulint.engine.jobs` returns (plus the files it
-# read, for the cache) and its error record.
-_ERROR = {"target": str, "step": str, "message": str, "hint": str, "kind": str}
+# read, for the cache); an error is an `ErrorRecord`, checked as every record is.
 _ENTRY = {
     "target": str,
     "mode": str,
@@ -219,8 +219,9 @@ _RESULTS = {
 }
 
 
-def check_error(payload) -> dict:
-    _fields(payload, _ERROR, "error", required=("target", "step", "message", "hint"))
+def check_error(payload) -> ErrorRecord:
+    if not isinstance(payload, ErrorRecord):
+        raise WireError(f"error: {type(payload).__name__}, not an error record")
     return payload
 
 

@@ -18,36 +18,53 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import dataclass
+from typing import Any
 
 from mulint.engine.wire import WireError, encode
+from mulint.errors import ErrorRecord
 
 
-def worker_main(request: dict, sender, alive) -> None:
-    job = request["job"]
+@dataclass(frozen=True)
+class WorkerRequest:
+    """What mulint hands a worker process with its job: where and how to run it."""
+
+    job: Any  # mulint.engine.isolation.Job
+    cwd: str  # mulint's working directory: the target's paths are relative to it
+    env: dict[str, str]  # mulint's environment, as the target would see it under `python`
+    output: str  # the file the worker's stdout and stderr go to
+    scratch: str  # the worker's own folder (its TMPDIR), removed with it
+    max_memory: int  # bytes
+    max_output: int  # bytes any file it writes may grow to
+    threads: int | None = None  # torch's intra-op threads (None: torch's default)
+
+
+def worker_main(request: WorkerRequest, sender, alive) -> None:
+    job = request.job
     _own_group()
-    _die_with_mulint(alive, request["scratch"])
-    _redirect_output(request["output"])
+    _die_with_mulint(alive, request.scratch)
+    _redirect_output(request.output)
     os.environ.clear()
-    os.environ.update(request["env"])
-    _use_scratch(request["scratch"])
+    os.environ.update(request.env)
+    _use_scratch(request.scratch)
     try:
-        os.chdir(request["cwd"])
+        os.chdir(request.cwd)
     except OSError:
         pass
     _stdlib_first()
     sys.argv = [job.target.rsplit(":", 1)[0]]  # the target's own argv, never mulint's options
-    _limit_memory(request["max_memory"])
-    _limit_file_size(request["max_output"])
+    _limit_memory(request.max_memory)
+    _limit_file_size(request.max_output)
     _import_sources_only()
-    if request.get("threads"):
+    if request.threads:
         import torch  # preloaded by the server: no import cost here
 
-        torch.set_num_threads(request["threads"])
+        torch.set_num_threads(request.threads)
     from mulint import steps
     from mulint.engine import jobs
     from mulint.reading import guard
 
-    guard.install(request["scratch"], armed=job.discovered)
+    guard.install(request.scratch, armed=job.discovered)
 
     def send(message: tuple) -> None:
         sender.send_bytes(encode(message))
@@ -55,7 +72,7 @@ def worker_main(request: dict, sender, alive) -> None:
     steps.listen(lambda step: send(("step", step)))
     steps.enter("import")
     try:
-        kind, payload = jobs.run(job, request["max_memory"], send)
+        kind, payload = jobs.run(job, request.max_memory, send)
     except BaseException as exc:  # noqa: B902 - a bug of mulint's own still ends this target only
         kind, payload = "error", _internal(job, f"{type(exc).__name__}: {exc}", "report it with `--verbose` output")
     sys.stdout.flush()
@@ -68,8 +85,8 @@ def worker_main(request: dict, sender, alive) -> None:
     sender.close()
 
 
-def _internal(job, message: str, hint: str) -> dict:
-    return {"target": job.target, "step": "internal", "message": message, "hint": hint, "kind": "internal"}
+def _internal(job, message: str, hint: str) -> ErrorRecord:
+    return ErrorRecord(target=job.target, step="internal", message=message, hint=hint, kind="internal")
 
 
 def _own_group() -> None:

@@ -7,6 +7,7 @@ the offending line itself, so the message is the rule's sentence alone.
 
 from __future__ import annotations
 
+from mulint.errors import ErrorRecord
 from mulint.findings import Finding
 from mulint.report.escape import but_line_ends
 
@@ -21,7 +22,9 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def render(findings: list[Finding], *, errors: list[dict] | None = None, unanalysed: list[dict] | None = None) -> str:
+def render(
+    findings: list[Finding], *, errors: list[ErrorRecord] | None = None, unanalysed: list[dict] | None = None
+) -> str:
     """Findings as errors/warnings on their lines, target errors as `::error`, and files whose models
     were not analysed as `::notice` on the file: a green job must show what it did not check."""
     lines = []
@@ -37,9 +40,9 @@ def render(findings: list[Finding], *, errors: list[dict] | None = None, unanaly
         )
         lines.append(f"::{level} {props}::{escape_data(f'{f.code} {f.message}')}")
     for error in errors or []:
-        hint = f" (hint: {error['hint']})" if error.get("hint") else ""
-        text = f"[{error['step']}] {error['message']}{hint}"
-        lines.append(f"::error title={escape_property('mulint: ' + error['target'])}::{escape_data(text)}")
+        hint = f" (hint: {error.hint})" if error.hint else ""
+        text = f"[{error.step}] {error.message}{hint}"
+        lines.append(f"::error title={escape_property('mulint: ' + error.target)}::{escape_data(text)}")
     for item in unanalysed or []:
         props = f"file={escape_property(item['path'])},title={escape_property('mulint: model not analysed')}"
         lines.append(f"::notice {props}::{escape_data(item['reason'] + '. ' + item['hint'])}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from mulint.errors import ErrorRecord
 from mulint.findings import Finding
 from mulint.report.escape import json_text
 
@@ -20,7 +21,7 @@ def finding_dict(f: Finding) -> dict:
 
 
 def render(
-    findings: list[Finding], targets: list[dict], errors: list[dict], *, unanalysed: list[dict] | None = None
+    findings: list[Finding], targets: list[dict], errors: list[ErrorRecord], *, unanalysed: list[dict] | None = None
 ) -> str:
     rows = [finding_dict(f) for f in sorted(findings, key=lambda f: f.sort_key)]
     summary = {
@@ -35,7 +36,7 @@ def render(
             {
                 "findings": rows,
                 "targets": targets,
-                "errors": errors,
+                "errors": [error.as_json() for error in errors],
                 "unanalysed": unanalysed or [],
                 "summary": summary,
             },

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from mulint.errors import ErrorRecord
 from mulint.findings import Finding
 from mulint.report import message_of
 from mulint.rules.pages import RuleMeta
@@ -81,14 +82,14 @@ def _notification(level: str, text: str, path: str | None = None) -> dict:
     return note
 
 
-def _invocation(errors: list[dict], unanalysed: list[dict]) -> dict:
+def _invocation(errors: list[ErrorRecord], unanalysed: list[dict]) -> dict:
     """Targets that failed (errors) and model files not analysed (warnings) as tool notifications: code
     scanning shows them, so an empty result list never passes for a full analysis."""
     notes = []
     for error in errors:
-        hint = f" Hint: {error['hint']}" if error.get("hint") else ""
-        path = error["target"].split(":")[0] if error["target"].split(":")[0].endswith(".py") else None
-        notes.append(_notification("error", f"{error['target']}: [{error['step']}] {error['message']}.{hint}", path))
+        hint = f" Hint: {error.hint}" if error.hint else ""
+        path = error.target.split(":")[0] if error.target.split(":")[0].endswith(".py") else None
+        notes.append(_notification("error", f"{error.target}: [{error.step}] {error.message}.{hint}", path))
     for item in unanalysed:
         notes.append(
             _notification("warning", f"model not analysed: {item['reason']}. Hint: {item['hint']}", item["path"])
@@ -102,7 +103,7 @@ def render(
     version: str,
     *,
     root: Path | None = None,
-    errors: list[dict] | None = None,
+    errors: list[ErrorRecord] | None = None,
     unanalysed: list[dict] | None = None,
 ) -> str:
     """`root`: the directory relative paths start from (default: the working directory)."""

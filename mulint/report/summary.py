@@ -3,12 +3,13 @@ Strings only: the CLI prints them."""
 
 from __future__ import annotations
 
+from mulint.errors import ErrorRecord
 from mulint.report.escape import keep_lines, one_line
 from mulint.version import __version__
 
 
-def quoted_output(error: dict) -> str:
-    output = error.get("output")
+def quoted_output(error: ErrorRecord) -> str:
+    output = error.output
     # Line by line under the `|` margin (splitlines also ends a line at a lone CR): no line can pass
     # for mulint's own.
     return (
@@ -37,11 +38,11 @@ def unanalysed_lines(result) -> list[str]:
     ]
 
 
-def error_lines(errors: list[dict]) -> list[str]:
+def error_lines(errors: list[ErrorRecord]) -> list[str]:
     """`error: TARGET: [step] message`, the output it printed, and the hint."""
     return [
-        f"error: {one_line(e['target'])}: [{e['step']}] {keep_lines(e['message'])}{quoted_output(e)}"
-        + (f"\n  hint: {keep_lines(e['hint'])}" if e.get("hint") else "")
+        f"error: {one_line(e.target)}: [{e.step}] {keep_lines(e.message)}{quoted_output(e)}"
+        + (f"\n  hint: {keep_lines(e.hint)}" if e.hint else "")
         for e in errors
     ]
 
@@ -50,7 +51,7 @@ def not_a_pass(result) -> str:
     """A run with nothing found but something left out is not "All checks passed!"."""
     missing = []
     if result.errors:
-        failed = sum(len(error["target"].split(", ")) for error in result.errors)  # repeats are merged
+        failed = sum(len(error.target.split(", ")) for error in result.errors)  # repeats are merged
         missing.append(f"{plural(failed, 'target')} could not be analysed (see the errors)")
     if result.unanalysed:
         files = len({item["path"] for item in result.unanalysed})

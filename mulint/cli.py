@@ -425,7 +425,7 @@ def rule(code: str | None) -> None:
     with _errors(False):
         if code is None:
             for r in all_rules():
-                kind = "static" if r.needs == "source" else "model"
+                kind = "static" if r.judged_on == "static" else "model"
                 click.echo(f"{r.code}  {r.name:34s} {r.severity:8s} {kind:7s} {r.summary}")
             return
         found = by_code(code)

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import dataclasses
+from dataclasses import dataclass, field
+
+from mulint.edits import Edit
 
 
 @dataclass
 class Fix:
     applicability: str  # "safe" or "unsafe"
     message: str
-    edits: list[dict] = field(default_factory=list)  # filled by the fixers
+    edits: list[Edit] = field(default_factory=list)  # what the fixers change, one typed edit per change
+
+    def to_dict(self) -> dict:
+        return {
+            "applicability": self.applicability,
+            "message": self.message,
+            "edits": [e.to_dict() for e in self.edits],
+        }
 
 
 @dataclass
@@ -26,7 +36,10 @@ class Finding:
     fix: Fix | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Every field as JSON-ready data; the fix's edits with their kind."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["fix"] = self.fix.to_dict() if self.fix is not None else None
+        return data
 
     @property
     def sort_key(self) -> tuple:

@@ -76,9 +76,9 @@ def _write(tmp_path, block_size: int):
 
 
 def _rule_findings(structure) -> list[tuple]:
-    from mulint.rules import MODEL_RULES
+    from mulint.rules import model_rules
 
-    found = [f for rule in MODEL_RULES for f in rule().check(structure.facts)]
+    found = [f for rule in model_rules() for f in rule().check(structure.facts)]
     return sorted((f.code, f.line, f.message, f.parameter) for f in found)
 
 

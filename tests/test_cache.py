@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import EXAMPLES
 
+from mulint.edits import AttentionScale
 from mulint.engine import cache
 from mulint.findings import Finding, Fix
 
@@ -136,7 +137,11 @@ def finding(**changes) -> Finding:
         column=5,
         target="model.py:GPT",
         parameter="attn.scale",
-        fix=Fix(applicability="safe", message="use 1/d", edits=[{"start": 1}]),
+        fix=Fix(
+            applicability="safe",
+            message="use 1/d",
+            edits=[AttentionScale("model.py", 3, 256, "width", "model.py:GPT", "sdpa-default", 64)],
+        ),
     )
     return Finding(**{**row, **changes})
 
@@ -170,6 +175,16 @@ def test_unchanged_files_hit(recorded):
     store(model, deps)
     findings, target = cache.lookup("model.py:GPT", model, OPTIONS)
     assert findings == [finding()] and target == {"target": "model.py:GPT"}
+
+
+def test_every_kind_of_fix_edit_is_stored_and_read_back_typed(recorded):
+    from test_rule_registry import EVERY_KIND
+
+    model, deps = recorded
+    stored = finding(fix=Fix("unsafe", "fix it", list(EVERY_KIND)))
+    store(model, deps, [stored])
+    findings, _ = cache.lookup("model.py:GPT", model, OPTIONS)
+    assert findings == [stored] and [type(e) for e in findings[0].fix.edits] == [type(e) for e in EVERY_KIND]
 
 
 @pytest.mark.parametrize("edited", ["layers/attn.py", "../common.py", "config.json", "model.py"])
@@ -289,6 +304,10 @@ MALFORMED = {
     "finding parameter a list": lambda text, data: json.dumps(_set(data, ["findings", 0, "parameter"], [])),
     "fix a string": lambda text, data: json.dumps(_set(data, ["findings", 0, "fix"], "safe")),
     "fix edits a dict": lambda text, data: json.dumps(_set(data, ["findings", 0, "fix", "edits"], {})),
+    "fix edit of no kind": lambda text, data: json.dumps(_set(data, ["findings", 0, "fix", "edits", 0, "kind"], "x")),
+    "fix edit line a string": lambda text, data: json.dumps(
+        _set(data, ["findings", 0, "fix", "edits", 0, "line"], "3")
+    ),
     "target a list": lambda text, data: json.dumps({**data, "target": []}),
 }
 

@@ -310,8 +310,14 @@ def test_unfixable_attention_keeps_its_finding_with_a_reason(mulint, tmp_path):
 
 
 def _finding(path, code, edit, applicability="unsafe", parameter=None):
+    """A finding whose fix is the typed edit of ``edit`` (a dict with its kind), in the file at ``path``;
+    the fields of a model's edit the test leaves out get placeholder values."""
+    from mulint.edits import KINDS, edit_from_dict
     from mulint.findings import Finding, Fix
 
+    defaults = {"path": str(path), "base_width": 32, "width_knob": "width", "target": f"{path}:M"}
+    fields = {f for f in KINDS[edit["kind"]].__dataclass_fields__}
+    typed = edit_from_dict({"kind": edit["kind"], **{k: v for k, v in {**defaults, **edit}.items() if k in fields}})
     return Finding(
         code=code,
         name="x",
@@ -321,7 +327,7 @@ def _finding(path, code, edit, applicability="unsafe", parameter=None):
         line=edit["line"],
         column=1,
         parameter=parameter,
-        fix=Fix(applicability, "fix it", [{"path": str(path), **edit}]),
+        fix=Fix(applicability, "fix it", [typed]),
     )
 
 
@@ -388,6 +394,7 @@ def test_a_fix_that_would_not_parse_leaves_the_file_alone(tmp_path, monkeypatch)
     import libcst as cst
 
     from mulint import fix as fixes
+    from mulint.edits import AttentionScale
     from mulint.fix import apply
 
     path = tmp_path / "model.py"
@@ -395,13 +402,14 @@ def test_a_fix_that_would_not_parse_leaves_the_file_alone(tmp_path, monkeypatch)
     path.write_bytes(source.encode())
 
     def broken(ctx, edit, state):  # libcst prints `1 = 1`, which Python's parser rejects
-        statement = ctx.statement_at(edit["line"])
+        statement = ctx.statement_at(edit.line)
         ctx.rewrite(
             statement.body[0], lambda updated: updated.with_changes(targets=[cst.AssignTarget(cst.Integer("1"))])
         )
 
-    monkeypatch.setitem(apply.FIXERS, "attention-scale", broken)
-    finding = _finding(path, "MU201", {"kind": "attention-scale", "line": 1}, "safe")
+    monkeypatch.setitem(apply.FIXERS, AttentionScale, broken)
+    edit = {"kind": "attention-scale", "line": 1, "form": "explicit", "base_head_dim": 16}
+    finding = _finding(path, "MU201", edit, "safe")
     result = fixes.plan_fixes([finding], unsafe=False)
     assert result.remaining == [finding] and "would not parse" in result.declined[id(finding)]
     assert result.write() == [] and path.read_bytes() == source.encode()

@@ -374,16 +374,6 @@ def test_a_file_removed_since_planning_keeps_its_finding(tmp_path):
     assert result.write() == [] and not path.exists() and result.declined[id(finding)] == CHANGED
 
 
-def test_analysis_of_other_text_is_not_applied(tmp_path):
-    """An edit that names the digest of the text the analysis read is not applied to other text."""
-    path = tmp_path / "model.py"
-    path.write_text(ATTENTION)
-    finding = attention_finding(path)
-    finding.fix.edits[0]["sha256"] = "0" * 64
-    result = plan_fixes([finding], unsafe=False)
-    assert result.declined[id(finding)] == CHANGED and result.write() == []
-
-
 # --- through the command line ----------------------------------------------------------------------
 
 

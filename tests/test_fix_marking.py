@@ -64,6 +64,7 @@ def test_marked_findings_of_the_rule_pages_change_the_file(page, tmp_path, mulin
 def test_a_fix_that_changes_nothing_is_not_marked(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
+    from mulint.edits import AttentionScale
     from mulint.findings import Finding, Fix
     from mulint.fix import apply
     from mulint.fix.run import fix_findings
@@ -72,19 +73,18 @@ def test_a_fix_that_changes_nothing_is_not_marked(tmp_path, monkeypatch):
     path.write_text("import torch\n\nscores = q @ k.transpose(-2, -1) / 8\n")
     touched = []
     # A fixer that finds its node but leaves it as it is (the source already holds what it would write).
-    monkeypatch.setitem(apply.FIXERS, "attention-scale", lambda ctx, edit, state: touched.append(edit["line"]))
+    monkeypatch.setitem(apply.FIXERS, AttentionScale, lambda ctx, edit, state: touched.append(edit.line))
 
     def finding():
-        edit = {
-            "kind": "attention-scale",
-            "path": str(path),
-            "line": 3,
-            "form": "explicit",
-            "base_head_dim": 64,
-            "base_width": 256,
-            "width_knob": "width",
-            "target": f"{path}:M",
-        }
+        edit = AttentionScale(
+            path=str(path),
+            line=3,
+            base_width=256,
+            width_knob="width",
+            target=f"{path}:M",
+            form="explicit",
+            base_head_dim=64,
+        )
         return Finding(
             "MU201",
             "sqrt-attention-scale",

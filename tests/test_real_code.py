@@ -10,11 +10,11 @@ from conftest import MODELS
 def analyse(spec: str, **options):
     from mulint.analysis.model import analyse_model
     from mulint.reading.targets import parse_target, resolve
-    from mulint.rules import MODEL_RULES
+    from mulint.rules import model_rules
 
     [target] = resolve(parse_target(spec), allow_exec=True)
     facts = analyse_model(target, **options).facts
-    findings = [f for rule in MODEL_RULES for f in rule().check(facts)]
+    findings = [f for rule in model_rules() for f in rule().check(facts)]
     return facts, findings
 
 

@@ -6,6 +6,7 @@ import textwrap
 import jsonschema
 import pytest
 
+from mulint.edits import ScheduleLr
 from mulint.engine.suppress import filter_findings, noqa_codes, per_file_ignored, selected
 from mulint.errors import ErrorRecord, MulintError
 from mulint.findings import Finding, Fix
@@ -333,14 +334,14 @@ def test_statistics_table_is_ruffs():
 
 def test_json_carries_fix_as_dict_and_passes_targets_and_errors_through():
     fixed = finding()
-    fixed.fix = Fix("safe", "scale by 1/head_dim", [{"line": 3}])
+    fixed.fix = Fix("safe", "scale by 1/head_dim", [ScheduleLr(path="model.py", line=3)])
     error = ErrorRecord(target="t.py:M", step="build", message="boom", hint="h", kind="crashed")
     data = json.loads(json_report.render([finding(line=9), fixed], [{"target": "t.py:M", "mode": "model"}], [error]))
     assert [f["line"] for f in data["findings"]] == [3, 9]
     assert data["findings"][0]["fix"] == {
         "applicability": "safe",
         "message": "scale by 1/head_dim",
-        "edits": [{"line": 3}],
+        "edits": [{"kind": "schedule-lr", "path": "model.py", "line": 3}],
     }
     assert data["findings"][1]["fix"] is None and data["findings"][1]["parameter"] == "h.*.attn"
     assert data["errors"] == [{"target": "t.py:M", "step": "build", "message": "boom", "hint": "h"}]

@@ -9,7 +9,7 @@ import pytest
 
 from mulint.analysis.model import analyse_model
 from mulint.reading.targets import parse_target, resolve
-from mulint.rules import MODEL_RULES
+from mulint.rules import model_rules
 
 MODELS = textwrap.dedent("""
     import torch.nn as nn
@@ -61,7 +61,7 @@ def analyse(spec):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # the legacy hook is deprecated
         facts = analyse_model(target).facts
-    return facts, {(f.code, f.parameter) for rule in MODEL_RULES for f in rule().check(facts)}
+    return facts, {(f.code, f.parameter) for rule in model_rules() for f in rule().check(facts)}
 
 
 @pytest.mark.parametrize(

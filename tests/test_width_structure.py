@@ -138,14 +138,14 @@ BRANCHY = textwrap.dedent("""
 def analyse(spec: str) -> list | str:
     from mulint.analysis.model import analyse_model
     from mulint.reading.targets import parse_target, resolve
-    from mulint.rules import MODEL_RULES
+    from mulint.rules import model_rules
 
     [target] = resolve(parse_target(spec), allow_exec=True)
     try:
         facts = analyse_model(target).facts
     except MulintError as exc:
         return exc.message
-    return sorted((f.code, f.parameter, f.message) for rule in MODEL_RULES for f in rule().check(facts))
+    return sorted((f.code, f.parameter, f.message) for rule in model_rules() for f in rule().check(facts))
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +19,7 @@ from mulint.construct.init_record import _user_frame_from
 from mulint.errors import MulintError
 from mulint.exponents import fit_exponent
 from mulint.facts import OptimizerFacts, ParamFacts, SourceLoc
-from mulint.paths import display_path
+from mulint.paths import display_path, layer_pattern
 from mulint.reading.functions import Function, resolve_function
 
 FACTORY_NAMES = ("configure_optimizers", "make_optimizer", "build_optimizer", "create_optimizer")
@@ -276,4 +275,4 @@ def optimizer_facts(
 
 def _patterns(names: list[str]) -> str:
     """`h.0.w, h.1.w` -> `h.*.w`."""
-    return ", ".join(dict.fromkeys(re.sub(r"(?<=\.)\d+(?=\.)", "*", n) for n in names))
+    return ", ".join(dict.fromkeys(layer_pattern(n) for n in names))

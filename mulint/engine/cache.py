@@ -20,11 +20,11 @@ import stat
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import TypeGuard, TypeVar
 
+from mulint.edits import EditError, edit_from_dict
 from mulint.findings import Finding, Fix
 from mulint.version import __version__
 
@@ -186,7 +186,7 @@ def store_result(
             "listings": [{"path": r["path"], "import_only": r["import_only"], "names": r["names"]} for r in listings],
             "env": env,
             "dists": observed.get("dists", []),
-            "findings": [asdict(f) for f in findings],
+            "findings": [f.to_dict() for f in findings],
             "target": target,
         },
     )
@@ -417,9 +417,13 @@ def _parse_fix(row) -> Fix | None:
         return None
     if not isinstance(row["applicability"], str) or not isinstance(row["message"], str):
         return None
-    if not isinstance(row["edits"], list) or not all(isinstance(edit, dict) for edit in row["edits"]):
+    if not isinstance(row["edits"], list):
         return None
-    return Fix(**row)
+    try:
+        edits = [edit_from_dict(edit) for edit in row["edits"]]
+    except EditError:
+        return None
+    return Fix(row["applicability"], row["message"], edits)
 
 
 # --- writing entries: atomic, with the umask's permissions, never failing a check --------------------

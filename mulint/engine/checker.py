@@ -213,11 +213,11 @@ def _check_static(spec, options: Settings, result: CheckResult):
     from mulint.engine.suppress import selected
     from mulint.reading.safety import summarize
     from mulint.reading.source_rules import check_source
-    from mulint.rules import SOURCE_RULES
+    from mulint.rules import source_rules
 
     try:
         summary = summarize(spec.path)
-        rules = [r for r in SOURCE_RULES if selected(r.code, options.select, options.ignore)]
+        rules = [r for r in source_rules() if selected(r.code, options.select, options.ignore)]
         result.findings.extend(check_source(spec.path, rules))
     except MulintError as exc:
         result.errors.append(ErrorRecord.of(exc, target=str(spec.path)))

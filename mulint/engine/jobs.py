@@ -128,7 +128,7 @@ def analyse_target(target, options: JobOptions):
 
 def _analyse(target, options: JobOptions):
     from mulint.engine.suppress import selected
-    from mulint.rules import MODEL_RULES, check_model_rules
+    from mulint.rules import check_model_rules, model_rules
 
     structure = analyse_numbers(target, options)
     facts = structure.facts
@@ -156,7 +156,7 @@ def _analyse(target, options: JobOptions):
         "notes": facts.notes,
         "optimizer": facts.optimizer.label if facts.optimizer else None,
     }
-    rules = [r for r in MODEL_RULES if selected(r.code, options.select, options.ignore)]
+    rules = [r for r in model_rules() if selected(r.code, options.select, options.ignore)]
     return check_model_rules(facts, rules), entry  # on every traced branch of forward
 
 

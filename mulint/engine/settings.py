@@ -155,15 +155,14 @@ def _check_selection(values: dict, where: dict[str, str]) -> None:
     runs the static rules only."""
     from mulint.engine.suppress import selected
     from mulint.rules import all_rules
-    from mulint.rules.coord import CoordBlowUp, CoordCollapse
 
     select, ignore = values.get("select"), values.get("ignore")
     chosen = [rule for rule in all_rules() if selected(rule.code, select, ignore)]
     runnable = [
         rule
         for rule in chosen
-        if (values.get("coord") or not issubclass(rule, (CoordBlowUp, CoordCollapse)))
-        and (not values.get("no_exec") or rule.needs == "source")
+        if (values.get("coord") or rule.judged_on != "coord")
+        and (not values.get("no_exec") or rule.judged_on == "static")
     ]
     if runnable:
         return

@@ -21,6 +21,7 @@ from typing import Any
 
 from mulint import coordcheck, errors, facts, findings
 from mulint.coordcheck import CoordResult
+from mulint.edits import Edit, EditError, edit_from_dict
 from mulint.errors import ErrorRecord
 from mulint.facts import ModelFacts
 from mulint.findings import Finding
@@ -34,7 +35,7 @@ _CLASSES = {
     for value in vars(module).values()
     if isinstance(value, type) and dataclasses.is_dataclass(value) and value.__module__ == module.__name__
 }
-_TAGS = ("~obj", "~tuple", "~map")
+_TAGS = ("~obj", "~tuple", "~map", "~edit")
 
 
 class WireError(ValueError):
@@ -61,6 +62,8 @@ def _plain(value: Any, depth: int = 0) -> Any:
         return int(value)
     if isinstance(value, numbers.Real):
         return float(value)
+    if isinstance(value, Edit):  # a fix edit: its own dict, with its kind
+        return {"~edit": value.to_dict()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         name = type(value).__name__
         if _CLASSES.get(name) is not type(value):
@@ -108,6 +111,11 @@ def _rebuild(value: Any) -> Any:
         return {_hashable(_rebuild(k)): _rebuild(v) for k, v in pairs}
     if "~obj" in value and set(value) == {"~obj", "fields"}:
         return _record(value["~obj"], value["fields"])
+    if "~edit" in value and len(value) == 1:
+        try:
+            return edit_from_dict(value["~edit"])
+        except EditError as exc:
+            raise WireError(str(exc)) from None
     return {k: _rebuild(v) for k, v in value.items()}
 
 
@@ -183,6 +191,8 @@ def check(value: Any, hint: Any, where: str) -> None:
             for k, v in value.items():
                 check(k, args[0], where)
                 check(v, args[1], where)
+    elif hint is Edit:
+        ok = isinstance(value, Edit)  # its fields were checked when it was read
     elif isinstance(hint, type) and dataclasses.is_dataclass(hint):
         ok = type(value) is hint
     else:

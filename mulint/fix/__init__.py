@@ -1,9 +1,9 @@
 """`mulint check --fix / --unsafe-fixes / --diff`: turn findings' fixes into edited source.
 
-Rules describe a fix as data in the finding (`Fix.edits`: what to change, where, with which base
-width), so cached results keep it. Here each edit kind has a small libcst fixer; the applier
-parses every file once, lets the fixers ask for changes keyed by the nodes at the findings' lines,
-renders the file, checks that it parses, and only then writes it or shows the diff. Writing
+Rules describe a fix as data in the finding (`Fix.edits`: typed edits from `mulint.edits`, saying what
+to change, where, with which base width), so cached results keep it. Here each edit type has a small
+libcst fixer; the applier parses every file once, lets the fixers ask for changes keyed by the nodes
+at the findings' lines, renders the file, checks that it parses, and only then writes it or shows the diff. Writing
 (`mulint.fix.files`) goes through symlinks, keeps mode, owner and hard links, refuses read-only files,
 and never overwrites a change made since the file was read.
 A fixer that cannot make its change safely declines: the code stays and the finding keeps a note.
@@ -57,7 +57,7 @@ class FixResult:
     def _not_fixed(self, unwritten: dict[str, str]) -> None:
         """Findings with an edit in a file that was not written stay, with the reason."""
         for finding in list(self.fixed):
-            why = next((unwritten[e["path"]] for e in finding.fix.edits if e["path"] in unwritten), None)
+            why = next((unwritten[e.path] for e in finding.fix.edits if e.path in unwritten), None)
             if why:
                 self.fixed.remove(finding)
                 self.remaining.append(finding)
@@ -78,7 +78,7 @@ def outside_checked_files(findings: list[Finding], *, unsafe: bool, allowed: set
         for f in findings
         if enabled(f, unsafe)
         for e in f.fix.edits
-        if (why := outside_reason(e["path"], allowed_paths))
+        if (why := outside_reason(e.path, allowed_paths))
     }
 
 

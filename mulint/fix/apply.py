@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from mulint.edits import AttentionScale, Edit, InitStd, OptimizerLr, ReadoutMultiplier, ScheduleLr, SharedReadoutBias
 from mulint.findings import Finding
 from mulint.fix import (
     FixResult,
@@ -19,19 +19,19 @@ from mulint.fix import (
     shared_readout,
 )
 from mulint.fix.context import FileContext
-from mulint.fix.files import CHANGED, READ_ONLY, digest, read_only
+from mulint.fix.files import READ_ONLY, read_only
 from mulint.fix.source import Decline, NotForThisFinding, parses
 
 NOTHING = "the fix finds nothing to change in the source"
 
-# Order matters: the optimizer fix reads which readouts got a multiplier in this run.
+# Each edit type's fixer. Order matters: the optimizer fix reads which readouts got a multiplier in this run.
 FIXERS = {
-    "attention-scale": attention.fix,
-    "readout-multiplier": readout.fix,
-    "init-std": init.fix,
-    "optimizer-lr": optimizer.fix,
-    "schedule-lr": schedule.fix,
-    "shared-readout-bias": shared_readout.fix,
+    AttentionScale: attention.fix,
+    ReadoutMultiplier: readout.fix,
+    InitStd: init.fix,
+    OptimizerLr: optimizer.fix,
+    ScheduleLr: schedule.fix,
+    SharedReadoutBias: shared_readout.fix,
 }
 
 
@@ -42,21 +42,15 @@ def plan_fixes(findings: list[Finding], *, unsafe: bool, allowed: set[Path] | No
     state: dict = {}
     state["allowed"] = resolved(allowed)
     todo = [f for f in findings if enabled(f, unsafe)]
-    outcome: dict[str, str | None] = {}  # edit key -> None (made) or the reason it was not
+    outcome: dict[Edit, str | None] = {}  # edit -> None (made) or the reason it was not
     for kind, fixer in FIXERS.items():
         for finding in todo:
             for edit in finding.fix.edits:
-                key = json.dumps(edit, sort_keys=True)
-                if edit.get("kind") != kind or key in outcome:
-                    continue
-                outcome[key] = _run(fixer, edit, state, result)
+                if type(edit) is kind and edit not in outcome:
+                    outcome[edit] = _run(fixer, edit, state, result)
     _verify(result, outcome)
     for finding in findings:
-        reasons = (
-            [outcome.get(json.dumps(e, sort_keys=True)) for e in finding.fix.edits]
-            if enabled(finding, unsafe)
-            else [""]
-        )
+        reasons = [outcome.get(e) for e in finding.fix.edits] if enabled(finding, unsafe) else [""]
         if enabled(finding, unsafe) and not any(reasons):
             result.fixed.append(finding)
             continue
@@ -67,8 +61,8 @@ def plan_fixes(findings: list[Finding], *, unsafe: bool, allowed: set[Path] | No
     return result
 
 
-def _run(fixer, edit: dict, state: dict, result: FixResult) -> str | None:
-    path = edit["path"]
+def _run(fixer, edit: Edit, state: dict, result: FixResult) -> str | None:
+    path = edit.path
     try:
         if why := outside_reason(path, state["allowed"]):
             raise Decline(why)
@@ -77,8 +71,6 @@ def _run(fixer, edit: dict, state: dict, result: FixResult) -> str | None:
                 raise Decline(READ_ONLY)
             result.files[path] = FileContext.read(Path(path))
         ctx = result.files[path]
-        if edit.get("sha256") not in (None, digest(ctx.raw)):  # the analysis read other text
-            raise Decline(CHANGED)
         before = ctx.snapshot()
         try:
             fixer(ctx, edit, state)
@@ -88,9 +80,9 @@ def _run(fixer, edit: dict, state: dict, result: FixResult) -> str | None:
             ctx.restore(before)  # nothing half-done stays
             raise
         changed = state.setdefault("changed_lines", set())
-        if ctx.snapshot() == before and (path, edit.get("line")) not in changed:
+        if ctx.snapshot() == before and (path, edit.line) not in changed:
             raise Decline(NOTHING)  # `[*]` promises a diff: a fixer that finds nothing to change declines
-        changed.add((path, edit.get("line")))
+        changed.add((path, edit.line))
         return None
     except Decline as exc:
         return str(exc)
@@ -114,6 +106,6 @@ def _verify(result: FixResult, outcome: dict) -> None:
         if error is None:
             continue
         ctx.restore(({}, {}, {}, [], []))
-        for key in outcome:
-            if json.loads(key).get("path") == path:
-                outcome[key] = why
+        for edit in outcome:
+            if edit.path == path:
+                outcome[edit] = why

@@ -15,6 +15,7 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
+from mulint.edits import AttentionScale
 from mulint.fix import nodes
 from mulint.fix.context import FileContext
 from mulint.fix.source import Decline
@@ -24,15 +25,15 @@ SQRT_FUNCTIONS = {"math.sqrt", "numpy.sqrt"}
 COMMENT = "µP: attention logits scale like 1/head_dim; sqrt({hd}) / head_dim equals 1/sqrt(head_dim) at head_dim {hd}"
 
 
-def fix(ctx: FileContext, edit: dict, state: dict) -> None:
-    base = int(edit["base_head_dim"])
-    fn = ctx.function_at(edit["line"])
+def fix(ctx: FileContext, edit: AttentionScale, state: dict) -> None:
+    base = edit.base_head_dim
+    fn = ctx.function_at(edit.line)
     if fn is None:
         raise Decline("the attention is not inside a function")
     calls = list(nodes.calls_in(ctx, fn, lambda c: _is_sdpa(ctx, c)))
     done = False
-    if edit["form"] == "sdpa-default":
-        call = _sdpa_on_line(ctx, calls, edit["line"])
+    if edit.form == "sdpa-default":
+        call = _sdpa_on_line(ctx, calls, edit.line)
         _add_default_scale(ctx, call, base)
         done = True
     for statement in _scale_statements(ctx, fn, calls):

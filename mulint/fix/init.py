@@ -16,6 +16,7 @@ import re
 
 import libcst as cst
 
+from mulint.edits import InitStd
 from mulint.fix import nodes
 from mulint.fix.context import FileContext
 from mulint.fix.source import Decline
@@ -29,16 +30,16 @@ GUARDED_NAME = "mup_std_scale"
 COMMENT = "µP: hidden init std × ({base} / width) ** {power:g}, which is 1 at the base width {base}"
 
 
-def fix(ctx: FileContext, edit: dict, state: dict) -> None:
-    line, base, power = edit["line"], int(edit["base_width"]), float(edit["power"])
-    call = _init_call(ctx, line)
-    width = width_expression(ctx, call, edit["width_knob"], target_class(edit["target"]))
+def fix(ctx: FileContext, edit: InitStd, state: dict) -> None:
+    base, power = edit.base_width, float(edit.power)
+    call = _init_call(ctx, edit.line)
+    width = width_expression(ctx, call, edit.width_knob, target_class(edit.target))
     factor = nodes.power(f"{base} / {width}", power)
     comment = COMMENT.format(base=base, power=power)
-    if edit.get("exclude"):
+    if edit.exclude:
         guarded = f"{factor} if {_guard(ctx, call, edit)} else 1.0"
         if ctx.insert_before(call, f"{GUARDED_NAME} = {guarded}\n"):
-            factor, comment = GUARDED_NAME, comment + f"; {', '.join(edit['exclude'])} not hidden"
+            factor, comment = GUARDED_NAME, comment + f"; {', '.join(edit.exclude)} not hidden"
         else:
             factor = f"({guarded})"
     _scale(ctx, call, factor)
@@ -124,17 +125,17 @@ def _scale_argument(ctx: FileContext, call: cst.Call, arg: cst.Arg, factor: str)
         )
 
 
-def _guard(ctx: FileContext, call: cst.Call, edit: dict) -> str:
+def _guard(ctx: FileContext, call: cst.Call, edit: InitStd) -> str:
     """`module.weight is not self.lm_head.weight`: the factor applies to the hidden weights only."""
     fn = ctx.enclosing(call, cst.FunctionDef)
     cls = ctx.enclosing(fn, cst.ClassDef) if fn is not None else None
-    if cls is None or cls.name.value != target_class(edit["target"]):
+    if cls is None or cls.name.value != target_class(edit.target):
         raise Decline(
-            f"line {edit['line']} also initialises {', '.join(edit['exclude'])}, which are not hidden; "
+            f"line {edit.line} also initialises {', '.join(edit.exclude)}, which are not hidden; "
             "a guard needs the model (self) in reach"
         )
     tensor = _initialised_tensor(ctx, call)
-    others = [_attribute_path(name) for name in edit["exclude"]]
+    others = [_attribute_path(name) for name in edit.exclude]
     if len(others) == 1:
         return f"{tensor} is not {others[0]}"
     return f"all({tensor} is not p for p in ({', '.join(others)}))"

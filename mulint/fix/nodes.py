@@ -97,10 +97,6 @@ def add_keyword(call: cst.Call, keyword: str, value: str, *, break_at: str | Non
     return call.with_changes(args=[*args, new])
 
 
-def replace_argument_value(call: cst.Call, arg: cst.Arg, value: cst.BaseExpression) -> cst.Call:
-    return call.with_changes(args=[a.with_changes(value=value) if a is arg else a for a in call.args])
-
-
 def dotted(node: cst.CSTNode) -> str | None:
     """`self.lm_head` for a Name/Attribute chain; None for anything else."""
     if isinstance(node, cst.Name):

@@ -14,33 +14,33 @@ readout multiplier the MU102 fix adds in the same run.
 
 from __future__ import annotations
 
-import re
-
 import libcst as cst
 
+from mulint.edits import OptimizerLr, ParamLr
 from mulint.fix import nodes
 from mulint.fix.context import FileContext
 from mulint.fix.source import Decline, NotForThisFinding
 from mulint.fix.width import target_class, width_expression
+from mulint.paths import layer_pattern
 
 HELPER = "mup_scale_param_groups"
 TABLE = "MUP_LR_EXPONENTS"
 COMMENT = "µP: learning rates by parameter role, {base} the base width (see {table})"
 
 
-def fix(ctx: FileContext, edit: dict, state: dict) -> None:
+def fix(ctx: FileContext, edit: OptimizerLr, state: dict) -> None:
     """The first finding at an optimizer rewrites it for every role; each finding then learns whether
     its own role's parameters got their learning rate."""
-    site = (edit["path"], edit["line"])
+    site = (edit.path, edit.line)
     done = state.setdefault("optimizer_sites", {})
     if site not in done:
         done[site] = _rewrite(ctx, edit, state)
-    unfixed = {role: why for role, why in done[site].items() if role == edit["role"]}
+    unfixed = {role: why for role, why in done[site].items() if role == edit.role}
     if unfixed:
-        raise NotForThisFinding(unfixed[edit["role"]])
+        raise NotForThisFinding(unfixed[edit.role])
 
 
-def _rewrite(ctx: FileContext, edit: dict, state: dict) -> dict[str, str]:
+def _rewrite(ctx: FileContext, edit: OptimizerLr, state: dict) -> dict[str, str]:
     """Wrap the optimizer's construction; returns role -> why its parameters could not be fixed."""
     if HELPER in ctx.top_level_names() or TABLE in ctx.top_level_names():
         raise Decline(f"the file already defines {HELPER}/{TABLE}: update the table by hand")
@@ -48,8 +48,8 @@ def _rewrite(ctx: FileContext, edit: dict, state: dict) -> dict[str, str]:
     if not exponents:
         return unfixed  # every other role already right once this run's readout multiplier is in place
     call = _optimizer_call(ctx, edit)
-    base = int(edit["base_width"])
-    width = width_expression(ctx, call, edit["width_knob"], target_class(edit["target"]))
+    base = edit.base_width
+    width = width_expression(ctx, call, edit.width_knob, target_class(edit.target))
     model = _model_expression(ctx, call, edit)
     indent = ctx.indented(ctx.positions[ctx.enclosing(call, cst.SimpleStatementLine)].start.line)
     ctx.rewrite(
@@ -66,7 +66,7 @@ def _rewrite(ctx: FileContext, edit: dict, state: dict) -> dict[str, str]:
     )
     ctx.add_import("fnmatch")
     ctx.add_top_level(TABLE, _table(exponents))
-    ctx.add_top_level(HELPER, _helper("AdamW" in edit["cls"]))
+    ctx.add_top_level(HELPER, _helper("AdamW" in edit.cls))
     ctx.comment_above(call, COMMENT.format(base=base, table=TABLE))
     return unfixed
 
@@ -75,19 +75,19 @@ def _comma() -> cst.Comma:
     return cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
 
 
-def _exponents(edit: dict, multiplied: set[str]) -> tuple[dict[str, float], dict[str, str]]:
+def _exponents(edit: OptimizerLr, multiplied: set[str]) -> tuple[dict[str, float], dict[str, str]]:
     """(name pattern -> powers of width_mult its lr needs on top of what it has, role -> why some of
     its parameters cannot get theirs). Parameters that cannot are left out of the table."""
     table: dict[str, float] = {}
     unfixed: dict[str, str] = {}
-    for param in edit["params"]:
+    for param in edit.params:
         try:
             change = _change(param, multiplied)
         except Decline as exc:
-            for use in param["uses"]:
-                unfixed.setdefault(use["role"], str(exc))
+            for use in param.uses:
+                unfixed.setdefault(use.role, str(exc))
             continue
-        pattern = re.sub(r"(?<=\.)\d+(?=\.)", "*", param["names"][0])
+        pattern = layer_pattern(param.names[0])
         if change and table.get(pattern, change) != change:
             raise Decline(f"parameters matching `{pattern}` need different learning rates")
         if change:
@@ -95,43 +95,42 @@ def _exponents(edit: dict, multiplied: set[str]) -> tuple[dict[str, float], dict
     return table, unfixed
 
 
-def _change(param: dict, multiplied: set[str]) -> float:
-    readout_mult = -1.0 if set(param["names"]) & multiplied else 0.0
+def _change(param: ParamLr, multiplied: set[str]) -> float:
+    readout_mult = -1.0 if set(param.names) & multiplied else 0.0
     wanted = {
-        round(u["target"] - u["k"] * (u["multiplier"] + (readout_mult if u["role"] == "output" else 0)), 2)
-        for u in param["uses"]
+        round(u.target - u.k * (u.multiplier + (readout_mult if u.role == "output" else 0)), 2) for u in param.uses
     }
     if max(wanted) - min(wanted) > 0.1:
-        roles = "/".join(sorted({u["role"] for u in param["uses"]}))
+        roles = "/".join(sorted({u.role for u in param.uses}))
         raise Decline(
-            f"`{param['names'][0]}` ({roles}) would need different learning rates for its roles; "
+            f"`{param.names[0]}` ({roles}) would need different learning rates for its roles; "
             f"fix MU102 too (a multiplier on the logits), then its lr can stay as it is"
         )
-    exact = min(wanted) - param["lr_exponent"]
+    exact = min(wanted) - param.lr_exponent
     change = round(exact * 2) / 2
     if abs(change - exact) > 0.15:
-        raise Decline(f"`{param['names'][0]}` needs its lr ∝ width^{min(wanted):+.2f}, not a multiple of 0.5")
+        raise Decline(f"`{param.names[0]}` needs its lr ∝ width^{min(wanted):+.2f}, not a multiple of 0.5")
     return change
 
 
-def _optimizer_call(ctx: FileContext, edit: dict) -> cst.Call:
-    cls = edit["cls"]
+def _optimizer_call(ctx: FileContext, edit: OptimizerLr) -> cst.Call:
+    cls = edit.cls
 
     def is_optimizer(call: cst.Call) -> bool:
         names = ctx.qualified_names(call) | {nodes.dotted(call.func) or ""}
         return any(name.split(".")[-1] == cls for name in names)
 
-    found = nodes.calls_on_line(ctx, edit["line"], is_optimizer)
+    found = nodes.calls_on_line(ctx, edit.line, is_optimizer)
     if len(found) != 1:
-        raise Decline(f"could not find the {cls}(...) construction on line {edit['line']}")
+        raise Decline(f"could not find the {cls}(...) construction on line {edit.line}")
     return found[0]
 
 
-def _model_expression(ctx: FileContext, call: cst.Call, edit: dict) -> str:
+def _model_expression(ctx: FileContext, call: cst.Call, edit: OptimizerLr) -> str:
     fn = ctx.enclosing(call, cst.FunctionDef)
     params = [p.name.value for p in fn.params.params] if fn is not None else []
     cls = ctx.enclosing(fn, cst.ClassDef) if fn is not None else None
-    if cls is not None and params[:1] == ["self"] and cls.name.value == target_class(edit["target"]):
+    if cls is not None and params[:1] == ["self"] and cls.name.value == target_class(edit.target):
         return "self"
     if cls is None and params:
         return params[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from mulint.edits import ReadoutMultiplier
 from mulint.fix import nodes
 from mulint.fix.context import FileContext
 from mulint.fix.source import Decline
@@ -18,29 +19,28 @@ from mulint.fix.width import target_class, width_expression
 COMMENT = "µP: readout multiplier {base} / width (1 at the base width {base})"
 
 
-def fix(ctx: FileContext, edit: dict, state: dict) -> None:
-    base = int(edit["base_width"])
+def fix(ctx: FileContext, edit: ReadoutMultiplier, state: dict) -> None:
+    base = edit.base_width
     sites = _readout_calls(ctx, edit)
     if not sites:
         raise Decline(
-            f"no call of the readout `{edit['module'] or edit['params'][0]}` found on line "
-            f"{', '.join(map(str, edit['lines']))}"
+            f"no call of the readout `{edit.module or edit.params[0]}` found on line {', '.join(map(str, edit.lines))}"
         )
     planned = []
     for node in sites:
-        width = width_expression(ctx, node, edit["width_knob"], target_class(edit["target"]))
+        width = width_expression(ctx, node, edit.width_knob, target_class(edit.target))
         planned.append((node, f"{base} / {width}"))
     for node, factor in planned:
         wrap = nodes.needs_parentheses(ctx, node)
         ctx.rewrite(node, lambda updated, f=factor, w=wrap: nodes.times(updated, f"({f})", parenthesize=w))
         ctx.comment_above(node, COMMENT.format(base=base))
-    state.setdefault("readout_multiplier", set()).update(edit["params"])
+    state.setdefault("readout_multiplier", set()).update(edit.params)
 
 
-def _readout_calls(ctx: FileContext, edit: dict) -> list[cst.CSTNode]:
+def _readout_calls(ctx: FileContext, edit: ReadoutMultiplier) -> list[cst.CSTNode]:
     """The readout expressions on the finding's lines, then every expression of the same code in the class."""
     found: list[cst.CSTNode] = []
-    for line in edit["lines"]:
+    for line in edit.lines:
         statement = ctx.statement_at(line)
         if statement is not None:
             found += [n for n in ctx.walk(statement) if line in ctx.lines(n) and _is_readout(ctx, n, edit)]
@@ -60,8 +60,8 @@ def _key(ctx: FileContext, node: cst.CSTNode) -> str:
     return _weight_reference(ctx, node) or ""
 
 
-def _is_readout(ctx: FileContext, node: cst.CSTNode, edit: dict) -> bool:
-    module = edit["module"]
+def _is_readout(ctx: FileContext, node: cst.CSTNode, edit: ReadoutMultiplier) -> bool:
+    module = edit.module
     if isinstance(node, cst.Call) and module and not _functional(ctx, node):
         name = nodes.dotted(node.func) or ""
         return name.split(".")[-1] == module.split(".")[-1] and name.startswith(("self.", "model."))
@@ -70,7 +70,7 @@ def _is_readout(ctx: FileContext, node: cst.CSTNode, edit: dict) -> bool:
         and _functional(ctx, node)
         or (isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply))
     ):
-        return _weight_reference(ctx, node) in _weight_suffixes(edit["params"])
+        return _weight_reference(ctx, node) in _weight_suffixes(edit.params)
     return False
 
 
@@ -88,5 +88,5 @@ def _weight_reference(ctx: FileContext, node: cst.CSTNode) -> str | None:
     return None
 
 
-def _weight_suffixes(params: list[str]) -> set[str]:
+def _weight_suffixes(params: tuple[str, ...]) -> set[str]:
     return {".".join(p.split(".")[-2:]) for p in params}

@@ -45,9 +45,7 @@ def _refuse_changed(result, unsafe: bool) -> None:
     sources = getattr(result, "sources", None)
     if sources is None:
         return  # results without a record of what was analysed (the API's): nothing to compare
-    paths = sorted(
-        {_resolved(e["path"]) for f in result.findings if enabled(f, unsafe) for e in f.fix.edits if "path" in e}
-    )
+    paths = sorted({_resolved(e.path) for f in result.findings if enabled(f, unsafe) for e in f.fix.edits})
     changed = [p for p in paths if p in sources and source_digest(Path(p)) != sources[p]]
     if changed:
         raise MulintError(

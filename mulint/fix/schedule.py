@@ -16,6 +16,7 @@ import re
 
 import libcst as cst
 
+from mulint.edits import ScheduleLr
 from mulint.fix import nodes
 from mulint.fix.context import FileContext
 from mulint.fix.source import Decline
@@ -25,11 +26,11 @@ NOT_BASE = re.compile(r"min|final|end|decay|warmup|scale|mult|ratio|factor", re.
 COMMENT = "µP: the schedule scales each param group's own initial lr"
 
 
-def fix(ctx: FileContext, edit: dict, state: dict) -> None:
-    statement = ctx.statement_at(edit["line"])
+def fix(ctx: FileContext, edit: ScheduleLr, state: dict) -> None:
+    statement = ctx.statement_at(edit.line)
     found = _lr_write(ctx, statement) if isinstance(statement, cst.SimpleStatementLine) else None
     if found is None:
-        raise Decline(f"no `group['lr'] = ...` write recognised on line {edit['line']}")
+        raise Decline(f"no `group['lr'] = ...` write recognised on line {edit.line}")
     group, value, quote = found
     base = _base_lr(ctx, value, statement)
     own = f"{group}.setdefault({quote}initial_lr{quote}, {group}[{quote}lr{quote}])"

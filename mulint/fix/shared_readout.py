@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from mulint.edits import SharedReadoutBias
 from mulint.fix import nodes
 from mulint.fix.context import FileContext
 from mulint.fix.source import Decline
@@ -15,8 +16,8 @@ from mulint.fix.source import Decline
 CLASS = "MuSharedReadout"
 
 
-def fix(ctx: FileContext, edit: dict, state: dict) -> None:
-    calls = nodes.calls_on_line(ctx, edit["line"], lambda c: _is_shared_readout(ctx, c))
+def fix(ctx: FileContext, edit: SharedReadoutBias, state: dict) -> None:
+    calls = nodes.calls_on_line(ctx, edit.line, lambda c: _is_shared_readout(ctx, c))
     if len(calls) != 1:
         raise Decline(f"found {len(calls)} {CLASS}(...) calls on the line, not one")
     [call] = calls

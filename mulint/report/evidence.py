@@ -8,10 +8,10 @@ from the rules' own functions and the active profile, so no number is computed a
 
 from __future__ import annotations
 
+from mulint.exponents import TOLERANCE
 from mulint.facts import ModelFacts, ParamFacts, ParamUse, SourceLoc
 from mulint.paths import display_path
 from mulint.profiles import Profile, Range, accepts, load_profile
-from mulint.rules.base import TOLERANCE
 from mulint.rules.init import FLAGGED, effective_init_exponent
 from mulint.rules.optimizer import decay_exponent, decay_product, update_exponent
 from mulint.rules.spectral import optimizer_of

@@ -8,10 +8,10 @@ block's numbers; a block that differs keeps its own.
 
 from __future__ import annotations
 
-from mulint.exponents import fmt_exp, to_quarter
+from mulint.exponents import TOLERANCE, fmt_exp, to_quarter
 from mulint.facts import ModelFacts, ParamFacts
+from mulint.paths import layer_pattern
 from mulint.report.evidence import model_evidence, param_evidence
-from mulint.rules.base import TOLERANCE, compress_names
 
 NO_OPTIMIZER = "optimizer: none found, so no learning rates or updates below (the note says how to name one)"
 
@@ -67,7 +67,7 @@ def _blocks(facts: ModelFacts):
 
 def _pattern(name: str) -> str:
     """`h.0.attn.weight` -> `h.*.attn.weight`, and a module path `h.0` -> `h.*`."""
-    return compress_names([name + "."])[:-1]
+    return layer_pattern(name + ".")[:-1]
 
 
 def _signature(p: ParamFacts, record: dict) -> tuple:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from mulint.rules.base import TOLERANCE, Rule, fmt_exp
-from mulint.rules.fixes import attention_fix
+from mulint.edits import AttentionScale
+from mulint.exponents import TOLERANCE, fmt_exp
+from mulint.facts import AttentionSite, ModelFacts
+from mulint.findings import Fix
+from mulint.rules.base import Rule, edit_site
 
 
 class SqrtAttentionScale(Rule):
     code = "MU201"
     name = "sqrt-attention-scale"
     summary = "attention logits scaled by 1/sqrt(head_dim) while head_dim grows with width"
+    fix_safety = "safe"
 
     def check(self, facts):
         by_line: dict[tuple, list] = {}
@@ -39,5 +43,18 @@ class SqrtAttentionScale(Rule):
                     f"({site.head_dim} at width {min(facts.widths)}){count}; µP needs 1/head_dim"
                 ),
             )
-            finding.fix = attention_fix(facts, site)
+            finding.fix = self.build_fix(facts, site)
             yield finding
+
+    def build_fix(self, facts: ModelFacts, site: AttentionSite) -> Fix | None:
+        """sqrt(head_dim at base) / head_dim: the old 1/sqrt(head_dim) at base width, 1/head_dim beyond."""
+        if site.loc is None or not facts.widths:
+            return None
+        ref = facts.base_width if facts.base_width in facts.widths else min(facts.widths)
+        base_head_dim = site.head_dim * (facts.base_width / ref) ** site.head_dim_exponent
+        sqrt_form = abs(site.scale_exponent + 0.5 * site.head_dim_exponent) < 0.1
+        if abs(base_head_dim - round(base_head_dim)) > 1e-6 or not (site.form == "sdpa-default" or sqrt_form):
+            return None
+        hd = int(round(base_head_dim))
+        edit = AttentionScale(**edit_site(facts, site.loc), form=site.form, base_head_dim=hd)
+        return self.make_fix(f"scale the attention logits by sqrt({hd}) / head_dim", [edit])

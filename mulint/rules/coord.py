@@ -8,6 +8,7 @@ from mulint.rules.base import Rule
 class _CoordRule(Rule):
     status: str
     what: str
+    judged_on = "coord"
 
     def check(self, facts):
         bad = [l for l in facts.coord if l.status == self.status]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mulint.exponents import to_quarter
+from mulint.edits import InitStd, ReadoutMultiplier
+from mulint.exponents import TOLERANCE, fmt_exp, to_quarter
 from mulint.facts import ModelFacts, ParamFacts, ParamUse, SourceLoc
-from mulint.findings import Finding
+from mulint.findings import Finding, Fix
+from mulint.paths import layer_pattern
 from mulint.profiles import Profile, Range, accepts, load_profile
-from mulint.rules import fixes
-from mulint.rules.base import TOLERANCE, Rule, fmt_exp
+from mulint.rules.base import Rule, edit_site
 
 
 def init_range(facts: ModelFacts, role: str) -> Range | None:
@@ -109,6 +110,7 @@ class HiddenInitTooLarge(Rule):
     code = "MU101"
     name = "hidden-init-too-large"
     summary = "hidden weight's effective init decays slower than fan_in^-½ (e.g. a constant std)"
+    fix_safety = "unsafe"
 
     def check(self, facts):
         hits = [h for h in effective_uses(facts, "hidden") if too_large(facts, "hidden", h[2])]
@@ -118,14 +120,37 @@ class HiddenInitTooLarge(Rule):
             hits,
             lambda p, u, e: f"hidden weight {_describe(p, u, e)}; {needs(facts, 'hidden')}",
             _init_site,
-            lambda items, loc: fixes.init_fix(facts, [(p, u, e) for p, u, e, _ in items], loc),
+            lambda items, loc: self.build_fix(facts, [(p, u, e) for p, u, e, _ in items], loc),
         )
+
+    def build_fix(self, facts: ModelFacts, items, loc: SourceLoc | None) -> Fix | None:
+        """The init std times (base_width / width) ** power, guarded when the line also inits other weights."""
+        if loc is None:
+            return None
+        effs = [eff for _, _, eff in items]
+        power = round((max(effs) + 0.5) * 4) / 4
+        if max(effs) - min(effs) > TOLERANCE or power <= 0:
+            return None
+        flagged = {p.name for p, _, _ in items}
+        exclude = []
+        for p in facts.params:
+            at = p.init_at or p.created_at
+            if (
+                at
+                and (at.path, at.line) == (loc.path, loc.line)
+                and p.name not in flagged
+                and p.init_exponent is not None
+            ):
+                exclude.append(min((p.name, *p.aliases), key=lambda n: (sum(c.isdigit() for c in n), len(n))))
+        edit = InitStd(**edit_site(facts, loc), power=power, exclude=tuple(exclude))
+        return self.make_fix(f"multiply the init std by ({facts.base_width} / width) ** {power:g}", [edit])
 
 
 class ReadoutInitTooLarge(Rule):
     code = "MU102"
     name = "readout-init-too-large"
-    summary = "output weight's effective init larger than 1/fan_in: an SP readout"
+    summary = "output weight's effective init larger than 1/fan_in: an SP readout, or a tied head without a 1/width multiplier"
+    fix_safety = "unsafe"
 
     def check(self, facts):
         hits = [h for h in effective_uses(facts, "output") if too_large(facts, "output", h[2])]
@@ -153,14 +178,36 @@ class ReadoutInitTooLarge(Rule):
             hits,
             message,
             lambda p, u: (u.loc or _init_site(p, u)) if "input" in p.roles else _init_site(p, u),
-            lambda items, loc: fixes.readout_fix(facts, items),
+            lambda items, loc: self.build_fix(facts, items),
         )
+
+    def build_fix(self, facts: ModelFacts, items) -> Fix | None:
+        """The logits times base_width / width, at every output use of the flagged readouts."""
+        edits: list[ReadoutMultiplier] = []
+        for p, use, eff, _ in items:
+            if eff - 1 > -1 + TOLERANCE:
+                return None  # an init growing with width: one multiplier does not make it µP
+            if use.multiplier_exponent < -TOLERANCE:
+                return None  # a width multiplier is there already (MuReadout): the init is the cause
+            outputs = [u for u in p.uses if u.role == "output"]
+            if any(u.loc is None for u in outputs):
+                return None
+            edit = ReadoutMultiplier(
+                **edit_site(facts, outputs[0].loc),
+                module=use.module,
+                lines=tuple(sorted({u.loc.line for u in outputs})),
+                params=tuple(layer_pattern(n) for n in (p.name, *p.aliases)),
+            )
+            if edit not in edits:
+                edits.append(edit)
+        return self.make_fix(f"multiply the logits by {facts.base_width} / width", edits) if edits else None
 
 
 class InputInitScaling(Rule):
     code = "MU103"
     name = "input-init-scales-with-width"
     summary = "input weight whose effective init changes with width, or a vector whose init grows"
+    severity_note = "warning when the init shrinks"
 
     def check(self, facts):
         grow = [h for role in ("input", "vector") for h in effective_uses(facts, role) if too_large(facts, role, h[2])]
@@ -208,6 +255,7 @@ class ScaleOutsideForward(Rule):
     name = "scale-not-in-forward"
     severity = "warning"
     summary = "a weight's width scale sits in its init where the profile (u-µP) puts it in the forward op"
+    profile = "u-mup"
 
     def check(self, facts):
         profile = load_profile(facts.profile)

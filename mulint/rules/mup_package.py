@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from mulint import edits
+from mulint.facts import ModelFacts, SourceLoc
+from mulint.findings import Fix
 from mulint.profiles import ROLES
-from mulint.rules import fixes
-from mulint.rules.base import Rule
+from mulint.rules.base import Rule, edit_site
 from mulint.rules.init import effective_uses, too_large
 
 
@@ -55,6 +57,7 @@ class SharedReadoutBias(Rule):
     code = "MU403"
     name = "mushared-readout-bias"
     summary = "MuSharedReadout with the default bias=True gets a bias of the wrong shape"
+    fix_safety = "safe"
 
     def check(self, facts):
         for m in facts.mup_modules:
@@ -67,5 +70,13 @@ class SharedReadoutBias(Rule):
                         f"(mup's default bias=True); pass bias=False"
                     ),
                 )
-                finding.fix = fixes.shared_readout_bias_fix(facts, m.loc)
+                finding.fix = self.build_fix(facts, m.loc)
                 yield finding
+
+    def build_fix(self, facts: ModelFacts, loc: SourceLoc | None) -> Fix | None:
+        """`bias=False` on the MuSharedReadout construction."""
+        return (
+            self.make_fix("pass bias=False", [edits.SharedReadoutBias(**edit_site(facts, loc))])
+            if loc is not None
+            else None
+        )

@@ -3,10 +3,13 @@ MU302), and AdamW's lr·wd (MU304) and Adam's eps (MU305)."""
 
 from __future__ import annotations
 
-from mulint.exponents import fit_exponent, to_quarter
-from mulint.profiles import accepts, load_profile
-from mulint.rules.base import TOLERANCE, Rule, fmt_exp
-from mulint.rules.fixes import optimizer_fix
+from mulint.edits import OptimizerLr, ParamLr, UseTarget
+from mulint.exponents import TOLERANCE, fit_exponent, fmt_exp, to_quarter
+from mulint.facts import ModelFacts
+from mulint.findings import Fix
+from mulint.paths import layer_pattern
+from mulint.profiles import Profile, accepts, load_profile
+from mulint.rules.base import Rule, edit_site
 
 
 def update_exponent(family: str, multiplier_exponent: float, lr_exponent: float) -> float:
@@ -63,6 +66,8 @@ def decay_exponent(p) -> float | None:
 
 class _UpdateRule(Rule):
     family: str
+    trains_only = True  # a learning rate only matters where gradients flow
+    fix_safety = "unsafe"
 
     def check(self, facts):
         opt = facts.optimizer
@@ -86,14 +91,48 @@ class _UpdateRule(Rule):
             )
             # The fixer rewrites one optimizer's 'lr' entries: not a setup of several, nor a scale key.
             if opt.family == self.family and scale_key is None:
-                finding.fix = optimizer_fix(facts, self.family, load_profile(facts.profile), role)
+                finding.fix = self.build_fix(facts, load_profile(facts.profile), role)
             yield finding
+
+    def build_fix(self, facts: ModelFacts, profile: Profile, role: str) -> Fix | None:
+        """Per-role learning rates: every parameter's uses, multipliers and current lr exponent. One fix
+        rewrites the optimizer for all roles; `role` says which of them this finding is about. Each use
+        aims at the point of the profile's accepted range nearest to where it is (inside: unchanged)."""
+        opt = facts.optimizer
+        if opt is None or opt.loc is None:
+            return None
+        k = 2 if self.family == "sgd" else 1
+        params: list[ParamLr] = []
+        for p in facts.params:
+            if p.lr_exponent is None or p.role_source != "use":
+                continue
+            uses = set()
+            for u in p.uses:
+                accepted = profile.target("update", u.role, self.family)
+                if accepted is not None:
+                    current = k * u.multiplier_exponent + p.lr_exponent
+                    target = round(min(max(current, accepted[0]), accepted[1]), 3)
+                    uses.add(UseTarget(k=k, multiplier=round(u.multiplier_exponent, 3), role=u.role, target=target))
+            entry = ParamLr(
+                names=tuple(layer_pattern(n) for n in (p.name, *p.aliases)),
+                lr_exponent=round(p.lr_exponent, 3),
+                uses=tuple(sorted(uses, key=lambda u: (u.role, u.multiplier))),
+            )
+            if uses and entry not in params:
+                params.append(entry)
+        edit = OptimizerLr(
+            **edit_site(facts, opt.loc), family=self.family, cls=opt.cls, role=role, params=tuple(params)
+        )
+        scaled = "hidden weights" if self.family == "adam" else "each role"
+        return self.make_fix(
+            f"give {scaled} their µP learning rate (× width ratio) in {opt.cls}'s param groups", [edit]
+        )
 
 
 class AdamUpdateScaling(_UpdateRule):
     code = "MU301"
     name = "adam-lr-scaling"
-    summary = "Adam-family: a parameter's effective update exponent is wrong for its role"
+    summary = "Adam family: a parameter's effective update exponent is wrong for its role (one lr for all, a scaled embedding lr, ...)"
     family = "adam"
 
 
@@ -109,6 +148,7 @@ class DecoupledDecayScaling(Rule):
     name = "adamw-decay-scaling"
     severity = "warning"
     summary = "AdamW decays by lr·wd; that product changes with width"
+    trains_only = True
 
     def check(self, facts):
         opt = facts.optimizer
@@ -162,6 +202,7 @@ class ZeroLearningRate(Rule):
     code = "MU306"
     name = "zero-learning-rate"
     summary = "a trainable parameter's param group has a learning rate of exactly 0: it never trains"
+    trains_only = True
 
     def check(self, facts):
         opt = facts.optimizer

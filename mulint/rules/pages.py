@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from mulint.rules.base import SEVERITIES
+
 SECTIONS = {
     "what it does": "what",
     "why is this bad?": "why",
@@ -30,7 +32,6 @@ SECTIONS = {
     "fix safety": "fix_safety",
     "references": "references",
 }
-SEVERITIES = ("error", "warning")
 
 _TITLE = re.compile(r"#\s+(MU\d+)\s*:\s*([a-z0-9][a-z0-9-]*)\s*$", re.I)
 _SEVERITY = re.compile(r"severity\s*:\s*(\w+)", re.I)

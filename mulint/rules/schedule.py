@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from mulint.findings import Finding, Fix
+from mulint.edits import ScheduleLr
+from mulint.findings import Finding
 from mulint.rules.base import Rule
 
 
@@ -10,8 +11,8 @@ class OneLrForAllGroups(Rule):
     code = "MU303"
     name = "schedule-overwrites-group-lr"
     summary = "code assigns one absolute lr to every param group, erasing µP's per-group learning rates"
-    needs = "source"
-
+    judged_on = "static"
+    fix_safety = "unsafe"
     needles = ("param_groups",)
 
     def check_source(self, wrapper, path: str) -> list[Finding]:
@@ -35,10 +36,9 @@ class OneLrForAllGroups(Rule):
                         "sets every param group's lr to the same absolute value, erasing µP's per-group learning "
                         "rates; scale each group's own base lr instead (g['lr'] = g['initial_lr'] * lr / base_lr)"
                     ),
-                    fix=Fix(
-                        "unsafe",
+                    fix=self.make_fix(
                         "scale each group's own initial lr by the schedule's lr / base lr",
-                        [{"kind": "schedule-lr", "path": path, "line": start.line}],
+                        [ScheduleLr(path=path, line=start.line)],
                     ),
                 )
             )

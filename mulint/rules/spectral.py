@@ -17,10 +17,10 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from mulint.exponents import to_quarter
+from mulint.exponents import TOLERANCE, fmt_exp, to_quarter
 from mulint.facts import ModelFacts, ParamFacts, ParamUse
 from mulint.profiles import accepts, load_profile
-from mulint.rules.base import TOLERANCE, Rule, fmt_exp
+from mulint.rules.base import Rule
 
 
 def muon_misfit(use: ParamUse) -> bool:
@@ -129,6 +129,7 @@ def _message(items: list[Deviation], cls: str, role: str) -> str:
 
 class _MeasuredRule(Rule):
     direction: int
+    judged_on = "measured"
 
     def check(self, facts):
         groups: dict[tuple, list[Deviation]] = {}
@@ -164,6 +165,8 @@ class MuonOnEmbeddingOrReadout(Rule):
     name = "muon-on-embedding-or-readout"
     severity = "warning"
     summary = "Muon steps an embedding or readout matrix; its orthogonalised update is a hidden map's"
+    severity_note = "error when the measured update grows"
+    judged_on = "measured"
 
     def check(self, facts):
         if facts.optimizer is None:

@@ -137,7 +137,7 @@ class SharedReadoutBias(ModelEdit):
 KINDS: dict[str, type[Edit]] = {}
 
 
-def _collect(cls: type) -> None:
+def _collect(cls: type[Edit]) -> None:
     for sub in cls.__subclasses__():
         if "kind" in vars(sub):
             KINDS[sub.kind] = sub

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mulint.edits import AttentionScale, Edit, InitStd, OptimizerLr, ReadoutMultiplier, ScheduleLr, SharedReadoutBias
 from mulint.findings import Finding
@@ -25,7 +27,7 @@ from mulint.fix.source import Decline, NotForThisFinding, parses
 NOTHING = "the fix finds nothing to change in the source"
 
 # Each edit type's fixer. Order matters: the optimizer fix reads which readouts got a multiplier in this run.
-FIXERS = {
+FIXERS: dict[type[Edit], Callable[[FileContext, Any, dict], None]] = {
     AttentionScale: attention.fix,
     ReadoutMultiplier: readout.fix,
     InitStd: init.fix,
@@ -41,16 +43,15 @@ def plan_fixes(findings: list[Finding], *, unsafe: bool, allowed: set[Path] | No
     result = FixResult()
     state: dict = {}
     state["allowed"] = resolved(allowed)
-    todo = [f for f in findings if enabled(f, unsafe)]
+    todo = [edit for f in findings if f.fix is not None and enabled(f, unsafe) for edit in f.fix.edits]
     outcome: dict[Edit, str | None] = {}  # edit -> None (made) or the reason it was not
     for kind, fixer in FIXERS.items():
-        for finding in todo:
-            for edit in finding.fix.edits:
-                if type(edit) is kind and edit not in outcome:
-                    outcome[edit] = _run(fixer, edit, state, result)
+        for edit in todo:
+            if type(edit) is kind and edit not in outcome:
+                outcome[edit] = _run(fixer, edit, state, result)
     _verify(result, outcome)
     for finding in findings:
-        reasons = [outcome.get(e) for e in finding.fix.edits] if enabled(finding, unsafe) else [""]
+        reasons = [outcome.get(e) for e in finding.fix.edits] if finding.fix and enabled(finding, unsafe) else [""]
         if enabled(finding, unsafe) and not any(reasons):
             result.fixed.append(finding)
             continue

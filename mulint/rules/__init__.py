@@ -18,10 +18,11 @@ How to add a rule
                ...
                yield self.finding(facts, loc, "message", parameter_names)
 
-   A fix is built on the class too: `self.make_fix(message, [edit])` with a typed edit from
-   `mulint.edits` (a new kind needs its dataclass there and its fixer in `mulint.fix`). A static rule
-   (`judged_on = "static"`) implements `check_source(wrapper, path)` over libcst instead, with
-   `needles`: text any violation contains.
+   Optional: `severity_note` (when some findings differ: "warning when the init shrinks") and
+   `profile` (the one profile it fires under). A fix is built on the class too: `self.make_fix(
+   message, [edit])` with a typed edit from `mulint.edits` (a new kind needs its dataclass there and
+   its fixer in `mulint.fix.apply.FIXERS`). A static rule (`judged_on = "static"`) implements
+   `check_source(wrapper, path)` over libcst instead, with `needles`: text any violation contains.
 2. Write its page, `rules/MU601.md`: the title `# MU601: widthless-dropout`, the header line
    `python -m mulint.rules.table --header MU601` prints, and the sections (see `mulint.rules.pages`).
    Its examples are executed by the tests: the first must raise exactly this code, the second nothing.

@@ -67,11 +67,11 @@ class Rule:
             parameter=names or None,
         )
 
-    def make_fix(self, message: str, edits: list[Edit]) -> Fix:
+    def make_fix(self, message: str, edits: Iterable[Edit]) -> Fix:
         """The rule's fix, as safe as the rule declares."""
         if self.fix_safety == "none":
             raise TypeError(f"{self.code} declares no fix (fix_safety = 'none')")
-        return Fix(self.fix_safety, message, edits)
+        return Fix(self.fix_safety, message, list(edits))
 
 
 def edit_site(facts: ModelFacts, loc: SourceLoc) -> dict:

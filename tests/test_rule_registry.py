@@ -424,3 +424,13 @@ def test_edits_cross_the_worker_pipe_typed():
     forged = wire.encode(message).replace(b'"base_head_dim":16', b'"base_head_dim":"16"')
     with pytest.raises(wire.WireError, match="base_head_dim"):
         wire.decode(forged)
+
+
+def test_an_edit_built_from_numpy_numbers_crosses_as_plain_numbers():
+    import numpy as np
+
+    from mulint.engine import wire
+
+    edit = InitStd(**{**WHERE, "base_width": np.int64(64)}, power=np.float64(0.5), exclude=())
+    [decoded] = wire.decode(wire.encode([edit]))
+    assert decoded == InitStd(**WHERE, power=0.5, exclude=()) and type(decoded.base_width) is int

@@ -63,7 +63,7 @@ def _plain(value: Any, depth: int = 0) -> Any:
     if isinstance(value, numbers.Real):
         return float(value)
     if isinstance(value, Edit):  # a fix edit: its own dict, with its kind
-        return {"~edit": value.to_dict()}
+        return {"~edit": _plain(value.to_dict(), depth + 1)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         name = type(value).__name__
         if _CLASSES.get(name) is not type(value):

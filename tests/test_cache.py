@@ -178,7 +178,7 @@ def test_unchanged_files_hit(recorded):
 
 
 def test_every_kind_of_fix_edit_is_stored_and_read_back_typed(recorded):
-    from test_rule_registry import EVERY_KIND
+    from test_edits import EVERY_KIND
 
     model, deps = recorded
     stored = finding(fix=Fix("unsafe", "fix it", list(EVERY_KIND)))

@@ -73,8 +73,8 @@ def judge_invalid(code: str, case: Invalid) -> Finding:
 
 
 def edit_field(edit, name: str):
-    """A field of a fix's edit, whether the edit is a dict or a typed record."""
-    return edit[name] if isinstance(edit, dict) else getattr(edit, name)
+    """A field of a fix's typed edit as JSON shows it (its kind, tuples as lists)."""
+    return edit.to_dict()[name]
 
 
 def params(cases: dict) -> list:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import mulint
+from mulint.edits import InitStd
 from mulint.engine import cache
 from mulint.findings import Finding, Fix
 
@@ -28,7 +29,7 @@ def stored(tmp_path, monkeypatch):
     past = 1_600_000_000
     os.utime(model, (past, past))  # written before the check began
     finding = Finding("MU101", "hidden-init-too-large", "error", "m", "model.py", 3, 5, LABEL, "h.*.w")
-    finding.fix = Fix("unsafe", "scale", [{"kind": "init-std", "path": "model.py", "line": 3, "power": 0.5}])
+    finding.fix = Fix("unsafe", "scale", [InitStd("model.py", 3, 64, "width", LABEL, power=0.5, exclude=())])
     cache.store_result(LABEL, model, OPTIONS, [finding], {"target": LABEL}, [model.resolve()])
     assert cache.lookup(LABEL, model, OPTIONS) == ([finding], {"target": LABEL})
     return model

@@ -3,7 +3,7 @@ formulation pass every model rule at once (no rule flags another's formulation).
 
 import pytest
 
-from mulint.rules import all_rules, check_model_rules
+from mulint.rules import all_rules, check_model_rules, model_rules
 
 from . import (
     test_rule_mu303_source,
@@ -126,5 +126,5 @@ MUP_MODELS = [
 
 @pytest.mark.parametrize("facts", MUP_MODELS)
 def test_whole_mup_models_pass_every_model_rule(facts):
-    found = check_model_rules(facts, [r for r in all_rules() if r.needs == "model"])
+    found = check_model_rules(facts, model_rules())
     assert [(f.code, f.parameter, f.message) for f in found] == []

@@ -218,13 +218,22 @@ def test_the_init_fix_takes_the_power_the_exponent_needs(tmp_path, monkeypatch):
 
 
 def test_a_file_changed_since_the_analysis_is_not_fixed(attention):
+    """check records each file's digest before anything reads it: --fix on a file that changed since is
+    refused and writes nothing; one that changes between planning and writing keeps its findings."""
+    from types import SimpleNamespace
+
+    from mulint.errors import MulintError
+    from mulint.fix.run import fix_findings
+
     path, findings = attention
-    for finding in findings:
-        for edit in finding.fix.edits:
-            edit["sha256"] = digest(path.read_bytes())  # what check records of the analysed text
+    analysed = SimpleNamespace(findings=findings, sources={str(path.resolve()): digest(path.read_bytes())})
     path.write_text(ATTENTION + "# edited\n", encoding="utf-8")
+    with pytest.raises(MulintError, match="changed while it was checked"):
+        fix_findings(analysed, {path}, apply_fixes=True, show_diff=False, unsafe_fixes=True)
+    assert path.read_text(encoding="utf-8") == ATTENTION + "# edited\n"
     result = plan_fixes(findings, unsafe=True)
-    assert result.fixed == [] and len(result.remaining) == 2
+    path.write_text(ATTENTION + "# edited again\n", encoding="utf-8")
+    assert result.write() == [] and result.fixed == [] and len(result.remaining) == 2
     assert set(result.declined.values()) == {CHANGED}
 
 

@@ -123,7 +123,7 @@ def test_invalid(source, line, column):
     assert "sets every param group's lr to the same absolute value" in finding.message
     assert finding.fix.applicability == "unsafe"
     (edit,) = finding.fix.edits
-    fields = edit if isinstance(edit, dict) else vars(edit)
+    fields = edit.to_dict()
     assert (fields["kind"], fields["path"], fields["line"]) == ("schedule-lr", "train.py", line)
 
 

@@ -93,4 +93,4 @@ def test_the_fix_takes_head_dim_at_the_base_width_when_the_widths_start_above_it
     facts.widths = [256, 512]
     (finding,) = run("MU201", facts)
     assert "64 at width 256" in finding.message
-    assert finding.fix.edits[0]["base_head_dim"] == 32
+    assert finding.fix.edits[0].base_head_dim == 32

@@ -4,11 +4,13 @@ rules (MU311-MU313) are judged once, on the updates measured with the default ca
 
 from dataclasses import replace
 
-from mulint.rules import LEARNING_RATE_RULES, MEASURED_RULES, all_rules, check_model_rules
+from mulint.rules import all_rules, check_model_rules, model_rules
 
 from .facts_builder import adam, branch, hidden, model, other, output, sdpa
 
 INFERENCE = "the inference branch, `targets=None`"
+LEARNING_RATE_RULES = {r.code for r in all_rules() if r.trains_only}
+MEASURED_RULES = {r.code for r in all_rules() if r.judged_on == "measured"}
 
 
 def two_branches(head_mult_default: float, head_mult_training: float, *, head_lr: float = 0.0, opt=None):
@@ -76,6 +78,5 @@ def test_attention_on_the_training_branch_only():
 def test_every_model_rule_runs_on_branches_without_error():
     """A branch view keeps the facts every rule reads (optimizer, coord, mup modules, numbers)."""
     facts = two_branches(0.0, -1.0)
-    model_rules = [r for r in all_rules() if r.needs == "model"]
-    codes = {f.code for f in check_model_rules(facts, model_rules)}
+    codes = {f.code for f in check_model_rules(facts, model_rules())}
     assert codes == {"MU102"}

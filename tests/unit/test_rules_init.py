@@ -262,7 +262,7 @@ def test_ten_or_more_blocks_are_one_pattern_and_the_fix_spares_other_weights_on_
     (finding,) = run("MU101", facts)
     assert finding.parameter == "h.*.mlp.c_fc.weight" and finding.line == 89
     edit = finding.fix.edits[0]
-    assert edit["exclude"] == ["wte.weight"]
+    assert edit.exclude == ("wte.weight",)
 
 
 def test_hidden_weights_on_different_lines_are_separate_findings_and_differences_beyond_tolerance_get_no_fix():
@@ -275,7 +275,7 @@ def test_hidden_weights_on_different_lines_are_separate_findings_and_differences
     assert finding.parameter == "a.weight, b.weight" and "width^+0.50" in finding.message and finding.fix is None
     close = model(hidden("a.weight", init=0.0, init_line=30), hidden("b.weight", init=0.24, init_line=30))
     (finding,) = run("MU101", close)
-    assert finding.fix is not None and finding.fix.edits[0]["power"] == 0.75
+    assert finding.fix is not None and finding.fix.edits[0].power == 0.75
 
 
 def test_a_parameter_used_in_two_roles_is_judged_in_each():

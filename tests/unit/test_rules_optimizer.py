@@ -302,9 +302,9 @@ def test_invalid(code, case):
 
 def test_sp_findings_one_per_role_and_the_fix_carries_every_parameter():
     facts = model(*mup_adam(h=0.0, head=0.0), optimizer=adam())
-    by_role = {f.fix.edits[0]["role"]: f for f in run("MU301", facts)}
+    by_role = {f.fix.edits[0].role: f for f in run("MU301", facts)}
     assert sorted(by_role) == ["hidden", "output"] and by_role["output"].parameter == "head.weight"
-    entries = {e["names"][0]: e for e in by_role["hidden"].fix.edits[0]["params"]}
+    entries = {e["names"][0]: e for e in by_role["hidden"].fix.edits[0].to_dict()["params"]}
     assert sorted(entries) == ["h.*.fc.weight", "h.*.ln.weight", "head.weight", "wte.weight"]
     assert entries["h.*.fc.weight"]["uses"] == [{"k": 1, "multiplier": 0.0, "role": "hidden", "target": -1.0}]
     assert entries["wte.weight"]["uses"][0]["target"] == 0.0 and entries["head.weight"]["lr_exponent"] == 0.0

@@ -83,5 +83,5 @@ def test_update_ranges_and_the_nearest_end_in_the_message_and_fix(ranges, lr, to
     (finding,) = found
     nearest = -1.0 if too == "large" else -1.5
     assert f"µP needs width^{nearest:+.2f}" in finding.message and f"too {too}" in finding.message
-    entry = next(e for e in finding.fix.edits[0]["params"] if e["names"] == ["h.*.fc.weight"])
+    entry = next(e for e in finding.fix.edits[0].to_dict()["params"] if e["names"] == ["h.*.fc.weight"])
     assert entry["uses"][0]["target"] == nearest

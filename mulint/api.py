@@ -236,7 +236,6 @@ def coord(
 
     def run():
         structure = analyse_structure(target, width_arg=width_arg)
-        extra = {"device": device} if device else {}
         return run_coord(
             target,
             structure,
@@ -246,7 +245,7 @@ def coord(
             lr=lr,
             batch_fn=batch_fn,
             optimizer=_given(optimizer_fn),  # none given: Adam at `lr`
-            **extra,
+            device=device,  # None: cuda when available, else cpu
         )
 
     return CoordReport(result=_guarded(target.label, run))

@@ -366,10 +366,9 @@ def coord(
             max_memory=max_memory,
             jobs=1,  # one model: one worker
         )
-        widths = list(settings.widths) if widths else None
         options = JobOptions.for_coord(
             settings,
-            widths=widths,
+            widths=settings.widths if widths else None,
             steps=steps,
             seeds=seeds,
             lr=lr,
@@ -379,7 +378,8 @@ def coord(
         job = one_model_job("coord", target, options)
         from mulint.coordcheck import FACTORS
 
-        total = (len(widths) if widths and len(widths) >= 3 else len(FACTORS)) * seeds
+        chosen = options.widths or ()
+        total = (len(chosen) if len(chosen) >= 3 else len(FACTORS)) * seeds
         show = sys.stderr.isatty() or verbose
         with click.progressbar(
             length=total, label="training", file=sys.stderr if show else None, hidden=not show

@@ -108,9 +108,9 @@ def _call_with_defaults(func: Callable, model: nn.Module, label: str, bound: boo
 def find_factory(module, model_cls: type | None, given: Function | None) -> OptimizerFactory | None:
     """``--optimizer``/config (or `optimizer_fn=`) first, then module-level factories, then the model's own method."""
     if given is not None:
-        func, label = resolve_function(given)
+        chosen, label = resolve_function(given)
         return OptimizerFactory(
-            label, lambda model: _call_with_defaults(func, model, label, bound=False), inspect.getmodule(func)
+            label, lambda model: _call_with_defaults(chosen, model, label, bound=False), inspect.getmodule(chosen)
         )
     for name in FACTORY_NAMES:
         func = getattr(module, name, None)

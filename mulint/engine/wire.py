@@ -221,8 +221,8 @@ _ENTRY = {
     "notes": list[str],
     "optimizer": str | None,
 }
-_DEPS = {"deps": list[str], "deps_since_ns": int}
-_RESULTS = {
+_DEPS: dict[str, Any] = {"deps": list[str], "deps_since_ns": int}
+_RESULTS: dict[str, dict[str, Any]] = {
     "check": {"findings": list[Finding], "target": dict},
     "inspect": {"facts": ModelFacts},
     "coord": {"coord": CoordResult},

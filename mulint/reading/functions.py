@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from mulint.errors import MulintError
 
@@ -52,7 +52,7 @@ class FunctionRef:
             text=self.label, path=Path(self.path) if self.path is not None else None, module=self.module, name=self.name
         )
         [found] = resolve(spec, allow_exec=True)  # refuses a name that is not a class or a function
-        return cast(Callable[..., Any], found.obj), found.label
+        return found.obj, found.label
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,13 @@ from conftest import MODELS
 
 def analyse(spec: str, **options):
     from mulint.analysis.model import analyse_model
+    from mulint.reading.functions import FunctionRef
     from mulint.reading.targets import parse_target, resolve
     from mulint.rules import model_rules
 
     [target] = resolve(parse_target(spec), allow_exec=True)
+    if isinstance(options.get("optimizer"), str):  # as --optimizer names it
+        options["optimizer"] = FunctionRef.parse(options["optimizer"])
     facts = analyse_model(target, **options).facts
     findings = [f for rule in model_rules() for f in rule().check(facts)]
     return facts, findings

@@ -30,7 +30,8 @@ def stored(tmp_path, monkeypatch):
     os.utime(model, (past, past))  # written before the check began
     finding = Finding("MU101", "hidden-init-too-large", "error", "m", "model.py", 3, 5, LABEL, "h.*.w")
     finding.fix = Fix("unsafe", "scale", [InitStd("model.py", 3, 64, "width", LABEL, power=0.5, exclude=())])
-    cache.store_result(LABEL, model, OPTIONS, [finding], {"target": LABEL}, [model.resolve()])
+    nothing_else = {"env": {}, "listings": [], "dists": [], "library_files": [], "unobservable": []}
+    cache.store_result(LABEL, model, OPTIONS, [finding], {"target": LABEL}, [model.resolve()], observed=nothing_else)
     assert cache.lookup(LABEL, model, OPTIONS) == ([finding], {"target": LABEL})
     return model
 

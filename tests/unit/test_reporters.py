@@ -8,6 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from mulint.errors import ErrorRecord
 from mulint.findings import Finding
 from mulint.report import github, json_report, sarif, text
 from mulint.rules import all_rules, check_model_rules
@@ -118,7 +119,7 @@ def test_sarif_validates_against_the_schema_and_points_each_result_at_its_rule(s
 
 def test_sarif_of_a_finding_without_a_page_and_of_failed_targets(tmp_path):
     odd = Finding("MU999", "no-page", "warning", "m", str(tmp_path / "with space.py"), 0, 0)
-    error = {"target": "model.py:Net", "step": "trace", "message": "boom", "hint": "simplify forward"}
+    error = ErrorRecord(target="model.py:Net", step="trace", message="boom", hint="simplify forward")
     log = json.loads(sarif.render([odd], [], "1", root=tmp_path, errors=[error]))
     validator = jsonschema.validators.validator_for(SCHEMA)
     assert not list(validator(SCHEMA).iter_errors(log))
@@ -140,5 +141,5 @@ def test_github_annotations_escape_data_and_properties(sp_findings):
     tricky = Finding("MU101", "n", "error", "50% done\r\nnext", "a:b,c.py", 3, 4)
     (line,) = github.render([tricky]).splitlines()
     assert line == "::error file=a%3Ab%2Cc.py,line=3,col=4,title=MU101 (n)::MU101 50%25 done%0D%0Anext"
-    error = {"target": "m.py:Net", "step": "build", "message": "no", "hint": ""}
+    error = ErrorRecord(target="m.py:Net", step="build", message="no")
     assert github.render([], errors=[error]) == "::error title=mulint%3A m.py%3ANet::[build] no"

@@ -12,6 +12,7 @@ from mulint.engine.config import KEYS, load_config
 from mulint.engine.isolation import DEFAULT_TIMEOUT, default_jobs
 from mulint.engine.settings import Settings, build_settings
 from mulint.errors import MulintError
+from mulint.reading.functions import FunctionRef
 
 # TOML key: (TOML value, its setting, argument value, its setting, the default)
 MERGE = {
@@ -20,7 +21,13 @@ MERGE = {
     "per-file-ignores": ('{"tests/*" = ["MU3"]}', {"tests/*": ("MU3",)}, {"a/*": ["mu1"]}, {"a/*": ("MU1",)}, {}),
     "widths": ("[128, 64, 64]", (64, 128), [32, 64], (32, 64), None),
     "width-arg": ('"d_model"', "d_model", " n_embd ", "n_embd", None),
-    "optimizer": ('"opt.py:make"', "opt.py:make", "other.py:build", "other.py:build", None),
+    "optimizer": (
+        '"opt.py:make"',
+        FunctionRef("opt.py", "", "make"),
+        "other.py:build",
+        FunctionRef("other.py", "", "build"),
+        None,
+    ),
     "exclude": ('["vendor/"]', ("vendor/",), ["third_party/"], ("third_party/",), ()),
     "format": ('"json"', "json", "sarif", "sarif", "text"),
     "timeout": ("20", 20.0, 5, 5.0, DEFAULT_TIMEOUT),

@@ -225,13 +225,12 @@ def _profile(name: str | None, where: str, root: Path) -> str:
     return name
 
 
-def settings_for(paths=(), *, config_path: Path | None = None, start: Path | None = None, **given) -> Settings:
-    """The settings of a run: the `[tool.mulint]` of `config_path`, or the one found upwards from `start`
-    (default: the first path, else the working directory), merged with `given`."""
+def settings_for(paths=(), *, config_path: Path | None = None, **given) -> Settings:
+    """The settings of a run: the `[tool.mulint]` of `config_path`, or the one found upwards from the
+    first path (else the working directory), merged with `given`."""
     if config_path is None:
         first = Path(str(paths[0]).split(":")[0]) if paths else None
-        start = start or (first if first is not None and first.exists() else Path.cwd())
-        config_path = find_config(start)
+        config_path = find_config(first if first is not None and first.exists() else Path.cwd())
     config = load_config(config_path) if config_path else None
     return build_settings(config, paths=paths, **given)
 

@@ -5,6 +5,10 @@ import textwrap
 import pytest
 import torch  # noqa: F401  pytester's in-process runs unload modules they import; torch cannot be imported twice
 
+# Imported here for the same reason: modules an in-process run imports first are unloaded after it, and
+# a later run's fresh copies no longer match the records of those still loaded (the wire's).
+import mulint.api  # noqa: F401
+import mulint.engine.checker  # noqa: F401
 from tests.conftest import EXAMPLES
 
 pytest_plugins = ["pytester"]

@@ -97,7 +97,14 @@ def outputs(scenario, folder: Path, capsys, monkeypatch) -> dict[str, str]:
     monkeypatch.chdir(folder)
     printed = {fmt: _run(["check", *args, "--format", fmt], capsys) for fmt in FORMATS}
     printed["inspect"] = _run(["inspect", args[0]], capsys)
-    return {name: text.replace(str(folder), "<folder>") for name, text in printed.items()}
+    from mulint.version import __version__
+
+    # What may vary: the folder, and mulint's version in SARIF's tool driver.
+    driver = f'"name": "mulint",\n          "version": "{__version__}"'
+    return {
+        name: text.replace(str(folder), "<folder>").replace(driver, driver.replace(__version__, "<mulint version>"))
+        for name, text in printed.items()
+    }
 
 
 def _compare(name: str, printed: dict[str, str]) -> None:

@@ -4,6 +4,7 @@ import textwrap
 
 import pytest
 import torch  # noqa: F401  pytester's in-process runs unload modules they import; torch cannot be imported twice
+import torch._dynamo  # noqa: F401  (imported by mulint.check's eager mode: registers torch libraries once only)
 
 # Imported here for the same reason: modules an in-process run imports first are unloaded after it, and
 # a later run's fresh copies no longer match the records of those still loaded (the wire's).

@@ -307,14 +307,13 @@ def _with_default_width(model_fn, widths: list[int] | None, name: str):
     """`lambda w: build(cfg, width=w)` has no default width: give it one, the smallest width asked
     for, so the analysis builds it around that width."""
     try:
-        required = [
-            p
+        required = sum(
+            p.default is _inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
             for p in _inspect.signature(model_fn).parameters.values()
-            if p.default is _inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
+        )
     except (TypeError, ValueError):
-        required = [None]
-    if len(required) != 1:
+        required = 1  # no signature to read: called with the width alone
+    if required != 1:
         raise MulintError(
             f"{name} must take exactly one argument, the width",
             target=name,
@@ -329,7 +328,7 @@ def _with_default_width(model_fn, widths: list[int] | None, name: str):
 
     model.__name__ = getattr(model_fn, "__name__", "model_fn")
     model.__qualname__ = name
-    model.__module__ = getattr(model_fn, "__module__", None)
+    model.__module__ = getattr(model_fn, "__module__", None)  # type: ignore[assignment]  # None where it has none
     return model
 
 

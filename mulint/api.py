@@ -292,7 +292,7 @@ def _target(model_fn, widths: list[int] | None, width_arg: str | None):
 
 
 def _has_width_default(model_fn) -> bool:
-    from mulint.construct.width import WIDTH_NAMES
+    from mulint.reading.width_names import WIDTH_NAMES
 
     if _inspect.isclass(model_fn):
         return True  # a class: its width argument or config is found as for `file.py:Class`

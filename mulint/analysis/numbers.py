@@ -15,9 +15,9 @@ import torch.nn as nn
 
 from mulint.construct import build_at
 from mulint.construct.init_record import InitRecorder, Write
+from mulint.construct.knob import WidthKnob
 from mulint.construct.proportional import proportional_widths
 from mulint.construct.provenance import quiet
-from mulint.construct.width import WidthKnob
 from mulint.errors import MulintError
 from mulint.exponents import fit_exponent  # noqa: F401  (re-exported for the analysis)
 
@@ -47,7 +47,7 @@ class InitNumbers:
 def numeric_knob(knob: WidthKnob) -> WidthKnob:
     """The knob the small CPU models are built with: sequence-length-like fields capped (and, when
     the model does not fit at two small widths, vocabulary, depth and experts: see `numeric_widths`)."""
-    from mulint.construct.width_limits import limited
+    from mulint.construct.knob import limited
 
     capped = knob.with_limits(seq=NUMERIC_SEQ)
     plain = knob.unlimited or knob

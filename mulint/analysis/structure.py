@@ -14,6 +14,7 @@ from mulint.analysis.uses import param_uses, role_from_shape
 from mulint.analysis.weight_norm import weight_normed
 from mulint.construct import build_at
 from mulint.construct import inputs as example
+from mulint.construct.knob import WidthKnob
 from mulint.construct.proportional import proportional_widths
 from mulint.construct.provenance import Provenance
 from mulint.construct.repeats import ShortenedLists, shortened
@@ -26,7 +27,7 @@ from mulint.construct.training_init import (
 from mulint.construct.training_init import (
     notes as training_init_notes,
 )
-from mulint.construct.width import WidthKnob, find_knob
+from mulint.construct.width import find_knob
 from mulint.errors import MulintError
 from mulint.facts import BranchFacts, ModelFacts, MupModule, ParamFacts, ParamUse
 from mulint.reading.targets import ResolvedTarget

@@ -9,9 +9,9 @@ import torch
 import torch.nn as nn
 
 from mulint import steps
+from mulint.construct.knob import WidthKnob
 from mulint.construct.provenance import Provenance, quiet
 from mulint.construct.scalars import ScalarsOnCpu
-from mulint.construct.width import WidthKnob
 from mulint.errors import MulintError
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mulint.construct import build_at
+from mulint.construct.knob import WidthKnob
 from mulint.construct.provenance import quiet
-from mulint.construct.width import WidthKnob
 from mulint.errors import MulintError
 
 # How far a dimension's growth may be from the width's between two widths and still count as

@@ -19,7 +19,7 @@ from types import ModuleType
 import torch
 import torch.nn as nn
 
-from mulint.construct.width import WidthKnob
+from mulint.construct.knob import WidthKnob
 from mulint.reading.training_init import InitCall, find_training_init, uncalled_init_methods
 
 

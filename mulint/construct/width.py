@@ -10,177 +10,40 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from dataclasses import field as dataclass_field
 from fractions import Fraction
-from typing import Any, TypeGuard
+from typing import Any
 
-WIDTH_NAMES = (
-    "width",
-    "d_model",
-    "n_embd",
-    "hidden_size",
-    "dim",
-    "embed_dim",
-    "hidden_dim",
-    "n_embed",
-    "emb_dim",
-    "model_dim",
-    "d_embed",
-    "ninp",
+from mulint.construct.knob import ConfigTry, KnobSearch, WidthKnob, required_args
+from mulint.reading.width_names import (
+    CONFIG_PARAM_NAMES,
+    FINITE_TOKENS,
+    HEAD_DIM_NAMES,
+    HEADS_NAMES,
+    WIDTH_NAMES,
+    WIDTH_TOKENS,
+    is_int,
+    is_int_list,
+    name_tokens,
 )
-CONFIG_PARAM_NAMES = ("config", "cfg", "conf", "args", "hparams", "model_config", "params")
-
-_FINITE_TOKENS = {
-    "vocab",
-    "position",
-    "positions",
-    "pos",
-    "ctx",
-    "block",
-    "seq",
-    "len",
-    "length",
-    "layer",
-    "layers",
-    "label",
-    "labels",
-    "class",
-    "classes",
-    "token",
-    "tokens",
-    "eps",
-    "range",
-    "patch",
-    "image",
-    "img",
-    "channels",
-    "expert",
-    "experts",
-    "window",
-    "bucket",
-    "buckets",
-    "rope",
-    "type",
-    "max",
-    "min",
-    "heads",
-    "head",
-    "group",
-    "groups",
-    "in",
-    "input",
-    "inputs",
-    "out",
-    "output",
-    "outputs",
-    "depth",
-    "stride",
-    "kernel",
-    "batch",
-    "step",
-    "steps",
-    "seed",
-    "iter",
-    "iters",
-    "frames",
-    "samples",
-    "rank",
-    "theta",
-    "id",
-    "ids",
-    "base",
-    "ref",
-    "reference",
-    "proxy",
-    "init",
-    "std",
-    "kv",
-    "pad",
-    "padding",
-    "bos",
-    "eos",
-    "sep",
-    "mask",
-    "time",
-    "freq",
-    "dropout",
-    "prob",
-    "ratio",
-    "scale",
-    "alpha",
-    "beta",
-    "temperature",
-    "projection",  # CLIP/SigLIP's projection_dim: the joint embedding a contrastive readout produces
-    "mult",
-    "multiplier",
-    "factor",
-    "expansion",
-    "expand",  # lucidrains' ff_mult=4: a ratio to the width
-}
-_WIDTH_TOKENS = {
-    "hidden",
-    "intermediate",
-    "inner",
-    "ffn",
-    "ff",
-    "mlp",
-    "embd",
-    "embed",
-    "model",
-    "dim",
-    "width",
-    "feedforward",
-    "filter",
-    "proj",
-    "features",
-    "hiddens",
-    "emb",
-    "embedding",
-    "channel",
-    "units",
-    "d",
-}
-_HEAD_DIM_NAMES = {
-    "head_dim",
-    "d_head",
-    "head_size",
-    "d_kv",
-    "kv_channels",
-    "attention_head_size",
-    "dim_head",
-    "head_dim_size",
-    "headdim",
-}
-_HEADS_NAMES = {"n_head", "n_heads", "num_heads", "num_attention_heads", "nhead", "heads", "num_head", "n_heads_q"}
-
-
-def _tokens(name: str) -> set[str]:
-    return {t.lower() for t in re.split(r"[_\W]+|(?<=[a-z])(?=[A-Z])", name) if t}
-
-
-def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def scaled_fields(fields: dict[str, Any], width_key: str, base: int, new: int) -> dict[str, int]:
     """The int fields that change when the width goes from ``base`` to ``new``, with their new values."""
     ratio = Fraction(new, base)
-    heads = [v for k, v in fields.items() if k.lower() in _HEADS_NAMES and _is_int(v)]
+    heads = [v for k, v in fields.items() if k.lower() in HEADS_NAMES and is_int(v)]
     changed: dict[str, Any] = {width_key: new}
-    if _is_int_list(fields.get(width_key)):  # per-stage widths (ConvNeXt's hidden_sizes): scale every stage
+    if is_int_list(fields.get(width_key)):  # per-stage widths (ConvNeXt's hidden_sizes): scale every stage
         changed[width_key] = [_scale(v, ratio) for v in fields[width_key]]
     for key, value in fields.items():
-        if key == width_key or not _is_int(value) or value <= 0:
+        if key == width_key or not is_int(value) or value <= 0:
             continue
-        tokens = _tokens(key)
-        if key.lower() in _HEAD_DIM_NAMES:
+        tokens = name_tokens(key)
+        if key.lower() in HEAD_DIM_NAMES:
             grows = any(h * value == base for h in heads)  # head count fixed: head_dim grows
-        elif tokens & _FINITE_TOKENS:
+        elif tokens & FINITE_TOKENS:
             grows = False
-        elif tokens & _WIDTH_TOKENS:
+        elif tokens & WIDTH_TOKENS:
             # `mlp=4` beside a width of 256 is a ratio to the width, not a dimension.
             grows = not (value <= 8 and 4 * value <= base)
         else:
@@ -195,78 +58,17 @@ def _scale(value: int, ratio: Fraction) -> int:
     return int(scaled) if scaled.denominator == 1 else max(1, round(float(scaled)))
 
 
-def _is_int_list(value: Any) -> TypeGuard[list[int] | tuple[int, ...]]:
-    return isinstance(value, (list, tuple)) and bool(value) and all(_is_int(v) and v > 0 for v in value)
-
-
 def _stage_widths_field(fields: dict[str, Any]) -> str | None:
     """A list of per-stage widths (``hidden_sizes``, ``embed_dims``) when the config has no single width."""
     for key, value in fields.items():
-        tokens = _tokens(key)
-        if _is_int_list(value) and tokens & _WIDTH_TOKENS and not tokens & _FINITE_TOKENS:
+        tokens = name_tokens(key)
+        if is_int_list(value) and tokens & WIDTH_TOKENS and not tokens & FINITE_TOKENS:
             return key
     return None
 
 
 def _base_of(value: Any) -> int:
-    return value[0] if _is_int_list(value) else value
-
-
-@dataclass
-class WidthKnob:
-    """How to build the target at a given width."""
-
-    name: str  # e.g. "width" or "config.n_embd"
-    base: int  # the width the target uses by default
-    build: Callable[[int], Any]  # width -> nn.Module (caller chooses the device)
-    describe_scaling: Callable[[int], dict[str, int]]
-    defaults: dict[str, Any] = dataclass_field(default_factory=dict, repr=False)  # the fields before scaling
-    make: Callable[[dict[str, Any]], Any] | None = dataclass_field(default=None, repr=False)  # changes -> model
-    limits: dict[str, Any] = dataclass_field(default_factory=dict)  # fields capped for small builds
-    unlimited: WidthKnob | None = dataclass_field(default=None, repr=False)
-    named_by_user: bool = False  # found through --width-arg: a hint must not suggest it again
-    # size -> short size for small CPU builds: large constants no field names (mulint.construct.shrink)
-    shrink: dict[int, int] = dataclass_field(default_factory=dict)
-
-    def with_limits(self, *, seq: int | None = None, vocab: int | None = None) -> WidthKnob:
-        """The same knob, building with sequence-length-like fields capped at `seq` and vocabulary-like
-        fields (vocab_size, n_vocab, num_embeddings, ...) capped at `vocab`; describe_scaling() includes
-        the capped fields, so a report can say what was shrunk.
-
-        Special token ids are kept below a capped vocab. A build the caps break (a rope table that must
-        match the positions) falls back to the uncapped build, and the knob drops its caps from then on.
-        """
-        from mulint.construct.width_limits import capped_fields, limited
-
-        plain = self.unlimited or self
-        if plain.make is None:
-            return self
-        grows = set(plain.describe_scaling(plain.base))
-        caps = {**self.limits, **capped_fields(plain.defaults, grows, seq=seq, vocab=vocab)}
-        return limited(plain, caps) if caps else self
-
-
-@dataclass
-class ConfigTry:
-    """A config class tried for a constructor argument: its default instance's fields, or what it raised."""
-
-    param: str
-    cls: type
-    fields: dict[str, Any] | None = None
-    error: BaseException | None = None
-
-
-@dataclass
-class KnobSearch:
-    """What the search for a width knob saw, for explaining why it found none."""
-
-    obj: Callable
-    target: str
-    width_arg: str | None
-    params: dict[str, inspect.Parameter]
-    configs: list[ConfigTry] = dataclass_field(default_factory=list)
-    call_error: BaseException | None = None  # calling a factory without arguments raised
-    built_fields: dict[str, Any] | None = None  # the config the factory's model carries, without a width
+    return value[0] if is_int_list(value) else value
 
 
 def find_knob(obj: Callable, target: str, width_arg: str | None = None, base_override: int | None = None) -> WidthKnob:
@@ -292,7 +94,7 @@ def _search_knob(obj: Callable, target: str, width_arg: str | None, base_overrid
     config_knob = _config_knob(obj, params, field, base_override, search)
     if config_knob is not None:
         return config_knob
-    if sig is not None and not _required(params):
+    if sig is not None and not required_args(params):
         knob = _rebuild_knob(obj, field, base_override, search)
         if knob is not None:
             return knob
@@ -301,18 +103,10 @@ def _search_knob(obj: Callable, target: str, width_arg: str | None, base_overrid
     raise no_knob_error(search)
 
 
-def _required(params: dict[str, inspect.Parameter], but: str | None = None) -> list[str]:
-    """The arguments a call must pass (no default), other than `but`."""
-    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return [
-        p.name for p in params.values() if p.default is inspect.Parameter.empty and p.kind in kinds and p.name != but
-    ]
-
-
 def _argument_knob(obj, params, name, base_override, search: KnobSearch) -> WidthKnob:
     param = params[name]
     base = base_override if base_override is not None else param.default
-    if not _is_int(base) or _required(params, but=name):
+    if not is_int(base) or required_args(params, but=name):
         from mulint.construct.width_hints import no_default_width_error
 
         raise no_default_width_error(search, name)
@@ -349,7 +143,7 @@ def _width_field(fields: dict[str, Any], config: Any, field: str | None) -> str 
     aliases = getattr(config, "attribute_map", {}) or {}
     for name in (field,) if field else WIDTH_NAMES:
         real = aliases.get(name, name)
-        if real in fields and (_is_int(fields[real]) or _is_int_list(fields[real])):
+        if real in fields and (is_int(fields[real]) or is_int_list(fields[real])):
             return real
     return None if field else _stage_widths_field(fields)
 

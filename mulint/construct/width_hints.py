@@ -17,17 +17,9 @@ import inspect
 import re
 from typing import Any
 
-from mulint.construct.width import (
-    _FINITE_TOKENS,
-    _WIDTH_TOKENS,
-    CONFIG_PARAM_NAMES,
-    WIDTH_NAMES,
-    KnobSearch,
-    _is_int,
-    _required,
-    _tokens,
-)
+from mulint.construct.knob import KnobSearch, required_args
 from mulint.errors import MulintError
+from mulint.reading.width_names import CONFIG_PARAM_NAMES, FINITE_TOKENS, WIDTH_NAMES, WIDTH_TOKENS, is_int, name_tokens
 
 NO_WIDTH_KNOB = "no-width-knob"
 NEEDS_ARGUMENTS = "needs-arguments"
@@ -57,7 +49,7 @@ def no_knob_error(search: KnobSearch) -> MulintError:
 
 def no_default_width_error(search: KnobSearch, name: str) -> MulintError:
     """The width argument was found, but a call without arguments cannot build the model."""
-    if _required(search.params, but=name):
+    if required_args(search.params, but=name):
         return _error(search, *_required_arguments(search))
     default = search.params[name].default
     what = "no default" if default is inspect.Parameter.empty else f"the default {default!r}, not an int"
@@ -81,7 +73,7 @@ def _unknown_width_arg(search: KnobSearch) -> tuple[str, str | None] | None:
     known = {**_argument_defaults(search), **_all_config_fields(search), **(search.built_fields or {})}
     if name in known:
         return None  # it exists: the cause is its value (None, not an int)
-    ints = sorted(k for k, v in known.items() if _is_int(v))
+    ints = sorted(k for k, v in known.items() if is_int(v))
     close = difflib.get_close_matches(name, ints, n=1, cutoff=0.6)
     message = f"--width-arg {search.width_arg} names no argument or config field of {_owner_names(search)}"
     if ints:
@@ -123,7 +115,7 @@ def _width_is_none(search: KnobSearch):
         if tried.fields is None:
             continue
         key = _width_key(tried.fields, search, any_value=True)
-        if key is None or _is_int(tried.fields[key]):
+        if key is None or is_int(tried.fields[key]):
             continue
         unset = [k for k, v in tried.fields.items() if v is None and k != key]
         fill = {key: "width", **{k: "..." for k in unset}}
@@ -140,7 +132,7 @@ def _width_is_none(search: KnobSearch):
 
 def _hidden_in_kwargs(search: KnobSearch):
     var = [p for p in search.params.values() if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
-    if not var or _required(search.params):
+    if not var or required_args(search.params):
         return None
     keys = _keys_read_from(search.obj, [p.name for p in var if p.kind == p.VAR_KEYWORD])
     stars = ", ".join(("**" if p.kind == p.VAR_KEYWORD else "*") + p.name for p in var)
@@ -152,7 +144,7 @@ def _hidden_in_kwargs(search: KnobSearch):
 
 
 def _required_arguments(search: KnobSearch):
-    required = _required(search.params)
+    required = required_args(search.params)
     if not required:
         return None
     fill = {name: _value_for(search, name) for name in required}
@@ -164,7 +156,7 @@ def _required_arguments(search: KnobSearch):
 
 def _nothing_named_width(search: KnobSearch):
     known = {**_argument_defaults(search), **_all_config_fields(search), **(search.built_fields or {})}
-    ints = sorted(k for k, v in known.items() if _is_int(v))
+    ints = sorted(k for k, v in known.items() if is_int(v))
     names = ", ".join(WIDTH_NAMES)
     if not inspect.isclass(search.obj) and not search.params:
         message = (
@@ -330,14 +322,14 @@ def _width_key(fields: dict[str, Any], search: KnobSearch, any_value: bool = Fal
     """The field named by --width-arg or a usual width name; `any_value` accepts one set to None."""
     wanted = [search.width_arg.split(".", 1)[-1]] if search.width_arg else list(WIDTH_NAMES)
     for name in wanted:
-        if name in fields and (any_value or _is_int(fields[name])):
+        if name in fields and (any_value or is_int(fields[name])):
             return name
     return None
 
 
 def _looks_like_width(name: str) -> bool:
-    tokens = _tokens(name)
-    return name in WIDTH_NAMES or bool(tokens & _WIDTH_TOKENS and not tokens & _FINITE_TOKENS)
+    tokens = name_tokens(name)
+    return name in WIDTH_NAMES or bool(tokens & WIDTH_TOKENS and not tokens & FINITE_TOKENS)
 
 
 def _width_like(names: list[str]) -> str | None:

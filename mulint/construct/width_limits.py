@@ -6,10 +6,9 @@ A field that grows with the width is never capped; the caps change no exponent o
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
-from mulint.construct.width import _WIDTH_TOKENS, WidthKnob, _is_int, _is_int_list, _tokens
+from mulint.reading.width_names import WIDTH_TOKENS, is_int, is_int_list, name_tokens
 
 SEQ_TOKENS = {"block", "position", "positions", "ctx", "context", "seq", "len", "length"}
 VOCAB_NAMES = {"num_embeddings", "ntoken", "ntokens", "n_token", "n_tokens", "num_tokens"}
@@ -47,20 +46,20 @@ NOT_COUNTS = {
 
 def is_sequence_field(name: str) -> bool:
     """``block_size``, ``n_positions``, ``max_position_embeddings``, ``n_ctx``, ``max_seq_len``, ..."""
-    tokens = _tokens(name)
-    return bool(tokens & SEQ_TOKENS) and not tokens & _WIDTH_TOKENS
+    tokens = name_tokens(name)
+    return bool(tokens & SEQ_TOKENS) and not tokens & WIDTH_TOKENS
 
 
 def is_vocab_field(name: str) -> bool:
     """``vocab_size``, ``n_vocab``, ``num_embeddings``, ``ntoken``, ..."""
-    return "vocab" in _tokens(name) or name.lower() in VOCAB_NAMES
+    return "vocab" in name_tokens(name) or name.lower() in VOCAB_NAMES
 
 
 def capped_fields(fields: dict[str, Any], grows: set[str], *, seq: int | None, vocab: int | None) -> dict[str, Any]:
     """The int fields above their cap, with the capped value; fields that grow with the width never are."""
     caps: dict[str, Any] = {}
     for key, value in fields.items():
-        if key in grows or not _is_int(value):
+        if key in grows or not is_int(value):
             continue
         if seq is not None and value > seq and is_sequence_field(key):
             caps[key] = seq
@@ -69,9 +68,9 @@ def capped_fields(fields: dict[str, Any], grows: set[str], *, seq: int | None, v
     if vocab is not None and any(is_vocab_field(k) for k in caps):
         for key in SPECIAL_TOKEN_IDS:  # an id past the table would index out of it
             value = fields.get(key)
-            if _is_int(value) and value >= vocab:
+            if is_int(value) and value >= vocab:
                 caps[key] = vocab - 1
-            elif _is_int_list(value) and max(value) >= vocab:
+            elif is_int_list(value) and max(value) >= vocab:
                 caps[key] = [min(v, vocab - 1) for v in value]
     return caps
 
@@ -84,43 +83,19 @@ def count_caps(fields: dict[str, Any], grows: set[str], *, depth: int, experts: 
         [
             v
             for k, v in fields.items()
-            if _is_int(v)
-            and _tokens(k) & EXPERT_TOKENS
-            and _tokens(k) & {"per", "tok", "top", "k", "activated", "active"}
+            if is_int(v)
+            and name_tokens(k) & EXPERT_TOKENS
+            and name_tokens(k) & {"per", "tok", "top", "k", "activated", "active"}
         ]
         or [0]
     )
     caps = {}
     for key, value in fields.items():
-        tokens = _tokens(key)
-        if key in grows or not _is_int(value) or tokens & NOT_COUNTS:
+        tokens = name_tokens(key)
+        if key in grows or not is_int(value) or tokens & NOT_COUNTS:
             continue
         if tokens & DEPTH_TOKENS and value > depth:
             caps[key] = depth
         elif tokens & EXPERT_TOKENS and value > max(experts, routed):
             caps[key] = max(experts, routed)
     return caps
-
-
-def limited(plain: WidthKnob, caps: dict[str, Any]) -> WidthKnob:
-    import torch
-
-    make = plain.make
-    assert make is not None, "only a knob that builds from its fields is limited"
-    knob = dataclasses.replace(plain, limits=dict(caps), unlimited=plain)
-
-    def describe(width: int) -> dict[str, Any]:
-        return {**plain.describe_scaling(width), **knob.limits}
-
-    def build(width: int):
-        if knob.limits:
-            state = torch.get_rng_state()
-            try:
-                return make({**plain.describe_scaling(width), **knob.limits})
-            except Exception:
-                knob.limits.clear()  # what the caps broke is built as declared, at every later width too
-                torch.set_rng_state(state)
-        return plain.build(width)
-
-    knob.build, knob.describe_scaling = build, describe
-    return knob

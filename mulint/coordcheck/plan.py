@@ -22,7 +22,7 @@ from mulint.construct import build_at
 from mulint.construct.proportional import proportional_widths
 from mulint.construct.provenance import quiet
 from mulint.construct.repeats import KEEP, MIN_BLOCKS, shortened
-from mulint.construct.width import WidthKnob
+from mulint.construct.knob import WidthKnob
 from mulint.coordcheck import FACTORS
 from mulint.errors import MulintError
 

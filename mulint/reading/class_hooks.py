@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import ast
 
-from mulint.reading.import_judge import ImportJudge, ModuleInfo
+from mulint.reading.module_info import Judge, ModuleInfo
 
 
-def _walk(judge: ImportJudge, info: ModuleInfo):
-    from mulint.reading.import_walk import ImportWalk
-
-    return ImportWalk(judge, info)
+def _walk(judge: Judge, info: ModuleInfo):
+    return judge.walk(info)
 
 
 def methods(s: ast.ClassDef) -> set[str]:
@@ -51,7 +49,7 @@ def _is_enum(walk, s: ast.ClassDef, depth: int = 0) -> bool:
     return False
 
 
-def defines(judge: ImportJudge, info: ModuleInfo, node: ast.ClassDef, method: str, depth: int = 0) -> bool:
+def defines(judge: Judge, info: ModuleInfo, node: ast.ClassDef, method: str, depth: int = 0) -> bool:
     """Whether the class or one of its bases in the user's tree defines `method`."""
     if method in methods(node):
         return True
@@ -65,7 +63,7 @@ def defines(judge: ImportJudge, info: ModuleInfo, node: ast.ClassDef, method: st
     return False
 
 
-def subclass_hook(judge: ImportJudge, info: ModuleInfo, node: ast.ClassDef, depth: int = 0) -> str | None:
+def subclass_hook(judge: Judge, info: ModuleInfo, node: ast.ClassDef, depth: int = 0) -> str | None:
     """What subclassing `node` runs: its (or a base's) __init_subclass__ or metaclass, from the user's tree."""
     if "__init_subclass__" in methods(node):
         return f"the __init_subclass__ of {node.name}"
@@ -84,7 +82,7 @@ def subclass_hook(judge: ImportJudge, info: ModuleInfo, node: ast.ClassDef, dept
     return None
 
 
-def pure_to_instantiate(judge: ImportJudge, info: ModuleInfo, node: ast.ClassDef, depth: int = 0) -> bool:
+def pure_to_instantiate(judge: Judge, info: ModuleInfo, node: ast.ClassDef, depth: int = 0) -> bool:
     """A dataclass or NamedTuple of the user's tree whose construction runs none of its code.
 
     Its generated ``__init__`` only stores the arguments and calls the default factories, so
@@ -125,7 +123,7 @@ def _default_factories(node: ast.ClassDef) -> list[ast.expr]:
     return factories
 
 
-def _pure_factory(walk, judge: ImportJudge, factory: ast.expr, depth: int) -> bool:
+def _pure_factory(walk, judge: Judge, factory: ast.expr, depth: int) -> bool:
     if isinstance(factory, ast.Lambda):
         return walk.is_pure(factory.body)
     if walk._callee_problem(factory, None) is None:

@@ -12,8 +12,9 @@ import ast
 import re
 from collections.abc import Mapping
 
-from mulint.reading.import_judge import ImportJudge, ModuleInfo
-from mulint.reading.import_walk import ImportWalk
+from mulint.reading.import_judge import ImportJudge
+from mulint.reading.import_walk import ImportWalk, is_main_guard
+from mulint.reading.module_info import ModuleInfo
 from mulint.reading.names import is_try
 
 # Base classes that make a class an nn.Module, as written in source.
@@ -241,7 +242,7 @@ def _model_rank(node: ast.ClassDef, classes: dict[str, ast.ClassDef], functions:
     config, then the one at the top of the largest module tree (a model wrapper builds its blocks; an
     ALiBi or rotary helper builds nothing), then one that takes the width, then one no helper function
     of the file builds; file order last (sorted is stable)."""
-    from mulint.construct.width import CONFIG_PARAM_NAMES, WIDTH_NAMES
+    from mulint.reading.width_names import CONFIG_PARAM_NAMES, WIDTH_NAMES
 
     init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
     args = [a for a in (init.args.args[1:] + init.args.kwonlyargs if init else [])]
@@ -282,7 +283,7 @@ def _called_outside(tree: ast.Module, names: set[str]) -> set[str]:
 
 
 def _block_words(stmt: ast.stmt) -> tuple[str, str]:
-    if isinstance(stmt, ast.If) and _main_guard(stmt.test):
+    if isinstance(stmt, ast.If) and is_main_guard(stmt.test):
         return (
             'inside `if __name__ == "__main__":`',
             'move it above the `if __name__ == "__main__":` block so importing the file defines it',
@@ -302,12 +303,6 @@ def _block_words(stmt: ast.stmt) -> tuple[str, str]:
         f"inside {kind} (line {stmt.lineno})",
         "define it at the top level of the file so mulint finds it, or name it (file.py:NAME) to import it",
     )
-
-
-def _main_guard(test: ast.expr) -> bool:
-    from mulint.reading.import_walk import _is_main_guard
-
-    return _is_main_guard(test)
 
 
 def _inner_statements(stmt: ast.stmt) -> list[ast.stmt]:

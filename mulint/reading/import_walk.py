@@ -13,8 +13,8 @@ import ast
 from contextlib import contextmanager
 
 from mulint.reading.class_hooks import defines, enum_member_hook, pure_to_instantiate, subclass_hook
-from mulint.reading.import_judge import Effect, ImportJudge, ModuleInfo
 from mulint.reading.local_imports import CompiledModule
+from mulint.reading.module_info import Effect, Judge, ModuleInfo
 from mulint.reading.name_lookup import NameLookup
 from mulint.reading.names import UNKNOWN, Bindings, Ref, is_try, scope_bindings
 from mulint.reading.pure_calls import (
@@ -35,7 +35,7 @@ class _Found(Exception):
 
 
 class ImportWalk(ValueKinds, NameLookup):
-    def __init__(self, judge: ImportJudge, info: ModuleInfo):
+    def __init__(self, judge: Judge, info: ModuleInfo):
         self.judge = judge
         self.info = info
         self.scopes: list[Bindings] = []
@@ -135,7 +135,7 @@ class ImportWalk(ValueKinds, NameLookup):
                 self._children(child)
 
     def _if(self, s: ast.If) -> None:
-        if _is_main_guard(s.test):
+        if is_main_guard(s.test):
             with self._inside('in the else branch of `if __name__ == "__main__":`'):
                 self._block(s.orelse)
             return
@@ -432,7 +432,7 @@ def _label(expr: ast.expr) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _is_main_guard(test: ast.expr) -> bool:
+def is_main_guard(test: ast.expr) -> bool:
     if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
         return False
     sides = [test.left, test.comparators[0]]

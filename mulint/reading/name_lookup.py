@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import ast
 
-from mulint.reading.import_judge import ImportJudge, ModuleInfo
 from mulint.reading.local_imports import CompiledModule
+from mulint.reading.module_info import Judge, ModuleInfo
 from mulint.reading.names import BUILTIN_NAMES, UNKNOWN, Bindings, Ref
 
 
 class NameLookup:
     """Mixed into the import walk: what a name or dotted expression of `info` refers to."""
 
-    judge: ImportJudge
+    judge: Judge
     info: ModuleInfo
     scopes: list[Bindings]
 

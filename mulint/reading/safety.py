@@ -14,8 +14,9 @@ from pathlib import Path
 
 from mulint.errors import MulintError
 from mulint.reading.discovery import Discovery
-from mulint.reading.import_judge import Effect, ImportJudge, module_info
+from mulint.reading.import_judge import ImportJudge
 from mulint.reading.local_imports import package_inits
+from mulint.reading.module_info import Effect, module_info
 from mulint.sources import read_source
 
 

@@ -22,13 +22,14 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from mulint.errors import MulintError
+from mulint.optimizers import OPTIMIZERS
 
 DEFAULT = "mup"
 ROLES = ("input", "vector", "hidden", "output")
-# The optimizer families with exact learning-rate tables (mulint.analysis.optimizer.family_of's names).
-FAMILIES = ("adam", "sgd")
+# The optimizer families a profile can give exact learning-rate tables for (mulint/profile_data/optimizers.toml).
+FAMILIES = tuple(OPTIMIZERS.families)
 
-COORD_KEYS = ("blow_up", "collapse", "collapse_output", "near", "unmoved", "extend_steps")
+COORD_KEYS = ("blow_up", "collapse", "collapse_output", "near", "unmoved", "extend_steps", "multiplier", "widest")
 
 Range = tuple[float, float]  # accepted exponents, low to high; a single target is (t, t)
 
@@ -54,8 +55,13 @@ class Profile:
         return family in self.exact
 
 
+# Data files beside the profiles that are not profiles (mulint.optimizers reads this one).
+NOT_PROFILES = ("optimizers",)
+
+
 def profile_names() -> list[str]:
-    return sorted(p.name[: -len(".toml")] for p in _data().iterdir() if p.name.endswith(".toml"))
+    names = (p.name[: -len(".toml")] for p in _data().iterdir() if p.name.endswith(".toml"))
+    return sorted(n for n in names if n not in NOT_PROFILES)
 
 
 def is_profile_file(name: str) -> bool:
@@ -87,7 +93,7 @@ def load_profile(name: str = DEFAULT) -> Profile:
             )
     else:
         path = _data() / f"{name}.toml"
-        if not name or "/" in name or not path.is_file():
+        if not name or "/" in name or name in NOT_PROFILES or not path.is_file():
             raise MulintError(
                 f"unknown profile '{name}'",
                 step="config",

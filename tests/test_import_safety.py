@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mulint.errors import MulintError
-from mulint.reading.safety import parse_file, summarize
+from mulint.reading.safety import summarize
 
 PRELUDE = """\
 import dataclasses
@@ -382,7 +382,7 @@ def test_every_parse_failure_is_a_parse_error(tmp_path, content, words):
     path = tmp_path / "bad.py"
     path.write_bytes(content)
     with pytest.raises(MulintError) as caught:
-        parse_file(path)
+        summarize(path)
     assert caught.value.step == "parse" and words in str(caught.value) and "bad.py" in str(caught.value)
 
 

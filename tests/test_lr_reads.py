@@ -235,13 +235,13 @@ def test_coord_trains_at_the_lrs_check_judges():
     (before, coord ignored the key and trained every group at the base lr)."""
     from mulint.analysis.lr_reads import LrPolicy
     from mulint.analysis.optimizer import find_factory
-    from mulint.coordcheck.run import _optimizers
+    from mulint.coordcheck.run import training_of
     from mulint.reading.targets import parse_target, resolve
 
     [target] = resolve(parse_target(f"{LOOP}:TokenMixer"), allow_exec=True)
     factory = find_factory(target.module, target.obj, None)
     model = target.obj(d_model=128)
-    [optimizer] = _optimizers(factory, model, LrPolicy.for_module(target.module), target.label)
+    [optimizer] = training_of(model, factory, LrPolicy.for_module(target.module), target.label).optimizers
     hidden = next(g for g in optimizer.param_groups if any(p is model.layers[0].up.weight for p in g["params"]))
     assert hidden["lr"] == pytest.approx(1e-3 * BASE_WIDTH / 128)
     assert [g["lr"] for g in optimizer.param_groups if g is not hidden] == [pytest.approx(1e-3)]

@@ -228,7 +228,9 @@ class _SignAfterSetUp(torch.optim.Optimizer):
 
 
 def _warmed(make, widths=(8, 16)):
-    from mulint.analysis.updates import UpdateNumbers, _warm
+    from mulint.analysis.training import Training
+    from mulint.analysis.update_numbers import UpdateNumbers
+    from mulint.analysis.updates import warm
 
     numbers = UpdateNumbers(exact_families=())
     for width in widths:
@@ -236,7 +238,8 @@ def _warmed(make, widths=(8, 16)):
         model = torch.nn.Sequential(torch.nn.Linear(4, width), torch.nn.Linear(width, 2))
         optimizer = make(model)
         judged = {id(p) for p in model.parameters()}
-        _warm(model, [optimizer], [], (torch.randn(3, 4),), {}, lambda out: out.square().mean(), judged, numbers)
+        training = Training(model, [optimizer], loss=lambda out: out.square().mean(), dropout=False)
+        warm(training, (torch.randn(3, 4),), {}, judged, numbers)
     return numbers
 
 
@@ -246,23 +249,24 @@ def test_an_optimizer_that_sets_up_its_state_on_step_1_is_warmed_until_it_moves(
     numbers = _warmed(lambda m: torch.optim.SGD(m.parameters(), lr=0.1))
     assert (numbers.warm_steps, numbers.skipped) == (1, "")
     # one that never moves stops at the cap
-    from mulint.analysis.updates import MAX_WARM_STEPS
+    from mulint.analysis.update_numbers import MAX_WARM_STEPS
 
     assert _warmed(lambda m: torch.optim.SGD(m.parameters(), lr=0.0)).warm_steps == MAX_WARM_STEPS
 
 
 def test_the_gradient_is_the_one_the_optimizer_was_given_though_it_clears_grad():
-    from mulint.analysis.updates import _step
+    from mulint.analysis.training import Training
 
     model = torch.nn.Linear(4, 3)
-    optimizer = _SignAfterSetUp(model.parameters())
-    grads = _step(model, [optimizer], [], (torch.randn(2, 4),), {}, lambda out: out.sum())
+    training = Training(model, [_SignAfterSetUp(model.parameters())], loss=lambda out: out.sum(), dropout=False)
+    grads = training.step((torch.randn(2, 4),), {}, grads=True)
     assert all(p.grad is None for p in model.parameters())
     assert grads[id(model.weight)] > 0 and grads[id(model.bias)] == pytest.approx(2.0)  # d(sum)/d(bias): 2 rows
 
 
 def test_a_self_tuned_optimizers_parameters_are_measured_not_judged():
-    from mulint.analysis.updates import UpdateNumbers, update_facts
+    from mulint.analysis.update_facts import update_facts
+    from mulint.analysis.update_numbers import UpdateNumbers
     from mulint.facts import ParamFacts, ParamUse
 
     def param(name, role):

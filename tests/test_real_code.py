@@ -154,13 +154,13 @@ def test_each_parameter_is_judged_by_the_optimizer_that_owns_it():
 def test_a_factory_returning_something_else_says_what_it_may_return():
     import torch
 
-    from mulint.analysis.optimizer import optimizers_of
+    from mulint.analysis.lr_reads import split_made
     from mulint.errors import MulintError
 
     adam = torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))])
-    assert optimizers_of((adam,), "f", "t") == [adam] and optimizers_of({"a": adam}, "f", "t") == [adam]
+    assert split_made((adam,), "f", "t")[0] == [adam] and split_made({"a": adam}, "f", "t")[0] == [adam]
     with pytest.raises(MulintError, match="a list holding str") as info:
-        optimizers_of([adam, "sgd"], "f", "t")
+        split_made([adam, "sgd"], "f", "t")
     assert "list, tuple or dict of optimizers" in info.value.hint
 
 

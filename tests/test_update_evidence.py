@@ -184,7 +184,9 @@ def test_the_large_batch_holds_enough_tokens_and_repeats_the_users_inputs(tmp_pa
 
 
 def test_a_matrix_still_zero_after_the_warm_step_gets_more_warm_steps():
-    from mulint.analysis.updates import UpdateNumbers, _warm
+    from mulint.analysis.training import Training
+    from mulint.analysis.update_numbers import UpdateNumbers
+    from mulint.analysis.updates import warm
 
     # a zero readout behind a zero hidden matrix: the readout leaves zero on step 1 (the bias feeds
     # it), the hidden matrix only on step 2, once the readout passes it a gradient
@@ -202,14 +204,16 @@ def test_a_matrix_still_zero_after_the_warm_step_gets_more_warm_steps():
     adam = torch.optim.AdamW([model[2].weight, model[4].weight], lr=1e-3)
     numbers = UpdateNumbers(exact_families=())
     x = torch.randn(64, 8)
-    _warm(model, [muon, adam], [], (x,), {}, lambda out: out.pow(2).mean() + out.sum(), {id(model[0].weight)}, numbers)
+    training = Training(model, [muon, adam], loss=lambda out: out.pow(2).mean() + out.sum(), dropout=False)
+    warm(training, (x,), {}, {id(model[0].weight)}, numbers)
     assert numbers.warm_steps == 2 and numbers.zero_started == ["2.weight (step 2)"]
 
     torch.nn.init.constant_(model[2].weight, 0.1)  # only the readout starts at zero: it leaves on step 1
     torch.nn.init.zeros_(model[4].weight)
     numbers = UpdateNumbers(exact_families=())
     muon, adam = torch.optim.Muon([model[0].weight], lr=0.02), torch.optim.AdamW([model[4].weight], lr=1e-3)
-    _warm(model, [muon, adam], [], (x,), {}, lambda out: out.pow(2).mean() + out.sum(), {id(model[0].weight)}, numbers)
+    training = Training(model, [muon, adam], loss=lambda out: out.pow(2).mean() + out.sum(), dropout=False)
+    warm(training, (x,), {}, {id(model[0].weight)}, numbers)
     assert numbers.warm_steps == 1 and numbers.zero_started == []
 
 

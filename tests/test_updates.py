@@ -25,7 +25,9 @@ def gpt():
 
 def measured(gpt, factory: str, widths=WIDTHS):
     """The facts' parameters with their measured updates, and the notes, for one optimizer factory."""
-    from mulint.analysis.updates import UpdateNumbers, batch_for, measure_updates, update_facts
+    from mulint.analysis.update_facts import update_facts
+    from mulint.analysis.update_numbers import UpdateNumbers
+    from mulint.analysis.updates import batch_for, measure_updates
 
     target, structure = gpt
     params = copy.deepcopy(structure.facts.params)
@@ -70,7 +72,8 @@ def test_hidden_update_exponent_of_each_optimizer(gpt, factory, hidden):
 
 
 def test_measuring_leaves_the_model_as_built(gpt):
-    from mulint.analysis.updates import UpdateNumbers, batch_for, measure_updates
+    from mulint.analysis.update_numbers import UpdateNumbers
+    from mulint.analysis.updates import batch_for, measure_updates
 
     target, structure = gpt
     torch.manual_seed(0)
@@ -107,7 +110,7 @@ def test_a_parameter_without_gradient_is_named(gpt):
 
 
 def test_non_square_and_batched_weights_are_read_by_their_use():
-    from mulint.analysis.updates import in_out_dims
+    from mulint.analysis.update_norms import in_out_dims
     from mulint.facts import ParamFacts, ParamUse
 
     def use(kind, fan_in, fan_out, fin, fout):
@@ -131,7 +134,7 @@ def test_non_square_and_batched_weights_are_read_by_their_use():
 
 
 def test_spectral_norm_matches_the_singular_values():
-    from mulint.analysis.updates import spectral_norm
+    from mulint.analysis.update_norms import spectral_norm
 
     torch.manual_seed(0)
     a = torch.randn(3, 300, 40) @ torch.randn(3, 40, 200)

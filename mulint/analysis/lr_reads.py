@@ -21,11 +21,9 @@ import torch
 
 from mulint.errors import MulintError
 from mulint.facts import LR_SCALE_MODES
+from mulint.optimizers import OPTIMIZERS
 from mulint.paths import display_path
 
-# Param-group keys torch ignores that training loops multiply the lr by (nanoGPT-mup's train.py:
-# ``param_group['lr'] = lr * param_group.get('lr_scale', 1.0)``); the config's `lr-scale-key` adds more.
-LR_SCALE_KEYS = ("lr_scale", "lr_mult", "lr_multiplier")
 SCHEDULE_STEPS = 200  # steps of the schedule followed to see whether it keeps the groups' lr ratios
 _SAME = 1e-6  # relative tolerance of "the same lr ratio"
 
@@ -34,7 +32,8 @@ _SAME = 1e-6  # relative tolerance of "the same lr ratio"
 class LrPolicy:
     """How a group's lr-scale key is treated, for one target."""
 
-    keys: tuple[str, ...] = LR_SCALE_KEYS
+    # keys torch ignores that training loops multiply the lr by (mulint/profile_data/optimizers.toml)
+    keys: tuple[str, ...] = OPTIMIZERS.lr_scale_keys
     named: tuple[str, ...] = ()  # keys the config names: the user says the training applies them
     mode: str = "auto"
     reads: list = field(default_factory=list)  # ScaleRead: where the code applies a key
@@ -52,7 +51,7 @@ class LrPolicy:
                 step="config",
                 hint='use lr-scale = "auto" (read the code), "applied" or "ignored"',
             )
-        keys = tuple(dict.fromkeys((*named, *LR_SCALE_KEYS)))
+        keys = tuple(dict.fromkeys((*named, *OPTIMIZERS.lr_scale_keys)))
         where = getattr(module, "__file__", None)
         if mode != "auto" or not where:
             return cls(keys, tuple(named), mode)
@@ -249,19 +248,22 @@ def group_lrs(optimizer, schedulers: list, policy: LrPolicy) -> list[GroupLr]:
     return out
 
 
-def apply_effective_lrs(optimizers, schedulers, policy: LrPolicy) -> None:
-    """Set every group's lr (and its schedulers' base lr) to the lr it trains at: the optimizer coord
-    trains with and the measured updates step with, so both train as `check` judges."""
+def apply_effective_lrs(optimizers, schedulers, policy: LrPolicy, multiplier: float = 1.0) -> None:
+    """Set every group's lr (and its schedulers' base lr) to the lr it trains at, times ``multiplier``
+    (one factor for every group: a sweep over learning rates keeps their ratios): the optimizer coord
+    trains with and the measured updates step with (mulint.analysis.training), so both train as `check`
+    judges."""
     for optimizer in optimizers:
         attached = _attached(optimizer, schedulers)
         for group, effective in zip(optimizer.param_groups, group_lrs(optimizer, schedulers, policy)):
             base = _base(group, attached)[0]
-            for key in ("max_lr", "min_lr"):  # OneCycleLR's peak and floor move with the base lr
+            lr = effective.lr * multiplier
+            for key in OPTIMIZERS.lr_bounds:  # OneCycleLR's peak and floor move with the base lr
                 if base > 0 and isinstance(group.get(key), (int, float)):
-                    group[key] = group[key] * effective.lr / base
-            group["lr"] = effective.lr
+                    group[key] = group[key] * lr / base
+            group["lr"] = lr
             if "initial_lr" in group:
-                group["initial_lr"] = effective.lr
+                group["initial_lr"] = lr
         for scheduler in _with_children(attached):
             if hasattr(scheduler, "base_lrs"):
                 scheduler.base_lrs = [g["lr"] for g in optimizer.param_groups]

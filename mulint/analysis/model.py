@@ -9,7 +9,9 @@ from mulint.analysis.lr_reads import LrPolicy
 from mulint.analysis.numbers import choose_numeric_widths, measure_init, numeric_knob, shrink_note
 from mulint.analysis.optimizer import OptimizerNumbers, find_factory, optimizer_facts, read_optimizer
 from mulint.analysis.structure import Structure, analyse_structure
-from mulint.analysis.updates import UpdateNumbers, batch_for, measure_again, measure_updates, update_facts
+from mulint.analysis.update_facts import update_facts
+from mulint.analysis.update_numbers import UpdateNumbers
+from mulint.analysis.updates import batch_for, measure_again, measure_updates
 from mulint.construct.provenance import quiet
 from mulint.exponents import fit_exponent
 from mulint.profiles import load_profile
@@ -78,7 +80,7 @@ def analyse_model(
     lr_scale: str = "auto",
 ) -> Structure:
     """``lr_scale_keys``: param-group keys a training loop multiplies the lr by, beyond the usual
-    names (LR_SCALE_KEYS); the config's `lr-scale-key`. ``lr_scale``: the config's `lr-scale`, whether
+    names (mulint/profile_data/optimizers.toml); the config's `lr-scale-key`. ``lr_scale``: the config's `lr-scale`, whether
     those keys are applied ("auto": read from the code, see mulint.analysis.lr_reads)."""
     structure = analyse_structure(target, widths=widths, width_arg=width_arg)
     facts = structure.facts

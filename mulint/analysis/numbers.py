@@ -16,10 +16,9 @@ import torch.nn as nn
 from mulint.construct import build_at
 from mulint.construct.init_record import InitRecorder, Write
 from mulint.construct.knob import WidthKnob
-from mulint.construct.proportional import proportional_widths
+from mulint.construct.proportional import proportional_widths, scaled_widths
 from mulint.construct.provenance import quiet
 from mulint.errors import MulintError
-from mulint.exponents import fit_exponent  # noqa: F401  (re-exported for the analysis)
 
 MAX_ELEMENTS = 64_000_000  # per numeric model: ~256 MB of float32
 # Drawing the init is the cost of the numbers: prefer widths whose models stay under this size, and
@@ -95,8 +94,7 @@ def choose_numeric_widths(
 def _small_widths(knob: WidthKnob, target: str, count: int, level: int = 0) -> list[int]:
     """Up to `count` small doubling widths that fit; ``level`` counts the rounds of shrinking what
     does not grow with width already tried (see `_shrink`)."""
-    scaled = (knob.base * 2.0**k for k in range(-12, 4))
-    candidates = sorted({int(w) for w in scaled if w >= 8 and w.is_integer()})
+    candidates = sorted(set(scaled_widths(knob.base, [2.0**k for k in range(-12, 4)])))
     in_range = [w for w in candidates if MIN_WIDTH <= w <= MAX_WIDTH]
     sizes = _sizes(knob, target, in_range)
     preferred = [w for w, n in sizes.items() if n <= PREFERRED_ELEMENTS]

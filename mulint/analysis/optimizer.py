@@ -14,46 +14,19 @@ import torch
 import torch.nn as nn
 
 from mulint import steps
-from mulint.analysis.lr_reads import LR_SCALE_KEYS, LrPolicy, group_lrs, lr_scale, schedule_notes, split_made  # noqa: F401  (their home before lr_reads)
+from mulint.analysis.lr_reads import LrPolicy, group_lrs, schedule_notes, split_made
 from mulint.construct.init_record import _user_frame_from
 from mulint.errors import MulintError
 from mulint.exponents import fit_exponent
 from mulint.facts import OptimizerFacts, ParamFacts, SourceLoc
+from mulint.optimizers import OPTIMIZERS
 from mulint.paths import display_path, layer_pattern
 from mulint.reading.functions import Function, resolve_function
 
-FACTORY_NAMES = ("configure_optimizers", "make_optimizer", "build_optimizer", "create_optimizer")
-# Values for arguments the factory leaves without a default (nanoGPT's configure_optimizers).
-ARG_DEFAULTS = {
-    "weight_decay": 0.1,
-    "learning_rate": 1e-3,
-    "lr": 1e-3,
-    "betas": (0.9, 0.95),
-    "device_type": "cpu",
-    "device": "cpu",
-    "eps": 1e-8,
-    "momentum": 0.9,
-}
-
-# Not Adafactor: its update is relative to the parameter's RMS, so its µP LR is not Adam's (it is
-# judged by its measured update instead).
-ADAM_FAMILY = ("Adam", "AdamW", "Adamax", "NAdam", "RAdam", "SparseAdam", "Lion", "Adan", "AdaBelief", "LAMB", "Lamb")
-SGD_FAMILY = ("SGD",)
-
 
 def family_of(optimizer: torch.optim.Optimizer) -> str:
-    """'adam' (per-coordinate normalised update), 'sgd', or 'unknown'."""
-    for cls in type(optimizer).__mro__:
-        if cls.__name__ in SGD_FAMILY:
-            return "sgd"
-        if cls.__name__ in ADAM_FAMILY:
-            return "adam"
-    return "unknown"
-
-
-# Group keys torch itself reads: the lr (an optimizer with empty defaults still steps by it) and the
-# ones its lr schedulers write into every group.
-SCHEDULER_KEYS = {"lr", "initial_lr", "max_lr", "min_lr", "base_lr"}
+    """'adam' (per-coordinate normalised update), 'sgd', or 'unknown' (mulint/profile_data/optimizers.toml)."""
+    return OPTIMIZERS.family_of_classes([cls.__name__ for cls in type(optimizer).__mro__])
 
 
 @dataclass
@@ -94,14 +67,14 @@ def _call_with_defaults(func: Callable, model: nn.Module, label: str, bound: boo
     for p in params:
         if p.default is not inspect.Parameter.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
-        if p.name not in ARG_DEFAULTS:
+        if p.name not in OPTIMIZERS.argument_defaults:
             raise MulintError(
                 f"cannot call {label}: argument '{p.name}' has no default",
                 step="optimizer",
                 hint="give it a default, or name a factory taking only the model with "
                 "--optimizer path/to/file.py:make_optimizer",
             )
-        kwargs[p.name] = ARG_DEFAULTS[p.name]
+        kwargs[p.name] = OPTIMIZERS.argument_defaults[p.name]
     return func(*args, **kwargs)
 
 
@@ -112,15 +85,16 @@ def find_factory(module, model_cls: type | None, given: Function | None) -> Opti
         return OptimizerFactory(
             label, lambda model: _call_with_defaults(chosen, model, label, bound=False), inspect.getmodule(chosen)
         )
-    for name in FACTORY_NAMES:
+    for name in OPTIMIZERS.factory_names:
         func = getattr(module, name, None)
         if callable(func) and not inspect.isclass(func):
             where = getattr(module, "__file__", None)
             label = f"{display_path(where) if where else module.__name__}:{name}"
             return OptimizerFactory(label, functools.partial(_call_module_factory, func, label))
-    if model_cls is not None and callable(getattr(model_cls, "configure_optimizers", None)):
-        label = f"{model_cls.__name__}.configure_optimizers"
-        return OptimizerFactory(label, functools.partial(_call_configure_optimizers, label))
+    method = OPTIMIZERS.factory_method
+    if model_cls is not None and callable(getattr(model_cls, method, None)):
+        label = f"{model_cls.__name__}.{method}"
+        return OptimizerFactory(label, functools.partial(_call_own_factory, method, label))
     return None
 
 
@@ -128,9 +102,9 @@ def _call_module_factory(func: Callable, label: str, model: nn.Module):
     return _call_with_defaults(func, model, label, bound=False)
 
 
-def _call_configure_optimizers(label: str, model: Any):
-    """The model's own method (Lightning, nanoGPT), which no module type declares."""
-    return _call_with_defaults(model.configure_optimizers, model, label, bound=True)
+def _call_own_factory(method: str, label: str, model: Any):
+    """The model's own method (Lightning's and nanoGPT's configure_optimizers), which no module type declares."""
+    return _call_with_defaults(getattr(model, method), model, label, bound=True)
 
 
 class _ConstructionSite:
@@ -153,11 +127,6 @@ class _ConstructionSite:
     def __exit__(self, *exc):
         torch.optim.Optimizer.__init__ = self._original  # type: ignore[method-assign]
         return False
-
-
-def optimizers_of(made, label: str, target: str) -> list[torch.optim.Optimizer]:
-    """The optimizers a factory returned (beside any LR schedulers, see lr_reads.split_made)."""
-    return split_made(made, label, target)[0]
 
 
 def read_optimizer(
@@ -203,7 +172,7 @@ def read_optimizer(
                 for k, v in group.items()
                 if "lr" in k
                 and k not in optimizer.defaults
-                and k not in SCHEDULER_KEYS
+                and k not in OPTIMIZERS.scheduler_keys
                 and k != effective.key
                 and isinstance(v, (int, float))
                 and not isinstance(v, bool)

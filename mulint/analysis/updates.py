@@ -29,35 +29,39 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from mulint.analysis.lr_reads import LrPolicy, apply_effective_lrs, split_made
+from mulint.analysis.optimizer import family_of
+from mulint.analysis.training import Training, checked_step, model_loss
 from mulint.analysis.update_batch import TOKENS_PER_WIDTH, MeasurementBatch, needs_confirming, stable, tokens_for
-from mulint.analysis.update_facts import update_facts  # noqa: F401  (re-exported)
-from mulint.analysis.update_norms import in_out_dims, spectral_norm, use_norm  # noqa: F401  (re-exported)
-from mulint.analysis.update_numbers import MAX_WARM_STEPS, WARM_STEPS, UpdateNumbers, fitted  # noqa: F401
+from mulint.analysis.update_norms import use_norm
+from mulint.analysis.update_numbers import MAX_WARM_STEPS, WARM_STEPS, UpdateNumbers, fitted
 from mulint.construct.provenance import quiet
 from mulint.errors import MulintError
 from mulint.exponents import TOLERANCE
 from mulint.facts import ParamFacts
+from mulint.optimizers import OPTIMIZERS
 
-# Optimizer settings that change how an update scales with a weight's shape, named in findings.
 # A gradient this small next to the largest one is rounding (a key bias, which softmax cancels): an
 # optimizer normalising it (Adam) would make an update of noise.
 NUMERICAL_ZERO = 1e-6
-SHAPE_SETTINGS = ("adjust_lr_fn", "relative_step", "scale_parameter")
-# Param-group keys of weight decay, set to 0 while measuring: the decay shrinks a weight in proportion to
-# itself (lr·wd·W, sized like the weight in every width), which at the step measured can be as large as
-# the update and hide how the update scales (torch.optim.Muon decays by 0.1 by default: with u-µP's unit
-# weights that decay hid a hidden update ∝ width^-½). How lr·wd scales is MU304's.
-WEIGHT_DECAY_KEYS = ("weight_decay", "wd")
-# Group keys of the D-adaptation family (Prodigy, DAdaptAdam, ...): a step size d the optimizer
-# estimates itself as training goes, one number for every parameter it steps.
-SELF_TUNED_KEYS = ("d", "d0")
-# The flag with which hybrid Muon optimizers choose, per param group (KellerJordan's MuonWithAuxAdam) or
-# per parameter's state (Moonlight's Muon), between the orthogonalised update and an AdamW path.
-ORTHO_FLAG = "use_muon"
-# Optimizer-state keys of a per-coordinate second moment: a parameter holding one after its steps is
-# stepped by an Adam-style path, not orthogonalised.
-SECOND_MOMENT_KEYS = ("exp_avg_sq", "moment2", "exp_avg_sq_row", "second_moment")
+
+
+def measuring(model: nn.Module, make_optimizer, lr_policy=None, loss=model_loss) -> Training:
+    """The training an update is measured on: the lrs `check` judges, weight decay set to 0 (the decay
+    shrinks a weight in proportion to itself, lr·wd·W, which at the step measured can be as large as
+    the update and hide how it scales: torch.optim.Muon decays by 0.1 by default, and with u-µP's unit
+    weights that decay hid a hidden update ∝ width^-½; how lr·wd scales is MU304's), no dropout (every
+    width the same function of the batch), the user's schedulers stepped, and a failing step the
+    optimizer's fault."""
+    return Training.of(
+        model,
+        make_optimizer,
+        lr_policy,
+        weight_decay=False,
+        loss=loss,
+        dropout=False,
+        step_schedulers=True,
+        blame_optimizer=True,
+    )
 
 
 def batch_for(target, structure, widths: list[int] | None = None, factor: int = 1) -> MeasurementBatch:
@@ -92,13 +96,7 @@ def measure_updates(
     A per-coordinate optimizer's parameters are measured on the small batch, the others' on the large
     one (``batch(model, large=...)``, a MeasurementBatch; a plain ``batch(model)`` serves both); which
     optimizer is which is probed at the first width (``per_coordinate``). ``modes`` limits the batches."""
-    if loss_of is None:
-        from mulint.analysis.training import first_tensor
-        from mulint.analysis.training import loss_of as loss_of_tensor
-
-        def loss_of(output):
-            return loss_of_tensor(first_tensor(output))
-
+    loss_of = loss_of or model_loss
     if numbers.per_coordinate == NOTHING_JUDGED:
         return  # every optimizer is judged by exact tables: nothing to step
     numbers.widths.append(width)
@@ -153,9 +151,7 @@ def per_coordinate(make_optimizer, model: nn.Module, lr_policy, exact_families: 
     per parameter, as one optimizer may orthogonalise some groups and step others by Adam. Only a
     parameter shown to mix is measured on the large batch: one that does not move on this step (SOAP
     sets up its preconditioner first) keeps the small one. The caller puts the model back."""
-    optimizers, schedulers = split_made(make_optimizer(model))
-    apply_effective_lrs(optimizers, schedulers, lr_policy or LrPolicy())
-    _without_weight_decay(optimizers)
+    optimizers = measuring(model, make_optimizer, lr_policy).optimizers
     judged = _judged(optimizers, exact_families)
     if not judged:
         return NOTHING_JUDGED  # a setup judged by exact tables only is never stepped
@@ -169,7 +165,7 @@ def per_coordinate(make_optimizer, model: nn.Module, lr_policy, exact_families: 
                 p.grad = torch.where(masks[id(p)], torch.zeros_like(noise), noise).to(p.device)
                 before[id(p)] = p.detach().clone()
     for opt in optimizers:
-        _checked_step(opt)
+        checked_step(opt)
     mixing = set()
     for key, p in {id(p): p for opt in optimizers for g in opt.param_groups for p in g["params"]}.items():
         moved = p.detach() != before[key]
@@ -179,7 +175,7 @@ def per_coordinate(make_optimizer, model: nn.Module, lr_policy, exact_families: 
 
 
 def _judged_names(make_optimizer, model: nn.Module, exact_families: tuple[str, ...]) -> set[str]:
-    judged = _judged(split_made(make_optimizer(model))[0], exact_families)
+    judged = _judged(Training.of(model, make_optimizer).optimizers, exact_families)
     return {n for n, t in _named_tensors(model).items() if id(t) in judged}
 
 
@@ -187,19 +183,17 @@ def _measure_once(make_optimizer, model, width, params, inputs, numbers, loss_of
     """Warm steps and the measured step on ``inputs``; the norms of the parameters named in ``only``."""
     tensors = _named_tensors(model)
     with quiet():
-        made = make_optimizer(model)
-        optimizers, schedulers = split_made(made)
-        apply_effective_lrs(optimizers, schedulers, lr_policy or LrPolicy())  # the lrs `check` judges
-        _without_weight_decay(optimizers)
+        training = measuring(model, make_optimizer, lr_policy, loss_of)
+        optimizers = training.optimizers
         judged = _judged(optimizers, numbers.exact_families)
         if not judged:
             return False
-        numbers.schedulers = [type(s).__name__ for s in schedulers]
+        numbers.schedulers = [type(s).__name__ for s in training.schedulers]
         args, kwargs = inputs
-        _warm(model, optimizers, schedulers, args, kwargs, loss_of, judged, numbers)
+        warm(training, args, kwargs, judged, numbers)
         numbers.step = numbers.warm_steps + 1
         before = {name: t.detach().clone() for name, t in tensors.items() if id(t) in judged}
-        grads = _step(model, optimizers, schedulers, args, kwargs, loss_of)
+        grads = training.step(args, kwargs, grads=True)
     settings = _settings(optimizers)
     plain = unorthogonalised(optimizers)
     self_tuned = {opt: label for opt in optimizers if (label := _self_tuned(opt, numbers.step))}
@@ -283,19 +277,8 @@ def measure_again(
             numbers.norms[name][index] = dict(again)
 
 
-def _without_weight_decay(optimizers) -> None:
-    """Measure the update alone: every numeric weight-decay key of every param group set to 0."""
-    for optimizer in optimizers:
-        for group in getattr(optimizer, "param_groups", []):
-            for key in WEIGHT_DECAY_KEYS:
-                if isinstance(group.get(key), (int, float)) and not isinstance(group.get(key), bool) and group[key]:
-                    group[key] = type(group[key])(0)
-
-
 def _judged(optimizers, exact_families: tuple[str, ...]) -> set[int]:
     """ids of the parameters stepped by an optimizer the exact rules do not judge."""
-    from mulint.analysis.optimizer import family_of
-
     return {
         id(p)
         for opt in optimizers
@@ -305,41 +288,13 @@ def _judged(optimizers, exact_families: tuple[str, ...]) -> set[int]:
     }
 
 
-def _rms(tensor: torch.Tensor) -> float:
-    return float(tensor.detach().float().pow(2).mean().sqrt()) if tensor.numel() else 0.0
-
-
-def _step(model, optimizers, schedulers, args, kwargs, loss_of) -> dict[int, float]:
-    """One training step; id(parameter) -> RMS of the gradient the optimizers were given."""
-    # eval(): no dropout, so every width sees the same function of the batch
-    model.eval()
-    for opt in optimizers:
-        opt.zero_grad(set_to_none=True)
-    loss_of(model(*args, **kwargs)).backward()
-    grads = {id(p): _rms(p.grad) for p in model.parameters() if p.grad is not None}
-    for stepper in (*optimizers, *schedulers):
-        _checked_step(stepper)
-    return grads
-
-
-def _checked_step(stepper) -> None:
-    try:
-        stepper.step()
-    except Exception as exc:  # the user's optimizer is broken: its target fails, never a note
-        raise MulintError(
-            f"{type(stepper).__name__}.step() raised {type(exc).__name__}: {exc}",
-            step="optimizer",
-            hint="the optimizer must take a step on the model's parameters as a training loop "
-            "would; run one step in plain Python to see why it fails",
-        ) from exc
-
-
-def _warm(model, optimizers, schedulers, args, kwargs, loss_of, judged: set[int], numbers: UpdateNumbers) -> None:
+def warm(training: Training, args: tuple, kwargs: dict, judged: set[int], numbers: UpdateNumbers) -> None:
     """The warm steps: ``WARM_STEPS``, or more while a judged optimizer has moved none of its
     parameters that had a gradient (it set up its state instead), or while a matrix that started at
     exactly zero has not left it (it has no gradient yet, behind another zero matrix), at most
     ``MAX_WARM_STEPS``. The count
     the first width needed is kept for the next ones, so every width is measured on the same step."""
+    model, optimizers = training.model, training.optimizers
     owned = [(opt, [p for g in opt.param_groups for p in g["params"] if id(p) in judged]) for opt in optimizers]
     owned = [(opt, ps) for opt, ps in owned if ps]
     start = {id(p): p.detach().clone() for _, ps in owned for p in ps}
@@ -353,7 +308,7 @@ def _warm(model, optimizers, schedulers, args, kwargs, loss_of, judged: set[int]
     had_grad: set[int] = set()
     steps = 0
     while True:
-        grads = _step(model, optimizers, schedulers, args, kwargs, loss_of)
+        grads = training.step(args, kwargs, grads=True)
         steps += 1
         if numbers.warm_steps is not None:
             if steps >= numbers.warm_steps:
@@ -403,7 +358,7 @@ def _settings(optimizers) -> dict[int, str]:
     out = {}
     for opt in optimizers:
         for group in opt.param_groups:
-            found = [f"{key}={group[key]!r}" for key in SHAPE_SETTINGS if key in group]
+            found = [f"{key}={group[key]!r}" for key in OPTIMIZERS.shape_settings if key in group]
             if type(opt).__name__ == "Muon" and "adjust_lr_fn" in group and group["adjust_lr_fn"] is None:
                 found = ["adjust_lr_fn=None ('original')"]
             for p in group["params"]:
@@ -418,18 +373,19 @@ def unorthogonalised(optimizers) -> set[int]:
     without that flag, the parameter's state holds a second moment (an AdamW backup's)."""
     out = set()
     for opt in optimizers:
-        if "muon" not in type(opt).__name__.lower():
+        if not OPTIMIZERS.is_muon(type(opt).__name__):
             continue
         state = getattr(opt, "state", {})
         for group in opt.param_groups:
             for p in group["params"]:
                 st = state.get(p, {}) if hasattr(state, "get") else {}
-                if ORTHO_FLAG in group:
-                    ortho = bool(group[ORTHO_FLAG])
-                elif isinstance(st, dict) and ORTHO_FLAG in st:
-                    ortho = bool(st[ORTHO_FLAG])
+                flag = OPTIMIZERS.ortho_flag
+                if flag in group:
+                    ortho = bool(group[flag])
+                elif isinstance(st, dict) and flag in st:
+                    ortho = bool(st[flag])
                 else:
-                    ortho = not (isinstance(st, dict) and any(key in st for key in SECOND_MOMENT_KEYS))
+                    ortho = not (isinstance(st, dict) and any(key in st for key in OPTIMIZERS.second_moment_keys))
                 if not ortho:
                     out.add(id(p))
     return out
@@ -438,7 +394,11 @@ def unorthogonalised(optimizers) -> set[int]:
 def _self_tuned(opt, step: int) -> str:
     """An optimizer that estimates its own step size (group keys ``d``, ``d0``: the D-adaptation
     family), named with d's value now; "" for any other."""
-    groups = [g for g in getattr(opt, "param_groups", []) if all(k in g for k in SELF_TUNED_KEYS)]
-    if not groups or not all(isinstance(groups[0][k], (int, float)) for k in SELF_TUNED_KEYS):
+    keys = OPTIMIZERS.self_tuned_keys
+    groups = [g for g in getattr(opt, "param_groups", []) if all(k in g for k in keys)]
+    if not groups or not all(isinstance(groups[0][k], (int, float)) for k in keys):
         return ""
-    return f"{type(opt).__name__} (d = {groups[0]['d']:.3g} after step {step}, from d0 = {groups[0]['d0']:.3g})"
+    now, start = keys
+    return (
+        f"{type(opt).__name__} ({now} = {groups[0][now]:.3g} after step {step}, from {start} = {groups[0][start]:.3g})"
+    )

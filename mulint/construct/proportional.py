@@ -28,6 +28,14 @@ FAR = 4
 MAX_DOUBLINGS = 6
 
 Shapes = dict[str, tuple[int, ...]]
+# No width below this is tried: a head count or a rounding multiple rarely divides less.
+MIN_CANDIDATE = 8
+
+
+def scaled_widths(base: int, factors) -> list[int]:
+    """The candidate widths ``base × factor`` that are whole numbers of at least MIN_CANDIDATE, in the
+    factors' order: the analysis's small widths and the coordinate check's are both drawn from them."""
+    return [int(base * f) for f in factors if base * f >= MIN_CANDIDATE and float(base * f).is_integer()]
 
 
 class ShapeProbe:

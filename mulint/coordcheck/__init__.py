@@ -17,6 +17,14 @@ from dataclasses import dataclass, field
 FACTORS = (0.5, 1, 2)  # the default widths, as multiples of the base width: they bracket it
 
 
+def default_limits() -> tuple[float, float]:
+    """The default profile's collapse and blow-up thresholds (mulint/profile_data/mup.toml's [coord])."""
+    from mulint.profiles import load_profile
+
+    coord = load_profile().coord
+    return (coord["collapse"], coord["blow_up"])
+
+
 @dataclass
 class LayerCurve:
     name: str  # module path, or "output" for the model's output
@@ -74,7 +82,8 @@ class CoordResult:
     device: str = "cpu"
     shrunk: list[str] = field(default_factory=list)  # what the trained models have less of than the real one
     notes: list[str] = field(default_factory=list)
-    limits: tuple[float, float] = (-0.5, 0.3)  # the collapse and blow-up thresholds the verdict used
+    # the collapse and blow-up thresholds the verdict used
+    limits: tuple[float, float] = field(default_factory=default_limits)
     extended: Extension | None = None
 
     @property

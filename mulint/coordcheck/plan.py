@@ -19,10 +19,11 @@ import torch
 import torch.nn as nn
 
 from mulint.construct import build_at
-from mulint.construct.proportional import proportional_widths
+from mulint.construct.knob import WidthKnob
+from mulint.construct.proportional import proportional_widths, scaled_widths
 from mulint.construct.provenance import quiet
 from mulint.construct.repeats import KEEP, MIN_BLOCKS, shortened
-from mulint.construct.knob import WidthKnob
+from mulint.construct.width_limits import DEPTH_TOKENS
 from mulint.coordcheck import FACTORS
 from mulint.errors import MulintError
 
@@ -31,7 +32,8 @@ SEQ = 16
 BATCH = 8
 # Parameters of the shrunk model at the widest width: a few seconds per training step on a CPU.
 MAX_ELEMENTS = 80_000_000
-DEPTH_TOKENS = {"layer", "layers", "depth", "blocks"}
+# Words of fields that name something per layer, never the depth (mulint.construct.width_limits has
+# the depth words).
 NOT_DEPTH_TOKENS = {"norm", "eps", "idx", "index", "id", "ids", "scale", "dim", "size", "every", "interval"}
 SINGLE_THREAD_ELEMENTS = 8_000_000
 
@@ -119,10 +121,6 @@ def _size_on_meta(knob: WidthKnob, width: int, target: str) -> int | None:
         return None
 
 
-def _scaled(base: int, factors) -> list[int]:
-    return [int(base * f) for f in factors if base * f >= 8 and float(base * f).is_integer()]
-
-
 def fits(knob: WidthKnob, width: int, target: str) -> bool:
     n = _size_on_meta(knob, width, target)
     return n is not None and n <= MAX_ELEMENTS
@@ -135,14 +133,14 @@ def choose_widths(knob: WidthKnob, target: str, requested: list[int] | None) -> 
     base = knob.base
     # base/2 may not build (a head count that does not divide it): then base to 4×base.
     for factors in (FACTORS, (1, 2, 4)):
-        wanted = _scaled(base, factors)
+        wanted = scaled_widths(base, factors)
         if len(wanted) == 3 and all(fits(knob, w, target) for w in wanted):
             # a width-derived size rounded to a multiple may not grow at these widths: move them up
             return proportional_widths(
                 knob, target, wanted, fits=lambda w: fits(knob, w, target), min_count=3, what="coordinate-check widths"
             )
     # Too large around the base width on this device: halve downwards.
-    below = [w for w in _scaled(base, [2.0**-k for k in range(1, 10)]) if fits(knob, w, target)][:3]
+    below = [w for w in scaled_widths(base, [2.0**-k for k in range(1, 10)]) if fits(knob, w, target)][:3]
     if len(below) < 3:
         raise MulintError(
             f"cannot build the model at three widths around its base width {base}",

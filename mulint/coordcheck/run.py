@@ -7,10 +7,10 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from mulint.analysis.lr_reads import LrPolicy, apply_effective_lrs, split_made
+from mulint.analysis.lr_reads import LrPolicy
 from mulint.analysis.optimizer import find_factory
 from mulint.analysis.structure import Structure
-from mulint.analysis.training import train_step
+from mulint.analysis.training import Training, default_label, default_optimizer
 from mulint.construct import inputs as example
 from mulint.coordcheck import CoordResult, Extension, LayerCurve
 from mulint.coordcheck.plan import (
@@ -28,8 +28,6 @@ from mulint.errors import MulintError
 from mulint.exponents import fit_exponent
 from mulint.profiles import load_profile
 from mulint.reading.functions import Function
-
-DEVICES = ("cpu", "cuda", "mps")
 
 
 def default_device() -> str:
@@ -74,12 +72,13 @@ def _batch_for(factory, policy, knob, widths: list[int], label: str) -> tuple[in
     ]
 
 
-def _judged(structure: Structure) -> dict[str, str]:
-    """Modules not judged on their own output, with the reason: a multiplier outside them."""
+def _judged(structure: Structure, limits: dict[str, float]) -> dict[str, str]:
+    """Modules not judged on their own output, with the reason: a width-dependent multiplier outside them
+    (its exponent beyond the profile's ``multiplier``)."""
     skip = {}
     for p in structure.facts.params:
         for use in p.uses:
-            if abs(use.multiplier_exponent) > 0.25:
+            if abs(use.multiplier_exponent) > limits["multiplier"]:
                 skip[use.module or "output"] = "a width-dependent multiplier follows it: judged downstream"
     skip.pop("output", None)  # the model output is always judged
     return skip
@@ -119,9 +118,9 @@ def run_coord(
     widths, notes = choose_widths(knob, target.label, widths)
     model_cls = type(next(iter(structure.models.values())))
     factory = find_factory(target.module, model_cls, optimizer) if optimizer is not None or find_optimizer else None
-    label = factory.label if factory else f"Adam(lr={lr:g})"
+    label = factory.label if factory else default_label(lr)
     policy = LrPolicy.for_module(target.module, lr_scale_keys, lr_scale, factory.module) if factory else None
-    skip = _judged(structure)
+    skip = _judged(structure, limits)
 
     def train(widths: list[int], steps: int) -> tuple[dict[str, LayerCurve], list[str]]:
         curves: dict[str, LayerCurve] = {}
@@ -135,13 +134,9 @@ def run_coord(
                     with shrunk_model(knob, width, target=target.label, device=device) as (model, lists):
                         inputs = _inputs(target, structure, model, batch_fn, device, batch)
                         shrunk = shrunk or describe_shrinking(knob, lists, _token_shape(inputs))
-                        opt = (
-                            _optimizers(factory, model, policy, target.label)
-                            if factory
-                            else [torch.optim.Adam(model.parameters(), lr=lr)]
-                        )
-                        _train_and_record(model, opt, inputs, steps, width, seeds, curves, skip, target.label)
-                    del model, opt
+                        training = training_of(model, factory, policy, target.label, lr)
+                        _train_and_record(training, inputs, steps, width, seeds, curves, skip, target.label)
+                    del model, training
                     progress(1)
         for curve in curves.values():
             curve.slopes = {t: fit_exponent(by_width) for t, by_width in curve.change.items()}
@@ -175,12 +170,14 @@ def run_coord(
     )
 
 
-def _optimizers(factory, model, policy: LrPolicy, label: str) -> list[torch.optim.Optimizer]:
-    """The user's optimizers at the per-group lrs `check` judges: a scheduler's base lr (not stepped: a
-    few steps of warm-up would train at nearly 0) and lr-scale keys as the training applies them."""
-    optimizers, schedulers = split_made(factory.make(model), factory.label, label)
-    apply_effective_lrs(optimizers, schedulers, policy)
-    return optimizers
+def training_of(model, factory, policy: LrPolicy | None, label: str, lr: float = 1e-3) -> Training:
+    """The training coord runs: the user's optimizers (the default Adam at ``lr`` without a factory) at
+    the per-group lrs `check` judges, lr-scale keys as the training applies them and a scheduler's base
+    lr, held (not stepped: a few steps of warm-up would train at nearly 0); dropout on, as the user's
+    training runs; weight decay as the user set it."""
+    if factory is None:
+        return Training.of(model, default_optimizer(lr), label=default_label(lr), target=label)
+    return Training.of(model, factory.make, policy, label=factory.label, target=label)
 
 
 def _unmoved_note(curves, steps: int) -> list[str]:
@@ -215,16 +212,17 @@ def _status(slope: float, curve: LayerCurve, limits: dict[str, float]) -> str:
 
 def judge(curve: LayerCurve, limits: dict[str, float] | None = None) -> str:
     """The layer's status at its last step (thresholds of ``limits``, the default profile's by default).
-    With four or more widths a failure must hold both over all of them and over the widest three:
-    finite-width effects are largest at the narrowest."""
+    With more widths than the profile's ``widest``, a failure must hold both over all of them and over
+    the widest ``widest``: finite-width effects are largest at the narrowest."""
     limits = limits or load_profile().coord
     slope = curve.slope
     if not curve.judged or slope is None:
         return curve.status
     status = _status(slope, curve, limits)
     last = curve.change[max(curve.change)] if curve.change else {}
-    if status != "ok" and len(last) >= 4:
-        upper = fit_exponent({w: last[w] for w in sorted(last)[-3:]})
+    widest = int(limits["widest"])
+    if status != "ok" and len(last) > widest:
+        upper = fit_exponent({w: last[w] for w in sorted(last)[-widest:]})
         if upper is not None and _status(upper, curve, limits) == "ok":
             return "ok"
     return status
@@ -257,14 +255,15 @@ def doubtful(curves, limits: dict[str, float]) -> dict[str, str]:
     return out
 
 
-def _train_and_record(model, opt, inputs, steps, width, seeds, curves, skip, label):
+def _train_and_record(training: Training, inputs, steps, width, seeds, curves, skip, label):
     args, kwargs = inputs
+    model = training.model
     modules = dict(model.named_modules())
     with recording(model) as recorder:
         first = recorder.record(args, kwargs)
         for step in range(1, steps + 1):
             try:
-                train_step(model, opt, args, kwargs)
+                training.step(args, kwargs)
             except Exception as exc:
                 raise MulintError(
                     f"training step at width {width} raised {type(exc).__name__}: {exc}",

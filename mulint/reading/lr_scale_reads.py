@@ -18,10 +18,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import PositionProvider
 
-# the group's own learning rate: a write that reads one of these compounds on the factory's lr
-OWN_LR_KEYS = ("lr", "initial_lr")
-# a training script beside the model file (train.py, train_gpt.py, pretrain.py, gpt_train.py)
-TRAINING_SCRIPTS = ("*train*.py",)
+from mulint.optimizers import OPTIMIZERS
 
 
 @dataclass(frozen=True)
@@ -104,7 +101,7 @@ class _Visitor(cst.CSTVisitor):
 
     def _write(self, node: cst.CSTNode, group: str, value: cst.CSTNode, compounds: bool) -> None:
         scale, keys = self._scale_keys(value)
-        compounds = compounds or any(g == group and k in OWN_LR_KEYS for g, k in keys)
+        compounds = compounds or any(g == group and k in OPTIMIZERS.own_lr_keys for g, k in keys)
         line = self.get_metadata(PositionProvider, node).start.line
         self.found.extend(ScaleRead(key, self.path, line, compounds) for key in sorted(scale))
 
@@ -146,7 +143,7 @@ def scale_reads_in(source: bytes, keys: tuple[str, ...], path: str) -> list[Scal
 
 def training_files(model_file: Path, imported: list[Path]) -> list[Path]:
     """Where the training runs: the model's file, the local files it imports, training scripts beside it."""
-    beside = sorted(p for pattern in TRAINING_SCRIPTS for p in model_file.parent.glob(pattern))
+    beside = sorted(p for pattern in OPTIMIZERS.training_scripts for p in model_file.parent.glob(pattern))
     return list(dict.fromkeys(p.resolve() for p in (model_file, *imported, *beside) if p.suffix == ".py"))
 
 

@@ -54,12 +54,8 @@ def _read(path: Path) -> bytes:
         ) from exc
 
 
-def parse_file(path: Path) -> ast.Module:
-    """The file's syntax tree; every way it can fail to parse is a MulintError naming the file."""
-    return _parse(path, _read(path))
-
-
 def _parse(path: Path, source: bytes) -> ast.Module:
+    """The file's syntax tree; every way it can fail to parse is a MulintError naming the file."""
     try:
         return ast.parse(source, filename=str(path))
     except SyntaxError as exc:

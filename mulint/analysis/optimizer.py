@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from mulint import steps
 from mulint.analysis.lr_reads import LrPolicy, group_lrs, schedule_notes, split_made
-from mulint.construct.init_record import _user_frame_from
+from mulint.construct.init_record import user_frame_from
 from mulint.errors import MulintError
 from mulint.exponents import fit_exponent
 from mulint.facts import OptimizerFacts, ParamFacts, SourceLoc
@@ -118,7 +118,7 @@ class _ConstructionSite:
         site, original = self, self._original
 
         def init(opt, *args, **kwargs):
-            site.locs.setdefault(id(opt), _user_frame_from(2, outside_packages=True)[0])
+            site.locs.setdefault(id(opt), user_frame_from(2, outside_packages=True)[0])
             original(opt, *args, **kwargs)
 
         torch.optim.Optimizer.__init__ = init  # type: ignore[method-assign,assignment]  # noting each construction

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 from torch.utils.hooks import RemovableHandle
 
-from mulint.construct.provenance import _MULINT_DIR, is_library_file, source_loc
+from mulint.construct.provenance import MULINT_DIR, is_library_file, source_loc
 from mulint.facts import SourceLoc
 
 # In-place methods that set values (not arithmetic rescaling like mul_, which keeps the init's source).
@@ -189,10 +189,10 @@ def _stores_zeros(method: str, args: tuple, kwargs: dict) -> bool:
 
 
 def _user_frame() -> tuple[SourceLoc | None, bool]:
-    return _user_frame_from(3)  # start at the caller of the write wrapper (above _note)
+    return user_frame_from(3)  # start at the caller of the write wrapper (above _note)
 
 
-def _user_frame_from(depth: int, *, outside_packages: bool = False) -> tuple[SourceLoc | None, bool]:
+def user_frame_from(depth: int, *, outside_packages: bool = False) -> tuple[SourceLoc | None, bool]:
     """The innermost user frame at or above ``sys._getframe(depth)`` of the caller, and whether the
     call went through the mup package on the way. ``outside_packages``: prefer a frame outside any
     installed package (an optimizer from pytorch-optimizer is constructed at the user's line, not in
@@ -202,7 +202,7 @@ def _user_frame_from(depth: int, *, outside_packages: bool = False) -> tuple[Sou
     found = None
     while frame is not None:
         filename = frame.f_code.co_filename
-        if filename.startswith(_MULINT_DIR):
+        if filename.startswith(MULINT_DIR):
             break
         if _is_mup_file(filename):
             via_mup = True

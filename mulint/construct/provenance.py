@@ -19,7 +19,7 @@ import torch.nn as nn
 from mulint.facts import SourceLoc
 
 _TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
-_MULINT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+MULINT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _STDLIB_DIR = os.path.dirname(os.__file__) + os.sep
 
 
@@ -55,7 +55,7 @@ _INIT_WRAPPERS = frozenset(
 def is_library_file(filename: str) -> bool:
     """torch's, mup's, mulint's and the standard library's own files, and the init helpers of model
     libraries: never the line a user edits."""
-    if filename.startswith((_TORCH_DIR, _MULINT_DIR, _MUP_DIR, "<")) or filename in _INIT_WRAPPERS:
+    if filename.startswith((_TORCH_DIR, MULINT_DIR, _MUP_DIR, "<")) or filename in _INIT_WRAPPERS:
         return True
     return filename.startswith(_STDLIB_DIR) and "-packages" + os.sep not in filename
 
@@ -76,7 +76,7 @@ def _caller(skip_self: object | None = None):
     """The innermost frame outside torch/mulint, skipping frames of ``skip_self``'s own methods."""
     frame: FrameType | None = sys._getframe(2)
     while frame is not None:
-        if frame.f_code.co_filename.startswith(_MULINT_DIR):
+        if frame.f_code.co_filename.startswith(MULINT_DIR):
             return None  # built by mulint itself: the target's root, with no line in user code
         if not is_library_file(frame.f_code.co_filename) and (
             skip_self is None or frame.f_locals.get("self") is not skip_self

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from mulint.exponents import TOLERANCE, fmt_exp, to_quarter
 from mulint.facts import ModelFacts, ParamFacts, ParamUse
+from mulint.optimizers import OPTIMIZERS
 from mulint.profiles import accepts, load_profile
 from mulint.rules.base import Rule
 
@@ -53,7 +54,7 @@ def optimizer_of(p: ParamFacts, facts: ModelFacts) -> tuple[str, str]:
 
 
 def is_muon(cls: str) -> bool:
-    return "muon" in cls.lower()
+    return OPTIMIZERS.is_muon(cls)
 
 
 def measured(p: ParamFacts) -> bool:

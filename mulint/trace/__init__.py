@@ -90,7 +90,7 @@ class Traced:
         return out
 
 
-def _short_op(target: Any) -> str:
+def short_op(target: Any) -> str:
     if target is operator.getitem:
         return "getitem"
     if isinstance(target, torch._ops.OpOverload):
@@ -318,7 +318,7 @@ def _constant_scalars(program: torch.export.ExportedProgram) -> dict[str, float]
             if isinstance(tensor, torch.Tensor) and tensor.numel() == 1 and tensor.device.type != "meta":
                 values[fx_node.name] = float(tensor.reshape(()).item())
             continue
-        op = _CONSTANT_OPS.get(_short_op(fx_node.target)) if fx_node.op == "call_function" else None
+        op = _CONSTANT_OPS.get(short_op(fx_node.target)) if fx_node.op == "call_function" else None
         if op is None or len(fx_node.args) < op[0]:
             continue
         args = fx_node.args[: op[0]]
@@ -346,7 +346,7 @@ def from_exported(program: torch.export.ExportedProgram) -> Traced:
             module_type = cls.__name__ if isinstance(cls, type) else str(cls).rsplit(".", 1)[-1].strip("'>")
         node = Node(
             name=fx_node.name,
-            op=fx_node.op if fx_node.op in ("placeholder", "output", "get_attr") else _short_op(fx_node.target),
+            op=fx_node.op if fx_node.op in ("placeholder", "output", "get_attr") else short_op(fx_node.target),
             args=_plain(tuple(fx_node.args), constants),
             kwargs=_plain(dict(fx_node.kwargs), constants),
             shape=_shape(fx_node.meta.get("val")),

@@ -23,7 +23,7 @@ from mulint.construct.inputs import Inputs
 from mulint.construct.provenance import is_library_file, quiet, source_loc
 from mulint.errors import MulintError
 from mulint.facts import SourceLoc
-from mulint.trace import Node, Ref, Traced, _short_op, graph_of
+from mulint.trace import Node, Ref, Traced, graph_of, short_op
 
 # Bookkeeping ops that carry no value worth a node.
 _SKIP = {"detach", "_local_scalar_dense", "lift_fresh", "_assert_tensor_metadata", "sym_size", "sym_stride"}
@@ -100,7 +100,7 @@ class _Recorder(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        op = _short_op(func)
+        op = short_op(func)
         if op in _SKIP:
             if op == "detach" and isinstance(out, torch.Tensor) and id(args[0]) in self.of_tensor:
                 self.of_tensor[id(out)] = self.of_tensor[id(args[0])]

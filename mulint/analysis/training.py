@@ -56,8 +56,9 @@ def loss_of(output: torch.Tensor) -> torch.Tensor:
 
 
 def model_loss(output: Any) -> torch.Tensor:
-    """The loss of whatever the model returned: ``loss_of`` its first tensor."""
-    return loss_of(first_tensor(output))
+    """The loss of whatever the model returned: ``loss_of`` its first tensor (an output holding none fails
+    in ``loss_of``, as the step's error)."""
+    return loss_of(first_tensor(output))  # type: ignore[arg-type]
 
 
 def default_optimizer(lr: float = DEFAULT_LR) -> Callable[[nn.Module], torch.optim.Optimizer]:

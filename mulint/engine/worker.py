@@ -136,13 +136,13 @@ def _use_scratch(scratch: str) -> None:
 def _stdlib_first() -> None:
     """The working directory (`''` when mulint runs as `python -m mulint`) goes after the standard
     library: a user's `profile.py` there must not stand in for the module torch imports lazily."""
-    from mulint.reading.targets import _after_stdlib
+    from mulint.reading.targets import after_stdlib
 
     cwd = os.getcwd()
-    front = [entry for entry in sys.path[: _after_stdlib()] if entry in ("", ".", cwd)]
+    front = [entry for entry in sys.path[: after_stdlib()] if entry in ("", ".", cwd)]
     for entry in front:
         sys.path.remove(entry)
-    index = _after_stdlib()
+    index = after_stdlib()
     sys.path[index:index] = front
 
 

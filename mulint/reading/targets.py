@@ -106,16 +106,16 @@ def _folder_after_stdlib(folder: str, dotted: str):
         sys.path.remove(folder)
     # A package of the user's named like a standard module (`test/model.py`) can only import from the front.
     front = "." in dotted and dotted.split(".")[0] in sys.stdlib_module_names
-    sys.path.insert(0 if front else _after_stdlib(), folder)
+    sys.path.insert(0 if front else after_stdlib(), folder)
     try:
         yield
     finally:
         if front and folder in sys.path:
             sys.path.remove(folder)
-            sys.path.insert(_after_stdlib(), folder)
+            sys.path.insert(after_stdlib(), folder)
 
 
-def _after_stdlib() -> int:
+def after_stdlib() -> int:
     import sysconfig
 
     paths = sysconfig.get_paths()

@@ -13,6 +13,8 @@ def analyse(spec: str, **options):
     from mulint.reading.targets import parse_target, resolve
     from mulint.rules import model_rules
 
+    if isinstance(options.get("optimizer"), str):
+        options["optimizer"] = FunctionRef.parse(options["optimizer"])
     [target] = resolve(parse_target(spec), allow_exec=True)
     if isinstance(options.get("optimizer"), str):  # as --optimizer names it
         options["optimizer"] = FunctionRef.parse(options["optimizer"])

@@ -36,7 +36,9 @@ class UpdateNumbers:
     batch: str = ""  # what the mixing optimizers' updates were measured on, e.g. "1024 tokens"
     small_batch: str = ""  # and the per-coordinate optimizers', e.g. "16 tokens"
     large_tokens: int = 0
-    per_coordinate: set[str] | None = None  # parameters stepped per coordinate, probed at the first width
+    per_coordinate: set[str] | frozenset[str] | None = (
+        None  # parameters stepped per coordinate, probed at the first width
+    )
     mixing: set[str] = field(default_factory=set)  # the judged others: measured on the large batch
     # (param, use index) -> (exponent on this batch, on the larger one): measured twice, near a verdict's edge
     confirmed: dict[tuple[str, int], tuple[float, float]] = field(default_factory=dict)

@@ -144,7 +144,9 @@ def measure_updates(
 NOTHING_JUDGED = frozenset({""})  # per_coordinate's answer when every optimizer has an exact table
 
 
-def per_coordinate(make_optimizer, model: nn.Module, lr_policy, exact_families: tuple[str, ...]) -> set[str]:
+def per_coordinate(
+    make_optimizer, model: nn.Module, lr_policy, exact_families: tuple[str, ...]
+) -> set[str] | frozenset[str]:
     """Names of the parameters stepped per coordinate: one step on random gradients with half their
     entries zero leaves those entries where they were (Adam, SGD, sign updates, Adafactor), where an
     optimizer that mixes a matrix's entries (Muon's orthogonalisation, Shampoo) moves them. Judged

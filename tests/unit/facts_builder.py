@@ -253,6 +253,13 @@ def vector(
     return param(name, (BASE,), (0,), [u], init=init, module_type="LayerNorm", **kw)
 
 
+def scalar(name: str, *, init: float | None = None, **kw) -> ParamFacts:
+    """A parameter with no width dimension (a readout's bias over the classes, a learned temperature)."""
+    u = use("scalar", kind="elementwise", module=name.rsplit(".", 1)[0])
+    kw.setdefault("line", 19)
+    return param(name, (CLASSES,), (), [u], init=init, **kw)
+
+
 def tied(
     name: str,
     alias: str,

@@ -23,6 +23,7 @@ from .facts_builder import (
     mup_module,
     other,
     output,
+    scalar,
     sdpa,
     sgd,
     tied,
@@ -89,6 +90,7 @@ MUP_MODELS = [
             vector("inp.bias", init=None, op="linear", lr=1.0),
             hidden("hidden.0.weight", lr=0.0),
             output("readout.weight", init=None, lr=-1.0),
+            scalar("readout.bias", lr=-1.0),  # no width dimension: no role to judge it by
             optimizer=sgd(),
         ),
         id="SGD µP MLP",

@@ -173,6 +173,11 @@ MESSAGES = {
         "AdamW eps=0.0001 is not negligible next to hidden weights' gradient entries (rms 0.0005 at width 512, shrinking like 1/width): wide models get damped updates; use eps ≤ 5e-06",
         None,
     ),
+    ("MU305", "Muon beside AdamW: the AdamW part's eps is judged"): (
+        "AdamW + Muon eps=0.0001 is not negligible next to hidden weights' gradient entries (rms 0.0005 at width 512, "
+        "shrinking like 1/width): wide models get damped updates; use eps ≤ 5e-06",
+        None,
+    ),
     ("MU305", "eps just over a tenth"): (
         "AdamW eps=0.000101 is not negligible next to hidden weights' gradient entries (rms 0.001 at width 512, shrinking like 1/width): wide models get damped updates; use eps ≤ 1e-05",
         None,

@@ -120,8 +120,12 @@ def test_invalid(source, line, column):
     assert (finding.code, finding.name, finding.severity) == ("MU303", "schedule-overwrites-group-lr", "error")
     assert (finding.path, finding.line, finding.column) == ("train.py", line, column)
     assert finding.target == "" and finding.parameter is None
-    assert "sets every param group's lr to the same absolute value" in finding.message
+    assert finding.message == (
+        "sets every param group's lr to the same absolute value, erasing µP's per-group learning rates; scale each "
+        "group's own base lr instead (g['lr'] = g['initial_lr'] * lr / base_lr)"
+    )
     assert finding.fix.applicability == "unsafe"
+    assert finding.fix.message == "scale each group's own initial lr by the schedule's lr / base lr"
     (edit,) = finding.fix.edits
     fields = edit.to_dict()
     assert (fields["kind"], fields["path"], fields["line"]) == ("schedule-lr", "train.py", line)

@@ -94,3 +94,14 @@ def test_the_fix_takes_head_dim_at_the_base_width_when_the_widths_start_above_it
     (finding,) = run("MU201", facts)
     assert "64 at width 256" in finding.message
     assert finding.fix.edits[0].base_head_dim == 32
+
+
+def test_no_fix_when_the_base_width_gives_no_whole_head_dim():
+    """head_dim 64 at width 256: at a default width of 130 it would be 32.5, no head_dim a model has."""
+    facts = model(hidden("h.0.fc.weight"), attention=[sdpa(head_dim=64)])
+    facts.widths, facts.base_width = [256, 512], 130
+    (finding,) = run("MU201", facts)
+    assert finding.fix is None
+    facts.base_width = 128
+    (finding,) = run("MU201", facts)
+    assert finding.fix.edits[0].base_head_dim == 32

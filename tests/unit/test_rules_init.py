@@ -56,6 +56,9 @@ VALID = {
             model(hidden("h.0.fc.weight", init=0.0), profile="u-mup"), "wrong effective init: MU101 says it, not MU105"
         ),
         Valid(model(output("head.weight", init=0.0, mult=-1.0), profile="u-mup"), "u-µP readout: 1/fan_in in forward"),
+        Valid(
+            model(hidden("h.0.fc.weight", init=-1.0), profile="u-mup"), "an init too small: MU104 says it, not MU105"
+        ),
     ],
 }
 
@@ -263,6 +266,16 @@ def test_ten_or_more_blocks_are_one_pattern_and_the_fix_spares_other_weights_on_
     assert finding.parameter == "h.*.mlp.c_fc.weight" and finding.line == 89
     edit = finding.fix.edits[0]
     assert edit.exclude == ("wte.weight",)
+
+
+def test_the_fix_excludes_a_tied_weight_by_its_plainest_name():
+    """A weight tied under several names is excluded by the one a reader finds: fewest digits, then shortest."""
+    facts = model(
+        hidden("h.0.fc.weight", init=0.0, init_line=89),
+        tied("wte.weight", "heads.0.proj.weight", init=0.0, init_line=89),
+    )
+    (finding,) = run("MU101", facts)
+    assert finding.fix.edits[0].exclude == ("wte.weight",)
 
 
 def test_hidden_weights_on_different_lines_are_separate_findings_and_differences_beyond_tolerance_get_no_fix():

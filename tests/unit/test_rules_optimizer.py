@@ -263,6 +263,18 @@ INVALID = {
             says=("AdamW eps=0.0001", "(rms 0.0005 at width 512", "use eps ≤ 5e-06"),
         ),
         Invalid(
+            model(
+                hidden("h.0.fc.weight", lr=0.0, optimizer="Muon", optimizer_family="unknown"),
+                embedding("wte.weight", lr=0.0, optimizer="AdamW", optimizer_family="adam"),
+                optimizer=mixed(eps=1e-4, hidden_grad_rms=5e-4),
+            ),
+            "Muon beside AdamW: the AdamW part's eps is judged",
+            None,
+            60,
+            severity="warning",
+            says=("AdamW + Muon eps=0.0001",),
+        ),
+        Invalid(
             model(*mup_adam(), optimizer=adam(eps=0.101e-3, hidden_grad_rms=1e-3)),
             "eps just over a tenth",
             None,
@@ -325,6 +337,19 @@ def test_mu304_points_at_the_optimizer_that_decays():
     assert finding.parameter == "wte.weight" and finding.line == 61
     assert finding.message.startswith("AdamW decays by lr·weight_decay ∝ width^-1.00")
     assert run("MU304", model(muon_stepped, optimizer=other())) == []
+
+
+def test_mu306_names_the_optimizer_of_each_parameter():
+    adamw = embedding("wte.weight", lr=0.0, optimizer="AdamW", optimizer_family="adam")
+    muon = hidden("h.0.fc.weight", lr=-1.0, optimizer="Muon", optimizer_family="unknown")
+    adamw.optimizer_at, muon.optimizer_at = at(61), at(62)
+    for p in (adamw, muon):
+        p.lr = dict.fromkeys(NUMERIC, 0.0)
+    found = sorted(run("MU306", model(adamw, muon, optimizer=mixed())), key=lambda f: f.line)
+    assert [(f.line, f.parameter, f.message.split(":")[0]) for f in found] == [
+        (61, "wte.weight", "AdamW"),
+        (62, "h.*.fc.weight", "Muon"),
+    ]
 
 
 def test_mu306_groups_by_where_the_lr_is_zero():

@@ -55,8 +55,8 @@ def test_init_ranges_are_judged_at_each_end(ranges, code, init, flagged):
     found = run(code, model(hidden("h.0.fc.weight", init=init), profile=ranges))
     assert len(found) == flagged
     if flagged:
-        wanted = "width^-1.00 to width^-0.50"
-        assert wanted in found[0].message
+        words = "std ∝ fan_in^-½" if code == "MU101" else "std ∝ 1/fan_in"  # the end the weight is beyond
+        assert found[0].message.endswith(f"; the ranges profile needs {words} (width^-1.00 to width^-0.50)")
 
 
 @pytest.mark.parametrize(
@@ -66,6 +66,10 @@ def test_init_ranges_are_judged_at_each_end(ranges, code, init, flagged):
 def test_an_input_range(ranges, init, flagged):
     found = run("MU103", model(embedding("wte.weight", init=init), profile=ranges))
     assert [f.severity for f in found] == ([flagged] if flagged else [])
+    if flagged == "warning":  # below the range: the low end is what the profile keeps
+        assert "; the ranges profile needs width^-0.5, or the signal fades in wide models" in found[0].message
+    if flagged == "error":
+        assert found[0].message.endswith("; the ranges profile keeps it constant (width^0)")
 
 
 @pytest.mark.parametrize(

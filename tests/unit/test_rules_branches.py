@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from mulint.rules import all_rules, check_model_rules, model_rules
 
-from .facts_builder import adam, branch, hidden, model, other, output, sdpa
+from .facts_builder import adam, branch, embedding, hidden, model, other, output, sdpa
 
 INFERENCE = "the inference branch, `targets=None`"
 LEARNING_RATE_RULES = {r.code for r in all_rules() if r.trains_only}
@@ -65,6 +65,27 @@ def test_measured_rules_are_judged_once_on_the_default_call():
     found = [f for f in check_model_rules(facts) if f.code in MEASURED_RULES]
     assert [(f.code, f.parameter) for f in found] == [("MU311", "h.*.fc.weight")]
     assert "(on " not in found[0].message
+
+
+def test_every_measured_rule_is_judged_once_with_branches():
+    """Muon on an embedding (MU313), a hidden update that shrinks (MU312) and one that grows (MU311), each
+    once and without a branch, though the branches use the parameters differently."""
+    ps = [
+        embedding("wte.weight", lr=0.0, update=0.0),
+        hidden("h.0.fc.weight", lr=0.0, update=-0.5),
+        hidden("h.0.proj.weight", lr=0.0, update=0.5, update_settings="adjust_lr_fn='original'"),
+    ]
+    facts = model(*ps, optimizer=other("Muon"))
+    facts.branch, facts.branch_trains = INFERENCE, False
+    facts.branches = [branch("training", uses={"h.0.fc.weight": [replace(ps[1].uses[0], multiplier_exponent=-1.0)]})]
+    found = sorted(
+        (f.code, f.parameter, "(on " in f.message) for f in check_model_rules(facts) if f.code in MEASURED_RULES
+    )
+    assert found == [
+        ("MU311", "h.*.proj.weight", False),
+        ("MU312", "h.*.fc.weight", False),
+        ("MU313", "wte.weight", False),
+    ]
 
 
 def test_attention_on_the_training_branch_only():

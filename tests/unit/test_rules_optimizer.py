@@ -16,6 +16,7 @@ from .facts_builder import (
     model,
     other,
     output,
+    scalar,
     sgd,
     tied,
     vector,
@@ -357,3 +358,32 @@ def test_mu306_groups_by_where_the_lr_is_zero():
     facts.params[0].lr = {128: 1e-3, 256: 0.0, 512: 0.0}
     facts.params[1].lr = dict.fromkeys(NUMERIC, 0.0)
     assert sorted(f.parameter for f in run("MU306", facts)) == ["a.weight", "b.weight"]
+
+
+def test_the_fix_edit_carries_each_judged_parameter_once_with_its_exponents_rounded():
+    """Frozen, untraced and scalar parameters are not in the edit; the SGD factor k = 2; fitted exponents to
+    three decimals; twelve blocks are one entry."""
+    frozen = hidden("frozen.weight", lr=None)
+    untraced = hidden("buffer_like.weight", lr=0.0, role_source="shape")
+    noisy = output("head.weight", init=None, mult=-0.49856, lr=-0.49913)
+    blocks = [hidden(f"h.{i}.fc.weight", lr=0.5) for i in range(12)]
+    facts = model(frozen, untraced, *blocks, noisy, scalar("head.bias", lr=0.0), optimizer=sgd())
+    (finding,) = [f for f in run("MU302", facts) if f.fix.edits[0]["role"] == "hidden"]
+    entries = finding.fix.edits[0]["params"]
+    assert [e["names"] for e in entries] == [["h.*.fc.weight"], ["head.weight"]]
+    assert entries[0] == {
+        "names": ["h.*.fc.weight"],
+        "lr_exponent": 0.5,
+        "uses": [{"k": 2, "multiplier": 0.0, "role": "hidden", "target": 0.0}],
+    }
+    assert entries[1]["lr_exponent"] == -0.499
+    assert entries[1]["uses"] == [{"k": 2, "multiplier": -0.499, "role": "output", "target": -1.0}]
+
+
+def test_a_parameter_of_another_optimizer_first_does_not_hide_the_rest():
+    muon = hidden("h.0.attn.weight", lr=0.0, optimizer="Muon", optimizer_family="unknown")
+    adamw = hidden("h.0.fc.weight", lr=0.0, optimizer="AdamW", optimizer_family="adam")
+    assert [f.parameter for f in run("MU301", model(muon, adamw, optimizer=mixed()))] == ["h.*.fc.weight"]
+    assert [f.parameter for f in run("MU301", model(hidden("frozen.weight", lr=None), adamw, optimizer=adam()))] == [
+        "h.*.fc.weight"
+    ]

@@ -1,0 +1,1 @@
+"""The fast tier: rules, reporters, settings, the cache key and the fixers on plain data, without torch."""

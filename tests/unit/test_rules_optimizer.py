@@ -368,8 +368,8 @@ def test_the_fix_edit_carries_each_judged_parameter_once_with_its_exponents_roun
     noisy = output("head.weight", init=None, mult=-0.49856, lr=-0.49913)
     blocks = [hidden(f"h.{i}.fc.weight", lr=0.5) for i in range(12)]
     facts = model(frozen, untraced, *blocks, noisy, scalar("head.bias", lr=0.0), optimizer=sgd())
-    (finding,) = [f for f in run("MU302", facts) if f.fix.edits[0]["role"] == "hidden"]
-    entries = finding.fix.edits[0]["params"]
+    (finding,) = [f for f in run("MU302", facts) if f.fix.edits[0].role == "hidden"]
+    entries = finding.fix.edits[0].to_dict()["params"]
     assert [e["names"] for e in entries] == [["h.*.fc.weight"], ["head.weight"]]
     assert entries[0] == {
         "names": ["h.*.fc.weight"],

@@ -62,7 +62,13 @@ def test_the_files_read_are_the_models_its_local_imports_and_training_scripts_be
         "def set_lrs(opt, lr):\n    for g in opt.param_groups:\n        g['lr'] = lr * g['lr_mult']\n"
     )
     (tmp_path / "net.py").write_text("from schedule_utils import set_lrs\n")
-    (tmp_path / "train_big.py").write_text("for g in opt.param_groups:\n    g['lr'] *= g.get('lr_scale', 1)\n")
+    (tmp_path / "train_big.py").write_text(
+        "import net\nfor g in opt.param_groups:\n    g['lr'] *= g.get('lr_scale', 1)\n"
+    )
+    # A training script of another model beside it: not this model's training.
+    (tmp_path / "train_other.py").write_text(
+        "from other import Other\nfor g in opt.param_groups:\n    g['lr'] = 1e-3\n"
+    )
     (tmp_path / "unrelated.py").write_text("for g in opt.param_groups:\n    g['lr'] = g['lr_multiplier']\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
@@ -76,7 +82,7 @@ def test_the_files_read_are_the_models_its_local_imports_and_training_scripts_be
     assert policy.overwrites == []  # every write scales the group's own lr or reads a scale key
     assert sorted((r.key, r.where, r.compounds) for r in policy.reads) == [
         ("lr_mult", "schedule_utils.py:3", False),
-        ("lr_scale", "train_big.py:2", True),
+        ("lr_scale", "train_big.py:3", True),
     ]
 
 
@@ -89,7 +95,8 @@ def test_a_training_script_writing_one_lr_into_every_group_is_noted(tmp_path, mo
 
     (tmp_path / "mlp_groups.py").write_text("def make_optimizer(model):\n    return None\n")
     (tmp_path / "train.py").write_text(
-        "for step in range(10):\n    for g in opt.param_groups:\n        g['lr'] = get_lr(step)\n"
+        "from mlp_groups import make_optimizer\nfor step in range(10):\n    for g in opt.param_groups:\n"
+        "        g['lr'] = get_lr(step)\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
@@ -97,7 +104,7 @@ def test_a_training_script_writing_one_lr_into_every_group_is_noted(tmp_path, mo
     finally:
         sys.modules.pop("mlp_groups", None)
     [note] = policy.overwrite_note("mlp_groups.py:make_optimizer")
-    assert "train.py:3 writes one absolute lr into every param group" in note
+    assert "train.py:4 writes one absolute lr into every param group" in note
 
 
 # --- the three ways a project treats the key, each with a µP and an SP twin --------------------------

@@ -10,6 +10,7 @@ beside it) for a write to a group's ``lr`` whose value reads the key, directly o
 
 from __future__ import annotations
 
+import ast
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,9 +143,31 @@ def scale_reads_in(source: bytes, keys: tuple[str, ...], path: str) -> list[Scal
 
 
 def training_files(model_file: Path, imported: list[Path]) -> list[Path]:
-    """Where the training runs: the model's file, the local files it imports, training scripts beside it."""
+    """Where the training runs: the model's file, the local files it imports, and the training scripts
+    beside it that import the model's module (a `train_other.py` beside it trains another model)."""
     beside = sorted(p for pattern in OPTIMIZERS.training_scripts for p in model_file.parent.glob(pattern))
+    beside = [p for p in beside if p.resolve() == model_file.resolve() or imports_module(p, model_file.stem)]
     return list(dict.fromkeys(p.resolve() for p in (model_file, *imported, *beside) if p.suffix == ".py"))
+
+
+def imports_module(script: Path, stem: str) -> bool:
+    """Whether ``script`` imports a module named ``stem`` (``import gpt``, ``from models.gpt import GPT``,
+    ``from models import gpt``), read without running it."""
+    try:
+        tree = ast.parse(script.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        if any(stem in name.split(".") for name in names):
+            return True
+    return False
 
 
 def absolute_writes_in(source: bytes, path: str) -> list[int]:

@@ -178,15 +178,18 @@ def test_ci_runs_the_readmes_test_command():
         assert any(step == ran for ran in steps), f".ci/run does not run `{step}` where the README does"
 
 
-def test_readme_torch_is_the_tested_cpu_build():
-    """On the public index a pinned torch on Linux is the CUDA build: both fresh-machine commands ask
-    for the CPU one, at the version the README says is tested."""
+def test_readme_torch_is_the_tested_one_and_says_how_to_get_the_cpu_build():
+    """Both fresh-machine commands install the torch the README says is tested (the commands CI runs);
+    on the public index that pin is the CUDA build on Linux, so the README gives the CPU one's command."""
     commands = readme_shell_commands()
     assert len(commands) == 2, commands  # install and check; install and test
-    tested = re.search(r"Tested with .*?torch (\S+?)[ ,(]", README.read_text(encoding="utf-8"))
+    text = README.read_text(encoding="utf-8")
+    tested = re.search(r"Tested with .*?torch (\S+?)[ ,(]", text)
     assert tested, "the README should say which torch is tested"
     for command in commands:
-        assert f"pip install torch=={tested[1]} --index-url https://download.pytorch.org/whl/cpu" in command
+        assert command.startswith(f"pip install torch=={tested[1]} "), command
+    said = re.sub(r"\s+", " ", text)
+    assert f"pip install torch=={tested[1]} --index-url https://download.pytorch.org/whl/cpu" in said
 
 
 LINK = re.compile(r"\]\((?!https?://|mailto:)([^)#\s]+)(#[^)\s]*)?\)")

@@ -56,7 +56,7 @@ def _readout_calls(ctx: FileContext, edit: ReadoutMultiplier) -> list[cst.CSTNod
 def _key(ctx: FileContext, node: cst.CSTNode) -> str:
     """What identifies the readout: the called module, or the weight a functional head reads."""
     if isinstance(node, cst.Call) and nodes.dotted(node.func) and not _functional(ctx, node):
-        return nodes.dotted(node.func)
+        return nodes.dotted(node.func) or ""
     return _weight_reference(ctx, node) or ""
 
 

@@ -29,7 +29,7 @@ COMMENT = "µP: the schedule scales each param group's own initial lr"
 def fix(ctx: FileContext, edit: ScheduleLr, state: dict) -> None:
     statement = ctx.statement_at(edit.line)
     found = _lr_write(ctx, statement) if isinstance(statement, cst.SimpleStatementLine) else None
-    if found is None:
+    if statement is None or found is None:
         raise Decline(f"no `group['lr'] = ...` write recognised on line {edit.line}")
     group, value, quote = found
     base = _base_lr(ctx, value, statement)

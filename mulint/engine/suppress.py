@@ -13,7 +13,7 @@ from pathlib import Path
 from mulint.findings import Finding
 
 # flake8's approach: a regex on the whole line. A `: CODES` list that does not parse leaves a bare
-# `# noqa`, which suppresses everything on the line (as flake8 does).
+# noqa comment, which suppresses everything on the line (as flake8 does).
 _NOQA = re.compile(
     r"#\s*noqa\b(?:\s*:\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?",
     re.IGNORECASE,

@@ -57,7 +57,8 @@ class FixResult:
     def _not_fixed(self, unwritten: dict[str, str]) -> None:
         """Findings with an edit in a file that was not written stay, with the reason."""
         for finding in list(self.fixed):
-            why = next((unwritten[e.path] for e in finding.fix.edits if e.path in unwritten), None)
+            edits = finding.fix.edits if finding.fix else ()
+            why = next((unwritten[e.path] for e in edits if e.path in unwritten), None)
             if why:
                 self.fixed.remove(finding)
                 self.remaining.append(finding)
@@ -76,7 +77,7 @@ def outside_checked_files(findings: list[Finding], *, unsafe: bool, allowed: set
     return {
         id(f): why
         for f in findings
-        if enabled(f, unsafe)
+        if f.fix is not None and enabled(f, unsafe)
         for e in f.fix.edits
         if (why := outside_reason(e.path, allowed_paths))
     }

@@ -76,7 +76,7 @@ def _add_default_scale(ctx: FileContext, call: cst.Call, base: int) -> None:
 def _scale_statements(ctx: FileContext, fn: cst.FunctionDef, calls: list[cst.Call]) -> list[cst.CSTNode]:
     """Statements that may hold the scale: explicit `q @ kᵀ` products and their factors, SDPA calls
     with a scale, and the assignments of `self.X` / local names they read."""
-    statements = []
+    statements: list[cst.CSTNode] = []
     for node in ctx.walk(fn):
         if (
             isinstance(node, cst.SimpleStatementLine)
@@ -147,8 +147,8 @@ def _is_transpose(node: cst.CSTNode) -> bool:
     )
 
 
-def _sqrt_sites(ctx: FileContext, root: cst.CSTNode) -> list[cst.CSTNode]:
-    sites = []
+def _sqrt_sites(ctx: FileContext, root: cst.CSTNode) -> list[cst.Call | cst.BinaryOperation]:
+    sites: list[cst.Call | cst.BinaryOperation] = []
     for node in ctx.walk(root):
         if isinstance(node, cst.Call) and ctx.qualified_names(node) & SQRT_FUNCTIONS and len(node.args) == 1:
             sites.append(node)
@@ -187,7 +187,7 @@ def _rewrite_sqrt(ctx: FileContext, root: cst.CSTNode, base: int) -> bool:
         return False  # the root of a number is not the head_dim
     head_dim = _operand(ctx, operand)
     # sqrt(X) -> X / sqrt(base), X ** -0.5 -> sqrt(base) / X: 1/sqrt(X) becomes sqrt(base) / X.
-    inverse = isinstance(site, cst.BinaryOperation) and _number(site.right) < 0
+    inverse = isinstance(site, cst.BinaryOperation) and (_number(site.right) or 0.0) < 0  # a number: ±0.5
     replacement = f"(math.sqrt({base}) / {head_dim})" if inverse else f"({head_dim} / math.sqrt({base}))"
     ctx.rewrite(site, lambda updated: nodes.expression(replacement))
     ctx.add_import("math")

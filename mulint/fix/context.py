@@ -9,14 +9,14 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider, QualifiedNameProvider
 
-Rewrite = Callable[[cst.CSTNode], cst.CSTNode]
+Rewrite = Callable[[Any], cst.CSTNode]  # called with the node it was asked for, as rewritten so far
 _Node = TypeVar("_Node", bound=cst.CSTNode)
 NEWLINE = re.compile(r"\r\n|\r|\n")  # the line ends libcst counts lines by
 # How inserted comments are spelled in a file whose declared encoding cannot hold them (`# coding: ascii`).
@@ -151,7 +151,8 @@ class FileContext:
 
     # --- asking for changes -----------------------------------------------------------------
 
-    def rewrite(self, node: cst.CSTNode, fn: Rewrite) -> None:
+    def rewrite(self, node: _Node, fn: Callable[[_Node], cst.CSTNode]) -> None:
+        """`fn` gets the node as rewritten so far (the same kind of node `node` is) and returns its new form."""
         self.rewrites.setdefault(node, []).append(fn)
 
     def comment_above(self, node: cst.CSTNode, text: str) -> None:

@@ -77,6 +77,7 @@ def _scale(ctx: FileContext, call: cst.Call, factor: str) -> None:
     if kind == "random":
         ctx.rewrite(call, lambda updated: nodes.times(updated, factor, parenthesize=True))
         return
+    assert kind is not None, "an init call: _init_call chose it by its kind"
     how, name = kind.split(":")
     if name == "uniform_":
         offset = 1 if how == "init" else 0
@@ -84,9 +85,10 @@ def _scale(ctx: FileContext, call: cst.Call, factor: str) -> None:
             nodes.argument(call, "a" if how == "init" else "from", offset),
             nodes.argument(call, "b" if how == "init" else "to", offset + 1),
         ]
-        if None in bounds:
+        given = [b for b in bounds if b is not None]
+        if len(given) < len(bounds):
             raise Decline("uniform_ without explicit bounds")
-        for bound in bounds:
+        for bound in given:
             _scale_argument(ctx, call, bound, factor)
         return
     std = nodes.argument(call, "std", (STD_POSITION if how == "init" else METHOD_STD_POSITION)[name])
@@ -142,8 +144,9 @@ def _guard(ctx: FileContext, call: cst.Call, edit: InitStd) -> str:
 
 
 def _initialised_tensor(ctx: FileContext, call: cst.Call) -> str:
-    if _kind(ctx, call).startswith("method:"):
-        target = call.func.value
+    target: cst.BaseExpression | None
+    if (_kind(ctx, call) or "").startswith("method:"):
+        target = cst.ensure_type(call.func, cst.Attribute).value
     else:
         first = nodes.argument(call, "tensor", 0)
         target = first.value if first is not None else None

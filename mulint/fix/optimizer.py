@@ -51,7 +51,9 @@ def _rewrite(ctx: FileContext, edit: OptimizerLr, state: dict) -> dict[str, str]
     base = edit.base_width
     width = width_expression(ctx, call, edit.width_knob, target_class(edit.target))
     model = _model_expression(ctx, call, edit)
-    indent = ctx.indented(ctx.positions[ctx.enclosing(call, cst.SimpleStatementLine)].start.line)
+    statement = ctx.enclosing(call, cst.SimpleStatementLine)
+    assert statement is not None, "the optimizer call was found in a statement line"
+    indent = ctx.indented(ctx.positions[statement].start.line)
     ctx.rewrite(
         call,
         lambda updated: cst.Call(

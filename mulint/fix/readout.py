@@ -8,6 +8,8 @@ tied head, by the weight it reads (`F.linear(x, self.wte.weight)`, `x @ self.wte
 
 from __future__ import annotations
 
+import functools
+
 import libcst as cst
 
 from mulint.edits import ReadoutMultiplier
@@ -32,7 +34,7 @@ def fix(ctx: FileContext, edit: ReadoutMultiplier, state: dict) -> None:
         planned.append((node, f"{base} / {width}"))
     for node, factor in planned:
         wrap = nodes.needs_parentheses(ctx, node)
-        ctx.rewrite(node, lambda updated, f=factor, w=wrap: nodes.times(updated, f"({f})", parenthesize=w))
+        ctx.rewrite(node, functools.partial(nodes.times, factor=f"({factor})", parenthesize=wrap))
         ctx.comment_above(node, COMMENT.format(base=base))
     state.setdefault("readout_multiplier", set()).update(edit.params)
 
@@ -56,7 +58,7 @@ def _readout_calls(ctx: FileContext, edit: ReadoutMultiplier) -> list[cst.CSTNod
 def _key(ctx: FileContext, node: cst.CSTNode) -> str:
     """What identifies the readout: the called module, or the weight a functional head reads."""
     if isinstance(node, cst.Call) and nodes.dotted(node.func) and not _functional(ctx, node):
-        return nodes.dotted(node.func)
+        return nodes.dotted(node.func) or ""
     return _weight_reference(ctx, node) or ""
 
 

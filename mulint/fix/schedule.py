@@ -29,7 +29,7 @@ COMMENT = "µP: the schedule scales each param group's own initial lr"
 def fix(ctx: FileContext, edit: ScheduleLr, state: dict) -> None:
     statement = ctx.statement_at(edit.line)
     found = _lr_write(ctx, statement) if isinstance(statement, cst.SimpleStatementLine) else None
-    if found is None:
+    if statement is None or found is None:
         raise Decline(f"no `group['lr'] = ...` write recognised on line {edit.line}")
     group, value, quote = found
     base = _base_lr(ctx, value, statement)
@@ -54,7 +54,7 @@ def _lr_write(ctx: FileContext, statement: cst.SimpleStatementLine):
         target = small.targets[0].target
         key = target.slice[0].slice
         if isinstance(target.value, cst.Name) and isinstance(key, cst.Index) and _is_lr(key.value):
-            return target.value.value, small.value, key.value.value[0]
+            return target.value.value, small.value, cst.ensure_type(key.value, cst.SimpleString).value[0]
     call = small.value if isinstance(small, cst.Expr) else None
     if (
         isinstance(call, cst.Call)
@@ -69,7 +69,7 @@ def _lr_write(ctx: FileContext, statement: cst.SimpleStatementLine):
             if arg.keyword is None and isinstance(arg.value, cst.Dict):
                 for element in arg.value.elements:
                     if isinstance(element, cst.DictElement) and _is_lr(element.key):
-                        return group, element.value, element.key.value[0]
+                        return group, element.value, cst.ensure_type(element.key, cst.SimpleString).value[0]
     return None
 
 

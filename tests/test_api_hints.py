@@ -63,6 +63,7 @@ def test_widths_it_cannot_build_hint_names_widths():
     assert "widths=" in info.value.hint and not CLI_WORDS.search(info.value.hint), info.value.hint
 
 
+@pytest.mark.slow
 def test_notes_speak_the_api():
     report = mulint.check(LateInit)
     notes = report.analysed["notes"]

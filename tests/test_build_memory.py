@@ -82,6 +82,7 @@ def _rule_findings(structure) -> list[tuple]:
     return sorted((f.code, f.line, f.message, f.parameter) for f in found)
 
 
+@pytest.mark.slow
 def test_a_long_context_is_measured_with_a_short_mask_and_the_same_findings(tmp_path, mulint):
     [target] = resolve(parse_target(f"{_write(tmp_path, 32768)}:Decoder"), allow_exec=True)
     structure = analyse_model(target)

@@ -46,6 +46,7 @@ def assert_each_fix_changes_its_file(rows, path):
     assert path.read_bytes() == before  # marking and planning write nothing
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("example", MODEL_EXAMPLES, ids=lambda p: p.stem)
 def test_marked_findings_of_the_examples_change_the_file(example, tmp_path, mulint):
     path = tmp_path / example.name

@@ -11,6 +11,8 @@ from mulint.analysis.model import analyse_model
 from mulint.reading.targets import parse_target, resolve
 from mulint.rules import model_rules
 
+pytestmark = pytest.mark.slow  # every test traces a model
+
 MODELS = textwrap.dedent("""
     import torch.nn as nn
     from torch.nn.utils import weight_norm as legacy_weight_norm

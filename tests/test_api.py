@@ -11,6 +11,8 @@ import mulint
 from tests.conftest import EXAMPLES
 from tests.test_report import validate_sarif
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def load(path):
     spec = importlib.util.spec_from_file_location(f"api_example_{path.stem}", path)

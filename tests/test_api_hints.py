@@ -9,6 +9,8 @@ import torch.nn as nn
 import mulint
 from mulint.errors import MulintError, in_api_words
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CLI_WORDS = re.compile(r"--[a-z]|file\.py:")
 
 

@@ -17,6 +17,8 @@ from mulint.construct.width import find_knob
 from mulint.construct.width_limits import capped_fields, is_sequence_field, is_vocab_field
 from mulint.reading.targets import parse_target, resolve
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 # A decoder whose blocks each hold a (block_size, block_size) causal mask buffer; every build records
 # the block size and the device and shape of the mask it made.
 MASKED_DECODER = """

@@ -17,6 +17,8 @@ from mulint.exponents import fmt_exp
 from mulint.reading.functions import FunctionRef
 from mulint.report.inspect_view import as_json, as_text
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 WIDTHS = [32, 64, 128]
 MUP = f"{MODELS / 'evidence_resmlp.py'}:ResMLP"
 SP = f"{MODELS / 'evidence_resmlp_sp.py'}:ResMLPSP"

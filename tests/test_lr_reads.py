@@ -8,6 +8,8 @@ import pytest
 from conftest import MODELS
 from test_real_code import analyse, codes
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 FACTORY = MODELS / "lr_scale_factory.py"
 LOOP = MODELS / "lr_loop" / "token_mixer.py"
 UNREAD = MODELS / "lr_scale_unread.py"

@@ -37,6 +37,8 @@ import pytest
 import torch
 from conftest import MODELS
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 MODEL = MODELS / "prenorm_functional.py"
 TARGET = f"{MODEL}:PreNormLM"
 HIDDEN = {f"layers.*.{w}" for w in ("wq", "wk", "wv", "wo", "w_up", "w_down")}

@@ -9,6 +9,8 @@ import pytest
 from mulint.errors import MulintError
 from mulint.profiles import Profile, accepts, load_profile, profile_names
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def test_the_three_profiles_ship_with_the_package():
     assert {"mup", "u-mup", "spectral"} <= set(profile_names())

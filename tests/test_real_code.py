@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from conftest import MODELS
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def analyse(spec: str, **options):
     from mulint.analysis.model import analyse_model

@@ -10,6 +10,8 @@ import torch.nn as nn
 from mulint.construct import repeats
 from mulint.construct.repeats import ShortenedLists, shortened
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 DEEP_SP = textwrap.dedent("""
     import math
     from dataclasses import dataclass

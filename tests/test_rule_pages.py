@@ -37,9 +37,9 @@ def codes_for(mulint, tmp_path, name, source, code_of_page="", profile="mup"):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
-def test_violating_example_raises_exactly_its_code(mulint, tmp_path, page):
+def test_violating_example_raises_exactly_its_code(mulint, rule_page_folder, page):
     bad, _ = examples(page)
-    code, codes, _ = codes_for(mulint, tmp_path, "bad_example", bad, page.stem, profile_of(page))
+    code, codes, _ = codes_for(mulint, rule_page_folder(page), "bad_example", bad, page.stem, profile_of(page))
     assert code == 1 and set(codes) == {page.stem}, codes
 
 

@@ -8,6 +8,8 @@ import pytest
 import torch
 from conftest import MODELS, ROOT, roles_of
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _load_sweep():
     spec = importlib.util.spec_from_file_location("mulint_sweep", ROOT / "benchmarks" / "sweep.py")
@@ -22,7 +24,7 @@ ZOO = str(MODELS / "hf_zoo.py")
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def results(tmp_path_factory, one_torch_thread):
     return {r.name: r for r in sweep.sweep()}
 
 

@@ -16,6 +16,8 @@ import pytest
 import torch
 from conftest import MODELS
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 MODEL = MODELS / "rms_matched_muon.py"
 WIDTHS = [32, 64, 128]
 

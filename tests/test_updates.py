@@ -10,6 +10,8 @@ import pytest
 import torch
 from conftest import MODELS
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 GPT = MODELS / "spectral_gpt.py"
 WIDTHS = (32, 64, 128)
 

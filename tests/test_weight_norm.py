@@ -11,7 +11,8 @@ from mulint.analysis.model import analyse_model
 from mulint.reading.targets import parse_target, resolve
 from mulint.rules import model_rules
 
-pytestmark = pytest.mark.slow  # every test traces a model
+# every test traces a model
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 MODELS = textwrap.dedent("""
     import torch.nn as nn

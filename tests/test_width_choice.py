@@ -7,6 +7,8 @@ import json
 import pytest
 from conftest import EXAMPLES, MODELS
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 LLAMA = MODELS / "rounded_ffn_llama.py"
 
 

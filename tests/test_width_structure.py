@@ -16,6 +16,8 @@ from mulint.analysis.same_structure import layout, require_same_structure
 from mulint.errors import MulintError
 from mulint.trace.record import share_inputs
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 GROWING = textwrap.dedent("""
     import torch.nn as nn
 

@@ -57,6 +57,7 @@ def test_every_architecture_gets_its_sp_findings(results):
     assert sum(1 for r in results.values() if r.expected_codes == sweep.SP_CODES) >= 15
 
 
+@pytest.mark.slow
 def test_the_docs_quote_this_sweep(results):
     """docs/architectures.md quotes `python benchmarks/sweep.py --markdown`; compared here, on the sweep
     this module runs anyway (tests/readme_outputs.py masks the timings)."""

@@ -15,6 +15,20 @@ def _private_cache(tmp_path_factory):
     os.environ["MULINT_CACHE_DIR"] = str(tmp_path_factory.mktemp("mulint-cache"))
 
 
+@pytest.fixture(scope="session")
+def rule_page_folder(tmp_path_factory):
+    """One folder per rule page for its examples, shared by the tests of the session: a check of the
+    same example at the same path with the same options is analysed once (mulint's result cache)."""
+    root = tmp_path_factory.mktemp("rule-pages")
+
+    def folder(page: Path) -> Path:
+        path = root / page.stem
+        path.mkdir(exist_ok=True)
+        return path
+
+    return folder
+
+
 @pytest.fixture
 def mulint(capsys):
     """Run the CLI in-process: returns (exit code, stdout, stderr)."""

@@ -11,6 +11,8 @@ import mulint
 from tests.conftest import EXAMPLES
 from tests.test_report import validate_sarif
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def load(path):
     spec = importlib.util.spec_from_file_location(f"api_example_{path.stem}", path)
@@ -47,6 +49,7 @@ def one_lr_adam(model):
     return torch.optim.Adam(model.parameters(), lr=CONFIG["optim"]["lr"])
 
 
+@pytest.mark.slow
 def test_check_gives_the_clis_findings_on_an_example(mulint):
     module = load(EXAMPLES / "mlp_sp.py")
     report = mulint_api_check(module.MLP, optimizer_fn=module.make_optimizer)
@@ -61,6 +64,7 @@ def mulint_api_check(*args, **kwargs):
     return mulint.check(*args, **kwargs)
 
 
+@pytest.mark.slow
 def test_a_model_fn_over_a_nested_config():
     report = mulint.check(lambda width: Encoder(with_width(CONFIG, width)), optimizer_fn=one_lr_adam)
     codes = sorted({f["code"] for f in report.findings})
@@ -69,6 +73,7 @@ def test_a_model_fn_over_a_nested_config():
     assert "MU301" in repr(report)  # what a failed `assert report.ok` shows
 
 
+@pytest.mark.slow
 def test_raise_for_findings_and_the_output_formats():
     report = mulint.check(lambda width: Encoder(with_width(CONFIG, width)), select=["MU102"])
     assert [f["code"] for f in report.findings] == ["MU102"]
@@ -81,6 +86,7 @@ def test_raise_for_findings_and_the_output_formats():
     validate_sarif(json.loads(report.to_sarif()))
 
 
+@pytest.mark.slow
 def test_a_clean_model_is_ok():
     module = load(EXAMPLES / "mlp_mup.py")
     report = mulint.check(lambda width: module.MLP(width=width), optimizer_fn=module.make_optimizer, widths=[64, 128])
@@ -99,6 +105,7 @@ def test_errors_are_one_exception_type_naming_target_and_step():
         mulint.check(broken, select=["MU2O1"])
 
 
+@pytest.mark.slow
 def test_inspect_gives_roles():
     analysis = mulint.inspect(lambda width: Encoder(with_width(CONFIG, width)))
     roles = analysis.roles()
@@ -107,6 +114,7 @@ def test_inspect_gives_roles():
     assert "blocks.0.weight" in str(analysis)
 
 
+@pytest.mark.slow
 def test_coord_gives_a_verdict_and_a_plot(tmp_path):
     result = mulint.coord(lambda width: Encoder(with_width(CONFIG, width)), widths=[32, 64, 128], steps=2, seeds=1)
     assert result.verdict in ("pass", "fail") and result.slopes

@@ -9,6 +9,8 @@ import torch.nn as nn
 import mulint
 from mulint.errors import MulintError, in_api_words
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CLI_WORDS = re.compile(r"--[a-z]|file\.py:")
 
 
@@ -63,6 +65,7 @@ def test_widths_it_cannot_build_hint_names_widths():
     assert "widths=" in info.value.hint and not CLI_WORDS.search(info.value.hint), info.value.hint
 
 
+@pytest.mark.slow
 def test_notes_speak_the_api():
     report = mulint.check(LateInit)
     notes = report.analysed["notes"]

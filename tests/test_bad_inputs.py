@@ -105,6 +105,7 @@ def test_a_directory_without_python_files_is_not_a_pass(mulint, tmp_path):
     assert code == 2 and "no Python files" in err
 
 
+@pytest.mark.slow
 def test_writing_into_a_closed_pipe_exits_quietly(tmp_path):
     for i in range(400):
         (tmp_path / f"sched{i:03d}.py").write_text(SCHEDULE)
@@ -122,6 +123,7 @@ def test_coord_refuses_an_unwritable_plot_before_training(mulint, tmp_path):
     assert code == 2 and "[plot] cannot write the plot" in err
 
 
+@pytest.mark.slow
 def test_coord_names_a_batch_function_that_raises(mulint, tmp_path):
     (tmp_path / "batch.py").write_text("def batch(model):\n    raise RuntimeError('no data on this machine')\n")
     code, out, err = mulint(
@@ -138,6 +140,7 @@ def test_coord_names_a_batch_function_that_raises(mulint, tmp_path):
     assert "the --batch function" in err and "no data on this machine" in err and "internal error" not in err
 
 
+@pytest.mark.slow
 def test_an_error_shared_by_several_models_is_printed_once(mulint, tmp_path):
     path = tmp_path / "two.py"
     path.write_text(

@@ -5,6 +5,8 @@ the error says what is big instead of blaming the widths."""
 import json
 import textwrap
 
+import pytest
+
 from mulint.analysis.numbers import MAX_ELEMENTS
 from mulint.construct.width_limits import count_caps
 
@@ -51,6 +53,7 @@ def make_model(width=64):
 """
 
 
+@pytest.mark.slow
 def test_a_huge_vocabulary_is_capped_and_said(tmp_path, mulint):
     vocab, smallest = 5_000_000, 8
     assert 2 * vocab * smallest > MAX_ELEMENTS  # independently: no width mulint would try fits as declared
@@ -63,6 +66,7 @@ def test_a_huge_vocabulary_is_capped_and_said(tmp_path, mulint):
     assert any("vocab_size 5000000 -> 1024" in n for n in notes), notes
 
 
+@pytest.mark.slow
 def test_what_is_big_is_named_not_the_widths(tmp_path, mulint):
     path = tmp_path / "giant.py"
     path.write_text(textwrap.dedent(FIXED_GIANT))

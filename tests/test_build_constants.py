@@ -10,6 +10,8 @@ from mulint.analysis.structure import analyse_structure
 from mulint.construct import build_at
 from mulint.reading.targets import parse_target, resolve
 
+pytestmark = pytest.mark.slow  # every test analyses a model in a worker
+
 BIG_MASK = textwrap.dedent("""
     import math
 
@@ -62,7 +64,6 @@ def test_the_constant_size_is_found_on_meta_and_built_short_on_the_cpu(big_mask)
     assert tuple(small.qkv.weight.shape) == (96, 32)  # width-dependent sizes untouched
 
 
-@pytest.mark.slow
 def test_a_huge_constant_mask_is_analysed_within_a_small_memory_cap(mulint, big_mask):
     code, out, err = mulint("check", f"{big_mask}:CausalLM", "--no-cache", "--max-memory", "1G", "--format", "json")
     report = json.loads(out)

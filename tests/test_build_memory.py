@@ -17,6 +17,8 @@ from mulint.construct.width import find_knob
 from mulint.construct.width_limits import capped_fields, is_sequence_field, is_vocab_field
 from mulint.reading.targets import parse_target, resolve
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 # A decoder whose blocks each hold a (block_size, block_size) causal mask buffer; every build records
 # the block size and the device and shape of the mask it made.
 MASKED_DECODER = """
@@ -82,6 +84,7 @@ def _rule_findings(structure) -> list[tuple]:
     return sorted((f.code, f.line, f.message, f.parameter) for f in found)
 
 
+@pytest.mark.slow
 def test_a_long_context_is_measured_with_a_short_mask_and_the_same_findings(tmp_path, mulint):
     [target] = resolve(parse_target(f"{_write(tmp_path, 32768)}:Decoder"), allow_exec=True)
     structure = analyse_model(target)

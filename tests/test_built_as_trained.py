@@ -5,6 +5,8 @@ construction comes with it."""
 import json
 import textwrap
 
+import pytest
+
 from mulint.reading.training_init import find_construction
 
 # LLaMA-style: a ModelArgs dataclass whose fields have no defaults, a Transformer taking it, and an
@@ -100,6 +102,7 @@ def test_the_script_construction_is_read_with_its_constants(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_built_and_initialised_as_trained(tmp_path, mulint):
     path = repo(tmp_path, "nn.init.zeros_(self.output.weight)")
     code, out, err = mulint("check", str(path), "--format", "json", "--no-cache")
@@ -115,6 +118,7 @@ def test_built_and_initialised_as_trained(tmp_path, mulint):
     assert {f["code"] for f in report["findings"]} <= {"MU301", "MU304"}  # no init finding: µP init
 
 
+@pytest.mark.slow
 def test_an_sp_readout_in_the_init_method_is_found_there(tmp_path, mulint):
     path = repo(tmp_path, "nn.init.normal_(self.output.weight, std=0.02)  # readout")
     code, out, err = mulint("check", str(path), "--format", "json", "--no-cache")

@@ -18,6 +18,8 @@ from mulint.edits import AttentionScale
 from mulint.engine import cache
 from mulint.findings import Finding, Fix
 
+pytestmark = pytest.mark.slow  # a check in a worker or a dependency recording in a subprocess per test
+
 
 def check(mulint, path, *args):
     code, out, err = mulint("check", str(path), "--format", "json", *args)

@@ -24,6 +24,7 @@ def found(report):
     return sorted((f["code"], f["line"]) for f in report["findings"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name", ["mlp_mup.py", "nanogpt_mup.py", "inout_mlp_mup.py", "gpt_mup_package.py", "gpt_fixed_head_dim_mup.py"]
 )
@@ -34,6 +35,7 @@ def test_correct_mup_models_check_clean(mulint, name):
     assert model["optimizer"], "the example's optimizer must be found and judged"
 
 
+@pytest.mark.slow
 def test_mlp_sp(mulint):
     path = EXAMPLES / "mlp_sp.py"
     code, report = check_json(mulint, str(path))
@@ -42,6 +44,7 @@ def test_mlp_sp(mulint):
     assert found(report) == [("MU102", line_of(path, "self.readout = nn.Linear")), ("MU301", opt), ("MU301", opt)]
 
 
+@pytest.mark.slow
 def test_convnet_sp_sgd(mulint):
     path = EXAMPLES / "convnet_sp.py"
     _, report = check_json(mulint, str(path))
@@ -51,6 +54,7 @@ def test_convnet_sp_sgd(mulint):
     assert roles == {"input", "vector", "output"}
 
 
+@pytest.mark.slow
 def test_nanogpt_sp(mulint):
     path = EXAMPLES / "nanogpt_sp.py"
     _, report = check_json(mulint, str(path))
@@ -91,6 +95,7 @@ PLANTED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bug", PLANTED)
 def test_one_planted_bug_in_a_mup_model_gives_exactly_its_code(mulint, tmp_path, bug):
     old, new, codes = PLANTED[bug]
@@ -102,6 +107,7 @@ def test_one_planted_bug_in_a_mup_model_gives_exactly_its_code(mulint, tmp_path,
     assert {f["code"] for f in report["findings"]} == codes
 
 
+@pytest.mark.slow
 def test_readout_multiplier_only_in_the_training_branch_is_caught(mulint, tmp_path):
     source = (EXAMPLES / "nanogpt_mup.py").read_text()
     source = source.replace(
@@ -114,6 +120,7 @@ def test_readout_multiplier_only_in_the_training_branch_is_caught(mulint, tmp_pa
     assert "MU102" in {f["code"] for f in report["findings"]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("factory", ["gpt2", "llama", "bert"])
 def test_hf_models_get_the_sp_findings(mulint, factory):
     code, report = check_json(mulint, f"{MODELS / 'hf_small.py'}:{factory}")
@@ -122,6 +129,7 @@ def test_hf_models_get_the_sp_findings(mulint, factory):
     assert any("optimizer rules skipped" in n for n in target["notes"])
 
 
+@pytest.mark.slow
 def test_text_output_and_exit_codes(mulint):
     code, out, _ = mulint("check", str(EXAMPLES / "mlp_sp.py"))
     assert code == 1
@@ -135,6 +143,7 @@ def test_text_output_and_exit_codes(mulint):
     assert code == 0 and "All checks passed!" in out
 
 
+@pytest.mark.slow
 def test_select_ignore_and_noqa(mulint, tmp_path):
     path = EXAMPLES / "nanogpt_sp.py"
     _, report = check_json(mulint, str(path), "--select", "MU2")
@@ -149,16 +158,19 @@ def test_select_ignore_and_noqa(mulint, tmp_path):
     assert "MU101" in {f["code"] for f in report["findings"]}
 
 
+@pytest.mark.slow
 def test_error_in_one_target_exits_2_but_reports_the_others(mulint, tmp_path):
     code, out, err = mulint("check", str(EXAMPLES / "mlp_sp.py"), str(tmp_path / "missing.py:Net"))
     assert code == 2 and "MU102" in out and "no such file" in err
 
 
+@pytest.mark.slow
 def test_missing_optimizer_is_reported_as_a_note(mulint):
     code, out, err = mulint("check", f"{MODELS / 'layouts.py'}:InOut")
     assert "optimizer rules skipped" in err and "--optimizer" in err
 
 
+@pytest.mark.slow
 def test_explicit_optimizer_option(mulint, tmp_path):
     opt = tmp_path / "opt.py"
     opt.write_text(

@@ -140,6 +140,7 @@ def test_tool_mulint_must_be_a_table(tmp_path):
         load_config(write(tmp_path / "pyproject.toml", "[tool]\nmulint = 3\n"))
 
 
+@pytest.mark.slow
 def test_lr_scale_key_from_the_config_is_applied(mulint, tmp_path):
     """A training loop that multiplies each group's lr by `group["lr_factor"]`: named in the config,
     the key is judged as applied; unnamed, the same model gets MU301."""

@@ -31,6 +31,7 @@ def failing(result):
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+@pytest.mark.slow
 def test_sp_mlp_fails_naming_hidden_layers_and_output():
     result = run(EXAMPLES / "mlp_sp.py")
     # Around the base width 256 (base/2 to 2x base), not below it.
@@ -40,6 +41,7 @@ def test_sp_mlp_fails_naming_hidden_layers_and_output():
     assert all(l.slope > 0.3 for l in result.layers if l.name in failing(result))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mlp_mup.py", "nanogpt_mup.py", "gpt_mup_package.py", "inout_mlp_mup.py"])
 def test_mup_models_pass(name):
     result = run(EXAMPLES / name)
@@ -50,6 +52,7 @@ def test_mup_models_pass(name):
         assert layers["output"].judged
 
 
+@pytest.mark.slow
 def test_planted_optimizer_bug_fails(tmp_path):
     source = (EXAMPLES / "nanogpt_mup.py").read_text()
     path = tmp_path / "planted_lr.py"
@@ -59,6 +62,7 @@ def test_planted_optimizer_bug_fails(tmp_path):
     assert any(".attn" in n or ".mlp" in n for n in failing(result))
 
 
+@pytest.mark.slow
 def test_user_batch_function():
     result = run(EXAMPLES / "mlp_mup.py", batch_fn=lambda model: (torch.randn(32, 32),))
     assert result.verdict == "pass"
@@ -111,6 +115,7 @@ class Fixed(nn.Module):
 '''
 
 
+@pytest.mark.slow
 def test_widths_bracket_the_base_width_and_what_does_not_grow_is_shrunk(tmp_path):
     from mulint.report.coord_view import as_json, as_text
 
@@ -161,6 +166,7 @@ def test_device_defaults_to_cuda_when_available_else_cpu(monkeypatch):
     assert coord.default_device() == "cuda"
 
 
+@pytest.mark.slow
 def test_cli_exit_code_default_adam_and_plot(mulint, tmp_path):
     plot = tmp_path / "coord.png"
     code, out, err = mulint(
@@ -172,6 +178,7 @@ def test_cli_exit_code_default_adam_and_plot(mulint, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["coord.png"]  # nothing half-written left beside it
 
 
+@pytest.mark.slow
 def test_the_coord_parent_never_imports_torch(tmp_path):
     """The worker trains; the parent only reads its plain result and draws the plot."""
     args = [
@@ -189,6 +196,7 @@ def test_the_coord_parent_never_imports_torch(tmp_path):
     assert "torch" not in modules and (tmp_path / "c.png").exists()
 
 
+@pytest.mark.slow
 def test_check_coord_findings_point_at_layer_construction(mulint):
     code, out, err = mulint("check", str(EXAMPLES / "mlp_sp.py"), "--coord", "--select", "MU9", "--format", "json")
     findings = json.loads(out)["findings"]

@@ -3,7 +3,10 @@ the widest width, as the measured updates do; a per-coordinate one keeps the sma
 
 import json
 
+import pytest
 from conftest import MODELS
+
+pytestmark = pytest.mark.slow  # coordinate checks in a worker
 
 MODEL = MODELS / "muon_linear_mlp.py"
 

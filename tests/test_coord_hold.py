@@ -156,6 +156,7 @@ def test_adaln_zero_dit_passes_after_extending_and_says_so():
     assert all(s > -0.5 for s in later.values()), later
 
 
+@pytest.mark.slow
 def test_sp_dit_fails_at_once():
     result = run(f"{DIT}:make_dit", optimizer=f"{DIT}:make_sp_optimizer")
     failing = {l.name: l.slope for l in result.layers if l.judged and l.status != "ok"}

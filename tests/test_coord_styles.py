@@ -182,7 +182,8 @@ def mulint_check(file, target):
     return _results[key]
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+# coordinate checks: each trains models at several widths
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.mark.parametrize("case", list(CASES))

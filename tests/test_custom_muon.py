@@ -4,7 +4,10 @@ the µP setup is clean, and each way of breaking it is named at the optimizer's 
 
 import json
 
+import pytest
 from conftest import MODELS
+
+pytestmark = pytest.mark.slow  # measured updates of a model in a worker
 
 SOURCE = (MODELS / "ortho_aux_adam.py").read_text()
 VARIANTS = {

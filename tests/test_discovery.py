@@ -268,6 +268,7 @@ def test_models_out_of_reach_are_reported(tmp_path):
     assert lines["Scratch"] == 18
 
 
+@pytest.mark.slow
 def test_a_factory_of_an_imported_model_is_analysed_by_a_plain_check(sibling, mulint):
     path = write(
         sibling,

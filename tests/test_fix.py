@@ -118,6 +118,7 @@ def assert_coord_passes(mulint, target, *args):
 # --- the whole promise, on three differently written GPTs ------------------------------------------
 
 
+@pytest.mark.slow
 def test_nanogpt_fix_diff_recheck_and_coordinate_check(mulint, tmp_path):
     path = copy(tmp_path, NANOGPT)
     code, out, _ = mulint("check", str(path))
@@ -156,6 +157,7 @@ def _unified(before, after):
     )
 
 
+@pytest.mark.slow
 def test_second_gpt_style_is_fixed_too(mulint, tmp_path):
     path = copy(tmp_path, TINY)
     code, out = fix(mulint, path, "--unsafe-fixes")
@@ -169,6 +171,7 @@ def test_second_gpt_style_is_fixed_too(mulint, tmp_path):
     assert_coord_passes(mulint, f"{path}:TinyGPT", "--seeds", "1")
 
 
+@pytest.mark.slow
 def test_mingpt_style_keeps_the_width_on_self(mulint, tmp_path):
     path = copy(tmp_path, MINGPT)
     code, out = fix(mulint, path, "--unsafe-fixes")
@@ -185,6 +188,7 @@ def test_mingpt_style_keeps_the_width_on_self(mulint, tmp_path):
 # --- each fix on its own -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "rule, expect",
     [
@@ -204,6 +208,7 @@ def test_each_fix_alone(mulint, tmp_path, rule, expect):
     assert_same_at_base(TINY, path, tiny_run)
 
 
+@pytest.mark.slow
 def test_safe_fix_keeps_crlf_encoding_and_comments(mulint, tmp_path):
     source = NANOGPT.read_text(encoding="utf-8").replace('"""A nanoGPT', '"""µP-less: a nanoGPT', 1)
     path = tmp_path / "crlf_gpt.py"
@@ -219,6 +224,7 @@ def test_safe_fix_keeps_crlf_encoding_and_comments(mulint, tmp_path):
     assert_same_at_base(NANOGPT, path, nanogpt_run)
 
 
+@pytest.mark.slow
 def test_sgd_learning_rates_per_role(mulint, tmp_path):
     path = tmp_path / "sgd_mlp.py"
     path.write_text(SGD_MLP)
@@ -295,6 +301,7 @@ class Attention(nn.Module):
 """
 
 
+@pytest.mark.slow
 def test_unfixable_attention_keeps_its_finding_with_a_reason(mulint, tmp_path):
     path = tmp_path / "query_expression.py"
     path.write_text(QUERY_EXPRESSION)
@@ -495,6 +502,7 @@ def make_model(width: int = 64) -> LM:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "bias, fixed", [("", ", bias=False)"), (", True", ", False)"), (", bias=True", ", bias=False)")]
 )

@@ -6,6 +6,8 @@ from test_fix_files import ATTENTION
 
 import mulint.engine.checker as checker
 
+pytestmark = pytest.mark.slow  # every test analyses a model in a worker
+
 EDITED = "import math  # a line added while mulint ran: every line below moved down\n" + ATTENTION
 
 
@@ -36,7 +38,6 @@ def test_a_file_changed_while_it_was_checked_is_not_fixed(mulint, tmp_path, save
     assert path.read_text() == EDITED  # neither the old line 14 nor the new one was rewritten
 
 
-@pytest.mark.slow
 def test_an_unchanged_file_is_fixed(mulint, tmp_path):
     path = tmp_path / "attention.py"
     path.write_text(ATTENTION)

@@ -288,6 +288,7 @@ def test_two_runs_at_once_apply_the_fix_once(tmp_path):
     assert all(len(r.fixed) == 1 for r in runs)  # the second found the file already fixed
 
 
+@pytest.mark.slow
 def test_two_processes_at_once_apply_the_fix_once(tmp_path):
     path = tmp_path / "model.py"
     path.write_text(ATTENTION)
@@ -377,6 +378,7 @@ def test_a_file_removed_since_planning_keeps_its_finding(tmp_path):
 # --- through the command line ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_check_fix_through_a_symlink_and_on_a_read_only_file(tmp_path, mulint):
     source = MU403_MODEL.format(bias="")
     locked = tmp_path / "locked.py"
@@ -435,6 +437,7 @@ def fix_as_user(paths):
     return results
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
 def test_as_a_normal_user(tmp_path):
     """What os.access says for a normal user decides too; a file whose directory takes no new file, or

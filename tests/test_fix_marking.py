@@ -21,7 +21,7 @@ def violating_example(page) -> str:
 
 
 def marked(mulint, path) -> list:
-    code, out, err = mulint("check", str(path), "--format", "json", "--no-cache")
+    code, out, err = mulint("check", str(path), "--format", "json")
     assert code in (0, 1), err
     return [row for row in json.loads(out)["findings"] if row["fix"] is not None]
 
@@ -46,6 +46,7 @@ def assert_each_fix_changes_its_file(rows, path):
     assert path.read_bytes() == before  # marking and planning write nothing
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("example", MODEL_EXAMPLES, ids=lambda p: p.stem)
 def test_marked_findings_of_the_examples_change_the_file(example, tmp_path, mulint):
     path = tmp_path / example.name
@@ -53,10 +54,10 @@ def test_marked_findings_of_the_examples_change_the_file(example, tmp_path, muli
     assert_each_fix_changes_its_file(marked(mulint, path), path)
 
 
-@pytest.mark.slow  # every rule page analysed again: minutes in all
+@pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
-def test_marked_findings_of_the_rule_pages_change_the_file(page, tmp_path, mulint):
-    path = tmp_path / "bad_example.py"
+def test_marked_findings_of_the_rule_pages_change_the_file(page, rule_page_folder, mulint):
+    path = rule_page_folder(page) / "bad_example.py"  # where tests/test_rule_pages.py checks it too
     path.write_text(violating_example(page))
     assert_each_fix_changes_its_file(marked(mulint, path), path)
 

@@ -52,6 +52,7 @@ FORGED = "\nAll checks passed!\r"
 # --- pytest --mulint ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_plugin_items_carry_the_settings_of_the_pyproject(pytester):
     pytester.makefile(".toml", custom=SQRT_EMBEDDING_TOML)
     pytester.makepyprojecttoml(
@@ -86,6 +87,7 @@ def test_plugin_verdict_follows_the_pyproject_profile(pytester):
     result.assert_outcomes(passed=1)
 
 
+@pytest.mark.slow
 def test_plugin_fails_a_target_whose_model_was_not_analysed(pytester):
     pytester.makepyfile(tower=SPAWNS_AT_IMPORT)
     pytester.makepyprojecttoml('[tool.mulint]\ntargets = ["tower.py"]\n')
@@ -95,6 +97,7 @@ def test_plugin_fails_a_target_whose_model_was_not_analysed(pytester):
 
 
 # A few of the settings tests/test_settings.py refuses one by one: the plugin goes through the same merge.
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "body, words",
     [
@@ -269,6 +272,7 @@ def test_output_that_cannot_be_written(tmp_path, monkeypatch, capsys, error, cod
     assert words in err if words else err == ""
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_a_full_disk_is_a_clear_error(tmp_path):
     (tmp_path / "plain.py").write_text("RATE = 0.1\n")
@@ -286,6 +290,7 @@ def test_a_full_disk_is_a_clear_error(tmp_path):
         assert "error: cannot write: No space left on device" in done.stderr and "internal error" not in done.stderr
 
 
+@pytest.mark.slow
 def test_closed_stdout_is_an_error_not_a_silent_pass(tmp_path):
     (tmp_path / "plain.py").write_text("RATE = 0.1\n")
     done = subprocess.run(

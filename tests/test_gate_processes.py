@@ -172,6 +172,7 @@ def _run_discovered(path: Path, name: str = "Net"):
     return outcome
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "effect, what",
     [
@@ -193,6 +194,7 @@ def test_a_bare_files_effect_at_import_is_refused_naming_its_line(tmp_path, effe
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_swallowing_the_refusal_does_not_let_the_import_through(tmp_path):
     marker = tmp_path / "made"
     path = tmp_path / "model.py"
@@ -203,6 +205,7 @@ def test_swallowing_the_refusal_does_not_let_the_import_through(tmp_path):
     assert marker.read_text() == "keep me"
 
 
+@pytest.mark.slow
 def test_the_hook_catches_what_the_static_walk_misses_as_a_note(mulint, tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "sneaky.py"
@@ -215,6 +218,7 @@ def test_the_hook_catches_what_the_static_walk_misses_as_a_note(mulint, tmp_path
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_a_correct_bare_model_writing_in_its_scratch_folder_is_analysed(tmp_path):
     path = tmp_path / "model.py"
     path.write_text(
@@ -225,6 +229,7 @@ def test_a_correct_bare_model_writing_in_its_scratch_folder_is_analysed(tmp_path
     assert outcome.value["target"]["parameters"] == 4
 
 
+@pytest.mark.slow
 def test_a_stale_unchecked_pyc_is_not_imported_instead_of_its_source(tmp_path):
     import importlib._bootstrap_external as external
     import py_compile
@@ -242,6 +247,7 @@ def test_a_stale_unchecked_pyc_is_not_imported_instead_of_its_source(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_siblings_named_like_standard_modules_do_not_shadow_them(tmp_path):
     for name in ("profile", "shlex", "statistics", "pstats", "cProfile", "dis"):
         (tmp_path / f"{name}.py").write_text('raise RuntimeError("a sibling shadowed the standard library")\n')
@@ -254,6 +260,7 @@ def test_siblings_named_like_standard_modules_do_not_shadow_them(tmp_path):
 # --- results are plain data -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_intenum_default_is_not_imported_in_mulints_process(tmp_path, monkeypatch):
     from mulint.engine.checker import run_check
     from mulint.engine.settings import Settings
@@ -320,6 +327,7 @@ def test_a_message_that_is_not_a_result_is_refused():
 # --- bounded output ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_model_printing_100_mb_costs_mulint_no_memory(tmp_path):
     quiet = tmp_path / "quiet.py"
     quiet.write_text(MODEL_WITH.format(effect=""))
@@ -360,6 +368,7 @@ def test_a_model_printing_100_mb_costs_mulint_no_memory(tmp_path):
     assert after < 400
 
 
+@pytest.mark.slow
 def test_a_print_loop_is_stopped_at_the_file_size_cap(tmp_path, monkeypatch):
     from mulint.engine import isolation
 
@@ -375,6 +384,7 @@ def test_a_print_loop_is_stopped_at_the_file_size_cap(tmp_path, monkeypatch):
 # --- the static pass reads regular files, each once -------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fifo_device_symlink_and_lock_files_never_hang_or_fail_the_folder(tmp_path):
     folder = tmp_path / "src"
     folder.mkdir()
@@ -429,6 +439,7 @@ def test_a_file_named_twice_or_through_a_symlink_is_checked_once(tmp_path, monke
 # --- failures that must be errors -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_optimizer_whose_step_raises_is_an_error(mulint, tmp_path):
     path = tmp_path / "opt.py"
     path.write_text(

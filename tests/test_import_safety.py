@@ -130,6 +130,7 @@ def build(folder: Path, position: str, effect: str) -> tuple[Path, Path, int]:
     return model, canary, line
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(position=st.sampled_from(sorted(POSITIONS)), effect=st.sampled_from(EFFECTS))
 def test_every_import_time_position_is_unsafe_and_never_run(position, effect, mulint):
@@ -151,6 +152,7 @@ def test_each_position_names_its_line(tmp_path, position):
     assert not canary.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("position", ["sibling import"])
 def test_a_named_model_is_still_imported_and_analysed(tmp_path, mulint, position):
     model, canary, _ = build(tmp_path, position, EFFECTS[0])
@@ -309,6 +311,7 @@ def test_ordinary_model_files_stay_import_safe(tmp_path, name):
     assert summary.top_level_models == ["Scaled"]
 
 
+@pytest.mark.slow
 def test_safe_model_file_is_analysed_by_a_plain_check(tmp_path, mulint):
     source = "".join(textwrap.dedent(s) for s in SAFE_SOURCES.values()) + SAFE_MODEL
     path = write(tmp_path, "m.py", source)
@@ -429,6 +432,7 @@ def _touch():
 _TORCH_FREE = [p for p, (body, extras) in POSITIONS.items() if "Tiny" not in body]
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(
     pure=st.lists(st.sampled_from(PURE_FRAGMENTS), max_size=4),

@@ -17,6 +17,8 @@ from mulint.exponents import fmt_exp
 from mulint.reading.functions import FunctionRef
 from mulint.report.inspect_view import as_json, as_text
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 WIDTHS = [32, 64, 128]
 MUP = f"{MODELS / 'evidence_resmlp.py'}:ResMLP"
 SP = f"{MODELS / 'evidence_resmlp_sp.py'}:ResMLPSP"
@@ -72,6 +74,7 @@ def _by_hand():
     return rms, lr, wd, mult
 
 
+@pytest.mark.slow
 def test_json_keeps_the_structure_keys_and_adds_the_evidence_per_width(mup_report):
     assert mup_report["target"].endswith("evidence_resmlp.py:ResMLP") and mup_report["widths"]
     for p in mup_report["parameters"]:
@@ -82,6 +85,7 @@ def test_json_keeps_the_structure_keys_and_adds_the_evidence_per_width(mup_repor
     assert mup_report["evidence"]["profile"] == "mup"
 
 
+@pytest.mark.slow
 def test_lr_weight_decay_and_init_rms_match_the_models_built_by_hand(mup_report):
     rms, lr, wd, _ = _by_hand()
     params = {p["name"]: p["evidence"] for p in mup_report["parameters"]}
@@ -98,6 +102,7 @@ def test_lr_weight_decay_and_init_rms_match_the_models_built_by_hand(mup_report)
     assert params["blocks.0.weight"]["init_exponent"] == pytest.approx(-0.5, abs=0.15)
 
 
+@pytest.mark.slow
 def test_readout_multiplier_and_effective_exponents(mup_report):
     rms, lr, _, mult = _by_hand()
     evidence = mup_report["evidence"]
@@ -121,6 +126,7 @@ def test_readout_multiplier_and_effective_exponents(mup_report):
     assert readout["update"]["effective_exponent"] == pytest.approx(-1.0)
 
 
+@pytest.mark.slow
 def test_text_shows_the_evidence_in_the_documented_layout(mup_facts):
     text = as_text(mup_facts)
     assert "evidence (profile mup): init, lr and updates measured at widths 32, 64, 128" in text
@@ -137,6 +143,7 @@ def test_text_shows_the_evidence_in_the_documented_layout(mup_facts):
     assert re.search(r"^    init a·W \(a\+b\)\s+-(0\.9\d|1\.[01]\d)\s+-1\.00\s+ok$", readout, re.M)
 
 
+@pytest.mark.slow
 def test_sp_numbers_are_the_ones_mu101_and_mu301_report():
     facts = _facts(SP, optimizer=SP_OPTIMIZER)
     params = {p["name"]: p["evidence"] for p in json.loads(as_json(facts))["parameters"]}
@@ -158,6 +165,7 @@ def test_sp_numbers_are_the_ones_mu101_and_mu301_report():
     assert "width^0 (lr ∝ width^0)" in by_code["MU301"].message
 
 
+@pytest.mark.slow
 def test_without_an_optimizer_inspect_says_so():
     facts = _facts(SP)
     report = json.loads(as_json(facts))
@@ -170,6 +178,7 @@ def test_without_an_optimizer_inspect_says_so():
     assert "lr (" not in text and "no optimizer found" in text
 
 
+@pytest.mark.slow
 def test_cli_inspect_takes_optimizer_and_widths(inspect_json, mulint):
     report = inspect_json(SP, "--optimizer", SP_OPTIMIZER, "--widths", "32,64")
     assert report["evidence"]["widths"] == [32, 64]
@@ -180,6 +189,7 @@ def test_cli_inspect_takes_optimizer_and_widths(inspect_json, mulint):
     assert code == 2 and "unknown profile" in err
 
 
+@pytest.mark.slow
 def test_api_inspect_with_an_optimizer_fn():
     import mulint
 
@@ -190,6 +200,7 @@ def test_api_inspect_with_an_optimizer_fn():
     assert evidence["w_out"]["uses"][0]["update"]["verdict"] == "ok"
 
 
+@pytest.mark.slow
 def test_a_branch_that_uses_a_parameter_differently_is_listed_with_its_own_numbers():
     target = f"{MODELS / 'targets_branch.py'}:LastTokenMultiplierLM"  # 1/width_mult on the training branch only
     facts = jobs.inspect(Job("inspect", target), lambda message: None)["facts"]
@@ -207,6 +218,7 @@ def test_a_branch_that_uses_a_parameter_differently_is_listed_with_its_own_numbe
     assert "on the training branch, `targets` given:" in as_text(facts)
 
 
+@pytest.mark.slow
 def test_measured_updates_with_the_spectral_profile():
     facts = _facts(MUP, profile="spectral")
     report = json.loads(as_json(facts))
@@ -223,6 +235,7 @@ def test_measured_updates_with_the_spectral_profile():
     assert re.search(r"measured ‖ΔW‖, step \d.*\(exponent of a·ΔW\)", as_text(facts))
 
 
+@pytest.mark.slow
 def test_lr_source_and_scale_key_are_shown_from_facts_alone():
     import subprocess
     import sys
@@ -346,6 +359,7 @@ def test_lr_times_weight_decay_is_the_product_mu304_judges():
     assert list(DecoupledDecayScaling().check(facts)) == []
 
 
+@pytest.mark.slow
 def test_cli_inspect_reads_the_optimizer_widths_and_profile_from_the_config(inspect_json, tmp_path):
     model = tmp_path / "model.py"
     model.write_text((MODELS / "evidence_resmlp_sp.py").read_text())

@@ -35,6 +35,7 @@ def write_model(tmp_path, extra: str = "pass", name: str = "net.py"):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["json", "sarif", "github"])
 def test_prints_of_the_model_never_reach_the_report(mulint, tmp_path, fmt):
     path = write_model(tmp_path)
@@ -47,6 +48,7 @@ def test_prints_of_the_model_never_reach_the_report(mulint, tmp_path, fmt):
         json.loads(out)
 
 
+@pytest.mark.slow
 def test_verbose_shows_what_the_model_printed(mulint, tmp_path):
     path = write_model(tmp_path)
     code, out, err = mulint("check", f"{path}:Net", "--verbose", "--no-cache")
@@ -54,6 +56,7 @@ def test_verbose_shows_what_the_model_printed(mulint, tmp_path):
     assert "@@" not in out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "extra, expected",
     [
@@ -73,6 +76,7 @@ def test_a_model_that_ends_the_process_is_an_error_of_its_target(mulint, tmp_pat
     assert "building Net with" in error["output"]  # the last lines it printed are quoted
 
 
+@pytest.mark.slow
 def test_argparse_in_the_model_sees_its_own_file_not_mulints_options(mulint, tmp_path):
     path = write_model(
         tmp_path,
@@ -87,6 +91,7 @@ def test_argparse_in_the_model_sees_its_own_file_not_mulints_options(mulint, tmp
     assert code == 1 and json.loads(out)["errors"] == []
 
 
+@pytest.mark.slow
 def test_a_hang_is_stopped_at_the_timeout(mulint, tmp_path):
     path = write_model(tmp_path, "while True:\n    pass")
     code, out, err = mulint("check", f"{path}:Net", "--timeout", "2", "--no-cache")
@@ -95,6 +100,7 @@ def test_a_hang_is_stopped_at_the_timeout(mulint, tmp_path):
     assert "--timeout" in err
 
 
+@pytest.mark.slow
 def test_memory_past_the_cap_is_a_clear_error(mulint, tmp_path):
     # a buffer that grows with width (a constant-size one is built short): 2 GB of floats at width 32
     path = write_model(tmp_path, 'self.register_buffer("table", torch.zeros(width, 1 << 24))')
@@ -108,6 +114,7 @@ def test_a_bad_memory_size_is_a_usage_error(mulint, tmp_path):
     assert code == 2 and "not a size" in err
 
 
+@pytest.mark.slow
 def test_two_targets_never_share_their_local_modules(mulint, tmp_path):
     """`a/model.py` and `b/model.py` each import their own `layers.py`: each is analysed with its own."""
     for folder, scale in (("a", "1 / q.size(-1)"), ("b", "1 / math.sqrt(q.size(-1))")):
@@ -152,6 +159,7 @@ def test_two_targets_never_share_their_local_modules(mulint, tmp_path):
     assert findings[0]["path"].endswith("b/layers.py")
 
 
+@pytest.mark.slow
 def test_jobs_give_the_same_report_as_one_worker(mulint, tmp_path):
     for i in range(2):
         write_model(tmp_path, name=f"net{i}.py")
@@ -162,6 +170,7 @@ def test_jobs_give_the_same_report_as_one_worker(mulint, tmp_path):
     assert reports[0]["summary"]["models_analysed"] == 2
 
 
+@pytest.mark.slow
 def test_workers_side_by_side_share_the_cores(mulint, tmp_path):
     """Two workers each with torch's pool sized for the whole machine oversubscribe it (3× slower);
     side by side each gets its share of the cores, alone a worker keeps torch's default."""

@@ -12,6 +12,7 @@ from conftest import EXAMPLES, ROOT, parent_modules
 HEAVY = {"torch", "numpy"}  # seconds of import each: only workers may pay for them
 
 
+@pytest.mark.slow
 def test_the_import_contracts_hold():
     """Layers top to bottom, rules/reporters/fixers without torch, no cycles (pyproject.toml)."""
     lint = os.path.join(os.path.dirname(sys.executable), "lint-imports")

@@ -8,6 +8,8 @@ import pytest
 from conftest import MODELS
 from test_real_code import analyse, codes
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 FACTORY = MODELS / "lr_scale_factory.py"
 LOOP = MODELS / "lr_loop" / "token_mixer.py"
 UNREAD = MODELS / "lr_scale_unread.py"
@@ -110,6 +112,7 @@ def test_a_training_script_writing_one_lr_into_every_group_is_noted(tmp_path, mo
 # --- the three ways a project treats the key, each with a µP and an SP twin --------------------------
 
 
+@pytest.mark.slow
 def test_a_factory_that_already_multiplied_the_lr_by_its_scale_is_not_scaled_again():
     facts, findings = analyse(f"{FACTORY}:ResidualMLP")
     assert findings == []  # before: MU301 (hidden ∝ width^-2) and MU304, the key applied a second time
@@ -120,12 +123,14 @@ def test_a_factory_that_already_multiplied_the_lr_by_its_scale_is_not_scaled_aga
     assert any("lr already includes lr_scale" in note for note in facts.notes)
 
 
+@pytest.mark.slow
 def test_a_factory_applying_a_scale_of_one_keeps_one_lr_for_the_hidden_matrices():
     facts, findings = analyse(f"{FACTORY}:ResidualMLP", optimizer=f"{FACTORY}:sp_optimizer")
     assert codes(findings) == {"MU301": {"blocks.*.*.weight"}}
     assert facts.param("blocks.0.1.weight").lr == pytest.approx({w: 3e-3 for w in facts.numeric_widths})
 
 
+@pytest.mark.slow
 def test_a_scale_the_training_script_beside_the_model_applies_is_judged_applied():
     facts, findings = analyse(f"{LOOP}:TokenMixer")
     assert findings == []
@@ -137,11 +142,13 @@ def test_a_scale_the_training_script_beside_the_model_applies_is_judged_applied(
     assert facts.param("embed.weight").lr == pytest.approx({w: 1e-3 for w in facts.numeric_widths})
 
 
+@pytest.mark.slow
 def test_the_same_training_script_with_every_scale_at_one_is_one_lr_for_all():
     facts, findings = analyse(f"{LOOP}:TokenMixer", optimizer=f"{LOOP}:sp_optimizer")
     assert codes(findings) == {"MU301": {"layers.*.up.weight", "layers.*.gate.weight", "layers.*.down.weight"}}
 
 
+@pytest.mark.slow
 def test_a_scale_no_code_reads_is_not_applied():
     facts, findings = analyse(f"{UNREAD}:RawMLP", optimizer=f"{UNREAD}:sp_optimizer")
     # before: judged as if applied, the setup looked µP and the real one-lr MU301 was missed
@@ -152,12 +159,14 @@ def test_a_scale_no_code_reads_is_not_applied():
     assert "not read anywhere" in next(f for f in findings if f.code == "MU301").message
 
 
+@pytest.mark.slow
 def test_per_group_lrs_with_an_unread_scale_kept_for_logging_are_clean():
     facts, findings = analyse(f"{UNREAD}:RawMLP", optimizer=f"{UNREAD}:mup_optimizer")
     assert findings == []
     assert facts.param("w_hidden").lr == pytest.approx({w: 1e-3 * BASE_WIDTH / w for w in facts.numeric_widths})
 
 
+@pytest.mark.slow
 def test_the_config_overrides_the_decision_both_ways():
     facts, findings = analyse(f"{LOOP}:TokenMixer", lr_scale="ignored")
     assert set(codes(findings)) == {"MU301", "MU304"}  # lr constant, lr·wd grows with the width
@@ -184,6 +193,7 @@ def _schedule(name):
     return analyse(f"{SCHEDULES}:make_model", optimizer=f"{SCHEDULES}:{name}")
 
 
+@pytest.mark.slow
 def test_a_warm_up_with_one_lr_is_one_lr_for_everything_not_a_zero_lr():
     facts, findings = _schedule("warmup_one_lr")
     assert codes(findings) == {"MU301": {"2.weight"}}  # no MU306: the warm-up's 0 is not the lr
@@ -191,6 +201,7 @@ def test_a_warm_up_with_one_lr_is_one_lr_for_everything_not_a_zero_lr():
     assert facts.param("2.weight").lr_source == "scheduler base lr (LambdaLR)"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["warmup_mup", "lightning_dict", "lightning_lists", "one_cycle_per_group"])
 def test_per_group_mup_lrs_under_a_schedule_are_clean(name):
     facts, findings = _schedule(name)
@@ -199,12 +210,14 @@ def test_per_group_mup_lrs_under_a_schedule_are_clean(name):
     assert ratio == pytest.approx({w: BASE_WIDTH / w for w in facts.numeric_widths})
 
 
+@pytest.mark.slow
 def test_one_cycle_with_one_peak_erases_the_groups_lrs():
     facts, findings = _schedule("one_cycle_one_peak")
     assert codes(findings) == {"MU301": {"2.weight"}}
     assert "OneCycleLR" in facts.param("2.weight").lr_source
 
 
+@pytest.mark.slow
 def test_a_schedule_moving_groups_by_different_factors_is_noted():
     facts, findings = _schedule("warmups_per_group")
     assert findings == []

@@ -6,6 +6,8 @@ import json
 import pytest
 from conftest import EXAMPLES
 
+pytestmark = pytest.mark.slow  # every test analyses a model in a worker
+
 MLP = """
 import mup
 import torch

@@ -1,5 +1,6 @@
 """Which small widths the init is measured at: within memory, preferring cheap models."""
 
+import pytest
 import torch.nn as nn
 
 from mulint.analysis import numbers
@@ -21,6 +22,7 @@ def _numel(width):
     return sum(p.numel() for p in BigVocab(width, vocab=100_000).to("meta").parameters())
 
 
+@pytest.mark.slow
 def test_widths_fit_the_budget_and_prefer_small_models():
     knob = find_knob(BigVocab, "BigVocab")
     widths = numbers.numeric_widths(knob, "BigVocab")

@@ -37,6 +37,8 @@ import pytest
 import torch
 from conftest import MODELS
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 MODEL = MODELS / "prenorm_functional.py"
 TARGET = f"{MODEL}:PreNormLM"
 HIDDEN = {f"layers.*.{w}" for w in ("wq", "wk", "wv", "wo", "w_up", "w_down")}
@@ -107,6 +109,7 @@ def assert_too_large_like_adam(findings, cls: str) -> None:
 # its measured update (MU311) under the spectral profile. Both must say the same.
 
 
+@pytest.mark.slow
 def test_lion_with_one_lr_grows_with_width_by_its_lr_table_and_by_its_measured_update(mulint):
     pytest.importorskip("pytorch_optimizer")
     code, findings, _ = check(mulint, "lion_one_lr", "--select", "MU3", "--profile", "spectral")
@@ -120,6 +123,7 @@ def test_lion_with_one_lr_grows_with_width_by_its_lr_table_and_by_its_measured_u
     assert_at_the_users_line(findings, "lion_one_lr", "Lion")
 
 
+@pytest.mark.slow
 def test_lion_with_adams_rule_is_clean_by_its_measured_update(mulint):
     pytest.importorskip("pytorch_optimizer")
     # every rule, not only the optimizer's: the model is µP by hand
@@ -129,6 +133,7 @@ def test_lion_with_adams_rule_is_clean_by_its_measured_update(mulint):
     assert any("no gradient at step 2" in n and "layers.0.bk" in n for n in notes), notes
 
 
+@pytest.mark.slow
 def test_schedule_free_adamw_is_judged_by_its_measured_update(mulint):
     pytest.importorskip("pytorch_optimizer")
     code, findings, _ = check(mulint, "schedule_free_one_lr", "--select", "MU3")
@@ -151,6 +156,7 @@ def roles_in_note(notes, cls: str) -> dict[str, float]:
     return {role: float(value) for role, value in re.findall(r"(\w+) width\^([+-]\d+\.\d+|0)", note)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "factory, expected",
     [
@@ -188,6 +194,7 @@ def test_prodigy_is_measured_but_not_judged_and_the_note_says_why(mulint, factor
 # before the step: the key bias is named in the no-gradient note, not judged.
 
 
+@pytest.mark.slow
 def test_heavyball_soap_with_one_lr_grows_like_adam_once_its_preconditioner_is_set_up(mulint):
     pytest.importorskip("heavyball")
     code, findings, notes = check(mulint, "soap_one_lr", "--select", "MU3")
@@ -199,6 +206,7 @@ def test_heavyball_soap_with_one_lr_grows_like_adam_once_its_preconditioner_is_s
     assert any("no gradient at step 3" in n and "layers.0.bk" in n and "layers.1.bk" in n for n in notes), notes
 
 
+@pytest.mark.slow
 def test_heavyball_soap_with_adams_rule_is_clean(mulint):
     pytest.importorskip("heavyball")
     code, findings, _ = check(mulint, "soap_mup", "--select", "MU3")
@@ -243,6 +251,7 @@ def _warmed(make, widths=(8, 16)):
     return numbers
 
 
+@pytest.mark.slow
 def test_an_optimizer_that_sets_up_its_state_on_step_1_is_warmed_until_it_moves():
     numbers = _warmed(lambda m: _SignAfterSetUp(m.parameters()))
     assert (numbers.warm_steps, numbers.skipped) == (2, "_SignAfterSetUp")
@@ -254,6 +263,7 @@ def test_an_optimizer_that_sets_up_its_state_on_step_1_is_warmed_until_it_moves(
     assert _warmed(lambda m: torch.optim.SGD(m.parameters(), lr=0.0)).warm_steps == MAX_WARM_STEPS
 
 
+@pytest.mark.slow
 def test_the_gradient_is_the_one_the_optimizer_was_given_though_it_clears_grad():
     from mulint.analysis.training import Training
 

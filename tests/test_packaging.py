@@ -17,6 +17,7 @@ def test_package_list_names_every_package():
     assert found | {"mulint.rule_pages"} == listed
 
 
+@pytest.mark.slow
 def test_wheel_carries_the_rule_pages(tmp_path):
     pytest.importorskip("setuptools")
     subprocess.run(

@@ -9,7 +9,8 @@ import textwrap
 import pytest
 from conftest import EXAMPLES, ROOT
 
-pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+# git and pre-commit in subprocesses
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("git") is None, reason="needs git")]
 
 
 def run(cmd, cwd, env=None, check=True):

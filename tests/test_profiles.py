@@ -9,6 +9,8 @@ import pytest
 from mulint.errors import MulintError
 from mulint.profiles import Profile, accepts, load_profile, profile_names
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def test_the_three_profiles_ship_with_the_package():
     assert {"mup", "u-mup", "spectral"} <= set(profile_names())
@@ -57,6 +59,7 @@ def test_malformed_profile_is_an_error(tmp_path, monkeypatch):
         profiles.load_profile.cache_clear()
 
 
+@pytest.mark.slow
 def test_graphcore_unit_scaled_decoder_fits_u_mup_and_only_u_mup():
     """unit-scaling's TransformerDecoder with its AdamW: µP's exact tables call only the embedding's
     lr ∝ width^-½ too small; u-µP's accept every parameter."""
@@ -85,6 +88,7 @@ def test_graphcore_unit_scaled_decoder_fits_u_mup_and_only_u_mup():
     assert off(load_profile("u-mup")) == set()
 
 
+@pytest.mark.slow
 def test_unit_scaled_decoder_through_the_cli(mulint):
     """The same decoder through `mulint check`: the embedding's lr ∝ width^-½ is MU301 under mup,
     and nothing is reported under u-mup."""
@@ -121,6 +125,7 @@ def _codes(out):
     return sorted({(f["code"], f["parameter"]) for f in json.loads(out)["findings"]})
 
 
+@pytest.mark.slow
 def test_init_rules_read_the_profile_file_they_are_given(mulint, tmp_path):
     """A profile that wants hidden inits ∝ 1/fan_in makes the µP init (fan_in^-½) too large, and the
     message quotes that profile; editing the file is seen through the cache."""
@@ -147,6 +152,7 @@ def test_a_missing_profile_file_is_a_usage_error(mulint, tmp_path):
     assert code == 2 and "nope.toml" in err and "not found" in err
 
 
+@pytest.mark.slow
 def test_table3_mup_is_clean_under_mup_and_warned_under_u_mup(mulint, tmp_path):
     """The same µP model, its scale in the init: µP holds, but u-µP puts the scale in the forward op."""
     model = tmp_path / "mlp.py"
@@ -159,6 +165,7 @@ def test_table3_mup_is_clean_under_mup_and_warned_under_u_mup(mulint, tmp_path):
     assert {f["severity"] for f in json.loads(out)["findings"]} == {"warning"}
 
 
+@pytest.mark.slow
 def test_graphcore_decoder_has_its_scales_where_u_mup_wants_them(mulint):
     pytest.importorskip("unit_scaling")
     from conftest import MODELS

@@ -12,6 +12,8 @@ import mulint.api  # noqa: F401
 import mulint.engine.checker  # noqa: F401
 from tests.conftest import EXAMPLES
 
+pytestmark = pytest.mark.slow  # pytest runs in subprocesses
+
 pytest_plugins = ["pytester"]
 
 

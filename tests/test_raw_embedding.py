@@ -8,6 +8,8 @@ import torch
 
 from mulint.construct.inputs import described_candidates
 
+pytestmark = pytest.mark.slow  # every test analyses a model in a worker
+
 # A character-level LM in the style of hand-rolled research code: the token table is a bare Parameter,
 # positions a buffer, one mixing matrix and a readout, with no nn.Embedding anywhere.
 SOURCE = """

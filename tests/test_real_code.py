@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from conftest import MODELS
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def analyse(spec: str, **options):
     from mulint.analysis.model import analyse_model
@@ -34,6 +36,7 @@ def codes(findings) -> dict[str, set[str]]:
 UNIT = MODELS / "unit_scaled.py"
 
 
+@pytest.mark.slow
 def test_a_factor_on_a_fused_qkv_output_is_the_projections_multiplier():
     facts, findings = analyse(f"{UNIT}:make_scaled")
     qkv = facts.param("blocks.0.qkv.weight")
@@ -43,6 +46,7 @@ def test_a_factor_on_a_fused_qkv_output_is_the_projections_multiplier():
     assert findings == []
 
 
+@pytest.mark.slow
 def test_a_fused_qkv_without_its_factor_is_a_constant_init():
     facts, findings = analyse(f"{UNIT}:make_unscaled")
     assert codes(findings) == {"MU101": {"blocks.*.qkv.weight"}, "MU301": {"blocks.*.qkv.weight"}}
@@ -99,12 +103,14 @@ def test_a_learning_rate_of_zero_is_reported():
 LR_SCALE = MODELS / "lr_scale_keys.py"
 
 
+@pytest.mark.slow
 def test_an_lr_scale_key_the_training_loop_applies_is_judged_with_the_lr():
     """nanoGPT-mup keeps 1/width_mult under `lr_scale`: judged as applied, the setup is µP."""
     facts, findings = analyse(f"{LR_SCALE}:MLPLM")
     assert findings == [] and facts.param("h.0.c_fc.weight").lr_scale_key == "lr_scale"
 
 
+@pytest.mark.slow
 def test_scaling_the_lr_beside_its_lr_scale_is_reported_with_the_key():
     facts, findings = analyse(f"{LR_SCALE}:MLPLM", optimizer=f"{LR_SCALE}:lr_scaled_twice")
     by_code = {f.code: f for f in findings}
@@ -117,6 +123,7 @@ def test_scaling_the_lr_beside_its_lr_scale_is_reported_with_the_key():
     assert by_code["MU301"].fix is None  # rewriting 'lr' would not undo the key
 
 
+@pytest.mark.slow
 def test_a_projects_own_lr_scale_key_comes_from_the_config():
     spec, opt = f"{LR_SCALE}:MLPLM", f"{LR_SCALE}:own_key"
     assert analyse(spec, optimizer=opt, lr_scale_keys=("lr_factor",))[1] == []
@@ -128,6 +135,7 @@ def test_a_projects_own_lr_scale_key_comes_from_the_config():
 OPTIMIZERS = MODELS / "optimizer_list.py"
 
 
+@pytest.mark.slow
 def test_a_list_of_optimizers_is_one_setup():
     """AdamW for the embedding and the head, Muon (not judged) for the hidden matrices."""
     facts, findings = analyse(f"{OPTIMIZERS}:GPT")
@@ -143,6 +151,7 @@ def test_a_list_of_optimizers_is_one_setup():
     assert [n for n in facts.notes if "optimizer Muon has no learning-rate table" in n and "blocks.*.c_fc.weight" in n]
 
 
+@pytest.mark.slow
 def test_each_parameter_is_judged_by_the_optimizer_that_owns_it():
     facts, findings = analyse(f"{OPTIMIZERS}:GPT", optimizer=f"{OPTIMIZERS}:head_lr_not_scaled")
     assert codes(findings) == {"MU301": {"lm_head.weight"}}
@@ -179,6 +188,7 @@ def _check_branches(spec):
     return facts, check_model_rules(facts)
 
 
+@pytest.mark.slow
 def test_a_multiplier_on_one_branch_only_is_reported_on_the_other_branch():
     facts, findings = _check_branches(f"{BRANCHES}:LastTokenMultiplierLM")
     assert facts.branch == "the inference branch, `targets=None`"
@@ -193,6 +203,7 @@ def test_a_multiplier_on_one_branch_only_is_reported_on_the_other_branch():
     )
 
 
+@pytest.mark.slow
 def test_the_same_multiplier_on_both_branches_is_one_model():
     facts, findings = _check_branches(f"{BRANCHES}:BothBranchesLM")
     assert findings == [] and facts.branches == [] and facts.branch == ""
@@ -201,6 +212,7 @@ def test_the_same_multiplier_on_both_branches_is_one_model():
 MOE = MODELS / "routed_moe.py"
 
 
+@pytest.mark.slow
 def test_a_model_export_cannot_trace_is_recorded_while_it_runs():
     facts, findings = analyse(f"{MOE}:RoutedMoE")
     assert [n for n in facts.notes if n.startswith("traced by running the model") and "torch.export failed" in n]
@@ -211,6 +223,7 @@ def test_a_model_export_cannot_trace_is_recorded_while_it_runs():
     assert findings == []
 
 
+@pytest.mark.slow
 def test_findings_on_a_recorded_model():
     facts, findings = analyse(f"{MOE}:SPRoutedMoE")
     assert codes(findings) == {
@@ -219,6 +232,7 @@ def test_findings_on_a_recorded_model():
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", [f"{UNIT}:make_unscaled", f"{BRANCHES}:LastTokenMultiplierLM", f"{OPTIMIZERS}:GPT"])
 def test_recording_a_traceable_model_finds_what_export_finds(spec, monkeypatch):
     import mulint.analysis.structure as structure
@@ -237,6 +251,7 @@ def test_recording_a_traceable_model_finds_what_export_finds(spec, monkeypatch):
 INPUTS = MODELS / "input_order.py"
 
 
+@pytest.mark.slow
 def test_inputs_for_the_layer_forward_reads_first_are_tried():
     from mulint.analysis.structure import analyse_structure
     from mulint.reading.targets import parse_target, resolve
@@ -250,6 +265,7 @@ def test_inputs_for_the_layer_forward_reads_first_are_tried():
     assert structure.inputs_index > 0  # token ids for the position table came first, and failed
 
 
+@pytest.mark.slow
 def test_the_error_lists_the_inputs_tried_and_shows_example_inputs():
     from mulint.analysis.structure import analyse_structure
     from mulint.errors import MulintError
@@ -262,6 +278,7 @@ def test_the_error_lists_the_inputs_tried_and_shows_example_inputs():
     assert "def example_inputs(model):" in info.value.hint
 
 
+@pytest.mark.slow
 def test_hf_models_offer_their_dummy_inputs_last():
     from models import hf_small
 
@@ -272,6 +289,7 @@ def test_hf_models_offer_their_dummy_inputs_last():
     assert described[-1].startswith("dummy_inputs (input_ids")
 
 
+@pytest.mark.slow
 def test_a_multiplier_in_train_mode_only_is_reported_in_eval_mode():
     facts, findings = _check_branches(f"{BRANCHES}:TrainModeMultiplierLM")
     assert codes(findings) == {"MU102": {"lm_head.weight"}}

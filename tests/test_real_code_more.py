@@ -92,6 +92,7 @@ HIDDEN_ENCODER = {
 }
 
 
+@pytest.mark.slow
 def test_the_mup_transformer_example_is_clean(default_run):
     """mup's Transformer: its own MultiheadAttention (q·1/d inside a helper, `torch.equal` branches) run by
     nn.TransformerEncoder, MuReadout, base shapes from a delta model, MuAdam; with bias, the bias_k/bias_v
@@ -100,6 +101,7 @@ def test_the_mup_transformer_example_is_clean(default_run):
     assert verdict(default_run, f"{TRANSFORMER}:make_model_with_bias") == {}
 
 
+@pytest.mark.slow
 def test_the_mup_transformer_example_tied(default_run):
     """`main.py --tied`: set_base_shapes rescales a MuSharedReadout's weight as a readout (× sqrt(width_mult),
     mup issue #55), so the shared embedding's init grows with width: reported at the set_base_shapes line."""
@@ -108,6 +110,7 @@ def test_the_mup_transformer_example_tied(default_run):
     assert line_of(default_run, target, "MU103").startswith("set_base_shapes(model, build(256, tied=True)")
 
 
+@pytest.mark.slow
 def test_the_mup_transformer_in_standard_parametrization(mulint):
     target = f"{TRANSFORMER}:make_standard_model"
     code, report = run_check(target, "--optimizer", f"{TRANSFORMER}:make_standard_optimizer")
@@ -117,6 +120,7 @@ def test_the_mup_transformer_in_standard_parametrization(mulint):
     assert line_of(report, target, "MU201") == "q = q * scaling"
 
 
+@pytest.mark.slow
 def test_the_mup_mlp_with_musgd(default_run):
     """MuSGD: the input layer's lr grows with width, the readout's shrinks; without base shapes
     (`set_base_shapes(model, None)`, the script's SP mode) both stay constant: too small, too large."""
@@ -127,6 +131,7 @@ def test_the_mup_mlp_with_musgd(default_run):
 NANOGPT_HIDDEN = {f"transformer.h.*.{n}.weight" for n in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")}
 
 
+@pytest.mark.slow
 def test_the_nanogpt_mup_fork_as_its_training_script_runs_it(default_run):
     """Its real bugs: the fast path calls scaled_dot_product_attention with the default 1/sqrt(d) (the
     µP 1/d is only in the manual path), and train.py's loop sets each group's lr from the last parameter
@@ -143,12 +148,14 @@ def test_the_nanogpt_mup_fork_as_its_training_script_runs_it(default_run):
     assert "MU303" in static_codes(default_run, NANOGPT)  # the loop writing one lr into every group
 
 
+@pytest.mark.slow
 def test_the_mup_diffusion_transformer_is_clean(default_run):
     """DiT-µP: heads grow with width at head_dim 72 (1/sqrt(72) is µP), adaLN modulation matrices are
     hidden, the timestep MLP's first layer and the patch conv are inputs, MuReadout zero-initialised."""
     assert verdict(default_run, f"{DIT}:make_model") == {}
 
 
+@pytest.mark.slow
 def test_timm_vit_is_standard_parametrization(default_run):
     """timm's ViT at its declared img_size (position table for its patches), trunc_normal 0.02 everywhere,
     SDPA's default scale with heads fixed, AdamW with decay groups: every SP finding."""
@@ -162,6 +169,7 @@ def test_timm_vit_is_standard_parametrization(default_run):
     assert line_of(default_run, f"{VIT}:vit_small", "MU101") == "trunc_normal_(module.weight, std=.02)"
 
 
+@pytest.mark.slow
 def test_granite_with_mup_multipliers_in_its_config(default_run):
     """HF Granite µP by config: hidden init ∝ width^-½ with the embedding multiplier ∝ width^+½ (the
     effective embedding is constant), attention 1/head_dim, logits divided by the width multiplier, the
@@ -171,6 +179,7 @@ def test_granite_with_mup_multipliers_in_its_config(default_run):
     ) == {"MU305"}
 
 
+@pytest.mark.slow
 def test_afmoe_with_mup_enabled_has_an_sp_readout(default_run):
     """HF AFMoE (grouped 3-D experts, a zero-initialised sigmoid router, shared experts) with `mup_enabled`
     and init ∝ width^-½: µP everywhere but the readout, whose logits nothing scales down."""
@@ -282,6 +291,7 @@ def planted_run(tmp_path_factory):
     return targets, report
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", PLANTED)
 def test_a_planted_bug_gives_exactly_its_findings(planted_run, case):
     targets, report = planted_run
@@ -299,6 +309,7 @@ def test_a_planted_bug_gives_exactly_its_findings(planted_run, case):
                 assert "init.normal_(module." in open(f["path"]).read().splitlines()[f["line"] - 1]
 
 
+@pytest.mark.slow
 def test_coord_on_the_mup_mlp_names_the_layers_it_could_not_judge(mulint):
     """mup's MLP with its recommended output_mult=32 and MuSGD at lr 0.1 fits the fixed batch in one step:
     the loss reaches 0 and the hidden layers never move. The check passes on the output alone and says that
@@ -311,6 +322,7 @@ def test_coord_on_the_mup_mlp_names_the_layers_it_could_not_judge(mulint):
     assert {l["name"]: l["slope"] for l in result["layers"]}["fc_2"] is None
 
 
+@pytest.mark.slow
 def test_the_attention_fix_leaves_a_deliberate_sp_branch(mulint, tmp_path):
     """nanoGPT-mup's manual attention offers both scales (`if self.use_mup: ... 1/d else: ... 1/sqrt(d)`):
     the fix gives the flash path its µP scale and leaves the SP alternative as it is."""

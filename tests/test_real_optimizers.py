@@ -24,6 +24,8 @@ import pytest
 
 from tests.conftest import MODELS
 
+pytestmark = pytest.mark.slow  # measured updates of models in workers
+
 DIR = MODELS / "real" / "optimizers"
 MODDED = "modded_nanogpt_modernarch.py:make_model"
 KELLER = "keller_muon_aux_adam.py:make_model"

@@ -10,6 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+pytestmark = pytest.mark.slow  # many checks of models in workers
+
 INITS = {"default": "", "sp": "nn.init.normal_({p}, std=0.02)", "mup": "nn.init.normal_({p}, std=width ** -0.5)"}
 
 
@@ -53,7 +55,6 @@ def verdict(mulint, path: Path, *args: str) -> tuple[list, bool]:
     return (code, findings, errors), bool(targets and targets[0].get("cached"))
 
 
-@pytest.mark.slow
 @settings(
     max_examples=3,
     deadline=None,

@@ -10,6 +10,8 @@ import torch.nn as nn
 from mulint.construct import repeats
 from mulint.construct.repeats import ShortenedLists, shortened
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 DEEP_SP = textwrap.dedent("""
     import math
     from dataclasses import dataclass
@@ -95,6 +97,7 @@ def _inspect(target):
     return json.loads(as_json(jobs.inspect(Job("inspect", target), lambda message: None)["facts"]))
 
 
+@pytest.mark.slow
 def test_shortened_trace_gives_the_full_trace_facts(tmp_path, monkeypatch):
     target = _write(tmp_path, "for block in self.blocks:\n                x = block(x)")
     short_report, short_findings = _inspect(target), _check(target)
@@ -106,6 +109,7 @@ def test_shortened_trace_gives_the_full_trace_facts(tmp_path, monkeypatch):
     assert any(f["code"] == "MU201" and "(6 attention layers)" in f["message"] for f in full_findings)
 
 
+@pytest.mark.slow
 def test_forward_that_needs_every_block_is_traced_in_full(tmp_path, inspect_json):
     # range(n_layer) indexing of a shortened list fails; mulint must fall back to the full trace.
     target = _write(tmp_path, "for i in range(self.config.n_layer):\n                x = self.blocks[i](x)")
@@ -171,6 +175,7 @@ DEEP_HF = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["t5", "llama"])
 def test_hf_models_at_depth_five_agree_with_their_full_trace(arch, tmp_path, monkeypatch):
     from conftest import MODELS

@@ -246,6 +246,7 @@ def test_bad_config_is_a_clear_error(tmp_path, body, words):
         load_config(write_pyproject(tmp_path, body))
 
 
+@pytest.mark.slow
 def test_config_drives_check(tmp_path, mulint):
     from conftest import EXAMPLES
 

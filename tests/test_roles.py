@@ -3,6 +3,8 @@
 import pytest
 from conftest import MODELS, roles_of
 
+pytestmark = pytest.mark.slow  # every test traces a model in a worker
+
 LAYOUTS = str(MODELS / "layouts.py")
 HF = str(MODELS / "hf_small.py")
 

@@ -35,13 +35,15 @@ def codes_for(mulint, tmp_path, name, source, code_of_page="", profile="mup"):
     return code, [f["code"] for f in json.loads(out)["findings"]], json.loads(out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
-def test_violating_example_raises_exactly_its_code(mulint, tmp_path, page):
+def test_violating_example_raises_exactly_its_code(mulint, rule_page_folder, page):
     bad, _ = examples(page)
-    code, codes, _ = codes_for(mulint, tmp_path, "bad_example", bad, page.stem, profile_of(page))
+    code, codes, _ = codes_for(mulint, rule_page_folder(page), "bad_example", bad, page.stem, profile_of(page))
     assert code == 1 and set(codes) == {page.stem}, codes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
 def test_fixed_example_is_clean(mulint, tmp_path, page):
     _, good = examples(page)

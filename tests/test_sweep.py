@@ -8,6 +8,8 @@ import pytest
 import torch
 from conftest import MODELS, ROOT, roles_of
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _load_sweep():
     spec = importlib.util.spec_from_file_location("mulint_sweep", ROOT / "benchmarks" / "sweep.py")
@@ -22,20 +24,23 @@ ZOO = str(MODELS / "hf_zoo.py")
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def results(tmp_path_factory, one_torch_thread):
     return {r.name: r for r in sweep.sweep()}
 
 
+@pytest.mark.slow
 def test_the_sweep_covers_every_kind_of_architecture(results):
     assert len(results) >= 15
     kinds = {r.family for r in results.values()}
     assert {"decoder", "encoder", "encoder-decoder", "vision"} <= kinds
 
 
+@pytest.mark.slow
 def test_no_architecture_crashes_or_fails(results):
     assert [(r.name, r.crash or r.error) for r in results.values() if r.crash or r.error] == []
 
 
+@pytest.mark.slow
 def test_roles_match_each_layers_kind(results):
     """Embeddings input, readouts output, norms vector, matrices growing both ways hidden, all used."""
     assert {r.name: r.role_problems for r in results.values() if r.role_problems} == {}
@@ -43,6 +48,7 @@ def test_roles_match_each_layers_kind(results):
         assert r.roles.get("input", 0) >= 1 and r.roles.get("output", 0) >= 1 and r.roles.get("hidden", 0) >= 4, r
 
 
+@pytest.mark.slow
 def test_every_architecture_gets_its_sp_findings(results):
     got = {r.name: set(r.codes) for r in results.values()}
     expected = {r.name: r.expected_codes for r in results.values()}
@@ -51,6 +57,7 @@ def test_every_architecture_gets_its_sp_findings(results):
     assert sum(1 for r in results.values() if r.expected_codes == sweep.SP_CODES) >= 15
 
 
+@pytest.mark.slow
 def test_the_docs_quote_this_sweep(results):
     """docs/architectures.md quotes `python benchmarks/sweep.py --markdown`; compared here, on the sweep
     this module runs anyway (tests/readme_outputs.py masks the timings)."""
@@ -94,6 +101,7 @@ def test_role_check_is_not_vacuous():
     assert [p.split(" ")[0].rstrip(":") for p in problems] == ["ln.weight", "fc.weight"]
 
 
+@pytest.mark.slow
 def test_markdown_table_has_a_row_per_architecture(results):
     table = sweep.markdown(list(results.values()))
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
@@ -119,6 +127,7 @@ class Net(nn.Module):
 """
 
 
+@pytest.mark.slow
 def test_an_untraceable_model_is_recorded_while_it_runs(mulint, tmp_path):
     path = tmp_path / "untraceable.py"
     path.write_text(UNTRACEABLE)
@@ -128,6 +137,7 @@ def test_an_untraceable_model_is_recorded_while_it_runs(mulint, tmp_path):
     assert code == 1 and "MU102" in out and "[trace]" not in err
 
 
+@pytest.mark.slow
 def test_a_model_that_cannot_run_is_a_clean_exit_2_error(mulint, tmp_path):
     path = tmp_path / "unrunnable.py"
     path.write_text(UNTRACEABLE.replace("h = h.relu()", "raise ValueError('no')").replace("h.sum() > 0", "True"))
@@ -138,6 +148,7 @@ def test_a_model_that_cannot_run_is_a_clean_exit_2_error(mulint, tmp_path):
 # What the sweep needed fixed, checked on the architectures that showed it.
 
 
+@pytest.mark.slow
 def test_mixture_of_experts_weights_are_hidden_with_fans_from_the_grouped_matmul(inspect_json):
     p = {q["name"]: q for q in inspect_json(f"{ZOO}:mixtral")["parameters"]}
     experts = p["model.layers.0.mlp.experts.gate_up_proj"]  # (experts, 2·intermediate, hidden)
@@ -147,6 +158,7 @@ def test_mixture_of_experts_weights_are_hidden_with_fans_from_the_grouped_matmul
     assert p["model.layers.0.mlp.gate.weight"]["roles"] == ["output"]  # the router reads the stream out
 
 
+@pytest.mark.slow
 def test_per_stage_widths_are_a_width_knob(inspect_json):
     report = inspect_json(f"{ZOO}:convnext")
     assert report["width_knob"].endswith("config.hidden_sizes")
@@ -155,6 +167,7 @@ def test_per_stage_widths_are_a_width_knob(inspect_json):
     assert p["convnext.encoder.stages.0.layers.0.dwconv.weight"]["roles"] == ["input"]  # depthwise: finite fan-in
 
 
+@pytest.mark.slow
 def test_encoder_decoder_and_audio_inputs_are_synthesised(inspect_json):
     r = roles_of(inspect_json(f"{ZOO}:whisper"))
     assert r["model.encoder.conv1.weight"] == ["input"] and r["model.encoder.conv2.weight"] == ["hidden"]
@@ -162,12 +175,14 @@ def test_encoder_decoder_and_audio_inputs_are_synthesised(inspect_json):
     assert r["model.decoder.layers.0.encoder_attn.k_proj.weight"] == ["hidden"]
 
 
+@pytest.mark.slow
 def test_clip_projection_is_a_readout(inspect_json):
     p = {q["name"]: q for q in inspect_json(f"{ZOO}:clip_text")["parameters"]}
     projection = p["text_projection.weight"]
     assert projection["roles"] == ["output"] and projection["infinite_dims"] == [1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch, scale", [("bloom", 0.25), ("gemma2", 0.25), ("t5", 1.0)])
 def test_attention_scale_through_baddbmm_alpha_and_softcapping(inspect_json, arch, scale):
     sites = inspect_json(f"{ZOO}:{arch}")["attention"]
@@ -175,6 +190,7 @@ def test_attention_scale_through_baddbmm_alpha_and_softcapping(inspect_json, arc
     assert all(s["head_dim_exponent"] == pytest.approx(1.0) for s in sites)
 
 
+@pytest.mark.slow
 def test_attention_scaled_by_a_tensor_made_in_forward_is_read(inspect_json):
     # DeBERTa divides by torch.sqrt(torch.tensor(head_dim) * k), a scalar made in forward (k = 1 + the
     # number of relative-position terms); on the meta device its value would not exist.
@@ -184,6 +200,7 @@ def test_attention_scaled_by_a_tensor_made_in_forward_is_read(inspect_json):
     assert all(s["scale_exponent"] == pytest.approx(-0.5, abs=0.05) for s in sites)
 
 
+@pytest.mark.slow
 def test_embedding_multiplier_held_in_a_buffer_is_read(inspect_json):
     # Gemma multiplies the embedding's output by a 0-dim buffer holding sqrt(hidden_size).
     embed = next(p for p in inspect_json(f"{ZOO}:gemma")["parameters"] if p["name"].endswith("embed_tokens.weight"))
@@ -193,6 +210,7 @@ def test_embedding_multiplier_held_in_a_buffer_is_read(inspect_json):
     )
 
 
+@pytest.mark.slow
 def test_unscaled_attention_says_so(mulint):
     import json
 

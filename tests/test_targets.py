@@ -71,6 +71,7 @@ def test_import_safety(tmp_path, tail, safe):
     assert summarize(write(tmp_path, "m.py", MODEL_SRC + tail)).import_safe is safe
 
 
+@pytest.mark.slow
 def test_bare_file_is_discovered_and_analysed(tmp_path, inspect_json):
     path = write(tmp_path, "m.py", MODEL_SRC)
     report = inspect_json(str(path))
@@ -95,6 +96,7 @@ def test_no_exec_never_imports(tmp_path, mulint):
         resolve(parse_target(f"{path}:Net"), allow_exec=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "target, step, words",
     [
@@ -109,12 +111,14 @@ def test_bad_targets_exit_2_with_the_step(mulint, target, step, words):
     assert f"[{step}]" in err and words in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_syntax_error(tmp_path, mulint):
     path = write(tmp_path, "broken.py", "def f(:\n    pass\n")
     code, _, err = mulint("inspect", f"{path}:f")
     assert code == 2 and "syntax error" in err and "broken.py:1" in err
 
 
+@pytest.mark.slow
 def test_no_width_knob(tmp_path, mulint):
     path = write(
         tmp_path,
@@ -130,6 +134,7 @@ def test_no_width_knob(tmp_path, mulint):
     assert code == 0, err
 
 
+@pytest.mark.slow
 def test_model_failing_at_second_width(tmp_path, mulint):
     src = MODEL_SRC.replace(
         "super().__init__()\n        self.inp", "super().__init__()\n        assert width <= 16\n        self.inp"
@@ -139,6 +144,7 @@ def test_model_failing_at_second_width(tmp_path, mulint):
     assert code == 2 and "[build]" in err and "width 32" in err and "--widths" in err
 
 
+@pytest.mark.slow
 def test_a_branch_on_tensor_values_is_recorded_instead_of_exported(tmp_path, mulint):
     src = MODEL_SRC.replace(
         "return self.out(self.block(self.inp(x)))",
@@ -150,6 +156,7 @@ def test_a_branch_on_tensor_values_is_recorded_instead_of_exported(tmp_path, mul
     assert "traced by running the model on small CPU inputs" in out and "torch.export failed" in out
 
 
+@pytest.mark.slow
 def test_user_example_inputs(tmp_path, inspect_json):
     src = MODEL_SRC.replace(
         "def forward(self, x):\n        return self.out",
@@ -188,6 +195,7 @@ def test_scaled_fields_head_dim_grows_only_when_head_count_is_given():
     assert scaled_fields(heads_grow, "d_model", 128, 256) == {"d_model": 256}
 
 
+@pytest.mark.slow
 def test_config_dataclass_knob(tmp_path, inspect_json):
     src = MODEL_SRC.replace(
         "class Net(nn.Module):\n    def __init__(self, width=16, n_in=3):",

@@ -6,6 +6,8 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every test traces a model in a worker
+
 MODEL = textwrap.dedent("""
     import math
     import torch

@@ -154,6 +154,7 @@ def independent_hidden_exponent(values: dict, tmp_path) -> float:
     return math.log(stds[256] / stds[64]) / math.log(4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("twin", ["mup", "sp"])
 def test_init_from_the_training_script_decides_the_verdict(twin, tmp_path, mulint):
     values = MUP if twin == "mup" else SP
@@ -178,6 +179,7 @@ def test_init_from_the_training_script_decides_the_verdict(twin, tmp_path, mulin
         assert readout_line in found.get("MU102", set()), found
 
 
+@pytest.mark.slow
 def test_without_the_training_script_the_init_is_judged_as_constructed(tmp_path, mulint):
     repo = write_repo(tmp_path / "alone", MUP, train=None)
     code, out, err = mulint("check", str(repo / "model.py"), "--format", "json", "--no-cache")
@@ -336,6 +338,7 @@ def test_an_init_that_raises_is_judged_as_constructed(tmp_path):
     sys.modules.pop("raising_net", None)
 
 
+@pytest.mark.slow
 def test_an_edited_training_script_is_analysed_again(tmp_path, mulint):
     repo = write_repo(tmp_path / "cached", SP)
     first = json.loads(mulint("check", str(repo / "model.py"), "--format", "json")[1])

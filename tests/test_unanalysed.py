@@ -85,6 +85,7 @@ def test_require_models_from_the_config(mulint, script):
     assert mulint("check", str(script))[0] == 2
 
 
+@pytest.mark.slow
 def test_a_component_that_needs_arguments_is_named(mulint, tmp_path):
     path = tmp_path / "blocks.py"
     path.write_text(COMPONENT)
@@ -95,6 +96,7 @@ def test_a_component_that_needs_arguments_is_named(mulint, tmp_path):
     assert mulint("check", str(path), "--require-models")[0] == 2
 
 
+@pytest.mark.slow
 def test_a_named_target_that_fails_is_an_error_not_a_note(mulint, tmp_path):
     path = tmp_path / "blocks.py"
     path.write_text(COMPONENT)

@@ -16,6 +16,8 @@ import pytest
 import torch
 from conftest import MODELS
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 MODEL = MODELS / "rms_matched_muon.py"
 WIDTHS = [32, 64, 128]
 
@@ -183,6 +185,7 @@ def test_the_large_batch_holds_enough_tokens_and_repeats_the_users_inputs(tmp_pa
     assert user.describe() == "40 tokens (the file's example_inputs, repeated)"
 
 
+@pytest.mark.slow
 def test_a_matrix_still_zero_after_the_warm_step_gets_more_warm_steps():
     from mulint.analysis.training import Training
     from mulint.analysis.update_numbers import UpdateNumbers
@@ -251,6 +254,7 @@ def make_optimizer(model):
 '''
 
 
+@pytest.mark.slow
 def test_an_optimizer_whose_step_cannot_be_measured_gets_no_finding_and_fails_its_target(mulint, tmp_path):
     """No MU313 from the class name (its embedding and readout take its Adam path), and never a silent
     pass: the step's failure is the target's error, naming the step."""

@@ -10,6 +10,8 @@ import pytest
 import torch
 from conftest import MODELS
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 GPT = MODELS / "spectral_gpt.py"
 WIDTHS = (32, 64, 128)
 
@@ -45,6 +47,7 @@ def exponents(params, role: str) -> list[float]:
     return [u.update_exponent for p in params for u in p.uses if u.role == role and u.update_exponent is not None]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "factory, hidden",
     [
@@ -71,6 +74,7 @@ def test_hidden_update_exponent_of_each_optimizer(gpt, factory, hidden):
         assert all(abs(e) < 0.25 for e in exponents(params, role)), (role, exponents(params, role))
 
 
+@pytest.mark.slow
 def test_measuring_leaves_the_model_as_built(gpt):
     from mulint.analysis.update_numbers import UpdateNumbers
     from mulint.analysis.updates import batch_for, measure_updates
@@ -93,6 +97,7 @@ def test_measuring_leaves_the_model_as_built(gpt):
     assert all(p.grad is None for p in model.parameters())
 
 
+@pytest.mark.slow
 def test_zero_initialised_readout_does_not_hide_the_hidden_updates(gpt):
     # At step 1 no gradient reaches the hidden weights behind a zero readout; the measured step is
     # the second, after the readout moved.
@@ -101,6 +106,7 @@ def test_zero_initialised_readout_does_not_hide_the_hidden_updates(gpt):
     assert statistics.median(exponents(params, "hidden")) == pytest.approx(0.0, abs=0.2)
 
 
+@pytest.mark.slow
 def test_a_parameter_without_gradient_is_named(gpt):
     params, notes = measured(gpt, "frozen_embedding_adamw")
     [note] = [n for n in notes if "no gradient" in n]
@@ -268,6 +274,7 @@ def analysed():
     return run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "spec, optimizer, widths",
     [
@@ -297,12 +304,14 @@ def test_measured_and_exact_rules_agree_where_both_apply(analysed, spec, optimiz
     assert any(u.update_exponent is not None for p in facts.params for u in p.uses)
 
 
+@pytest.mark.slow
 def test_a_setup_judged_exactly_is_not_stepped(analysed):
     facts = analysed(f"{GPT}:GPT", f"{GPT}:adamw_one_lr", widths=[32, 64, 128])
     assert all(u.update_exponent is None for p in facts.params for u in p.uses)
     assert not any("update sizes" in n for n in facts.notes)
 
 
+@pytest.mark.slow
 def test_through_the_cli_muon_with_match_rms_needs_a_shrinking_lr(mulint):
     code, out, _ = mulint(
         "check",

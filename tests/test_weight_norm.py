@@ -11,6 +11,9 @@ from mulint.analysis.model import analyse_model
 from mulint.reading.targets import parse_target, resolve
 from mulint.rules import model_rules
 
+# every test traces a model
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
+
 MODELS = textwrap.dedent("""
     import torch.nn as nn
     from torch.nn.utils import weight_norm as legacy_weight_norm

@@ -7,6 +7,8 @@ import json
 import pytest
 from conftest import EXAMPLES, MODELS
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 LLAMA = MODELS / "rounded_ffn_llama.py"
 
 
@@ -22,6 +24,7 @@ def ffn(dim):  # written here, not imported: the test's own reading of the round
     return 256 * ((int(8 * dim / 3) + 255) // 256)
 
 
+@pytest.mark.slow
 def test_numeric_widths_move_up_until_the_ffn_grows_in_proportion():
     from mulint.analysis.numbers import choose_numeric_widths, numeric_knob
 
@@ -37,6 +40,7 @@ def test_numeric_widths_move_up_until_the_ffn_grows_in_proportion():
     assert note.startswith("numeric widths moved up from 32, 64, 128 to ") and "256 -> 256 -> 512" in note
 
 
+@pytest.mark.slow
 def test_a_model_without_rounding_keeps_its_widths():
     from mulint.analysis.numbers import choose_numeric_widths, numeric_knob
 
@@ -58,6 +62,7 @@ def test_a_dimension_held_still_at_every_chosen_width_is_found():
     assert probe.off_proportion([512, 1024]) is None
 
 
+@pytest.mark.slow
 def test_coord_widths_use_the_same_choice():
     from mulint.coordcheck.plan import choose_widths, limited
 

@@ -224,6 +224,7 @@ def test_a_build_failure_suggests_the_width_arg_only_when_it_was_not_passed(zoo)
     assert "--width-arg" in hints[0] and "--width-arg" not in hints[1]
 
 
+@pytest.mark.slow
 def test_cli_shows_the_cause_and_never_loops(zoo, mulint):
     code, _, err = mulint("check", "--no-cache", f"{zoo}:NeedsTokens")
     assert code == 2 and "raised TypeError" in err and "def make(width=48):" in err

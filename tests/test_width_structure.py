@@ -16,6 +16,8 @@ from mulint.analysis.same_structure import layout, require_same_structure
 from mulint.errors import MulintError
 from mulint.trace.record import share_inputs
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 GROWING = textwrap.dedent("""
     import torch.nn as nn
 
@@ -69,6 +71,7 @@ def test_a_layer_that_changes_kind_with_width_is_named():
         require_same_structure({8: layout(model(8)), 16: layout(model(16))}, "m.py:model")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["Stack", "as_sequential"])
 def test_depth_growing_with_width_is_refused_not_passed(mulint, tmp_path, name):
     path = tmp_path / "growing.py"
@@ -80,6 +83,7 @@ def test_depth_growing_with_width_is_refused_not_passed(mulint, tmp_path, name):
     assert error["step"] == "width" and "only at width 128" in error["message"]
 
 
+@pytest.mark.slow
 def test_the_same_model_at_fixed_depth_is_analysed(mulint, tmp_path):
     path = tmp_path / "growing.py"
     path.write_text(GROWING)
@@ -161,6 +165,7 @@ def test_a_recorded_model_gives_one_verdict_on_every_run(tmp_path):
     assert all(v == verdicts[0] for v in verdicts)
 
 
+@pytest.mark.slow
 def test_a_path_that_depends_on_width_is_refused(tmp_path):
     path = tmp_path / "branchy.py"
     path.write_text(BRANCHY)

@@ -1,0 +1,149 @@
+"""One trial of a transfer sweep: the user's model at one width, trained at one learning rate from one
+seed, for a fixed number of steps on the sweep's task. The unit of work every executor runs.
+
+The model is shrunk as `coord` shrinks it (two blocks, small vocabulary, short sequences: none of them
+grows with width). The optimizer is the user's (factory, param groups, `lr_scale`-style keys applied as
+their training applies them), every group's lr scaled by the same factor so the user's ratios between
+groups stay; a scheduler's base lrs are used and not stepped (a schedule written for the full run would
+hold a few hundred steps in warm-up).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from mulint.analysis.lr_reads import LrPolicy, apply_effective_lrs, split_made
+from mulint.analysis.optimizer import find_factory
+from mulint.analysis.structure import Structure
+from mulint.construct import inputs as example
+from mulint.construct.provenance import quiet
+from mulint.coordcheck.plan import shallow, shrunk_model
+from mulint.errors import MulintError
+from mulint.transfer.data import SyntheticTask, synthetic_task
+from mulint.transfer.store import TrialResult
+
+SEQ = 32
+VOCAB = 256
+BATCH = 16
+DIVERGE_WINDOW = 5  # steps whose mean loss above the initial loss means the run diverged
+
+
+@dataclass
+class SweepModel:
+    """What every trial of one target's sweep shares, set up once per worker."""
+
+    label: str
+    knob: object  # the width knob, shrunk
+    make_optimizers: Callable[[torch.nn.Module], list[torch.optim.Optimizer]]
+    reference_lr: float  # the largest group lr at the base width: the lr the grid is centred on
+    optimizer_label: str
+    task: SyntheticTask
+    device: str
+    notes: list[str]
+
+
+def prepare(
+    target,
+    structure: Structure,
+    *,
+    optimizer: str | None,
+    resolve_optimizer,
+    lr: float,
+    device: str,
+    lr_scale_keys: tuple[str, ...] = (),
+    lr_scale: str = "auto",
+) -> SweepModel:
+    knob = shallow(structure.knob.with_limits(seq=SEQ, vocab=VOCAB))
+    model_cls = type(next(iter(structure.models.values())))
+    factory = find_factory(target.module, model_cls, optimizer, resolve_optimizer) if resolve_optimizer else None
+    policy = LrPolicy.for_module(target.module, lr_scale_keys, lr_scale, factory.module) if factory else None
+    notes: list[str] = []
+
+    def make_optimizers(model: torch.nn.Module) -> list[torch.optim.Optimizer]:
+        if factory is None:
+            return [torch.optim.Adam(model.parameters(), lr=lr)]
+        optimizers, schedulers = split_made(factory.make(model), factory.label, target.label)
+        apply_effective_lrs(optimizers, schedulers, policy)
+        if schedulers and not any("schedule" in n for n in notes):
+            notes.append("the scheduler's base learning rates are trained, not stepped through its schedule")
+        return optimizers
+
+    torch.manual_seed(0)
+    with shrunk_model(knob, knob.base, target=target.label, device="cpu") as (model, _):
+        inputs = example.synthesise(model, "cpu", batch=BATCH, seq=SEQ)[structure.inputs_index]
+        model.eval()
+        with torch.no_grad(), quiet():
+            output = model(*inputs[0], **inputs[1])
+        from mulint.analysis.training import first_tensor
+
+        out = first_tensor(output)
+        if out is None:
+            raise MulintError(
+                "the model's output holds no tensor to train on",
+                target=target.label,
+                step="transfer",
+                hint="return the logits (or predictions) from forward",
+            )
+        try:
+            task = synthetic_task(inputs, out)
+        except ValueError as exc:
+            raise MulintError(
+                f"no synthetic task fits this model: {exc}",
+                target=target.label,
+                step="transfer",
+                hint="pass your own batches with --data FILE:FN",
+            ) from None
+        lrs = [g["lr"] for opt in make_optimizers(model) for g in opt.param_groups]
+    reference = max(lrs)
+    label = factory.label if factory else f"Adam(lr={lr:g})"
+    return SweepModel(target.label, knob, make_optimizers, reference, label, task, device, notes)
+
+
+def train_one(sweep: SweepModel, width: int, log2_lr: float, seed: int, steps: int) -> TrialResult:
+    """Train one (width, lr, seed) run; stop early when it diverges (see ``diverged``)."""
+    start = time.perf_counter()
+    factor = 2.0**log2_lr / sweep.reference_lr
+    torch.manual_seed(1000 + seed)  # the same init for every lr of this seed
+    losses: list[float] = []
+    initial = math.nan
+    gone = False
+    with shrunk_model(sweep.knob, width, target=sweep.label, device=sweep.device) as (model, _):
+        optimizers = sweep.make_optimizers(model)
+        for opt in optimizers:
+            for group in opt.param_groups:
+                group["lr"] = group["lr"] * factor
+        batches = sweep.task.batches(seed, sweep.device)
+        model.train()
+        for _ in range(steps):
+            batch = next(batches)
+            with quiet():
+                loss = batch.loss(model(*batch.inputs[0], **batch.inputs[1]))
+            value = float(loss.detach())
+            if math.isnan(initial):
+                initial = value
+            if not math.isfinite(value):
+                gone = True
+                break
+            losses.append(value)
+            if diverged(losses, initial, steps):
+                gone = True
+                break
+            for opt in optimizers:
+                opt.zero_grad(set_to_none=True)
+            loss.backward()
+            for opt in optimizers:
+                opt.step()
+    return TrialResult(tuple(losses), initial, gone, time.perf_counter() - start)
+
+
+def diverged(losses: list[float], initial: float, steps: int) -> bool:
+    """Past the first quarter of the run, the last few steps' mean loss is above the initial loss."""
+    if len(losses) < max(DIVERGE_WINDOW, steps // 4):
+        return False
+    tail = losses[-DIVERGE_WINDOW:]
+    return sum(tail) / len(tail) > initial

@@ -20,11 +20,15 @@ def save_plot(results: list, path: str) -> None:
         for colour, curve, best in zip(colours, result.curves, result.verdict.optima):
             xs, mean, sem = list(curve.log2_lrs), curve.mean(), curve.sem()
             ax.plot(xs, mean, "-", color=colour, lw=1.8, label=f"width {curve.width}")
-            ax.fill_between(xs, [m - s for m, s in zip(mean, sem)], [m + s for m, s in zip(mean, sem)], color=colour, alpha=0.2)
+            ax.fill_between(
+                xs, [m - s for m, s in zip(mean, sem)], [m + s for m, s in zip(mean, sem)], color=colour, alpha=0.2
+            )
             y = min(mean)
             ax.plot([best.log2_lr], [y], "o", color="red", ms=6, zorder=4)
         v = result.verdict
-        ax.set_title(f"{result.target}\n{v.status}: drift {v.drift:+.2f} octaves ({v.slope:+.2f} per doubling)", fontsize=9)
+        ax.set_title(
+            f"{result.target}\n{v.status}: drift {v.drift:+.2f} octaves ({v.slope:+.2f} per doubling)", fontsize=9
+        )
         ax.set_xlabel("log2 learning rate")
         ax.grid(True, alpha=0.25)
         ax.legend(fontsize=7)

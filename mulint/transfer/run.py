@@ -26,14 +26,22 @@ SEEDS = 3
 def choose_widths(sweep: SweepModel, requested: list[int] | None) -> list[int]:
     if requested:
         if len(requested) < 2:
-            raise MulintError("a transfer sweep needs at least two widths", target=sweep.label, step="transfer",
-                              hint="pass --widths with two or more, e.g. --widths 128,256,512")
+            raise MulintError(
+                "a transfer sweep needs at least two widths",
+                target=sweep.label,
+                step="transfer",
+                hint="pass --widths with two or more, e.g. --widths 128,256,512",
+            )
         return sorted(requested)
     base = sweep.knob.base
     widths = [base * f for f in FACTORS if fits(sweep.knob, base * f, sweep.label)]
     if len(widths) < 2:
-        raise MulintError(f"the model is too large to train at {base} and {2 * base} here", target=sweep.label,
-                          step="transfer", hint="pass smaller --widths")
+        raise MulintError(
+            f"the model is too large to train at {base} and {2 * base} here",
+            target=sweep.label,
+            step="transfer",
+            hint="pass smaller --widths",
+        )
     return widths
 
 
@@ -61,8 +69,14 @@ def run_transfer(
     start = time.perf_counter()
     sweep = prepare(target, structure, optimizer=optimizer, resolve_optimizer=resolve_optimizer, lr=lr, device=device)
     widths = choose_widths(sweep, widths)
-    options = {"widths": widths, "steps": steps, "lr": lr, "optimizer": sweep.optimizer_label, "device": device,
-               "task": sweep.task.description}
+    options = {
+        "widths": widths,
+        "steps": steps,
+        "lr": lr,
+        "optimizer": sweep.optimizer_label,
+        "device": device,
+        "task": sweep.task.description,
+    }
     plan = Plan(sweep_key(code_digest, options), tuple(widths), seeds, steps, centre(sweep.reference_lr))
 
     def run_one(key: TrialKey) -> TrialResult:

@@ -18,9 +18,21 @@ def result(best_of) -> TransferResult:
         for w in (64, 128, 256)
     ]
     return TransferResult(
-        target="m.py:Net", optimizer="AdamW", widths=[64, 128, 256], steps=100, seeds=3, device="cpu",
-        task="a random sparse Markov language", curves=curves, verdict=judge(curves), trials=45, reused=5,
-        diverged=2, rounds=2, shrunk=["blocks: 12 blocks -> 2"], notes=["a note"],
+        target="m.py:Net",
+        optimizer="AdamW",
+        widths=[64, 128, 256],
+        steps=100,
+        seeds=3,
+        device="cpu",
+        task="a random sparse Markov language",
+        curves=curves,
+        verdict=judge(curves),
+        trials=45,
+        reused=5,
+        diverged=2,
+        rounds=2,
+        shrunk=["blocks: 12 blocks -> 2"],
+        notes=["a note"],
     )
 
 

@@ -172,3 +172,36 @@ def synthetic_task(example: Inputs, output: torch.Tensor) -> SyntheticTask:
     teacher = Teacher(in_features, out_features * (1 if output.dim() >= 1 else 1))
     kind = "class labels" if len(shape) >= 2 and shape[-1] >= 2 else "targets"
     return SyntheticTask(example, shape, f"{kind} from a fixed random teacher network of the input", teacher=teacher)
+
+
+@dataclass
+class UserData:
+    """The user's batches (``--data FILE:FN``): ``FN(seed)`` returns an iterator of ``(inputs, targets)``
+    pairs, ``inputs`` as the model takes them (a tensor, a tuple of args, a dict of kwargs) and
+    ``targets`` aligned with the output: integer class ids (cross-entropy over the output's last
+    dimension, e.g. next tokens already shifted) or floats (mean squared error)."""
+
+    make: Callable[[int], Any]
+    description: str
+
+    def batches(self, seed: int, device: str = "cpu") -> Iterator[Batch]:
+        from mulint.construct.inputs import normalise
+
+        for item in self.make(seed):
+            if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[1], torch.Tensor)):
+                raise TypeError(
+                    f"{self.description} must yield (inputs, targets) pairs with a tensor of targets, "
+                    f"not {type(item).__name__}"
+                )
+            inputs, targets = _to(normalise(item[0]), device), item[1].to(device)
+            yield Batch(inputs, _loss_against(targets))
+
+
+def _loss_against(targets: torch.Tensor) -> Callable[[Any], torch.Tensor]:
+    def loss(output: Any) -> torch.Tensor:
+        out = _first_tensor(output)
+        if not targets.is_floating_point():
+            return F.cross_entropy(out.reshape(-1, out.shape[-1]).float(), targets.reshape(-1))
+        return (out.float() - targets.float().reshape(out.shape)).pow(2).mean()
+
+    return loss

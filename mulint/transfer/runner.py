@@ -22,12 +22,14 @@ class SweepSpec:
     device: str = "cpu"
     lr_scale_keys: tuple[str, ...] = ()
     lr_scale: str = "auto"
+    data: str | None = None  # PATH:NAME of the user's batch function (--data)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 class TrialRunner:
-    def __init__(self, spec: SweepSpec, *, target=None, resolve_optimizer=None) -> None:
+    def __init__(self, spec: SweepSpec, *, target=None, resolve_optimizer=None, data=None) -> None:
         self.spec = spec
+        self._data = data  # (function, label): the Python API's data_fn
         self._target = target  # an already resolved target (the Python API), else imported from spec
         self._resolve_optimizer = resolve_optimizer
         self._sweep = None
@@ -51,6 +53,7 @@ class TrialRunner:
                 device=self.spec.device,
                 lr_scale_keys=self.spec.lr_scale_keys,
                 lr_scale=self.spec.lr_scale,
+                data=_resolve_function(self.spec.data) if self.spec.data else self._data,
             )
         return self._sweep
 

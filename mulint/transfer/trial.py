@@ -24,7 +24,7 @@ from mulint.construct import inputs as example
 from mulint.construct.provenance import quiet
 from mulint.coordcheck.plan import shallow, shrunk_model
 from mulint.errors import MulintError
-from mulint.transfer.data import SyntheticTask, synthetic_task
+from mulint.transfer.data import SyntheticTask, UserData, synthetic_task
 from mulint.transfer.store import TrialResult
 
 SEQ = 32
@@ -42,7 +42,7 @@ class SweepModel:
     make_optimizers: Callable[[torch.nn.Module], list[torch.optim.Optimizer]]
     reference_lr: float  # the largest group lr at the base width: the lr the grid is centred on
     optimizer_label: str
-    task: SyntheticTask
+    task: SyntheticTask | UserData
     device: str
     notes: list[str]
 
@@ -57,7 +57,9 @@ def prepare(
     device: str,
     lr_scale_keys: tuple[str, ...] = (),
     lr_scale: str = "auto",
+    data: tuple[Callable, str] | None = None,
 ) -> SweepModel:
+    """``data``: the user's batch function and its label (``--data``), else a synthetic task."""
     knob = shallow(structure.knob.with_limits(seq=SEQ, vocab=VOCAB))
     model_cls = type(next(iter(structure.models.values())))
     factory = find_factory(target.module, model_cls, optimizer, resolve_optimizer) if resolve_optimizer else None
@@ -90,7 +92,7 @@ def prepare(
                 hint="return the logits (or predictions) from forward",
             )
         try:
-            task = synthetic_task(inputs, out)
+            task = UserData(data[0], f"your batches from {data[1]}") if data else synthetic_task(inputs, out)
         except ValueError as exc:
             raise MulintError(
                 f"no synthetic task fits this model: {exc}",

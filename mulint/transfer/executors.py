@@ -33,8 +33,8 @@ class InProcess:
     def __init__(self, runner: TrialRunner) -> None:
         self.runner = runner
 
-    def describe(self) -> dict:
-        return self.runner.describe()
+    def describe(self, widths: list[int] | None = None) -> dict:
+        return self.runner.describe(widths)
 
     def __call__(self, keys: list[TrialKey]) -> Iterator[tuple[TrialKey, TrialResult]]:
         for key in keys:
@@ -92,8 +92,8 @@ class RayExecutor:
         actor = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial)(_RayRunner)
         self.actors = [actor.remote(spec) for _ in range(n)]
 
-    def describe(self) -> dict:
-        return self.ray.get(self.actors[0].describe.remote())
+    def describe(self, widths: list[int] | None = None) -> dict:
+        return self.ray.get(self.actors[0].describe.remote(widths))
 
     def __call__(self, keys: list[TrialKey]) -> Iterator[tuple[TrialKey, TrialResult]]:
         ray = self.ray
@@ -133,8 +133,8 @@ class _RayRunner:
         torch.set_num_threads(1)
         self.runner = TrialRunner(spec)
 
-    def describe(self) -> dict:
-        return self.runner.describe()
+    def describe(self, widths: list[int] | None = None) -> dict:
+        return self.runner.describe(widths)
 
     def run(self, key: dict) -> dict:
         return self.runner.run(key)

@@ -10,35 +10,35 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mulint.reading.functions import Function
+
 
 @dataclass(frozen=True)
 class SweepSpec:
     """Everything a worker needs to set a target's sweep up: plain data, so it pickles and travels."""
 
     target: str  # PATH:NAME or module:NAME
-    optimizer: str | None = None  # PATH:NAME of the user's optimizer factory
+    optimizer: Function | None = None  # the user's optimizer factory (--optimizer); None: as `check` finds it
     lr: float = 1e-3
     width_arg: str | None = None
     device: str = "cpu"
     lr_scale_keys: tuple[str, ...] = ()
     lr_scale: str = "auto"
-    data: str | None = None  # PATH:NAME of the user's batch function (--data)
+    data: Function | None = None  # the user's batch function (--data)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 class TrialRunner:
-    def __init__(self, spec: SweepSpec, *, target=None, resolve_optimizer=None, data=None) -> None:
+    def __init__(self, spec: SweepSpec, *, target=None) -> None:
         self.spec = spec
-        self._data = data  # (function, label): the Python API's data_fn
         self._target = target  # an already resolved target (the Python API), else imported from spec
-        self._resolve_optimizer = resolve_optimizer
         self._sweep = None
 
     @property
     def sweep(self):
         if self._sweep is None:
-            from mulint.analysis.model import _resolve_function
             from mulint.analysis.structure import analyse_structure
+            from mulint.reading.functions import resolve_function
             from mulint.reading.targets import parse_target, resolve
             from mulint.transfer.trial import prepare
 
@@ -48,24 +48,31 @@ class TrialRunner:
                 target,
                 structure,
                 optimizer=self.spec.optimizer,
-                resolve_optimizer=self._resolve_optimizer or _resolve_function,
                 lr=self.spec.lr,
                 device=self.spec.device,
                 lr_scale_keys=self.spec.lr_scale_keys,
                 lr_scale=self.spec.lr_scale,
-                data=_resolve_function(self.spec.data) if self.spec.data else self._data,
+                data=resolve_function(self.spec.data) if self.spec.data is not None else None,
             )
         return self._sweep
 
-    def describe(self) -> dict:
-        """What the parent plans with: the lr the grid centres on, the base width, labels and notes."""
+    def describe(self, widths: list[int] | None = None) -> dict:
+        """What the parent plans with: the widths, the lr the grid centres on, labels, notes, and the
+        seconds one training step takes at each width (for the estimate printed before the sweep)."""
+        from mulint.transfer.trial import choose_widths, seconds_per_step
+
         s = self.sweep
+        chosen = choose_widths(s, widths)
         return {
+            "target": s.label,
+            "widths": chosen,
             "reference_lr": s.reference_lr,
             "base_width": s.knob.base,
             "optimizer": s.optimizer_label,
             "task": s.task.description,
             "notes": list(s.notes),
+            "shrunk": list(s.shrunk),
+            "step_seconds": {w: seconds_per_step(s, w) for w in chosen},
         }
 
     def run(self, key: dict) -> dict:

@@ -22,7 +22,7 @@ from mulint.analysis.optimizer import find_factory
 from mulint.analysis.structure import Structure
 from mulint.construct import inputs as example
 from mulint.construct.provenance import quiet
-from mulint.coordcheck.plan import shallow, shrunk_model
+from mulint.coordcheck.plan import describe_shrinking, fits, shallow, shrunk_model
 from mulint.errors import MulintError
 from mulint.transfer.data import SyntheticTask, UserData, synthetic_task
 from mulint.transfer.store import TrialResult
@@ -45,24 +45,25 @@ class SweepModel:
     task: SyntheticTask | UserData
     device: str
     notes: list[str]
+    shrunk: list[str]
 
 
 def prepare(
     target,
     structure: Structure,
     *,
-    optimizer: str | None,
-    resolve_optimizer,
+    optimizer,
     lr: float,
     device: str,
     lr_scale_keys: tuple[str, ...] = (),
     lr_scale: str = "auto",
     data: tuple[Callable, str] | None = None,
 ) -> SweepModel:
-    """``data``: the user's batch function and its label (``--data``), else a synthetic task."""
+    """``optimizer``: the user's factory (mulint.reading.functions), else the one `check` finds, else
+    Adam at ``lr``; ``data``: the user's batch function and its label (``--data``), else a synthetic task."""
     knob = shallow(structure.knob.with_limits(seq=SEQ, vocab=VOCAB))
     model_cls = type(next(iter(structure.models.values())))
-    factory = find_factory(target.module, model_cls, optimizer, resolve_optimizer) if resolve_optimizer else None
+    factory = find_factory(target.module, model_cls, optimizer)  # --optimizer, else found as `check` finds it
     policy = LrPolicy.for_module(target.module, lr_scale_keys, lr_scale, factory.module) if factory else None
     notes: list[str] = []
 
@@ -76,8 +77,10 @@ def prepare(
         return optimizers
 
     torch.manual_seed(0)
-    with shrunk_model(knob, knob.base, target=target.label, device="cpu") as (model, _):
+    with shrunk_model(knob, knob.base, target=target.label, device="cpu") as (model, lists):
         inputs = example.synthesise(model, "cpu", batch=BATCH, seq=SEQ)[structure.inputs_index]
+        tokens = next((tuple(v.shape) for v in [*inputs[0], *inputs[1].values()] if isinstance(v, torch.Tensor)), None)
+        shrunk = describe_shrinking(knob, lists, tokens)
         model.eval()
         with torch.no_grad(), quiet():
             output = model(*inputs[0], **inputs[1])
@@ -103,11 +106,46 @@ def prepare(
         lrs = [g["lr"] for opt in make_optimizers(model) for g in opt.param_groups]
     reference = max(lrs)
     label = factory.label if factory else f"Adam(lr={lr:g})"
-    return SweepModel(target.label, knob, make_optimizers, reference, label, task, device, notes)
+    return SweepModel(target.label, knob, make_optimizers, reference, label, task, device, notes, shrunk)
 
 
-def train_one(sweep: SweepModel, width: int, log2_lr: float, seed: int, steps: int) -> TrialResult:
-    """Train one (width, lr, seed) run; stop early when it diverges (see ``diverged``)."""
+FACTORS = (1, 2, 4)
+
+
+def choose_widths(sweep: SweepModel, requested: list[int] | None) -> list[int]:
+    """The widths asked for, else the model's own width and 2× and 4× it, as far as they fit."""
+    if requested:
+        if len(set(requested)) < 2:
+            raise MulintError(
+                "a transfer sweep needs at least two widths",
+                target=sweep.label,
+                step="transfer",
+                hint="pass two or more, e.g. --widths 128,256,512",
+            )
+        return sorted(set(requested))
+    base = sweep.knob.base
+    widths = [base * f for f in FACTORS if fits(sweep.knob, base * f, sweep.label)]
+    if len(widths) < 2:
+        raise MulintError(
+            f"the model is too large to train at widths {base} and {2 * base} here",
+            target=sweep.label,
+            step="transfer",
+            hint="pass smaller --widths",
+        )
+    return widths
+
+
+def seconds_per_step(sweep: SweepModel, width: int, steps: int = 3) -> float:
+    """A training step's time at ``width`` (after one warm-up step), for the estimate."""
+    result = train_one(sweep, width, math.log2(sweep.reference_lr), 0, steps + 1, timed_from=1)
+    return result.seconds / steps
+
+
+def train_one(
+    sweep: SweepModel, width: int, log2_lr: float, seed: int, steps: int, *, timed_from: int = 0
+) -> TrialResult:
+    """Train one (width, lr, seed) run; stop early when it diverges (see ``diverged``). Its seconds
+    count from step ``timed_from``."""
     start = time.perf_counter()
     factor = 2.0**log2_lr / sweep.reference_lr
     torch.manual_seed(1000 + seed)  # the same init for every lr of this seed
@@ -121,7 +159,9 @@ def train_one(sweep: SweepModel, width: int, log2_lr: float, seed: int, steps: i
                 group["lr"] = group["lr"] * factor
         batches = sweep.task.batches(seed, sweep.device)
         model.train()
-        for _ in range(steps):
+        for step in range(steps):
+            if step == timed_from:
+                start = time.perf_counter()
             batch = next(batches)
             with quiet():
                 loss = batch.loss(model(*batch.inputs[0], **batch.inputs[1]))

@@ -395,6 +395,176 @@ def coord(
         raise SystemExit(1)
 
 
+@cli.command()
+@click.argument("target")
+@click.option(
+    "--optimizer",
+    metavar="PATH:NAME",
+    help="Function taking the model and returning its optimizer (default: found as for check; else Adam at --lr). "
+    "Every param group's lr is scaled together; the user's ratios between groups stay.",
+)
+@click.option(
+    "--data",
+    "data_spec",
+    metavar="PATH:NAME",
+    help="Function NAME(seed) yielding (inputs, targets) batches of your own data (default: a synthetic task: "
+    "a random sparse Markov language for language models, a fixed random teacher otherwise).",
+)
+@click.option(
+    "--widths",
+    callback=parse_widths,
+    metavar="W1,W2,...",
+    help="Widths to train at (default: the model's own width, 2x and 4x it, as far as they fit).",
+)
+@width_arg_option
+@click.option("--steps", type=int, default=200, show_default=True, help="Training steps per trial (10 to 100000).")
+@click.option("--seeds", type=int, default=3, show_default=True, help="Seeds per width and lr (1 to 20).")
+@click.option(
+    "--lr",
+    type=float,
+    default=1e-3,
+    show_default=True,
+    help="Learning rate of the default Adam (when the target has no optimizer); the grid centres on the "
+    "optimizer's own lr otherwise.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where trials run: mulint's isolated workers (--jobs at once), or Ray tasks (pip install 'mulint[ray]').",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDRESS",
+    help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray instance started for the sweep).",
+)
+@click.option("--gpus-per-trial", type=float, default=0.0, show_default=True, help="GPUs each Ray trial asks for.")
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda", "mps"]),
+    default=None,
+    help="Where to train (default: cpu).",
+)
+@click.option("--no-store", is_flag=True, help="Train every trial again instead of reusing stored ones.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG plot here.")
+@click.option("--format", "fmt", type=FORMATS_INSPECT, default="text", show_default=True, help="Output format.")
+@jobs_option
+@timeout_option
+@max_memory_option
+@verbose_option
+def transfer(
+    target,
+    optimizer,
+    data_spec,
+    widths,
+    width_arg,
+    steps,
+    seeds,
+    lr,
+    executor,
+    ray_address,
+    gpus_per_trial,
+    device,
+    no_store,
+    plot_path,
+    fmt,
+    jobs,
+    timeout,
+    max_memory,
+    verbose,
+):
+    """Does the best learning rate stay put? Train TARGET at several widths and learning rates and judge
+    whether the optimum moves with width. Exit 0 PASS, 1 FAIL or INCONCLUSIVE, 2 on errors."""
+    from mulint.report.transfer_view import as_json, as_text
+
+    with _errors(verbose):
+        if plot_path:
+            _check_writable(plot_path)
+        from mulint.engine.settings import check_transfer_run, parse_function, settings_for
+        from mulint.engine.transfer import sweep_target
+
+        check_transfer_run(steps, seeds, lr, gpus_per_trial)
+        settings = settings_for(
+            [target],
+            one_model=True,
+            widths=widths,
+            width_arg=width_arg,
+            optimizer=optimizer,
+            timeout=timeout,
+            max_memory=max_memory,
+            jobs=jobs,
+        )
+        options = JobOptions.for_transfer(
+            settings,
+            widths=list(settings.widths) if widths else None,
+            lr=lr,
+            data=parse_function(data_spec, "--data", "--data") if data_spec else None,
+            device=device,
+        )
+        job = one_model_job("transfer_describe", target, options)
+        show = sys.stderr.isatty() or verbose
+        say = (lambda line: click.echo(line, err=True)) if show or fmt == "text" else (lambda line: None)
+        bar: list = []
+
+        def on_plan(info: dict) -> None:
+            plan = info["plan"]
+            from mulint.transfer.grid import coarse
+
+            first = len(plan.widths) * len(coarse(plan.centre)) * plan.seeds
+            later = len(plan.widths) * 2 * plan.seeds
+            per_point = sum(info["step_seconds"].values()) * plan.steps * plan.seeds
+            share = max(1, min(settings.limits().jobs, first)) if executor == "local" else 1
+            estimate = (len(coarse(plan.centre)) + 2) * per_point / share
+            say(
+                f"transfer: {job.target} at widths {', '.join(map(str, plan.widths))}; {plan.steps} steps, "
+                f"{plan.seeds} seeds; lr grid around 2^{plan.centre:g}; about {first + later} trials "
+                f"({first} in the first round), about {_duration(estimate)}"
+            )
+
+        def on_round(n: int, todo: int) -> None:
+            if bar:
+                bar.pop().render_finish()
+            if todo:
+                b = click.progressbar(
+                    length=todo, label=f"round {n}", file=sys.stderr if show else None, hidden=not show, show_eta=True
+                )
+                b.render_progress()
+                bar.append(b)
+
+        def on_trial(key, trial, reused) -> None:
+            if bar and not reused:
+                bar[0].update(1)
+
+        result = sweep_target(
+            job.target,
+            options,
+            settings.limits(),
+            steps=steps,
+            seeds=seeds,
+            executor=executor,
+            ray_address=ray_address,
+            gpus_per_trial=gpus_per_trial,
+            use_store=not no_store,
+            on_plan=on_plan,
+            on_round=on_round,
+            on_trial=on_trial,
+        )
+        if bar:
+            bar.pop().render_finish()
+        if plot_path:
+            from mulint.transfer.plot import save_plot
+
+            save_plot([result], plot_path)
+        click.echo(as_json(result) if fmt == "json" else as_text(result))
+    if result.verdict.status != "PASS":
+        raise SystemExit(1)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
 def _check_writable(path: str) -> None:
     """Before any training: a plot that cannot be written must not cost the run."""
     import os

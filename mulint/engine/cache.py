@@ -81,6 +81,11 @@ def _versions() -> str:
     return "_".join([f"mulint-{__version__}-{_own_code()}", python, *_library_versions()])
 
 
+def environment() -> str:
+    """mulint's code, Python's and the libraries' versions: what every stored result depends on."""
+    return _versions()
+
+
 def _path(key: str) -> Path:
     return cache_root() / _versions() / f"{key}.json"
 

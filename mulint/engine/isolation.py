@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from mulint.engine.options import JobOptions
-from mulint.engine.wire import MAX_MESSAGE, WireError, check_error, check_result, decode
+from mulint.engine.wire import MAX_MESSAGE, WireError, check_error, check_result, check_trial, decode
 from mulint.engine.worker import WorkerRequest, worker_main
 from mulint.errors import ErrorRecord, Interrupted
 
@@ -132,8 +132,10 @@ def run_jobs(
     *,
     on_done: Callable[[Outcome], None] = lambda o: None,
     on_progress: Callable[[Job, int], None] = lambda job, n: None,
+    on_trial: Callable[[Job, Any], None] = lambda job, trial: None,
 ) -> list[Outcome]:
     """Run every job in a worker, at most ``limits.jobs`` at once; outcomes in the jobs' order.
+    ``on_trial``: a transfer trial the job finished (its timeout then counts afresh: per trial).
 
     However this ends (a result, an exception, Ctrl-C, a signal turned into `Interrupted`), every
     worker started here is killed with its process group before it returns or raises."""
@@ -151,7 +153,7 @@ def run_jobs(
     def one(job: Job) -> Outcome:
         if cancelled.is_set():
             return Outcome(job=job, error=_error(job, "start", "interrupted", "", "interrupted"))
-        outcome = _run_one(job, limits.timeout, memory, on_progress, threads, cancelled, mine)
+        outcome = _run_one(job, limits.timeout, memory, on_progress, threads, cancelled, mine, on_trial)
         on_done(outcome)
         return outcome
 
@@ -247,6 +249,7 @@ def _run_one(
     threads: int | None = None,
     cancelled: threading.Event | None = None,
     mine: set[int] | None = None,
+    on_trial: Callable[[Job, Any], None] = lambda job, trial: None,
 ) -> Outcome:
     context = _mp_context()
     # The worker's own folder: its output, its temporary files (TMPDIR), the only place user code it
@@ -324,6 +327,9 @@ def _run_one(
                 step = payload
             elif kind == "progress":
                 on_progress(job, payload)
+            elif kind == "trial":
+                on_trial(job, payload)
+                deadline = time.monotonic() + timeout  # a sweep's timeout holds per trial
             elif kind == "done":
                 outcome.value, finished = payload, True
                 break
@@ -361,6 +367,8 @@ def _message(data: bytes, job: Job) -> tuple[str, Any]:
         return kind, payload
     if kind == "progress" and type(payload) is int:
         return kind, payload
+    if kind == "trial":
+        return kind, check_trial(payload)
     if kind == "error":
         return kind, check_error(payload)
     if kind == "done":

@@ -23,7 +23,13 @@ from mulint.errors import ErrorRecord, MulintError
 def run(job, max_memory: int, send: Callable[[tuple], None]) -> tuple[str, Any]:
     from mulint.engine.deps import DependencyRecorder
 
-    handler = {"check": check, "inspect": inspect, "coord": coord}[job.kind]
+    handler = {
+        "check": check,
+        "inspect": inspect,
+        "coord": coord,
+        "transfer_describe": transfer_describe,
+        "transfer_trials": transfer_trials,
+    }[job.kind]
     recorder = DependencyRecorder()
     try:
         with eager(), recorder:
@@ -243,3 +249,43 @@ def _checked_batch(batch_fn, label: str):
         return batch
 
     return checked
+
+
+def _trial_runner(job):
+    """The transfer sweep's set-up in this worker (mulint.transfer.runner), from the job's options."""
+    from mulint.transfer.runner import SweepSpec, TrialRunner
+
+    options: JobOptions = job.options
+    spec = SweepSpec(
+        target=job.target,
+        optimizer=options.optimizer,
+        lr=options.lr,
+        width_arg=options.width_arg,
+        device=options.device or "cpu",
+        lr_scale_keys=options.lr_scale_keys,
+        lr_scale=options.lr_scale,
+        data=options.data,
+    )
+    steps.enter("transfer")
+    return TrialRunner(spec, target=_resolve_one(job))
+
+
+def transfer_describe(job, send) -> dict:
+    """What a transfer sweep of this target trains: widths, the lr to centre on, a step's time."""
+    options: JobOptions = job.options
+    return {"describe": _trial_runner(job).describe(_listed(options.widths))}
+
+
+def transfer_trials(job, send) -> dict:
+    """Train the job's trials one after the other, each sent to mulint as it finishes."""
+    from dataclasses import asdict
+
+    from mulint.transfer.executors import result_of
+
+    runner = _trial_runner(job)
+    done = []
+    for key in job.options.trials:
+        result = result_of(runner.run(asdict(key)))
+        send(("trial", (key, result)))
+        done.append((key, result))
+    return {"trials": done}

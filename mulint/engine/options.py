@@ -34,6 +34,9 @@ class JobOptions:
     lr: float = 1e-3  # of the default Adam, when the target has no optimizer
     batch: FunctionRef | None = None
     device: str | None = None
+    # transfer: the sweep's set-up (widths, lr, device and optimizer above) and the trials of this job
+    data: FunctionRef | None = None  # --data: the user's batches
+    trials: tuple = ()  # mulint.transfer.store.TrialKey records to train
 
     @classmethod
     def for_check(cls, settings) -> JobOptions:
@@ -65,6 +68,16 @@ class JobOptions:
             seeds=seeds,
             lr=lr,
             batch=batch,
+            device=device,
+        )
+
+    @classmethod
+    def for_transfer(cls, settings, *, widths, lr: float, data: FunctionRef | None, device: str | None) -> JobOptions:
+        """A transfer job's options: the sweep's set-up; each trials job adds its trials."""
+        return cls(
+            **{**_analysis(settings), "widths": None if widths is None else tuple(widths)},
+            lr=lr,
+            data=data,
             device=device,
         )
 

@@ -235,6 +235,26 @@ def settings_for(paths=(), *, config_path: Path | None = None, **given) -> Setti
     return build_settings(config, paths=paths, **given)
 
 
+# `mulint transfer` / `mulint.transfer`: steps per trial, seeds per width and lr.
+TRANSFER_STEPS = (10, 100_000)
+TRANSFER_SEEDS = (1, 20)
+
+
+def check_transfer_run(steps, seeds, lr, gpus_per_trial=0.0, *, source: str = "cli") -> None:
+    """Each value in range, or a MulintError naming it, before anything is imported or trained."""
+    for name, value, (low, high) in (("steps", steps, TRANSFER_STEPS), ("seeds", seeds, TRANSFER_SEEDS)):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise MulintError(
+                f"{_label(source, name)}: must be an integer from {low} to {high}, not {value!r}", step="config"
+            )
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 or not math.isfinite(lr):
+        raise MulintError(f"{_label(source, 'lr')}: must be a positive, finite number, not {lr!r}", step="config")
+    if not (isinstance(gpus_per_trial, (int, float)) and 0 <= gpus_per_trial < math.inf):
+        raise MulintError(
+            f"{_label(source, 'gpus-per-trial')}: must be 0 or more, not {gpus_per_trial!r}", step="config"
+        )
+
+
 # `mulint coord` / `mulint.coord`: steps and seeds per width, and the default optimizer's lr.
 COORD_STEPS = (1, 50)
 COORD_SEEDS = (1, 20)

@@ -25,13 +25,16 @@ from mulint.edits import Edit, EditError, edit_from_dict
 from mulint.errors import ErrorRecord
 from mulint.facts import ModelFacts
 from mulint.findings import Finding
+from mulint.transfer import result as transfer_result
+from mulint.transfer import store as transfer_store
+from mulint.transfer import verdict as transfer_verdict
 
 MAX_MESSAGE = 256 << 20  # bytes: a result larger than this is not a result
 # The records that may arrive: the dataclasses of mulint's plain-data modules (no torch, no behaviour
 # beyond properties), found rather than listed, so a record added there travels without a change here.
 _CLASSES = {
     value.__name__: value
-    for module in (facts, findings, coordcheck, errors)
+    for module in (facts, findings, coordcheck, errors, transfer_result, transfer_store, transfer_verdict)
     for value in vars(module).values()
     if isinstance(value, type) and dataclasses.is_dataclass(value) and value.__module__ == module.__name__
 }
@@ -226,7 +229,23 @@ _RESULTS: dict[str, dict[str, Any]] = {
     "check": {"findings": list[Finding], "target": dict},
     "inspect": {"facts": ModelFacts},
     "coord": {"coord": CoordResult},
+    "transfer_describe": {"describe": dict},
+    "transfer_trials": {"trials": list},
 }
+
+
+def check_trial(payload) -> tuple:
+    """A finished transfer trial: (TrialKey, TrialResult)."""
+    from mulint.transfer.store import TrialKey, TrialResult
+
+    if not (
+        isinstance(payload, tuple)
+        and len(payload) == 2
+        and isinstance(payload[0], TrialKey)
+        and isinstance(payload[1], TrialResult)
+    ):
+        raise WireError("trial: not a (TrialKey, TrialResult) pair")
+    return payload
 
 
 def check_error(payload) -> ErrorRecord:

@@ -38,7 +38,9 @@ def table(result) -> list[str]:
                 cells.append(f"{means[x]:.3f}" + ("*" if x == nearest else ""))
         rows.append([f"width {curve.width}"] + cells)
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    return ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
+    return [
+        "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows
+    ]
 
 
 def as_text(result) -> str:

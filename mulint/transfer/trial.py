@@ -22,7 +22,7 @@ from mulint.analysis.optimizer import find_factory
 from mulint.analysis.structure import Structure
 from mulint.construct import inputs as example
 from mulint.construct.provenance import quiet
-from mulint.coordcheck.plan import describe_shrinking, fits, shallow, shrunk_model
+from mulint.coordcheck.plan import cpu_threads, describe_shrinking, fits, shallow, shrunk_model
 from mulint.errors import MulintError
 from mulint.transfer.data import SyntheticTask, UserData, synthetic_task
 from mulint.transfer.store import TrialResult
@@ -135,10 +135,16 @@ def choose_widths(sweep: SweepModel, requested: list[int] | None) -> list[int]:
     return widths
 
 
-def seconds_per_step(sweep: SweepModel, width: int, steps: int = 3) -> float:
-    """A training step's time at ``width`` (after one warm-up step), for the estimate."""
-    result = train_one(sweep, width, math.log2(sweep.reference_lr), 0, steps + 1, timed_from=1)
-    return result.seconds / steps
+def seconds_per_step(sweep: SweepModel, width: int, budget: float = 1.0) -> float:
+    """A training step's time at ``width``: the median of up to 10 timed steps (after a warm-up step)
+    within about ``budget`` seconds, for the estimate printed before a sweep."""
+    times: list[float] = []
+    for steps in (2, 4, 6, 10):
+        result = train_one(sweep, width, math.log2(sweep.reference_lr), 0, steps + 1, timed_from=1)
+        times.append(result.seconds / steps)
+        if sum(t * s for t, s in zip(times, (2, 4, 6, 10))) > budget:
+            break
+    return sorted(times)[len(times) // 2]
 
 
 def train_one(
@@ -152,7 +158,10 @@ def train_one(
     losses: list[float] = []
     initial = math.nan
     gone = False
-    with shrunk_model(sweep.knob, width, target=sweep.label, device=sweep.device) as (model, _):
+    with (
+        cpu_threads(sweep.knob, [width], sweep.label, sweep.device),  # one thread for small models, as coord
+        shrunk_model(sweep.knob, width, target=sweep.label, device=sweep.device) as (model, _),
+    ):
         optimizers = sweep.make_optimizers(model)
         for opt in optimizers:
             for group in opt.param_groups:

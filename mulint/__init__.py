@@ -8,8 +8,19 @@ so `import mulint` stays cheap (the command line and the pytest plugin import it
 from mulint.errors import MulintError
 from mulint.version import __version__
 
-__all__ = ["check", "inspect", "coord", "Report", "Analysis", "CoordReport", "MulintError", "__version__"]
-_API = {"check", "inspect", "coord", "Report", "Analysis", "CoordReport"}
+__all__ = [
+    "check",
+    "inspect",
+    "coord",
+    "transfer",
+    "Report",
+    "Analysis",
+    "CoordReport",
+    "TransferReport",
+    "MulintError",
+    "__version__",
+]
+_API = {"check", "inspect", "coord", "transfer", "Report", "Analysis", "CoordReport", "TransferReport"}
 
 
 def __getattr__(name: str):

@@ -135,6 +135,48 @@ class CoordReport:
         return as_json(self.result)
 
 
+@dataclass
+class TransferReport:
+    """The result of `mulint.transfer`: the verdict, each width's best lr, the curves."""
+
+    result: Any  # mulint.sweep.result.TransferResult
+
+    @property
+    def verdict(self) -> str:
+        """ "PASS", "FAIL" or "INCONCLUSIVE"."""
+        return self.result.verdict.status
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == "PASS"
+
+    @property
+    def optima(self) -> dict[int, float]:
+        """Per width, the best learning rate found."""
+        return {w: 2.0**o.log2_lr for w, o in zip(self.result.widths, self.result.verdict.optima)}
+
+    @property
+    def curves(self) -> dict[int, dict[float, float]]:
+        """Per width, the final loss (mean over seeds) at each learning rate trained."""
+        return {c.width: {2.0**x: y for x, y in zip(c.log2_lrs, c.mean())} for c in self.result.curves}
+
+    def plot(self, path: str | Path) -> None:
+        """Write the plot (PNG) to `path`."""
+        from mulint.sweep.plot import save_plot
+
+        save_plot([self.result], str(path))
+
+    def __str__(self) -> str:
+        from mulint.report.transfer_view import as_text
+
+        return as_text(self.result)
+
+    def to_json(self) -> str:
+        from mulint.report.transfer_view import as_json
+
+        return as_json(self.result)
+
+
 def check(
     model_fn: Callable[..., Any] | type,
     *,
@@ -249,6 +291,48 @@ def coord(
         )
 
     return CoordReport(result=_guarded(target.label, run))
+
+
+def transfer(
+    model_fn: Callable[..., Any] | type,
+    *,
+    optimizer_fn: Callable[[Any], Any] | None = None,
+    data_fn: Callable[[int], Any] | None = None,
+    widths: list[int] | None = None,
+    steps: int = 200,
+    seeds: int = 3,
+    lr: float = 1e-3,
+    device: str | None = None,
+    width_arg: str | None = None,
+) -> TransferReport:
+    """Train the model at several widths and learning rates (here, one trial after another) and judge
+    whether the best learning rate moves with width. `data_fn(seed)` yields (inputs, targets) batches;
+    without it a synthetic task is trained."""
+    from mulint.engine.settings import build_settings, check_transfer_run
+
+    check_transfer_run(steps, seeds, lr, source="api")
+    build_settings(None, source="api", widths=widths, width_arg=width_arg)
+    from mulint.reading.functions import GivenFunction
+    from mulint.sweep.executors import InProcess
+    from mulint.sweep.run import run_transfer
+    from mulint.sweep.runner import SweepSpec, TrialRunner
+
+    target = _target(model_fn, widths, width_arg)
+    spec = SweepSpec(
+        target=target.label,
+        optimizer=_given(optimizer_fn),
+        lr=lr,
+        width_arg=width_arg,
+        device=device or "cpu",
+        data=GivenFunction(data_fn, _label(data_fn)) if data_fn is not None else None,
+    )
+
+    def run():
+        return run_transfer(
+            spec, InProcess(TrialRunner(spec, target=target)), code_digest="", widths=widths, steps=steps, seeds=seeds
+        )
+
+    return TransferReport(result=_guarded(target.label, run))
 
 
 # --- targets from Python objects --------------------------------------------------------------------

@@ -509,7 +509,7 @@ def transfer(
 
         def on_plan(info: dict) -> None:
             plan = info["plan"]
-            from mulint.transfer.grid import coarse
+            from mulint.sweep.grid import coarse
 
             first = len(plan.widths) * len(coarse(plan.centre)) * plan.seeds
             later = len(plan.widths) * 2 * plan.seeds
@@ -553,7 +553,7 @@ def transfer(
         if bar:
             bar.pop().render_finish()
         if plot_path:
-            from mulint.transfer.plot import save_plot
+            from mulint.sweep.plot import save_plot
 
             save_plot([result], plot_path)
         click.echo(as_json(result) if fmt == "json" else as_text(result))

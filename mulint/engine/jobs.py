@@ -252,8 +252,8 @@ def _checked_batch(batch_fn, label: str):
 
 
 def _trial_runner(job):
-    """The transfer sweep's set-up in this worker (mulint.transfer.runner), from the job's options."""
-    from mulint.transfer.runner import SweepSpec, TrialRunner
+    """The transfer sweep's set-up in this worker (mulint.sweep.runner), from the job's options."""
+    from mulint.sweep.runner import SweepSpec, TrialRunner
 
     options: JobOptions = job.options
     spec = SweepSpec(
@@ -280,7 +280,7 @@ def transfer_trials(job, send) -> dict:
     """Train the job's trials one after the other, each sent to mulint as it finishes."""
     from dataclasses import asdict
 
-    from mulint.transfer.executors import result_of
+    from mulint.sweep.executors import result_of
 
     runner = _trial_runner(job)
     done = []

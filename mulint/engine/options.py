@@ -36,7 +36,7 @@ class JobOptions:
     device: str | None = None
     # transfer: the sweep's set-up (widths, lr, device and optimizer above) and the trials of this job
     data: FunctionRef | None = None  # --data: the user's batches
-    trials: tuple = ()  # mulint.transfer.store.TrialKey records to train
+    trials: tuple = ()  # mulint.sweep.store.TrialKey records to train
 
     @classmethod
     def for_check(cls, settings) -> JobOptions:

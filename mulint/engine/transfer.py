@@ -15,7 +15,7 @@ from mulint.engine.isolation import Job, Limits, run_jobs
 from mulint.engine.options import JobOptions
 from mulint.errors import MulintError
 from mulint.report.summary import quoted_output
-from mulint.transfer.store import TrialKey, TrialResult
+from mulint.sweep.store import TrialKey, TrialResult
 
 
 class LocalWorkers:
@@ -78,7 +78,7 @@ def store_for(target: str):
     import hashlib
 
     from mulint.engine.cache import cache_root
-    from mulint.transfer.store import TrialStore
+    from mulint.sweep.store import TrialStore
 
     name = hashlib.sha256(target.encode()).hexdigest()[:16]
     return TrialStore(cache_root() / "transfer" / f"{name}.jsonl")
@@ -117,9 +117,9 @@ def sweep_target(
     on_round=lambda n, todo: None,
     on_trial=lambda key, trial, reused: None,
 ):
-    """One target's transfer sweep (mulint.transfer.run) on the chosen executor, its trials stored."""
-    from mulint.transfer.run import run_transfer
-    from mulint.transfer.runner import SweepSpec
+    """One target's transfer sweep (mulint.sweep.run) on the chosen executor, its trials stored."""
+    from mulint.sweep.run import run_transfer
+    from mulint.sweep.runner import SweepSpec
 
     spec = SweepSpec(
         target=target,
@@ -133,7 +133,7 @@ def sweep_target(
     )
     local = LocalWorkers(target, options, limits)
     if executor == "ray":
-        from mulint.transfer.executors import RayExecutor
+        from mulint.sweep.executors import RayExecutor
 
         run_on = RayExecutor(spec, address=ray_address, gpus_per_trial=gpus_per_trial)
     else:

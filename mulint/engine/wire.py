@@ -25,9 +25,9 @@ from mulint.edits import Edit, EditError, edit_from_dict
 from mulint.errors import ErrorRecord
 from mulint.facts import ModelFacts
 from mulint.findings import Finding
-from mulint.transfer import result as transfer_result
-from mulint.transfer import store as transfer_store
-from mulint.transfer import verdict as transfer_verdict
+from mulint.sweep import result as transfer_result
+from mulint.sweep import store as transfer_store
+from mulint.sweep import verdict as transfer_verdict
 
 MAX_MESSAGE = 256 << 20  # bytes: a result larger than this is not a result
 # The records that may arrive: the dataclasses of mulint's plain-data modules (no torch, no behaviour
@@ -236,7 +236,7 @@ _RESULTS: dict[str, dict[str, Any]] = {
 
 def check_trial(payload) -> tuple:
     """A finished transfer trial: (TrialKey, TrialResult)."""
-    from mulint.transfer.store import TrialKey, TrialResult
+    from mulint.sweep.store import TrialKey, TrialResult
 
     if not (
         isinstance(payload, tuple)

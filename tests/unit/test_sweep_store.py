@@ -2,7 +2,7 @@
 
 import math
 
-from mulint.transfer.store import TrialKey, TrialResult, TrialStore
+from mulint.sweep.store import TrialKey, TrialResult, TrialStore
 
 
 def key(width=64, lr=-9.0, seed=0, steps=100, sweep="abc"):

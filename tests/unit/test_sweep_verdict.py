@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from mulint.transfer.verdict import Curve, interpolate, judge, optimum, slope_of
+from mulint.sweep.verdict import Curve, interpolate, judge, optimum, slope_of
 
 GRID = tuple(float(x) for x in range(-14, -3))  # log2 lr, one octave apart
 

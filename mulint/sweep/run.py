@@ -10,10 +10,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 
-from mulint.transfer.grid import centre
-from mulint.transfer.result import TransferResult
-from mulint.transfer.store import TrialKey, TrialResult, TrialStore
-from mulint.transfer.sweep import Plan, run_sweep
+from mulint.sweep.grid import centre
+from mulint.sweep.result import TransferResult
+from mulint.sweep.store import TrialKey, TrialResult, TrialStore
+from mulint.sweep.sweep import Plan, run_sweep
 
 STEPS = 200
 SEEDS = 3
@@ -38,7 +38,7 @@ def run_transfer(
     on_round: Callable[[int, int], None] = lambda n, todo: None,
     on_trial: Callable[[TrialKey, TrialResult, bool], None] = lambda key, trial, reused: None,
 ) -> TransferResult:
-    """``executor`` (mulint.transfer.executors) sets the target up once per worker and trains trials;
+    """``executor`` (mulint.sweep.executors) sets the target up once per worker and trains trials;
     ``on_plan`` gets what it said (widths, lr, task, a time per step) before any trial runs."""
     start = time.perf_counter()
     info = executor.describe(widths)

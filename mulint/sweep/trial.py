@@ -24,8 +24,8 @@ from mulint.construct import inputs as example
 from mulint.construct.provenance import quiet
 from mulint.coordcheck.plan import cpu_threads, describe_shrinking, fits, shallow, shrunk_model
 from mulint.errors import MulintError
-from mulint.transfer.data import SyntheticTask, UserData, synthetic_task
-from mulint.transfer.store import TrialResult
+from mulint.sweep.data import SyntheticTask, UserData, synthetic_task
+from mulint.sweep.store import TrialResult
 
 SEQ = 32
 VOCAB = 256

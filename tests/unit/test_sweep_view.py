@@ -6,8 +6,8 @@ import math
 import pytest
 
 from mulint.report.transfer_view import as_json, as_text
-from mulint.transfer.result import TransferResult
-from mulint.transfer.verdict import Curve, judge
+from mulint.sweep.result import TransferResult
+from mulint.sweep.verdict import Curve, judge
 
 GRID = (-12.0, -10.0, -9.0, -8.0, -6.0)
 
@@ -61,7 +61,7 @@ def test_a_pass_gives_no_advice_and_json_round_trips():
 
 def test_the_plot_is_written_whole(tmp_path):
     pytest.importorskip("matplotlib")
-    from mulint.transfer.plot import save_plot
+    from mulint.sweep.plot import save_plot
 
     path = tmp_path / "transfer.png"
     save_plot([result(lambda w: -6.0 - math.log2(w / 64)), result(lambda w: -9.0)], str(path))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mulint.transfer.grid import MAX_SPAN, centre, coarse, next_points
+from mulint.sweep.grid import MAX_SPAN, centre, coarse, next_points
 
 
 def test_the_coarse_pass_is_every_second_octave_around_the_users_lr():

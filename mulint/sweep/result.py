@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from mulint.transfer.verdict import Curve, Optimum, Verdict
+from mulint.sweep.verdict import Curve, Optimum, Verdict
 
 
 @dataclass

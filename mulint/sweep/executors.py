@@ -1,4 +1,4 @@
-"""Where a sweep's trials run. Every executor takes the same work unit (mulint.transfer.runner) and
+"""Where a sweep's trials run. Every executor takes the same work unit (mulint.sweep.runner) and
 yields each trial as it finishes, so the sweep's planning, store and verdict never know which one ran.
 
 - in-process: the Python API and tests; one trial after another, here.
@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from dataclasses import asdict
 
 from mulint.errors import MulintError
-from mulint.transfer.runner import SweepSpec, TrialRunner
-from mulint.transfer.store import TrialKey, TrialResult
+from mulint.sweep.runner import SweepSpec, TrialRunner
+from mulint.sweep.store import TrialKey, TrialResult
 
 
 def result_of(data: dict) -> TrialResult:

@@ -4,7 +4,7 @@ the user's batches are taken as documented."""
 import pytest
 import torch
 
-from mulint.transfer.data import MarkovLanguage, UserData, synthetic_task
+from mulint.sweep.data import MarkovLanguage, UserData, synthetic_task
 
 
 def test_the_markov_language_follows_its_table_and_seeds_fix_only_the_order():

@@ -2,8 +2,8 @@
 
 import math
 
-from mulint.transfer.store import TrialResult, TrialStore
-from mulint.transfer.sweep import Plan, in_process, run_sweep
+from mulint.sweep.store import TrialResult, TrialStore
+from mulint.sweep.sweep import Plan, in_process, run_sweep
 
 
 def simulated(best_of):

@@ -3,7 +3,7 @@ executor, kept in the trial store, then judged.
 
 Round 1 trains the coarse grid (every second octave around the user's lr) at every width and seed;
 each later round asks every width for the neighbours of its optimum, or more grid beyond an optimum on
-the edge (mulint.transfer.grid), until no width asks for more or ``MAX_ROUNDS`` is reached. A trial
+the edge (mulint.sweep.grid), until no width asks for more or ``MAX_ROUNDS`` is reached. A trial
 already in the store is not run again. Torch-free: the executor runs the trials.
 """
 
@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from statistics import fmean
 
-from mulint.transfer.grid import coarse, next_points
-from mulint.transfer.store import TrialKey, TrialResult, TrialStore
-from mulint.transfer.verdict import Curve, Verdict, judge
+from mulint.sweep.grid import coarse, next_points
+from mulint.sweep.store import TrialKey, TrialResult, TrialStore
+from mulint.sweep.verdict import Curve, Verdict, judge
 
 MAX_ROUNDS = 5
 

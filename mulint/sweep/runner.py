@@ -40,7 +40,7 @@ class TrialRunner:
             from mulint.analysis.structure import analyse_structure
             from mulint.reading.functions import resolve_function
             from mulint.reading.targets import parse_target, resolve
-            from mulint.transfer.trial import prepare
+            from mulint.sweep.trial import prepare
 
             target = self._target or resolve(parse_target(self.spec.target), allow_exec=True)[0]
             structure = analyse_structure(target, width_arg=self.spec.width_arg)
@@ -59,7 +59,7 @@ class TrialRunner:
     def describe(self, widths: list[int] | None = None) -> dict:
         """What the parent plans with: the widths, the lr the grid centres on, labels, notes, and the
         seconds one training step takes at each width (for the estimate printed before the sweep)."""
-        from mulint.transfer.trial import choose_widths, seconds_per_step
+        from mulint.sweep.trial import choose_widths, seconds_per_step
 
         s = self.sweep
         chosen = choose_widths(s, widths)
@@ -76,7 +76,7 @@ class TrialRunner:
         }
 
     def run(self, key: dict) -> dict:
-        from mulint.transfer.trial import train_one
+        from mulint.sweep.trial import train_one
 
         result = train_one(self.sweep, key["width"], key["log2_lr"], key["seed"], key["steps"])
         return asdict(result)

@@ -1,2 +1,0 @@
-"""`mulint transfer`: train the user's model at several widths and learning rates and judge whether the
-best learning rate stays put (µTransfer shown, not assumed)."""

@@ -504,7 +504,6 @@ def transfer(
         )
         job = one_model_job("transfer_describe", target, options)
         show = sys.stderr.isatty() or verbose
-        say = (lambda line: click.echo(line, err=True)) if show or fmt == "text" else (lambda line: None)
         bar: list = []
 
         def on_plan(info: dict) -> None:
@@ -516,10 +515,11 @@ def transfer(
             per_point = sum(info["step_seconds"].values()) * plan.steps * plan.seeds
             share = max(1, min(settings.limits().jobs, first)) if executor == "local" else 1
             estimate = (len(coarse(plan.centre)) + 2) * per_point / share
-            say(
+            click.echo(
                 f"transfer: {job.target} at widths {', '.join(map(str, plan.widths))}; {plan.steps} steps, "
                 f"{plan.seeds} seeds; lr grid around 2^{plan.centre:g}; about {first + later} trials "
-                f"({first} in the first round), about {_duration(estimate)}"
+                f"({first} in the first round), about {_duration(estimate)}",
+                err=True,
             )
 
         def on_round(n: int, todo: int) -> None:

@@ -53,7 +53,7 @@ def as_text(result) -> str:
     if result.shrunk:
         lines.append(f"trained smaller where width does not matter: {one_line('; '.join(result.shrunk))}")
     lines += [f"note: {keep_lines(n)}" for n in result.notes]
-    lines += ["", "final loss, mean over seeds (* = the width's best lr on the grid):", *table(result), ""]
+    lines += ["", "final loss, mean over seeds (* = the grid point nearest each width's best lr):", *table(result), ""]
     optima = "; ".join(
         f"{w}: {_lr(o.log2_lr)}" + (f" [{_lr(o.interval[0])}, {_lr(o.interval[1])}]" if result.seeds > 1 else "")
         for w, o in zip(v.widths, v.optima)

@@ -81,6 +81,7 @@ class RayExecutor:
                 ) from None
         total = ray.cluster_resources()
         if gpus_per_trial > total.get("GPU", 0):
+            self.close()
             raise MulintError(
                 f"--gpus-per-trial {gpus_per_trial:g} but the Ray cluster has {total.get('GPU', 0):g} GPUs",
                 step="transfer",
@@ -118,10 +119,11 @@ class RayExecutor:
             yield key, result_of(data)
 
     def close(self) -> None:
-        for actor in self.actors:
+        for actor in getattr(self, "actors", []):
             self.ray.kill(actor)
         if self.started_here:
             self.ray.shutdown()
+            self.started_here = False
 
 
 class _RayRunner:

@@ -3,7 +3,8 @@ executor, kept in the trial store, then judged.
 
 Round 1 trains the coarse grid (every second octave around the user's lr) at every width and seed;
 each later round asks every width for the neighbours of its optimum, or more grid beyond an optimum on
-the edge (mulint.sweep.grid), until no width asks for more or ``MAX_ROUNDS`` is reached. A trial
+the edge (mulint.sweep.grid), and trains what any width asks for at every width, until no width asks
+for more or ``MAX_ROUNDS`` is reached. A trial
 already in the store is not run again. Torch-free: the executor runs the trials.
 """
 
@@ -96,7 +97,10 @@ def run_sweep(
             if store is not None:
                 store.put(key, trial)
             on_trial(key, trial, False)
-        points = {w: p for w in plan.widths if (p := next_points(_means(result, w), plan.centre))}
+        # What any width asks for, every width trains: the curves share their points near every
+        # optimum, so each width's loss at another's best lr is measured, not interpolated.
+        wanted = sorted({x for w in plan.widths for x in next_points(_means(result, w), plan.centre)})
+        points = {w: wanted for w in plan.widths} if wanted else {}
     return result
 
 

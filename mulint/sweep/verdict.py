@@ -4,8 +4,8 @@ Pure arithmetic over the measured losses (no torch), so it is tested on syntheti
 optima. The steps, after TRANSFER's reference design (Tensor Programs V, nanoGPT-mup's sweeps):
 
 1. Per width, the optimum in log2(lr): the argmin of the seed-mean curve, refined by the vertex of
-   the parabola through it and its two neighbours when that parabola opens upwards and its vertex
-   lies between them (otherwise the grid point stands).
+   the least-squares parabola through the points within two octaves of it when that parabola opens
+   upwards and its vertex lies among them (otherwise the grid point stands).
 2. Bootstrap over seeds (common random numbers: seed k is the same init and data at every width and
    lr, so a resample takes whole seeds): an interval for each optimum and for the drift slope, the
    weighted least-squares slope of log2 lr* against log2 width (octaves per doubling of width).
@@ -31,6 +31,7 @@ FAIL_SLOPE = 0.5
 FAIL_DRIFT = 2.0
 BOOTSTRAP = 400  # resamples of whole seeds
 INTERVAL = 0.9  # the central share of the bootstrap distribution an interval holds
+WINDOW = 2.0  # octaves either side of the argmin the parabola is fitted over
 
 
 @dataclass(frozen=True)
@@ -81,31 +82,53 @@ class Verdict:
 
 
 def optimum(log2_lrs: list[float] | tuple[float, ...], losses: list[float]) -> Optimum:
-    """The best log2 lr of one mean curve (see the module docstring)."""
+    """The best log2 lr of one mean curve: the vertex of the least-squares parabola through the points
+    within ``WINDOW`` octaves of the argmin (at least three), when it opens upwards and its vertex lies
+    inside them; otherwise the argmin. A window wider than the argmin's two neighbours keeps a flat
+    bottom from being decided by the noise of one point."""
     finite = [i for i, v in enumerate(losses) if math.isfinite(v)]
     if not finite:
         raise ValueError("no finite loss on the curve")
     i = min(finite, key=lambda k: (losses[k], k))
     on_edge = i in (0, len(losses) - 1)
-    if on_edge or not (math.isfinite(losses[i - 1]) and math.isfinite(losses[i + 1])):
-        return Optimum(float(log2_lrs[i]), on_edge, False)
-    vertex = _vertex(log2_lrs[i - 1 : i + 2], losses[i - 1 : i + 2])
+    if on_edge:
+        return Optimum(float(log2_lrs[i]), True, False)
+    near = [k for k in finite if abs(log2_lrs[k] - log2_lrs[i]) <= WINDOW]
+    if len(near) < 3 or not (near[0] < i < near[-1]):
+        return Optimum(float(log2_lrs[i]), False, False)
+    vertex = _vertex([log2_lrs[k] for k in near], [losses[k] for k in near])
     if vertex is None:
         return Optimum(float(log2_lrs[i]), False, False)
     return Optimum(vertex, False, True)
 
 
 def _vertex(xs, ys) -> float | None:
-    """The vertex of the parabola through three points, when it opens upwards and lies inside them."""
-    (x0, x1, x2), (y0, y1, y2) = xs, ys
-    d01, d12 = (y1 - y0) / (x1 - x0), (y2 - y1) / (x2 - x1)
-    curvature = (d12 - d01) / (x2 - x0)
-    if curvature <= 0:
+    """The vertex of the least-squares parabola through the points, when it opens upwards and lies
+    between the first and last of them."""
+    n = len(xs)
+    mx = sum(xs) / n
+    u = [x - mx for x in xs]  # centred, for a well-conditioned fit
+    s = [sum(v**k for v in u) for k in range(5)]
+    t = [sum(y * v**k for y, v in zip(ys, u)) for k in range(3)]
+    # Normal equations for y = a + b u + c u^2, solved by Cramer's rule.
+    m = [[s[0], s[1], s[2]], [s[1], s[2], s[3]], [s[2], s[3], s[4]]]
+    det = _det(m)
+    if abs(det) < 1e-12:
         return None
-    # y = y1 + b (x - x1) + c (x - x1)^2 with c = curvature and b the slope at x1.
-    b = d01 + curvature * (x1 - x0)
-    x = x1 - b / (2 * curvature)
-    return x if x0 < x < x2 else None
+    b = _det([[m[0][0], t[0], m[0][2]], [m[1][0], t[1], m[1][2]], [m[2][0], t[2], m[2][2]]]) / det
+    c = _det([[m[0][0], m[0][1], t[0]], [m[1][0], m[1][1], t[1]], [m[2][0], m[2][1], t[2]]]) / det
+    if c <= 0:
+        return None
+    x = mx - b / (2 * c)
+    return x if xs[0] < x < xs[-1] else None
+
+
+def _det(m) -> float:
+    return (
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    )
 
 
 def slope_of(log2_widths: list[float], optima: list[float], weights: list[float] | None = None) -> float:

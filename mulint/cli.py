@@ -5,6 +5,7 @@ torch is imported only inside the commands that analyse a model, so the static p
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import sys
 import traceback
@@ -446,6 +447,12 @@ def coord(
     default=None,
     help="Where to train (default: cpu).",
 )
+@click.option(
+    "--baseline",
+    metavar="PATH:NAME",
+    help="A second model (usually the SP twin) swept the same way and shown beside TARGET, as in Tensor "
+    "Programs V's Figure 1; the exit code is TARGET's.",
+)
 @click.option("--no-store", is_flag=True, help="Train every trial again instead of reusing stored ones.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG plot here.")
 @click.option("--format", "fmt", type=FORMATS_INSPECT, default="text", show_default=True, help="Output format.")
@@ -466,6 +473,7 @@ def transfer(
     ray_address,
     gpus_per_trial,
     device,
+    baseline,
     no_store,
     plot_path,
     fmt,
@@ -536,27 +544,39 @@ def transfer(
             if bar and not reused:
                 bar[0].update(1)
 
-        result = sweep_target(
-            job.target,
-            options,
-            settings.limits(),
-            steps=steps,
-            seeds=seeds,
-            executor=executor,
-            ray_address=ray_address,
-            gpus_per_trial=gpus_per_trial,
-            use_store=not no_store,
-            on_plan=on_plan,
-            on_round=on_round,
-            on_trial=on_trial,
-        )
+        def sweep(label: str, widths: list[int] | None):
+            return sweep_target(
+                label,
+                dataclasses.replace(options, widths=None if widths is None else tuple(widths)),
+                settings.limits(),
+                steps=steps,
+                seeds=seeds,
+                executor=executor,
+                ray_address=ray_address,
+                gpus_per_trial=gpus_per_trial,
+                use_store=not no_store,
+                on_plan=on_plan,
+                on_round=on_round,
+                on_trial=on_trial,
+            )
+
+        result = sweep(job.target, None if options.widths is None else list(options.widths))
         if bar:
             bar.pop().render_finish()
+        other = None
+        if baseline:
+            # The baseline at the widths the target was swept at, so both panels compare like with like.
+            other = sweep(one_model_job("transfer_describe", baseline, options).target, result.widths)
+            if bar:
+                bar.pop().render_finish()
         if plot_path:
             from mulint.sweep.plot import save_plot
 
-            save_plot([result], plot_path)
-        click.echo(as_json(result) if fmt == "json" else as_text(result))
+            save_plot([result] + ([other] if other else []), plot_path)
+        if fmt == "json":
+            click.echo(as_json(result, baseline=other))
+        else:
+            click.echo(as_text(result) + (f"\n\nbaseline {as_text(other)}" if other else ""))
     if result.verdict.status != "PASS":
         raise SystemExit(1)
 

@@ -9,12 +9,23 @@ import math
 from mulint.report.escape import keep_lines, one_line
 
 
-def as_json(result) -> str:
-    return json.dumps(result.as_dict(), indent=2, allow_nan=False, default=_finite)
+def as_json(result, baseline=None) -> str:
+    """The result as JSON; with a baseline, the result's fields and the baseline's under "baseline"."""
+    data = result.as_dict()
+    if baseline is not None:
+        data["baseline"] = baseline.as_dict()
+    return json.dumps(_finite(data), indent=2, allow_nan=False)
 
 
 def _finite(value):
-    raise TypeError(f"not JSON: {value!r}")
+    """Strict JSON: a non-finite number (a loss that was NaN from the start) becomes null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _lr(x: float) -> str:

@@ -29,7 +29,7 @@ from mulint.sweep.store import TrialResult
 
 SEQ = 32
 VOCAB = 256
-BATCH = 16
+BATCH = 8
 DIVERGE_WINDOW = 5  # steps whose mean loss above the initial loss means the run diverged
 
 

@@ -1,0 +1,47 @@
+"""How long `mulint transfer` takes at its default budget, and what it says, on the shipped GPT pair.
+
+    python benchmarks/transfer.py [--steps N] [--seeds K] [TARGET ...]
+
+Each target is swept afresh (`--no-store`) in mulint's workers; prints the wall time, the verdict, the
+slope and each width's best lr. The machine's load is printed too: on a shared machine the time is
+an upper bound.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+DEFAULT = ["examples/nanogpt_sp.py", "examples/nanogpt_mup.py"]
+
+
+def main(argv: list[str]) -> None:
+    extra = [a for a in argv if a.startswith("--") or a.lstrip("-").isdigit()]
+    targets = [a for a in argv if a not in extra] or DEFAULT
+    for target in targets:
+        load = os.getloadavg()[0]
+        start = time.perf_counter()
+        run = subprocess.run(
+            [sys.executable, "-m", "mulint", "transfer", target, "--no-store", "--format", "json", *extra],
+            capture_output=True,
+            text=True,
+        )
+        seconds = time.perf_counter() - start
+        if run.returncode == 2:
+            print(f"{target}: error\n{run.stderr}")
+            continue
+        result = json.loads(run.stdout)
+        v = result["verdict"]
+        optima = ", ".join(f"{w}: 2^{o['log2_lr']:.2f}" for w, o in zip(v["widths"], v["optima"]))
+        print(
+            f"{target}: {v['status']} in {seconds:.0f} s (load {load:.1f}); {result['trials']} trials, "
+            f"{result['steps']} steps, {result['seeds']} seeds; slope {v['slope']:+.2f} "
+            f"[{v['slope_interval'][0]:+.2f}, {v['slope_interval'][1]:+.2f}]; drift {v['drift']:+.2f}; {optima}"
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -2,14 +2,16 @@
 seed, for a fixed number of steps on the sweep's task. The unit of work every executor runs.
 
 The model is shrunk as `coord` shrinks it (two blocks, small vocabulary, short sequences: none of them
-grows with width). The optimizer is the user's (factory, param groups, `lr_scale`-style keys applied as
-their training applies them), every group's lr scaled by the same factor so the user's ratios between
-groups stay; a scheduler's base lrs are used and not stepped (a schedule written for the full run would
-hold a few hundred steps in warm-up).
+grows with width). It trains as `check` and `coord` train it (mulint.analysis.training): the user's
+optimizer (factory, param groups, `lr_scale`-style keys applied as their training applies them), every
+group's lr scaled by the same factor so the user's ratios between groups stay; a scheduler's base lrs
+are used and not stepped (a schedule written for the full run would hold a few hundred steps in
+warm-up).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -17,9 +19,10 @@ from dataclasses import dataclass
 
 import torch
 
-from mulint.analysis.lr_reads import LrPolicy, apply_effective_lrs, split_made
+from mulint.analysis.lr_reads import LrPolicy
 from mulint.analysis.optimizer import find_factory
 from mulint.analysis.structure import Structure
+from mulint.analysis.training import Training, default_label, default_optimizer, first_tensor
 from mulint.construct import inputs as example
 from mulint.construct.provenance import quiet
 from mulint.coordcheck.plan import cpu_threads, describe_shrinking, fits, shallow, shrunk_model
@@ -40,7 +43,8 @@ class SweepModel:
 
     label: str
     knob: object  # the width knob, shrunk
-    make_optimizers: Callable[[torch.nn.Module], list[torch.optim.Optimizer]]
+    make_optimizer: Callable[[torch.nn.Module], object]  # the user's factory, or the default Adam
+    policy: LrPolicy | None  # how the factory's lr-scale keys are applied (mulint.analysis.lr_reads)
     reference_lr: float  # the largest group lr at the base width: the lr the grid is centred on
     optimizer_label: str
     task: SyntheticTask | UserData
@@ -66,16 +70,9 @@ def prepare(
     model_cls = type(next(iter(structure.models.values())))
     factory = find_factory(target.module, model_cls, optimizer)  # --optimizer, else found as `check` finds it
     policy = LrPolicy.for_module(target.module, lr_scale_keys, lr_scale, factory.module) if factory else None
+    make_optimizer = factory.make if factory else default_optimizer(lr)
+    label = factory.label if factory else default_label(lr)
     notes: list[str] = []
-
-    def make_optimizers(model: torch.nn.Module) -> list[torch.optim.Optimizer]:
-        if factory is None:
-            return [torch.optim.Adam(model.parameters(), lr=lr)]
-        optimizers, schedulers = split_made(factory.make(model), factory.label, target.label)
-        apply_effective_lrs(optimizers, schedulers, policy)
-        if schedulers and not any("schedule" in n for n in notes):
-            notes.append("the scheduler's base learning rates are trained, not stepped through its schedule")
-        return optimizers
 
     torch.manual_seed(0)
     with shrunk_model(knob, knob.base, target=target.label, device="cpu") as (model, lists):
@@ -85,8 +82,6 @@ def prepare(
         model.eval()
         with torch.no_grad(), quiet():
             output = model(*inputs[0], **inputs[1])
-        from mulint.analysis.training import first_tensor
-
         out = first_tensor(output)
         if out is None:
             raise MulintError(
@@ -104,10 +99,11 @@ def prepare(
                 step="transfer",
                 hint="pass your own batches with --data FILE:FN",
             ) from None
-        lrs = [g["lr"] for opt in make_optimizers(model) for g in opt.param_groups]
-    reference = max(lrs)
-    label = factory.label if factory else f"Adam(lr={lr:g})"
-    return SweepModel(target.label, knob, make_optimizers, reference, label, task, device, notes, shrunk)
+        training = Training.of(model, make_optimizer, policy, label=label, target=target.label)
+        reference = max(lr for _, lr in training.group_lrs())
+        if training.schedulers:
+            notes.append("the scheduler's base learning rates are trained, not stepped through its schedule")
+    return SweepModel(target.label, knob, make_optimizer, policy, reference, label, task, device, notes, shrunk)
 
 
 FACTORS = (1, 2, 4)
@@ -163,19 +159,25 @@ def train_one(
         cpu_threads(sweep.knob, [width], sweep.label, sweep.device),  # one thread for small models, as coord
         shrunk_model(sweep.knob, width, target=sweep.label, device=sweep.device) as (model, _),
     ):
-        optimizers = sweep.make_optimizers(model)
-        for opt in optimizers:
-            for group in opt.param_groups:
-                group["lr"] = group["lr"] * factor
+        # Every group's lr (and its schedulers' base lrs) times one factor: the user's ratios stay.
+        training = Training.of(
+            model,
+            sweep.make_optimizer,
+            sweep.policy,
+            label=sweep.optimizer_label,
+            target=sweep.label,
+            lr_multiplier=factor,
+            blame_optimizer=True,
+        )
         batches = sweep.task.batches(seed, sweep.device)
-        model.train()
         for step in range(steps):
             if step == timed_from:
                 start = time.perf_counter()
             batch = next(batches)
-            with quiet():
-                loss = batch.loss(model(*batch.inputs[0], **batch.inputs[1]))
-            value = float(loss.detach())
+            seen: list[float] = []
+            training.loss = functools.partial(_recorded, batch.loss, seen)
+            training.step(*batch.inputs)
+            value = seen[0]
             if math.isnan(initial):
                 initial = value
             if not math.isfinite(value):
@@ -185,12 +187,14 @@ def train_one(
             if diverged(losses, initial, steps):
                 gone = True
                 break
-            for opt in optimizers:
-                opt.zero_grad(set_to_none=True)
-            loss.backward()
-            for opt in optimizers:
-                opt.step()
     return TrialResult(tuple(losses), initial, gone, time.perf_counter() - start)
+
+
+def _recorded(loss: Callable, seen: list[float], output) -> torch.Tensor:
+    """The batch's loss of the output, its value kept for the trial's curve."""
+    value = loss(output)
+    seen.append(float(value.detach()))
+    return value
 
 
 def diverged(losses: list[float], initial: float, steps: int) -> bool:

@@ -505,7 +505,7 @@ def transfer(
         )
         options = JobOptions.for_transfer(
             settings,
-            widths=list(settings.widths) if widths else None,
+            widths=list(settings.widths) if widths and settings.widths else None,
             lr=lr,
             data=parse_function(data_spec, "--data", "--data") if data_spec else None,
             device=device,

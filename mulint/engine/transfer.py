@@ -10,6 +10,7 @@ import dataclasses
 import queue
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 from mulint.engine.isolation import Job, Limits, run_jobs
 from mulint.engine.options import JobOptions
@@ -73,6 +74,26 @@ def _raise(outcome) -> None:
         raise MulintError(error.message + quoted_output(error), target=error.target, step=error.step, hint=error.hint)
 
 
+class _DepsRecorded:
+    """An executor whose set-up's dependencies (the files the target's code read) are kept for the
+    store's key; a Ray executor names none, so only the target's own file keys its trials."""
+
+    def __init__(self, executor) -> None:
+        self.executor = executor
+        self.deps: list[str] = []
+
+    def describe(self, widths: list[int] | None = None) -> dict:
+        info = dict(self.executor.describe(widths))
+        self.deps.extend(info.pop("deps", []))
+        return info
+
+    def __call__(self, keys):
+        return self.executor(keys)
+
+    def close(self) -> None:
+        self.executor.close()
+
+
 def store_for(target: str):
     """The trial store of a target's sweeps, in the result cache's folder (one file per target)."""
     import hashlib
@@ -131,28 +152,20 @@ def sweep_target(
         lr_scale=options.lr_scale,
         data=options.data,
     )
-    local = LocalWorkers(target, options, limits)
+    run_on: Any
     if executor == "ray":
         from mulint.sweep.executors import RayExecutor
 
         run_on = RayExecutor(spec, address=ray_address, gpus_per_trial=gpus_per_trial)
     else:
-        run_on = local
-    deps: list[str] = []
-    describe = run_on.describe
-
-    def described(widths):
-        info = describe(widths)
-        deps.extend(info.pop("deps", []))
-        return info
-
-    run_on.describe = described  # type: ignore[method-assign]
+        run_on = LocalWorkers(target, options, limits)
+    recorded = _DepsRecorded(run_on)
     try:
         store = store_for(target) if use_store else None
         return run_transfer(
             spec,
-            run_on,
-            code_digest=code_digest([target.rsplit(":", 1)[0], *deps]),
+            recorded,
+            code_digest=lambda: code_digest([target.rsplit(":", 1)[0], *recorded.deps]),
             widths=None if options.widths is None else list(options.widths),
             steps=steps,
             seeds=seeds,

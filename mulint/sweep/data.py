@@ -77,7 +77,8 @@ def _first_tensor(value: Any) -> torch.Tensor:
 def _token_slot(inputs: Inputs) -> tuple[str | int, torch.Tensor] | None:
     """Where the token ids sit in the example inputs: the first integer tensor of rank 2."""
     args, kwargs = inputs
-    for key, value in [*enumerate(args), *kwargs.items()]:
+    slots: list[tuple[str | int, Any]] = [*enumerate(args), *kwargs.items()]
+    for key, value in slots:
         if isinstance(value, torch.Tensor) and not value.is_floating_point() and value.dim() == 2:
             return key, value
     return None
@@ -124,11 +125,8 @@ class SyntheticTask:
             return Batch(_to(_with(self.example, key, new), device), next_token_loss(new))
         assert self.teacher is not None
         args, kwargs = self.example
-        first = next(
-            (k, v)
-            for k, v in [*enumerate(args), *kwargs.items()]
-            if isinstance(v, torch.Tensor) and v.is_floating_point()
-        )
+        slots: list[tuple[str | int, Any]] = [*enumerate(args), *kwargs.items()]
+        first = next((k, v) for k, v in slots if isinstance(v, torch.Tensor) and v.is_floating_point())
         x = torch.randn(tuple(first[1].shape), generator=g)
         target = self.teacher(x)
         inputs = _to(_with(self.example, first[0], x), device)

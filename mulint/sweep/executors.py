@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import asdict
+from typing import Any
 
 from mulint.errors import MulintError
 from mulint.sweep.runner import SweepSpec, TrialRunner
@@ -90,11 +91,11 @@ class RayExecutor:
         by_cpu = int(total.get("CPU", 1) // max(cpus_per_trial, 1e-9))
         by_gpu = int(total.get("GPU", 0) // gpus_per_trial) if gpus_per_trial else by_cpu
         n = max(1, min(slots or by_cpu, by_cpu, by_gpu))
-        actor = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial)(_RayRunner)
-        self.actors = [actor.remote(spec) for _ in range(n)]
+        actor: Any = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial)(_RayRunner)
+        self.actors: list[Any] = [actor.remote(spec) for _ in range(n)]
 
     def describe(self, widths: list[int] | None = None) -> dict:
-        return self.ray.get(self.actors[0].describe.remote(widths))
+        return dict(self.ray.get(self.actors[0].describe.remote(widths)))
 
     def __call__(self, keys: list[TrialKey]) -> Iterator[tuple[TrialKey, TrialResult]]:
         ray = self.ray

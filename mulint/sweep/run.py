@@ -29,7 +29,7 @@ def run_transfer(
     spec,
     executor,
     *,
-    code_digest: str,
+    code_digest: str | Callable[[], str],
     widths: list[int] | None = None,
     steps: int = STEPS,
     seeds: int = SEEDS,
@@ -50,7 +50,9 @@ def run_transfer(
         "optimizer": info["optimizer"],
         "task": info["task"],
     }
-    plan = Plan(sweep_key(code_digest, options), tuple(widths), seeds, steps, centre(info["reference_lr"]))
+    # The code's digest after the set-up: the executor then knows which files the target's code read.
+    digest = code_digest() if callable(code_digest) else code_digest
+    plan = Plan(sweep_key(digest, options), tuple(widths), seeds, steps, centre(info["reference_lr"]))
     on_plan({**info, "plan": plan})
     result = run_sweep(plan, executor, store, on_round=on_round, on_trial=on_trial)
     return TransferResult(

@@ -8,9 +8,12 @@ one per process, so a sweep pays the set-up once per worker, not once per trial.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mulint.reading.functions import Function
+
+if TYPE_CHECKING:
+    from mulint.sweep.trial import SweepModel
 
 
 @dataclass(frozen=True)
@@ -32,10 +35,10 @@ class TrialRunner:
     def __init__(self, spec: SweepSpec, *, target=None) -> None:
         self.spec = spec
         self._target = target  # an already resolved target (the Python API), else imported from spec
-        self._sweep = None
+        self._sweep: SweepModel | None = None
 
     @property
-    def sweep(self):
+    def sweep(self) -> SweepModel:
         if self._sweep is None:
             from mulint.analysis.structure import analyse_structure
             from mulint.reading.functions import resolve_function

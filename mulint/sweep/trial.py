@@ -24,6 +24,7 @@ from mulint.analysis.optimizer import find_factory
 from mulint.analysis.structure import Structure
 from mulint.analysis.training import Training, default_label, default_optimizer, first_tensor
 from mulint.construct import inputs as example
+from mulint.construct.knob import WidthKnob
 from mulint.construct.provenance import quiet
 from mulint.coordcheck.plan import cpu_threads, describe_shrinking, fits, shallow, shrunk_model
 from mulint.errors import MulintError
@@ -42,7 +43,7 @@ class SweepModel:
     """What every trial of one target's sweep shares, set up once per worker."""
 
     label: str
-    knob: object  # the width knob, shrunk
+    knob: WidthKnob  # the width knob, shrunk
     make_optimizer: Callable[[torch.nn.Module], object]  # the user's factory, or the default Adam
     policy: LrPolicy | None  # how the factory's lr-scale keys are applied (mulint.analysis.lr_reads)
     reference_lr: float  # the largest group lr at the base width: the lr the grid is centred on

@@ -127,9 +127,11 @@ def test_only_the_api_is_exported():
         "check",
         "inspect",
         "coord",
+        "transfer",
         "Report",
         "Analysis",
         "CoordReport",
+        "TransferReport",
         "MulintError",
         "__version__",
     }

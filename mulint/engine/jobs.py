@@ -273,7 +273,10 @@ def _trial_runner(job):
 def transfer_describe(job, send) -> dict:
     """What a transfer sweep of this target trains: widths, the lr to centre on, a step's time."""
     options: JobOptions = job.options
-    return {"describe": _trial_runner(job).describe(_listed(options.widths))}
+    runner = _trial_runner(job)
+    runner.sweep  # noqa: B018  (set the target up here: the describe's timed steps are training)
+    steps.enter("transfer")
+    return {"describe": runner.describe(_listed(options.widths))}
 
 
 def transfer_trials(job, send) -> dict:
@@ -283,6 +286,8 @@ def transfer_trials(job, send) -> dict:
     from mulint.sweep.executors import result_of
 
     runner = _trial_runner(job)
+    runner.sweep  # noqa: B018  (set the target up here, so that a failure while training is the training's)
+    steps.enter("transfer")
     done = []
     for key in job.options.trials:
         result = result_of(runner.run(asdict(key)))

@@ -51,3 +51,34 @@ def test_user_batches_are_checked_and_their_targets_pick_the_loss():
     bad = UserData(lambda seed: iter([torch.zeros(2)]), "data.py:bad")
     with pytest.raises(TypeError, match="data.py:bad must yield"):
         next(bad.batches(0))
+
+
+def test_a_model_that_computes_its_own_loss_from_targets_gets_next_tokens():
+    """nanoGPT's forward(idx, targets): without targets it returns the last position's logits only."""
+    import torch.nn.functional as F
+    from torch import nn
+
+    class TinyGPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.head = nn.Embedding(40, 8), nn.Linear(8, 40)
+
+        def forward(self, idx, targets=None):
+            logits = self.head(self.emb(idx))
+            if targets is None:
+                return logits[:, [-1], :], None
+            return logits, F.cross_entropy(logits.reshape(-1, 40), targets.reshape(-1))
+
+    model = TinyGPT()
+    ids = torch.zeros(3, 7, dtype=torch.long)
+    task = synthetic_task(((ids,), {}), model(ids)[0], "targets")
+    assert "next tokens passed as `targets`" in task.description
+    batch = next(task.batches(seed=0))
+    (x,), kwargs = batch.inputs
+    y = kwargs["targets"]
+    assert x.shape == y.shape == (3, 7) and torch.equal(x[:, 1:], y[:, :-1])  # y is x shifted by one
+    loss = batch.loss(model(x, **kwargs))
+    logits = model.head(model.emb(x))
+    assert loss.item() == pytest.approx(F.cross_entropy(logits.reshape(-1, 40), y.reshape(-1)).item(), rel=1e-6)
+    with pytest.raises(ValueError):  # nothing per position and no targets argument: no task
+        synthetic_task(((ids,), {}), model(ids)[0])

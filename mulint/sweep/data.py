@@ -112,6 +112,9 @@ class SyntheticTask:
     description: str
     language: MarkovLanguage | None = None
     teacher: Teacher | None = None
+    # A language model that computes its own loss from next tokens passed as this argument (nanoGPT's
+    # `forward(idx, targets)`: without them it returns the last position's logits only).
+    targets_arg: str | None = None
 
     def batches(self, seed: int, device: str = "cpu") -> Iterator[Batch]:
         g = torch.Generator().manual_seed(seed)
@@ -121,6 +124,11 @@ class SyntheticTask:
     def _batch(self, g: torch.Generator, device: str) -> Batch:
         if self.language is not None:
             key, ids = _token_slot(self.example)  # type: ignore[misc]
+            if self.targets_arg is not None:
+                tokens = self.language.sample(ids.shape[0], ids.shape[1] + 1, g).to(device)
+                x, y = tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous()  # models view() them
+                inputs = _with(_with(self.example, key, x), self.targets_arg, y)
+                return Batch(_to(inputs, device), own_loss)
             new = self.language.sample(ids.shape[0], ids.shape[1], g).to(device)
             return Batch(_to(_with(self.example, key, new), device), next_token_loss(new))
         assert self.teacher is not None
@@ -148,11 +156,35 @@ def _to(inputs: Inputs, device: str) -> Inputs:
     return to_device(inputs, device)
 
 
-def synthetic_task(example: Inputs, output: torch.Tensor) -> SyntheticTask:
-    """The task for a model that maps ``example`` to ``output`` (one forward at the base width)."""
+def own_loss(output: Any) -> torch.Tensor:
+    """The loss a model returned beside its logits: its first scalar tensor."""
+    items = (
+        list(output.values()) if isinstance(output, dict) else output if isinstance(output, (list, tuple)) else [output]
+    )
+    found = next((v for v in items if isinstance(v, torch.Tensor) and v.dim() == 0), None)
+    if found is None:
+        raise TypeError("the model was given next tokens as targets but returned no scalar loss")
+    return found
+
+
+def synthetic_task(example: Inputs, output: torch.Tensor, targets_arg: str | None = None) -> SyntheticTask:
+    """The task for a model that maps ``example`` to ``output`` (one forward at the base width);
+    ``targets_arg``: the forward's argument for next tokens, when it has one (see SyntheticTask)."""
     slot = _token_slot(example)
     shape = tuple(output.shape)
-    if slot is not None and output.dim() == 3 and tuple(output.shape[:2]) == tuple(slot[1].shape):
+    per_position = slot is not None and output.dim() == 3 and tuple(output.shape[:2]) == tuple(slot[1].shape)
+    if slot is not None and output.dim() == 3 and not per_position and targets_arg is not None:
+        vocab = int(output.shape[-1])
+        language = MarkovLanguage(vocab)
+        return SyntheticTask(
+            example,
+            shape,
+            f"a random sparse Markov language over {vocab} tokens ({BRANCHING} successors each, "
+            f"entropy {language.entropy():.2f} nats/token), next tokens passed as `{targets_arg}`",
+            language=language,
+            targets_arg=targets_arg,
+        )
+    if per_position:
         vocab = int(output.shape[-1])
         language = MarkovLanguage(vocab)
         return SyntheticTask(

@@ -12,6 +12,7 @@ warm-up).
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from mulint.sweep.store import TrialResult
 SEQ = 16  # the synthetic language is first-order: longer sequences add cost, not structure
 VOCAB = 256
 BATCH = 16
+TARGETS_ARGS = ("targets",)  # nanoGPT's forward(idx, targets): the model computes its own loss
 DIVERGE_WINDOW = 5  # steps whose mean loss above the initial loss means the run diverged
 DIVERGE_MARGIN = 0.05  # ... by this share of it: a run too slow to learn sits at its initial loss
 
@@ -92,7 +94,11 @@ def prepare(
                 hint="return the logits (or predictions) from forward",
             )
         try:
-            task = UserData(data[0], f"your batches from {data[1]}") if data else synthetic_task(inputs, out)
+            takes = inspect.signature(model.forward).parameters
+            targets_arg = next((name for name in TARGETS_ARGS if name in takes), None)
+            task = (
+                UserData(data[0], f"your batches from {data[1]}") if data else synthetic_task(inputs, out, targets_arg)
+            )
         except ValueError as exc:
             raise MulintError(
                 f"no synthetic task fits this model: {exc}",

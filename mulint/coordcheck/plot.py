@@ -45,8 +45,14 @@ def save_plot(result: CoordResult, path: str) -> None:
     verdict = result.verdict.upper()
     fig.suptitle(f"{result.target}: coordinate check {verdict} ({result.optimizer}, {result.seeds} seeds)")
     fig.tight_layout()
+    write_figure(fig, path)
+
+
+def write_figure(fig, path: str) -> None:
+    """The figure as a PNG at ``path``, written beside it and renamed: never a half-written file."""
+    import matplotlib.pyplot as plt
+
     directory = os.path.dirname(os.path.abspath(path))
-    # Write beside the target and rename: never leave a half-written PNG.
     fd, tmp = tempfile.mkstemp(suffix=".png", dir=directory)
     os.close(fd)
     try:

@@ -4,8 +4,7 @@ baseline (``--baseline``, usually the SP twin) stands beside the model."""
 
 from __future__ import annotations
 
-import os
-import tempfile
+from mulint.coordcheck.plot import write_figure
 
 
 def save_plot(results: list, path: str) -> None:
@@ -34,17 +33,4 @@ def save_plot(results: list, path: str) -> None:
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel(f"train loss (last quarter of {results[0].steps} steps)")
     fig.tight_layout()
-    directory = os.path.dirname(os.path.abspath(path))
-    # Write beside the target and rename: never leave a half-written PNG.
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=directory)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_figure(fig, path)

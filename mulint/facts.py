@@ -159,6 +159,69 @@ class BranchFacts:
 
 
 @dataclass
+class ResidualBranch:
+    """One residual add ``x + m·F(x)`` found in the trace: F is the branch, x the skip path (the stream).
+
+    Exponents are of the depth L (the number of blocks), read at two or more depths with the width fixed.
+    """
+
+    name: str  # the branch, by its module pattern: "h.*.attn", or the add's node when no module holds it
+    kind: str  # "main" (a block's attention / MLP branch) or "extra" (x0 injection, a skip, a gate)
+    params: tuple[str, ...]  # the block parameters on the branch (tied names once)
+    loc: SourceLoc | None  # the line of the residual add
+    multiplier: dict[int, float] = field(default_factory=dict)  # depth -> constant factor on F(x) at the add
+    alpha: float | None = None  # measured: multiplier ∝ L^-alpha; None when no factor could be read
+    multiplier_at: SourceLoc | None = None  # the line that applies the factor (a mul in forward, a weight's init)
+    # How the factor is set: "none", "depth" (derived from the depth argument), "constant" (a number in the
+    # code), "knob" (another constructor argument or config field, named in knob), "learned" (a parameter)
+    source: str = "none"
+    knob: str = ""  # the field or argument that sets the factor, when source is "knob" or "depth"
+    skip_exponent: float = 0.0  # the skip path's factor ∝ L^skip_exponent (0: the stream passes unscaled)
+    cancelled_by_norm: bool = False  # a norm between the factor and the branch's first weight undoes it
+    post_norm: bool = False  # the sum is normalised (post-LN block): the depth rules do not cover it
+
+
+@dataclass
+class ParamDepth:
+    """How one parameter's init, learning rate and Adam ε change with the depth L, the width fixed."""
+
+    name: str
+    block: bool  # on a residual branch (a block parameter); else embeddings, final norm, readout
+    branch: str = ""  # the ResidualBranch.name it belongs to, for block parameters
+    init_rms: dict[int, float] = field(default_factory=dict)  # depth -> rms entry at init
+    init_exponent: float | None = None  # init rms ∝ L^exponent; None when zero at every depth
+    lr: dict[int, float] = field(default_factory=dict)  # depth -> its group's learning rate (lr-scale keys applied)
+    lr_exponent: float | None = None  # lr ∝ L^exponent; None without an optimizer
+    eps: dict[int, float] = field(default_factory=dict)  # depth -> its group's Adam ε
+    eps_exponent: float | None = None  # ε ∝ L^exponent; None for optimizers without ε
+
+
+@dataclass
+class DepthFacts:
+    """What mulint read about depth: the knob, the residual branches and every parameter's depth exponents.
+
+    Present on ModelFacts only when a depth knob was found (and depth is not turned off)."""
+
+    knob: str  # e.g. "n_layer" or "config.num_hidden_layers"
+    base_depth: int  # the depth the target uses by default
+    depths: list[int]  # the depths built (meta for structure, small widths for numbers)
+    branches: list[ResidualBranch] = field(default_factory=list)
+    params: list[ParamDepth] = field(default_factory=list)
+    named_by_user: bool = False  # found through --depth-arg / config depth-arg
+    notes: list[str] = field(default_factory=list)  # e.g. "post-LN blocks: the depth rules do not cover them"
+
+    def param(self, name: str) -> ParamDepth:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def main_branches(self) -> list[ResidualBranch]:
+        return [b for b in self.branches if b.kind == "main"]
+
+
+@dataclass
 class ModelFacts:
     target: str  # as the user named it, e.g. "examples/mlp_sp.py:MLP"
     path: str  # file that defines the target ("" for an installed module)
@@ -179,6 +242,7 @@ class ModelFacts:
     branch: str = ""  # the default branch, when forward has others: "the inference branch, `targets=None`"
     branch_trains: bool = True  # whether that default branch is the one a training step runs
     branches: list[BranchFacts] = field(default_factory=list)  # the other branches, where they differ
+    depth: DepthFacts | None = None  # how the model scales with its number of blocks, when a depth knob exists
 
     def param(self, name: str) -> ParamFacts:
         for p in self.params:
@@ -210,4 +274,5 @@ class ModelFacts:
             "repeated_blocks": self.repeated_blocks,
             "branches": [self.branch, *(b.description for b in self.branches)] if self.branches else [],
             "notes": self.notes,
+            **({"depth": asdict(self.depth)} if self.depth else {}),
         }

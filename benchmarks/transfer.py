@@ -35,7 +35,7 @@ def main(argv: list[str]) -> None:
             continue
         result = json.loads(run.stdout)
         v = result["verdict"]
-        optima = ", ".join(f"{w}: 2^{o['log2_lr']:.2f}" for w, o in zip(v["widths"], v["optima"]))
+        optima = ", ".join(f"{w}: 2^{o['log2_value']:.2f}" for w, o in zip(v["widths"], v["optima"]))
         print(
             f"{target}: {v['status']} in {seconds:.0f} s (load {load:.1f}); {result['trials']} trials, "
             f"{result['steps']} steps, {result['seeds']} seeds; slope {v['slope']:+.2f} "

@@ -153,12 +153,12 @@ class TransferReport:
     @property
     def optima(self) -> dict[int, float]:
         """Per width, the best learning rate found."""
-        return {w: 2.0**o.log2_lr for w, o in zip(self.result.widths, self.result.verdict.optima)}
+        return {w: 2.0**o.log2_value for w, o in zip(self.result.widths, self.result.verdict.optima)}
 
     @property
     def curves(self) -> dict[int, dict[float, float]]:
         """Per width, the final loss (mean over seeds) at each learning rate trained."""
-        return {c.width: {2.0**x: y for x, y in zip(c.log2_lrs, c.mean())} for c in self.result.curves}
+        return {c.width: {2.0**x: y for x, y in zip(c.log2_values, c.mean())} for c in self.result.curves}
 
     def plot(self, path: str | Path) -> None:
         """Write the plot (PNG) to `path`."""
@@ -304,13 +304,15 @@ def transfer(
     lr: float = 1e-3,
     device: str | None = None,
     width_arg: str | None = None,
+    knob: str = "lr",
 ) -> TransferReport:
     """Train the model at several widths and learning rates (here, one trial after another) and judge
     whether the best learning rate moves with width. `data_fn(seed)` yields (inputs, targets) batches;
-    without it a synthetic task is trained."""
+    without it a synthetic task is trained. `knob` sweeps "output-multiplier" or "init-scale" instead
+    of the learning rate (as `--knob`)."""
     from mulint.engine.settings import build_settings, check_transfer_run
 
-    check_transfer_run(steps, seeds, lr, source="api")
+    check_transfer_run(steps, seeds, lr, source="api", knob=knob)
     build_settings(None, source="api", widths=widths, width_arg=width_arg)
     from mulint.reading.functions import GivenFunction
     from mulint.sweep.executors import InProcess
@@ -325,6 +327,7 @@ def transfer(
         width_arg=width_arg,
         device=device or "cpu",
         data=GivenFunction(data_fn, _label(data_fn)) if data_fn is not None else None,
+        knob=knob,
     )
 
     def run():

@@ -429,6 +429,15 @@ def coord(
     "optimizer's own lr otherwise.",
 )
 @click.option(
+    "--knob",
+    type=click.Choice(["lr", "output-multiplier", "init-scale"]),
+    default="lr",
+    show_default=True,
+    help="What to sweep, the others held at your values: every param group's lr; the readout's output times a "
+    "factor; or every weight matrix's init times a factor. Factors are powers of two around 1 (your model as "
+    "written).",
+)
+@click.option(
     "--executor",
     type=click.Choice(["local", "ray"]),
     default="local",
@@ -469,6 +478,7 @@ def transfer(
     steps,
     seeds,
     lr,
+    knob,
     executor,
     ray_address,
     gpus_per_trial,
@@ -482,8 +492,9 @@ def transfer(
     max_memory,
     verbose,
 ):
-    """Does the best learning rate stay put? Train TARGET at several widths and learning rates and judge
-    whether the optimum moves with width. Exit 0 PASS, 1 FAIL or INCONCLUSIVE, 2 on errors."""
+    """Does the best learning rate stay put? Train TARGET at several widths and learning rates (or values
+    of another --knob) and judge whether the optimum moves with width. Exit 0 PASS, 1 FAIL or
+    INCONCLUSIVE, 2 on errors."""
     from mulint.report.transfer_view import as_json, as_text
 
     with _errors(verbose):
@@ -509,6 +520,7 @@ def transfer(
             lr=lr,
             data=parse_function(data_spec, "--data", "--data") if data_spec else None,
             device=device,
+            knob=knob,
         )
         job = one_model_job("transfer_describe", target, options)
         show = sys.stderr.isatty() or verbose
@@ -523,9 +535,10 @@ def transfer(
             per_point = sum(info["step_seconds"].values()) * plan.steps * plan.seeds
             share = max(1, min(settings.limits().jobs, first)) if executor == "local" else 1
             estimate = (len(coarse(plan.centre)) + 2) * per_point / share
+            grid = "lr grid" if knob == "lr" else f"{knob} grid (× the model's own)"
             click.echo(
                 f"transfer: {job.target} at widths {', '.join(map(str, plan.widths))}; {plan.steps} steps, "
-                f"{plan.seeds} seeds; lr grid around 2^{plan.centre:g}; about {first + later} trials "
+                f"{plan.seeds} seeds; {grid} around 2^{plan.centre:g}; about {first + later} trials "
                 f"({first} in the first round), about {_duration(estimate)}",
                 err=True,
             )

@@ -253,21 +253,11 @@ def _checked_batch(batch_fn, label: str):
 
 def _trial_runner(job):
     """The transfer sweep's set-up in this worker (mulint.sweep.runner), from the job's options."""
-    from mulint.sweep.runner import SweepSpec, TrialRunner
+    from mulint.sweep.runner import TrialRunner
 
     options: JobOptions = job.options
-    spec = SweepSpec(
-        target=job.target,
-        optimizer=options.optimizer,
-        lr=options.lr,
-        width_arg=options.width_arg,
-        device=options.device or "cpu",
-        lr_scale_keys=options.lr_scale_keys,
-        lr_scale=options.lr_scale,
-        data=options.data,
-    )
     steps.enter("transfer")
-    return TrialRunner(spec, target=_resolve_one(job))
+    return TrialRunner(options.sweep_spec(job.target), target=_resolve_one(job))
 
 
 def transfer_describe(job, send) -> dict:

@@ -36,6 +36,7 @@ class JobOptions:
     device: str | None = None
     # transfer: the sweep's set-up (widths, lr, device and optimizer above) and the trials of this job
     data: FunctionRef | None = None  # --data: the user's batches
+    knob: str = "lr"  # --knob: what the sweep varies (mulint.sweep.knobs)
     trials: tuple = ()  # mulint.sweep.store.TrialKey records to train
 
     @classmethod
@@ -72,13 +73,32 @@ class JobOptions:
         )
 
     @classmethod
-    def for_transfer(cls, settings, *, widths, lr: float, data: FunctionRef | None, device: str | None) -> JobOptions:
+    def for_transfer(
+        cls, settings, *, widths, lr: float, data: FunctionRef | None, device: str | None, knob: str = "lr"
+    ) -> JobOptions:
         """A transfer job's options: the sweep's set-up; each trials job adds its trials."""
         return cls(
             **{**_analysis(settings), "widths": None if widths is None else tuple(widths)},
             lr=lr,
             data=data,
             device=device,
+            knob=knob,
+        )
+
+    def sweep_spec(self, target: str):
+        """The transfer sweep's set-up these options describe (mulint.sweep.runner.SweepSpec)."""
+        from mulint.sweep.runner import SweepSpec
+
+        return SweepSpec(
+            target=target,
+            optimizer=self.optimizer,
+            lr=self.lr,
+            width_arg=self.width_arg,
+            device=self.device or "cpu",
+            lr_scale_keys=self.lr_scale_keys,
+            lr_scale=self.lr_scale,
+            data=self.data,
+            knob=self.knob,
         )
 
     def as_key(self) -> dict:

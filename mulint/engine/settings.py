@@ -240,8 +240,12 @@ TRANSFER_STEPS = (10, 100_000)
 TRANSFER_SEEDS = (1, 20)
 
 
-def check_transfer_run(steps, seeds, lr, gpus_per_trial=0.0, *, source: str = "cli") -> None:
+def check_transfer_run(steps, seeds, lr, gpus_per_trial=0.0, *, source: str = "cli", knob: str = "lr") -> None:
     """Each value in range, or a MulintError naming it, before anything is imported or trained."""
+    from mulint.sweep.knobs import KNOBS
+
+    if knob not in KNOBS:
+        raise MulintError(f"{_label(source, 'knob')}: must be one of {', '.join(KNOBS)}, not {knob!r}", step="config")
     for name, value, (low, high) in (("steps", steps, TRANSFER_STEPS), ("seeds", seeds, TRANSFER_SEEDS)):
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise MulintError(

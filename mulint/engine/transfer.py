@@ -140,18 +140,8 @@ def sweep_target(
 ):
     """One target's transfer sweep (mulint.sweep.run) on the chosen executor, its trials stored."""
     from mulint.sweep.run import run_transfer
-    from mulint.sweep.runner import SweepSpec
 
-    spec = SweepSpec(
-        target=target,
-        optimizer=options.optimizer,
-        lr=options.lr,
-        width_arg=options.width_arg,
-        device=options.device or "cpu",
-        lr_scale_keys=options.lr_scale_keys,
-        lr_scale=options.lr_scale,
-        data=options.data,
-    )
+    spec = options.sweep_spec(target)
     run_on: Any
     if executor == "ray":
         from mulint.sweep.executors import RayExecutor

@@ -113,7 +113,7 @@ class RayExecutor:
                 data = ray.get(done[0])
             except Exception as exc:
                 raise MulintError(
-                    f"a trial failed on Ray (width {key.width}, lr 2^{key.log2_lr:g}, seed {key.seed}): {exc}",
+                    f"a trial failed on Ray (width {key.width}, lr 2^{key.log2_value:g}, seed {key.seed}): {exc}",
                     step="transfer",
                     hint="run the same sweep with --executor local to see the error",
                 ) from None

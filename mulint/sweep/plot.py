@@ -5,6 +5,7 @@ baseline (``--baseline``, usually the SP twin) stands beside the model."""
 from __future__ import annotations
 
 from mulint.coordcheck.plot import write_figure
+from mulint.sweep.knobs import knob_named
 
 
 def save_plot(results: list, path: str) -> None:
@@ -17,18 +18,18 @@ def save_plot(results: list, path: str) -> None:
     for ax, result in zip(axes[0], results):
         colours = plt.cm.viridis([i / max(1, len(result.curves) - 1) for i in range(len(result.curves))])
         for colour, curve, best in zip(colours, result.curves, result.verdict.optima):
-            xs, mean, sem = list(curve.log2_lrs), curve.mean(), curve.sem()
+            xs, mean, sem = list(curve.log2_values), curve.mean(), curve.sem()
             ax.plot(xs, mean, "-", color=colour, lw=1.8, label=f"width {curve.width}")
             ax.fill_between(
                 xs, [m - s for m, s in zip(mean, sem)], [m + s for m, s in zip(mean, sem)], color=colour, alpha=0.2
             )
             y = min(mean)
-            ax.plot([best.log2_lr], [y], "o", color="red", ms=6, zorder=4)
+            ax.plot([best.log2_value], [y], "o", color="red", ms=6, zorder=4)
         v = result.verdict
         ax.set_title(
             f"{result.target}\n{v.status}: drift {v.drift:+.2f} octaves ({v.slope:+.2f} per doubling)", fontsize=9
         )
-        ax.set_xlabel("log2 learning rate")
+        ax.set_xlabel(knob_named(result.knob).axis)
         ax.grid(True, alpha=0.25)
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel(f"train loss (last quarter of {results[0].steps} steps)")

@@ -26,14 +26,15 @@ class TransferResult:
     seconds: float = 0.0
     shrunk: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    knob: str = "lr"  # what the sweep varied (mulint.sweep.knobs): the curves' x is log2 of its value
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> TransferResult:
-        curves = [Curve(c["width"], tuple(c["log2_lrs"]), tuple(tuple(r) for r in c["losses"])) for c in d["curves"]]
+        curves = [Curve(c["width"], tuple(c["log2_values"]), tuple(tuple(r) for r in c["losses"])) for c in d["curves"]]
         v = dict(d["verdict"])
-        v["optima"] = [Optimum(o["log2_lr"], o["on_edge"], o["refined"], tuple(o["interval"])) for o in v["optima"]]
+        v["optima"] = [Optimum(o["log2_value"], o["on_edge"], o["refined"], tuple(o["interval"])) for o in v["optima"]]
         v["slope_interval"] = tuple(v["slope_interval"])
         return cls(**{**d, "curves": curves, "verdict": Verdict(**v)})

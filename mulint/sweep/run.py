@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 from mulint.sweep.grid import centre
+from mulint.sweep.knobs import knob_named
 from mulint.sweep.result import TransferResult
 from mulint.sweep.store import TrialKey, TrialResult, TrialStore
 from mulint.sweep.sweep import Plan, run_sweep
@@ -52,10 +53,13 @@ def run_transfer(
     }
     # The code's digest after the set-up: the executor then knows which files the target's code read.
     digest = code_digest() if callable(code_digest) else code_digest
-    plan = Plan(sweep_key(digest, options), tuple(widths), seeds, steps, centre(info["reference_lr"]))
+    knob = knob_named(spec.knob)
+    middle = 0.0 if knob.relative else centre(info["reference_lr"])  # a relative knob centres on the model's own
+    plan = Plan(sweep_key(digest, options), tuple(widths), seeds, steps, middle)
     on_plan({**info, "plan": plan})
     result = run_sweep(plan, executor, store, on_round=on_round, on_trial=on_trial)
     return TransferResult(
+        knob=knob.name,
         target=info["target"],
         optimizer=info["optimizer"],
         widths=list(widths),
@@ -64,7 +68,7 @@ def run_transfer(
         device=spec.device,
         task=info["task"],
         curves=result.curves(),
-        verdict=result.verdict(),
+        verdict=result.verdict(knob.noun),
         trials=len(result.results),
         reused=result.reused,
         diverged=result.diverged(),

@@ -28,6 +28,7 @@ class SweepSpec:
     lr_scale_keys: tuple[str, ...] = ()
     lr_scale: str = "auto"
     data: Function | None = None  # the user's batch function (--data)
+    knob: str = "lr"  # what the sweep varies (mulint.sweep.knobs)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -56,6 +57,7 @@ class TrialRunner:
                 lr_scale_keys=self.spec.lr_scale_keys,
                 lr_scale=self.spec.lr_scale,
                 data=resolve_function(self.spec.data) if self.spec.data is not None else None,
+                swept=self.spec.knob,
             )
         return self._sweep
 
@@ -81,5 +83,5 @@ class TrialRunner:
     def run(self, key: dict) -> dict:
         from mulint.sweep.trial import train_one
 
-        result = train_one(self.sweep, key["width"], key["log2_lr"], key["seed"], key["steps"])
+        result = train_one(self.sweep, key["width"], key["log2_value"], key["seed"], key["steps"])
         return asdict(result)

@@ -17,7 +17,7 @@ from pathlib import Path
 class TrialKey:
     sweep: str  # digest of the target's code and the options that change training
     width: int
-    log2_lr: float
+    log2_value: float
     seed: int
     steps: int
 

@@ -52,7 +52,7 @@ class SweepResult:
     def curves(self) -> list[Curve]:
         out = []
         for w in self.plan.widths:
-            xs = sorted({k.log2_lr for k in self.results if k.width == w})
+            xs = sorted({k.log2_value for k in self.results if k.width == w})
             rows = tuple(
                 tuple(self.results[TrialKey(self.plan.sweep, w, x, s, self.plan.steps)].metric for x in xs)
                 for s in range(self.plan.seeds)
@@ -60,8 +60,8 @@ class SweepResult:
             out.append(Curve(w, tuple(xs), rows))
         return out
 
-    def verdict(self) -> Verdict:
-        return judge(self.curves())
+    def verdict(self, noun: str = "lr") -> Verdict:
+        return judge(self.curves(), noun=noun)
 
     def diverged(self) -> int:
         return sum(r.diverged for r in self.results.values())
@@ -108,7 +108,7 @@ def _means(result: SweepResult, width: int) -> dict[float, float]:
     by_lr: dict[float, list[float]] = {}
     for key, trial in result.results.items():
         if key.width == width:
-            by_lr.setdefault(key.log2_lr, []).append(trial.metric)
+            by_lr.setdefault(key.log2_value, []).append(trial.metric)
     return {x: fmean(v) for x, v in by_lr.items()}
 
 

@@ -30,6 +30,7 @@ from mulint.construct.provenance import quiet
 from mulint.coordcheck.plan import cpu_threads, describe_shrinking, fits, shallow, shrunk_model
 from mulint.errors import MulintError
 from mulint.sweep.data import SyntheticTask, UserData, synthetic_task
+from mulint.sweep.knobs import DEFAULT, knob_named
 from mulint.sweep.store import TrialResult
 
 SEQ = 16  # the synthetic language is first-order: longer sequences add cost, not structure
@@ -54,6 +55,8 @@ class SweepModel:
     device: str
     notes: list[str]
     shrunk: list[str]
+    swept: str = DEFAULT  # the knob the sweep varies (mulint.sweep.knobs)
+    readout: str | None = None  # the module whose output the output multiplier scales; None: the model's output
 
 
 def prepare(
@@ -66,9 +69,12 @@ def prepare(
     lr_scale_keys: tuple[str, ...] = (),
     lr_scale: str = "auto",
     data: tuple[Callable, str] | None = None,
+    swept: str = DEFAULT,
 ) -> SweepModel:
     """``optimizer``: the user's factory (mulint.reading.functions), else the one `check` finds, else
-    Adam at ``lr``; ``data``: the user's batch function and its label (``--data``), else a synthetic task."""
+    Adam at ``lr``; ``data``: the user's batch function and its label (``--data``), else a synthetic task;
+    ``swept``: the knob the sweep varies (mulint.sweep.knobs)."""
+    knob_named(swept)
     knob = shallow(structure.knob.with_limits(seq=SEQ, vocab=VOCAB))
     model_cls = type(next(iter(structure.models.values())))
     factory = find_factory(target.module, model_cls, optimizer)  # --optimizer, else found as `check` finds it
@@ -110,7 +116,30 @@ def prepare(
         reference = max(lr for _, lr in training.group_lrs())
         if training.schedulers:
             notes.append("the scheduler's base learning rates are trained, not stepped through its schedule")
-    return SweepModel(target.label, knob, make_optimizer, policy, reference, label, task, device, notes, shrunk)
+    readout = readout_module(structure, target.label, targets_arg) if swept == "output-multiplier" else None
+    return SweepModel(
+        target.label, knob, make_optimizer, policy, reference, label, task, device, notes, shrunk, swept, readout
+    )
+
+
+def readout_module(structure: Structure, label: str, targets_arg: str | None) -> str | None:
+    """The module whose output the output multiplier scales: the one running the output weight's
+    contraction. None when that op runs in the model's own forward and the loss is taken from the
+    model's output (its logits are then scaled); an error when the model computes its loss itself."""
+    modules = {
+        u.module for p in structure.facts.params for u in p.uses if u.role == "output" and u.kind == "contraction"
+    }
+    if len(modules) == 1 and "" not in modules:
+        return modules.pop()
+    if targets_arg is None:
+        return None
+    raise MulintError(
+        "the output multiplier cannot be applied: the readout runs in the model's own forward, which "
+        "computes the loss itself",
+        target=label,
+        step="transfer",
+        hint="give the readout a module of its own (nn.Linear), or sweep --knob lr or init-scale",
+    )
 
 
 FACTORS = (1, 2, 4)
@@ -143,8 +172,9 @@ def seconds_per_step(sweep: SweepModel, width: int, budget: float = 1.0) -> floa
     """A training step's time at ``width``: the median of up to 10 timed steps (after a warm-up step)
     within about ``budget`` seconds, for the estimate printed before a sweep."""
     times: list[float] = []
+    centre = 0.0 if knob_named(sweep.swept).relative else math.log2(sweep.reference_lr)
     for steps in (2, 4, 6, 10):
-        result = train_one(sweep, width, math.log2(sweep.reference_lr), 0, steps + 1, timed_from=1)
+        result = train_one(sweep, width, centre, 0, steps + 1, timed_from=1)
         times.append(result.seconds / steps)
         if sum(t * s for t, s in zip(times, (2, 4, 6, 10))) > budget:
             break
@@ -152,12 +182,15 @@ def seconds_per_step(sweep: SweepModel, width: int, budget: float = 1.0) -> floa
 
 
 def train_one(
-    sweep: SweepModel, width: int, log2_lr: float, seed: int, steps: int, *, timed_from: int = 0
+    sweep: SweepModel, width: int, log2_value: float, seed: int, steps: int, *, timed_from: int = 0
 ) -> TrialResult:
-    """Train one (width, lr, seed) run; stop early when it diverges (see ``diverged``). Its seconds
-    count from step ``timed_from``."""
+    """Train one (width, value of the swept knob, seed) run; stop early when it diverges (see
+    ``diverged``). Its seconds count from step ``timed_from``."""
     start = time.perf_counter()
-    factor = 2.0**log2_lr / sweep.reference_lr
+    value = 2.0**log2_value
+    # The lr knob scales every group's lr (and its schedulers' base lrs) by one factor: the user's
+    # ratios stay. The other knobs train at the user's own lrs.
+    factor = value / sweep.reference_lr if sweep.swept == "lr" else 1.0
     torch.manual_seed(1000 + seed)  # the same init for every lr of this seed
     losses: list[float] = []
     initial = math.nan
@@ -166,7 +199,7 @@ def train_one(
         cpu_threads(sweep.knob, [width], sweep.label, sweep.device),  # one thread for small models, as coord
         shrunk_model(sweep.knob, width, target=sweep.label, device=sweep.device) as (model, _),
     ):
-        # Every group's lr (and its schedulers' base lrs) times one factor: the user's ratios stay.
+        output_scale = apply_knob(sweep, model, value)
         training = Training.of(
             model,
             sweep.make_optimizer,
@@ -182,7 +215,8 @@ def train_one(
                 start = time.perf_counter()
             batch = next(batches)
             seen: list[float] = []
-            training.loss = functools.partial(_recorded, batch.loss, seen)
+            loss = functools.partial(_scaled_loss, batch.loss, output_scale) if output_scale != 1.0 else batch.loss
+            training.loss = functools.partial(_recorded, loss, seen)
             training.step(*batch.inputs)
             value = seen[0]
             if math.isnan(initial):
@@ -195,6 +229,39 @@ def train_one(
                 gone = True
                 break
     return TrialResult(tuple(losses), initial, gone, time.perf_counter() - start)
+
+
+def apply_knob(sweep: SweepModel, model: torch.nn.Module, value: float) -> float:
+    """Set the swept knob other than the lr on a freshly built model (mulint.sweep.knobs); returns the
+    factor left to apply to the model's output before the loss (1 when none is)."""
+    if sweep.swept == "init-scale":
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.ndim >= 2:  # weight matrices and embeddings; norm gains and biases keep their init
+                    p.mul_(value)
+    elif sweep.swept == "output-multiplier":
+        if sweep.readout is None:
+            return value
+        # The handle lives as long as the model, which lives for this trial only.
+        model.get_submodule(sweep.readout).register_forward_hook(functools.partial(_times, value))
+    return 1.0
+
+
+def _times(value: float, module, args, output):
+    return output * value if isinstance(output, torch.Tensor) else output
+
+
+def _scaled_loss(loss: Callable, value: float, output) -> torch.Tensor:
+    """The loss of the model's output with its first tensor (the logits) times ``value``."""
+    if isinstance(output, torch.Tensor):
+        return loss(output * value)
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return loss((output[0] * value, *output[1:]))
+    raise MulintError(
+        "the output multiplier cannot be applied: the model's output is no tensor and no tuple led by one",
+        step="transfer",
+        hint="return the logits from forward, or sweep --knob lr or init-scale",
+    )
 
 
 def _recorded(loss: Callable, seen: list[float], output) -> torch.Tensor:

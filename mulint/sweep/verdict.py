@@ -36,10 +36,10 @@ WINDOW = 2.0  # octaves either side of the argmin the parabola is fitted over
 
 @dataclass(frozen=True)
 class Curve:
-    """One width's losses: ``losses[seed][i]`` at ``log2_lrs[i]`` (a diverged run counts at its initial loss)."""
+    """One width's losses: ``losses[seed][i]`` at ``log2_values[i]`` (a diverged run counts at its initial loss)."""
 
     width: int
-    log2_lrs: tuple[float, ...]
+    log2_values: tuple[float, ...]
     losses: tuple[tuple[float, ...], ...]
 
     def mean(self, seeds: list[int] | None = None) -> list[float]:
@@ -50,7 +50,7 @@ class Curve:
         """Standard error of the mean over seeds, per lr (0 with one seed)."""
         n = len(self.losses)
         if n < 2:
-            return [0.0] * len(self.log2_lrs)
+            return [0.0] * len(self.log2_values)
         out = []
         for column in zip(*self.losses):
             m = fmean(column)
@@ -60,7 +60,7 @@ class Curve:
 
 @dataclass(frozen=True)
 class Optimum:
-    log2_lr: float
+    log2_value: float
     on_edge: bool  # the argmin is the grid's first or last point: the true optimum may lie beyond
     refined: bool  # the parabola's vertex, not a grid point
     interval: tuple[float, float] = (math.nan, math.nan)
@@ -81,7 +81,7 @@ class Verdict:
     advice: list[str] = field(default_factory=list)
 
 
-def optimum(log2_lrs: list[float] | tuple[float, ...], losses: list[float]) -> Optimum:
+def optimum(log2_values: list[float] | tuple[float, ...], losses: list[float]) -> Optimum:
     """The best log2 lr of one mean curve: the vertex of the least-squares parabola through the points
     within ``WINDOW`` octaves of the argmin (at least three), when it opens upwards and its vertex lies
     inside them; otherwise the argmin. A window wider than the argmin's two neighbours keeps a flat
@@ -92,13 +92,13 @@ def optimum(log2_lrs: list[float] | tuple[float, ...], losses: list[float]) -> O
     i = min(finite, key=lambda k: (losses[k], k))
     on_edge = i in (0, len(losses) - 1)
     if on_edge:
-        return Optimum(float(log2_lrs[i]), True, False)
-    near = [k for k in finite if abs(log2_lrs[k] - log2_lrs[i]) <= WINDOW]
+        return Optimum(float(log2_values[i]), True, False)
+    near = [k for k in finite if abs(log2_values[k] - log2_values[i]) <= WINDOW]
     if len(near) < 3 or not (near[0] < i < near[-1]):
-        return Optimum(float(log2_lrs[i]), False, False)
-    vertex = _vertex([log2_lrs[k] for k in near], [losses[k] for k in near])
+        return Optimum(float(log2_values[i]), False, False)
+    vertex = _vertex([log2_values[k] for k in near], [losses[k] for k in near])
     if vertex is None:
-        return Optimum(float(log2_lrs[i]), False, False)
+        return Optimum(float(log2_values[i]), False, False)
     return Optimum(vertex, False, True)
 
 
@@ -149,74 +149,75 @@ def _interval(values: list[float]) -> tuple[float, float]:
     return lo, hi
 
 
-def interpolate(log2_lrs, losses: list[float], x: float) -> float:
+def interpolate(log2_values, losses: list[float], x: float) -> float:
     """The mean curve's loss at log2 lr ``x``, linear between grid points, the edge value beyond them."""
-    if x <= log2_lrs[0]:
+    if x <= log2_values[0]:
         return losses[0]
-    for (x0, y0), (x1, y1) in zip(zip(log2_lrs, losses), zip(log2_lrs[1:], losses[1:])):
+    for (x0, y0), (x1, y1) in zip(zip(log2_values, losses), zip(log2_values[1:], losses[1:])):
         if x0 <= x <= x1:
             return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
     return losses[-1]
 
 
-def judge(curves: list[Curve], *, seed: int = 0) -> Verdict:
-    """The verdict over the widths' curves (the same seeds at every width)."""
+def judge(curves: list[Curve], *, seed: int = 0, noun: str = "lr") -> Verdict:
+    """The verdict over the widths' curves (the same seeds at every width); ``noun`` names what was
+    swept in its sentences ("lr", "output multiplier")."""
     if len(curves) < 2:
         raise ValueError("a transfer verdict needs at least two widths")
     curves = sorted(curves, key=lambda c: c.width)
     n_seeds = min(len(c.losses) for c in curves)
     widths = [c.width for c in curves]
     x = [math.log2(w) for w in widths]
-    best = [optimum(c.log2_lrs, c.mean()) for c in curves]
+    best = [optimum(c.log2_values, c.mean()) for c in curves]
 
     rng = random.Random(seed)
     per_width: list[list[float]] = [[] for _ in curves]
     slopes = []
     for _ in range(BOOTSTRAP if n_seeds > 1 else 1):
         pick = [rng.randrange(n_seeds) for _ in range(n_seeds)] if n_seeds > 1 else [0]
-        ys = [optimum(c.log2_lrs, c.mean(pick)).log2_lr for c in curves]
+        ys = [optimum(c.log2_values, c.mean(pick)).log2_value for c in curves]
         for k, y in enumerate(ys):
             per_width[k].append(y)
         slopes.append(slope_of(x, ys))
     intervals = [_interval(v) for v in per_width]
-    optima = [Optimum(o.log2_lr, o.on_edge, o.refined, iv) for o, iv in zip(best, intervals)]
+    optima = [Optimum(o.log2_value, o.on_edge, o.refined, iv) for o, iv in zip(best, intervals)]
     # Weights: a width whose optimum the seeds pin down counts more (floor: a quarter octave).
     weights = [1 / max((hi - lo) / 2, 0.25) ** 2 for lo, hi in intervals]
-    slope = slope_of(x, [o.log2_lr for o in optima], weights)
+    slope = slope_of(x, [o.log2_value for o in optima], weights)
     slope_iv = _interval(slopes)
-    drift = optima[-1].log2_lr - optima[0].log2_lr
+    drift = optima[-1].log2_value - optima[0].log2_value
 
     verdict = Verdict("INCONCLUSIVE", "", widths, optima, slope, slope_iv, drift)
     _regret(verdict, curves)
-    _decide(verdict, n_seeds)
+    _decide(verdict, n_seeds, noun)
     return verdict
 
 
 def _regret(verdict: Verdict, curves: list[Curve]) -> None:
     base, widest = curves[0], curves[-1]
-    at_base_best = interpolate(widest.log2_lrs, widest.mean(), verdict.optima[0].log2_lr)
-    at_own_best = interpolate(widest.log2_lrs, widest.mean(), verdict.optima[-1].log2_lr)
+    at_base_best = interpolate(widest.log2_values, widest.mean(), verdict.optima[0].log2_value)
+    at_own_best = interpolate(widest.log2_values, widest.mean(), verdict.optima[-1].log2_value)
     verdict.regret = max(at_base_best - at_own_best, 0.0)
-    gain = interpolate(base.log2_lrs, base.mean(), verdict.optima[0].log2_lr) - at_own_best
+    gain = interpolate(base.log2_values, base.mean(), verdict.optima[0].log2_value) - at_own_best
     verdict.regret_share = verdict.regret / gain if gain > 0 else None
-    shared = verdict.optima[0].log2_lr
-    at_shared = [interpolate(c.log2_lrs, c.mean(), shared) for c in curves]
+    shared = verdict.optima[0].log2_value
+    at_shared = [interpolate(c.log2_values, c.mean(), shared) for c in curves]
     verdict.wider_is_better = all(b < a for a, b in zip(at_shared, at_shared[1:]))
 
 
-def _decide(v: Verdict, n_seeds: int) -> None:
+def _decide(v: Verdict, n_seeds: int, noun: str = "lr") -> None:
     lo, hi = v.slope_interval
     contains_zero = lo <= 0 <= hi
     edges = [w for w, o in zip(v.widths, v.optima) if o.on_edge]
     if edges:
-        v.advice.append(f"widen the lr grid: the best lr of width {', '.join(map(str, edges))} is at its edge")
+        v.advice.append(f"widen the grid: the best {noun} of width {', '.join(map(str, edges))} is at its edge")
     # Still: the interval holds 0 and the slope is small, or the interval itself lies within the
     # pass band (a small slope measured precisely: an equivalence test, not "no evidence of a slope").
     still = (contains_zero and abs(v.slope) <= PASS_SLOPE) or (-PASS_SLOPE <= lo and hi <= PASS_SLOPE)
     if not edges and abs(v.drift) <= PASS_DRIFT and still:
         v.status = "PASS"
         v.reason = (
-            f"the best lr moves {v.drift:+.2f} octaves from width {v.widths[0]} to {v.widths[-1]} "
+            f"the best {noun} moves {v.drift:+.2f} octaves from width {v.widths[0]} to {v.widths[-1]} "
             f"({v.slope:+.2f} per doubling, interval [{lo:+.2f}, {hi:+.2f}])"
         )
         return
@@ -224,13 +225,13 @@ def _decide(v: Verdict, n_seeds: int) -> None:
         way = "falls" if v.slope < 0 else "rises"
         v.status = "FAIL"
         v.reason = (
-            f"the best lr {way} with width: {v.slope:+.2f} octaves per doubling "
+            f"the best {noun} {way} with width: {v.slope:+.2f} octaves per doubling "
             f"(interval [{lo:+.2f}, {hi:+.2f}]), {v.drift:+.2f} octaves from width {v.widths[0]} to {v.widths[-1]}"
         )
         return
     v.status = "INCONCLUSIVE"
     v.reason = (
-        f"the best lr moves {v.drift:+.2f} octaves ({v.slope:+.2f} per doubling, interval [{lo:+.2f}, {hi:+.2f}]): "
+        f"the best {noun} moves {v.drift:+.2f} octaves ({v.slope:+.2f} per doubling, interval [{lo:+.2f}, {hi:+.2f}]): "
         "neither clearly still nor clearly moving"
     )
     if n_seeds < 3 or hi - lo > 1.0:

@@ -12,7 +12,7 @@ def simulated(best_of):
 
     def run_one(key):
         calls.append(key)
-        loss = 3.0 - 0.1 * math.log2(key.width) + 0.05 * (key.log2_lr - best_of(key.width)) ** 2 + 0.001 * key.seed
+        loss = 3.0 - 0.1 * math.log2(key.width) + 0.05 * (key.log2_value - best_of(key.width)) ** 2 + 0.001 * key.seed
         return TrialResult((loss,) * 4, 6.0, False, 0.0)
 
     return run_one, calls
@@ -27,8 +27,8 @@ def test_a_still_optimum_is_found_between_grid_points_and_passes():
     result = run_sweep(plan(), in_process(run_one))
     v = result.verdict()
     assert v.status == "PASS"
-    assert all(abs(o.log2_lr + 9.3) < 0.05 for o in v.optima)
-    xs = sorted({k.log2_lr for k in calls if k.width == 64})
+    assert all(abs(o.log2_value + 9.3) < 0.05 for o in v.optima)
+    xs = sorted({k.log2_value for k in calls if k.width == 64})
     assert xs == [-14.0, -12.0, -11.0, -10.0, -9.0, -8.0, -6.0]  # coarse, then the neighbours of -10 and -9
     assert result.rounds >= 2 and len(calls) == len(set(calls))
 
@@ -39,7 +39,7 @@ def test_an_sp_drift_beyond_the_coarse_grid_is_followed_and_fails():
     v = result.verdict()
     assert v.status == "FAIL"
     assert not any(o.on_edge for o in v.optima)
-    assert max(k.log2_lr for k in calls if k.width == 64) >= -5.0  # extended beyond the coarse edge (-6)
+    assert max(k.log2_value for k in calls if k.width == 64) >= -5.0  # extended beyond the coarse edge (-6)
 
 
 def test_a_resumed_sweep_runs_only_what_is_missing(tmp_path):

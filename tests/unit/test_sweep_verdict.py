@@ -35,21 +35,21 @@ def test_the_parabola_finds_an_off_grid_optimum_exactly():
     losses = [bowl(x, -8.4, 2.0) for x in GRID]
     o = optimum(GRID, losses)
     assert o.refined and not o.on_edge
-    assert o.log2_lr == pytest.approx(-8.4, abs=1e-9)
+    assert o.log2_value == pytest.approx(-8.4, abs=1e-9)
 
 
 def test_a_kinked_curve_keeps_its_grid_point():
     # Opens downwards around the argmin's neighbours? No: a V whose vertex would fall outside the bracket.
     losses = [5, 4, 3, 1.0, 1.01, 4, 5]
     o = optimum(list(range(7)), losses)
-    assert o.log2_lr == pytest.approx(3.4, abs=0.5)
+    assert o.log2_value == pytest.approx(3.4, abs=0.5)
     flat_then_drop = [5, 5, 5, 5, 5, 5, 1]
     edge = optimum(list(range(7)), flat_then_drop)
-    assert edge.on_edge and edge.log2_lr == 6 and not edge.refined
+    assert edge.on_edge and edge.log2_value == 6 and not edge.refined
 
 
 def test_non_finite_losses_are_skipped_and_all_non_finite_is_an_error():
-    assert optimum([0, 1, 2], [math.nan, 1.0, 2.0]).log2_lr == 1
+    assert optimum([0, 1, 2], [math.nan, 1.0, 2.0]).log2_value == 1
     with pytest.raises(ValueError):
         optimum([0, 1], [math.inf, math.nan])
 

@@ -67,3 +67,19 @@ def test_the_plot_is_written_whole(tmp_path):
     save_plot([result(lambda w: -6.0 - math.log2(w / 64)), result(lambda w: -9.0)], str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["transfer.png"]
+
+
+def test_another_knob_is_named_in_every_sentence_and_the_json():
+    from dataclasses import replace
+
+    from mulint.sweep.verdict import judge
+
+    base = result(lambda w: -6.0 - math.log2(w / 64))
+    swept = replace(base, knob="output-multiplier", verdict=judge(base.curves, noun="output multiplier"))
+    text = as_text(swept)
+    assert "log2 output multiplier" in text and "best output multiplier (× the model's own) per width" in text
+    assert "FAIL: the best output multiplier falls with width" in text
+    assert " lr" not in text.replace("optimizer's own lr", "")  # no sentence still speaks of the lr
+    data = json.loads(as_json(swept))
+    assert data["knob"] == "output-multiplier"
+    assert TransferResult.from_dict(data).knob == "output-multiplier"

@@ -438,6 +438,16 @@ def coord(
     "written).",
 )
 @click.option(
+    "--budget",
+    "budget_minutes",
+    type=float,
+    default=6.0,
+    show_default=True,
+    metavar="MINUTES",
+    help="Without --widths: the model's own width, 2x and 4x it when their training is estimated to fit "
+    "this many minutes, else the same doublings moved down (half, quarter, eighth) until it does.",
+)
+@click.option(
     "--executor",
     type=click.Choice(["local", "ray"]),
     default="local",
@@ -479,6 +489,7 @@ def transfer(
     seeds,
     lr,
     knob,
+    budget_minutes,
     executor,
     ray_address,
     gpus_per_trial,
@@ -503,7 +514,7 @@ def transfer(
         from mulint.engine.settings import check_transfer_run, parse_function, settings_for
         from mulint.engine.transfer import sweep_target
 
-        check_transfer_run(steps, seeds, lr, gpus_per_trial)
+        check_transfer_run(steps, seeds, lr, gpus_per_trial, minutes=budget_minutes)
         settings = settings_for(
             [target],
             one_model=True,
@@ -528,13 +539,13 @@ def transfer(
 
         def on_plan(info: dict) -> None:
             plan = info["plan"]
+            from mulint.sweep.budget import REFINE, estimate_seconds
             from mulint.sweep.grid import coarse
 
             first = len(plan.widths) * len(coarse(plan.centre)) * plan.seeds
-            later = len(plan.widths) * 2 * plan.seeds
-            per_point = sum(info["step_seconds"].values()) * plan.steps * plan.seeds
+            later = len(plan.widths) * REFINE * plan.seeds
             share = max(1, min(settings.limits().jobs, first)) if executor == "local" else 1
-            estimate = (len(coarse(plan.centre)) + 2) * per_point / share
+            estimate = estimate_seconds(info["step_seconds"], plan.widths, plan.steps, plan.seeds, share)
             grid = "lr grid" if knob == "lr" else f"{knob} grid (× the model's own)"
             click.echo(
                 f"transfer: {job.target} at widths {', '.join(map(str, plan.widths))}; {plan.steps} steps, "
@@ -568,6 +579,7 @@ def transfer(
                 ray_address=ray_address,
                 gpus_per_trial=gpus_per_trial,
                 use_store=not no_store,
+                minutes=budget_minutes,
                 on_plan=on_plan,
                 on_round=on_round,
                 on_trial=on_trial,

@@ -87,7 +87,7 @@ def shallow(knob: WidthKnob) -> WidthKnob:
 def cpu_threads(knob: WidthKnob, widths: list[int], target: str, device: str):
     """One intra-op thread for small models on the CPU: their matmuls are too small to gain from
     more, and on a shared machine the threads' synchronisation costs several times the work."""
-    n = _size_on_meta(knob, max(widths), target) if device == "cpu" else None
+    n = size_on_meta(knob, max(widths), target) if device == "cpu" else None
     before = torch.get_num_threads()
     if n is not None and n <= SINGLE_THREAD_ELEMENTS:
         torch.set_num_threads(1)
@@ -113,7 +113,7 @@ def elements(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _size_on_meta(knob: WidthKnob, width: int, target: str) -> int | None:
+def size_on_meta(knob: WidthKnob, width: int, target: str) -> int | None:
     try:
         with shrunk_model(knob, width, target=target, device="meta") as (model, _):
             return elements(model)
@@ -122,7 +122,7 @@ def _size_on_meta(knob: WidthKnob, width: int, target: str) -> int | None:
 
 
 def fits(knob: WidthKnob, width: int, target: str) -> bool:
-    n = _size_on_meta(knob, width, target)
+    n = size_on_meta(knob, width, target)
     return n is not None and n <= MAX_ELEMENTS
 
 

@@ -240,7 +240,9 @@ TRANSFER_STEPS = (10, 100_000)
 TRANSFER_SEEDS = (1, 20)
 
 
-def check_transfer_run(steps, seeds, lr, gpus_per_trial=0.0, *, source: str = "cli", knob: str = "lr") -> None:
+def check_transfer_run(
+    steps, seeds, lr, gpus_per_trial=0.0, *, source: str = "cli", knob: str = "lr", minutes: float = 6.0
+) -> None:
     """Each value in range, or a MulintError naming it, before anything is imported or trained."""
     from mulint.sweep.knobs import KNOBS
 
@@ -253,6 +255,10 @@ def check_transfer_run(steps, seeds, lr, gpus_per_trial=0.0, *, source: str = "c
             )
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 or not math.isfinite(lr):
         raise MulintError(f"{_label(source, 'lr')}: must be a positive, finite number, not {lr!r}", step="config")
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 0 < minutes < math.inf:
+        raise MulintError(
+            f"{_label(source, 'budget')}: must be a positive number of minutes, not {minutes!r}", step="config"
+        )
     if not (isinstance(gpus_per_trial, (int, float)) and 0 <= gpus_per_trial < math.inf):
         raise MulintError(
             f"{_label(source, 'gpus-per-trial')}: must be 0 or more, not {gpus_per_trial!r}", step="config"

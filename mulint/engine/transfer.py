@@ -134,11 +134,14 @@ def sweep_target(
     ray_address: str | None = None,
     gpus_per_trial: float = 0.0,
     use_store: bool = True,
+    minutes: float | None = None,
     on_plan=lambda info: None,
     on_round=lambda n, todo: None,
     on_trial=lambda key, trial, reused: None,
 ):
-    """One target's transfer sweep (mulint.sweep.run) on the chosen executor, its trials stored."""
+    """One target's transfer sweep (mulint.sweep.run) on the chosen executor, its trials stored;
+    ``minutes``: the default widths' time budget (mulint.sweep.budget)."""
+    from mulint.sweep.budget import DEFAULT_MINUTES
     from mulint.sweep.run import run_transfer
 
     spec = options.sweep_spec(target)
@@ -147,8 +150,10 @@ def sweep_target(
         from mulint.sweep.executors import RayExecutor
 
         run_on = RayExecutor(spec, address=ray_address, gpus_per_trial=gpus_per_trial)
+        parallel = len(run_on.actors)
     else:
         run_on = LocalWorkers(target, options, limits)
+        parallel = limits.jobs
     recorded = _DepsRecorded(run_on)
     try:
         store = store_for(target) if use_store else None
@@ -160,6 +165,8 @@ def sweep_target(
             steps=steps,
             seeds=seeds,
             store=store,
+            parallel=parallel,
+            minutes=DEFAULT_MINUTES if minutes is None else minutes,
             on_plan=on_plan,
             on_round=on_round,
             on_trial=on_trial,

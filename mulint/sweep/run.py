@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 
+from mulint.sweep.budget import DEFAULT_MINUTES, pick_widths
 from mulint.sweep.grid import centre
 from mulint.sweep.knobs import knob_named
 from mulint.sweep.result import TransferResult
@@ -35,14 +36,35 @@ def run_transfer(
     steps: int = STEPS,
     seeds: int = SEEDS,
     store: TrialStore | None = None,
+    parallel: int = 1,
+    minutes: float = DEFAULT_MINUTES,
     on_plan: Callable[[dict], None] = lambda info: None,
     on_round: Callable[[int, int], None] = lambda n, todo: None,
     on_trial: Callable[[TrialKey, TrialResult, bool], None] = lambda key, trial, reused: None,
 ) -> TransferResult:
-    """``executor`` (mulint.sweep.executors) sets the target up once per worker and trains trials;
-    ``on_plan`` gets what it said (widths, lr, task, a time per step) before any trial runs."""
+    """``executor`` (mulint.sweep.executors) sets the target up once per worker and trains trials,
+    ``parallel`` at once; without ``widths``, three are picked whose training fits about ``minutes``
+    (mulint.sweep.budget). ``on_plan`` gets what the executor said (widths, lr, task, a time per step)
+    before any trial runs."""
     start = time.perf_counter()
     info = executor.describe(widths)
+    if widths is None:
+        seconds = {int(w): t for w, t in info["step_seconds"].items()}
+        widths, note = pick_widths(
+            {int(w): n for w, n in info["sizes"].items()},
+            info["base_width"],
+            positions=info["positions"],
+            steps=steps,
+            seeds=seeds,
+            parallel=parallel,
+            minutes=minutes,
+        )
+        info = {
+            **info,
+            "widths": widths,
+            "step_seconds": {w: seconds[w] for w in widths},
+            "notes": [*info.get("notes", []), *([note] if note else [])],
+        }
     widths = info["widths"]
     options = {
         "spec": asdict(spec),

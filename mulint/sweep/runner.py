@@ -62,9 +62,10 @@ class TrialRunner:
         return self._sweep
 
     def describe(self, widths: list[int] | None = None) -> dict:
-        """What the parent plans with: the widths, the lr the grid centres on, labels, notes, and the
-        seconds one training step takes at each width (for the estimate printed before the sweep)."""
-        from mulint.sweep.trial import choose_widths, seconds_per_step
+        """What the parent plans with: the widths asked for (else every width a default sweep may
+        pick from), the lr the grid centres on, labels, notes, and the seconds one training step takes
+        at each width (for the default widths and the estimate printed before the sweep)."""
+        from mulint.sweep.trial import choose_widths, sizes, step_times
 
         s = self.sweep
         chosen = choose_widths(s, widths)
@@ -77,7 +78,9 @@ class TrialRunner:
             "task": s.task.description,
             "notes": list(s.notes),
             "shrunk": list(s.shrunk),
-            "step_seconds": {w: seconds_per_step(s, w) for w in chosen},
+            "step_seconds": step_times(s, chosen, requested=bool(widths)),
+            "sizes": sizes(s, chosen),  # parameters per width: what the default widths are picked by
+            "positions": s.positions,
         }
 
     def run(self, key: dict) -> dict:

@@ -26,8 +26,9 @@ from mulint.analysis.structure import Structure
 from mulint.analysis.training import Training, default_label, default_optimizer, first_tensor
 from mulint.construct import inputs as example
 from mulint.construct.knob import WidthKnob
+from mulint.construct.proportional import scaled_widths
 from mulint.construct.provenance import quiet
-from mulint.coordcheck.plan import cpu_threads, describe_shrinking, fits, shallow, shrunk_model
+from mulint.coordcheck.plan import cpu_threads, describe_shrinking, fits, shallow, shrunk_model, size_on_meta
 from mulint.errors import MulintError
 from mulint.sweep.data import SyntheticTask, UserData, synthetic_task
 from mulint.sweep.knobs import DEFAULT, knob_named
@@ -57,6 +58,7 @@ class SweepModel:
     shrunk: list[str]
     swept: str = DEFAULT  # the knob the sweep varies (mulint.sweep.knobs)
     readout: str | None = None  # the module whose output the output multiplier scales; None: the model's output
+    positions: int = BATCH  # rows of a batch's work: samples, or samples × tokens (mulint.sweep.budget)
 
 
 def prepare(
@@ -86,7 +88,8 @@ def prepare(
     torch.manual_seed(0)
     with shrunk_model(knob, knob.base, target=target.label, device="cpu") as (model, lists):
         inputs = example.synthesise(model, "cpu", batch=BATCH, seq=SEQ)[structure.inputs_index]
-        tokens = next((tuple(v.shape) for v in [*inputs[0], *inputs[1].values()] if isinstance(v, torch.Tensor)), None)
+        first = next((v for v in [*inputs[0], *inputs[1].values()] if isinstance(v, torch.Tensor)), None)
+        tokens = tuple(first.shape) if first is not None else None
         shrunk = describe_shrinking(knob, lists, tokens)
         model.eval()
         with torch.no_grad(), quiet():
@@ -117,9 +120,33 @@ def prepare(
         if training.schedulers:
             notes.append("the scheduler's base learning rates are trained, not stepped through its schedule")
     readout = readout_module(structure, target.label, targets_arg) if swept == "output-multiplier" else None
+    positions = positions_of(first)
     return SweepModel(
-        target.label, knob, make_optimizer, policy, reference, label, task, device, notes, shrunk, swept, readout
+        target.label,
+        knob,
+        make_optimizer,
+        policy,
+        reference,
+        label,
+        task,
+        device,
+        notes,
+        shrunk,
+        swept,
+        readout,
+        positions,
     )
+
+
+def positions_of(x: torch.Tensor | None) -> int:
+    """The rows of work one batch of ``x`` gives every weight matrix: its token ids, its samples (a
+    batch of feature vectors), samples × positions of a sequence of vectors, samples × pixels."""
+    if x is None or x.ndim == 0:
+        return BATCH
+    if not x.is_floating_point():
+        return x.numel()
+    shape = tuple(x.shape)
+    return math.prod(shape[:2]) if x.ndim == 3 else shape[0] * math.prod(shape[2:])
 
 
 def readout_module(structure: Structure, label: str, targets_arg: str | None) -> str | None:
@@ -142,11 +169,12 @@ def readout_module(structure: Structure, label: str, targets_arg: str | None) ->
     )
 
 
-FACTORS = (1, 2, 4)
+CANDIDATES = (0.125, 0.25, 0.5, 1, 2, 4)  # factors of the base width a default sweep may train (mulint.sweep.budget)
 
 
 def choose_widths(sweep: SweepModel, requested: list[int] | None) -> list[int]:
-    """The widths asked for, else the model's own width and 2× and 4× it, as far as they fit."""
+    """The widths asked for, else every width a default sweep may pick from (the base width's factors
+    CANDIDATES, as far as they build and fit): mulint.sweep.budget picks three by their step times."""
     if requested:
         if len(set(requested)) < 2:
             raise MulintError(
@@ -157,8 +185,8 @@ def choose_widths(sweep: SweepModel, requested: list[int] | None) -> list[int]:
             )
         return sorted(set(requested))
     base = sweep.knob.base
-    widths = [base * f for f in FACTORS if fits(sweep.knob, base * f, sweep.label)]
-    if len(widths) < 2:
+    widths = [w for w in scaled_widths(base, CANDIDATES) if fits(sweep.knob, w, sweep.label)]
+    if len([w for w in widths if w >= base]) < 2 and len(widths) < 3:
         raise MulintError(
             f"the model is too large to train at widths {base} and {2 * base} here",
             target=sweep.label,
@@ -166,6 +194,30 @@ def choose_widths(sweep: SweepModel, requested: list[int] | None) -> list[int]:
             hint="pass smaller --widths",
         )
     return widths
+
+
+def sizes(sweep: SweepModel, widths: list[int]) -> dict[int, int]:
+    """Parameters of the trained (shrunk) model per width, counted on the meta device."""
+    return {w: size_on_meta(sweep.knob, w, sweep.label) or 0 for w in widths}
+
+
+def step_times(sweep: SweepModel, widths: list[int], requested: bool) -> dict[int, float]:
+    """A training step's seconds at each width: measured (see ``seconds_per_step``), except above the
+    base width of a default sweep's candidates, where the base width's time is scaled by the model's
+    size (a step's work grows with its parameters; what does not, the overhead, makes this an upper
+    bound). The candidates above the base are the expensive ones: measuring them would cost the time
+    the choice is there to save."""
+    base = sweep.knob.base
+    measured = [w for w in widths if requested or w <= base]
+    times = {w: seconds_per_step(sweep, w) for w in measured}
+    reference = max(measured, default=None)
+    if reference is None:
+        return times
+    size = size_on_meta(sweep.knob, reference, sweep.label) or 1
+    for w in widths:
+        if w not in times:
+            times[w] = times[reference] * (size_on_meta(sweep.knob, w, sweep.label) or size) / size
+    return times
 
 
 def seconds_per_step(sweep: SweepModel, width: int, budget: float = 1.0) -> float:

@@ -1,6 +1,6 @@
 """How long `mulint transfer` takes at its default budget, and what it says, on the shipped GPT pair.
 
-    python benchmarks/transfer.py [--steps N] [--seeds K] [TARGET ...]
+    python benchmarks/transfer.py [--steps N] [--seeds K] [--widths W1,W2,...] [TARGET ...]
 
 Each target is swept afresh (`--no-store`) in mulint's workers; prints the wall time, the verdict, the
 slope and each width's best lr. The machine's load is printed too: on a shared machine the time is
@@ -19,8 +19,8 @@ DEFAULT = ["examples/nanogpt_sp.py", "examples/nanogpt_mup.py"]
 
 
 def main(argv: list[str]) -> None:
-    extra = [a for a in argv if a.startswith("--") or a.lstrip("-").isdigit()]
-    targets = [a for a in argv if a not in extra] or DEFAULT
+    targets = [a for a in argv if a.endswith(".py") or ".py:" in a] or DEFAULT
+    extra = [a for a in argv if a not in targets]  # options and their values, passed on
     for target in targets:
         load = os.getloadavg()[0]
         start = time.perf_counter()

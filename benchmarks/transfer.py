@@ -1,6 +1,6 @@
 """How long `mulint transfer` takes at its default budget, and what it says, on the shipped GPT pair.
 
-    python benchmarks/transfer.py [--steps N] [--seeds K] [--widths W1,W2,...] [TARGET ...]
+    python benchmarks/transfer.py [--save DIR] [--steps N] [--seeds K] [--widths W1,W2,...] [TARGET ...]
 
 Each target is swept afresh (`--no-store`) in mulint's workers; prints the wall time, the verdict, the
 slope and each width's best lr. The machine's load is printed too: on a shared machine the time is
@@ -19,6 +19,10 @@ DEFAULT = ["examples/nanogpt_sp.py", "examples/nanogpt_mup.py"]
 
 
 def main(argv: list[str]) -> None:
+    save = None
+    if "--save" in argv:  # keep each sweep's JSON (every curve) in this folder
+        i = argv.index("--save")
+        save, argv = argv[i + 1], argv[:i] + argv[i + 2 :]
     targets = [a for a in argv if a.endswith(".py") or ".py:" in a] or DEFAULT
     extra = [a for a in argv if a not in targets]  # options and their values, passed on
     for target in targets:
@@ -34,6 +38,12 @@ def main(argv: list[str]) -> None:
             print(f"{target}: error\n{run.stderr}")
             continue
         result = json.loads(run.stdout)
+        if save:
+            name = "_".join(
+                [os.path.basename(target).replace(".py", ""), *(a.strip("-").replace(",", "-") for a in extra)]
+            )
+            with open(os.path.join(save, f"{name}.json"), "w") as f:
+                f.write(run.stdout)
         v = result["verdict"]
         optima = ", ".join(f"{w}: 2^{o['log2_value']:.2f}" for w, o in zip(v["widths"], v["optima"]))
         print(

@@ -305,14 +305,15 @@ def transfer(
     device: str | None = None,
     width_arg: str | None = None,
     knob: str = "lr",
+    budget: float = 6.0,
 ) -> TransferReport:
     """Train the model at several widths and learning rates (here, one trial after another) and judge
     whether the best learning rate moves with width. `data_fn(seed)` yields (inputs, targets) batches;
     without it a synthetic task is trained. `knob` sweeps "output-multiplier" or "init-scale" instead
-    of the learning rate (as `--knob`)."""
+    of the learning rate (as `--knob`); without `widths`, `budget` (minutes) picks them (as `--budget`)."""
     from mulint.engine.settings import build_settings, check_transfer_run
 
-    check_transfer_run(steps, seeds, lr, source="api", knob=knob)
+    check_transfer_run(steps, seeds, lr, source="api", knob=knob, minutes=budget)
     build_settings(None, source="api", widths=widths, width_arg=width_arg)
     from mulint.reading.functions import GivenFunction
     from mulint.sweep.executors import InProcess
@@ -332,7 +333,13 @@ def transfer(
 
     def run():
         return run_transfer(
-            spec, InProcess(TrialRunner(spec, target=target)), code_digest="", widths=widths, steps=steps, seeds=seeds
+            spec,
+            InProcess(TrialRunner(spec, target=target)),
+            code_digest="",
+            widths=widths,
+            steps=steps,
+            seeds=seeds,
+            minutes=budget,
         )
 
     return TransferReport(result=_guarded(target.label, run))

@@ -69,3 +69,12 @@ def test_a_sweep_over_the_init_scale_centres_on_the_model_as_written():
     assert "best init scale" in str(report)
     with pytest.raises(MulintError, match="knob=: must be one of"):
         mulint.transfer(Mlp, knob="momentum", widths=[16, 32], steps=10)
+
+
+def test_default_widths_are_the_models_own_and_wider_unless_the_budget_moves_them_down():
+    fits = mulint.transfer(Mlp, steps=10, seeds=1)
+    assert fits.result.widths == [16, 32, 64] and not any("instead of" in n for n in fits.result.notes)
+    tight = mulint.transfer(Mlp, steps=10, seeds=1, budget=1e-9)
+    assert tight.result.widths[-1] < 64 and tight.result.widths == [tight.result.widths[0] * f for f in (1, 2, 4)]
+    (note,) = [n for n in tight.result.notes if "instead of 16, 32, 64" in n]
+    assert "nearest to the 1e-09 min budget" in note

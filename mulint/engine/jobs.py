@@ -273,14 +273,14 @@ def transfer_trials(job, send) -> dict:
     """Train the job's trials one after the other, each sent to mulint as it finishes."""
     from dataclasses import asdict
 
-    from mulint.sweep.executors import result_of
+    from mulint.sweep.store import TrialResult
 
     runner = _trial_runner(job)
     runner.sweep  # noqa: B018  (set the target up here, so that a failure while training is the training's)
     steps.enter("transfer")
     done = []
     for key in job.options.trials:
-        result = result_of(runner.run(asdict(key)))
+        result = TrialResult.from_dict(runner.run(asdict(key)))
         send(("trial", (key, result)))
         done.append((key, result))
     return {"trials": done}

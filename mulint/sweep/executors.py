@@ -21,15 +21,6 @@ from mulint.sweep.runner import SweepSpec, TrialRunner
 from mulint.sweep.store import TrialKey, TrialResult
 
 
-def result_of(data: dict) -> TrialResult:
-    return TrialResult(
-        tuple(float(x) for x in data["losses"]),
-        float(data["initial_loss"]),
-        bool(data["diverged"]),
-        float(data["seconds"]),
-    )
-
-
 class InProcess:
     def __init__(self, runner: TrialRunner) -> None:
         self.runner = runner
@@ -39,7 +30,7 @@ class InProcess:
 
     def __call__(self, keys: list[TrialKey]) -> Iterator[tuple[TrialKey, TrialResult]]:
         for key in keys:
-            yield key, result_of(self.runner.run(asdict(key)))
+            yield key, TrialResult.from_dict(self.runner.run(asdict(key)))
 
     def close(self) -> None:
         pass
@@ -117,7 +108,7 @@ class RayExecutor:
                     step="transfer",
                     hint="run the same sweep with --executor local to see the error",
                 ) from None
-            yield key, result_of(data)
+            yield key, TrialResult.from_dict(data)
 
     def close(self) -> None:
         for actor in getattr(self, "actors", []):

@@ -32,6 +32,16 @@ class TrialResult:
     diverged: bool  # NaN/inf or above the initial loss: stopped early, counted at the initial loss
     seconds: float
 
+    @classmethod
+    def from_dict(cls, data: dict) -> TrialResult:
+        """A result as ``asdict`` wrote it (a store line, a worker's or a Ray actor's answer)."""
+        return cls(
+            tuple(float(x) for x in data["losses"]),
+            float(data["initial_loss"]),
+            bool(data["diverged"]),
+            float(data["seconds"]),
+        )
+
     @property
     def metric(self) -> float:
         """The mean loss over the last quarter of steps; a diverged run counts at its initial loss."""
@@ -55,12 +65,7 @@ class TrialStore:
         for line in lines:
             try:
                 entry = json.loads(line)
-                result = TrialResult(
-                    tuple(float(x) for x in entry["losses"]),
-                    float(entry["initial_loss"]),
-                    bool(entry["diverged"]),
-                    float(entry["seconds"]),
-                )
+                result = TrialResult.from_dict(entry)
                 self._done[json.dumps(entry["key"], sort_keys=True)] = result
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by an interrupted write, or not ours

@@ -78,3 +78,20 @@ def test_default_widths_are_the_models_own_and_wider_unless_the_budget_moves_the
     assert tight.result.widths[-1] < 64 and tight.result.widths == [tight.result.widths[0] * f for f in (1, 2, 4)]
     (note,) = [n for n in tight.result.notes if "instead of 16, 32, 64" in n]
     assert "nearest to the 1e-09 min budget" in note
+
+
+class Breaks(Mlp):
+    """Builds and runs in eval mode; its training step raises."""
+
+    def forward(self, x):
+        if self.training:
+            raise RuntimeError("boom in training")
+        return super().forward(x)
+
+
+def test_a_model_that_fails_to_train_is_the_users_error_at_their_line():
+    with pytest.raises(MulintError) as caught:
+        mulint.transfer(Breaks, widths=[16, 32], steps=10, seeds=1)
+    assert caught.value.step == "transfer"
+    assert "raised RuntimeError: boom in training" in str(caught.value)
+    assert "test_sweep_knobs.py" in str(caught.value)  # the line of the model's code that raised

@@ -252,21 +252,21 @@ def _checked_batch(batch_fn, label: str):
 
 
 def _trial_runner(job):
-    """The transfer sweep's set-up in this worker (mulint.sweep.runner), from the job's options."""
+    """The transfer sweep's set-up in this worker (mulint.sweep.runner), from the job's options: the
+    target imported, built and traced in their own steps, so that a failure after is the training's."""
     from mulint.sweep.runner import TrialRunner
 
     options: JobOptions = job.options
+    runner = TrialRunner(options.sweep_spec(job.target), target=_resolve_one(job))
+    runner.sweep  # noqa: B018  (the set-up happens on first use)
     steps.enter("transfer")
-    return TrialRunner(options.sweep_spec(job.target), target=_resolve_one(job))
+    return runner
 
 
 def transfer_describe(job, send) -> dict:
     """What a transfer sweep of this target trains: widths, the lr to centre on, a step's time."""
     options: JobOptions = job.options
-    runner = _trial_runner(job)
-    runner.sweep  # noqa: B018  (set the target up here: the describe's timed steps are training)
-    steps.enter("transfer")
-    return {"describe": runner.describe(_listed(options.widths))}
+    return {"describe": _trial_runner(job).describe(_listed(options.widths))}
 
 
 def transfer_trials(job, send) -> dict:
@@ -276,8 +276,6 @@ def transfer_trials(job, send) -> dict:
     from mulint.sweep.store import TrialResult
 
     runner = _trial_runner(job)
-    runner.sweep  # noqa: B018  (set the target up here, so that a failure while training is the training's)
-    steps.enter("transfer")
     done = []
     for key in job.options.trials:
         result = TrialResult.from_dict(runner.run(asdict(key)))

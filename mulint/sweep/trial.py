@@ -15,6 +15,7 @@ import functools
 import inspect
 import math
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -269,7 +270,12 @@ def train_one(
             seen: list[float] = []
             loss = functools.partial(_scaled_loss, batch.loss, output_scale) if output_scale != 1.0 else batch.loss
             training.loss = functools.partial(_recorded, loss, seen)
-            training.step(*batch.inputs)
+            try:
+                training.step(*batch.inputs)
+            except MulintError:
+                raise
+            except Exception as exc:
+                raise training_error(exc, sweep, width, log2_value, seed) from exc
             value = seen[0]
             if math.isnan(initial):
                 initial = value
@@ -281,6 +287,23 @@ def train_one(
                 gone = True
                 break
     return TrialResult(tuple(losses), initial, gone, time.perf_counter() - start)
+
+
+def training_error(exc: Exception, sweep: SweepModel, width: int, log2_value: float, seed: int) -> Exception:
+    """The user's model failing to train, said as such (with the line of their code that raised); a
+    failure to allocate memory stays what it is, for the worker to report as a memory limit."""
+    if isinstance(exc, MemoryError) or "allocate memory" in str(exc):
+        return exc
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/torch/" not in f.filename]
+    where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    knob = "lr" if sweep.swept == "lr" else sweep.swept
+    return MulintError(
+        f"training at width {width}, {knob} 2^{round(log2_value, 2):g}, seed {seed} raised {type(exc).__name__}: {first_line}{where}",
+        target=sweep.label,
+        step="transfer",
+        hint="run one training step of the model in plain Python to see why, or pass your own batches with --data FILE:FN",
+    )
 
 
 def apply_knob(sweep: SweepModel, model: torch.nn.Module, value: float) -> float:

@@ -179,6 +179,8 @@ class ResidualBranch:
     skip_exponent: float = 0.0  # the skip path's factor ∝ L^skip_exponent (0: the stream passes unscaled)
     cancelled_by_norm: bool = False  # a norm between the factor and the branch's first weight undoes it
     post_norm: bool = False  # the sum is normalised (post-LN block): the depth rules do not cover it
+    last_weight: str = ""  # the weight of the branch's last contraction (a factor in its init may fold in)
+    gate: str = ""  # a learnable gate multiplying the branch (source "learned"; its init is in multiplier)
 
 
 @dataclass

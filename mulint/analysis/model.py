@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 
+from mulint.analysis.depth import analyse_depth, finish_depth
 from mulint.analysis.lr_reads import LrPolicy
 from mulint.analysis.numbers import choose_numeric_widths, measure_init, numeric_knob, shrink_note
 from mulint.analysis.optimizer import OptimizerNumbers, find_factory, optimizer_facts, read_optimizer
@@ -78,10 +79,13 @@ def analyse_model(
     lr_scale_keys: tuple[str, ...] = (),
     profile: str = "mup",
     lr_scale: str = "auto",
+    depth_arg: str | None = None,
+    depth: bool = True,
 ) -> Structure:
     """``lr_scale_keys``: param-group keys a training loop multiplies the lr by, beyond the usual
     names (mulint/profile_data/optimizers.toml); the config's `lr-scale-key`. ``lr_scale``: the config's `lr-scale`, whether
-    those keys are applied ("auto": read from the code, see mulint.analysis.lr_reads)."""
+    those keys are applied ("auto": read from the code, see mulint.analysis.lr_reads). ``depth_arg``
+    (--depth-arg) names the depth knob; ``depth`` False (--no-depth) leaves depth out."""
     structure = analyse_structure(target, widths=widths, width_arg=width_arg)
     facts = structure.facts
     if not measure or not facts.traced:
@@ -122,6 +126,10 @@ def analyse_model(
             lr_policy=policy,
         )
         update_facts(updates, facts.params, facts.notes, factory.label)
+    if depth:
+        facts.depth = analyse_depth(target, structure, depth_arg, numeric_width=min(chosen))
+        if facts.depth is not None:
+            finish_depth(facts.depth, profile)
     for p in facts.params:
         rms = numbers.rms.get(p.name, {})
         p.init_rms = rms

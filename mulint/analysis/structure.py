@@ -70,7 +70,7 @@ def _reference_pair(base: int, widths: list[int]) -> tuple[int, int]:
     return ref, other
 
 
-def _inputs_for(target: ResolvedTarget, model: nn.Module, device: str = "meta") -> list[example.Inputs]:
+def inputs_for(target: ResolvedTarget, model: nn.Module, device: str = "meta") -> list[example.Inputs]:
     user = getattr(target.module, "example_inputs", None)
     if callable(user):
         try:
@@ -95,7 +95,7 @@ def _inputs_for(target: ResolvedTarget, model: nn.Module, device: str = "meta") 
 
 
 def _export_pair(target, models, ref, other) -> tuple[Traced, Traced, int]:
-    candidates = _inputs_for(target, models[ref])
+    candidates = inputs_for(target, models[ref])
     error: MulintError | None = None
     for i, inputs in enumerate(candidates):
         try:
@@ -103,9 +103,9 @@ def _export_pair(target, models, ref, other) -> tuple[Traced, Traced, int]:
         except MulintError as exc:
             error = error or exc
             continue
-        other_inputs = _inputs_for(target, models[other])[i]
+        other_inputs = inputs_for(target, models[other])[i]
         return ref_trace, export(models[other], other_inputs, target=target.label), i
-    assert error is not None, "there is at least one candidate (_inputs_for refuses none)"
+    assert error is not None, "there is at least one candidate (inputs_for refuses none)"
     raise error
 
 
@@ -126,13 +126,13 @@ def _trace_pair(target, models, ref, other) -> tuple[Traced, Traced, int, Shorte
 def _trace_training_branch(target, models, ref, other, index: int, tracer=export, device: str = "meta", seed: int = 0):
     """(default branch, training branch, its two traces), or None without one (or when it fails)."""
     seed_all(seed)
-    ref_inputs = _inputs_for(target, models[ref], device)[index]
+    ref_inputs = inputs_for(target, models[ref], device)[index]
     found = training_variants(models[ref], ref_inputs)
     if found is None:
         return None
     default, training, variants = found
     seed_all(seed)
-    other_inputs = share_inputs(ref_inputs, _inputs_for(target, models[other], device)[index])
+    other_inputs = share_inputs(ref_inputs, inputs_for(target, models[other], device)[index])
     other_found = training_variants(models[other], other_inputs)
     if other_found is None:
         return None
@@ -348,9 +348,9 @@ def _record_same_path(target, models, widths, index: int) -> tuple[list[Traced],
     difference: str | None = ""
     for seed in RECORD_SEEDS:
         seed_all(seed)
-        ref_inputs = _inputs_for(target, models[widths[0]], "cpu")[index]
+        ref_inputs = inputs_for(target, models[widths[0]], "cpu")[index]
         seed_all(seed)
-        other_inputs = share_inputs(ref_inputs, _inputs_for(target, models[widths[1]], "cpu")[index])
+        other_inputs = share_inputs(ref_inputs, inputs_for(target, models[widths[1]], "cpu")[index])
         traces = []
         for w, inputs in zip(widths, (ref_inputs, other_inputs)):
             seed_all(seed)  # the same random draws inside forward (dropout, sampling) at both widths

@@ -48,6 +48,8 @@ class Config:
     lr_scale_keys: list[str] = field(default_factory=list)  # param-group keys the training loop multiplies lr by
     lr_scale: str = "auto"  # whether those keys are applied: read from the code, or "applied" / "ignored"
     profile: str | None = None
+    depth_arg: str | None = None  # the argument or config field that sets the number of blocks
+    depth: bool = True  # `depth = false`: no depth analysis even when a depth knob is found
     path: Path | None = None  # the pyproject.toml itself, for messages
 
 
@@ -195,6 +197,8 @@ KEYS = {  # TOML key -> (Config field, parser)
     "profile": ("profile", _name),
     "lr-scale-key": ("lr_scale_keys", lambda value, bad: [value] if isinstance(value, str) else _strings(value, bad)),
     "lr-scale": ("lr_scale", _lr_scale),
+    "depth-arg": ("depth_arg", _name),
+    "depth": ("depth", _bool),
 }
 
 

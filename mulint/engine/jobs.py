@@ -180,6 +180,8 @@ def analyse_numbers(target, options: JobOptions):
             lr_scale_keys=options.lr_scale_keys,
             lr_scale=options.lr_scale,
             profile=options.profile,
+            depth_arg=options.depth_arg,
+            depth=options.depth,
         )
 
 

@@ -24,6 +24,8 @@ class JobOptions:
     lr_scale_keys: tuple[str, ...] = ()
     lr_scale: str = "auto"
     profile: str = "mup"
+    depth_arg: str | None = None  # --depth-arg: the argument or config field that sets the number of blocks
+    depth: bool = True  # False (--no-depth): no depth analysis
     # check
     coord: bool = False  # also run the coordinate check (MU9xx)
     select: tuple[str, ...] | None = None
@@ -114,4 +116,6 @@ def _analysis(settings) -> dict:
         "lr_scale_keys": settings.lr_scale_keys,
         "lr_scale": settings.lr_scale,
         "profile": settings.profile,
+        "depth_arg": settings.depth_arg,
+        "depth": settings.depth,
     }

@@ -45,6 +45,8 @@ class Settings:
     lr_scale_keys: tuple[str, ...] = ()  # param-group keys the training loop multiplies lr by
     lr_scale: str = "auto"  # whether they are applied: read from the code, or "applied" / "ignored"
     profile: str = "mup"  # a shipped profile's name, or the absolute path of a .toml
+    depth_arg: str | None = None  # the depth knob's name (found as the width knob is when None)
+    depth: bool = True  # judge how the model scales with depth when it has a depth knob
     no_exec: bool = False
     coord: bool = False  # also run the dynamic coordinate check (MU9xx)
     cache: bool = True  # reuse results for unchanged model code

@@ -187,9 +187,12 @@ def check(
     profile: str | None = None,
     coord: bool = False,
     width_arg: str | None = None,
+    depth_arg: str | None = None,
+    depth: bool | None = None,
 ) -> Report:
     """Run mulint's model rules on the model `model_fn(width)` builds, with its optimizer
-    `optimizer_fn(model)` when given (else one found as the CLI finds it)."""
+    `optimizer_fn(model)` when given (else one found as the CLI finds it). `depth_arg` names the argument
+    that sets the number of blocks (found when None); `depth=False` leaves depth out."""
     from mulint.engine.jobs import analyse_target
     from mulint.engine.options import JobOptions
     from mulint.engine.settings import build_settings
@@ -206,6 +209,8 @@ def check(
         width_arg=width_arg,
         profile=profile,
         coord=coord,
+        depth_arg=depth_arg,
+        depth=depth,
     )
     target = _target(model_fn, widths, settings.width_arg)
     options = dataclasses.replace(JobOptions.for_check(settings), optimizer=_given(optimizer_fn))
@@ -236,6 +241,8 @@ def inspect(
     widths: list[int] | None = None,
     width_arg: str | None = None,
     profile: str | None = None,
+    depth_arg: str | None = None,
+    depth: bool | None = None,
 ) -> Analysis:
     """Every parameter of the model: shape, which dimensions grow with width, fan-in/out, roles, and the
     numbers `check` judges per width (init rms, lr, weight decay, multipliers, measured updates), with
@@ -244,7 +251,9 @@ def inspect(
     from mulint.engine.options import JobOptions
     from mulint.engine.settings import build_settings
 
-    settings = build_settings(None, source="api", widths=widths, width_arg=width_arg, profile=profile)
+    settings = build_settings(
+        None, source="api", widths=widths, width_arg=width_arg, profile=profile, depth_arg=depth_arg, depth=depth
+    )
     target = _target(model_fn, widths, settings.width_arg)
     options = dataclasses.replace(JobOptions.for_inspect(settings), optimizer=_given(optimizer_fn))
     structure = _guarded(target.label, lambda: analyse_numbers(target, options))

@@ -47,6 +47,27 @@ width_arg_option = click.option(
 verbose_option = click.option("--verbose", "-v", is_flag=True, help="Show tracebacks of errors.")
 
 
+def depth_options(command):
+    """--depth-arg and --no-depth: which knob sets the number of blocks, or no depth analysis."""
+    command = click.option(
+        "--no-depth",
+        "no_depth",
+        is_flag=True,
+        help="Leave depth out: no residual branches or depth exponents, even with a depth knob (config `depth = false`).",
+    )(command)
+    return click.option(
+        "--depth-arg",
+        metavar="NAME",
+        help="Argument or config field that sets the number of blocks (default: n_layer, n_layers, "
+        "num_layers, num_hidden_layers, depth, ...; config `depth-arg`).",
+    )(command)
+
+
+def _depth(no_depth: bool) -> bool | None:
+    """--no-depth given turns depth off; not given leaves it to the config."""
+    return False if no_depth else None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="mulint", message="%(prog)s %(version)s")
 def cli() -> None:
@@ -91,11 +112,24 @@ max_memory_option = click.option(
     metavar="NAME|FILE.toml",
     help="Expected exponents per role: mup (default), u-mup, spectral, or a .toml file (config `profile`).",
 )
+@depth_options
 @click.option("--format", "fmt", type=FORMATS_INSPECT, default="text", show_default=True, help="Output format.")
 @timeout_option
 @max_memory_option
 @verbose_option
-def inspect(target: str, widths, width_arg, optimizer, profile, fmt: str, timeout, max_memory, verbose: bool) -> None:
+def inspect(
+    target: str,
+    widths,
+    width_arg,
+    optimizer,
+    profile,
+    depth_arg,
+    no_depth,
+    fmt: str,
+    timeout,
+    max_memory,
+    verbose: bool,
+) -> None:
     """Show every parameter of TARGET: shape, growing dims, fan-in/out, roles, and the numbers the rules
     judge per width (init rms, lr, weight decay, multipliers, measured updates) with their exponents.
 
@@ -113,6 +147,8 @@ def inspect(target: str, widths, width_arg, optimizer, profile, fmt: str, timeou
             width_arg=width_arg,
             optimizer=optimizer,
             profile=profile,
+            depth_arg=depth_arg,
+            depth=_depth(no_depth),
             timeout=timeout,
             max_memory=max_memory,
             jobs=1,  # one model: one worker
@@ -177,6 +213,7 @@ def _codes(value: str | None) -> list[str] | None:
     help="Expected exponents per role: mup (default), u-mup (unit scaling), spectral, or a .toml "
     "file shaped like them (config `profile`).",
 )
+@depth_options
 @click.option(
     "--require-models",
     is_flag=True,
@@ -210,6 +247,8 @@ def check(
     no_cache,
     run_coord,
     profile,
+    depth_arg,
+    no_depth,
     require_models,
     jobs,
     timeout,
@@ -240,6 +279,8 @@ def check(
             ignore=_codes(ignore),
             format=fmt,
             profile=profile,
+            depth_arg=depth_arg,
+            depth=_depth(no_depth),
             require_models=require_models,
             jobs=jobs,
             timeout=timeout,

@@ -95,9 +95,11 @@ _API_WORDS = (
     (r"name a factory( [^()]*?)? \((?:path/to/)?file\.py:\w+\)", r"pass a model_fn\1"),
     (r"in a factory \((?:path/to/)?file\.py:\w+\)", "in model_fn"),
     (r"--width-arg ([A-Za-z_][\w.]*)", r'width_arg="\1"'),
+    (r"--depth-arg ([A-Za-z_][\w.]*)", r'depth_arg="\1"'),
+    (r"--no-depth\b", "depth=False"),
     (r"--widths (?:\(e\.g\. )?(\d+(?:,\d+)+)\)?", lambda m: f"widths=[{', '.join(m[1].split(','))}]"),
     (
-        r"--(width-arg|widths|optimizer|batch|steps|seeds|lr|device|select|ignore|profile)\b",
+        r"--(width-arg|depth-arg|widths|optimizer|batch|steps|seeds|lr|device|select|ignore|profile)\b",
         lambda m: {"optimizer": "optimizer_fn", "batch": "batch_fn"}.get(m[1], m[1].replace("-", "_")) + "=",
     ),
 )

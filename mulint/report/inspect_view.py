@@ -7,6 +7,7 @@ import json
 
 from mulint.facts import ModelFacts
 from mulint.paths import display_path
+from mulint.report.depth_view import depth_lines
 from mulint.report.escape import keep_lines, one_line
 from mulint.report.evidence import model_evidence, param_evidence
 from mulint.report.evidence_view import evidence_lines
@@ -20,6 +21,10 @@ def as_json(facts: ModelFacts) -> str:
         for use in p["uses"]:
             if use.get("loc"):
                 use["loc"]["path"] = display_path(use["loc"]["path"])
+    for branch in data.get("depth", {}).get("branches", []):
+        for key in ("loc", "multiplier_at"):
+            if branch.get(key):
+                branch[key]["path"] = display_path(branch[key]["path"])
     data["evidence"] = model_evidence(facts)
     for p, record in zip(facts.params, data["parameters"]):
         record["evidence"] = param_evidence(facts, p)
@@ -61,6 +66,7 @@ def as_text(facts: ModelFacts) -> str:
     summary = ", ".join(f"{n} {r}" for r, n in counts.items())
     footer = ["", f"{len(facts.params)} parameters: {summary}. inf = grows with width."]
     footer += [one_line(line) for line in evidence_lines(facts)]  # each one line, whatever the names hold
+    footer += depth_lines(facts.depth)
     footer += [f"note: {keep_lines(n)}" for n in facts.notes]
     return "\n".join(header + lines + footer)
 

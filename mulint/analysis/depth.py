@@ -1,6 +1,6 @@
 """How the model scales with its number of blocks: the residual branches, their multipliers and α̂.
 
-The target is built on the meta device at its base depth L and at 2L and 4L (and L/2 from L = 4), at
+The target is built on the meta device at its base depth L and at 2L and 4L, at
 the reference width, with repeated blocks traced as two (mulint.construct.repeats): the structure costs
 a few traces of two blocks each. The residual adds of each trace (mulint.analysis.residual) are lined up
 by the branch's module pattern, and the branch's constant factor at each depth gives α̂
@@ -43,11 +43,13 @@ class BranchReading:
     adds: list[ResidualAdd]  # in the base depth's trace
     factors: dict[int, float] = field(default_factory=dict)  # depth -> constant factor in forward
     skip_factors: dict[int, float] = field(default_factory=dict)
+    cancelled: dict[int, float] = field(default_factory=dict)  # depth -> a factor in front of the pre-norm
 
 
 def depths_for(base: int) -> list[int]:
-    """The depths built: L, 2L and 4L, and L/2 when that still leaves two blocks to trace."""
-    return ([base // 2] if base >= 4 else []) + [base, 2 * base, 4 * base]
+    """The depths built: L, 2L and 4L (each trace costs about a second on GPT-2 small; three depths fit
+    an exponent and show a bend, and L/2 would add a fourth trace for little)."""
+    return [base, 2 * base, 4 * base]
 
 
 def analyse_depth(
@@ -95,26 +97,36 @@ def trace_at(target: ResolvedTarget, structure: Structure, knob: WidthKnob, widt
         return export(model, inputs, target=target.label)
 
 
-def branch_name(traced: Traced, add: ResidualAdd) -> str:
-    """The branch's module pattern: the deepest module holding its parameters, one level down towards
-    the op computing its output when that is deeper (the block holds `ln_1` and `attn`: `h.*.attn`)."""
-    common = add.module
+def branch_name(traced: Traced, add: ResidualAdd, *, pattern: bool = True) -> str:
+    """The branch's module pattern: the deepest module holding its parameters other than its pre-norm's
+    and its gate (`h.*.attn`, though the block holds `ln_1`); a gated path of no weights, by its gate."""
     root = traced.nodes[add.branch.root].module_path
-    if common and root.startswith(common + "."):
-        name = f"{common}.{root[len(common) + 1 :].split('.')[0]}"
-    elif not common and root and add.kind == "main":
-        name = root.split(".")[0]
+    if add.params and set(add.params) <= set(add.branch.gates):
+        name = add.params[0]  # a gated path without weights of its own (x0 · g): named by its gate
     else:
-        name = common or (add.params[0] if len(add.params) == 1 else "") or root or add.node
-    return layer_pattern(f"{name}.")[:-1]
+        name = add.module or root or add.node
+    return layer_pattern(f"{name}.")[:-1] if pattern else name
+
+
+def named_adds(traced: Traced) -> list[tuple[ResidualAdd, str]]:
+    """The trace's residual adds with their branch names; two branches of one block that the modules do
+    not tell apart (a functional block: both in `layers.0`) are named by their last weights instead."""
+    adds = residual_adds(traced)
+    raw = [branch_name(traced, add, pattern=False) for add in adds]
+    named = []
+    for add, name in zip(adds, raw):
+        if raw.count(name) > 1 and add.last_weight:
+            name = add.last_weight.removesuffix(".weight")
+        named.append((add, layer_pattern(f"{name}.")[:-1]))
+    return named
 
 
 def line_up(traces: dict[int, Traced], base: int) -> list[BranchReading]:
     """The branches of the base trace, each with its factor at every depth where it is found."""
     readings: dict[tuple[str, str], BranchReading] = {}
     for depth, traced in sorted(traces.items(), key=lambda kv: kv[0] != base):
-        for add in residual_adds(traced):
-            key = (add.kind, branch_name(traced, add))
+        for add, name in named_adds(traced):
+            key = (add.kind, name)
             if depth == base:
                 reading = readings.setdefault(key, BranchReading(key[1], add.kind, []))
                 reading.adds.append(add)
@@ -123,6 +135,7 @@ def line_up(traces: dict[int, Traced], base: int) -> list[BranchReading]:
             reading = readings[key]
             reading.factors.setdefault(depth, add.branch.factor)
             reading.skip_factors.setdefault(depth, add.skip.factor)
+            reading.cancelled.setdefault(depth, add.cancelled_factor)
     return list(readings.values())
 
 
@@ -157,8 +170,9 @@ def _branch(
     for depth in multiplier:
         multiplier[depth] *= gates.get(gate, {}).get(depth, 1.0) if gate else 1.0
     cancelled = False
-    if all(abs(m - 1.0) < SAME for m in multiplier.values()) and first.cancelled_factor != 1.0:
-        multiplier, cancelled = {d: first.cancelled_factor for d in multiplier}, True
+    unscaled = all(abs(m - 1.0) < SAME for m in multiplier.values())
+    if unscaled and any(abs(c - 1.0) > SAME for c in reading.cancelled.values()):
+        multiplier, cancelled = dict(sorted(reading.cancelled.items())), True
     traced = {p for a in reading.adds for p in a.params}
     alpha = fit_exponent({d: abs(m) for d, m in multiplier.items()})
     skip = fit_exponent({d: abs(s) for d, s in reading.skip_factors.items()})
@@ -236,8 +250,8 @@ def _knob_setting(
             traced = trace_at(target, structure, dataclasses.replace(base, build=build), width)
         except MulintError:
             continue
-        for add in residual_adds(traced):
-            if (add.kind, branch_name(traced, add)) == (reading.kind, reading.name):
+        for add, branch in named_adds(traced):
+            if (add.kind, branch) == (reading.kind, reading.name):
                 if abs(add.branch.factor - reading.factors[knob.base]) > SAME * abs(reading.factors[knob.base]):
                     return prefix + name
                 break

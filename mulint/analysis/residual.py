@@ -107,6 +107,9 @@ def residual_adds(traced: Traced) -> list[ResidualAdd]:
             ancestors[name] = nx.ancestors(traced.graph, name)
         return ancestors[name]
 
+    def between(skip: Walk, branch: Walk) -> set[str]:  # what the branch computes that the stream does not
+        return anc(branch.root) - anc(skip.root) - {skip.root}
+
     candidates = []
     for node in traced.nodes.values():
         sides = _stream_operands(node, dependent)
@@ -114,19 +117,24 @@ def residual_adds(traced: Traced) -> list[ResidualAdd]:
             continue
         a, b = (walk_value(traced, s, dependent) for s in sides)
         if a.root == b.root:
+            if a.gates or b.gates:  # `x0 + g·x0` in the first block: the gated side is the path
+                skip, branch = (b, a) if a.gates else (a, b)
+                candidates.append((node, skip, branch, set(branch.gates), None))
             continue
         if a.root in anc(b.root) or b.root in anc(a.root):
             skip, branch = (a, b) if a.root in anc(b.root) else (b, a)
-            params = _params_in(traced, anc(branch.root) - anc(skip.root) - {skip.root}) | set(branch.gates)
+            params = _params_in(traced, between(skip, branch)) | set(branch.gates)
             if params:
-                candidates.append((node, skip, branch, params, anc(branch.root) - anc(skip.root) - {skip.root}))
+                candidates.append((node, skip, branch, params, between(skip, branch)))
     adds = {node.name for node, *_ in candidates}
     found: list[ResidualAdd] = []
     for node, skip, branch, params, region in candidates:
-        if region & adds:
+        if region is None:
+            kind = "extra"
+        elif region & adds:
             # The "branch" holds other residual adds: the stream itself, and the other side an extra path.
             skip, branch = branch, skip
-            params = _params_in(traced, anc(branch.root) - anc(skip.root) - {skip.root}) | set(branch.gates)
+            params = _params_in(traced, between(skip, branch)) | set(branch.gates)
             kind = "extra"
         else:
             kind = "main"
@@ -175,8 +183,10 @@ def _injections(traced: Traced, dependent, stream: set[str], known: set[str], an
 
 
 def _common_module(traced: Traced, add: ResidualAdd) -> str:
-    """The deepest module holding every parameter of the branch, from their names."""
-    names = [p.rsplit(".", 1)[0].split(".") if "." in p else [] for p in add.params]
+    """The deepest module holding the branch's parameters, from their names; a pre-norm's gain and a
+    gate are left out when there are others (they sit in the block, beside the branch's module)."""
+    own = [p for p in add.params if p not in add.branch.gates and not _feeds_norm(traced, p)] or list(add.params)
+    names = [p.rsplit(".", 1)[0].split(".") if "." in p else [] for p in own]
     if not names:
         return traced.nodes[add.branch.root].module_path
     common: list[str] = []
@@ -185,6 +195,12 @@ def _common_module(traced: Traced, add: ResidualAdd) -> str:
             break
         common.append(parts[0])
     return ".".join(common)
+
+
+def _feeds_norm(traced: Traced, param: str) -> bool:
+    """Whether a parameter is a norm's gain or bias (read by a norm op, or inside a norm module)."""
+    name = traced.param_nodes.get(param)
+    return name is not None and any(is_norm(node) for node, _, _ in traced.consumers(name))
 
 
 def _last_weight(traced: Traced, root: str, dependent: set[str]) -> str | None:
@@ -233,7 +249,7 @@ def _factor_before_norm(traced: Traced, add: ResidualAdd, dependent, anc) -> tup
         if node.name not in region:
             continue
         value = scalar_factor(node, add.skip.root)
-        if value is None or value == 1.0:
+        if value is None:
             continue
         name = node.name
         for _ in range(MAX_WALK):

@@ -9,7 +9,14 @@ import functools
 import pytest
 import torch
 
-from mulint.analysis.depth import NOT_SCALED_NOTE, POST_LN_NOTE, analyse_depth, depths_for, finish_depth
+from mulint.analysis.depth import (
+    NO_BRANCHES_NOTE,
+    NOT_SCALED_NOTE,
+    POST_LN_NOTE,
+    analyse_depth,
+    depths_for,
+    finish_depth,
+)
 from mulint.analysis.structure import analyse_structure
 from mulint.reading.targets import parse_target, resolve
 from tests.models import depth_styles
@@ -197,3 +204,12 @@ def test_the_default_profile_notes_a_model_without_depth_scaling():
     unscaled = type(plain)(**{**depth_of("SkipScaled").__dict__, "notes": []})
     finish_depth(unscaled, "mup")
     assert NOT_SCALED_NOTE not in unscaled.notes  # a scaled skip path is intent too (judged, not noted)
+
+
+def test_a_network_without_residual_adds_has_no_branches_and_says_so():
+    [target] = resolve(parse_target("examples/inout_mlp_mup.py:InOutMLP"), allow_exec=True)
+    depth = analyse_depth(target, analyse_structure(target))
+    finish_depth(depth, "mup")
+    assert depth.knob == "depth" and depth.branches == []
+    assert not any(p.block for p in depth.params)
+    assert depth.notes == [NO_BRANCHES_NOTE]  # not "branches are not scaled": there are none

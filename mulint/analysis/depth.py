@@ -29,6 +29,7 @@ from mulint.reading.targets import ResolvedTarget
 from mulint.trace import Traced, export
 from mulint.trace.record import seed_all
 
+NO_BRANCHES_NOTE = "depth: no residual adds in the trace: the depth rules judge residual networks only"
 POST_LN_NOTE = "depth: post-LN blocks (the residual sum is normalised): the depth rules do not cover them"
 MAX_KNOB_PROBES = 8  # float fields tried when a constant multiplier might be set by one
 SAME = 1e-9  # relative difference below which a factor did not move
@@ -83,6 +84,8 @@ def analyse_depth(
         _set_source(facts.branches[-1], reading, target, structure, knob, width)
     owner = {p: b.name for b in facts.branches for p in b.params}
     facts.params = [ParamDepth(name=n, block=n in owner, branch=owner.get(n, "")) for n in names]
+    if not facts.branches:
+        facts.notes.append(NO_BRANCHES_NOTE)
     if any(b.post_norm for b in facts.main_branches):
         facts.notes.append(POST_LN_NOTE)
     return facts
@@ -271,7 +274,8 @@ def finish_depth(depth: DepthFacts, profile: str) -> None:
     depth scaling anywhere gets the default profile's note instead of findings."""
     for branch in depth.branches:
         fold_last_weight(depth, branch)
-    if profile == DEFAULT_PROFILE and not has_depth_intent(depth) and NOT_SCALED_NOTE not in depth.notes:
+    unscaled = depth.branches and not has_depth_intent(depth)
+    if profile == DEFAULT_PROFILE and unscaled and NOT_SCALED_NOTE not in depth.notes:
         depth.notes.append(NOT_SCALED_NOTE)
 
 

@@ -213,3 +213,19 @@ def test_a_network_without_residual_adds_has_no_branches_and_says_so():
     assert depth.knob == "depth" and depth.branches == []
     assert not any(p.block for p in depth.params)
     assert depth.notes == [NO_BRANCHES_NOTE]  # not "branches are not scaled": there are none
+
+
+def test_the_completep_example_scales_every_branch_by_one_over_depth():
+    [target] = resolve(parse_target("examples/completep_gpt.py:GPT"), allow_exec=True)
+    depth = analyse_depth(target, analyse_structure(target))
+    assert (depth.knob, depth.base_depth) == ("config.n_layer", 4)
+    assert {b.name for b in depth.main_branches} == {"transformer.h.*.attn", "transformer.h.*.mlp"}
+    for branch in depth.main_branches:
+        assert branch.alpha == pytest.approx(1.0, abs=0.05)
+        assert (branch.source, branch.knob) == ("depth", "config.n_layer")
+    assert {p.name for p in depth.params if not p.block} == {
+        "transformer.wte.weight",  # tied with lm_head.weight
+        "transformer.wpe.weight",
+        "transformer.ln_f.weight",
+        "transformer.ln_f.bias",
+    }

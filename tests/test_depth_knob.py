@@ -62,3 +62,28 @@ def test_no_depth_field_means_no_knob_and_a_wrong_name_is_a_usage_error():
         find_depth_knob(find_knob(Flat, "f.py:Flat"), "n_layers", target="f")
     named = find_depth_knob(find_knob(Tower, "t.py:Tower"), "n_heads")
     assert named.named_by_user and named.field == "n_heads"
+
+
+@dataclass
+class TypedConfig:
+    hidden_size: int = 32
+    num_hidden_layers: int = 2
+    layer_types: tuple = ("sliding", "full")
+
+    def __post_init__(self):
+        if len(self.layer_types) != self.num_hidden_layers:
+            raise ValueError("one layer type per layer")
+
+
+class Typed(nn.Module):
+    def __init__(self, config: TypedConfig = TypedConfig()):  # noqa: B008
+        super().__init__()
+        self.kinds = config.layer_types
+        self.layers = nn.ModuleList(nn.Linear(config.hidden_size, config.hidden_size) for _ in config.layer_types)
+
+
+def test_per_layer_config_lists_follow_the_depth_in_their_own_pattern():
+    depth = find_depth_knob(find_knob(Typed, "Typed"))
+    model = build_at(depth.at(6), 32, target="Typed")
+    assert len(model.layers) == 6
+    assert model.kinds == ("sliding", "full") * 3

@@ -75,6 +75,17 @@ def analyse_depth(
     except MulintError as exc:
         facts.notes.append(f"depth not analysed: building or tracing at another depth failed ({exc.message})")
         return facts
+    try:
+        _read_branches(facts, traces, target, structure, knob, width, numeric_width)
+    except Exception as exc:  # depth is read beside the width analysis: its failure must not end a check
+        facts.branches, facts.params = [], []
+        facts.notes.append(f"depth not analysed: reading the residual branches failed ({type(exc).__name__}: {exc})")
+    return facts
+
+
+def _read_branches(facts: DepthFacts, traces, target, structure: Structure, knob: DepthKnob, width, numeric_width):
+    """The branches lined up across the traces, how each multiplier is set, and every parameter's flag."""
+    depths = facts.depths
     readings = line_up(traces, knob.base)
     gates = gate_values(knob, readings, depths, numeric_width, target.label) if numeric_width else {}
     lists = structure.shortened
@@ -88,16 +99,19 @@ def analyse_depth(
         facts.notes.append(NO_BRANCHES_NOTE)
     if any(b.post_norm for b in facts.main_branches):
         facts.notes.append(POST_LN_NOTE)
-    return facts
 
 
 def trace_at(target: ResolvedTarget, structure: Structure, knob: WidthKnob, width: int) -> Traced:
     """The model built by ``knob`` at ``width`` on the meta device, traced with repeated blocks as two."""
     seed_all(0)
     model = build_at(knob, width, target=target.label)
-    with shortened(model):
-        inputs = inputs_for(target, model)[structure.inputs_index]
-        return export(model, inputs, target=target.label)
+    if structure.shortened.lengths:
+        with shortened(model):
+            try:
+                return export(model, inputs_for(target, model)[structure.inputs_index], target=target.label)
+            except MulintError:
+                pass  # the forward needs every block at this depth: traced in full below
+    return export(model, inputs_for(target, model)[structure.inputs_index], target=target.label)
 
 
 def branch_name(traced: Traced, add: ResidualAdd, *, pattern: bool = True) -> str:

@@ -27,6 +27,7 @@ class Walk:
     """A value walked back to where it is computed: the constant factor met, gates met, where it starts."""
 
     root: str
+    start: str = ""  # the add's operand the walk began at
     factor: float = 1.0
     locs: list[SourceLoc] = field(default_factory=list)
     gates: list[str] = field(default_factory=list)  # parameters multiplied in (a learnable gate)
@@ -57,7 +58,7 @@ def is_norm(node: Node) -> bool:
 def walk_value(traced: Traced, name: str, dependent: set[str]) -> Walk:
     """Back from ``name`` through layout ops, constant factors and multiplications by a parameter that
     does not depend on the inputs (a gate): the value's root and what was applied on the way."""
-    walk = Walk(root=name)
+    walk = Walk(root=name, start=name)
     for _ in range(MAX_WALK):
         node = traced.nodes[walk.root]
         refs = [r.name for _, _, r in node.input_refs()]
@@ -245,8 +246,9 @@ def _factor_before_norm(traced: Traced, add: ResidualAdd, dependent, anc) -> tup
     """A constant factor on the stream where it enters the branch, right before the branch's own norm:
     the norm divides it out again (``x + F(norm(m·x))``)."""
     region = anc(add.branch.root) - anc(add.skip.root) - {add.skip.root}
+    on_skip = anc(add.skip.start) | {add.skip.start}  # a factor the stream itself carries (Gemma's embed scale)
     for node, _, _ in traced.consumers(add.skip.root):
-        if node.name not in region:
+        if node.name not in region or node.name in on_skip:
             continue
         value = scalar_factor(node, add.skip.root)
         if value is None:

@@ -50,14 +50,30 @@ class DepthKnob:
         knob, key = self.width, self.field
         make = knob.make
         assert make is not None, "a depth knob is found only on a knob that builds from its fields"
+        per_layer = per_layer_fields(knob, key, self.base, depth)
 
         def describe(width: int) -> dict:
-            return {**knob.describe_scaling(width), key: depth}
+            return {**knob.describe_scaling(width), **per_layer, key: depth}
 
         def build(width: int):
             return make(describe(width))
 
         return dataclasses.replace(knob, build=build, describe_scaling=describe, unlimited=None)
+
+
+def per_layer_fields(knob: WidthKnob, key: str, base: int, depth: int) -> dict:
+    """Config lists with one entry per layer (HF's `layer_types`: named for layers or blocks, one entry
+    per block), repeated in their own pattern to ``depth`` entries: a config that checks their length
+    against the depth builds at any depth."""
+    plain = knob.unlimited or knob
+    return {
+        name: type(value)(value[i % base] for i in range(depth))
+        for name, value in plain.defaults.items()
+        if name != key
+        and isinstance(value, (list, tuple))
+        and len(value) == base
+        and set(re.split(r"[_\W]+", name.lower())) & (DEPTH_TOKENS | {"layer", "block"})
+    }
 
 
 def find_depth_knob(knob: WidthKnob, depth_arg: str | None = None, *, target: str = "") -> DepthKnob | None:

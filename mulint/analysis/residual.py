@@ -111,7 +111,8 @@ def residual_adds(traced: Traced) -> list[ResidualAdd]:
     def between(skip: Walk, branch: Walk) -> set[str]:  # what the branch computes that the stream does not
         return anc(branch.root) - anc(skip.root) - {skip.root}
 
-    candidates = []
+    # (add, skip, branch, its parameters, what it computes; None for a gated path from the stream's own root)
+    candidates: list[tuple[Node, Walk, Walk, set[str], set[str] | None]] = []
     for node in traced.nodes.values():
         sides = _stream_operands(node, dependent)
         if sides is None:

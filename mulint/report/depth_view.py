@@ -20,7 +20,7 @@ def depth_lines(depth: DepthFacts | None) -> list[str]:
         "on the meta device",
     ]
     if depth.branches:
-        rows = [("branch", "kind", "α̂", "multiplier by depth", "set by", "at")]
+        rows: list[tuple[str, ...]] = [("branch", "kind", "α̂", "multiplier by depth", "set by", "at")]
         rows += [_row(b, depth.depths) for b in depth.branches]
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         table = ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]

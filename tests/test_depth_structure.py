@@ -48,6 +48,7 @@ def test_depths_built_are_the_base_and_two_doublings():
         ("DecoderOutside", 0.5, "depth"),  # scale_depth / sqrt(n_layer) in the decoder layer
         ("Gated", 1.0, "learned"),  # gates initialised to 4 / n_layer
         ("Parallel", 1.0, "depth"),  # both parallel branches × 4 / n_layer
+        ("SummedParallel", 1.0, "depth"),  # (mlp + attn) × 4 / n_layer + x
         ("Stored", 0.0, "constant"),  # 0.22
         ("StaleKnob", 0.0, "knob"),  # residual_scale = 0.5, its own argument
         ("Cancelled", 1.0, "depth"),  # 4 / n_layer, in front of the pre-norm

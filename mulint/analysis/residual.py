@@ -140,6 +140,15 @@ def residual_adds(traced: Traced) -> list[ResidualAdd]:
             kind = "extra"
         else:
             kind = "main"
+            parts = _parallel_parts(traced, branch, dependent)
+            if parts:  # GPT-NeoX's `mlp_out + attn_out + x`: one add of two branches, each its own
+                found += [
+                    ResidualAdd(
+                        node.name, skip, part, tuple(sorted(_params_in(traced, between(skip, part)))), kind, node.loc
+                    )
+                    for part in parts
+                ]
+                continue
         found.append(ResidualAdd(node.name, skip, branch, tuple(sorted(params)), kind, node.loc))
     stream = {r.node for r in found} | {r.skip.root for r in found}
     found += _injections(traced, dependent, stream, {r.node for r in found}, anc)
@@ -150,6 +159,25 @@ def residual_adds(traced: Traced) -> list[ResidualAdd]:
         if add.kind == "main":
             add.cancelled_factor, add.cancelled_at = _factor_before_norm(traced, add, dependent, anc)
     return sorted(found, key=lambda r: list(traced.nodes).index(r.node))
+
+
+def _parallel_parts(traced: Traced, branch: Walk, dependent: set[str]) -> list[Walk]:
+    """The two branches of a parallel block summed before the stream is added, each with its own factor
+    times the sum's; none when the branch is one computation."""
+    sides = _stream_operands(traced.nodes[branch.root], dependent)
+    if sides is None:
+        return []
+    parts = [walk_value(traced, s, dependent) for s in sides]
+    if parts[0].root == parts[1].root or any(
+        p.root in nx.ancestors(traced.graph, q.root) for p, q in (parts, parts[::-1])
+    ):
+        return []
+    for part in parts:
+        part.factor *= branch.factor
+        part.locs = branch.locs + part.locs
+        part.gates = branch.gates + part.gates
+        part.start = branch.start
+    return parts
 
 
 def _stream_operands(node: Node, dependent: set[str]) -> tuple[str, str] | None:

@@ -284,3 +284,17 @@ class UNetSkips(LM):
             if i < half:
                 skips.append(x)
         return self.head(self.norm(x))
+
+
+class SummedParallelBlock(ParallelBlock):
+    """GPT-NeoX's order: the two branches summed first, then the stream added, one factor on the sum."""
+
+    def forward(self, x, x0=None):
+        h = self.ln_1(x)
+        return (self.mlp(h) + self.attn(h)) * (BASE_DEPTH / self.n_layer) + x
+
+
+class SummedParallel(LM):
+    """α = 1 on both branches, through the factor on their sum."""
+
+    block = SummedParallelBlock

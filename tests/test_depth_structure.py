@@ -230,3 +230,18 @@ def test_the_completep_example_scales_every_branch_by_one_over_depth():
         "transformer.ln_f.weight",
         "transformer.ln_f.bias",
     }
+
+
+def test_a_decoders_cross_attention_is_its_own_branch_without_the_encoder():
+    found = branches("EncoderDecoder")
+    assert set(found) == {
+        ("main", "blocks.*.attn"),
+        ("main", "blocks.*.mlp"),
+        ("main", "decoder.*.attn"),
+        ("main", "decoder.*.cross"),
+        ("main", "decoder.*.mlp"),
+    }
+    assert all(b.alpha == pytest.approx(0.5, abs=0.05) for b in found.values())
+    cross = found[("main", "decoder.*.cross")].params
+    assert "decoder.3.cross.kv.weight" in cross and "decoder.3.ln_x.weight" in cross
+    assert not any(p.startswith(("blocks.", "enc_norm")) for p in cross)

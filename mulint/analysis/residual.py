@@ -129,27 +129,28 @@ def residual_adds(traced: Traced) -> list[ResidualAdd]:
             if params:
                 candidates.append((node, skip, branch, params, between(skip, branch)))
     adds = {node.name for node, *_ in candidates}
+
+    def own_params(skip: Walk, branch: Walk) -> tuple[str, ...]:
+        """The branch's parameters, without those of another stream it reads (a decoder's cross-attention
+        reads the encoder's output: the encoder's blocks are not the decoder block's branch)."""
+        region = between(skip, branch)
+        for other in (region & adds) - nx.descendants(traced.graph, skip.root):
+            for end in _stream_ends(traced, other, region):  # the other stream up to its final norm
+                region -= anc(end) | {end}
+        return tuple(sorted(_params_in(traced, region) | set(branch.gates)))
+
     found: list[ResidualAdd] = []
     for node, skip, branch, params, region in candidates:
         if region is None:
-            kind = "extra"
-        elif region & adds:
-            # The "branch" holds other residual adds: the stream itself, and the other side an extra path.
-            skip, branch = branch, skip
-            params = _params_in(traced, between(skip, branch)) | set(branch.gates)
-            kind = "extra"
+            found.append(ResidualAdd(node.name, skip, branch, tuple(sorted(params)), "extra", node.loc))
+        elif region & adds & nx.descendants(traced.graph, skip.root):
+            # The "branch" holds other residual adds after the skip (an encoder's adds, read by a decoder's
+            # cross-attention, are not after it): the stream itself, and the other side an extra path.
+            found.append(ResidualAdd(node.name, branch, skip, own_params(branch, skip), "extra", node.loc))
         else:
-            kind = "main"
-            parts = _parallel_parts(traced, branch, dependent)
-            if parts:  # GPT-NeoX's `mlp_out + attn_out + x`: one add of two branches, each its own
-                found += [
-                    ResidualAdd(
-                        node.name, skip, part, tuple(sorted(_params_in(traced, between(skip, part)))), kind, node.loc
-                    )
-                    for part in parts
-                ]
-                continue
-        found.append(ResidualAdd(node.name, skip, branch, tuple(sorted(params)), kind, node.loc))
+            # GPT-NeoX's `mlp_out + attn_out + x`: one add of two branches, each its own
+            parts = _parallel_parts(traced, branch, dependent) or [branch]
+            found += [ResidualAdd(node.name, skip, part, own_params(skip, part), "main", node.loc) for part in parts]
     stream = {r.node for r in found} | {r.skip.root for r in found}
     found += _injections(traced, dependent, stream, {r.node for r in found}, anc)
     for add in found:
@@ -159,6 +160,17 @@ def residual_adds(traced: Traced) -> list[ResidualAdd]:
         if add.kind == "main":
             add.cancelled_factor, add.cancelled_at = _factor_before_norm(traced, add, dependent, anc)
     return sorted(found, key=lambda r: list(traced.nodes).index(r.node))
+
+
+def _stream_ends(traced: Traced, start: str, region: set[str]) -> set[str]:
+    """``start`` and what follows it through layout ops and norms only: a stream up to its final norm."""
+    found, stack = {start}, [start]
+    while stack:
+        for node, _, _ in traced.consumers(stack.pop()):
+            if node.name in region and node.name not in found and (is_norm(node) or node.op in LAYOUT):
+                found.add(node.name)
+                stack.append(node.name)
+    return found
 
 
 def _parallel_parts(traced: Traced, branch: Walk, dependent: set[str]) -> list[Walk]:

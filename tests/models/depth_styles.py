@@ -298,3 +298,49 @@ class SummedParallel(LM):
     """α = 1 on both branches, through the factor on their sum."""
 
     block = SummedParallelBlock
+
+
+class CrossAttention(nn.Module):
+    def __init__(self, width, heads=2):
+        super().__init__()
+        self.q, self.kv, self.proj = nn.Linear(width, width), nn.Linear(width, 2 * width), nn.Linear(width, width)
+        self.heads = heads
+
+    def forward(self, x, memory):
+        B, T, C = x.shape
+        k, v = self.kv(memory).split(C, dim=2)
+        q, k, v = (t.view(B, -1, self.heads, C // self.heads).transpose(1, 2) for t in (self.q(x), k, v))
+        return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, T, C))
+
+
+class DecoderBlock(Block):
+    """Self-attention, cross-attention on the encoder's output, MLP: three branches, each × (L0/L)^½."""
+
+    def __init__(self, width, n_layer, **kw):
+        super().__init__(width, n_layer)
+        self.ln_x, self.cross = nn.LayerNorm(width), CrossAttention(width)
+
+    def forward(self, x, memory):
+        x = x + self.scale * self.attn(self.ln_1(x))
+        x = x + self.scale * self.cross(self.ln_x(x), memory)
+        return x + self.scale * self.mlp(self.ln_2(x))
+
+
+class EncoderDecoder(LM):
+    """An encoder of Blocks and a decoder of DecoderBlocks, α = ½ everywhere: the decoder's
+    cross-attention branch reads the encoder's output, whose blocks are not on that branch."""
+
+    def __init__(self, width: int = 32, n_layer: int = BASE_DEPTH, vocab: int = 64):
+        super().__init__(width, n_layer, vocab)
+        self.decoder = nn.ModuleList(DecoderBlock(width, n_layer) for _ in range(n_layer))
+        self.enc_norm = nn.LayerNorm(width)
+
+    def forward(self, idx):
+        memory = self.embed(idx)
+        for block in self.blocks:
+            memory = block(memory)
+        memory = self.enc_norm(memory)
+        x = self.embed(idx)
+        for block in self.decoder:
+            x = block(x, memory)
+        return self.head(self.norm(x))

@@ -6,7 +6,8 @@ a few traces of two blocks each. The residual adds of each trace (mulint.analysi
 by the branch's module pattern, and the branch's constant factor at each depth gives α̂
 (multiplier ∝ L^-α̂, fitted as width exponents are). A learnable gate counts by its init, read from small
 CPU builds at each depth. How the factor is set is told by what moves it: the depth knob ("depth"), a
-parameter ("learned"), another float field of the config ("knob"), nothing ("constant").
+parameter ("learned"), another float field of the config ("knob"), nothing ("constant"); "none" when
+there is no factor.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def _read_branches(facts: DepthFacts, traces, target, structure: Structure, knob
     lists = structure.shortened
     names = [p.name for p in structure.facts.params]
     for reading in readings:
-        facts.branches.append(_branch(reading, knob, gates, names, lists))
+        facts.branches.append(_branch(reading, gates, names, lists))
         _set_source(facts.branches[-1], reading, target, structure, knob, width)
     owner = {p: b.name for b in facts.branches for p in b.params}
     facts.params = [ParamDepth(name=n, block=n in owner, branch=owner.get(n, "")) for n in names]
@@ -179,8 +180,10 @@ def gate_values(
 
 
 def _branch(
-    reading: BranchReading, knob: DepthKnob, gates: dict[str, dict[int, float]], names: list[str], lists
+    reading: BranchReading, gates: dict[str, dict[int, float]], names: list[str], lists: ShortenedLists
 ) -> ResidualBranch:
+    """The branch's facts: its multiplier at each depth (times its gate's init; a factor its pre-norm
+    cancels when it has no other), α̂, the skip path's exponent, every parameter of the model on it."""
     first = reading.adds[0]
     multiplier = dict(sorted(reading.factors.items()))
     gate = next(iter(first.branch.gates), "")
@@ -204,13 +207,13 @@ def _branch(
         skip_exponent=_clean(skip or 0.0),
         cancelled_by_norm=cancelled,
         post_norm=any(a.post_norm for a in reading.adds),
-        last_weight=_real_name(first.last_weight, names, lists),
-        gate=_real_name(gate, names, lists),
+        last_weight=_model_name(first.last_weight, names),
+        gate=_model_name(gate, names),
     )
 
 
-def _real_name(traced_name: str | None, names: list[str], lists: ShortenedLists) -> str:
-    """A traced parameter's name as the model names it (a traced block's parameter is its own)."""
+def _model_name(traced_name: str | None, names: list[str]) -> str:
+    """A traced parameter's name when the model lists it under that name (a tied one is listed once)."""
     return traced_name if traced_name and traced_name in names else ""
 
 
@@ -227,6 +230,8 @@ def _set_source(
     knob: DepthKnob,
     width: int,
 ) -> None:
+    """How the branch's factor is set: by a gate, by the depth knob (it moves with depth), by another
+    float field (it moves when that field does), or by a number in the code."""
     values = list(branch.multiplier.values())
     if branch.gate:
         branch.source = "learned"

@@ -71,3 +71,20 @@ def test_a_depth_arg_naming_nothing_is_an_error_in_the_callers_words():
         mulint.inspect(BlockForward, depth_arg="nope")
     assert 'depth_arg="nope"' in caught.value.message and "n_layer" in (caught.value.hint or "")
     assert in_api_words("--no-depth or --depth-arg n_layer") == 'depth=False or depth_arg="n_layer"'
+
+
+@pytest.mark.slow  # two inspects in workers: ~30 s on a loaded machine
+def test_inspect_shows_depth_and_no_depth_leaves_it_out(mulint):
+    code, out, err = mulint("inspect", "examples/completep_gpt.py:GPT", "--format", "json")
+    assert code == 0, err
+    depth = json.loads(out)["depth"]
+    assert (depth["knob"], depth["base_depth"], depth["depths"]) == ("config.n_layer", 4, [4, 8, 16])
+    assert {(b["name"], b["alpha"], b["source"]) for b in depth["branches"]} == {
+        ("transformer.h.*.attn", 1.0, "depth"),
+        ("transformer.h.*.mlp", 1.0, "depth"),
+    }
+    assert depth["branches"][0]["loc"]["path"] == "examples/completep_gpt.py"
+    assert sum(p["block"] for p in depth["params"]) == 48
+    code, out, err = mulint("inspect", "examples/completep_gpt.py:GPT", "--no-depth")
+    assert code == 0, err
+    assert "depth:" not in out and "transformer.h.0.attn.c_proj.weight" in out

@@ -129,6 +129,8 @@ def analyse_model(
     if depth:
         facts.depth = analyse_depth(target, structure, depth_arg, numeric_width=min(chosen))
         if facts.depth is not None:
+            # After the per-parameter depth numbers (init, lr, ε at each depth), which the fold of a
+            # last weight's init into its branch's multiplier and the no-depth-scaling note read.
             finish_depth(facts.depth, profile)
     for p in facts.params:
         rms = numbers.rms.get(p.name, {})

@@ -37,6 +37,8 @@ MERGE = {
     "profile": ('"u-mup"', "u-mup", "spectral", "spectral", "mup"),
     "lr-scale-key": ('"lr_factor"', ("lr_factor",), ["a", "b"], ("a", "b"), ()),
     "lr-scale": ('"applied"', "applied", "ignored", "ignored", "auto"),
+    "depth-arg": ('"n_layer"', "n_layer", " num_layers ", "num_layers", None),
+    "depth": ("false", False, True, True, True),
 }
 
 

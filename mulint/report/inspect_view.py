@@ -66,8 +66,8 @@ def as_text(facts: ModelFacts) -> str:
     summary = ", ".join(f"{n} {r}" for r, n in counts.items())
     footer = ["", f"{len(facts.params)} parameters: {summary}. inf = grows with width."]
     footer += [one_line(line) for line in evidence_lines(facts)]  # each one line, whatever the names hold
-    footer += depth_lines(facts.depth)
     footer += [f"note: {keep_lines(n)}" for n in facts.notes]
+    footer += depth_lines(facts.depth)  # last: the width output above reads as before
     return "\n".join(header + lines + footer)
 
 

@@ -1,8 +1,10 @@
 """Profiles: the exponents each role is expected to have, as data (``mulint/profile_data/*.toml``).
 
 ``mup`` (Tensor Programs V) is the default; ``u-mup`` (unit scaling) and ``spectral`` (every optimizer
-judged by its measured update) change entries on purpose. Rules read the profile named by
-``ModelFacts.profile`` through ``load_profile``; none keeps a table of its own.
+judged by its measured update) change entries on purpose. ``depth-mup`` (branches × L^-½) and
+``completep`` (branches × L^-1) are ``mup`` (``extends = "mup"``) requiring one depth exponent α.
+Rules read the profile named by ``ModelFacts.profile`` through ``load_profile``; none keeps a table of
+its own.
 """
 
 from __future__ import annotations
@@ -33,6 +35,25 @@ COORD_KEYS = ("blow_up", "collapse", "collapse_output", "near", "unmoved", "exte
 
 Range = tuple[float, float]  # accepted exponents, low to high; a single target is (t, t)
 
+# The depth table (MUP_REFERENCE §8): exponents of the depth L for block parameters (on a residual
+# branch) and non-block ones, per optimizer family, as functions of the branch exponent α.
+DEPTH_ROLES = ("block", "non-block")
+DEPTH_QUANTITIES = ("init", "lr", "eps")
+Linear = tuple[float, float]  # (k, c): the exponent k·α + c
+
+
+@dataclass(frozen=True)
+class DepthTable:
+    alpha: Range  # accepted branch multiplier exponents: each branch output × L^-α
+    required: bool  # a model with no depth scaling is judged (MU501); else it gets a note
+    exponents: dict[tuple[str, str, str], Linear]  # (depth role, family, quantity) -> k·α + c
+
+    def expected(self, role: str, family: str, quantity: str, alpha: float) -> float | None:
+        """The exponent of L ``quantity`` should have for a ``role`` parameter stepped by ``family`` on a
+        model whose branches scale as L^-α; None when the table says nothing (an unknown family)."""
+        k, c = self.exponents.get((role, family, quantity), (None, None))
+        return None if k is None or c is None else k * alpha + c
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -44,6 +65,7 @@ class Profile:
     update: dict[str, dict[str, Range]]  # family -> role -> effective update exponent (a+c, 2a+c for SGD)
     spectral: dict[str, Range]  # role -> exponent of the measured RMS→RMS update norm (MU31x)
     coord: dict[str, float] = field(default_factory=dict)  # coordinate-check thresholds (COORD_KEYS)
+    depth: DepthTable | None = None  # exponents of the depth L (the default's when the file gives none)
     source: str = field(default="", compare=False)  # the data file it was read from
 
     def target(self, table: str, role: str, family: str | None = None) -> Range | None:
@@ -147,11 +169,15 @@ _TOP_KEYS = {
     "update": "a table of families",
     "spectral": "a table",
     "coord": "a table",
+    "depth": "a table",
+    "extends": "the name of a shipped profile",
 }
 
 
 def _parse(data: dict, name: str, source: str) -> Profile:
     """The profile in ``data``; ValueError naming the first key that is missing, unknown or of the wrong type."""
+    if "extends" in data:
+        data = _extended(data)
     unknown = sorted(set(data) - set(_TOP_KEYS))
     if unknown:
         raise ValueError(f"unknown key '{unknown[0]}' (keys: {', '.join(_TOP_KEYS)})")
@@ -183,8 +209,63 @@ def _parse(data: dict, name: str, source: str) -> Profile:
         update={family: _roles(table, f"update.{family}", complete=True) for family, table in update.items()},
         spectral=_roles(data["spectral"], "spectral", complete=True),
         coord=_coord(data, name),
+        depth=_depth(data.get("depth"), name),
         source=source,
     )
+
+
+def _extended(data: dict) -> dict:
+    """``extends = "mup"``: the shipped profile's tables with this file's entries over them, table by table."""
+    base_name = data["extends"]
+    if not isinstance(base_name, str) or not (_data() / f"{base_name}.toml").is_file() or base_name in NOT_PROFILES:
+        raise ValueError(f"'extends' must name a shipped profile ({', '.join(profile_names())}), not {base_name!r}")
+    base = tomllib.loads((_data() / f"{base_name}.toml").read_text(encoding="utf-8"))
+    if "extends" in base:
+        base = _extended(base)
+    return _merged(base, {k: v for k, v in data.items() if k != "extends"})
+
+
+def _merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _depth(table, name: str) -> DepthTable | None:
+    """The [depth] table; a profile without one takes the default's."""
+    if table is None:
+        return None if name == DEFAULT else load_profile(DEFAULT).depth
+    if not isinstance(table, dict):
+        raise ValueError("[depth] must be a table: alpha, required, [depth.block.adam], ...")
+    unknown = sorted(set(table) - {"alpha", "required", *DEPTH_ROLES})
+    if unknown:
+        raise ValueError(f"[depth]: unknown key '{unknown[0]}' (keys: alpha, required, {', '.join(DEPTH_ROLES)})")
+    alpha = _range(table.get("alpha", [0.5, 1.0]), "[depth] alpha")
+    required = table.get("required", False)
+    if not isinstance(required, bool):
+        raise ValueError("[depth] required: must be true or false")
+    exponents: dict[tuple[str, str, str], Linear] = {}
+    for role in DEPTH_ROLES:
+        families = table.get(role, {})
+        if not isinstance(families, dict):
+            raise ValueError(f"[depth.{role}] must be a table of families")
+        for family, quantities in families.items():
+            _check_family(family, f"depth.{role}")
+            if not isinstance(quantities, dict) or set(quantities) - set(DEPTH_QUANTITIES):
+                raise ValueError(f"[depth.{role}.{family}]: keys are {', '.join(DEPTH_QUANTITIES)}")
+            for quantity, value in quantities.items():
+                exponents[(role, family, quantity)] = _linear(value, f"depth.{role}.{family}.{quantity}")
+    return DepthTable(alpha=alpha, required=required, exponents=exponents)
+
+
+def _linear(value, where: str) -> Linear:
+    """A number c (the exponent c whatever α is) or {alpha = k, const = c} (the exponent k·α + c)."""
+    if _is_number(value):
+        return (0.0, float(value))
+    if isinstance(value, dict) and set(value) <= {"alpha", "const"} and all(_is_number(v) for v in value.values()):
+        return (float(value.get("alpha", 0.0)), float(value.get("const", 0.0)))
+    raise ValueError(f"[{where}]: must be a number or {{alpha = k, const = c}} (the exponent k·α + c), not {value!r}")
 
 
 def _check_family(family: str, where: str) -> None:
@@ -210,17 +291,21 @@ def _roles(table, where: str, complete: bool) -> dict[str, Range]:
                 + (f" (did you mean {close[0]}?)" if close else "")
                 + f" (roles: {', '.join(ROLES)})"
             )
-        pair = value if isinstance(value, list) else [value, value]
-        if len(pair) != 2 or not all(_is_number(v) for v in pair):
-            raise ValueError(f"[{where}] {role}: must be a number or a [low, high] pair of numbers, not {value!r}")
-        low, high = float(pair[0]), float(pair[1])
-        if not low <= high:
-            raise ValueError(f"[{where}] {role}: range [{low}, {high}] is empty")
-        out[role] = (low, high)
+        out[role] = _range(value, f"[{where}] {role}")
     missing = [role for role in ROLES if role not in out]
     if complete and missing:
         raise ValueError(f"[{where}] gives no exponent for {', '.join(missing)}: every role needs one")
     return out
+
+
+def _range(value, where: str) -> Range:
+    pair = value if isinstance(value, list) else [value, value]
+    if len(pair) != 2 or not all(_is_number(v) for v in pair):
+        raise ValueError(f"{where}: must be a number or a [low, high] pair of numbers, not {value!r}")
+    low, high = float(pair[0]), float(pair[1])
+    if not low <= high:
+        raise ValueError(f"{where}: range [{low}, {high}] is empty")
+    return (low, high)
 
 
 def _is_number(value) -> bool:

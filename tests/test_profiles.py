@@ -2,6 +2,7 @@
 change entries on purpose, and unknown or malformed profiles are clear errors."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,35 @@ def test_graphcore_decoder_has_its_scales_where_u_mup_wants_them(mulint):
     target = f"{MODELS / 'unit_scaling_decoder.py'}:make_model"
     code, out, err = mulint("check", target, "--profile", "u-mup", "--format", "json", "--no-cache")
     assert (code, _codes(out)) == (0, []), out + err
+
+
+def test_depth_profiles_are_mup_requiring_their_alpha():
+    mup, half, complete = load_profile("mup"), load_profile("depth-mup"), load_profile("completep")
+    assert (mup.depth.alpha, mup.depth.required) == ((0.5, 1.0), False)
+    assert (half.depth.alpha, half.depth.required) == ((0.5, 0.5), True)
+    assert (complete.depth.alpha, complete.depth.required) == ((1.0, 1.0), True)
+    assert half.init == mup.init and complete.update == mup.update and complete.coord == mup.coord
+    # MUP_REFERENCE §8: block Adam lr L^(α-1), SGD L^(2α-1), ε L^-α; nothing on non-block parameters
+    assert half.depth.expected("block", "adam", "lr", 0.5) == -0.5
+    assert complete.depth.expected("block", "sgd", "lr", 1.0) == 1.0
+    assert complete.depth.expected("block", "adam", "eps", 1.0) == -1.0
+    assert mup.depth.expected("non-block", "adam", "lr", 0.7) == 0.0
+    assert load_profile("u-mup").depth == mup.depth  # a profile without [depth] takes the default's
+
+
+def test_a_profile_file_extends_a_shipped_one_and_its_depth_table_is_checked(tmp_path):
+    good = tmp_path / "deep.toml"
+    good.write_text('extends = "completep"\nname = "deep"\n[depth.block.adam]\nlr = -0.25\n', encoding="utf-8")
+    deep = load_profile(str(good))
+    assert deep.depth.alpha == (1.0, 1.0) and deep.depth.expected("block", "adam", "lr", 1.0) == -0.25
+    assert deep.depth.expected("block", "adam", "eps", 1.0) == -1.0  # the rest is completep's
+    for text, says in (
+        ('extends = "mu-p"\nname = "x"\n', "'extends' must name a shipped profile"),
+        ('extends = "mup"\nname = "x"\n[depth]\nalpha = [1.0, 0.5]\n', "is empty"),
+        ('extends = "mup"\nname = "x"\n[depth.block.adam]\nlr = "a-1"\n', "a number or {alpha = k"),
+        ('extends = "mup"\nname = "x"\n[depth.block.adma]\nlr = 0\n', "did you mean adam"),
+    ):
+        bad = tmp_path / f"bad{len(says)}.toml"
+        bad.write_text(text, encoding="utf-8")
+        with pytest.raises(MulintError, match=re.escape(says)):
+            load_profile(str(bad))

@@ -8,6 +8,7 @@ from mulint.rules import all_rules, check_model_rules, model_rules
 from . import (
     test_rule_mu303_source,
     test_rules_attention,
+    test_rules_depth,
     test_rules_init,
     test_rules_measured,
     test_rules_mup_coord,
@@ -30,7 +31,14 @@ from .facts_builder import (
     vector,
 )
 
-FACTS_MODULES = (test_rules_init, test_rules_attention, test_rules_optimizer, test_rules_measured, test_rules_mup_coord)
+FACTS_MODULES = (
+    test_rules_init,
+    test_rules_attention,
+    test_rules_optimizer,
+    test_rules_measured,
+    test_rules_mup_coord,
+    test_rules_depth,
+)
 
 
 def test_every_rule_has_valid_and_invalid_cases():

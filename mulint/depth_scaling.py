@@ -59,9 +59,22 @@ def scaling(depth: DepthFacts, branch: ResidualBranch) -> BranchScaling:
     gate = branch.source == "learned" and abs(init_factor(carrier) - forward) <= TOLERANCE
     if gate:  # the gate's own init is the branch's factor
         return BranchScaling(branch, forward, forward, carrier, False)
-    if abs(forward) > TOLERANCE:
+    if abs(forward) > TOLERANCE and not weight_form(carrier, forward):
         return BranchScaling(branch, forward, forward, carrier, True)
+    if abs(forward) > TOLERANCE:  # the structure pass folded the carrier's factor into the branch's
+        return BranchScaling(branch, forward, forward, carrier, False)
     return BranchScaling(branch, init_factor(carrier), forward, carrier, False)
+
+
+def weight_form(carrier: ParamDepth, forward: float) -> bool:
+    """The branch's factor read at the add equals the factor its carrier's init and lr both take: the
+    factor sits in the weight (under Adam the same model), read once, not a multiplier on top of it."""
+    lr = carrier.lr_exponent
+    return (
+        lr is not None
+        and abs(init_factor(carrier) - forward) <= TOLERANCE
+        and abs((carrier.init_exponent or 0.0) - lr) <= TOLERANCE
+    )
 
 
 def covered(depth: DepthFacts, kind: str = "main") -> list[ResidualBranch]:
@@ -77,10 +90,16 @@ def model_alpha(depth: DepthFacts) -> float | None:
 
 def shows_intent(depth: DepthFacts) -> bool:
     """Whether the model scales anything with depth on purpose: a branch factor (stored, derived, a
-    gate), or a depth factor on a learning rate or ε. An init ∝ 1/sqrt(L) alone (GPT-2's) is not."""
-    if any(b.source != "none" or abs(b.alpha or 0.0) > TOLERANCE for b in depth.branches):
+    gate, or misplaced on the skip path or before a norm), or a depth factor on a block parameter's
+    learning rate or ε. An init ∝ 1/sqrt(L) alone (GPT-2's) is not."""
+    if any(
+        b.source != "none" or abs(b.alpha or 0.0) > TOLERANCE or b.cancelled_by_norm or abs(b.skip_exponent) > TOLERANCE
+        for b in depth.branches
+    ):
         return True
-    return any(e is not None and abs(e) > TOLERANCE for p in depth.params for e in (p.lr_exponent, p.eps_exponent))
+    return any(
+        p.block and e is not None and abs(e) > TOLERANCE for p in depth.params for e in (p.lr_exponent, p.eps_exponent)
+    )
 
 
 def table(facts: ModelFacts) -> DepthTable | None:

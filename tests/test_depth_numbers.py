@@ -140,3 +140,14 @@ def test_a_depth_the_model_refuses_is_left_out_with_a_note():
 
     numbers = measure_depths(knob_of(Even), [3, 4, 8], 32, target="t")
     assert numbers.depths == [4, 8] and "n_layer=3" in numbers.notes[0]
+
+
+def test_sampling_noise_of_a_small_random_init_is_no_exponent():
+    from mulint.analysis.depth_numbers import init_exponent
+
+    noisy = {4: 0.30, 8: 0.41, 16: 0.45}  # a 4-entry bias drawn at three points of the stream
+    assert init_exponent(noisy, 4) == 0.0
+    assert init_exponent(noisy, None) == pytest.approx(0.29, abs=0.01)  # a constant init: read as it is
+    shrinking = {4: 0.02, 8: 0.02 / 2**0.5, 16: 0.01}  # std/sqrt(2L) on 4096 entries
+    assert init_exponent(shrinking, 4096) == pytest.approx(-0.5)
+    assert init_exponent(shrinking, 4) == 0.0  # within a 4-entry tensor's noise: not believed

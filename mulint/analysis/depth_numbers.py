@@ -9,6 +9,7 @@ compared (by name: the first blocks exist at every depth; embeddings, final norm
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,11 +28,16 @@ from mulint.exponents import fit_exponent
 from mulint.facts import DepthFacts, ParamDepth
 from mulint.paths import layer_pattern
 
+# A random init's rms over n entries is itself random (relative spread about 1/sqrt(2n)), and each depth
+# draws it from another point of the seeded stream: a change within this many spreads is no exponent.
+NOISE_SPREADS = 4.0
+
 
 @dataclass
 class DepthNumbers:
     depths: list[int]  # the depths that built
     init_rms: dict[str, dict[int, float]] = field(default_factory=dict)  # param -> depth -> rms entry
+    drawn: dict[str, int] = field(default_factory=dict)  # param -> entries, for a random (not constant) init
     lr: dict[str, dict[int, float]] = field(default_factory=dict)  # param -> depth -> its group's lr
     eps: dict[str, dict[int, float]] = field(default_factory=dict)  # param -> depth -> its group's Adam ε
     notes: list[str] = field(default_factory=list)
@@ -61,6 +67,8 @@ def measure_depths(
         seen.append(set(named))
         for name, p in named.items():
             numbers.init_rms.setdefault(name, {})[depth] = _rms(p)
+            if p.numel() > 1 and not bool((p == p.flatten()[0]).all()):
+                numbers.drawn[name] = p.numel()
         if make_optimizer is not None:
             _read_groups(model, make_optimizer, policy, depth, numbers, target)
     common = set.intersection(*seen) if seen else set()
@@ -86,7 +94,7 @@ def depth_params(depth: DepthFacts, numbers: DepthNumbers) -> list[ParamDepth]:
                 block=bool(branch),
                 branch=branch,
                 init_rms=rms,
-                init_exponent=fit_exponent(rms),
+                init_exponent=init_exponent(rms, numbers.drawn.get(name)),
                 lr=lr,
                 lr_exponent=fit_exponent(lr) if lr else None,
                 eps=eps,
@@ -111,6 +119,17 @@ def analyse_depth_numbers(
     numbers = measure_depths(knob, depth.depths, width, target=target, make_optimizer=make_optimizer, policy=policy)
     depth.params = depth_params(depth, numbers) if len(numbers.depths) >= 2 else []
     depth.notes.extend(n for n in numbers.notes + depth_notes(depth, profile) if n not in depth.notes)
+
+
+def init_exponent(rms: dict[int, float], drawn: int | None) -> float | None:
+    """The exponent of L of a parameter's init rms; 0 for a random init whose rms moves no more than its
+    sampling noise allows (a readout bias of 4 entries), so that noise is never read as depth scaling."""
+    exponent = fit_exponent(rms)
+    if exponent is None or drawn is None:
+        return exponent
+    values = [v for v in rms.values() if v > 0]
+    spread = max(abs(math.log(v / values[0])) for v in values)
+    return 0.0 if spread <= NOISE_SPREADS / math.sqrt(2 * drawn) else exponent
 
 
 def _seeded(knob: DepthKnob, depth: int, width: int, target: str) -> nn.Module:

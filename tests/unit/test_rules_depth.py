@@ -31,6 +31,10 @@ def correct_forms():
             "α = 1 in c_proj's init with the same factor on its lr",
         ),
         Valid(gpt(0.5, gate=True), "a learnable gate initialised ∝ L^-½, its lr × L^-½ more"),
+        Valid(
+            gpt(1.0, proj_init=-1.0, proj_lr=-1.0),
+            "α = 1 in c_proj's init and lr, read into the branch's factor as well (folded): counted once",
+        ),
         Valid(gpt(1.0, extra=1.0), "an x0 injection scaled like the main branches"),
         Valid(gpt(None), "no depth scaling anywhere under mup: a note, not a finding"),
         Valid(gpt(None, proj_init=-0.5), "GPT-2's std/sqrt(2L) alone under mup: a note"),
@@ -62,7 +66,11 @@ VALID = {
         Valid(gpt(1.0, proj_init=-0.5), "depth counted twice is MU503's: lr judged as if the init had none"),
         Valid(gpt(0.5, block_lr=-0.3), "within the tolerance of L^-½"),
     ],
-    "MU505": [*correct_forms(), Valid(gpt(0.5, nonblock_lr=0.2), "within the tolerance")],
+    "MU505": [
+        *correct_forms(),
+        Valid(gpt(0.5, nonblock_lr=0.2), "within the tolerance"),
+        Valid(gpt(None, nonblock_lr=-0.5), "no depth scaling of the blocks under mup: a note, not judged"),
+    ],
     "MU506": [
         *correct_forms(),
         Valid(gpt(1.0, eps=0.0), "ε constant where the gradients are unknown: not judged under mup"),
@@ -196,7 +204,11 @@ INVALID = {
             says=("L^-1.00", "keep lr ∝ L^0"),
         ),
         Invalid(
-            gpt(None, nonblock_lr=-0.5), "a depth lr on non-block parameters alone", NON_BLOCK, OPT_LINE, "warning"
+            gpt(None, nonblock_lr=-0.5, profile="depth-mup"),
+            "a depth lr on non-block parameters alone, under depth-mup",
+            NON_BLOCK,
+            OPT_LINE,
+            "warning",
         ),
     ],
     "MU506": [

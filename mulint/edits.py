@@ -89,6 +89,17 @@ class InitStd(ModelEdit):
 
 
 @dataclass(frozen=True)
+class BranchMultiplier(ModelEdit):
+    """MU501: the residual branch's output times (BASE_DEPTH / depth) ** alpha, the base depth a module
+    constant (the factor is 1 there, so the model at its base depth is unchanged)."""
+
+    kind: ClassVar[str] = "branch-multiplier"
+    depth_knob: str  # e.g. "config.n_layer"
+    base_depth: int
+    alpha: float
+
+
+@dataclass(frozen=True)
 class UseTarget(Record):
     """One use of a parameter in the optimizer fix: the update exponent it should reach. Fields in
     the order JSON has always shown them (alphabetical)."""

@@ -8,6 +8,7 @@ import pytest
 from mulint import edits
 from mulint.edits import (
     AttentionScale,
+    BranchMultiplier,
     EditError,
     InitStd,
     OptimizerLr,
@@ -34,6 +35,7 @@ EVERY_KIND = [
     ),
     ScheduleLr(path="train.py", line=40),
     SharedReadoutBias(**WHERE),
+    BranchMultiplier(**WHERE, depth_knob="config.n_layer", base_depth=12, alpha=1.0),
 ]
 
 
@@ -42,7 +44,15 @@ def test_every_kind_has_one_type_and_its_fixer():
 
     assert {type(e) for e in EVERY_KIND} == set(edits.KINDS.values()) == set(FIXERS)
     assert sorted(edits.KINDS) == sorted(
-        ["attention-scale", "readout-multiplier", "init-std", "optimizer-lr", "schedule-lr", "shared-readout-bias"]
+        [
+            "attention-scale",
+            "readout-multiplier",
+            "init-std",
+            "optimizer-lr",
+            "schedule-lr",
+            "shared-readout-bias",
+            "branch-multiplier",
+        ]
     )
 
 

@@ -6,11 +6,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mulint.edits import AttentionScale, Edit, InitStd, OptimizerLr, ReadoutMultiplier, ScheduleLr, SharedReadoutBias
+from mulint.edits import (
+    AttentionScale,
+    BranchMultiplier,
+    Edit,
+    InitStd,
+    OptimizerLr,
+    ReadoutMultiplier,
+    ScheduleLr,
+    SharedReadoutBias,
+)
 from mulint.findings import Finding
 from mulint.fix import (
     FixResult,
     attention,
+    depth,
     enabled,
     init,
     optimizer,
@@ -34,6 +44,7 @@ FIXERS: dict[type[Edit], Callable[[FileContext, Any, dict], None]] = {
     OptimizerLr: optimizer.fix,
     ScheduleLr: schedule.fix,
     SharedReadoutBias: shared_readout.fix,
+    BranchMultiplier: depth.fix,
 }
 
 

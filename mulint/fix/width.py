@@ -58,30 +58,36 @@ def _stored_attribute(ctx: FileContext, cls: cst.ClassDef, root: str | None, fie
 STORED_WIDTH = "mup_width"
 
 
-def _store_width(ctx: FileContext, cls: cst.ClassDef, root: str | None, fields: list[str]) -> list[str] | None:
+def _store_width(
+    ctx: FileContext, cls: cst.ClassDef, root: str | None, fields: list[str], stored: str = STORED_WIDTH
+) -> list[str] | None:
     """Keep the width on self (`self.mup_width = config.n_embd` after `super().__init__()`), so that
-    other methods can reach it (minGPT keeps no config on self); None when there is no safe place."""
+    other methods can reach it (minGPT keeps no config on self); None when there is no safe place.
+    ``stored``: the attribute's name (the depth is kept as `mup_depth`)."""
     init = _methods(cls, "__init__")
     if root is None or init is None or root not in _params(init) or not isinstance(init.body, cst.IndentedBlock):
         return None
-    code = f"self.{STORED_WIDTH} = {'.'.join([root, *fields])}"
+    code = f"self.{stored} = {'.'.join([root, *fields])}"
     if any(code in codes for codes in ctx.before.values()):
-        return [STORED_WIDTH]  # another fix of this run stores it already
+        return [stored]  # another fix of this run stores it already
     body = list(init.body.body)
     supers = [i for i, st in enumerate(body) if "super(" in ctx.code(st) and "__init__" in ctx.code(st)]
     after = supers[0] + 1 if supers else None  # nn.Module refuses attributes before its __init__
     statement = body[after] if after is not None and after < len(body) else None
     if not isinstance(statement, cst.SimpleStatementLine):
         return None
-    return [STORED_WIDTH] if ctx.insert_before(statement.body[0], code) else None
+    return [stored] if ctx.insert_before(statement.body[0], code) else None
 
 
 def _class_named(ctx: FileContext, name: str | None) -> cst.ClassDef | None:
     return next((s for s in ctx.module.body if isinstance(s, cst.ClassDef) and s.name.value == name), None)
 
 
-def width_expression(ctx: FileContext, node: cst.CSTNode, knob: str, target_class: str | None) -> str:
-    """Python source for the width at `node`; raises Decline when no such expression is in reach."""
+def width_expression(
+    ctx: FileContext, node: cst.CSTNode, knob: str, target_class: str | None, stored: str = STORED_WIDTH
+) -> str:
+    """Python source for the width at `node` (or any other field of the model's knob: the depth); raises
+    Decline when no such expression is in reach. ``stored``: the attribute it is kept on when needed."""
     from mulint.fix.source import Decline
 
     root, fields = split_knob(knob)
@@ -95,11 +101,11 @@ def width_expression(ctx: FileContext, node: cst.CSTNode, knob: str, target_clas
     if cls is not None and params and params[0] == "self" and ctx.enclosing(fn, cst.FunctionDef) is None:
         # A knob that is an attribute of the model itself only holds in the model's own class.
         own = root is not None or cls.name.value == target_class
-        stored = _stored_attribute(ctx, cls, root, fields) if own else None
-        if stored is None and own:
-            stored = _store_width(ctx, cls, root, fields)
-        if stored is not None:
-            return ".".join(["self", *stored])
+        found = _stored_attribute(ctx, cls, root, fields) if own else None
+        if found is None and own:
+            found = _store_width(ctx, cls, root, fields, stored)
+        if found is not None:
+            return ".".join(["self", *found])
         raise Decline(
             f"`{cls.name.value}.{fn.name.value}` cannot reach the width `{knob}`: "
             f"`{cls.name.value}.__init__` does not keep it on self"

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mulint.depth_scaling import BranchScaling, covered, judged, model_alpha, scaling, table
-from mulint.exponents import TOLERANCE, fmt_exp
+from mulint.depth_scaling import BranchScaling, covered, family, judged, model_alpha, scaling, table
+from mulint.edits import BranchMultiplier
+from mulint.exponents import TOLERANCE, fmt_exp, to_quarter
 from mulint.facts import ModelFacts, ResidualBranch, SourceLoc
-from mulint.findings import Finding
+from mulint.findings import Finding, Fix
 from mulint.paths import layer_pattern
 from mulint.profiles import accepts, load_profile
-from mulint.rules.base import Rule
+from mulint.rules.base import Rule, edit_site
 
 
 def alpha_words(alpha: float) -> str:
@@ -36,7 +37,11 @@ def factor_site(branch: ResidualBranch) -> SourceLoc | None:
 
 
 def by_line(
-    rule: Rule, facts: ModelFacts, hits: list[tuple[SourceLoc | None, ResidualBranch, list[str], str]], kind: str = ""
+    rule: Rule,
+    facts: ModelFacts,
+    hits: list[tuple[SourceLoc | None, ResidualBranch, list[str], str]],
+    kind: str = "",
+    fix_of=None,
 ) -> Iterator[Finding]:
     """One finding per source line (two branches scaled on one line are one fix), naming every parameter;
     with ``kind`` ("residual branch"), the message starts with the branches it is about."""
@@ -48,7 +53,9 @@ def by_line(
         if kind:
             branches = list(dict.fromkeys(b.name for _, b, _, _ in items))
             message = f"{kind}{'es' if len(branches) > 1 else ''} {', '.join(branches)}: {message}"
-        yield rule.finding(facts, loc, message, [n for _, _, names, _ in items for n in names])
+        finding = rule.finding(facts, loc, message, [n for _, _, names, _ in items for n in names])
+        finding.fix = fix_of(loc, [b for _, b, _, _ in items]) if fix_of else None
+        yield finding
 
 
 def on(branch: ResidualBranch) -> list[str]:
@@ -64,6 +71,7 @@ class BranchNotScaled(Rule):
     code = "MU501"
     name = "branch-not-scaled-with-depth"
     summary = "residual branch output not scaled with depth (no multiplier, a constant stored one, or a knob not derived from the depth argument)"
+    fix_safety = "unsafe"
 
     def check(self, facts):
         hits = []
@@ -92,7 +100,33 @@ class BranchNotScaled(Rule):
                     ),
                 )
             )
-        yield from by_line(self, facts, hits, "residual branch")
+        yield from by_line(self, facts, hits, "residual branch", lambda loc, bs: self.build_fix(facts, loc, bs))
+
+    def build_fix(self, facts: ModelFacts, loc: SourceLoc | None, branches: list[ResidualBranch]) -> Fix | None:
+        """The branch output × (BASE_DEPTH / depth) ** α, with the α the block learning rates already
+        follow (Adam: lr ∝ L^(α-1), so one lr for all gives CompleteP's α = 1), when the profile accepts
+        it and no other branch is scaled otherwise; none with SGD (its lr rule differs)."""
+        depth = facts.depth
+        if loc is None or depth is None or any(b.source != "none" for b in branches):
+            return None
+        block_lrs = sorted(p.lr_exponent for p in depth.params if p.block and p.lr_exponent is not None)
+        if {family(facts, p.name) for p in depth.params if p.lr} - {"adam"}:
+            return None
+        low, high = table(facts).alpha  # type: ignore[union-attr]
+        alpha = to_quarter(block_lrs[len(block_lrs) // 2] + 1) if block_lrs else high
+        if accepts((low, high), alpha, 0.0) or alpha <= 0:
+            return None
+        others = [scaling(depth, b).alpha for b in covered(depth) if b not in branches]
+        if any(abs(a) > TOLERANCE and abs(a - alpha) > TOLERANCE for a in others):
+            return None
+        edit = BranchMultiplier(
+            **edit_site(facts, loc), depth_knob=depth.knob, base_depth=depth.base_depth, alpha=alpha
+        )
+        name = depth.knob.rsplit(".", 1)[-1]
+        return self.make_fix(
+            f"multiply the branch output by ({depth.base_depth} / {name}) ** {alpha:g} (α as the block lrs follow)",
+            [edit],
+        )
 
 
 class BranchScaledWrongly(Rule):

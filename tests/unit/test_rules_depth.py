@@ -81,7 +81,28 @@ VALID = {
 
 INVALID = {
     "MU501": [
-        Invalid(gpt(None, profile="completep"), "no multiplier under completep", ATTN, ADD_LINE["h.*.attn"], count=2),
+        Invalid(
+            gpt(None, profile="completep"),
+            "no multiplier under completep: the fix inserts 1/L (α = 1: one Adam lr, no lr change)",
+            ATTN,
+            ADD_LINE["h.*.attn"],
+            count=2,
+            fix={
+                "applicability": "unsafe",
+                "kind": "branch-multiplier",
+                "line": ADD_LINE["h.*.attn"],
+                "depth_knob": "n_layer",
+                "base_depth": 4,
+                "alpha": 1.0,
+            },
+        ),
+        Invalid(
+            gpt(None, profile="completep", sgd=True),
+            "no multiplier under completep with SGD: no fix (its lr rule differs)",
+            ATTN,
+            ADD_LINE["h.*.attn"],
+            count=2,
+        ),
         Invalid(
             gpt(None, profile="depth-mup"),
             "no multiplier under depth-mup",
@@ -110,10 +131,11 @@ INVALID = {
         ),
         Invalid(
             gpt(None, block_lr=-0.5),
-            "an lr depth rule without a multiplier: intent, judged under mup",
+            "an lr depth rule without a multiplier: intent, judged under mup; the fix takes the lrs' α = ½",
             ATTN,
             ADD_LINE["h.*.attn"],
             count=2,
+            fix={"applicability": "unsafe", "kind": "branch-multiplier", "alpha": 0.5},
         ),
         Invalid(gpt(0.0, source="learned"), "a gate that does not scale with depth", BLOCKS, MULT_LINE),
     ],

@@ -151,3 +151,21 @@ def test_sampling_noise_of_a_small_random_init_is_no_exponent():
     shrinking = {4: 0.02, 8: 0.02 / 2**0.5, 16: 0.01}  # std/sqrt(2L) on 4096 entries
     assert init_exponent(shrinking, 4096) == pytest.approx(-0.5)
     assert init_exponent(shrinking, 4) == 0.0  # within a 4-entry tensor's noise: not believed
+
+
+def test_the_structure_pass_says_which_parameters_are_block_ones():
+    from mulint.analysis.depth_numbers import DepthNumbers
+    from mulint.facts import ParamDepth
+
+    numbers = DepthNumbers(
+        [4, 8], init_rms={"h.0.w": {4: 1.0, 8: 1.0}, "h.1.w": {4: 1.0, 8: 1.0}, "g": {4: 1.0, 8: 0.5}}
+    )
+    facts = DepthFacts("n_layer", 4, [4, 8], branches=branches(["h.0.w"]))
+    facts.params = [
+        ParamDepth("h.0.w", True, "h.*.mlp"),
+        ParamDepth("g", True, "x0"),
+    ]  # as the structure pass listed them
+    by_name = {p.name: p for p in depth_params(facts, numbers)}
+    assert (by_name["g"].block, by_name["g"].branch) == (True, "x0")  # a gate no branch lists by pattern
+    assert by_name["h.1.w"].branch == "h.*.mlp"  # not listed: its layer pattern's branch
+    assert by_name["g"].init_exponent == pytest.approx(-1.0)

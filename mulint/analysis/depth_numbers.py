@@ -79,14 +79,17 @@ def measure_depths(
 
 
 def depth_params(depth: DepthFacts, numbers: DepthNumbers) -> list[ParamDepth]:
-    """Each parameter's depth numbers and exponents; block or not by the branches of ``depth``."""
+    """Each parameter's depth numbers and exponents; block or not as the structure pass said (the
+    parameters ``depth`` already lists), else by the branches of ``depth`` holding its layer pattern."""
     owner = {}
     for branch in depth.branches:
         for name in branch.params:
             owner.setdefault(layer_pattern(name), branch.name)
+    said = {p.name: p.branch for p in depth.params if p.block}
+    known = {p.name for p in depth.params}
     out = []
     for name, rms in numbers.init_rms.items():
-        branch = owner.get(layer_pattern(name), "")
+        branch = said.get(name, "") if name in known else owner.get(layer_pattern(name), "")
         lr, eps = numbers.lr.get(name, {}), numbers.eps.get(name, {})
         out.append(
             ParamDepth(

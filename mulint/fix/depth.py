@@ -37,7 +37,7 @@ def fix(ctx: FileContext, edit: BranchMultiplier, state: dict) -> None:
 
 
 def _branch_output(ctx: FileContext, statement: cst.CSTNode | None) -> cst.Call:
-    """The call added to the stream in `x = x + F(...)`, `x = F(...) + x` or `x += F(...)`."""
+    """The call added to the stream in `x = x + F(...)`, `x = F(...) + x`, `x += F(...)` or `return x + F(...)`."""
     small = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1 else None
     if (
         isinstance(small, cst.AugAssign)
@@ -45,15 +45,17 @@ def _branch_output(ctx: FileContext, statement: cst.CSTNode | None) -> cst.Call:
         and isinstance(small.value, cst.Call)
     ):
         return small.value
+    stream, value = None, None
     if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
-        stream = small.targets[0].target.value
+        stream, value = small.targets[0].target.value, small.value
+    elif isinstance(small, cst.Return):  # `return x + self.mlp(self.ln_2(x))`, nanoGPT's last add
         value = small.value
-        if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add):
-            sides = (value.left, value.right)
-            names = [s for s in sides if isinstance(s, cst.Name) and s.value == stream]
-            calls = [s for s in sides if isinstance(s, cst.Call)]
-            if len(names) == 1 and len(calls) == 1:
-                return calls[0]
+    if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add):
+        sides = (value.left, value.right)
+        names = [s for s in sides if isinstance(s, cst.Name) and (stream is None or s.value == stream)]
+        calls = [s for s in sides if isinstance(s, cst.Call)]
+        if len(names) == 1 and len(calls) == 1:
+            return calls[0]
     raise Decline("the residual add is not a plain `x = x + self.branch(...)`")
 
 

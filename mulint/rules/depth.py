@@ -147,7 +147,12 @@ class BranchScaledWrongly(Rule):
                 why = "the depth factor is applied before the branch's own norm, which cancels it"
             elif abs(s.alpha) > TOLERANCE and accepts(table(facts).alpha, s.alpha, TOLERANCE):
                 direction = "grows with depth" if s.alpha < 0 else "scales as L^" + fmt_exp(-s.alpha)
-                why = f"the output {direction} ({alpha_words(s.alpha)}); {wanted(facts)}"
+                how = (
+                    f" through {layer_pattern(s.carrier.name)}'s init"
+                    if s.carrier is not None and abs(s.forward) <= TOLERANCE
+                    else ""
+                )
+                why = f"the output {direction}{how} ({alpha_words(s.alpha)}); {wanted(facts)}"
             else:
                 continue
             hits.append((factor_site(b), b, on(b), why))

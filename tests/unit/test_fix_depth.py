@@ -92,3 +92,14 @@ def test_an_add_that_is_not_plain_and_another_base_depth_are_refused(net):
     net.write_text(other, encoding="utf-8")
     result = plan_fixes(findings_for(other)[:1], unsafe=True)
     assert result.fixed == [] and "not the base depth 12" in next(iter(result.declined.values()))
+
+
+def test_a_block_that_returns_the_sum_is_plain_too(net):
+    returned = SOURCE.replace("            x += self.mlp(self.ln_2(x))\n            return x\n", "")
+    returned = returned.replace("x += self.mlp(self.ln_2(x))\n        return x", "return x + self.mlp(self.ln_2(x))")
+    net.write_text(returned, encoding="utf-8")
+    result = plan_fixes(findings_for(returned), unsafe=True)
+    assert len(result.fixed) == 2, result.declined
+    assert "        return x + self.mlp(self.ln_2(x)) * (BASE_DEPTH / self.mup_depth)\n" in (
+        result.files["net.py"].render().code
+    )

@@ -158,7 +158,7 @@ INVALID = {
             ATTN,
             ADD_LINE["h.*.attn"],
             count=2,
-            says=("α̂ = 0.50",),
+            says=("α̂ = 0.50", "through h.*.attn.c_proj.weight's init"),
         ),
     ],
     "MU503": [

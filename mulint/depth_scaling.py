@@ -106,6 +106,13 @@ def table(facts: ModelFacts) -> DepthTable | None:
     return load_profile(facts.profile).depth
 
 
+def judged_table(facts: ModelFacts) -> DepthTable:
+    """The profile's depth table, for a model ``judged`` says the rules judge (so there is one)."""
+    tab = table(facts)
+    assert tab is not None, "judged() is False without a depth table"
+    return tab
+
+
 def judged(facts: ModelFacts) -> bool:
     """Whether the depth rules judge this model: a depth knob, two depths, main branches they cover,
     and depth scaling shown (or a profile that requires it)."""

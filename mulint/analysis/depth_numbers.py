@@ -81,10 +81,10 @@ def measure_depths(
 def depth_params(depth: DepthFacts, numbers: DepthNumbers) -> list[ParamDepth]:
     """Each parameter's depth numbers and exponents; block or not as the structure pass said (the
     parameters ``depth`` already lists), else by the branches of ``depth`` holding its layer pattern."""
-    owner = {}
-    for branch in depth.branches:
-        for name in branch.params:
-            owner.setdefault(layer_pattern(name), branch.name)
+    owner: dict[str, str] = {}
+    for residual in depth.branches:
+        for name in residual.params:
+            owner.setdefault(layer_pattern(name), residual.name)
     said = {p.name: p.branch for p in depth.params if p.block}
     known = {p.name for p in depth.params}
     out = []
@@ -146,13 +146,13 @@ def _read_groups(model, make_optimizer, policy, depth: int, numbers: DepthNumber
     training = Training.of(model, make_optimizer, policy, target=target)
     groups = [(opt, group) for opt in training.optimizers for group in opt.param_groups]
     for (names, lr), (opt, group) in zip(training.group_lrs(), groups):
-        eps = group.get("eps")
-        eps = eps[0] if isinstance(eps, (tuple, list)) else eps
-        adam = family_of(opt) == "adam" and isinstance(eps, (int, float)) and not isinstance(eps, bool)
+        given = group.get("eps")
+        given = given[0] if isinstance(given, (tuple, list)) else given
+        eps = float(given) if isinstance(given, (int, float)) and not isinstance(given, bool) else None
         for name in names:
             numbers.lr.setdefault(name, {})[depth] = lr
-            if adam:
-                numbers.eps.setdefault(name, {})[depth] = float(eps)
+            if eps is not None and family_of(opt) == "adam":
+                numbers.eps.setdefault(name, {})[depth] = eps
 
 
 def _rms(p: torch.Tensor) -> float:

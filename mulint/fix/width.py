@@ -112,9 +112,9 @@ def width_expression(
         )
     model_class = _class_named(ctx, target_class)
     if cls is None and params and model_class is not None:
-        stored = _stored_attribute(ctx, model_class, root, fields)
-        if stored is not None:
-            return ".".join([params[0], *stored])
+        held = _stored_attribute(ctx, model_class, root, fields)
+        if held is not None:
+            return ".".join([params[0], *held])
     raise Decline(f"`{fn.name.value}` cannot reach the width `{knob}` (no argument or stored attribute holds it)")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mulint.depth_scaling import BranchScaling, covered, family, judged, model_alpha, scaling, table
+from mulint.depth_scaling import BranchScaling, covered, family, judged, judged_table, model_alpha, scaling
 from mulint.edits import BranchMultiplier
 from mulint.exponents import TOLERANCE, fmt_exp, to_quarter
 from mulint.facts import ModelFacts, ResidualBranch, SourceLoc
@@ -26,7 +26,7 @@ def alpha_words(alpha: float) -> str:
 
 def wanted(facts: ModelFacts) -> str:
     """What the profile asks of α, in words: "mup accepts α in [0.50, 1.00]", "completep requires α = 1.00"."""
-    low, high = table(facts).alpha  # type: ignore[union-attr]  # judged() made sure there is a table
+    low, high = judged_table(facts).alpha
     name = load_profile(facts.profile).name
     return f"{name} requires α = {low:.2f}" if low == high else f"{name} accepts α in [{low:.2f}, {high:.2f}]"
 
@@ -112,7 +112,7 @@ class BranchNotScaled(Rule):
         block_lrs = sorted(p.lr_exponent for p in depth.params if p.block and p.lr_exponent is not None)
         if {family(facts, p.name) for p in depth.params if p.lr} - {"adam"}:
             return None
-        low, high = table(facts).alpha  # type: ignore[union-attr]
+        low, high = judged_table(facts).alpha
         alpha = to_quarter(block_lrs[len(block_lrs) // 2] + 1) if block_lrs else high
         if accepts((low, high), alpha, 0.0) or alpha <= 0:
             return None
@@ -145,7 +145,7 @@ class BranchScaledWrongly(Rule):
                 )
             elif b.cancelled_by_norm:
                 why = "the depth factor is applied before the branch's own norm, which cancels it"
-            elif abs(s.alpha) > TOLERANCE and accepts(table(facts).alpha, s.alpha, TOLERANCE):
+            elif abs(s.alpha) > TOLERANCE and accepts(judged_table(facts).alpha, s.alpha, TOLERANCE):
                 direction = "grows with depth" if s.alpha < 0 else "scales as L^" + fmt_exp(-s.alpha)
                 how = (
                     f" through {layer_pattern(s.carrier.name)}'s init"

@@ -15,9 +15,9 @@ from mulint.depth_scaling import (
     expected_lr,
     family,
     judged,
+    judged_table,
     model_alpha,
     scaling,
-    table,
 )
 from mulint.exponents import TOLERANCE, fmt_exp, to_quarter
 from mulint.facts import ModelFacts, ParamDepth, SourceLoc
@@ -68,7 +68,7 @@ class BlockLrDepthScaling(Rule):
     def check(self, facts):
         if not judged(facts) or facts.optimizer is None:
             return
-        tab, scalings = table(facts), branch_scalings(facts)
+        tab, scalings = judged_table(facts), branch_scalings(facts)
         hits = []
         for p in facts.depth.params:
             s = scalings.get(p.branch)
@@ -105,7 +105,7 @@ class NonBlockLrDepthScaling(Rule):
     def check(self, facts):
         if not judged(facts) or facts.optimizer is None:
             return
-        tab, alpha = table(facts), model_alpha(facts.depth) or 0.0
+        tab, alpha = judged_table(facts), model_alpha(facts.depth) or 0.0
         hits = []
         for p in facts.depth.params:
             if p.block or p.lr_exponent is None:
@@ -133,7 +133,7 @@ class BlockEpsNotScaled(Rule):
     def check(self, facts):
         if not judged(facts) or facts.optimizer is None:
             return
-        tab, scalings = table(facts), branch_scalings(facts)
+        tab, scalings = judged_table(facts), branch_scalings(facts)
         hits = []
         for p in facts.depth.params:
             s = scalings.get(p.branch)
@@ -157,7 +157,7 @@ class BlockEpsNotScaled(Rule):
     def matters(facts: ModelFacts, p: ParamDepth, alpha: float) -> bool:
         """Under a profile requiring depth scaling, always; otherwise when ε would reach a share of the
         hidden gradients once the model is DEEPER times deeper (unknown gradients: not judged)."""
-        if table(facts).required:  # type: ignore[union-attr]
+        if judged_table(facts).required:
             return True
         grad = facts.optimizer.hidden_grad_rms if facts.optimizer else None
         eps = max(p.eps.values(), default=0.0)

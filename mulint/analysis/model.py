@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 
 from mulint.analysis.depth import analyse_depth, finish_depth
+from mulint.analysis.depth_numbers import analyse_depth_numbers
 from mulint.analysis.lr_reads import LrPolicy
 from mulint.analysis.numbers import choose_numeric_widths, measure_init, numeric_knob, shrink_note
 from mulint.analysis.optimizer import OptimizerNumbers, find_factory, optimizer_facts, read_optimizer
@@ -13,6 +14,7 @@ from mulint.analysis.structure import Structure, analyse_structure
 from mulint.analysis.update_facts import update_facts
 from mulint.analysis.update_numbers import UpdateNumbers
 from mulint.analysis.updates import batch_for, measure_again, measure_updates
+from mulint.construct.depth import find_depth_knob
 from mulint.construct.provenance import quiet
 from mulint.exponents import fit_exponent
 from mulint.profiles import load_profile
@@ -128,6 +130,19 @@ def analyse_model(
         update_facts(updates, facts.params, facts.notes, factory.label)
     if depth:
         facts.depth = analyse_depth(target, structure, depth_arg, numeric_width=min(chosen))
+        depth_knob = find_depth_knob(knob, depth_arg, target=target.label) if facts.depth is not None else None
+        if facts.depth is not None and depth_knob is not None and facts.depth.branches:
+            # the same small width and seed as the width numbers, the optimizer as the training makes it
+            make = factory.make if factory is not None else None
+            analyse_depth_numbers(
+                facts.depth,
+                depth_knob,
+                min(chosen),
+                target=target.label,
+                make_optimizer=make,
+                policy=policy,
+                profile=profile,
+            )
         if facts.depth is not None:
             # After the per-parameter depth numbers (init, lr, ε at each depth), which the fold of a
             # last weight's init into its branch's multiplier and the no-depth-scaling note read.

@@ -110,7 +110,7 @@ max_memory_option = click.option(
 @click.option(
     "--profile",
     metavar="NAME|FILE.toml",
-    help="Expected exponents per role: mup (default), u-mup, spectral, or a .toml file (config `profile`).",
+    help="Expected exponents per role: mup (default), u-mup, spectral, depth-mup, completep, or a .toml file (config `profile`).",
 )
 @depth_options
 @click.option("--format", "fmt", type=FORMATS_INSPECT, default="text", show_default=True, help="Output format.")
@@ -210,8 +210,9 @@ def _codes(value: str | None) -> list[str] | None:
 @click.option(
     "--profile",
     metavar="NAME|FILE.toml",
-    help="Expected exponents per role: mup (default), u-mup (unit scaling), spectral, or a .toml "
-    "file shaped like them (config `profile`).",
+    help="Expected exponents per role: mup (default), u-mup (unit scaling), spectral, depth-mup or "
+    "completep (mup requiring branch multipliers ∝ depth^-1/2 or ^-1), or a .toml file shaped like them "
+    "(config `profile`).",
 )
 @depth_options
 @click.option(

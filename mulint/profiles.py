@@ -31,7 +31,21 @@ ROLES = ("input", "vector", "hidden", "output")
 # The optimizer families a profile can give exact learning-rate tables for (mulint/profile_data/optimizers.toml).
 FAMILIES = tuple(OPTIMIZERS.families)
 
-COORD_KEYS = ("blow_up", "collapse", "collapse_output", "near", "unmoved", "extend_steps", "multiplier", "widest")
+COORD_KEYS = (
+    "blow_up",
+    "collapse",
+    "collapse_output",
+    "near",
+    "unmoved",
+    "extend_steps",
+    "multiplier",
+    "widest",
+    "depth_blow_up",
+    "depth_collapse",
+    "depth_init",
+    "depth_lazy",
+    "depth_lazy_warning",
+)
 
 Range = tuple[float, float]  # accepted exponents, low to high; a single target is (t, t)
 

@@ -89,3 +89,61 @@ class CoordResult:
     @property
     def verdict(self) -> str:
         return "fail" if any(l.status != "ok" for l in self.layers if l.judged) else "pass"
+
+
+# The depth coordinate check (MUP_REFERENCE §8): what it measures against the depth L, the width fixed,
+# and the log-log slope each has in a model whose branches are scaled with depth (Adam, α in [½, 1]).
+DEPTH_MEASURES = {
+    "stream_change": ("final residual stream's change after the steps", 0.0),
+    "block_change": ("each block's contribution's change after one step", -1.0),
+    "stream_init": ("final residual stream at init", 0.0),
+    "block_nonlinearity": ("a block's distance from its linearisation after one step, per unit of change", 0.0),
+}
+DEPTH_FACTORS = (1, 2, 4)  # the default depths, as multiples of the first: half the base depth when it is 4 or more
+
+
+@dataclass
+class DepthMeasure:
+    """One quantity of the depth coordinate check, at each depth, and how it scales with L."""
+
+    key: str  # of DEPTH_MEASURES
+    values: dict[int, float] = field(default_factory=dict)  # depth -> mean over seeds
+    slope: float | None = None  # log-log slope against depth
+    status: str = "ok"  # "ok", "blow-up", "collapse", "growing" (the stream at init) or "lazy"
+
+    @property
+    def description(self) -> str:
+        return DEPTH_MEASURES[self.key][0]
+
+    @property
+    def expected(self) -> float:
+        return DEPTH_MEASURES[self.key][1]
+
+
+@dataclass
+class DepthCoordResult:
+    """`mulint coord --depths`: the same training at several depths, one width."""
+
+    target: str
+    depths: list[int]
+    width: int
+    steps: int
+    seeds: int
+    optimizer: str
+    depth_knob: str  # e.g. "config.n_layer"
+    blocks: str  # module path of the list of residual blocks, e.g. "transformer.h"
+    measures: list[DepthMeasure]
+    device: str = "cpu"
+    shrunk: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    # the depth thresholds the statuses used (the profile's [coord] depth_* keys)
+    limits: dict[str, float] = field(default_factory=dict)
+    lazy_fails: bool = False  # the profile makes lazy blocks a warning (completep), so they fail the check
+
+    @property
+    def verdict(self) -> str:
+        failing = {"blow-up", "collapse", "growing", *(("lazy",) if self.lazy_fails else ())}
+        return "fail" if any(m.status in failing for m in self.measures) else "pass"
+
+    def measure(self, key: str) -> DepthMeasure:
+        return next(m for m in self.measures if m.key == key)

@@ -34,7 +34,7 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _inputs(
+def batch_inputs(
     target, structure: Structure, model: nn.Module, batch_fn, device: str, batch: int = BATCH
 ) -> example.Inputs:
     """The same batch at every width: drawn on the CPU from a fixed seed, then moved to the device."""
@@ -84,7 +84,7 @@ def _judged(structure: Structure, limits: dict[str, float]) -> dict[str, str]:
     return skip
 
 
-def _token_shape(inputs: example.Inputs) -> tuple[int, ...] | None:
+def token_shape(inputs: example.Inputs) -> tuple[int, ...] | None:
     args, kwargs = inputs
     tensor = next((t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)), None)
     return tuple(tensor.shape) if tensor is not None and not tensor.is_floating_point() else None
@@ -132,8 +132,8 @@ def run_coord(
                 for seed in range(seeds):
                     torch.manual_seed(1000 + seed)
                     with shrunk_model(knob, width, target=target.label, device=device) as (model, lists):
-                        inputs = _inputs(target, structure, model, batch_fn, device, batch)
-                        shrunk = shrunk or describe_shrinking(knob, lists, _token_shape(inputs))
+                        inputs = batch_inputs(target, structure, model, batch_fn, device, batch)
+                        shrunk = shrunk or describe_shrinking(knob, lists, token_shape(inputs))
                         training = training_of(model, factory, policy, target.label, lr)
                         _train_and_record(training, inputs, steps, width, seeds, curves, skip, target.label)
                     del model, training

@@ -1,0 +1,323 @@
+"""The depth coordinate check (MUP_REFERENCE §8): the same few training steps, data and seed at several
+depths, the width fixed, and how the residual stream and the blocks move against the depth L.
+
+Measured on a fixed batch, per depth (mean over seeds), and fitted as log-log slopes against L:
+- the final residual stream's change after the steps (flat when branches are scaled with depth; SP
+  with Adam ≈ +1: every block's update adds up);
+- each block's contribution's change after one step, its input held at init, so it is judged after
+  its multiplier wherever that is applied (∝ 1/L);
+- the final stream at init (flat with scaled branches; SP pre-LN ≈ +½);
+- a block's distance from its linearisation after one step, per unit of its change (flat under
+  α = 1; falling like L^-½ under α = ½: the block grows lazy, nearly linear in its update).
+
+The linearisation is read without derivatives: with Δ the step's update, ½(f(θ+Δ) + f(θ−Δ)) − f(θ) is
+the part of the block's change that is not linear in Δ, and ½(f(θ+Δ) − f(θ−Δ)) the linear part. Both
+are taken in float64 (the second-order part of a small step is near float32's rounding).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import torch
+import torch.nn as nn
+
+from mulint.analysis.lr_reads import LrPolicy
+from mulint.analysis.optimizer import find_factory
+from mulint.analysis.structure import Structure
+from mulint.analysis.training import Training, default_label
+from mulint.construct import build_at
+from mulint.construct.depth import DepthKnob, find_depth_knob
+from mulint.construct.proportional import scaled_widths
+from mulint.construct.provenance import quiet
+from mulint.coordcheck import DEPTH_FACTORS, DEPTH_MEASURES, DepthCoordResult, DepthMeasure
+from mulint.coordcheck.plan import SEQ, VOCAB, describe_shrinking
+from mulint.coordcheck.run import batch_inputs, default_device, token_shape, training_of
+from mulint.coordcheck.stream import StreamRecorder, block_lists, contributions
+from mulint.errors import MulintError
+from mulint.exponents import fit_exponent
+from mulint.profiles import load_profile
+from mulint.reading.functions import Function
+
+# Parameters of the deepest model trained: the full depth is trained, so the width gives way first.
+DEPTH_MAX_ELEMENTS = 12_000_000
+MIN_DEPTH = 2
+
+
+def depth_knob_of(structure: Structure, depth_arg: str | None, label: str) -> DepthKnob | None:
+    """The depth knob of the structure's width knob, building with the small vocabulary and sequence."""
+    return find_depth_knob(structure.knob.with_limits(seq=SEQ, vocab=VOCAB), depth_arg, target=label)
+
+
+def choose_depths(base: int, requested: list[int] | None) -> list[int]:
+    """The depths to train at: those asked for, else three bracketing the base depth (half of it, it and
+    twice it; from the base depth up when it is below 4)."""
+    if requested:
+        return sorted(set(requested))
+    first = base // 2 if base >= 4 else max(base, MIN_DEPTH)
+    return [first * f for f in DEPTH_FACTORS]
+
+
+def _meta_models(knob: DepthKnob, depths: list[int], width: int, label: str) -> dict[int, nn.Module]:
+    with quiet():
+        return {d: build_at(knob.at(d), width, target=label, device="meta") for d in depths}
+
+
+def _elements(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def choose_width(knob: DepthKnob, depths: list[int], label: str) -> tuple[int, list[str]]:
+    """The base width, or the widest below it whose deepest model fits the budget; a note when smaller."""
+    base = knob.width.base
+    for width in scaled_widths(base, [2.0**-k for k in range(0, 8)]):
+        try:
+            deepest = _meta_models(knob, [max(depths)], width, label)[max(depths)]
+        except MulintError:
+            continue
+        if _elements(deepest) <= DEPTH_MAX_ELEMENTS:
+            if width == base:
+                return width, []
+            return width, [
+                f"trained at width {width}, below the base width {base}: {max(depths)} blocks at the base "
+                "width are too large to train here (the depth slopes do not depend on the width in µP)"
+            ]
+    raise MulintError(
+        f"cannot build the model at {max(depths)} blocks at a width small enough to train",
+        target=label,
+        step="coord",
+        hint="give smaller depths with --depths",
+    )
+
+
+def run_depth_coord(
+    target,
+    structure: Structure,
+    *,
+    depths: list[int] | None = None,
+    depth_arg: str | None = None,
+    steps: int = 3,
+    seeds: int = 2,
+    lr: float = 1e-3,
+    optimizer: Function | None = None,
+    find_optimizer: bool = False,
+    batch_fn: Callable | None = None,
+    progress: Callable[[int], None] = lambda n: None,
+    device: str | None = None,
+    profile: str = "mup",
+    lr_scale_keys: tuple[str, ...] = (),
+    lr_scale: str = "auto",
+) -> DepthCoordResult:
+    """Train at each depth, measure, fit and judge (the options as for ``run_coord``)."""
+    label = target.label
+    device = device or default_device()
+    limits = load_profile(profile).coord
+    knob = depth_knob_of(structure, depth_arg, label)
+    if knob is None:
+        raise MulintError(
+            "no depth knob: no argument or config field of the target sets its number of blocks",
+            target=label,
+            step="coord",
+            hint="name it with --depth-arg (e.g. --depth-arg n_layer)",
+        )
+    depths = choose_depths(knob.base, depths)
+    if len(depths) < 2 or min(depths) < MIN_DEPTH:
+        raise MulintError(
+            f"depths {', '.join(map(str, depths))}: the depth check needs two or more depths of at least {MIN_DEPTH}",
+            target=label,
+            step="coord",
+            hint="e.g. --depths 4,8,16",
+        )
+    width, notes = choose_width(knob, depths, label)
+    lists = block_lists(_meta_models(knob, depths[:2], width, label))
+    if not lists:
+        raise MulintError(
+            f"no list of blocks grows with {knob.name}",
+            target=label,
+            step="coord",
+            hint=f"the depth check follows the residual stream through a ModuleList whose length {knob.name} sets",
+        )
+    blocks_path = lists[0]
+    model_cls = type(next(iter(structure.models.values())))
+    factory = find_factory(target.module, model_cls, optimizer) if optimizer is not None or find_optimizer else None
+    policy = LrPolicy.for_module(target.module, lr_scale_keys, lr_scale, factory.module) if factory else None
+    sums: dict[str, dict[int, float]] = {key: {} for key in DEPTH_MEASURES}
+    shrunk: list[str] = []
+    precision: list[str] = []
+    for depth in depths:
+        for seed in range(seeds):
+            torch.manual_seed(1000 + seed)
+            with quiet():
+                model = build_at(knob.at(depth), width, target=label, device=device)
+            model.to(device)
+            inputs = batch_inputs(target, structure, model, batch_fn, device)
+            shrunk = shrunk or describe_shrinking(knob.width, _NoLists(), token_shape(inputs))
+            training = training_of(model, factory, policy, label, lr)
+            blocks = list(model.get_submodule(blocks_path))
+            values, exact = _measure(training, blocks, inputs, steps, depth, label)
+            if not exact and not precision:
+                precision.append(
+                    "the blocks' linearisation was measured in float32 (the model does not run in float64): "
+                    "its slope may be rounding noise"
+                )
+            for key, value in values.items():
+                sums[key][depth] = sums[key].get(depth, 0.0) + value / seeds
+            del model, training
+            progress(1)
+    measures = [DepthMeasure(key=key, values=by_depth) for key, by_depth in sums.items()]
+    for m in measures:
+        m.slope = fit_exponent(m.values)
+        m.status = judge_depth(m, limits)
+    notes += precision + _lazy_note(measures, limits)
+    return DepthCoordResult(
+        target=label,
+        depths=depths,
+        width=width,
+        steps=steps,
+        seeds=seeds,
+        optimizer=factory.label if factory else default_label(lr),
+        depth_knob=knob.name,
+        blocks=blocks_path,
+        measures=measures,
+        device=device,
+        shrunk=shrunk,
+        notes=notes,
+        limits={k: v for k, v in limits.items() if k.startswith("depth_")},
+        lazy_fails=bool(limits["depth_lazy_warning"]),
+    )
+
+
+class _NoLists:
+    """No repeated blocks were cut: the depth check trains every block."""
+
+    lengths: dict[str, int] = {}
+
+
+def judge_depth(measure: DepthMeasure, limits: dict[str, float]) -> str:
+    """A measure's status from its slope against the profile's depth thresholds."""
+    if measure.slope is None:
+        return "ok"
+    excess = measure.slope - measure.expected
+    if measure.key in ("stream_change", "block_change"):
+        if excess > limits["depth_blow_up"]:
+            return "blow-up"
+        return "collapse" if excess < limits["depth_collapse"] else "ok"
+    if measure.key == "stream_init":
+        return "growing" if excess > limits["depth_init"] else "ok"
+    return "lazy" if excess < limits["depth_lazy"] else "ok"
+
+
+def _lazy_note(measures: list[DepthMeasure], limits: dict[str, float]) -> list[str]:
+    lazy = next((m for m in measures if m.status == "lazy"), None)
+    if lazy is None or limits["depth_lazy_warning"]:
+        return []
+    return [
+        f"lazy blocks: a block's distance from its linearisation falls with depth (slope {lazy.slope:+.2f}), "
+        "the signature of α = ½ (Depth-µP); deep blocks then learn nearly linear features. α = 1 (CompleteP) "
+        "keeps them non-linear; `--profile completep` makes this a warning (MU953)"
+    ]
+
+
+def _measure(training: Training, blocks: list[nn.Module], inputs, steps: int, depth: int, label: str):
+    """The four measures on one model: ({key: value}, whether the linearisation was taken in float64)."""
+    args, kwargs = inputs
+    model = training.model
+    recorder = StreamRecorder(model, blocks, label=label)
+    try:
+        first = recorder.run(args, kwargs)
+        inside = recorder.adds_inside(first)
+        before = [p.detach().clone() for p in model.parameters()]
+        changes = []
+        block_values: tuple[float, float, bool] | None = None
+        for step in range(1, steps + 1):
+            _step(training, args, kwargs, depth, label)
+            if step == 1:
+                block_values = _block_measures(model, recorder, before, first[:-1], inputs, inside)
+            changes.append(float((recorder.run(args, kwargs)[-1] - first[-1]).abs().mean()))
+    finally:
+        recorder.close()
+    assert block_values is not None
+    block_change, nonlinearity, exact = block_values
+    return {
+        "stream_change": changes[-1],
+        "block_change": block_change,
+        "stream_init": float(first[-1].abs().mean()),
+        "block_nonlinearity": nonlinearity,
+    }, exact
+
+
+def _step(training: Training, args, kwargs, depth: int, label: str) -> None:
+    try:
+        training.step(args, kwargs)
+    except Exception as exc:
+        raise MulintError(
+            f"training step at depth {depth} raised {type(exc).__name__}: {exc}",
+            target=label,
+            step="coord",
+            hint="give a batch function with --batch path/to/file.py:NAME",
+        ) from exc
+
+
+def _block_measures(
+    model: nn.Module, recorder: StreamRecorder, before, entering, inputs, inside: bool
+) -> tuple[float, float, bool]:
+    """Each block's contribution, its input held at init, at θ0, θ0+Δ and θ0−Δ (Δ the first step's
+    update): the mean change of a contribution, and the non-linear part per unit of the linear part,
+    in float64 when the model runs in it. The parameters are left as the step made them."""
+    params = list(model.parameters())
+    after = [p.detach().clone() for p in params]
+
+    def at_signs(exact: bool) -> list[list[torch.Tensor]]:
+        args, kwargs = _as_dtype(inputs, torch.float64 if exact else None)
+        held = [x.to(torch.float64) if exact else x for x in entering]
+        out = []
+        for sign in (0, 1, -1):
+            with torch.no_grad():
+                for p, b, a in zip(params, before, after):
+                    p.copy_(b.to(p.dtype) + sign * (a.to(p.dtype) - b.to(p.dtype)))
+            out.append(contributions(recorder.run(args, kwargs, frozen=held), held, inside))
+        return out
+
+    measured = None
+    try:
+        with _in_float64(model) as exact:
+            if exact:
+                with contextlib.suppress(Exception):  # forward code making float32 tensors of its own
+                    measured = at_signs(True)
+        exact = measured is not None
+        zero, plus, minus = measured or at_signs(False)
+    finally:
+        with torch.no_grad():
+            for p, a in zip(params, after):
+                p.copy_(a)
+    change = sum(float((p - z).abs().mean()) for p, z in zip(plus, zero)) / len(zero)
+    linear = sum(float((p - m).abs().mean()) / 2 for p, m in zip(plus, minus))
+    bent = sum(float(((p + m) / 2 - z).abs().mean()) for p, m, z in zip(plus, minus, zero))
+    return change, (bent / linear if linear else 0.0), exact
+
+
+@contextlib.contextmanager
+def _in_float64(model: nn.Module):
+    """The model in float64 for the measurement when every floating parameter is float32 and a forward in
+    float64 runs; yields whether it is. Converted back (exactly: float32 values are float64 values) after."""
+    floats = [p for p in model.parameters() if p.is_floating_point()]
+    if not floats or any(p.dtype != torch.float32 for p in floats):
+        yield False
+        return
+    model.double()
+    try:
+        yield True
+    finally:
+        model.float()
+
+
+def _as_dtype(inputs, dtype):
+    args, kwargs = inputs
+    if dtype is None:
+        return args, kwargs
+
+    def cast(v):
+        return v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+
+    return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}

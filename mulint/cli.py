@@ -32,6 +32,18 @@ def parse_widths(ctx, param, value: str | None) -> list[int] | None:
         raise click.BadParameter(f"'{value}' is not a comma-separated list of integers, e.g. 64,128,256") from None
 
 
+def parse_depths(ctx, param, value: str | None) -> list[int] | None:
+    if not value:
+        return None
+    try:
+        depths = sorted({int(v) for v in value.split(",") if v.strip()})
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not a comma-separated list of integers, e.g. 4,8,16") from None
+    if len(depths) < 2 or depths[0] < 2:
+        raise click.BadParameter(f"'{value}': give two or more depths of at least 2 blocks, e.g. 4,8,16")
+    return depths
+
+
 widths_option = click.option(
     "--widths",
     callback=parse_widths,
@@ -366,6 +378,13 @@ def check(
     default=None,
     help="Where to train (default: cuda when available, else cpu).",
 )
+@click.option(
+    "--depths",
+    callback=parse_depths,
+    metavar="L1,L2,...",
+    help="Depth coordinate check instead: train at these numbers of blocks, the width fixed, and judge how the "
+    "residual stream and the blocks move with depth (MU951-MU954).",
+)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG plot here.")
 @click.option("--format", "fmt", type=FORMATS_INSPECT, default="text", show_default=True, help="Output format.")
 @timeout_option
@@ -376,6 +395,7 @@ def coord(
     optimizer,
     widths,
     width_arg,
+    depths,
     steps,
     seeds,
     lr,
@@ -388,10 +408,12 @@ def coord(
     verbose,
 ):
     """Coordinate check: train TARGET a few steps at growing widths; fail if a layer's change grows or
-    collapses with width. Exit 1 on fail."""
+    collapses with width (with --depths: at growing depths, the width fixed). Exit 1 on fail."""
     from mulint.report.coord_view import as_json, as_text
 
     with _errors(verbose):
+        if depths and widths:
+            raise click.UsageError("--depths trains at one width (the model's own): drop --widths")
         if plot_path:
             _check_writable(plot_path)
         from mulint.engine.settings import check_coord_run, parse_function, settings_for
@@ -417,12 +439,13 @@ def coord(
             lr=lr,
             batch=parse_function(batch_spec, "--batch", "--batch") if batch_spec else None,
             device=device,
+            depths=depths,
         )
         job = one_model_job("coord", target, options)
         from mulint.coordcheck import FACTORS
 
         chosen = options.widths or ()
-        total = (len(chosen) if len(chosen) >= 3 else len(FACTORS)) * seeds
+        total = (len(depths) if depths else len(chosen) if len(chosen) >= 3 else len(FACTORS)) * seeds
         show = sys.stderr.isatty() or verbose
         with click.progressbar(
             length=total, label="training", file=sys.stderr if show else None, hidden=not show

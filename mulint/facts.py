@@ -135,6 +135,19 @@ class CoordLayer:
 
 
 @dataclass
+class CoordDepthMeasure:
+    """One quantity of the depth coordinate check (`check --coord` on a model with a depth knob): its
+    log-log slope against the depth L, the width fixed (mulint.coordcheck.DEPTH_MEASURES names them)."""
+
+    key: str  # "stream_change", "block_change", "stream_init" or "block_nonlinearity"
+    description: str  # e.g. "final residual stream's change after the steps"
+    slope: float
+    expected: float  # the slope of a model whose branches are scaled with depth
+    status: str  # "ok", "blow-up", "collapse", "growing" (the stream at init) or "lazy"
+    loc: SourceLoc | None  # where the list of blocks is constructed
+
+
+@dataclass
 class AttentionSite:
     node: str
     form: str  # "sdpa-default", "sdpa" (explicit scale=), "explicit" (softmax(q @ kᵀ * s)) or "tensor" (unreadable)
@@ -240,6 +253,8 @@ class ModelFacts:
     optimizer: OptimizerFacts | None = None
     coord: list[CoordLayer] = field(default_factory=list)  # filled only by `check --coord`
     coord_widths: list[int] = field(default_factory=list)
+    coord_depth: list[CoordDepthMeasure] = field(default_factory=list)  # filled by `check --coord` with a depth knob
+    coord_depths: list[int] = field(default_factory=list)
     profile: str = "mup"  # expected exponents: mulint.profiles.load_profile(profile)
     branch: str = ""  # the default branch, when forward has others: "the inference branch, `targets=None`"
     branch_trains: bool = True  # whether that default branch is the one a training step runs

@@ -94,10 +94,10 @@ class CoordResult:
 # The depth coordinate check (MUP_REFERENCE §8): what it measures against the depth L, the width fixed,
 # and the log-log slope each has in a model whose branches are scaled with depth (Adam, α in [½, 1]).
 DEPTH_MEASURES = {
-    "stream_change": ("final residual stream's change after the steps", 0.0),
-    "block_change": ("each block's contribution's change after one step", -1.0),
-    "stream_init": ("final residual stream at init", 0.0),
-    "block_nonlinearity": ("a block's distance from its linearisation after one step, per unit of change", 0.0),
+    "stream_change": ("residual stream's change", 0.0),  # of the final stream, after the steps
+    "block_change": ("a block's change in one step", -1.0),  # its contribution, its input held at init
+    "stream_init": ("residual stream at init", 0.0),  # the final stream's size
+    "block_nonlinearity": ("a block's non-linearity in one step", 0.0),  # distance from its linearisation, per unit
 }
 DEPTH_FACTORS = (1, 2, 4)  # the default depths, as multiples of the first: half the base depth when it is 4 or more
 

@@ -321,3 +321,27 @@ def _as_dtype(inputs, dtype):
         return v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
 
     return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
+
+
+def depth_coord_facts(result: DepthCoordResult, structure: Structure):
+    """The measures as facts, each at the line that constructs the list of blocks (for MU95x findings)."""
+    from mulint.facts import CoordDepthMeasure
+
+    reference = next(iter(structure.models.values()))
+    modules = dict(reference.named_modules())
+    sites = structure.provenance.module_sites if structure.provenance else {}
+    loc = next(
+        (
+            sites[m]
+            for m in (modules.get(result.blocks), modules.get(f"{result.blocks}.0"))
+            if m is not None and m in sites
+        ),
+        None,
+    )
+    return [
+        CoordDepthMeasure(
+            key=m.key, description=m.description, slope=m.slope, expected=m.expected, status=m.status, loc=loc
+        )
+        for m in result.measures
+        if m.slope is not None
+    ]

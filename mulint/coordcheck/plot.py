@@ -1,15 +1,19 @@
 """The coordinate-check plot in the style of the mup package: one panel per step, log-log, width
-on x, one line per layer; failing layers in colour, the rest grey."""
+on x, one line per layer; failing layers in colour, the rest grey. The depth check's: one panel, depth
+on x, one line per measure."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 
-from mulint.coordcheck import CoordResult
+from mulint.coordcheck import CoordResult, DepthCoordResult
 
 
-def save_plot(result: CoordResult, path: str) -> None:
+def save_plot(result: CoordResult | DepthCoordResult, path: str) -> None:
+    if isinstance(result, DepthCoordResult):
+        save_depth_plot(result, path)
+        return
     import matplotlib
 
     matplotlib.use("Agg")
@@ -44,6 +48,44 @@ def save_plot(result: CoordResult, path: str) -> None:
         fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), title="failing (slope)")
     verdict = result.verdict.upper()
     fig.suptitle(f"{result.target}: coordinate check {verdict} ({result.optimizer}, {result.seeds} seeds)")
+    fig.tight_layout()
+    write_figure(fig, path)
+
+
+def save_depth_plot(result: DepthCoordResult, path: str) -> None:
+    """The depth check: log-log against depth, one line per measure relative to its value at the first
+    depth (so they share an axis), its slope in the legend, and dashed the slope depth-scaled branches
+    have; failing measures in colour and bold."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    colours = matplotlib.color_sequences["tab10"]
+    for i, m in enumerate(result.measures):
+        points = sorted((d, v) for d, v in m.values.items() if v > 0)
+        if len(points) < 2:
+            continue
+        (d0, v0), colour = points[0], colours[i % len(colours)]
+        xs, ys = zip(*((d, v / v0) for d, v in points))
+        bad = m.status != "ok"
+        slope = "-" if m.slope is None else f"{m.slope:+.2f}"
+        ax.plot(xs, ys, "o-", color=colour, lw=2.4 if bad else 1.4, label=f"{m.description} ({slope}, {m.status})")
+        ax.plot(xs, [(d / d0) ** m.expected for d in xs], "--", color=colour, lw=0.9, alpha=0.7)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    ax.set_xticks(result.depths, [str(d) for d in result.depths])
+    ax.minorticks_off()
+    ax.set_xlabel(f"depth ({result.depth_knob})")
+    ax.set_ylabel(f"relative to depth {min(result.depths)}")
+    ax.grid(True, which="both", alpha=0.2)
+    ax.legend(fontsize=7, loc="best", title="measure (slope, status); dashed: scaled branches", title_fontsize=7)
+    fig.suptitle(
+        f"{result.target}: depth coordinate check {result.verdict.upper()} "
+        f"(width {result.width}, {result.optimizer}, {result.seeds} seeds)",
+        fontsize=9,
+    )
     fig.tight_layout()
     write_figure(fig, path)
 

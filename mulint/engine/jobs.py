@@ -207,23 +207,24 @@ def coord(job, send) -> dict:
         steps.enter("batch")
         batch_fn = _checked_batch(*resolve_function(options.batch))
     steps.enter("coord")
-    result = run_coord(
-        target,
-        structure,
-        widths=_listed(options.widths),
-        steps=options.steps,
-        seeds=options.seeds,
-        lr=options.lr,
-        batch_fn=batch_fn,
-        optimizer=options.optimizer,
-        find_optimizer=True,
-        lr_scale_keys=options.lr_scale_keys,
-        lr_scale=options.lr_scale,
-        profile=options.profile,
-        progress=lambda n: send(("progress", n)),
-        device=options.device,
-    )
-    return {"coord": result}
+    run = {
+        "steps": options.steps,
+        "seeds": options.seeds,
+        "lr": options.lr,
+        "batch_fn": batch_fn,
+        "optimizer": options.optimizer,
+        "find_optimizer": True,
+        "lr_scale_keys": options.lr_scale_keys,
+        "lr_scale": options.lr_scale,
+        "profile": options.profile,
+        "progress": lambda n: send(("progress", n)),
+        "device": options.device,
+    }
+    if options.depths is not None:
+        from mulint.coordcheck.depth import run_depth_coord
+
+        return {"coord": run_depth_coord(target, structure, depths=list(options.depths), **run)}
+    return {"coord": run_coord(target, structure, widths=_listed(options.widths), **run)}
 
 
 def _checked_batch(batch_fn, label: str):

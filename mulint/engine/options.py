@@ -36,6 +36,7 @@ class JobOptions:
     lr: float = 1e-3  # of the default Adam, when the target has no optimizer
     batch: FunctionRef | None = None
     device: str | None = None
+    depths: tuple[int, ...] | None = None  # coord --depths: the depth check at these depths, the width fixed
     # transfer: the sweep's set-up (widths, lr, device and optimizer above) and the trials of this job
     data: FunctionRef | None = None  # --data: the user's batches
     knob: str = "lr"  # --knob: what the sweep varies (mulint.sweep.knobs)
@@ -62,9 +63,11 @@ class JobOptions:
         lr: float,
         batch: FunctionRef | None,
         device: str | None,
+        depths=None,
     ) -> JobOptions:
         """A `coord` job's options: its training run, at `widths` (None: coord's own choice, as under
-        `check --coord`; the settings' widths are those `check` builds at)."""
+        `check --coord`; the settings' widths are those `check` builds at), or at `depths` for the depth
+        check."""
         return cls(
             **{**_analysis(settings), "widths": None if widths is None else tuple(widths)},
             steps=steps,
@@ -72,6 +75,7 @@ class JobOptions:
             lr=lr,
             batch=batch,
             device=device,
+            depths=None if depths is None else tuple(depths),
         )
 
     @classmethod

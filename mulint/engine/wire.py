@@ -20,7 +20,7 @@ import typing
 from typing import Any
 
 from mulint import coordcheck, errors, facts, findings
-from mulint.coordcheck import CoordResult
+from mulint.coordcheck import CoordResult, DepthCoordResult
 from mulint.edits import Edit, EditError, edit_from_dict
 from mulint.errors import ErrorRecord
 from mulint.facts import ModelFacts
@@ -228,7 +228,7 @@ _DEPS: dict[str, Any] = {"deps": list[str], "deps_since_ns": int}
 _RESULTS: dict[str, dict[str, Any]] = {
     "check": {"findings": list[Finding], "target": dict},
     "inspect": {"facts": ModelFacts},
-    "coord": {"coord": CoordResult},
+    "coord": {"coord": CoordResult | DepthCoordResult},  # DepthCoordResult under --depths
     "transfer_describe": {"describe": dict},
     "transfer_trials": {"trials": list},
 }

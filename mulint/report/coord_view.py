@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 
-from mulint.coordcheck import DepthCoordResult
 from mulint.report.escape import keep_lines, one_line
 
 
+def _by_depth(result) -> bool:
+    """A depth check's result (mulint.coordcheck.DepthCoordResult: this module reads results by their fields)."""
+    return hasattr(result, "depths")
+
+
 def as_json(result) -> str:
-    if isinstance(result, DepthCoordResult):
+    if _by_depth(result):
         return depth_as_json(result)
     layers = []
     for l in result.layers:
@@ -46,7 +50,7 @@ def as_json(result) -> str:
 
 
 def as_text(result, worst: int = 10) -> str:
-    if isinstance(result, DepthCoordResult):
+    if _by_depth(result):
         return depth_as_text(result)
     judged = [l for l in result.layers if l.judged and l.slope is not None]
     ranked = sorted(judged, key=lambda l: -abs(l.slope))[:worst]

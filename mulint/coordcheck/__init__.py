@@ -95,7 +95,10 @@ class CoordResult:
 # and the log-log slope each has in a model whose branches are scaled with depth (Adam, α in [½, 1]).
 DEPTH_MEASURES = {
     "stream_change": ("residual stream's change", 0.0),  # of the final stream, after the steps
-    "block_change": ("a block's change in one step", -1.0),  # its contribution, its input held at init
+    "block_change": (
+        "a block's change in one step",
+        -1.0,
+    ),  # its contribution, its input held at the stream before the step
     "stream_init": ("residual stream at init", 0.0),  # the final stream's size
     "block_nonlinearity": ("a block's non-linearity in one step", 0.0),  # distance from its linearisation, per unit
 }

@@ -4,10 +4,11 @@ depths, the width fixed, and how the residual stream and the blocks move against
 Measured on a fixed batch, per depth (mean over seeds), and fitted as log-log slopes against L:
 - the final residual stream's change after the steps (flat when branches are scaled with depth; SP
   with Adam ≈ +1: every block's update adds up);
-- each block's contribution's change after one step, its input held at init, so it is judged after
-  its multiplier wherever that is applied (∝ 1/L);
+- each block's contribution's change in one step (the last: a zero-initialised readout holds every
+  block still in the first), its input held at the stream it had before that step, so it is judged
+  after its multiplier wherever that is applied (∝ 1/L);
 - the final stream at init (flat with scaled branches; SP pre-LN ≈ +½);
-- a block's distance from its linearisation after one step, per unit of its change (flat under
+- a block's distance from its linearisation in that step, per unit of its change (flat under
   α = 1; falling like L^-½ under α = ½: the block grows lazy, nearly linear in its update).
 
 The linearisation is read without derivatives: with Δ the step's update, ½(f(θ+Δ) + f(θ−Δ)) − f(θ) is
@@ -227,14 +228,15 @@ def _measure(training: Training, blocks: list[nn.Module], inputs, steps: int, de
     try:
         first = recorder.run(args, kwargs)
         inside = recorder.adds_inside(first)
-        before = [p.detach().clone() for p in model.parameters()]
-        changes = []
+        changes, now = [], first
         block_values: tuple[float, float, bool] | None = None
         for step in range(1, steps + 1):
+            before = [p.detach().clone() for p in model.parameters()] if step == steps else []
             _step(training, args, kwargs, depth, label)
-            if step == 1:
-                block_values = _block_measures(model, recorder, before, first[:-1], inputs, inside)
-            changes.append(float((recorder.run(args, kwargs)[-1] - first[-1]).abs().mean()))
+            if step == steps:
+                block_values = _block_measures(model, recorder, before, now[:-1], inputs, inside)
+            now = recorder.run(args, kwargs)
+            changes.append(float((now[-1] - first[-1]).abs().mean()))
     finally:
         recorder.close()
     assert block_values is not None
@@ -262,8 +264,8 @@ def _step(training: Training, args, kwargs, depth: int, label: str) -> None:
 def _block_measures(
     model: nn.Module, recorder: StreamRecorder, before, entering, inputs, inside: bool
 ) -> tuple[float, float, bool]:
-    """Each block's contribution, its input held at init, at θ0, θ0+Δ and θ0−Δ (Δ the first step's
-    update): the mean change of a contribution, and the non-linear part per unit of the linear part,
+    """Each block's contribution, its input held at ``entering`` (the stream before the step), at θ0, θ0+Δ
+    and θ0−Δ (θ0 the parameters before the step, Δ its update): the mean change of a contribution, and the non-linear part per unit of the linear part,
     in float64 when the model runs in it. The parameters are left as the step made them."""
     params = list(model.parameters())
     after = [p.detach().clone() for p in params]

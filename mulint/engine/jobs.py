@@ -152,6 +152,7 @@ def _analyse(target, options: JobOptions):
             lr_scale=options.lr_scale,
         )
         facts.coord, facts.coord_widths = coord_facts(result, structure), result.widths
+        _depth_coord(target, structure, options)
     entry = {
         "target": target.label,
         "mode": "model",
@@ -164,6 +165,31 @@ def _analyse(target, options: JobOptions):
     }
     rules = [r for r in model_rules() if selected(r.code, options.select, options.ignore)]
     return check_model_rules(facts, rules), entry  # on every traced branch of forward
+
+
+def _depth_coord(target, structure, options: JobOptions) -> None:
+    """`check --coord` on a model with a depth knob: the depth coordinate check too (MU951-MU954), at
+    depths bracketing the model's own. A model it cannot follow keeps its width results, with a note."""
+    from mulint.coordcheck.depth import depth_coord_facts, depth_knob_of, run_depth_coord
+
+    facts = structure.facts
+    if depth_knob_of(structure, None, target.label) is None:
+        return
+    try:
+        result = run_depth_coord(
+            target,
+            structure,
+            optimizer=options.optimizer,
+            find_optimizer=True,
+            profile=options.profile,
+            lr_scale_keys=options.lr_scale_keys,
+            lr_scale=options.lr_scale,
+        )
+    except MulintError as exc:
+        facts.notes.append(f"depth coordinate check not run: {exc.message}")
+        return
+    facts.coord_depth, facts.coord_depths = depth_coord_facts(result, structure), result.depths
+    facts.notes.extend(f"depth coordinate check: {note}" for note in result.notes)
 
 
 def analyse_numbers(target, options: JobOptions):

@@ -41,7 +41,7 @@ def test_model_and_source_rules_split_by_what_they_are_judged_on():
     assert [r.code for r in model_rules()] == [r.code for r in all_rules() if r.code != "MU303"]
     judged = {r.code: r.judged_on for r in all_rules()}
     assert {c for c, j in judged.items() if j == "measured"} == {"MU311", "MU312", "MU313"}
-    assert {c for c, j in judged.items() if j == "coord"} == {"MU901", "MU902"}
+    assert {c for c, j in judged.items() if j == "coord"} == {"MU901", "MU902", "MU951", "MU952", "MU953", "MU954"}
     assert {r.code for r in all_rules() if r.trains_only} == {
         "MU301",
         "MU302",

@@ -16,8 +16,11 @@ class _DepthCoordRule(Rule):
         if not bad or not self.fires(facts):
             return
         depths = ", ".join(map(str, facts.coord_depths))
-        measured = "; ".join(f"{m.description}: slope {m.slope:+.2f} (scaled branches: {m.expected:+g})" for m in bad)
-        yield self.finding(facts, bad[0].loc, f"depth coordinate check: {self.what} ({measured}; depths {depths})")
+        measured = "; ".join(
+            f"{m.description}: slope {m.slope:+.2f} against depth, {m.expected:+g} with depth-scaled branches"
+            for m in bad
+        )
+        yield self.finding(facts, bad[0].loc, f"depth coordinate check: {self.what}. {measured} (depths {depths})")
 
     def fires(self, facts) -> bool:
         return True

@@ -21,6 +21,7 @@ from mulint.exponents import fit_exponent
 from mulint.facts import (
     AttentionSite,
     BranchFacts,
+    CoordDepthMeasure,
     CoordLayer,
     ModelFacts,
     MupModule,
@@ -325,6 +326,21 @@ def sdpa(
 def coord_layer(name: str, slope: float, status: str, *, line: int = 30, module_type: str = "Linear") -> CoordLayer:
     return CoordLayer(
         name=name, module_type=module_type, slope=slope, status=status, loc=at(line, f"self.{name} = ...")
+    )
+
+
+def depth_measure(key: str, slope: float, status: str = "ok", *, line: int = 25) -> CoordDepthMeasure:
+    """One measure of the depth coordinate check, located at the line building the list of blocks."""
+    from mulint.coordcheck import DEPTH_MEASURES
+
+    description, expected = DEPTH_MEASURES[key]
+    return CoordDepthMeasure(
+        key=key,
+        description=description,
+        slope=slope,
+        expected=expected,
+        status=status,
+        loc=at(line, "self.blocks = ..."),
     )
 
 

@@ -8,6 +8,7 @@ from mulint.rules import all_rules, check_model_rules, model_rules
 from . import (
     test_rule_mu303_source,
     test_rules_attention,
+    test_rules_coord_depth,
     test_rules_depth,
     test_rules_init,
     test_rules_measured,
@@ -37,6 +38,7 @@ FACTS_MODULES = (
     test_rules_optimizer,
     test_rules_measured,
     test_rules_mup_coord,
+    test_rules_coord_depth,
     test_rules_depth,
 )
 

@@ -4,9 +4,9 @@ depths, the width fixed, and how the residual stream and the blocks move against
 Measured on a fixed batch, per depth (mean over seeds), and fitted as log-log slopes against L:
 - the final residual stream's change after the steps (flat when branches are scaled with depth; SP
   with Adam ≈ +1: every block's update adds up);
-- each block's contribution's change in one step (the last: a zero-initialised readout holds every
-  block still in the first), its input held at the stream it had before that step, so it is judged
-  after its multiplier wherever that is applied (∝ 1/L);
+- each block's contribution's change in one step (the first that moves the blocks: a zero-initialised
+  readout holds them still in the first), its input held at the stream it had before that step, so
+  it is judged after its multiplier wherever that is applied (∝ 1/L);
 - the final stream at init (flat with scaled branches; SP pre-LN ≈ +½);
 - a block's distance from its linearisation in that step, per unit of its change (flat under
   α = 1; falling like L^-½ under α = ½: the block grows lazy, nearly linear in its update).
@@ -228,19 +228,20 @@ def _measure(training: Training, blocks: list[nn.Module], inputs, steps: int, de
     try:
         first = recorder.run(args, kwargs)
         inside = recorder.adds_inside(first)
+        in_blocks = [p for block in blocks for p in block.parameters()]
         changes, now = [], first
         block_values: tuple[float, float, bool] | None = None
-        for step in range(1, steps + 1):
-            before = [p.detach().clone() for p in model.parameters()] if step == steps else []
+        for _ in range(steps):
+            before = [p.detach().clone() for p in model.parameters()] if block_values is None else []
+            held = [p.detach().clone() for p in in_blocks] if block_values is None else []
             _step(training, args, kwargs, depth, label)
-            if step == steps:
+            if block_values is None and any(not torch.equal(p, h) for p, h in zip(in_blocks, held)):
                 block_values = _block_measures(model, recorder, before, now[:-1], inputs, inside)
             now = recorder.run(args, kwargs)
             changes.append(float((now[-1] - first[-1]).abs().mean()))
     finally:
         recorder.close()
-    assert block_values is not None
-    block_change, nonlinearity, exact = block_values
+    block_change, nonlinearity, exact = block_values or (0.0, 0.0, True)  # the blocks never moved
     return {
         "stream_change": changes[-1],
         "block_change": block_change,

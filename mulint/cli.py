@@ -385,6 +385,12 @@ def check(
     help="Depth coordinate check instead: train at these numbers of blocks, the width fixed, and judge how the "
     "residual stream and the blocks move with depth (MU951-MU954).",
 )
+@click.option(
+    "--profile",
+    metavar="NAME|FILE.toml",
+    help="Profile whose [coord] thresholds judge the run: mup (default), completep (lazy blocks fail), ... "
+    "(config `profile`).",
+)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG plot here.")
 @click.option("--format", "fmt", type=FORMATS_INSPECT, default="text", show_default=True, help="Output format.")
 @timeout_option
@@ -396,6 +402,7 @@ def coord(
     widths,
     width_arg,
     depths,
+    profile,
     steps,
     seeds,
     lr,
@@ -427,6 +434,7 @@ def coord(
             widths=widths,
             width_arg=width_arg,
             optimizer=optimizer,
+            profile=profile,
             timeout=timeout,
             max_memory=max_memory,
             jobs=1,  # one model: one worker

@@ -152,7 +152,7 @@ def test_a_multiplier_outside_the_branch_modules_is_judged_after_it():
 
 
 @pytest.mark.slow
-def test_lazy_blocks_are_a_note_by_default_and_fail_under_a_profile_that_warns(tmp_path):
+def test_lazy_blocks_are_a_note_by_default_and_fail_under_a_profile_that_warns(mulint, tmp_path):
     from mulint.profiles import load_profile
 
     by_default = trained("DepthMup")
@@ -161,8 +161,13 @@ def test_lazy_blocks_are_a_note_by_default_and_fail_under_a_profile_that_warns(t
         open(load_profile().source, encoding="utf-8").read().replace("depth_lazy_warning = 0", "depth_lazy_warning = 1")
     )
     (tmp_path / "warn.toml").write_text(text, encoding="utf-8")
-    strict = run("DepthMup", profile=str(tmp_path / "warn.toml"), depths=[4, 16])
-    assert strict.verdict == "fail" and strict.lazy_fails and not any("lazy blocks" in n for n in strict.notes)
+    target = f"{MODELS / 'depth_residual.py'}:DepthMup"
+    code, out, err = mulint(
+        "coord", target, "--depths", "4,16", "--seeds", "1", "--profile", str(tmp_path / "warn.toml")
+    )
+    assert code == 1 and "depth coordinate check FAIL" in out, err
+    assert out.splitlines()[-1].startswith("a block's non-linearity in one step falls with depth") and "MU953" in out
+    assert "note: lazy blocks" not in out
 
 
 # --- the parts, fast -------------------------------------------------------------------------------

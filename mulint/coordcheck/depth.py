@@ -33,7 +33,7 @@ from mulint.construct.depth import DepthKnob, find_depth_knob
 from mulint.construct.proportional import scaled_widths
 from mulint.construct.provenance import quiet
 from mulint.coordcheck import DEPTH_FACTORS, DEPTH_MEASURES, DepthCoordResult, DepthMeasure
-from mulint.coordcheck.plan import SEQ, VOCAB, describe_shrinking
+from mulint.coordcheck.plan import SEQ, SINGLE_THREAD_ELEMENTS, VOCAB, describe_shrinking
 from mulint.coordcheck.run import batch_inputs, default_device, token_shape, training_of
 from mulint.coordcheck.stream import StreamRecorder, block_lists, contributions
 from mulint.errors import MulintError
@@ -143,29 +143,31 @@ def run_depth_coord(
     model_cls = type(next(iter(structure.models.values())))
     factory = find_factory(target.module, model_cls, optimizer) if optimizer is not None or find_optimizer else None
     policy = LrPolicy.for_module(target.module, lr_scale_keys, lr_scale, factory.module) if factory else None
+    deepest = _elements(_meta_models(knob, [max(depths)], width, label)[max(depths)])
     sums: dict[str, dict[int, float]] = {key: {} for key in DEPTH_MEASURES}
     shrunk: list[str] = []
     precision: list[str] = []
-    for depth in depths:
-        for seed in range(seeds):
-            torch.manual_seed(1000 + seed)
-            with quiet():
-                model = build_at(knob.at(depth), width, target=label, device=device)
-            model.to(device)
-            inputs = batch_inputs(target, structure, model, batch_fn, device)
-            shrunk = shrunk or describe_shrinking(knob.width, _NoLists(), token_shape(inputs))
-            training = training_of(model, factory, policy, label, lr)
-            blocks = list(model.get_submodule(blocks_path))
-            values, exact = _measure(training, blocks, inputs, steps, depth, label)
-            if not exact and not precision:
-                precision.append(
-                    "the blocks' linearisation was measured in float32 (the model does not run in float64): "
-                    "its slope may be rounding noise"
-                )
-            for key, value in values.items():
-                sums[key][depth] = sums[key].get(depth, 0.0) + value / seeds
-            del model, training
-            progress(1)
+    with _threads(1 if device == "cpu" and deepest <= SINGLE_THREAD_ELEMENTS else None):
+        for depth in depths:
+            for seed in range(seeds):
+                torch.manual_seed(1000 + seed)
+                with quiet():
+                    model = build_at(knob.at(depth), width, target=label, device=device)
+                model.to(device)
+                inputs = batch_inputs(target, structure, model, batch_fn, device)
+                shrunk = shrunk or describe_shrinking(knob.width, _NoLists(), token_shape(inputs))
+                training = training_of(model, factory, policy, label, lr)
+                blocks = list(model.get_submodule(blocks_path))
+                values, exact = _measure(training, blocks, inputs, steps, depth, label)
+                if not exact and not precision:
+                    precision.append(
+                        "the blocks' linearisation was measured in float32 (the model does not run in float64): "
+                        "its slope may be rounding noise"
+                    )
+                for key, value in values.items():
+                    sums[key][depth] = sums[key].get(depth, 0.0) + value / seeds
+                del model, training
+                progress(1)
     measures = [DepthMeasure(key=key, values=by_depth) for key, by_depth in sums.items()]
     for m in measures:
         m.slope = fit_exponent(m.values)
@@ -187,6 +189,19 @@ def run_depth_coord(
         limits={k: v for k, v in limits.items() if k.startswith("depth_")},
         lazy_fails=bool(limits["depth_lazy_warning"]),
     )
+
+
+@contextlib.contextmanager
+def _threads(n: int | None):
+    """``n`` intra-op threads while training (one for small models on the CPU: their matmuls gain
+    nothing from more, and on a shared machine the threads' synchronisation costs more than the work)."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class _NoLists:

@@ -142,7 +142,7 @@ def test_an_unknown_setting_is_a_programming_error():
         (["--ignore", "ALL"], "--ignore"),
         (["--select", "MU1", "--ignore", "MU1"], "--ignore"),  # a tie is an ignore, as in ruff
         (["--select", "MU9O1"], "unknown rule code MU9O1"),
-        (["--select", "MU9"], "MU901, MU902 run only with the coordinate check"),
+        (["--select", "MU9"], "MU901, MU902, MU951, MU952, MU953, MU954 run only with the coordinate check"),
         (["--select", "MU1", "--no-exec"], "--no-exec runs the static rules only"),
         (["--select", "MU9", "--coord", "--no-exec"], "--no-exec runs the static rules only"),
         (["--timeout", "nan"], "--timeout"),

@@ -4,8 +4,8 @@ depths, the width fixed, and how the residual stream and the blocks move against
 Measured on a fixed batch, per depth (mean over seeds), and fitted as log-log slopes against L:
 - the final residual stream's change after the steps (flat when branches are scaled with depth; SP
   with Adam ≈ +1: every block's update adds up);
-- each block's contribution's change in one step (the first that moves the blocks: a zero-initialised
-  readout holds them still in the first), its input held at the stream it had before that step, so
+- each block's contribution's change in one step (the first that moves every block parameter: a
+  zero-initialised readout holds them still in the first), its input held at the stream it had before that step, so
   it is judged after its multiplier wherever that is applied (∝ 1/L);
 - the final stream at init (flat with scaled branches; SP pre-LN ≈ +½);
 - a block's distance from its linearisation in that step, per unit of its change (flat under
@@ -44,6 +44,8 @@ from mulint.reading.functions import Function
 # Parameters of the deepest model trained: the full depth is trained, so the width gives way first.
 DEPTH_MAX_ELEMENTS = 12_000_000
 MIN_DEPTH = 2
+# A block's non-linear part per unit of its change below this is rounding: it moved only weights it uses linearly.
+LINEAR_FLOOR = 1e-9
 
 
 def depth_knob_of(structure: Structure, depth_arg: str | None, label: str) -> DepthKnob | None:
@@ -172,6 +174,15 @@ def run_depth_coord(
     for m in measures:
         m.slope = fit_exponent(m.values)
         m.status = judge_depth(m, limits)
+    bent = next(m for m in measures if m.key == "block_nonlinearity")
+    if bent.status == "lazy" and any(m.status == "blow-up" for m in measures):
+        bent.status = "ok"  # measured on a step of a model whose stream already runs away: says nothing
+    if any(v < LINEAR_FLOOR for v in bent.values.values()):
+        bent.slope, bent.status = None, "ok"
+        notes.append(
+            "the blocks moved linearly in their update in the steps trained (only weights they use linearly "
+            "had moved), so their distance from linearisation says nothing: try more --steps"
+        )
     notes += precision + _lazy_note(measures, limits)
     return DepthCoordResult(
         target=label,
@@ -243,20 +254,23 @@ def _measure(training: Training, blocks: list[nn.Module], inputs, steps: int, de
     try:
         first = recorder.run(args, kwargs)
         inside = recorder.adds_inside(first)
-        in_blocks = [p for block in blocks for p in block.parameters()]
+        in_blocks = [p for block in blocks for p in block.parameters() if p.requires_grad]
         changes, now = [], first
         block_values: tuple[float, float, bool] | None = None
-        for _ in range(steps):
+        for step in range(1, steps + 1):
             before = [p.detach().clone() for p in model.parameters()] if block_values is None else []
             held = [p.detach().clone() for p in in_blocks] if block_values is None else []
             _step(training, args, kwargs, depth, label)
-            if block_values is None and any(not torch.equal(p, h) for p, h in zip(in_blocks, held)):
+            # The first step that moves every block parameter (a zero-initialised readout, then output
+            # projection, hold the others still for a step or two: the block would look linear), else the last.
+            if block_values is None and (step == steps or all(not torch.equal(p, h) for p, h in zip(in_blocks, held))):
                 block_values = _block_measures(model, recorder, before, now[:-1], inputs, inside)
             now = recorder.run(args, kwargs)
             changes.append(float((now[-1] - first[-1]).abs().mean()))
     finally:
         recorder.close()
-    block_change, nonlinearity, exact = block_values or (0.0, 0.0, True)  # the blocks never moved
+    assert block_values is not None  # measured at the last step at the latest
+    block_change, nonlinearity, exact = block_values
     return {
         "stream_change": changes[-1],
         "block_change": block_change,

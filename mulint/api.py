@@ -102,9 +102,10 @@ class Analysis:
 
 @dataclass
 class CoordReport:
-    """The result of `mulint.coord`: the verdict, and per layer its slope against width."""
+    """The result of `mulint.coord`: the verdict, and per layer its slope against width (with `depths`,
+    per measure its slope against depth)."""
 
-    result: Any  # mulint.coordcheck.CoordResult
+    result: Any  # mulint.coordcheck.CoordResult, or DepthCoordResult with `depths`
 
     @property
     def verdict(self) -> str:
@@ -116,6 +117,8 @@ class CoordReport:
 
     @property
     def slopes(self) -> dict[str, float | None]:
+        if hasattr(self.result, "measures"):  # the depth check: "stream_change", "block_change", ...
+            return {m.key: m.slope for m in self.result.measures}
         return {layer.name: layer.slope for layer in self.result.layers if layer.judged}
 
     def plot(self, path: str | Path) -> None:
@@ -273,9 +276,11 @@ def coord(
     batch_fn: Callable[..., Any] | None = None,
     device: str | None = None,
     width_arg: str | None = None,
+    depths: list[int] | None = None,
 ) -> CoordReport:
     """Train the model a few steps at growing widths; a layer whose change grows or collapses with
-    width fails the check."""
+    width fails the check. With `depths` (e.g. [4, 8, 16]): the depth coordinate check instead, at
+    those numbers of blocks, the width fixed (`widths` not taken)."""
     from mulint.engine.settings import build_settings, check_coord_run
 
     check_coord_run(steps, seeds, lr, source="api")  # before torch is imported: a bad call fails at once
@@ -287,6 +292,20 @@ def coord(
 
     def run():
         structure = analyse_structure(target, width_arg=width_arg)
+        if depths is not None:
+            from mulint.coordcheck.depth import run_depth_coord
+
+            return run_depth_coord(
+                target,
+                structure,
+                depths=list(depths),
+                steps=steps,
+                seeds=seeds,
+                lr=lr,
+                batch_fn=batch_fn,
+                optimizer=_given(optimizer_fn),
+                device=device,
+            )
         return run_coord(
             target,
             structure,

@@ -337,3 +337,13 @@ def test_the_command_line_exits_1_on_a_failing_depth_check_and_writes_json_and_a
     assert code == 1 and data["verdict"] == "fail" and data["depth_knob"] == "n_layer", err
     assert {m["name"]: m["status"] for m in data["measures"]}["stream_change"] == "blow-up"
     assert plot.stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_the_python_api_runs_the_depth_check():
+    import mulint
+
+    report = mulint.coord(stacks.CompleteP, depths=[4, 8], steps=2, seeds=1, device="cpu")
+    assert report.ok and set(report.slopes) == {"stream_change", "block_change", "stream_init", "block_nonlinearity"}
+    assert report.slopes["block_change"] == pytest.approx(-1.0, abs=0.15)
+    assert json.loads(report.to_json())["depths"] == [4, 8] and "depth coordinate check PASS" in str(report)

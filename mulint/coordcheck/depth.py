@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn as nn
@@ -159,7 +160,7 @@ def run_depth_coord(
                 inputs = batch_inputs(target, structure, model, batch_fn, device)
                 shrunk = shrunk or describe_shrinking(knob.width, _NoLists(), token_shape(inputs))
                 training = training_of(model, factory, policy, label, lr)
-                blocks = list(model.get_submodule(blocks_path))
+                blocks = list(cast(nn.ModuleList, model.get_submodule(blocks_path)))
                 values, exact = _measure(training, blocks, inputs, steps, depth, label)
                 if not exact and not precision:
                     precision.append(

@@ -83,7 +83,7 @@ class StreamRecorder:
             if where is None:
                 return None
             kind, key = where
-            value = args[key] if kind == "arg" else kwargs[key]  # type: ignore[index]
+            value = args[key] if kind == "arg" else kwargs[key]
             self.entering[index] = value.detach().clone()
             if self.frozen is None:
                 return None
@@ -111,7 +111,7 @@ class StreamRecorder:
         where = _stream_arg(args, kwargs)
         if where is not None:
             kind, key = where
-            value = args[key] if kind == "arg" else kwargs[key]  # type: ignore[index]
+            value = args[key] if kind == "arg" else kwargs[key]
             if value.shape == self.entering[0].shape:
                 self.final = value.detach().clone()
         return None

@@ -233,7 +233,7 @@ def coord(job, send) -> dict:
         steps.enter("batch")
         batch_fn = _checked_batch(*resolve_function(options.batch))
     steps.enter("coord")
-    run = {
+    run: dict[str, Any] = {  # what the width and the depth check both take
         "steps": options.steps,
         "seeds": options.seeds,
         "lr": options.lr,

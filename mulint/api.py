@@ -277,10 +277,12 @@ def coord(
     device: str | None = None,
     width_arg: str | None = None,
     depths: list[int] | None = None,
+    depth_arg: str | None = None,
 ) -> CoordReport:
     """Train the model a few steps at growing widths; a layer whose change grows or collapses with
     width fails the check. With `depths` (e.g. [4, 8, 16]): the depth coordinate check instead, at
-    those numbers of blocks, the width fixed (`widths` not taken)."""
+    those numbers of blocks, the width fixed (`widths` not taken); `depth_arg` names the argument that
+    sets the number of blocks (default: n_layer, num_hidden_layers, ...)."""
     from mulint.engine.settings import build_settings, check_coord_run
 
     check_coord_run(steps, seeds, lr, source="api")  # before torch is imported: a bad call fails at once
@@ -299,6 +301,7 @@ def coord(
                 target,
                 structure,
                 depths=list(depths),
+                depth_arg=depth_arg,
                 steps=steps,
                 seeds=seeds,
                 lr=lr,

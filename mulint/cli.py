@@ -386,6 +386,12 @@ def check(
     "residual stream and the blocks move with depth (MU951-MU954).",
 )
 @click.option(
+    "--depth-arg",
+    metavar="NAME",
+    help="With --depths: the argument or config field that sets the number of blocks (default: n_layer, "
+    "n_layers, num_layers, num_hidden_layers, depth, ...; config `depth-arg`).",
+)
+@click.option(
     "--profile",
     metavar="NAME|FILE.toml",
     help="Profile whose [coord] thresholds judge the run: mup (default), completep (lazy blocks fail), ... "
@@ -402,6 +408,7 @@ def coord(
     widths,
     width_arg,
     depths,
+    depth_arg,
     profile,
     steps,
     seeds,
@@ -435,6 +442,7 @@ def coord(
             width_arg=width_arg,
             optimizer=optimizer,
             profile=profile,
+            depth_arg=depth_arg,
             timeout=timeout,
             max_memory=max_memory,
             jobs=1,  # one model: one worker

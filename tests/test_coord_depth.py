@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from conftest import MODELS
+from conftest import EXAMPLES, MODELS
 
 from tests.models import depth_residual as stacks
 
@@ -347,3 +347,11 @@ def test_the_python_api_runs_the_depth_check():
     assert report.ok and set(report.slopes) == {"stream_change", "block_change", "stream_init", "block_nonlinearity"}
     assert report.slopes["block_change"] == pytest.approx(-1.0, abs=0.15)
     assert json.loads(report.to_json())["depths"] == [4, 8] and "depth coordinate check PASS" in str(report)
+
+
+@pytest.mark.slow
+def test_check_coord_leaves_depth_to_the_note_on_a_model_without_depth_scaling(mulint):
+    """nanoGPT with no branch multiplier under the default profile: width results only, no MU95x."""
+    code, out, err = mulint("check", str(EXAMPLES / "nanogpt_sp.py"), "--coord", "--select", "MU9", "--format", "json")
+    codes = {f["code"] for f in json.loads(out)["findings"]}
+    assert code == 1 and "MU901" in codes and not {c for c in codes if c.startswith("MU95")}, err

@@ -168,17 +168,23 @@ def _analyse(target, options: JobOptions):
 
 
 def _depth_coord(target, structure, options: JobOptions) -> None:
-    """`check --coord` on a model with a depth knob: the depth coordinate check too (MU951-MU954), at
-    depths bracketing the model's own. A model it cannot follow keeps its width results, with a note."""
-    from mulint.coordcheck.depth import depth_coord_facts, depth_knob_of, run_depth_coord
+    """`check --coord` on a model whose depth is judged: the depth coordinate check too (MU951-MU954), at
+    depths bracketing the model's own. Judged: a depth knob and residual branches were found (and depth
+    is not turned off), and the model shows depth intent or the profile is not the default one (a model
+    without depth scaling gets the default profile's note instead). A model the check cannot follow keeps
+    its width results, with a note."""
+    from mulint.analysis.depth import DEFAULT_PROFILE, has_depth_intent
+    from mulint.coordcheck.depth import depth_coord_facts, run_depth_coord
 
     facts = structure.facts
-    if depth_knob_of(structure, None, target.label) is None:
+    depth = facts.depth
+    if depth is None or not depth.branches or (options.profile == DEFAULT_PROFILE and not has_depth_intent(depth)):
         return
     try:
         result = run_depth_coord(
             target,
             structure,
+            depth_arg=options.depth_arg,
             optimizer=options.optimizer,
             find_optimizer=True,
             profile=options.profile,
@@ -249,7 +255,8 @@ def coord(job, send) -> dict:
     if options.depths is not None:
         from mulint.coordcheck.depth import run_depth_coord
 
-        return {"coord": run_depth_coord(target, structure, depths=list(options.depths), **run)}
+        depths = list(options.depths)
+        return {"coord": run_depth_coord(target, structure, depths=depths, depth_arg=options.depth_arg, **run)}
     return {"coord": run_coord(target, structure, widths=_listed(options.widths), **run)}
 
 

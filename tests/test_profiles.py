@@ -181,7 +181,8 @@ def test_depth_profiles_are_mup_requiring_their_alpha():
     assert (mup.depth.alpha, mup.depth.required) == ((0.5, 1.0), False)
     assert (half.depth.alpha, half.depth.required) == ((0.5, 0.5), True)
     assert (complete.depth.alpha, complete.depth.required) == ((1.0, 1.0), True)
-    assert half.init == mup.init and complete.update == mup.update and complete.coord == mup.coord
+    assert half.init == mup.init and complete.update == mup.update and half.coord == mup.coord
+    assert complete.coord == {**mup.coord, "depth_lazy_warning": 1.0}  # lazy blocks are MU953 under CompleteP
     # MUP_REFERENCE §8: block Adam lr L^(α-1), SGD L^(2α-1), ε L^-α; nothing on non-block parameters
     assert half.depth.expected("block", "adam", "lr", 0.5) == -0.5
     assert complete.depth.expected("block", "sgd", "lr", 1.0) == 1.0

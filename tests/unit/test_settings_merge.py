@@ -136,7 +136,9 @@ def test_a_profile_file_is_resolved_against_the_config_folder(tmp_path):
 
 
 def test_selections_that_would_check_nothing_are_errors():
-    with pytest.raises(MulintError, match="MU901, MU902, MU951, MU952, MU953, MU954 run only with the coordinate check"):
+    with pytest.raises(
+        MulintError, match="MU901, MU902, MU951, MU952, MU953, MU954 run only with the coordinate check"
+    ):
         build_settings(None, select=["MU9"])
     assert build_settings(None, select=["MU9"], coord=True).select == ("MU9",)
     with pytest.raises(MulintError, match="runs the static rules only"):

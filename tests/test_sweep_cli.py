@@ -60,3 +60,31 @@ def test_mup_passes(mulint, tmp_path, monkeypatch):
 def test_bad_runs_are_usage_errors_before_anything_trains(mulint, args, message):
     code, out, err = mulint("transfer", f"{EXAMPLES}/mlp_mup.py", *args)
     assert code == 2 and message in err and out == ""
+
+
+HANGS_IN_TRAINING = """
+import time
+
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, width: int = 32):
+        super().__init__()
+        self.a, self.b = nn.Linear(8, width), nn.Linear(width, 4)
+
+    def forward(self, x):
+        if self.training:
+            time.sleep(3600)
+        return self.b(torch.relu(self.a(x)))
+"""
+
+
+@pytest.mark.slow
+def test_a_model_that_hangs_while_training_times_out_in_the_training_step(mulint, tmp_path):
+    model = tmp_path / "hangs.py"
+    model.write_text(HANGS_IN_TRAINING)
+    code, out, err = mulint("transfer", f"{model}:Net", "--widths", "32,64", "--steps", "10", "--timeout", "5")
+    assert code == 2 and out == ""
+    assert "[transfer] timed out after 5 s" in err  # not the build step the width's model came from

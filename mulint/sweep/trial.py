@@ -31,6 +31,7 @@ from mulint.construct.proportional import scaled_widths
 from mulint.construct.provenance import quiet
 from mulint.coordcheck.plan import cpu_threads, describe_shrinking, fits, shallow, shrunk_model, size_on_meta
 from mulint.errors import MulintError
+from mulint.steps import enter as enter_step
 from mulint.sweep.data import SyntheticTask, UserData, synthetic_task
 from mulint.sweep.knobs import DEFAULT, knob_named
 from mulint.sweep.store import TrialResult
@@ -252,6 +253,7 @@ def train_one(
         cpu_threads(sweep.knob, [width], sweep.label, sweep.device),  # one thread for small models, as coord
         shrunk_model(sweep.knob, width, target=sweep.label, device=sweep.device) as (model, _),
     ):
+        enter_step("transfer")  # the width's build was a step of its own: from here on it is the training
         output_scale = apply_knob(sweep, model, value)
         training = Training.of(
             model,

@@ -82,12 +82,10 @@ class Verdict:
 
 
 def optimum(log2_values: list[float] | tuple[float, ...], losses: list[float]) -> Optimum:
-    """The best log2 value of one mean curve: the vertex of the least-squares parabola through the
-    points within ``WINDOW`` octaves of the argmin (at least three), when it opens upwards and lies
-    within half a grid step of the argmin; else the vertex of the parabola through the argmin and its
-    two neighbours (which lies there whenever the argmin is below both); else the argmin. The wide
-    window keeps a flat bottom from being decided by the noise of one point; the half step keeps a
-    lopsided curve (steep on one side, shallow on the other) from pulling the vertex off the bottom."""
+    """The best log2 lr of one mean curve: the vertex of the least-squares parabola through the points
+    within ``WINDOW`` octaves of the argmin (at least three), when it opens upwards and its vertex lies
+    inside them; otherwise the argmin. A window wider than the argmin's two neighbours keeps a flat
+    bottom from being decided by the noise of one point."""
     finite = [i for i, v in enumerate(losses) if math.isfinite(v)]
     if not finite:
         raise ValueError("no finite loss on the curve")
@@ -95,20 +93,16 @@ def optimum(log2_values: list[float] | tuple[float, ...], losses: list[float]) -
     on_edge = i in (0, len(losses) - 1)
     if on_edge:
         return Optimum(float(log2_values[i]), True, False)
-    x = log2_values[i]
-    left, right = i - 1, i + 1
-    half_step = min(x - log2_values[left], log2_values[right] - x) / 2
-    near = [k for k in finite if abs(log2_values[k] - x) <= WINDOW]
-    for points in (near, [k for k in (left, i, right) if k in finite]):
-        if len(points) < 3 or not (points[0] < i < points[-1]):
-            continue
-        vertex = parabola_vertex([log2_values[k] for k in points], [losses[k] for k in points])
-        if vertex is not None and abs(vertex - x) <= half_step + 1e-9:
-            return Optimum(vertex, False, True)
-    return Optimum(float(x), False, False)
+    near = [k for k in finite if abs(log2_values[k] - log2_values[i]) <= WINDOW]
+    if len(near) < 3 or not (near[0] < i < near[-1]):
+        return Optimum(float(log2_values[i]), False, False)
+    vertex = _vertex([log2_values[k] for k in near], [losses[k] for k in near])
+    if vertex is None:
+        return Optimum(float(log2_values[i]), False, False)
+    return Optimum(vertex, False, True)
 
 
-def parabola_vertex(xs, ys) -> float | None:
+def _vertex(xs, ys) -> float | None:
     """The vertex of the least-squares parabola through the points, when it opens upwards and lies
     between the first and last of them."""
     n = len(xs)

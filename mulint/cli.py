@@ -496,7 +496,8 @@ def coord(
     "--widths",
     callback=parse_widths,
     metavar="W1,W2,...",
-    help="Widths to train at (default: the model's own width, 2x and 4x it, as far as they fit).",
+    help="Widths to train at (default: the model's own width, 2x and 4x it when their training fits --budget, "
+    "else the same doublings moved down).",
 )
 @width_arg_option
 @click.option("--steps", type=int, default=200, show_default=True, help="Training steps per trial (10 to 100000).")

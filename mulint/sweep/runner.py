@@ -69,6 +69,7 @@ class TrialRunner:
 
         s = self.sweep
         chosen = choose_widths(s, widths)
+        counts = sizes(s, chosen)  # each width built once on the meta device, for both uses below
         return {
             "target": s.label,
             "widths": chosen,
@@ -78,8 +79,8 @@ class TrialRunner:
             "task": s.task.description,
             "notes": list(s.notes),
             "shrunk": list(s.shrunk),
-            "step_seconds": step_times(s, chosen, requested=bool(widths)),
-            "sizes": sizes(s, chosen),  # parameters per width: what the default widths are picked by
+            "step_seconds": step_times(s, counts, requested=bool(widths)),
+            "sizes": counts,  # parameters per width: what the default widths are picked by
             "positions": s.positions,
         }
 

@@ -203,22 +203,22 @@ def sizes(sweep: SweepModel, widths: list[int]) -> dict[int, int]:
     return {w: size_on_meta(sweep.knob, w, sweep.label) or 0 for w in widths}
 
 
-def step_times(sweep: SweepModel, widths: list[int], requested: bool) -> dict[int, float]:
+def step_times(sweep: SweepModel, counts: dict[int, int], requested: bool) -> dict[int, float]:
     """A training step's seconds at each width: measured (see ``seconds_per_step``), except above the
     base width of a default sweep's candidates, where the base width's time is scaled by the model's
     size (a step's work grows with its parameters; what does not, the overhead, makes this an upper
     bound). The candidates above the base are the expensive ones: measuring them would cost the time
-    the choice is there to save."""
+    the choice is there to save. ``counts``: parameters per width (``sizes``)."""
     base = sweep.knob.base
-    measured = [w for w in widths if requested or w <= base]
+    measured = [w for w in counts if requested or w <= base]
     times = {w: seconds_per_step(sweep, w) for w in measured}
     reference = max(measured, default=None)
     if reference is None:
         return times
-    size = size_on_meta(sweep.knob, reference, sweep.label) or 1
-    for w in widths:
+    size = counts[reference] or 1
+    for w in counts:
         if w not in times:
-            times[w] = times[reference] * (size_on_meta(sweep.knob, w, sweep.label) or size) / size
+            times[w] = times[reference] * (counts[w] or size) / size
     return times
 
 

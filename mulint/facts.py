@@ -139,7 +139,7 @@ class CoordDepthMeasure:
     """One quantity of the depth coordinate check (`check --coord` on a model with a depth knob): its
     log-log slope against the depth L, the width fixed (mulint.coordcheck.DEPTH_MEASURES names them)."""
 
-    key: str  # "stream_change", "block_change", "stream_init" or "block_nonlinearity"
+    key: str  # "stream_change", "block_change", "stream_init" or "block_update"
     description: str  # e.g. "final residual stream's change after the steps"
     slope: float
     expected: float  # the slope of a model whose branches are scaled with depth

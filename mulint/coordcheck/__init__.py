@@ -94,13 +94,14 @@ class CoordResult:
 # The depth coordinate check (MUP_REFERENCE §8): what it measures against the depth L, the width fixed,
 # and the log-log slope each has in a model whose branches are scaled with depth (Adam, α in [½, 1]).
 DEPTH_MEASURES = {
-    "stream_change": ("residual stream's change", 0.0),  # of the final stream, after the steps
+    # of the final stream after the steps, over its size at init where that falls
+    "stream_change": ("residual stream's change", 0.0),
     "block_change": (
         "a block's change in one step",
         -1.0,
     ),  # its contribution, its input held at the stream before the step
     "stream_init": ("residual stream at init", 0.0),  # the final stream's size
-    "block_nonlinearity": ("a block's non-linearity in one step", 0.0),  # distance from its linearisation, per unit
+    "block_update": ("a block's relative update in one step", 0.0),  # rms of its weights' change over their size
 }
 DEPTH_FACTORS = (1, 2, 4)  # the default depths, as multiples of the first: half the base depth when it is 4 or more
 

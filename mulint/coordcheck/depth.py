@@ -2,18 +2,25 @@
 depths, the width fixed, and how the residual stream and the blocks move against the depth L.
 
 Measured on a fixed batch, per depth (mean over seeds), and fitted as log-log slopes against L:
-- the final residual stream's change after the steps (flat when branches are scaled with depth; SP
-  with Adam ≈ +1: every block's update adds up);
+- the final residual stream's change after the steps, against its size at init where that size falls
+  with depth (flat when branches are scaled with depth; SP with Adam ≈ +1: every block's update adds up);
 - each block's contribution's change in one step (the first that moves every block parameter: a
-  zero-initialised readout holds them still in the first), its input held at the stream it had before that step, so
-  it is judged after its multiplier wherever that is applied (∝ 1/L);
+  zero-initialised readout holds them still in the first), its input held at the stream it had before
+  that step, so it is judged after its multiplier wherever that is applied (∝ 1/L);
 - the final stream at init (flat with scaled branches; SP pre-LN ≈ +½);
-- a block's distance from its linearisation in that step, per unit of its change (flat under
-  α = 1; falling like L^-½ under α = ½: the block grows lazy, nearly linear in its update).
+- the blocks' relative update in that step: how far the step moves each block weight matrix, against
+  its size at init (flat under α = 1; falling like L^-½ under α = ½: the block grows lazy, nearly linear
+  in its update). Read from the optimizer's actual step, so the learning rate, Adam's ε and any other
+  optimizer's update rule count as training applies them.
 
-The linearisation is read without derivatives: with Δ the step's update, ½(f(θ+Δ) + f(θ−Δ)) − f(θ) is
-the part of the block's change that is not linear in Δ, and ½(f(θ+Δ) − f(θ−Δ)) the linear part. Both
-are taken in float64 (the second-order part of a small step is near float32's rounding).
+Why relative measures: at the depths a CPU can train, the stream at init is often dominated by the
+branches' sum rather than the embedding (a 0.02-std embedding against a few dozen branches), and that sum
+shrinks like L^-½ under α = 1 before it becomes negligible. The stream's absolute change and a block's
+distance from its linearisation both follow that composition of the stream, which is the model's init and
+not its parametrisation: on a CompleteP GPT with a 0.02-std embedding they fall like L^-0.3 to L^-0.4
+(read as a collapse and as lazy blocks) and are flat once the embedding dominates. The stream's change
+against its shrinking size, and an update against its weight's size, do not depend on it. A stream at
+init growing with depth is a finding of its own (MU954), so the change is not divided by that growth.
 """
 
 from __future__ import annotations
@@ -45,8 +52,6 @@ from mulint.reading.functions import Function
 # Parameters of the deepest model trained: the full depth is trained, so the width gives way first.
 DEPTH_MAX_ELEMENTS = 12_000_000
 MIN_DEPTH = 2
-# A block's non-linear part per unit of its change below this is rounding: it moved only weights it uses linearly.
-LINEAR_FLOOR = 1e-9
 
 
 def depth_knob_of(structure: Structure, depth_arg: str | None, label: str) -> DepthKnob | None:
@@ -149,7 +154,6 @@ def run_depth_coord(
     deepest = _elements(_meta_models(knob, [max(depths)], width, label)[max(depths)])
     sums: dict[str, dict[int, float]] = {key: {} for key in DEPTH_MEASURES}
     shrunk: list[str] = []
-    precision: list[str] = []
     with _threads(1 if device == "cpu" and deepest <= SINGLE_THREAD_ELEMENTS else None):
         for depth in depths:
             for seed in range(seeds):
@@ -161,30 +165,26 @@ def run_depth_coord(
                 shrunk = shrunk or describe_shrinking(knob.width, _NoLists(), token_shape(inputs))
                 training = training_of(model, factory, policy, label, lr)
                 blocks = list(cast(nn.ModuleList, model.get_submodule(blocks_path)))
-                values, exact = _measure(training, blocks, inputs, steps, depth, label)
-                if not exact and not precision:
-                    precision.append(
-                        "the blocks' linearisation was measured in float32 (the model does not run in float64): "
-                        "its slope may be rounding noise"
-                    )
+                values = _measure(training, blocks, inputs, steps, depth, label)
                 for key, value in values.items():
                     sums[key][depth] = sums[key].get(depth, 0.0) + value / seeds
                 del model, training
                 progress(1)
+    sums["stream_change"] = against_init(sums["stream_change"], sums["stream_init"])
     measures = [DepthMeasure(key=key, values=by_depth) for key, by_depth in sums.items()]
     for m in measures:
         m.slope = fit_exponent(m.values)
         m.status = judge_depth(m, limits)
-    bent = next(m for m in measures if m.key == "block_nonlinearity")
-    if bent.status == "lazy" and any(m.status == "blow-up" for m in measures):
-        bent.status = "ok"  # measured on a step of a model whose stream already runs away: says nothing
-    if any(v < LINEAR_FLOOR for v in bent.values.values()):
-        bent.slope, bent.status = None, "ok"
+    update = next(m for m in measures if m.key == "block_update")
+    if update.status == "lazy" and any(m.status == "blow-up" for m in measures):
+        update.status = "ok"  # measured on a step of a model whose stream already runs away: says nothing
+    if any(v <= 0.0 for v in update.values.values()):
+        update.slope, update.status = None, "ok"
         notes.append(
-            "the blocks moved linearly in their update in the steps trained (only weights they use linearly "
-            "had moved), so their distance from linearisation says nothing: try more --steps"
+            "no block weight matrix both starts non-zero and moved in the step measured, so the blocks' "
+            "relative update says nothing: try more --steps"
         )
-    notes += precision + _lazy_note(measures, limits)
+    notes += _lazy_note(measures, limits)
     return DepthCoordResult(
         target=label,
         depths=depths,
@@ -241,14 +241,15 @@ def _lazy_note(measures: list[DepthMeasure], limits: dict[str, float]) -> list[s
     if lazy is None or limits["depth_lazy_warning"]:
         return []
     return [
-        f"lazy blocks: a block's distance from its linearisation falls with depth (slope {lazy.slope:+.2f}), "
+        f"lazy blocks: a step moves the block weights less, relative to their size, in deeper models (slope "
+        f"{lazy.slope:+.2f}), "
         "the signature of α = ½ (Depth-µP); deep blocks then learn nearly linear features. α = 1 (CompleteP) "
         "keeps them non-linear; `--profile completep` makes this a warning (MU953)"
     ]
 
 
-def _measure(training: Training, blocks: list[nn.Module], inputs, steps: int, depth: int, label: str):
-    """The four measures on one model: ({key: value}, whether the linearisation was taken in float64)."""
+def _measure(training: Training, blocks: list[nn.Module], inputs, steps: int, depth: int, label: str) -> dict:
+    """The four measures on one model."""
     args, kwargs = inputs
     model = training.model
     recorder = StreamRecorder(model, blocks, label=label)
@@ -256,28 +257,54 @@ def _measure(training: Training, blocks: list[nn.Module], inputs, steps: int, de
         first = recorder.run(args, kwargs)
         inside = recorder.adds_inside(first)
         in_blocks = [p for block in blocks for p in block.parameters() if p.requires_grad]
+        at_init = [p.detach().clone() for p in in_blocks]
         changes, now = [], first
-        block_values: tuple[float, float, bool] | None = None
+        block_values: tuple[float, float] | None = None
         for step in range(1, steps + 1):
             before = [p.detach().clone() for p in model.parameters()] if block_values is None else []
             held = [p.detach().clone() for p in in_blocks] if block_values is None else []
             _step(training, args, kwargs, depth, label)
             # The first step that moves every block parameter (a zero-initialised readout, then output
-            # projection, hold the others still for a step or two: the block would look linear), else the last.
+            # projection, hold the others still for a step or two), else the last.
             if block_values is None and (step == steps or all(not torch.equal(p, h) for p, h in zip(in_blocks, held))):
-                block_values = _block_measures(model, recorder, before, now[:-1], inputs, inside)
+                block_values = (
+                    _block_change(model, recorder, before, now[:-1], inputs, inside),
+                    relative_update(held, [p.detach() for p in in_blocks], at_init),
+                )
             now = recorder.run(args, kwargs)
             changes.append(float((now[-1] - first[-1]).abs().mean()))
     finally:
         recorder.close()
     assert block_values is not None  # measured at the last step at the latest
-    block_change, nonlinearity, exact = block_values
+    stream_init = float(first[-1].abs().mean())
+    block_change, update = block_values
     return {
         "stream_change": changes[-1],
         "block_change": block_change,
-        "stream_init": float(first[-1].abs().mean()),
-        "block_nonlinearity": nonlinearity,
-    }, exact
+        "stream_init": stream_init,
+        "block_update": update,
+    }
+
+
+def against_init(change: dict[int, float], init: dict[int, float]) -> dict[int, float]:
+    """The stream's change at each depth over its size at init where that size is below the first
+    depth's, else over the first depth's: a stream at init shrinking with depth (the branches' sum giving
+    way to the embedding, a transient of small depths) does not read as a collapse, and one growing
+    with depth (unscaled branches: MU954 says so) leaves its change judged as it is."""
+    first = init[min(init)]
+    return {d: v / min(init[d], first) if min(init[d], first) > 0 else 0.0 for d, v in change.items()}
+
+
+def relative_update(before: list[torch.Tensor], after: list[torch.Tensor], at_init: list[torch.Tensor]) -> float:
+    """The mean over the block weight matrices (two or more dimensions) that start non-zero of rms(step's
+    change) / rms(at init); 0.0 when there is none. Norm gains and biases are left out: a gain at 1 moved
+    by the learning rate says how large the rate is, not how far the block's features move."""
+    ratios = [
+        float((a - b).pow(2).mean().sqrt() / size)
+        for b, a, init in zip(before, after, at_init)
+        if init.dim() >= 2 and (size := init.pow(2).mean().sqrt()) > 0
+    ]
+    return sum(ratios) / len(ratios) if ratios else 0.0
 
 
 def _step(training: Training, args, kwargs, depth: int, label: str) -> None:
@@ -292,68 +319,24 @@ def _step(training: Training, args, kwargs, depth: int, label: str) -> None:
         ) from exc
 
 
-def _block_measures(
-    model: nn.Module, recorder: StreamRecorder, before, entering, inputs, inside: bool
-) -> tuple[float, float, bool]:
-    """Each block's contribution, its input held at ``entering`` (the stream before the step), at θ0, θ0+Δ
-    and θ0−Δ (θ0 the parameters before the step, Δ its update): the mean change of a contribution, and the non-linear part per unit of the linear part,
-    in float64 when the model runs in it. The parameters are left as the step made them."""
+def _block_change(model: nn.Module, recorder: StreamRecorder, before, entering, inputs, inside: bool) -> float:
+    """The mean change of a block's contribution in the step, its input held at ``entering`` (the stream
+    before the step): the contributions at θ0 (the parameters before the step) and after it. The
+    parameters are left as the step made them."""
     params = list(model.parameters())
     after = [p.detach().clone() for p in params]
-
-    def at_signs(exact: bool) -> list[list[torch.Tensor]]:
-        args, kwargs = _as_dtype(inputs, torch.float64 if exact else None)
-        held = [x.to(torch.float64) if exact else x for x in entering]
-        out = []
-        for sign in (0, 1, -1):
-            with torch.no_grad():
-                for p, b, a in zip(params, before, after):
-                    p.copy_(b.to(p.dtype) + sign * (a.to(p.dtype) - b.to(p.dtype)))
-            out.append(contributions(recorder.run(args, kwargs, frozen=held), held, inside))
-        return out
-
-    measured = None
+    args, kwargs = inputs
     try:
-        with _in_float64(model) as exact:
-            if exact:
-                with contextlib.suppress(Exception):  # forward code making float32 tensors of its own
-                    measured = at_signs(True)
-        exact = measured is not None
-        zero, plus, minus = measured or at_signs(False)
+        with torch.no_grad():
+            for p, b in zip(params, before):
+                p.copy_(b)
+        zero = contributions(recorder.run(args, kwargs, frozen=entering), entering, inside)
     finally:
         with torch.no_grad():
             for p, a in zip(params, after):
                 p.copy_(a)
-    change = sum(float((p - z).abs().mean()) for p, z in zip(plus, zero)) / len(zero)
-    linear = sum(float((p - m).abs().mean()) / 2 for p, m in zip(plus, minus))
-    bent = sum(float(((p + m) / 2 - z).abs().mean()) for p, m, z in zip(plus, minus, zero))
-    return change, (bent / linear if linear else 0.0), exact
-
-
-@contextlib.contextmanager
-def _in_float64(model: nn.Module):
-    """The model in float64 for the measurement when every floating parameter is float32 and a forward in
-    float64 runs; yields whether it is. Converted back (exactly: float32 values are float64 values) after."""
-    floats = [p for p in model.parameters() if p.is_floating_point()]
-    if not floats or any(p.dtype != torch.float32 for p in floats):
-        yield False
-        return
-    model.double()
-    try:
-        yield True
-    finally:
-        model.float()
-
-
-def _as_dtype(inputs, dtype):
-    args, kwargs = inputs
-    if dtype is None:
-        return args, kwargs
-
-    def cast(v):
-        return v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
-
-    return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
+    moved = contributions(recorder.run(args, kwargs, frozen=entering), entering, inside)
+    return sum(float((m - z).abs().mean()) for m, z in zip(moved, zero)) / len(zero)
 
 
 def depth_coord_facts(result: DepthCoordResult, structure: Structure):

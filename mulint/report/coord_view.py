@@ -90,7 +90,7 @@ DEPTH_VERDICTS = {
     ("block_change", "blow-up"): ("falls slower than 1/depth", "MU951"),
     ("stream_change", "collapse"): ("shrinks with depth", "MU952"),
     ("block_change", "collapse"): ("falls faster than 1/depth", "MU952"),
-    ("block_nonlinearity", "lazy"): ("falls with depth: lazy blocks, the α = ½ signature", "MU953"),
+    ("block_update", "lazy"): ("falls with depth: lazy blocks, the α = ½ signature", "MU953"),
     ("stream_init", "growing"): ("grows with depth", "MU954"),
 }
 

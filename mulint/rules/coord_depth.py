@@ -56,8 +56,9 @@ class LazyBlocks(_DepthCoordRule):
     profile = "completep"
     status = "lazy"
     what = (
-        "each block's distance from its linearisation falls with depth, the signature of α = ½: deep "
-        "blocks learn nearly linear features, where CompleteP (α = 1) keeps them non-linear"
+        "a step moves each block's weights less, relative to their size, in deeper models, the signature "
+        "of α = ½: deep blocks stay near their linearisation and learn nearly linear features, where "
+        "CompleteP (α = 1) keeps them learning as much at every depth"
     )
 
     def fires(self, facts) -> bool:

@@ -27,15 +27,15 @@ CLEAN = [
     depth_measure("stream_change", 0.02),
     depth_measure("block_change", -1.01),
     depth_measure("stream_init", 0.0),
-    depth_measure("block_nonlinearity", -0.03),
+    depth_measure("block_update", -0.03),
 ]
 SP = [
     depth_measure("stream_change", 0.67, "blow-up"),
     depth_measure("block_change", -0.25, "blow-up"),
     depth_measure("stream_init", 0.5, "growing"),
-    depth_measure("block_nonlinearity", 0.0),
+    depth_measure("block_update", 0.0),
 ]
-LAZY = [*CLEAN[:3], depth_measure("block_nonlinearity", -0.53, "lazy")]
+LAZY = [*CLEAN[:3], depth_measure("block_update", -0.53, "lazy")]
 
 VALID = {
     "MU951": [

@@ -352,3 +352,19 @@ def test_check_coord_leaves_depth_to_the_note_on_a_model_without_depth_scaling(m
     code, out, err = mulint("check", str(EXAMPLES / "nanogpt_sp.py"), "--coord", "--select", "MU9", "--format", "json")
     codes = {f["code"] for f in json.loads(out)["findings"]}
     assert code == 1 and "MU901" in codes and not {c for c in codes if c.startswith("MU95")}, err
+
+
+def test_the_streams_change_is_taken_against_a_shrinking_stream_at_init_only():
+    from mulint.coordcheck import DepthMeasure
+    from mulint.coordcheck.depth import against_init, transient_growth
+    from mulint.profiles import load_profile
+
+    # shrinking at init: divided by it; growing at init (MU954's finding): divided by the first depth's only
+    assert against_init({2: 1.0, 4: 1.0, 8: 1.0}, {2: 2.0, 4: 1.0, 8: 0.5}) == {2: 0.5, 4: 1.0, 8: 2.0}
+    assert against_init({2: 1.0, 4: 2.0}, {2: 1.0, 4: 4.0}) == {2: 1.0, 4: 2.0}
+    limits = load_profile("mup").coord
+    grows = DepthMeasure(key="stream_change", values={2: 0.5, 4: 1.0, 8: 2.0}, slope=1.0, status="blow-up")
+    [note] = transient_growth(grows, 0.0, limits)  # flat by itself: the growth came from the stream at init
+    assert grows.status == "ok" and "+1.00" in note and "+0.00" in note
+    really = DepthMeasure(key="stream_change", values={2: 0.5, 4: 1.0, 8: 2.0}, slope=1.0, status="blow-up")
+    assert transient_growth(really, 0.8, limits) == [] and really.status == "blow-up"

@@ -170,11 +170,14 @@ def run_depth_coord(
                     sums[key][depth] = sums[key].get(depth, 0.0) + value / seeds
                 del model, training
                 progress(1)
-    sums["stream_change"] = against_init(sums["stream_change"], sums["stream_init"])
+    absolute = sums["stream_change"]
+    sums["stream_change"] = against_init(absolute, sums["stream_init"])
     measures = [DepthMeasure(key=key, values=by_depth) for key, by_depth in sums.items()]
     for m in measures:
         m.slope = fit_exponent(m.values)
         m.status = judge_depth(m, limits)
+    change = next(m for m in measures if m.key == "stream_change")
+    notes += transient_growth(change, fit_exponent(absolute), limits)
     update = next(m for m in measures if m.key == "block_update")
     if update.status == "lazy" and any(m.status == "blow-up" for m in measures):
         update.status = "ok"  # measured on a step of a model whose stream already runs away: says nothing
@@ -234,6 +237,19 @@ def judge_depth(measure: DepthMeasure, limits: dict[str, float]) -> str:
     if measure.key == "stream_init":
         return "growing" if excess > limits["depth_init"] else "ok"
     return "lazy" if excess < limits["depth_lazy"] else "ok"
+
+
+def transient_growth(change: DepthMeasure, absolute: float | None, limits: dict[str, float]) -> list[str]:
+    """A stream's change that grows only against a stream at init shrinking with depth is not a blow-up:
+    the change itself must grow too (set back to ok, with a note saying so)."""
+    if change.status != "blow-up" or absolute is None or absolute - change.expected > limits["depth_blow_up"]:
+        return []
+    change.status = "ok"
+    return [
+        f"the residual stream's change grows against the stream's size at init ({change.slope:+.2f}) but not by "
+        f"itself ({absolute:+.2f}): the stream at init shrinks with depth (the branches' sum giving way to the "
+        "embedding at these depths), which is not a blow-up"
+    ]
 
 
 def _lazy_note(measures: list[DepthMeasure], limits: dict[str, float]) -> list[str]:

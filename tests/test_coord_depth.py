@@ -368,3 +368,11 @@ def test_the_streams_change_is_taken_against_a_shrinking_stream_at_init_only():
     assert grows.status == "ok" and "+1.00" in note and "+0.00" in note
     really = DepthMeasure(key="stream_change", values={2: 0.5, 4: 1.0, 8: 2.0}, slope=1.0, status="blow-up")
     assert transient_growth(really, 0.8, limits) == [] and really.status == "blow-up"
+
+
+def test_blocks_the_model_never_calls_are_a_clear_error():
+    from mulint.errors import MulintError
+
+    with pytest.raises(MulintError, match="never calls a block") as caught:
+        run("PartsLoop", depths=[2, 4], steps=1)
+    assert "x = block(x)" in caught.value.hint

@@ -138,6 +138,16 @@ class StreamRecorder:
             and last.shape == self.entering[-1].shape
         ):
             final = last  # nothing reads the stream after the blocks: the last one returns it
+        if all(x is None for x in self.entering) and all(x is None for x in self.outputs):
+            raise MulintError(
+                "cannot follow the residual stream through the blocks: the model never calls a block, its "
+                "loop calls their parts one by one (`for attn, ff in self.layers: x = x + attn(x) ...`), so "
+                "a block cannot be run with its input held",
+                target=self.label,
+                step="coord",
+                hint="give each block a forward that the model calls (`x = block(x)`); the static depth "
+                "rules (MU501-MU507) judge this model as it is",
+            )
         if final is None or any(x is None for x in self.entering):
             raise MulintError(
                 "cannot follow the residual stream through the blocks: each block must take the stream as "

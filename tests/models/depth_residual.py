@@ -102,5 +102,20 @@ class LayerLoop(Standard):
         return x
 
 
+class PartsLoop(Standard):
+    """Blocks that are containers: the loop calls each block's parts (`for norm, mlp in self.blocks`)."""
+
+    alpha = 1.0
+
+    def make_blocks(self, width, n_layer):
+        return nn.ModuleList(nn.ModuleList([nn.LayerNorm(width), Mlp(width)]) for _ in range(n_layer))
+
+    def stream(self, idx):
+        x = self.wte(idx)
+        for norm, mlp in self.blocks:
+            x = x + self.scale * mlp(norm(x))
+        return x
+
+
 def example_inputs(model):
     return (torch.randint(0, model.head.out_features, (8, 16), generator=torch.Generator().manual_seed(0)),)

@@ -1,3 +1,3 @@
-from mulint.cli import main
+from mulint.entry import main
 
 main()

@@ -242,6 +242,12 @@ def _codes(value: str | None) -> list[str] | None:
     type=click.Path(dir_okay=False, exists=True),
     help="pyproject.toml to read [tool.mulint] from (default: found upwards from the first path).",
 )
+@click.option(
+    "--daemon/--no-daemon",
+    default=None,
+    help="Check through the warm server, started on first use (`mulint server`); --no-daemon never "
+    "(config `daemon`; never started when CI is set).",
+)
 @verbose_option
 def check(
     paths,
@@ -267,6 +273,7 @@ def check(
     timeout,
     max_memory,
     config_path,
+    daemon,
     verbose,
 ):
     """Lint PATHS (files, directories, or PATH:NAME model targets) for µP violations.
@@ -301,6 +308,7 @@ def check(
             no_exec=no_exec,
             coord=run_coord,
             cache=not no_cache,
+            daemon=daemon,  # the thin entry (mulint.entry) acted on it already; judged here as from the config
         )
         if not settings.paths:
             raise click.UsageError("give a file, a directory or a PATH:NAME target (or `targets` in [tool.mulint])")
@@ -733,6 +741,105 @@ def rule(code: str | None) -> None:
         click.echo(
             page.read_text(encoding="utf-8") if page.exists() else f"{found.code}: {found.name}\n\n{found.summary}"
         )
+
+
+@cli.group()
+def server() -> None:
+    """The warm server that keeps torch and mulint loaded for fast checks (`check --daemon`).
+
+    One per project (the folder of its [tool.mulint]) and interpreter; it restarts when mulint, torch,
+    transformers, mup, the interpreter or its settings change, and exits after `idle-timeout` minutes idle.
+    """
+
+
+def _server_project():
+    """The project of the working directory: its root and the key its server has."""
+    from mulint.server import client
+
+    try:
+        return client.settings(client.config_table([]))
+    except client.Unavailable as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@server.command("start")
+def server_start() -> None:
+    """Start the project's server (if none runs) and wait until it answers."""
+    from mulint.server import client
+
+    root, key = _server_project()
+    try:
+        running = client.ask(root, "status")
+        if running is None:
+            client.start(root, key)
+            running = client.ask(root, "status")
+    except client.Unavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    if running is None:
+        raise click.ClickException("the server did not start")
+    click.echo(f"mulint server running: pid {running['pid']}, socket {running['socket']}")
+
+
+@server.command("stop")
+def server_stop() -> None:
+    """Stop the project's server; checks running in it finish first."""
+    from mulint.server import client
+
+    root, _ = _server_project()
+    try:
+        pid = client.stop(root)
+    except client.Unavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"stopped the mulint server (pid {pid})" if pid else "no mulint server runs for this project")
+
+
+@server.command("kill")
+def server_kill() -> None:
+    """Kill the project's server at once (one that hangs)."""
+    from mulint.server import client
+
+    root, _ = _server_project()
+    pid = client.kill(root)
+    click.echo(f"killed the mulint server (pid {pid})" if pid else "no mulint server runs for this project")
+
+
+@server.command("status")
+@click.option("--format", "fmt", type=FORMATS_INSPECT, default="text", show_default=True, help="Output format.")
+def server_status(fmt: str) -> None:
+    """Show the project's server: pid, uptime, versions, socket, checks served. Exit 1 when none runs."""
+    import json
+
+    from mulint.server import client
+
+    root, _ = _server_project()
+    try:
+        status = client.ask(root, "status")
+    except client.Unavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    if fmt == "json":
+        click.echo(json.dumps(status, indent=2, sort_keys=True))
+    elif status is None:
+        click.echo(f"no mulint server runs for {root}")
+    else:
+        key = status["key"]
+        click.echo(f"mulint server for {status['root']}")
+        click.echo(f"  pid: {status['pid']}, up {_duration(status['uptime'])}")
+        click.echo(f"  socket: {status['socket']}")
+        click.echo(f"  checks served: {status['checks served']} ({status['checks running']} running)")
+        click.echo(f"  idle timeout: {status['idle-timeout']:g} min")
+        click.echo(f"  interpreter: {key['interpreter']}")
+        versions = ", ".join(f"{name.split()[0]} {value}" for name, value in key.items() if name.endswith(" version"))
+        click.echo(f"  versions: {versions} (mulint source {key['mulint source']})")
+        if key.get("preload"):
+            click.echo(f"  preloaded: {', '.join(key['preload'])}")
+    if status is None:
+        raise SystemExit(1)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
 def _require_models(result, require: bool) -> bool:

@@ -24,8 +24,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import TypeGuard, TypeVar
 
+from mulint import project_files
 from mulint.edits import EditError, edit_from_dict
 from mulint.findings import Finding, Fix
+from mulint.project_files import cache_root
 from mulint.version import __version__
 
 _Row = TypeVar("_Row")
@@ -40,13 +42,6 @@ _RACY_NS = 2_000_000_000
 _STAT_FIELDS = ("size", "mtime_ns", "ctime_ns", "ino", "dev")
 
 
-def cache_root() -> Path:
-    if os.environ.get("MULINT_CACHE_DIR"):
-        return Path(os.environ["MULINT_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "mulint"
-
-
 @functools.cache
 def _own_code() -> str:
     """mulint's own code and data by content: an edited (editable) install never reads stale results.
@@ -57,12 +52,7 @@ def _own_code() -> str:
 def code_digest(root: Path) -> str:
     """The names and bytes of the Python and TOML files under root: a same-size edit with its timestamp
     set back changes it too."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".toml") and "__pycache__" not in p.parts):
-        digest.update(str(path.relative_to(root)).encode() + b"\0")
-        digest.update(_read_regular(path, _MAX_ENTRY_BYTES) or b"<unreadable>")
-        digest.update(b"\0")
-    return digest.hexdigest()[:16]
+    return project_files.code_digest(root, lambda path: _read_regular(path, _MAX_ENTRY_BYTES))
 
 
 @functools.cache

@@ -20,6 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from mulint import project_files
 from mulint.errors import MulintError
 from mulint.facts import LR_SCALE_MODES
 
@@ -50,6 +51,9 @@ class Config:
     profile: str | None = None
     depth_arg: str | None = None  # the argument or config field that sets the number of blocks
     depth: bool = True  # `depth = false`: no depth analysis even when a depth knob is found
+    daemon: bool = False  # `mulint check` runs through the warm server, started on first use
+    preload: list[str] = field(default_factory=list)  # modules the warm server imports in advance
+    idle_timeout: float | None = None  # minutes an idle warm server waits before it exits
     path: Path | None = None  # the pyproject.toml itself, for messages
 
 
@@ -65,14 +69,7 @@ def _read(path: Path) -> dict:
 
 def find_config(start: Path) -> Path | None:
     """The first pyproject.toml with a [tool.mulint] table in `start` (a file's directory) or above it."""
-    directory = Path(start).resolve()
-    if not directory.is_dir():
-        directory = directory.parent
-    for folder in (directory, *directory.parents):
-        candidate = folder / "pyproject.toml"
-        if candidate.is_file() and isinstance(_read(candidate).get("tool", {}).get("mulint"), dict):
-            return candidate
-    return None
+    return project_files.find_config(start, _read)
 
 
 # Each key's parser takes (value, complain) and returns the Config value; complain(why) raises.
@@ -143,6 +140,12 @@ def _positive_int(value, bad):
     return value
 
 
+def _minutes(value, bad):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+        bad("must be a positive, finite number of minutes, e.g. 30")
+    return float(value)
+
+
 def _bool(value, bad):
     if not isinstance(value, bool):
         bad("must be true or false")
@@ -199,6 +202,9 @@ KEYS = {  # TOML key -> (Config field, parser)
     "lr-scale": ("lr_scale", _lr_scale),
     "depth-arg": ("depth_arg", _name),
     "depth": ("depth", _bool),
+    "daemon": ("daemon", _bool),
+    "preload": ("preload", _strings),
+    "idle-timeout": ("idle_timeout", _minutes),
 }
 
 

@@ -110,6 +110,15 @@ def _mp_context():
         return _context
 
 
+def fork_workers_directly() -> None:
+    """In a process that has torch and the analysis imported already (a request of the warm server,
+    `mulint.server.daemon`), fork each worker from it: a forkserver would import them all again. The
+    process must not have touched CUDA, and forks from here keep the isolation: one fresh worker per target."""
+    global _context
+    with _context_lock:
+        _context = multiprocessing.get_context("fork")
+
+
 def warm_up() -> None:
     """Start the worker server now, so that its imports overlap with the static pass."""
     context = _mp_context()

@@ -21,6 +21,8 @@ from mulint.engine.isolation import DEFAULT_TIMEOUT, Limits, default_jobs
 from mulint.errors import MulintError
 from mulint.reading.functions import FunctionRef
 
+DEFAULT_IDLE_MINUTES = 30.0
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -47,6 +49,9 @@ class Settings:
     profile: str = "mup"  # a shipped profile's name, or the absolute path of a .toml
     depth_arg: str | None = None  # the depth knob's name (found as the width knob is when None)
     depth: bool = True  # judge how the model scales with depth when it has a depth knob
+    daemon: bool = False  # check through the warm server (the thin entry acts on it: mulint.entry)
+    preload: tuple[str, ...] = ()  # modules the warm server imports in advance
+    idle_timeout: float = DEFAULT_IDLE_MINUTES  # minutes before an idle warm server exits
     no_exec: bool = False
     coord: bool = False  # also run the dynamic coordinate check (MU9xx)
     cache: bool = True  # reuse results for unchanged model code

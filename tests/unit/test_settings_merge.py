@@ -39,6 +39,9 @@ MERGE = {
     "lr-scale": ('"applied"', "applied", "ignored", "ignored", "auto"),
     "depth-arg": ('"n_layer"', "n_layer", " num_layers ", "num_layers", None),
     "depth": ("false", False, True, True, True),
+    "daemon": ("true", True, False, False, False),
+    "preload": ('["transformers"]', ("transformers",), ["mup"], ("mup",), ()),
+    "idle-timeout": ("5", 5.0, 1, 1.0, 30.0),
 }
 
 

@@ -282,13 +282,17 @@ def stop(root: Path) -> int | None:
 
 
 def kill(root: Path) -> int | None:
-    """SIGKILL the project's server (one that hangs); its pid, None when none runs. Its socket goes too."""
+    """SIGKILL the project's server (one that hangs) and the checks it runs (its process group; their
+    workers die with them); its pid, None when none runs. Its socket goes too."""
     folder = protocol.private_dir()
     sid = protocol.server_id(root)
     pid = _pid(folder / f"{sid}.lock")
     if pid is None:
         return None
-    os.kill(pid, signal.SIGKILL)
+    try:
+        os.killpg(pid, signal.SIGKILL)  # the server leads its own session and group
+    except OSError:
+        os.kill(pid, signal.SIGKILL)
     _wait_gone(pid)
     with contextlib.suppress(FileNotFoundError):
         (folder / f"{sid}.sock").unlink()

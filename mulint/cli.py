@@ -823,7 +823,7 @@ def server_status(fmt: str) -> None:
     else:
         key = status["key"]
         click.echo(f"mulint server for {status['root']}")
-        click.echo(f"  pid: {status['pid']}, up {_duration(status['uptime'])}")
+        click.echo(f"  pid: {status['pid']}, up {_uptime(status['uptime'])}")
         click.echo(f"  socket: {status['socket']}")
         click.echo(f"  checks served: {status['checks served']} ({status['checks running']} running)")
         click.echo(f"  idle timeout: {status['idle-timeout']:g} min")
@@ -836,7 +836,7 @@ def server_status(fmt: str) -> None:
         raise SystemExit(1)
 
 
-def _duration(seconds: float) -> str:
+def _uptime(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"

@@ -127,8 +127,7 @@ def test_two_clients_at_once_and_a_restart_on_a_changed_key(project):
     assert project.run("server", "stop")[0] == 0
 
 
-def test_a_server_killed_mid_check_falls_back_to_the_direct_path(project):
-    """The server and its check's child die mid-check: the client says so and prints the direct result, once."""
+def _slow_model(project: Project) -> None:
     (project.folder / "slow_model.py").write_text(
         "import time\nimport torch\n\nSLEPT = []\n\n\nclass Net(torch.nn.Module):\n"
         "    def __init__(self, width=64):\n        super().__init__()\n"
@@ -136,6 +135,11 @@ def test_a_server_killed_mid_check_falls_back_to_the_direct_path(project):
         "            SLEPT.append(time.sleep(3))\n"
         "        self.fc = torch.nn.Linear(width, width)\n\n    def forward(self, x):\n        return self.fc(x)\n"
     )
+
+
+def test_a_server_killed_mid_check_falls_back_to_the_direct_path(project):
+    """The server and its check's child die mid-check: the client says so and prints the direct result, once."""
+    _slow_model(project)
     direct = project.run("check", "slow_model.py", "--format", "json", "--no-cache")
     assert project.run("server", "start")[0] == 0
     pid = project.server_pid()
@@ -164,3 +168,49 @@ def test_a_stale_socket_is_replaced_and_an_idle_server_exits(project):
         time.sleep(0.2)
     assert project.server_pid() is None
     assert not path.exists()
+
+
+def test_a_hung_server_is_given_up_within_bounded_time(project):
+    _examples(project)
+    project.run("check", "mlp_mup.py", "--format", "json")  # fills the cache
+    direct = project.run("check", "mlp_mup.py", "--format", "json")
+    assert project.run("server", "start")[0] == 0
+    os.kill(project.server_pid(), signal.SIGSTOP)  # it accepts nothing and answers nothing
+    started = time.monotonic()
+    code, out, err = project.run("check", "mlp_mup.py", "--format", "json", "--daemon")
+    assert (code, out) == direct[:2]
+    assert "the warm server fell silent for 10 s; checking without it" in err
+    assert time.monotonic() - started < client.FIRST_REPLY_TIMEOUT + 60
+
+
+def test_a_client_that_leaves_stops_its_check(project):
+    """Ctrl-C in the client: the check's child in the server notices at its next heartbeat and stops
+    with its workers; the server serves on."""
+    _slow_model(project)
+    assert project.run("server", "start")[0] == 0
+    process = project.start("check", "slow_model.py", "--no-cache", "--daemon")
+    time.sleep(2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted" in err
+    deadline = time.monotonic() + 30
+    status = ""
+    while time.monotonic() < deadline:
+        status = project.run("server", "status")[1]
+        if "(0 running)" in status:
+            break
+        time.sleep(0.5)
+    assert "checks served: 1 (0 running)" in status
+    assert not _workers_of(project.server_pid())
+
+
+def _workers_of(pid: int) -> list[int]:
+    """Every process below pid (its children, theirs, ...), from /proc."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*/children"):
+            children = [int(c) for c in task.read_text().split()]
+            found += children
+            todo += children
+    return found

@@ -765,11 +765,16 @@ def _server_project():
 @server.command("start")
 def server_start() -> None:
     """Start the project's server (if none runs) and wait until it answers."""
-    from mulint.server import client
+    from mulint.server import client, protocol
 
     root, key = _server_project()
     try:
         running = client.ask(root, "status")
+        why = running and protocol.mismatch(key, running["key"])
+        if why:  # started with another mulint, torch, interpreter or settings
+            click.echo(f"Restarting: {why}", err=True)
+            client.stop(root)
+            running = None
         if running is None:
             client.start(root, key)
             running = client.ask(root, "status")

@@ -15,7 +15,11 @@ def main(argv: list[str] | None = None) -> None:
     if args[:1] == ["check"] and not {"-h", "--help"} & set(args):
         from mulint.server import client
 
-        code = client.check(args)
+        try:
+            code = client.check(args)
+        except KeyboardInterrupt:  # while the server starts: as the direct path says it
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
         if code is not None:
             sys.exit(code)
     from mulint.cli import main as direct

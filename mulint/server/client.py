@@ -48,6 +48,10 @@ class Lost(Exception):
     """The server went away or fell silent mid-check."""
 
 
+class Unwritable(Exception):
+    """The client could not write the check's output."""
+
+
 # --- what the user asked for ---------------------------------------------------------------------------
 
 
@@ -106,8 +110,8 @@ def check(args: list[str]) -> int | None:
     direct path must run (not opted in, no server and none may start, or the server failed; then a line on
     standard error said why)."""
     table = config_table(args[1:])
-    if not wants_server(args[1:], table):
-        return None
+    if not wants_server(args[1:], table) or sys.stdout is None or sys.stderr is None:
+        return None  # (a closed stream: the direct path says so)
     may_start = not os.environ.get("CI")  # never start a server on CI: one check per machine, then gone
     try:
         root, key = settings(table)
@@ -133,6 +137,8 @@ def check(args: list[str]) -> int | None:
         print(f"mulint: no warm server ({exc}); checking without it", file=sys.stderr, flush=True)
     except Lost as exc:
         print(f"mulint: the warm server {exc}; checking without it", file=sys.stderr, flush=True)
+    except Unwritable:
+        pass
     return None
 
 
@@ -151,7 +157,10 @@ def _run(conn: socket.socket, args: list[str], key: dict) -> int | tuple[str, in
     held: list[tuple[int, bytes]] = []  # once standard output began, everything waits for the exit code
     try:
         with conn:
-            protocol.send_json(conn, protocol.REQUEST, request)
+            try:
+                protocol.send_json(conn, protocol.REQUEST, request)
+            except OSError as exc:
+                raise Lost(f"went away before the check ({exc})") from None
             conn.settimeout(FIRST_REPLY_TIMEOUT)
             while True:
                 try:
@@ -175,6 +184,8 @@ def _run(conn: socket.socket, args: list[str], key: dict) -> int | tuple[str, in
                     for fd, data in held:
                         _write(fd, data)
                     return code if isinstance(code, int) else 2
+    except protocol.ProtocolError as exc:
+        raise Lost(f"sent a malformed message ({exc})") from None
     except KeyboardInterrupt:  # the server's child notices the closed connection and stops its workers
         print("interrupted", file=sys.stderr, flush=True)
         return 130
@@ -182,6 +193,8 @@ def _run(conn: socket.socket, args: list[str], key: dict) -> int | tuple[str, in
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + 13
+    except OSError as exc:  # writing the output failed (a full disk): the direct path words it and exits 2
+        raise Unwritable(str(exc)) from None
 
 
 def _facts(stream) -> dict:

@@ -136,7 +136,8 @@ def check(args: list[str]) -> int | None:
     except Unavailable as exc:
         print(f"mulint: no warm server ({exc}); checking without it", file=sys.stderr, flush=True)
     except Lost as exc:
-        print(f"mulint: the warm server {exc}; checking without it", file=sys.stderr, flush=True)
+        hint = " (`mulint server kill` ends a server that hangs)" if "silent" in str(exc) else ""
+        print(f"mulint: the warm server {exc}; checking without it{hint}", file=sys.stderr, flush=True)
     except Unwritable:
         pass
     return None

@@ -1,6 +1,7 @@
 """The warm server for real: started in a private runtime folder per test, stopped (or killed with its
 process group) at the end, so no process outlives a test. Each start imports torch: slow."""
 
+import json
 import os
 import signal
 import socket
@@ -83,6 +84,7 @@ def test_warm_output_is_the_direct_output(project):
         ("check", "mlp_mup.py", "--no-cache"),
         ("check", "nanogpt_sp.py"),
         ("check", "nanogpt_sp.py", "--format", "sarif"),
+        ("check", "nanogpt_sp.py", "--format", "github", "--statistics"),
         ("check", "mlp_mup.py", "--format", "json"),
         ("check", "broken.py"),
         ("check", "nanogpt_sp.py", "--select", "NOPE"),
@@ -100,6 +102,9 @@ def test_warm_output_is_the_direct_output(project):
 
     code, out, _ = project.run("server", "status")
     assert code == 0 and f"checks served: {len(runs) + 3} " in out and str(project.runtime) in out
+    code, out, _ = project.run("server", "status", "--format", "json")
+    status = json.loads(out)
+    assert code == 0 and status["pid"] == project.server_pid() and status["key"]["torch version"]
     [sock] = project.runtime.glob("*.sock")
     assert stat.S_IMODE(os.stat(project.runtime).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
@@ -181,6 +186,10 @@ def test_a_hung_server_is_given_up_within_bounded_time(project):
     assert (code, out) == direct[:2]
     assert "the warm server fell silent for 10 s; checking without it" in err
     assert time.monotonic() - started < client.FIRST_REPLY_TIMEOUT + 60
+    pid = project.server_pid()
+    code, out, _ = project.run("server", "kill")
+    assert code == 0 and f"killed the mulint server (pid {pid})" in out
+    assert project.server_pid() is None and not list(project.runtime.glob("*.sock"))
 
 
 def test_a_client_that_leaves_stops_its_check(project):

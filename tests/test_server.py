@@ -81,6 +81,7 @@ def test_warm_output_is_the_direct_output(project):
     _examples(project)
     runs = [
         ("check", "nanogpt_sp.py", "--format", "json", "--no-cache"),
+        ("check", "mlp_mup.py", "nanogpt_sp.py", "--jobs", "2", "--no-cache"),  # workers forked from threads
         ("check", "mlp_mup.py", "--no-cache"),
         ("check", "nanogpt_sp.py"),
         ("check", "nanogpt_sp.py", "--format", "sarif"),

@@ -165,3 +165,14 @@ def test_ci_never_starts_a_server(tmp_path, runtime):
     )
     assert (daemon.returncode, daemon.stdout, daemon.stderr) == (direct.returncode, direct.stdout, direct.stderr)
     assert not list(runtime.glob("*.sock")) and not list(runtime.glob("*.lock"))
+
+
+def test_only_installed_libraries_are_preloaded(tmp_path, monkeypatch):
+    """A project module held by the server would stay as it was when the server started."""
+    from mulint.server.daemon import installed_library
+
+    (tmp_path / "my_layers.py").write_text("x = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert installed_library("json") and installed_library("sys") and installed_library("click")
+    assert not installed_library("my_layers")
+    assert not installed_library("no_such_module_anywhere")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib
+import importlib.util
 import io
 import json
 import os
@@ -258,6 +259,10 @@ def _warm(preload: list[str]) -> None:
     """Import what every check needs, and what the config asks for, once; compute what is cached per
     process (mulint's code digest) so that no request pays for it."""
     for name in [*_WARM, *_submodules(), *preload]:
+        if name in preload and not installed_library(name):
+            # the project's own code would be held as it was when the server started: edits would go unseen
+            log(f"not preloading {name}: only installed libraries are preloaded, not the project's code")
+            continue
         try:
             importlib.import_module(name)
         except Exception as exc:  # a preload that fails is imported by the worker that needs it, as without it
@@ -270,6 +275,27 @@ def _warm(preload: list[str]) -> None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_initialized():  # is_initialized() itself does not initialise it
         raise RuntimeError("CUDA was initialised in the warm server; its forked checks could not use it")
+
+
+def installed_library(name: str) -> bool:
+    """Whether module `name` is part of an installed (not editable) distribution or the standard
+    library: found, without importing it, below the interpreter's library folders."""
+    import site
+    import sysconfig
+
+    try:
+        spec = importlib.util.find_spec(name.split(".")[0])
+    except (ImportError, ValueError):
+        return False
+    origin = getattr(spec, "origin", None) if spec else None
+    if not origin or origin in ("built-in", "frozen"):
+        return spec is not None
+    paths = sysconfig.get_paths()
+    roots = {paths["stdlib"], paths["platstdlib"], paths["purelib"], paths["platlib"], *site.getsitepackages()}
+    with contextlib.suppress(AttributeError):
+        roots.add(site.getusersitepackages())
+    where = os.path.realpath(origin)
+    return any(where.startswith(os.path.realpath(root) + os.sep) for root in roots if root)
 
 
 def _submodules() -> list[str]:

@@ -283,8 +283,9 @@ def check(
     from pathlib import Path
 
     from mulint.engine.checker import checked_files, run_check
+    from mulint.engine.fix_marks import remembered_declines
     from mulint.engine.settings import settings_for
-    from mulint.fix.run import fix_findings
+    from mulint.fix.run import declined_fixes, fix_findings
 
     with _errors(verbose):
         fixing = apply_fixes or show_diff
@@ -327,7 +328,8 @@ def check(
         if verbose:
             for label, output in result.outputs:
                 echo_output(label, output)
-        fixes = fix_findings(result, checked_files(settings), apply_fixes, show_diff, unsafe_fixes)
+        declined = remembered_declines if settings.cache else declined_fixes
+        fixes = fix_findings(result, checked_files(settings), apply_fixes, show_diff, unsafe_fixes, declined)
         if show_diff:
             diff = fixes.diff()
             click.echo(diff, nl=False)

@@ -92,7 +92,7 @@ def lookup(label: str, target_path: Path | None, options: dict) -> tuple[list[Fi
     key = _primary_key(label, target_path, options)
     if key is None:
         return None
-    entry = _parse_entry(_read_json(_path(key)), key)
+    entry = _parse_entry(read_json(_path(key)), key)
     if entry is None:
         return None
     findings, target, deps, hashed_at_ns, observed = entry
@@ -171,7 +171,7 @@ def store_result(
     from mulint.engine.observe import current_environment
 
     env = current_environment(observed.get("env", {}))
-    _write_atomic(
+    write_atomic(
         _path(key),
         {
             "format": _FORMAT,
@@ -323,7 +323,7 @@ def _unchanged(dep: dict, hashed_at_ns: int) -> bool:
 # --- reading entries: any shape but the expected one is a miss ---------------------------------------
 
 
-def _read_json(path: Path):
+def read_json(path: Path):
     data = _read_regular(path, _MAX_ENTRY_BYTES)
     if data is None:
         return None
@@ -437,7 +437,7 @@ def _umask() -> int:
     return mask
 
 
-def _write_atomic(path: Path, payload: dict) -> None:
+def write_atomic(path: Path, payload: dict) -> None:
     try:
         text = json.dumps(payload)
     except (TypeError, ValueError):

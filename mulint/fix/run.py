@@ -11,16 +11,25 @@ from mulint.errors import MulintError
 from mulint.fix import FixResult, annotate, enabled, plan_fixes
 
 
-def fix_findings(result, allowed: set, apply_fixes: bool, show_diff: bool, unsafe_fixes: bool) -> FixResult:
+def declined_fixes(findings: list, allowed: set) -> dict[int, str]:
+    """Why each finding's fix would not be made, by the finding's index (the others are `[*]`): the same
+    planning --diff does, every fix enabled (libcst is loaded only when some finding has a fix to try).
+    Fixes that would edit an unchecked file (an installed package) are never offered."""
+    planned = plan_fixes(findings, unsafe=True, allowed=allowed)
+    return {i: planned.declined[id(f)] for i, f in enumerate(findings) if id(f) in planned.declined}
+
+
+def fix_findings(
+    result, allowed: set, apply_fixes: bool, show_diff: bool, unsafe_fixes: bool, declined=declined_fixes
+) -> FixResult:
     """Plan the fixes; with --fix write them and keep only the findings that remain; --fix and --diff
-    say why a fix was not made."""
+    say why a fix was not made. ``declined``: how a plain check finds the fixes it does not mark (the
+    engine remembers them by content, so a cache hit plans nothing)."""
     fixing = apply_fixes or show_diff
     if not fixing:
-        # A plain check marks a finding `[*]` only when its fix really changes the file: the same
-        # planning --diff does (libcst is loaded only when some finding has a fix to try). Fixes
-        # that would edit an unchecked file (an installed package) are never offered.
-        planned = plan_fixes(result.findings, unsafe=True, allowed=allowed)
-        annotate(result.findings, planned.declined, notes=False)
+        # A plain check marks a finding `[*]` only when its fix really changes the file.
+        reasons = declined(result.findings, allowed)
+        annotate(result.findings, {id(result.findings[i]): why for i, why in reasons.items()}, notes=False)
         return FixResult(remaining=list(result.findings))
     _refuse_changed(result, unsafe_fixes or not fixing)
     fixes = plan_fixes(result.findings, unsafe=unsafe_fixes or not fixing, allowed=allowed)

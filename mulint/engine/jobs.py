@@ -31,13 +31,18 @@ def run(job, max_memory: int, send: Callable[[tuple], None]) -> tuple[str, Any]:
         "transfer_trials": transfer_trials,
     }[job.kind]
     recorder = DependencyRecorder()
+    steps.start_timing()
     try:
-        with eager(), recorder:
-            value = handler(job, send)
+        with steps.phase(OTHER):
+            with eager(), recorder:
+                value = handler(job, send)
+            if isinstance(value, dict):
+                with steps.phase("dependencies"):
+                    value["deps"] = [str(p) for p in recorder.files()]
+                    value["deps_since_ns"] = recorder.started_ns  # a file changed after this may have been read old
+                    value["observed"] = recorder.observed()  # directories, environment, distributions, the unobservable
         if isinstance(value, dict):
-            value["deps"] = [str(p) for p in recorder.files()]
-            value["deps_since_ns"] = recorder.started_ns  # a file changed after this may have been read old
-            value["observed"] = recorder.observed()  # directories, environment, distributions, the unobservable
+            value["timings"] = phase_times()
         return "done", value
     except MulintError as exc:
         return "error", _as_record(exc, job, max_memory)
@@ -55,6 +60,17 @@ def run(job, max_memory: int, send: Callable[[tuple], None]) -> tuple[str, Any]:
         if _out_of_memory(exc):
             return "error", _record(job, _memory_message(max_memory), _memory_hint(), kind="memory")
         raise
+
+
+OTHER = "other"  # the job's time outside every named phase
+
+
+def phase_times() -> dict[str, float]:
+    """The job's seconds per phase (`mulint.steps.phase`), in the order they ran, what no phase covers
+    last as "other"."""
+    spent = steps.timings()
+    rest = spent.pop(OTHER, 0.0)
+    return {**spent, OTHER: rest}
 
 
 def eager():
@@ -105,7 +121,8 @@ def _resolve_one(job):
 
     steps.enter("import")
     try:
-        resolved = resolve(parse_target(job.target), allow_exec=True)
+        with steps.phase("import"):
+            resolved = resolve(parse_target(job.target), allow_exec=True)
     except MulintError as exc:
         exc.for_target(job.target)
         raise
@@ -142,17 +159,19 @@ def _analyse(target, options: JobOptions):
         from mulint.coordcheck.run import coord_facts, run_coord
 
         steps.enter("coord")
-        result = run_coord(
-            target,
-            structure,
-            optimizer=options.optimizer,
-            find_optimizer=True,
-            profile=options.profile,
-            lr_scale_keys=options.lr_scale_keys,
-            lr_scale=options.lr_scale,
-        )
+        with steps.phase("coord"):
+            result = run_coord(
+                target,
+                structure,
+                optimizer=options.optimizer,
+                find_optimizer=True,
+                profile=options.profile,
+                lr_scale_keys=options.lr_scale_keys,
+                lr_scale=options.lr_scale,
+            )
         facts.coord, facts.coord_widths = coord_facts(result, structure), result.widths
-        _depth_coord(target, structure, options)
+        with steps.phase("depth coord"):
+            _depth_coord(target, structure, options)
     entry = {
         "target": target.label,
         "mode": "model",
@@ -163,8 +182,9 @@ def _analyse(target, options: JobOptions):
         "notes": facts.notes,
         "optimizer": facts.optimizer.label if facts.optimizer else None,
     }
-    rules = [r for r in model_rules() if selected(r.code, options.select, options.ignore)]
-    return check_model_rules(facts, rules), entry  # on every traced branch of forward
+    with steps.phase("rules"):
+        rules = [r for r in model_rules() if selected(r.code, options.select, options.ignore)]
+        return check_model_rules(facts, rules), entry  # on every traced branch of forward
 
 
 def _depth_coord(target, structure, options: JobOptions) -> None:

@@ -147,3 +147,18 @@ def test_check_times_its_phases_under_verbose_only(mulint, tmp_path, monkeypatch
     code, out, err = mulint("check", "--verbose", "net.py")
     assert "net.py:Net: timings: cached, cache lookup " in err
     assert "timings" not in out
+
+
+def test_the_worker_server_preloads_every_module_it_names_and_starts_no_thread():
+    """A module name torch dropped would silently cost every job its import again; a thread in the
+    server would make forking it unsafe."""
+    import os
+
+    import torch  # noqa: F401  (its own threads are counted before)
+
+    tasks = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else None
+    from mulint.engine.preload import preload
+
+    assert preload() == []
+    if tasks is not None:
+        assert len(os.listdir("/proc/self/task")) == tasks

@@ -162,3 +162,17 @@ def test_the_worker_server_preloads_every_module_it_names_and_starts_no_thread()
     assert preload() == []
     if tasks is not None:
         assert len(os.listdir("/proc/self/task")) == tasks
+
+
+def test_a_check_runs_its_small_models_on_one_torch_thread(mulint, tmp_path, monkeypatch):
+    """Intra-op threads only add synchronisation to the small CPU models a check builds."""
+    model = MODEL.replace(
+        "super().__init__()",
+        "super().__init__()\n        import torch\n        print('@@threads', torch.get_num_threads())",
+    )
+    (tmp_path / "net.py").write_text(model)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = mulint("check", "--no-cache", "--verbose", "net.py:Net")
+    assert code in (0, 1), err
+    printed = {line.strip() for line in (out + err).splitlines() if "@@threads" in line}
+    assert printed and all(line.endswith("@@threads 1") for line in printed), printed

@@ -121,7 +121,8 @@ def _trace_pair(target, models, ref, other) -> tuple[Traced, Traced, int, Shorte
             except MulintError:
                 pass
     pair = _export_pair(target, models, ref, other)
-    return (*pair, ShortenedLists(), _trace_training_branch(target, models, ref, other, pair[2]))
+    full = ShortenedLists(in_full=bool(lists.lengths))
+    return (*pair, full, _trace_training_branch(target, models, ref, other, pair[2]))
 
 
 def _trace_training_branch(target, models, ref, other, index: int, tracer=export, device: str = "meta", seed: int = 0):

@@ -176,3 +176,19 @@ def test_a_check_runs_its_small_models_on_one_torch_thread(mulint, tmp_path, mon
     assert code in (0, 1), err
     printed = {line.strip() for line in (out + err).splitlines() if "@@threads" in line}
     assert printed and all(line.endswith("@@threads 1") for line in printed), printed
+
+
+def test_the_training_of_check_coord_gets_torchs_thread_count_back(monkeypatch):
+    import torch
+
+    from mulint.engine import jobs
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(jobs, "training_threads", 3)
+    try:
+        torch.set_num_threads(1)
+        with jobs.threads_to_train():
+            assert torch.get_num_threads() == 3
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

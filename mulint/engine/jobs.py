@@ -11,6 +11,7 @@ more than running them (tens of seconds, recompile limits on every new width) an
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -65,19 +66,37 @@ def run(job, max_memory: int, send: Callable[[tuple], None]) -> tuple[str, Any]:
 
 
 OTHER = "other"  # the job's time outside every named phase
-# Jobs that run only the small CPU models of the analysis (the widths are chosen to stay small; `check
-# --coord` trains at such widths too). Their ops are tiny, and torch's intra-op threads only add
-# synchronisation, and threads spinning for work beside the one that has it: on the 2-core machine
-# mulint is developed on, one thread ran the nanogpt_sp check's CPU phases 2-8x faster (init numbers
-# 0.21 -> 0.13 s, the gradient 0.34 -> 0.04 s, depth numbers 0.42 -> 0.07 s), GPT-2 small's init
-# numbers 1.16 -> 0.78 s. `coord` and `transfer` train at the widths the user asks for: torch's default.
+# Jobs whose analysis builds only small CPU models (their widths are chosen to stay small). Their ops
+# are tiny, and torch's intra-op threads only add synchronisation, and threads spinning for work beside
+# the one that has it: on the 2-core machine mulint is developed on, one thread ran the nanogpt_sp
+# check's CPU phases 2-8x faster (init numbers 0.21 -> 0.13 s, the gradient 0.34 -> 0.04 s, depth
+# numbers 0.42 -> 0.07 s), GPT-2 small's init numbers 1.16 -> 0.78 s. Training (`check --coord`, and
+# the `coord` and `transfer` jobs) keeps torch's thread count: it runs at widths around the model's own.
 SMALL_MODEL_JOBS = ("check", "inspect")
+training_threads: int | None = None  # torch's thread count before `_one_thread`
 
 
 def _one_thread() -> None:
+    global training_threads
     import torch
 
+    training_threads = torch.get_num_threads()
     torch.set_num_threads(1)
+
+
+@contextlib.contextmanager
+def threads_to_train():
+    """Within: torch's thread count as it was before `_one_thread` (the training of `check --coord`)."""
+    if training_threads is None:
+        yield
+        return
+    import torch
+
+    torch.set_num_threads(training_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(1)
 
 
 def phase_times() -> dict[str, float]:
@@ -174,7 +193,7 @@ def _analyse(target, options: JobOptions):
         from mulint.coordcheck.run import coord_facts, run_coord
 
         steps.enter("coord")
-        with steps.phase("coord"):
+        with steps.phase("coord"), threads_to_train():
             result = run_coord(
                 target,
                 structure,
@@ -185,7 +204,7 @@ def _analyse(target, options: JobOptions):
                 lr_scale=options.lr_scale,
             )
         facts.coord, facts.coord_widths = coord_facts(result, structure), result.widths
-        with steps.phase("depth coord"):
+        with steps.phase("depth coord"), threads_to_train():
             _depth_coord(target, structure, options)
     entry = {
         "target": target.label,

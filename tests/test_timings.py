@@ -192,3 +192,33 @@ def test_the_training_of_check_coord_gets_torchs_thread_count_back(monkeypatch):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_small_widths_are_chosen_with_one_meta_build_per_width(monkeypatch):
+    """Sizing the candidate widths and checking that they grow in proportion read the same meta builds."""
+    import torch.nn as nn
+
+    from mulint.analysis import numbers
+    from mulint.construct import proportional
+    from mulint.construct.width import find_knob
+
+    class Net(nn.Module):
+        def __init__(self, width: int = 64):
+            super().__init__()
+            self.inp, self.out = nn.Linear(8, width), nn.Linear(width, 3)
+
+    built = []
+
+    def counted(original):
+        def build_at(knob, width, **kwargs):
+            built.append((width, kwargs.get("device")))
+            return original(knob, width, **kwargs)
+
+        return build_at
+
+    monkeypatch.setattr(numbers, "build_at", counted(numbers.build_at))
+    monkeypatch.setattr(proportional, "build_at", counted(proportional.build_at))
+    widths, notes = numbers.choose_numeric_widths(numbers.numeric_knob(find_knob(Net, "net.py:Net")), "net.py:Net")
+    assert len(widths) == 3 and notes == []
+    assert set(widths) <= {width for width, _ in built}
+    assert len(built) == len(set(built)), built

@@ -1,87 +1,74 @@
-"""Speed and memory of `mulint check` on big configs, with a breakdown by phase.
+"""Speed of `mulint check` without the cache, with the breakdown by phase the worker reports.
 
-Usage: python benchmarks/check_speed.py [TARGET ...]
-Default targets: a Llama-3-70B-sized config (benchmarks/llama70b.py) and a GPT-2-small config
-(benchmarks/gpt2_small.py).
-Each target is checked in a fresh process (no cache), so peak RSS is the target's own.
-Phases: importing torch and transformers, importing the target's file (and the transformers model
-code it imports), then the check itself: building on the meta device,
-tracing (torch.export, both widths), building small CPU models for the init numbers, and the rest.
+Usage: python benchmarks/check_speed.py [--runs N] [TARGET ...]
+Default targets: examples/nanogpt_sp.py:GPT, a GPT-2-small config (benchmarks/gpt2_small.py) and a
+Llama-3-70B-sized config (benchmarks/llama70b.py).
+
+Each target is checked by `mulint check --no-cache --format json --verbose TARGET` in a fresh process
+(N times with --runs), and the `"timings"` of its JSON output are printed as they come: mulint's own
+phases (the static rules, the worker's start, which on a cold run is the worker server importing
+torch and mulint's analysis, since the check starts it), then the phases timed inside the worker (import of the
+target's file, meta builds, traces, the small CPU models, the optimizer and its updates, depth, rules,
+...). "job" is the worker's phases alone: what a check costs once the worker server is warm (torch
+imported, a worker forked), the cost a warm re-check after an edit pays.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = ["benchmarks/llama70b.py:llama_70b", "benchmarks/gpt2_small.py:gpt2_small"]
+DEFAULT = ["examples/nanogpt_sp.py:GPT", "benchmarks/gpt2_small.py:gpt2_small", "benchmarks/llama70b.py:llama_70b"]
+PARENT_PHASES = {"static rules", "cache lookup", "worker start", "cache store"}  # timed in mulint, not the worker
 
 
-def _timed(module, name: str, bucket: dict[str, float], key: str) -> None:
-    original = getattr(module, name)
-
-    def wrapper(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            bucket[key] = bucket.get(key, 0.0) + time.perf_counter() - start
-
-    setattr(module, name, wrapper)
-
-
-def measure(target: str) -> dict:
+def check_once(target: str) -> dict:
+    """One `mulint check` of the target in a fresh process: wall time, codes, errors and its timings."""
+    command = [sys.executable, "-m", "mulint", "check", "--no-cache", "--format", "json", "--verbose", target]
     start = time.perf_counter()
-    import torch  # noqa: F401
-    import transformers  # noqa: F401
-
-    from mulint.reading.targets import parse_target, resolve
-
-    libraries = time.perf_counter()
-    resolve(parse_target(target), allow_exec=True)  # the user's code, imported once and reused by the check
-    imported = time.perf_counter()
-    from mulint.analysis import model, structure
-    from mulint.engine.checker import run_check
-    from mulint.engine.settings import Settings
-
-    bucket: dict[str, float] = {}
-    _timed(structure, "build_at", bucket, "meta build")
-    _timed(structure, "export", bucket, "trace")
-    _timed(model, "numeric_widths", bucket, "choosing small widths")
-    _timed(model, "measure_init", bucket, "small CPU models")
-    result = run_check(Settings(paths=(target,), cache=False))
-    total = time.perf_counter() - imported
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    try:
+        report = json.loads(done.stdout)
+    except ValueError:
+        return {"target": target, "wall": wall, "failed": done.stderr.strip() or f"exit {done.returncode}"}
+    timings = report.get("timings", {})
+    phases = timings.get(target, {}).get("phases", {})
     return {
         "target": target,
-        "import": libraries - start,
-        "import target": imported - libraries,
-        "check": total,
-        "phases": bucket,
-        "codes": sorted({f.code for f in result.findings}),
-        "errors": [e.message for e in result.errors],
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "wall": wall,
+        "static": sum(entry["phases"].get("static rules", 0.0) for entry in timings.values()),
+        "phases": phases,
+        "job": sum(seconds for name, seconds in phases.items() if name not in PARENT_PHASES),
+        "codes": sorted({f["code"] for f in report["findings"]}),
+        "errors": [e["message"] for e in report["errors"]],
     }
 
 
+def line(row: dict) -> str:
+    if "failed" in row:
+        return f"{row['target']}: failed: {row['failed']}"
+    phases = ", ".join(f"{name} {seconds:.2f}" for name, seconds in row["phases"].items())
+    return (
+        f"{row['target']}: wall {row['wall']:.2f} s, job {row['job']:.2f} s; static rules {row['static']:.2f}, "
+        f"{phases}; codes {', '.join(row['codes']) or '-'}" + (f"; errors: {row['errors']}" if row["errors"] else "")
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("targets", nargs="*", default=DEFAULT)
+    parser.add_argument("--runs", type=int, default=1, help="fresh processes per target")
+    args = parser.parse_args(argv)
+    for target in args.targets:
+        for _ in range(args.runs):
+            print(line(check_once(target)), flush=True)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--one":
-        print(json.dumps(measure(sys.argv[2])))
-        sys.exit(0)
-    for target in sys.argv[1:] or DEFAULT:
-        out = subprocess.run([sys.executable, __file__, "--one", target], cwd=ROOT, capture_output=True, text=True)
-        if out.returncode != 0:
-            print(out.stderr)
-            continue
-        row = json.loads(out.stdout.strip().splitlines()[-1])
-        print(
-            f"{row['target']}: import torch+transformers {row['import']:.2f} s, the target's file "
-            f"{row['import target']:.2f} s; check {row['check']:.2f} s "
-            f"({', '.join(f'{k} {v:.2f} s' for k, v in row['phases'].items())}); peak RSS "
-            f"{row['peak_rss_mb']:.0f} MB; codes {', '.join(row['codes']) or '-'}"
-            + (f"; errors: {row['errors']}" if row["errors"] else "")
-        )
+    main()

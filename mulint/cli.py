@@ -341,7 +341,11 @@ def check(
             raise SystemExit(2 if result.errors or unchecked else (1 if diff else 0))
         if fmt == "text":
             _echo(note_lines(result))
-        output = render(result, fmt, statistics, unsafe_fixes, len(fixes.fixed))
+            if verbose:
+                from mulint.report.summary import timing_lines
+
+                _echo(timing_lines(result))
+        output = render(result, fmt, statistics, unsafe_fixes, len(fixes.fixed), verbose=verbose)
         if fmt == "text" and not result.findings and (result.errors or result.unanalysed):
             output = not_a_pass(result)
         if output:

@@ -173,15 +173,17 @@ def test_jobs_give_the_same_report_as_one_worker(mulint, tmp_path):
 @pytest.mark.slow
 def test_workers_side_by_side_share_the_cores(mulint, tmp_path):
     """Two workers each with torch's pool sized for the whole machine oversubscribe it (3× slower);
-    side by side each gets its share of the cores, alone a worker keeps torch's default."""
+    side by side each gets its share of the cores, alone a worker keeps torch's default. (That count is
+    what a worker trains with; a check's analysis builds its small models on one thread.)"""
     import os
 
     import torch
 
+    shown = "import mulint.engine.jobs as jobs; print('@@threads', jobs.training_threads, torch.get_num_threads())"
     for i in range(2):
-        write_model(tmp_path, name=f"net{i}.py", extra="print('@@threads', torch.get_num_threads())")
+        write_model(tmp_path, name=f"net{i}.py", extra=shown)
     code, out, err = mulint("check", str(tmp_path), "--jobs", "2", "--verbose", "--no-cache")
     assert code == 1, err
-    assert set(re.findall(r"@@threads (\d+)", err)) == {str(max(1, (os.cpu_count() or 1) // 2))}, err
+    assert set(re.findall(r"@@threads (\d+) 1", err)) == {str(max(1, (os.cpu_count() or 1) // 2))}, err
     code, out, err = mulint("check", str(tmp_path / "net0.py"), "--jobs", "2", "--verbose", "--no-cache")
-    assert set(re.findall(r"@@threads (\d+)", err)) == {str(torch.get_num_threads())}, err
+    assert set(re.findall(r"@@threads (\d+) 1", err)) == {str(torch.get_num_threads())}, err

@@ -122,6 +122,33 @@ def _blocks(widths):
     return nn.ModuleList([nn.Linear(w, w) for w in widths])
 
 
+@pytest.mark.parametrize(
+    ("loop", "blocks_at_8"),
+    [
+        ("for block in self.blocks:\n                x = block(x)", 2),
+        ("for i in range(self.config.n_layer):\n                x = self.blocks[i](x)", 8),  # needs every block
+    ],
+)
+def test_the_depth_traces_of_a_model_too_shallow_to_shorten_are_shortened(tmp_path, loop, blocks_at_8):
+    """Two blocks are traced as they are; its traces at 4 and 8 blocks are shortened all the same (only the
+    first blocks' adds are read), unless its forward needs every block."""
+    from mulint.analysis.depth import trace_at
+    from mulint.analysis.structure import analyse_structure
+    from mulint.construct.depth import find_depth_knob
+    from mulint.reading.targets import parse_target, resolve
+
+    (tmp_path / "deep.py").write_text(
+        DEEP_SP.replace("n_layer: int = 6", "n_layer: int = 2").replace("FORWARD_LOOP", loop)
+    )
+    [target] = resolve(parse_target(f"{tmp_path / 'deep.py'}:GPT"), allow_exec=True)
+    structure = analyse_structure(target)
+    assert structure.shortened.lengths == {}
+    knob = find_depth_knob(structure.knob, target=target.label)
+    traced = trace_at(target, structure, knob.at(8), next(iter(structure.traces)))
+    blocks = {name.split(".")[1] for name in traced.param_nodes if name.startswith("blocks.")}
+    assert len(blocks) == blocks_at_8
+
+
 def test_only_lists_of_identical_blocks_are_shortened():
     model = nn.Module()
     model.same = _blocks([8] * 5)

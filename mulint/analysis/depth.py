@@ -103,13 +103,16 @@ def _read_branches(facts: DepthFacts, traces, target, structure: Structure, knob
 
 
 def trace_at(target: ResolvedTarget, structure: Structure, knob: WidthKnob, width: int) -> Traced:
-    """The model built by ``knob`` at ``width`` on the meta device, traced with repeated blocks as two."""
+    """The model built by ``knob`` at ``width`` on the meta device, traced with repeated blocks as two.
+    A base depth too short to shorten (2 blocks) does not make 4L traced in full: only the first blocks'
+    adds are read; a forward that needed every block at the base depth is traced in full."""
     seed_all(0)
     model = build_at(knob, width, target=target.label)
-    if structure.shortened.lengths:
-        with shortened(model):
+    if not structure.shortened.in_full:
+        with shortened(model) as lists:
             try:
-                return export(model, inputs_for(target, model)[structure.inputs_index], target=target.label)
+                if lists.lengths:
+                    return export(model, inputs_for(target, model)[structure.inputs_index], target=target.label)
             except MulintError:
                 pass  # the forward needs every block at this depth: traced in full below
     return export(model, inputs_for(target, model)[structure.inputs_index], target=target.label)

@@ -20,6 +20,7 @@ from mulint.exponents import fit_exponent
 from mulint.profiles import load_profile
 from mulint.reading.functions import Function
 from mulint.reading.targets import ResolvedTarget
+from mulint.steps import phase
 
 NO_OPTIMIZER = "optimizer rules skipped: no optimizer found"  # the API words its own hint
 
@@ -95,12 +96,14 @@ def analyse_model(
     model_cls = target.obj if inspect.isclass(target.obj) else type(next(iter(structure.models.values())))
     factory = find_factory(target.module, model_cls, optimizer)
     opt_numbers = OptimizerNumbers(label=factory.label) if factory else None
-    policy = LrPolicy.for_module(target.module, tuple(lr_scale_keys), lr_scale, factory.module) if factory else None
+    with phase("lr reads"):
+        policy = LrPolicy.for_module(target.module, tuple(lr_scale_keys), lr_scale, factory.module) if factory else None
     if factory is not None and policy is not None:
         facts.notes.extend(policy.overwrite_note(factory.label))
 
     knob = numeric_knob(structure.knob)  # the small CPU models never hold a full-length causal mask
-    chosen, moved = choose_numeric_widths(knob, target.label, widths)
+    with phase("small widths"):
+        chosen, moved = choose_numeric_widths(knob, target.label, widths)
     facts.notes.extend(moved)
     grad_rms: list[float] = []
     # each optimizer step's size; the profile says which families its exact tables judge instead
@@ -109,40 +112,47 @@ def analyse_model(
 
     def visit(width, model):
         if factory is not None and opt_numbers is not None:
-            read_optimizer(factory, model, width, opt_numbers, target.label, policy)
-            measure_updates(factory.make, model, width, facts.params, batch, updates, lr_policy=policy)
+            with phase("optimizer"):
+                read_optimizer(factory, model, width, opt_numbers, target.label, policy)
+            with phase("updates"):
+                measure_updates(factory.make, model, width, facts.params, batch, updates, lr_policy=policy)
             if width == max(chosen):
-                grad_rms.extend(hidden_gradient_rms(target, structure, model))
+                with phase("gradient"):
+                    grad_rms.extend(hidden_gradient_rms(target, structure, model))
 
-    numbers = measure_init(knob, chosen, target.label, visit=visit)
+    with phase("init numbers"):
+        numbers = measure_init(knob, chosen, target.label, visit=visit)
     facts.numeric_widths = chosen
     facts.notes += [n for n in (shrink_note(knob),) if n]
     if factory is not None:
-        measure_again(
-            updates,
-            facts.params,
-            load_profile(profile).spectral,
-            factory.make,
-            lambda width: _seeded_build(knob, width, target.label),
-            batch_for(target, structure, chosen, 2),
-            lr_policy=policy,
-        )
-        update_facts(updates, facts.params, facts.notes, factory.label)
+        with phase("updates"):
+            measure_again(
+                updates,
+                facts.params,
+                load_profile(profile).spectral,
+                factory.make,
+                lambda width: _seeded_build(knob, width, target.label),
+                batch_for(target, structure, chosen, 2),
+                lr_policy=policy,
+            )
+            update_facts(updates, facts.params, facts.notes, factory.label)
     if depth:
-        facts.depth = analyse_depth(target, structure, depth_arg, numeric_width=min(chosen))
+        with phase("depth structure"):
+            facts.depth = analyse_depth(target, structure, depth_arg, numeric_width=min(chosen))
         depth_knob = find_depth_knob(knob, depth_arg, target=target.label) if facts.depth is not None else None
         if facts.depth is not None and depth_knob is not None and facts.depth.branches:
             # the same small width and seed as the width numbers, the optimizer as the training makes it
             make = factory.make if factory is not None else None
-            analyse_depth_numbers(
-                facts.depth,
-                depth_knob,
-                min(chosen),
-                target=target.label,
-                make_optimizer=make,
-                policy=policy,
-                profile=profile,
-            )
+            with phase("depth numbers"):
+                analyse_depth_numbers(
+                    facts.depth,
+                    depth_knob,
+                    min(chosen),
+                    target=target.label,
+                    make_optimizer=make,
+                    policy=policy,
+                    profile=profile,
+                )
         if facts.depth is not None:
             # After the per-parameter depth numbers (init, lr, ε at each depth), which the fold of a
             # last weight's init into its branch's multiplier and the no-depth-scaling note read.

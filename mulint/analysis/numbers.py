@@ -16,7 +16,7 @@ import torch.nn as nn
 from mulint.construct import build_at
 from mulint.construct.init_record import InitRecorder, Write
 from mulint.construct.knob import WidthKnob
-from mulint.construct.proportional import proportional_widths, scaled_widths
+from mulint.construct.proportional import ShapeProbe, proportional_widths, scaled_widths
 from mulint.construct.provenance import quiet
 from mulint.errors import MulintError
 
@@ -79,37 +79,48 @@ def choose_numeric_widths(
         and all((n := _numel_on_meta(knob, w, target)) is not None and n <= MAX_ELEMENTS for w in requested)
     ):
         return requested, []
-    widths = _small_widths(knob, target, count)
-    sizes: dict[int, int | None] = {}
+    widths, numel = _small_widths(knob, target, count)
 
     def fits(width: int) -> bool:
-        if width not in sizes:
-            sizes[width] = _numel_on_meta(knob, width, target)
-        numel = sizes[width]
-        return numel is not None and numel <= MAX_ELEMENTS
+        n = numel(width)
+        return n is not None and n <= MAX_ELEMENTS
 
-    return proportional_widths(knob, target, widths, min_count=2, what="numeric widths", fits=fits)
+    return proportional_widths(knob, target, widths, min_count=2, what="numeric widths", fits=fits, probe=numel.probe)
 
 
-def _small_widths(knob: WidthKnob, target: str, count: int, level: int = 0) -> list[int]:
-    """Up to `count` small doubling widths that fit; ``level`` counts the rounds of shrinking what
-    does not grow with width already tried (see `_shrink`)."""
+class _MetaNumel:
+    """Element count of the model built on the meta device at a width, from the shapes the proportion
+    check reads too (`ShapeProbe`): one meta build per width serves both. A knob shrunk since gets a new
+    one (the shapes change)."""
+
+    def __init__(self, knob: WidthKnob, target: str) -> None:
+        self.probe = ShapeProbe(knob, target)
+
+    def __call__(self, width: int) -> int | None:
+        shapes = self.probe.shapes(width)
+        return None if shapes is None else sum(math.prod(shape) for shape in shapes.values())
+
+
+def _small_widths(knob: WidthKnob, target: str, count: int, level: int = 0) -> tuple[list[int], _MetaNumel]:
+    """Up to `count` small doubling widths that fit, and the element counts read to choose them;
+    ``level`` counts the rounds of shrinking what does not grow with width already tried (see `_shrink`)."""
+    numel = _MetaNumel(knob, target)
     candidates = sorted(set(scaled_widths(knob.base, [2.0**k for k in range(-12, 4)])))
     in_range = [w for w in candidates if MIN_WIDTH <= w <= MAX_WIDTH]
-    sizes = _sizes(knob, target, in_range)
+    sizes = _sizes(numel, in_range)
     preferred = [w for w, n in sizes.items() if n <= PREFERRED_ELEMENTS]
     if len(preferred) >= 2:
-        return preferred[-count:]
+        return preferred[-count:], numel
     if len(sizes) >= 2:
-        return list(sizes)[:count]
+        return list(sizes)[:count], numel
     # e.g. 64 heads need width >= 64 and a huge vocab fills memory: look outside the range
-    fitting = sorted(set(sizes) | set(_sizes(knob, target, [w for w in candidates if w not in in_range])))
+    fitting = sorted(set(sizes) | set(_sizes(numel, [w for w in candidates if w not in in_range])))
     if len(fitting) < 2 and level < 2 and knob.unlimited is not None:
         _shrink(knob, level)
         return _small_widths(knob, target, count, level + 1)
     if len(fitting) < 2:
         raise _too_big(knob, target, candidates)
-    return fitting[:count]
+    return fitting[:count], numel
 
 
 def _shrink(knob: WidthKnob, level: int) -> None:
@@ -171,12 +182,12 @@ def _too_big(knob: WidthKnob, target: str, candidates: list[int]) -> MulintError
     )
 
 
-def _sizes(knob: WidthKnob, target: str, widths: list[int]) -> dict[int, int]:
+def _sizes(numel_at: _MetaNumel, widths: list[int]) -> dict[int, int]:
     """Element counts, ascending by width, of the widths that build and fit; the size grows with
     width, so the search stops at the first one too big."""
     out = {}
     for width in widths:
-        numel = _numel_on_meta(knob, width, target)
+        numel = numel_at(width)
         if numel is None:
             continue
         if numel > MAX_ELEMENTS:

@@ -31,6 +31,7 @@ from mulint.construct.width import find_knob
 from mulint.errors import MulintError
 from mulint.facts import BranchFacts, ModelFacts, MupModule, ParamFacts, ParamUse
 from mulint.reading.targets import ResolvedTarget
+from mulint.steps import phase
 from mulint.trace import Traced, export
 from mulint.trace.record import path_difference, record, seed_all, share_inputs
 
@@ -120,7 +121,8 @@ def _trace_pair(target, models, ref, other) -> tuple[Traced, Traced, int, Shorte
             except MulintError:
                 pass
     pair = _export_pair(target, models, ref, other)
-    return (*pair, ShortenedLists(), _trace_training_branch(target, models, ref, other, pair[2]))
+    full = ShortenedLists(in_full=bool(lists.lengths))
+    return (*pair, full, _trace_training_branch(target, models, ref, other, pair[2]))
 
 
 def _trace_training_branch(target, models, ref, other, index: int, tracer=export, device: str = "meta", seed: int = 0):
@@ -184,30 +186,27 @@ def _branch_facts(facts: ModelFacts, branch, widths, lists: ShortenedLists) -> N
 def analyse_structure(
     target: ResolvedTarget, *, widths: list[int] | None = None, width_arg: str | None = None
 ) -> Structure:
+    """The target built on meta at two widths (or more) and traced at two: its parameters' facts and roles."""
+    with phase("roles"):  # what the builds and traces inside leave: reading shapes, uses and roles
+        return _analyse_structure(target, widths, width_arg)
+
+
+def _analyse_structure(target: ResolvedTarget, widths: list[int] | None, width_arg: str | None) -> Structure:
     built_as: list[str] = []  # how the training code constructs a model mulint cannot build alone
-    knob: WidthKnob | None
-    try:
-        knob = find_knob(target.obj, target.label, width_arg)
-    except MulintError as exc:
-        knob = _knob_as_trained(target, width_arg, exc, built_as)
-        if knob is None:
-            if not widths:
-                raise
-            knob = find_knob(target.obj, target.label, width_arg, base_override=min(widths))
-    # The init the training code applies after building the model is part of the model mulint judges.
-    init_plan = plan_training_init(target.path, target.name, target.module)
-    knob = with_training_init(knob, init_plan)
-    chosen, moved = choose_widths(knob.base, widths), list[str]()
-    if not widths:  # meta builds are free: move up past widths where a rounded size stands still
-        chosen, moved = proportional_widths(
-            knob, target.label, chosen, fits=lambda w: True, min_count=2, what="structure widths"
-        )
-    ref, other = _reference_pair(knob.base, chosen)
-    provenance = Provenance()
-    models = {}
-    for w in chosen:
-        seed_all(0)  # a model drawing its architecture at random builds the same way every run
-        models[w] = build_at(knob, w, target=target.label, provenance=provenance if w == ref else None)
+    with phase("width knob"):
+        knob, init_plan = _knob(target, widths, width_arg, built_as)
+    with phase("meta build"):
+        chosen, moved = choose_widths(knob.base, widths), list[str]()
+        if not widths:  # meta builds are free: move up past widths where a rounded size stands still
+            chosen, moved = proportional_widths(
+                knob, target.label, chosen, fits=lambda w: True, min_count=2, what="structure widths"
+            )
+        ref, other = _reference_pair(knob.base, chosen)
+        provenance = Provenance()
+        models = {}
+        for w in chosen:
+            seed_all(0)  # a model drawing its architecture at random builds the same way every run
+            models[w] = build_at(knob, w, target=target.label, provenance=provenance if w == ref else None)
     require_same_structure({w: layout(m) for w, m in models.items()}, target.label)
     knob.shrink = constant_large_sizes(models, _short_size())  # the small CPU builds' later
     mup = mup_modules(models[ref], provenance)
@@ -232,13 +231,15 @@ def analyse_structure(
     try:
         if not EXPORT:
             raise MulintError("torch.export not used", target=target.label, step="trace")
-        ref_trace, other_trace, inputs_index, lists, branch = _trace_pair(target, models, ref, other)
+        with phase("trace"):
+            ref_trace, other_trace, inputs_index, lists, branch = _trace_pair(target, models, ref, other)
         traced_at = (ref, other)
     except MulintError as exc:
         if exc.step != "trace":
             raise
         # Data-dependent forward code (token routing, .item()): run it on real inputs instead.
-        ref_trace, other_trace, inputs_index, traced_at, branch = _record_pair(target, knob, exc)
+        with phase("trace"):
+            ref_trace, other_trace, inputs_index, traced_at, branch = _record_pair(target, knob, exc)
         lists = ShortenedLists()
         facts.notes.append(
             f"traced by running the model on small CPU inputs at widths {traced_at[0]} and "
@@ -262,6 +263,22 @@ def analyse_structure(
         provenance=provenance,
         shortened=lists,
     )
+
+
+def _knob(target: ResolvedTarget, widths: list[int] | None, width_arg: str | None, built_as: list[str]):
+    """The width knob, with the init the training code applies after building the model (part of the
+    model mulint judges), and that plan."""
+    knob: WidthKnob | None
+    try:
+        knob = find_knob(target.obj, target.label, width_arg)
+    except MulintError as exc:
+        knob = _knob_as_trained(target, width_arg, exc, built_as)
+        if knob is None:
+            if not widths:
+                raise
+            knob = find_knob(target.obj, target.label, width_arg, base_override=min(widths))
+    init_plan = plan_training_init(target.path, target.name, target.module)
+    return with_training_init(knob, init_plan), init_plan
 
 
 def _knob_as_trained(

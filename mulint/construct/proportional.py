@@ -92,12 +92,20 @@ def _describe(name: str, dim: int, shapes: dict[int, Shapes], widths: list[int])
 
 
 def proportional_widths(
-    knob: WidthKnob, target: str, widths: list[int], *, fits: Callable[[int], bool], min_count: int, what: str
+    knob: WidthKnob,
+    target: str,
+    widths: list[int],
+    *,
+    fits: Callable[[int], bool],
+    min_count: int,
+    what: str,
+    probe: ShapeProbe | None = None,
 ) -> tuple[list[int], list[str]]:
     """``widths``, or widths moved up by doublings (as many as fit ``fits``, at least ``min_count``)
     where every changing dimension grows in proportion to width; with a note saying which and why.
-    ``widths`` unchanged, with a note, when no such widths fit."""
-    probe = ShapeProbe(knob, target)
+    ``widths`` unchanged, with a note, when no such widths fit. ``probe``: the caller's shapes of
+    ``knob``, when it built the model at some of these widths already."""
+    probe = probe or ShapeProbe(knob, target)
     problem = probe.off_proportion(widths)
     if problem is None:
         return widths, []

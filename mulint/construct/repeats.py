@@ -26,6 +26,7 @@ class ShortenedLists:
     """Which lists were shortened: module path -> original number of blocks."""
 
     lengths: dict[str, int] = field(default_factory=dict)
+    in_full: bool = False  # lists were found, but the forward needed every block: traced in full
 
     def representative(self, name: str) -> str:
         """The name of the traced counterpart of a parameter or module in block ``i >= KEEP``."""

@@ -8,6 +8,7 @@ process never imports user code (`mulint.engine.isolation` runs it elsewhere) an
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,16 @@ class CheckResult:
     skipped_dirs: list[str] = field(default_factory=list)
     # resolved path -> sha256 of each checked file before anything read it: a fix is made only on that text
     sources: dict[str, str | None] = field(default_factory=dict)
+    # target -> where its time went (`add_time`): shown only under --verbose, since times vary run to run
+    timings: dict[str, dict] = field(default_factory=dict)
+
+    def add_time(self, target: str, phases: dict[str, float], **about) -> None:
+        """Seconds per phase for one target (mulint's own, and the worker's from `mulint.steps`), added to
+        what it has; ``about``: facts of the run such as ``cached=True``."""
+        entry = self.timings.setdefault(target, {"phases": {}})
+        for name, seconds in phases.items():
+            entry["phases"][name] = entry["phases"].get(name, 0.0) + seconds
+        entry.update(about)
 
     @property
     def models_analysed(self) -> int:
@@ -215,10 +226,12 @@ def _check_static(spec, options: Settings, result: CheckResult):
     from mulint.reading.source_rules import check_source
     from mulint.rules import source_rules
 
+    start = time.perf_counter()
     try:
         summary = summarize(spec.path)
         rules = [r for r in source_rules() if selected(r.code, options.select, options.ignore)]
         result.findings.extend(check_source(spec.path, rules))
+        result.add_time(str(spec.path), {"static rules": time.perf_counter() - start})
     except MulintError as exc:
         result.errors.append(ErrorRecord.of(exc, target=str(spec.path)))
         return None
@@ -318,7 +331,10 @@ def _not_analysed(result: CheckResult, path, reason: str, hint: str) -> None:
 
 def _cached(job: Job, options: Settings, result: CheckResult) -> bool:
     """Take the cached result of an unchanged target: then no worker, no torch."""
+    start = time.perf_counter()
     hit = _cache_lookup(job, options)
+    lookup = {"cache lookup": time.perf_counter() - start} if options.cache else {}
+    result.add_time(job.target, lookup, cached=hit is not None)
     if hit is None:
         return False
     findings, entry = hit
@@ -341,6 +357,8 @@ def _done_line(outcome: Outcome) -> str:
 
 def _take(outcome: Outcome, options: Settings, result: CheckResult, progress=lambda s: None) -> None:
     job = outcome.job
+    if outcome.error is not None:  # the worker's time, not broken down: its phases come with a result
+        result.add_time(job.target, {"worker": outcome.seconds}, failed=True)
     if outcome.output.strip():
         result.outputs.append((job.target, outcome.output))
     if outcome.error is not None:
@@ -354,7 +372,13 @@ def _take(outcome: Outcome, options: Settings, result: CheckResult, progress=lam
     value = outcome.value
     result.findings.extend(value["findings"])
     result.targets.append(value["target"])
+    worker = value.get("timings") or {}
+    # the fork (the first check: the worker server's start), the worker's set-up, the result's way back
+    result.add_time(job.target, {"worker start": max(0.0, outcome.seconds - sum(worker.values())), **worker})
+    start = time.perf_counter()
     _cache_store(job, options, value, progress)
+    if options.cache:
+        result.add_time(job.target, {"cache store": time.perf_counter() - start})
 
 
 # --- cache -------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import sysconfig
 import time
 from pathlib import Path
 
+from mulint import steps
 from mulint.engine import observe
 
 _HOOK_INSTALLED = False
@@ -67,8 +68,9 @@ class DependencyRecorder:
         global _ACTIVE
         _ACTIVE -= 1
         observe.recording = _ACTIVE > 0
-        self._snapshot = (_module_files(), set(_READ))
-        self._observed = self._observe()
+        with steps.phase("dependencies"):
+            self._snapshot = (_module_files(), set(_READ))
+            self._observed = self._observe()
 
     def files(self) -> list[Path]:
         """Resolved paths, sorted, deduplicated: local modules in sys.modules and files opened for reading."""

@@ -45,7 +45,7 @@ SERVER_START_TIMEOUT = 300.0  # the worker server imports torch once; a loaded m
 OUTPUT_TAIL_LINES = 8
 OUTPUT_KEPT_BYTES = 64 << 10  # of a worker's output, the end: what --verbose shows and errors quote
 MAX_OUTPUT_BYTES = 256 << 20  # the most any file a worker writes may grow to (its output included)
-_PRELOAD = ["torch", "mulint.engine.jobs", "mulint.engine.worker"]
+_PRELOAD = ["torch", "mulint.engine.jobs", "mulint.engine.worker", "mulint.engine.preload"]
 
 
 @dataclass

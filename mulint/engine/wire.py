@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import numbers
 import types
 import typing
@@ -261,7 +262,26 @@ def check_result(kind: str, payload) -> dict:
     _fields(payload, {**expected, **_DEPS}, "result", required=tuple(expected))
     if kind == "check":
         _fields(payload["target"], _ENTRY, "result.target", required=("target", "mode"))
+    if "timings" in payload:
+        check_timings(payload["timings"], "result.timings")
     return payload
+
+
+MAX_PHASES = 64  # a job times a dozen phases; more is not a job's timing
+MAX_PHASE_NAME = 40
+
+
+def check_timings(timings, where: str = "timings") -> dict[str, float]:
+    """Seconds per phase (`mulint.steps.timings`): short names, finite non-negative numbers."""
+    check(timings, dict[str, float], where)
+    if len(timings) > MAX_PHASES:
+        raise WireError(f"{where}: {len(timings)} phases")
+    for name, seconds in timings.items():
+        if not name or len(name) > MAX_PHASE_NAME or not name.isprintable():
+            raise WireError(f"{where}: a phase named {name[:MAX_PHASE_NAME]!r}")
+        if not math.isfinite(seconds) or seconds < 0:
+            raise WireError(f"{where}.{name}: {seconds} seconds")
+    return timings
 
 
 def _fields(payload, schema: dict, where: str, required: tuple[str, ...]) -> None:

@@ -77,11 +77,29 @@ def counts_line(result, require: bool) -> str:
     return ", ".join(parts) + "."
 
 
-def render(result, fmt: str, statistics: bool, unsafe_fixes: bool = False, fixed: int = 0) -> str:
+def timing_lines(result) -> list[str]:
+    """`check --verbose`: one line per target, where its time went (`TARGET: timings: import 0.21 s, ...`);
+    a cached model says so."""
+    lines = []
+    for target, entry in result.timings.items():
+        phases = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in entry.get("phases", {}).items())
+        state = "cached, " if entry.get("cached") else ("failed, " if entry.get("failed") else "")
+        total = sum(entry.get("phases", {}).values())
+        lines.append(f"{one_line(target)}: timings: {state}{phases or 'nothing timed'} (total {total:.2f} s)")
+    return lines
+
+
+def render(
+    result, fmt: str, statistics: bool, unsafe_fixes: bool = False, fixed: int = 0, *, verbose: bool = False
+) -> str:
+    """``verbose``: the JSON output carries the run's timings too."""
     from mulint.report import github, json_report, sarif, text
 
     if fmt == "json":
-        return json_report.render(result.findings, result.targets, result.errors, unanalysed=result.unanalysed)
+        timings = getattr(result, "timings", None) if verbose else None
+        return json_report.render(
+            result.findings, result.targets, result.errors, unanalysed=result.unanalysed, timings=timings
+        )
     if fmt == "sarif":
         from mulint.rules.pages import load_pages, pages_dir
 

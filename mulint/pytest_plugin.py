@@ -90,6 +90,9 @@ class MulintItem(pytest.Item):
         super().__init__(**kwargs)
         self.target = target
         self.settings = settings
+        # No fixtures, as for a test function: plugins that read every item's funcargs in their hooks
+        # (pytest-lsp's pytest_runtest_call) otherwise fail on mulint's items.
+        self.funcargs: dict = {}
         self.add_marker("mulint")
 
     def runtest(self) -> None:

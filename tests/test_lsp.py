@@ -222,6 +222,55 @@ def test_a_cancelled_model_check_ends_its_process(monkeypatch, tmp_path):
         os.kill(pid, 0)  # gone (and reaped), not left running
 
 
+def test_a_newer_check_cancels_the_older_one():
+    from mulint.lsp.server import DEBOUNCE, MulintServer
+
+    server = MulintServer()
+    ran: list[str] = []
+
+    async def work(name: str, seconds: float):
+        ran.append(f"{name} started")
+        await asyncio.sleep(seconds)
+        ran.append(f"{name} finished")
+
+    async def scenario():
+        server.schedule("model", "file:///m.py", lambda: work("first", 0))  # still waiting out DEBOUNCE
+        server.schedule("model", "file:///m.py", lambda: work("second", 60))
+        await asyncio.sleep(DEBOUNCE * 2)
+        server.schedule("static", "file:///m.py", lambda: work("static", 0))  # another kind: runs beside it
+        server.schedule("model", "file:///m.py", lambda: work("third", 0))  # cancels the running second
+        await asyncio.sleep(DEBOUNCE * 3)
+
+    asyncio.run(scenario())
+    assert ran == ["second started", "static started", "third started", "static finished", "third finished"]
+    assert server.tasks == {}  # finished checks leave nothing behind
+
+
+def test_the_language_server_never_imports_torch(tmp_path):
+    """Its static rules, fixes and model-file test run here; torch only in `mulint check`'s workers."""
+    shutil.copy(EXAMPLES / "nanogpt_sp.py", tmp_path / "model.py")
+    (tmp_path / "train.py").write_text(SCHEDULE)
+    script = f"""
+import sys
+from pathlib import Path
+import mulint.lsp, mulint.lsp.server
+from mulint.lsp.actions import fixed_text, hover_text
+from mulint.lsp.checks import ProjectSettings, defines_models, static_findings
+root = Path({str(tmp_path)!r})
+settings = ProjectSettings().of(root / "train.py")
+found = static_findings((root / "train.py").read_text(), root / "train.py", settings)
+assert [f.code for f in found] == ["MU303"], found
+assert fixed_text(found, root / "train.py", unsafe=True) and hover_text("MU303")
+assert defines_models(root / "model.py") and not defines_models(root / "train.py")
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "numpy")))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_lsp_without_pygls_is_a_usage_error():
     blocked = "import sys; sys.modules['pygls'] = None; from mulint.cli import main; main(['lsp'])"
     done = subprocess.run(

@@ -48,6 +48,7 @@ class MulintServer(LanguageServer):
         self.model: dict[str, ModelCheck] = {}  # uri -> the last model check of the saved file
         self.published: dict[str, list[tuple[types.Diagnostic, Finding | None]]] = {}
         self.tasks: dict[tuple[str, str], asyncio.Task] = {}  # (kind, uri) -> its pending or running check
+        self.opened: set[str] = set()  # the open Python files, by the URI the client spells
         self._static_codes = static_codes()
 
     # --- scheduling -----------------------------------------------------------------------------
@@ -158,10 +159,9 @@ class MulintServer(LanguageServer):
     def recheck_all(self) -> None:
         """After a config change: every open Python file, both checks."""
         self.project.clear()
-        for uri in list(self.workspace.text_documents):
-            if is_python(uri):
-                self.schedule("static", uri, lambda uri=uri: self.check_static(uri))
-                self.schedule("model", uri, lambda uri=uri: self.check_model(uri))
+        for uri in sorted(self.opened):
+            self.schedule("static", uri, lambda uri=uri: self.check_static(uri))
+            self.schedule("model", uri, lambda uri=uri: self.check_model(uri))
 
     # --- client settings ------------------------------------------------------------------------
 
@@ -236,6 +236,7 @@ def build_server(daemon: bool = False) -> MulintServer:
     def did_open(params: types.DidOpenTextDocumentParams) -> None:
         uri = params.text_document.uri
         if is_python(uri):
+            server.opened.add(uri)
             server.schedule("static", uri, lambda: server.check_static(uri))
             server.schedule("model", uri, lambda: server.check_model(uri))
 
@@ -259,6 +260,7 @@ def build_server(daemon: bool = False) -> MulintServer:
     def did_close(params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
         server.cancel(uri)
+        server.opened.discard(uri)
         for state in (server.static, server.model, server.published, server.config_error):
             state.pop(uri, None)
         server.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))

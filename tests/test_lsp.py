@@ -325,10 +325,27 @@ def mu303_actions(folder: Path, options) -> tuple[list[types.CodeAction], str]:
     return asyncio.run(scenario())
 
 
-def test_unsafe_fixes_are_not_offered_by_default(tmp_path):
+def test_unsafe_fixes_are_offered_once_the_settings_enable_them(tmp_path):
     (tmp_path / "train.py").write_text(SCHEDULE)
-    offered, _ = mu303_actions(tmp_path, None)
-    assert offered == []  # MU303's fix is unsafe
+
+    async def scenario():
+        async with Session(tmp_path) as session:
+            uri = session.open("train.py")
+            found = await session.diagnostics(uri, lambda d: "MU303" in codes(d))
+            before = await session.actions(uri, found[0])
+            # the client's `mulint` settings change: the server asks for them (workspace/configuration)
+            session.client.set_configuration({"unsafeFixes": True}, section="mulint")
+            session.client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+            for _ in range(100):
+                after = await session.actions(uri, found[0])
+                if after:
+                    break
+                await asyncio.sleep(0.05)
+            return before, after
+
+    before, after = asyncio.run(scenario())
+    assert before == []  # MU303's fix is unsafe: not offered by default
+    assert [a.title.endswith("(unsafe)") for a in after] == [True]
 
 
 def test_unsafe_fixes_once_enabled_make_exactly_what_fix_writes(tmp_path):

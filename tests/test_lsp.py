@@ -68,9 +68,9 @@ class Session:
         self.versions: dict[str, int] = {}
 
     async def __aenter__(self) -> Session:
-        os.environ["PYTHONPATH"] = str(ROOT)  # the server and its `mulint check` run this checkout
         args = ["-m", "mulint", "lsp", *(["--log-file", str(self.log_file)] if self.log_file else [])]
-        await self.client.start_io(sys.executable, *args, cwd=self.root)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the server and its `mulint check` run this checkout
+        await self.client.start_io(sys.executable, *args, cwd=self.root, env=env)
         folder = types.WorkspaceFolder(uri=self.root.as_uri(), name="project")
         await self.client.initialize_session(
             types.InitializeParams(

@@ -385,6 +385,38 @@ def test_a_config_change_checks_the_open_files_again(tmp_path):
     assert broken[0].range.start.line == 0 and "unknown key" in broken[0].message
 
 
+def processes_naming(text: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline and entry.name != str(os.getpid()):
+            found.append(cmdline)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the running processes from /proc")
+def test_shutting_down_stops_a_running_model_check(tmp_path):
+    shutil.copy(EXAMPLES / "nanogpt_sp.py", tmp_path / "model.py")
+    log_file = tmp_path / "lsp.log"
+
+    async def scenario():
+        async with Session(tmp_path, log_file=log_file) as session:
+            session.open("model.py")
+            for _ in range(200):
+                if processes_naming(str(tmp_path / "model.py")):
+                    break
+                await asyncio.sleep(0.05)
+            return processes_naming(str(tmp_path / "model.py"))
+
+    running = asyncio.run(scenario())
+    assert running and "check --format json" in running[0]
+    assert processes_naming(str(tmp_path / "model.py")) == []
+    assert "model check of" in log_file.read_text() and "cancelled" in log_file.read_text()
+
+
 # --- the server, model rules (a worker per check) ------------------------------------------------
 
 

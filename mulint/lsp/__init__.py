@@ -31,6 +31,9 @@ class ClientLog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         from lsprotocol import types
 
+        if self.server.closing:  # the client stops reading at shutdown: the log file still has it
+            return
+
         kind = next((t for level, t in sorted(self.LEVELS.items(), reverse=True) if record.levelno >= level), 4)
         params = types.LogMessageParams(type=types.MessageType(kind), message=self.format(record))
         try:
@@ -40,7 +43,7 @@ class ClientLog(logging.Handler):
                 self.server.window_log_message(params)
             else:
                 self.loop.call_soon_threadsafe(self.server.window_log_message, params)
-        except RuntimeError:  # before the loop runs, or after it closed: the log file still has it
+        except (RuntimeError, OSError, ValueError):  # no loop, or the stream closed: the log file still has it
             pass
 
 

@@ -121,8 +121,8 @@ async def model_check(path: Path, cwd: Path, daemon: bool) -> ModelCheck:
     try:
         out, err = await process.communicate()
     except asyncio.CancelledError:
-        await _stop(process)
         log.info("model check of %s cancelled", path)
+        await _stop(process)
         raise
     log.info("model check of %s exited %s", path, process.returncode)
     return parse_check_output(out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), cwd, path)
@@ -137,6 +137,9 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
     except asyncio.TimeoutError:
         process.kill()
         await process.wait()
+    except asyncio.CancelledError:  # cancelled again (the server exiting): no grace left
+        process.kill()
+        raise
 
 
 def parse_check_output(out: str, err: str, cwd: Path, path: Path) -> ModelCheck:

@@ -49,6 +49,7 @@ class MulintServer(LanguageServer):
         self.published: dict[str, list[tuple[types.Diagnostic, Finding | None]]] = {}
         self.tasks: dict[tuple[str, str], asyncio.Task] = {}  # (kind, uri) -> its pending or running check
         self.opened: set[str] = set()  # the open Python files, by the URI the client spells
+        self.closing = False  # after `shutdown`: no more messages to the client, no new checks
         self._static_codes = static_codes()
 
     # --- scheduling -----------------------------------------------------------------------------
@@ -58,6 +59,8 @@ class MulintServer(LanguageServer):
         old = self.tasks.pop((kind, uri), None)
         if old is not None:
             old.cancel()
+        if self.closing:
+            return
 
         async def later():
             await asyncio.sleep(DEBOUNCE)
@@ -73,6 +76,12 @@ class MulintServer(LanguageServer):
         task.add_done_callback(
             lambda t: self.tasks.pop((kind, uri), None) if self.tasks.get((kind, uri)) is t else None
         )
+
+    def stop_checks(self) -> None:
+        """At shutdown: every pending or running check cancelled (a running one's process ended)."""
+        self.closing = True
+        for task in list(self.tasks.values()):
+            task.cancel()
 
     def cancel(self, uri: str) -> None:
         for kind in ("static", "model"):
@@ -226,6 +235,15 @@ def build_server(daemon: bool = False) -> MulintServer:
                 await server.client_register_capability_async(types.RegistrationParams(registrations=[registration]))
             except Exception as exc:
                 log.info("cannot watch the config files: %s", exc)
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(params: None) -> None:
+        log.info("shutting down")
+        server.stop_checks()
+
+    @server.feature(types.EXIT)
+    def exit_(params: None) -> None:
+        server.stop_checks()  # an exit without shutdown, too
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(params: types.DidChangeConfigurationParams) -> None:

@@ -118,7 +118,7 @@ class MulintServer(LanguageServer):
         if self.document(uri) is None:
             return
         path = Path(to_fs_path(uri) or uri)
-        if not await asyncio.get_running_loop().run_in_executor(None, defines_models, path):
+        if not path.is_file() or not await asyncio.get_running_loop().run_in_executor(None, defines_models, path):
             self.model[uri] = ModelCheck()
             self.publish(uri)
             return
@@ -204,7 +204,8 @@ def _pages() -> Path:
 
 
 def is_python(uri: str) -> bool:
-    return uri.endswith(".py")
+    """A Python file on disk (not an editor's untitled buffer): mulint checks files."""
+    return uri.startswith("file:") and uri.endswith(".py")
 
 
 def is_config(uri: str) -> bool:
@@ -293,8 +294,9 @@ def build_server(daemon: bool = False) -> MulintServer:
         types.TEXT_DOCUMENT_CODE_ACTION,
         types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix, actions.FIX_ALL]),
     )
-    def code_action(params: types.CodeActionParams) -> list[types.CodeAction] | None:
-        return _code_actions(server, params)
+    async def code_action(params: types.CodeActionParams) -> list[types.CodeAction] | None:
+        # libcst parses the file for the fixes: in a thread, so the server keeps answering meanwhile
+        return await asyncio.get_running_loop().run_in_executor(None, _code_actions, server, params)
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     def hover(params: types.HoverParams) -> types.Hover | None:
@@ -325,7 +327,7 @@ def _code_actions(server: MulintServer, params: types.CodeActionParams) -> list[
         return None
     path = Path(to_fs_path(uri) or uri)
     try:
-        saved = path.read_text(encoding="utf-8")
+        saved = path.read_bytes().decode("utf-8")  # its line ends as they are, as the buffer holds them
     except (OSError, UnicodeError):
         return None
     if saved != document.source:  # findings and fixes are for the saved text

@@ -271,6 +271,36 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "numpy")))
     assert done.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("has_daemon", [False, True])
+def test_model_checks_go_through_the_warm_server_when_check_has_daemon(monkeypatch, tmp_path, has_daemon):
+    import click
+
+    import mulint.lsp
+    from mulint.cli import check, main
+    from mulint.lsp.checks import check_command
+
+    served = []
+    monkeypatch.setattr(mulint.lsp, "serve", lambda **kwargs: served.append(kwargs))
+    params = [p for p in check.params if p.name != "daemon"]
+    if has_daemon:
+        params.append(click.Option(["--daemon"], is_flag=True))
+    monkeypatch.setattr(check, "params", params)
+    with pytest.raises(SystemExit) as done:
+        main(["lsp", "--log-file", str(tmp_path / "lsp.log")])
+    assert done.value.code == 0
+    assert served == [{"daemon": has_daemon, "log_file": tmp_path / "lsp.log"}]
+    command = check_command(tmp_path / "m.py", has_daemon)
+    assert command[1:] == [
+        "-m",
+        "mulint",
+        "check",
+        "--format",
+        "json",
+        *(["--daemon"] * has_daemon),
+        str(tmp_path / "m.py"),
+    ]
+
+
 def test_lsp_without_pygls_is_a_usage_error():
     blocked = "import sys; sys.modules['pygls'] = None; from mulint.cli import main; main(['lsp'])"
     done = subprocess.run(

@@ -332,9 +332,9 @@ def test_static_diagnostics_follow_the_buffer_without_saving(tmp_path):
 
     diagnostic, text, nothing, cleared, messages = asyncio.run(scenario())
     (tmp_path / "train.py").write_text(SCHEDULE)
-    assert mulint_rows([diagnostic]) == [
-        (f["code"], f["line"], f["column"]) for f in json_findings(tmp_path, "train.py")
-    ]
+    expected = json_findings(tmp_path, "train.py")
+    assert mulint_rows([diagnostic]) == [(f["code"], f["line"], f["column"]) for f in expected]
+    assert diagnostic.message == expected[0]["message"]
     line = SCHEDULE.splitlines()[MU303_LINE - 1]
     assert diagnostic.range.end.character == len(line.split("  #")[0])  # the code, not the comment
     assert diagnostic.severity == types.DiagnosticSeverity.Error and diagnostic.source == "mulint"

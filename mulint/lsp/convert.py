@@ -91,10 +91,9 @@ def rule_href(code: str, pages: Path) -> str | None:
 
 def finding_diagnostic(finding: Finding, lines: list[str], pages: Path) -> types.Diagnostic:
     href = rule_href(finding.code, pages)
-    message = finding.message + (f" [{finding.parameter}]" if finding.parameter else "")
     return types.Diagnostic(
         range=finding_range(finding, lines),
-        message=message,
+        message=finding.message,  # as `mulint check` prints it
         severity=SEVERITY.get(finding.severity, types.DiagnosticSeverity.Information),
         code=finding.code,
         code_description=types.CodeDescription(href=href) if href else None,
@@ -123,8 +122,3 @@ def error_diagnostic(
         severity=severity,
         source=SOURCE,
     )
-
-
-def same_place(diagnostic: types.Diagnostic, finding: Finding, lines: list[str]) -> bool:
-    """Whether a diagnostic the client sends back is this finding's."""
-    return diagnostic.code == finding.code and diagnostic.range.start == finding_range(finding, lines).start

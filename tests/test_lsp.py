@@ -473,6 +473,7 @@ def test_a_sp_model_gets_its_findings_and_a_quick_fix_clears_one(tmp_path):
 
     found, offered, old, edited, done, after = asyncio.run(scenario())
     assert mulint_rows(found) == sorted((f["code"], f["line"], f["column"]) for f in expected)
+    assert sorted(d.message for d in found) == sorted(f["message"] for f in expected)
     lines = old.splitlines()
     for diagnostic in found:
         line = lines[diagnostic.range.start.line]

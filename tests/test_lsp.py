@@ -69,7 +69,9 @@ class Session:
 
     async def __aenter__(self) -> Session:
         args = ["-m", "mulint", "lsp", *(["--log-file", str(self.log_file)] if self.log_file else [])]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the server and its `mulint check` run this checkout
+        # The server and its `mulint check` run this checkout; CI set: a model check never leaves a warm
+        # server running behind the test (`--daemon` does not start one then).
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "CI": "1"}
         await self.client.start_io(sys.executable, *args, cwd=self.root, env=env)
         folder = types.WorkspaceFolder(uri=self.root.as_uri(), name="project")
         await self.client.initialize_session(

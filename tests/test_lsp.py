@@ -201,6 +201,24 @@ def test_a_check_that_prints_no_report_becomes_its_error(tmp_path):
     assert result.findings == []
 
 
+def test_static_findings_on_a_buffer_honour_noqa_and_the_config(tmp_path):
+    """The unsaved text decides: a `# noqa` typed but not saved suppresses, as the config's selection does."""
+    from mulint.engine.settings import settings_for
+    from mulint.lsp.checks import static_findings
+
+    path = tmp_path / "train.py"
+    path.write_text("")  # on disk: nothing; the buffer below is what is checked
+    (tmp_path / "pyproject.toml").write_text("[tool.mulint]\n")
+    settings = settings_for([str(path)])
+    assert [(f.code, f.line, Path(f.path)) for f in static_findings(SCHEDULE, path, settings)] == [
+        ("MU303", MU303_LINE, path)
+    ]
+    quiet = SCHEDULE.replace("# the schedule", "# noqa: MU303")
+    assert static_findings(quiet, path, settings) == []
+    (tmp_path / "pyproject.toml").write_text('[tool.mulint]\nper-file-ignores = {"train.py" = ["MU3"]}\n')
+    assert static_findings(SCHEDULE, path, settings_for([str(path)])) == []
+
+
 def test_a_cancelled_model_check_ends_its_process(monkeypatch, tmp_path):
     from mulint.lsp import checks
 

@@ -731,7 +731,7 @@ def _check_writable(path: str) -> None:
 def rule(code: str | None) -> None:
     """Explain rule CODE (e.g. MU201), or list every rule."""
     from mulint.rules import all_rules, by_code
-    from mulint.rules.pages import pages_dir
+    from mulint.rules.pages import explanation
 
     with _errors(False):
         if code is None:
@@ -743,10 +743,27 @@ def rule(code: str | None) -> None:
         if found is None:
             click.echo(f"error: unknown rule code '{one_line(code)}'\n  hint: `mulint rule` lists them", err=True)
             raise SystemExit(2)
-        page = pages_dir() / f"{found.code}.md"
-        click.echo(
-            page.read_text(encoding="utf-8") if page.exists() else f"{found.code}: {found.name}\n\n{found.summary}"
-        )
+        click.echo(explanation(found))
+
+
+@cli.command()
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Also write the server's log here (the editor shows it too, as the server's output).",
+)
+def lsp(log_file: str | None) -> None:
+    """Run the language server on stdin/stdout, for an editor to start (needs `pip install 'mulint[lsp]'`)."""
+    from pathlib import Path
+
+    try:
+        import pygls  # noqa: F401
+    except ImportError:
+        raise click.UsageError("mulint lsp needs pygls: pip install 'mulint[lsp]'") from None
+    from mulint.lsp import serve
+
+    # Model checks go through the warm server when `check` can use one.
+    serve(daemon=any(p.name == "daemon" for p in check.params), log_file=Path(log_file) if log_file else None)
 
 
 @cli.group()

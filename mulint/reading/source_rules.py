@@ -11,9 +11,14 @@ from mulint.sources import read_source
 
 
 def check_source(path: Path, rules) -> list[Finding]:
-    source = read_source(path)
+    return check_text(read_source(path), path, rules)
+
+
+def check_text(source: bytes | str, path: Path, rules) -> list[Finding]:
+    """The static rules on a file's content given here, as bytes from disk or as an editor's unsaved
+    text; `path` names the file in the findings."""
     # libcst's parser is the slow part of the static path: skip it for files no rule can match.
-    text = source.decode("utf-8", errors="replace")
+    text = source.decode("utf-8", errors="replace") if isinstance(source, bytes) else source
     rules = [r for r in rules if not r.needles or any(n in text for n in r.needles)]
     if not rules:
         return []  # syntax errors were reported by the caller's ast parse (reading.safety.summarize)

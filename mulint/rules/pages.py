@@ -65,6 +65,12 @@ def pages_dir() -> Path:
     return packaged if packaged.is_dir() else repo_pages
 
 
+def explanation(rule) -> str:
+    """What `mulint rule CODE` prints (and an editor's hover shows): the rule's page, else its summary."""
+    page = pages_dir() / f"{rule.code}.md"
+    return page.read_text(encoding="utf-8") if page.exists() else f"{rule.code}: {rule.name}\n\n{rule.summary}"
+
+
 def _split_sections(lines: list[str]) -> dict[str, list[str]]:
     """`## heading` -> its lines; headings inside code fences are code (a Python `## comment`), not sections."""
     sections: dict[str, list[str]] = {}

@@ -115,6 +115,35 @@ def test_warm_output_is_the_direct_output(project):
     assert project.run("server", "status")[0] == 1
 
 
+NOISY = """\
+import sys
+
+import torch.nn as nn
+
+print("printed at import")
+
+
+class Prints(nn.Module):
+    def __init__(self, width=32):
+        super().__init__()
+        self.fc = nn.Linear(width, width)
+        print("printed while building", file=sys.stderr)
+        sys.exit(3)
+"""
+
+
+def test_what_the_model_prints_stays_in_its_worker_as_on_the_direct_path(project):
+    """Workers forked from a request inherit streams that write to the client: the model's prints must
+    still go to its output file, quoted in the error as the direct path quotes them, never to the
+    terminal."""
+    (project.folder / "noisy.py").write_text(NOISY, encoding="utf-8")
+    direct = project.run("check", "noisy.py:Prints", "--no-cache", "--no-daemon")
+    warm = project.run("check", "noisy.py:Prints", "--no-cache", "--daemon")
+    assert warm == direct
+    code, out, err = warm
+    assert code == 2 and "printed" not in out and "| printed while building" in err
+
+
 def test_two_clients_at_once_and_a_restart_on_a_changed_key(project):
     _examples(project)
     project.run("check", "nanogpt_sp.py", "--format", "json")  # fills the cache: the runs below find it

@@ -159,13 +159,21 @@ def _import_sources_only() -> None:
 
 
 def _redirect_output(path: str) -> None:
-    """Both descriptors, so prints from C code and subprocesses are captured too."""
+    """Both descriptors, so prints from C code and subprocesses are captured too, and Python's own
+    streams onto them: forked from a warm server's request, the worker inherits streams that write to
+    the server's client, not to a descriptor."""
     fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    inherited = [stream for stream, number in ((sys.stdout, 1), (sys.stderr, 2)) if _descriptor(stream) != number]
+    for stream in (sys.stdout, sys.stderr):
+        if stream not in inherited:
+            stream.flush()  # (an inherited stream's buffer is the request's to send, not a copy for here)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
+    if sys.stdout in inherited:
+        sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    if sys.stderr in inherited:
+        sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
     for stream in (sys.stdout, sys.stderr):  # a worker killed on timeout keeps what it printed
         try:
             if isinstance(stream, io.TextIOWrapper):
@@ -175,6 +183,13 @@ def _redirect_output(path: str) -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)  # a model that asks for input gets EOF, not the user's terminal
     os.close(devnull)
+
+
+def _descriptor(stream) -> int | None:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return None
 
 
 def _limit_memory(max_memory: int) -> None:

@@ -4,7 +4,7 @@ examples/nanogpt_sp.py after an edit (a cache miss), and a cache hit.
 Usage: python benchmarks/warm_check.py [--repeat N]
 Everything runs in a scratch project with its own cache and runtime folder; the server it starts is
 stopped at the end. Each figure is the wall time of a fresh `python -m mulint ...` process, the median
-of N runs (default 5). Targets (issue 26): client start-up <= 0.15 s, warm cache miss <= 1.0 s, warm
+of N runs (default 5). Targets: client start-up <= 0.15 s, warm cache miss <= 1.0 s, warm
 cache hit <= 0.3 s.
 """
 

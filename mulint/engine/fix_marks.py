@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from mulint.engine.cache import cache_root, environment, read_json, write_atomic
+from mulint.fix.files import source_digest
 from mulint.fix.run import declined_fixes
 
 FOLDER = "fix-marks"
@@ -44,11 +45,12 @@ def _key(findings: list, allowed: set) -> str | None:
     files = {}
     for path in paths:
         try:
-            with open(path, "rb") as fh:
-                info = os.fstat(fh.fileno())
-                files[path] = [hashlib.sha256(fh.read()).hexdigest(), info.st_mode, str(Path(path).resolve())]
+            digest, mode = source_digest(Path(path)), os.stat(path).st_mode
         except OSError:
             return None
+        if digest is None:  # not a regular source file (a FIFO is never opened), or unreadable
+            return None
+        files[path] = [digest, mode, str(Path(path).resolve())]
     payload = {
         "mulint": environment(),
         "fixes": fixes,

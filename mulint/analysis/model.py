@@ -17,6 +17,7 @@ from mulint.analysis.updates import batch_for, measure_again, measure_updates
 from mulint.construct.depth import find_depth_knob
 from mulint.construct.provenance import quiet
 from mulint.exponents import fit_exponent
+from mulint.parallel import beside
 from mulint.profiles import load_profile
 from mulint.reading.functions import Function
 from mulint.reading.targets import ResolvedTarget
@@ -105,6 +106,11 @@ def analyse_model(
     with phase("small widths"):
         chosen, moved = choose_numeric_widths(knob, target.label, widths)
     facts.notes.extend(moved)
+    # Four traces' worth of builds at other depths, on another core while the width numbers are measured
+    # here (in turn, after them, where nothing may fork).
+    depth_facts = (
+        beside(lambda: analyse_depth(target, structure, depth_arg, numeric_width=min(chosen))) if depth else None
+    )
     grad_rms: list[float] = []
     # each optimizer step's size; the profile says which families its exact tables judge instead
     updates, batch = UpdateNumbers(exact_families=load_profile(profile).exact), batch_for(target, structure, chosen)
@@ -136,9 +142,9 @@ def analyse_model(
                 lr_policy=policy,
             )
             update_facts(updates, facts.params, facts.notes, factory.label)
-    if depth:
-        with phase("depth structure"):
-            facts.depth = analyse_depth(target, structure, depth_arg, numeric_width=min(chosen))
+    if depth_facts is not None:
+        with phase("depth structure"):  # what is left of it once the width numbers are done
+            facts.depth = depth_facts.result()
         depth_knob = find_depth_knob(knob, depth_arg, target=target.label) if facts.depth is not None else None
         if facts.depth is not None and depth_knob is not None and facts.depth.branches:
             # the same small width and seed as the width numbers, the optimizer as the training makes it

@@ -7,6 +7,7 @@ process never imports user code (`mulint.engine.isolation` runs it elsewhere) an
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -346,7 +347,12 @@ def _cached(job: Job, options: Settings, result: CheckResult) -> bool:
 def _run_model_jobs(jobs: list[Job], options: Settings, result: CheckResult, progress) -> None:
     if not jobs:
         return
-    for outcome in run_jobs(jobs, options.limits(), on_done=lambda o: progress(_done_line(o))):
+    from mulint.fix.context import prepare
+
+    files = sorted({job.target.rsplit(":", 1)[0] for job in jobs})
+    # While the first worker analyses its model, the files are parsed for the fixes planned after it.
+    started = functools.partial(prepare, [Path(f) for f in files if f.endswith(".py")])
+    for outcome in run_jobs(jobs, options.limits(), on_done=lambda o: progress(_done_line(o)), on_started=started):
         _take(outcome, options, result, progress)
 
 

@@ -142,9 +142,12 @@ def run_jobs(
     on_done: Callable[[Outcome], None] = lambda o: None,
     on_progress: Callable[[Job, int], None] = lambda job, n: None,
     on_trial: Callable[[Job, Any], None] = lambda job, trial: None,
+    on_started: Callable[[], None] = lambda: None,
 ) -> list[Outcome]:
     """Run every job in a worker, at most ``limits.jobs`` at once; outcomes in the jobs' order.
     ``on_trial``: a transfer trial the job finished (its timeout then counts afresh: per trial).
+    ``on_started``: work of the caller's own, done once, as soon as the first worker runs (the caller
+    would otherwise only wait for it).
 
     However this ends (a result, an exception, Ctrl-C, a signal turned into `Interrupted`), every
     worker started here is killed with its process group before it returns or raises."""
@@ -159,10 +162,16 @@ def run_jobs(
     # would oversubscribe it (two workers on 2 cores ran 3× slower than one after the other).
     threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
 
+    first = [on_started]
+
+    def started() -> None:
+        if first:
+            first.pop()()
+
     def one(job: Job) -> Outcome:
         if cancelled.is_set():
             return Outcome(job=job, error=_error(job, "start", "interrupted", "", "interrupted"))
-        outcome = _run_one(job, limits.timeout, memory, on_progress, threads, cancelled, mine, on_trial)
+        outcome = _run_one(job, limits.timeout, memory, on_progress, threads, cancelled, mine, on_trial, started)
         on_done(outcome)
         return outcome
 
@@ -259,6 +268,7 @@ def _run_one(
     cancelled: threading.Event | None = None,
     mine: set[int] | None = None,
     on_trial: Callable[[Job, Any], None] = lambda job, trial: None,
+    on_started: Callable[[], None] = lambda: None,
 ) -> Outcome:
     context = _mp_context()
     # The worker's own folder: its output, its temporary files (TMPDIR), the only place user code it
@@ -292,6 +302,7 @@ def _run_one(
             mine.add(process.pid)
         sender.close()
         alive_r.close()
+        on_started()
         # The clock starts when the worker says it runs: the first worker waits for the server to
         # import torch, which is not the target's time.
         deadline = start + max(timeout, SERVER_START_TIMEOUT)

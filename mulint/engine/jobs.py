@@ -22,7 +22,8 @@ from mulint.errors import ErrorRecord, MulintError
 
 
 def run(job, max_memory: int, send: Callable[[tuple], None]) -> tuple[str, Any]:
-    from mulint.engine.deps import DependencyRecorder
+    from mulint import parallel
+    from mulint.engine.deps import DependencyRecorder, fingerprint
 
     handler = {
         "check": check,
@@ -33,6 +34,8 @@ def run(job, max_memory: int, send: Callable[[tuple], None]) -> tuple[str, Any]:
     }[job.kind]
     if job.kind in SMALL_MODEL_JOBS:
         _one_thread()
+        # one torch thread, in mulint's own process: a forked copy may do part of the work on another core
+        parallel.allow([fingerprint])
     recorder = DependencyRecorder()
     steps.start_timing()
     try:

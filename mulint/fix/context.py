@@ -23,6 +23,26 @@ NEWLINE = re.compile(r"\r\n|\r|\n")  # the line ends libcst counts lines by
 PLAIN_SPELLING = {"µ": "mu", "×": "x", "∝": "~", "½": "1/2", "ᵀ": "T", "—": "-", "…": "...", "≈": "~="}
 
 
+_prepared: dict[str, FileContext] = {}  # resolved path -> the file's tree, read before it was asked for
+
+
+def prepare(paths: list[Path]) -> None:
+    """Parse the files and resolve their metadata now, while the caller would only wait (for the workers
+    analysing the models in them): the fixes planned next find the trees ready, if the bytes are unchanged."""
+    for path in paths:
+        try:
+            _prepared[_key(path)] = FileContext.read(path)
+        except Exception:  # noqa: BLE001 - read again when a fix asks, and the reason reported then
+            continue
+
+
+def _key(path: Path) -> str:
+    try:
+        return str(path.resolve())
+    except (OSError, RuntimeError):
+        return str(path)
+
+
 @dataclass
 class Addition:
     """Module-level code placed after the imports, unless a top-level name it defines already exists."""
@@ -44,7 +64,8 @@ class FileContext:
     imports: list[tuple[str, str | None]] = field(default_factory=list)  # (module, name or None)
 
     def __post_init__(self) -> None:
-        self.wrapper = MetadataWrapper(self.original)
+        # A tree just parsed holds every node once: the defensive deep copy would double the cost.
+        self.wrapper = MetadataWrapper(self.original, unsafe_skip_copy=True)
         self.positions = self.wrapper.resolve(PositionProvider)
         self.parents = self.wrapper.resolve(ParentNodeProvider)
         self._qualified = self.wrapper.resolve(QualifiedNameProvider)
@@ -53,10 +74,13 @@ class FileContext:
     @classmethod
     def read(cls, path: Path) -> FileContext:
         """The file parsed; Decline when libcst cannot give its bytes back unchanged (a fix must not
-        touch what it does not fix)."""
+        touch what it does not fix). A tree `prepare` made of the same bytes is taken as it is."""
         from mulint.fix.source import Decline
 
         raw = path.read_bytes()
+        ready = _prepared.pop(_key(path), None)
+        if ready is not None and ready.raw == raw:
+            return ready
         module = cst.parse_module(raw)
         if not module.has_trailing_newline and raw.endswith(module.default_newline.encode()):
             module = module.with_changes(has_trailing_newline=True)  # libcst drops a CR-only file's last CR
@@ -211,27 +235,33 @@ class FileContext:
         return bool(self.rewrites or self.comments or self.before or self.additions or self.imports)
 
     def render(self) -> cst.Module:
+        changed = [*self.rewrites, *self.comments, *self.before]
+        around = {ancestor for node in changed for ancestor in self.ancestors(node)}
         module = self.module.visit(
-            _Apply(self.rewrites, self.comments, self.before, self.fit, self.module.config_for_parsing)
+            _Apply(self.rewrites, self.comments, self.before, self.fit, self.module.config_for_parsing, around)
         )
         additions = [Addition(a.key, self.fit(a.code)) for a in self.additions if a.key not in self.top_level_names()]
         module = _insert_after_imports(module, additions)
         if self.imports:
-            context = CodemodContext()
-            for mod, name in self.imports:
-                AddImportsVisitor.add_needed_import(context, mod, name)
-            module = AddImportsVisitor(context).transform_module(module)
+            module = _with_imports(module, self.imports)
         return module
 
 
 class _Apply(cst.CSTTransformer):
-    def __init__(self, rewrites, comments, before, fit, config) -> None:
+    """The asked-for changes, bottom up. Only the nodes holding a change are entered (``around``): the
+    rest of the tree is kept as it is, not rebuilt node by node."""
+
+    def __init__(self, rewrites, comments, before, fit, config, around: set[cst.CSTNode]) -> None:
         super().__init__()
         self.rewrites = rewrites
         self.comments = comments
         self.before = before
         self.fit = fit
         self.config = config
+        self.around = around
+
+    def on_visit(self, node) -> bool:
+        return node in self.around
 
     def on_leave(self, original, updated):
         for fn in self.rewrites.get(original, ()):
@@ -264,6 +294,29 @@ def _is_import_block(statement: cst.CSTNode, index: int) -> bool:
     small = statement.body[0]
     is_docstring = index == 0 and isinstance(small, cst.Expr) and isinstance(small.value, cst.SimpleString)
     return is_docstring or isinstance(small, (cst.Import, cst.ImportFrom))
+
+
+def _with_imports(module: cst.Module, imports: list[tuple[str, str | None]]) -> cst.Module:
+    """libcst's AddImportsVisitor, run on the file's opening statements only. What it reads and changes is
+    the import block that opens the file and the leading lines of the statement after it; visiting the
+    whole tree cost half of a fix's planning. That statement is stood in for by a `pass` with its leading
+    lines, and put back with the lines the visitor gave them."""
+    body = list(module.body)
+    end = 1 if body else 0  # the first statement is always given as it is (a docstring, `__strict__`)
+    while end < len(body) and _is_import_block(body[end], end):
+        end += 1
+    head, rest = body[:end], body[end:]
+    if rest:
+        head.append(cst.SimpleStatementLine(body=[cst.Pass()], leading_lines=rest[0].leading_lines))
+    context = CodemodContext()
+    for mod, name in imports:
+        AddImportsVisitor.add_needed_import(context, mod, name)
+    done = AddImportsVisitor(context).transform_module(module.with_changes(body=head))
+    new = list(done.body)
+    if rest:
+        new[-1] = rest[0].with_changes(leading_lines=new[-1].leading_lines)
+        new += rest[1:]
+    return done.with_changes(body=new)
 
 
 def _insert_after_imports(module: cst.Module, additions: list[Addition]) -> cst.Module:

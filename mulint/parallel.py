@@ -1,0 +1,146 @@
+"""Work done beside the caller, on another core: a forked copy of the process runs it and sends back its
+result, while the caller goes on with other work.
+
+Only mulint's workers allow it (`allow`): a worker is mulint's own process, on one torch thread, whose
+state a fork may copy. The Python API runs in the user's process, which may hold threads, CUDA or open
+files; there every piece of work runs in turn, in the caller. Nothing the copy does survives it except
+its result, so the caller gets a result from beside only when the copy also left unchanged every
+`watched` fingerprint (what the worker's dependency recorder has gathered: the files read, the modules
+imported, the environment variables looked up). Work that added to those, failed in any way, or sent
+nothing back is done again in the caller, so a result from beside is always the one the caller would
+have computed, and a failure is reported as if nothing ran beside.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import struct
+import sys
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from mulint import steps
+
+T = TypeVar("T")
+_HEADER = struct.Struct("<Q")
+_allowed = False
+_watched: list[Callable[[], object]] = []
+outcomes: list[str] = []  # per result: "beside" (the copy's) or "here" (computed by the caller)
+
+
+def allow(watched: list[Callable[[], object]]) -> None:
+    """Let `beside` fork from now on in this process; ``watched``: fingerprints of state the forked copy
+    must leave as it found it for its result to count."""
+    global _allowed
+    _allowed = hasattr(os, "fork")
+    _watched[:] = watched
+
+
+class Pending(Generic[T]):
+    """Work started beside the caller; `result()` waits for it (or does it, when it ran nowhere else)."""
+
+    def __init__(self, work: Callable[[], T]) -> None:
+        self._work = work
+        self._pid: int | None = None
+        self._read = -1
+        if not _allowed:
+            return
+        read, write = os.pipe()
+        for stream in (sys.stdout, sys.stderr):  # the copy must not print what the caller buffered
+            try:
+                stream.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the copy ends in os._exit, which coverage never sees
+            os.close(read)
+            _run_copy(work, write)
+        os.close(write)
+        self._pid, self._read = pid, read
+
+    def result(self) -> T:
+        if self._pid is None:
+            return self._here()
+        data = _read_message(self._read)
+        os.close(self._read)
+        _, status = os.waitpid(self._pid, 0)
+        self._pid = None
+        if data is not None and status == 0:
+            try:
+                found, value = pickle.loads(data)
+            except Exception:  # noqa: BLE001 - a value that does not come back whole is computed here
+                found = False
+            if found:
+                outcomes.append("beside")
+                return value
+        return self._here()
+
+    def _here(self) -> T:
+        outcomes.append("here")
+        return self._work()
+
+
+def beside(work: Callable[[], T]) -> Pending[T]:
+    return Pending(work)
+
+
+def _run_copy(work: Callable[[], object], write: int) -> None:
+    status = 1
+    try:
+        _die_with_caller()
+        steps.listen(None)  # the caller's listener speaks on the caller's pipe to mulint
+        before = [watch() for watch in _watched]
+        value = work()
+        unchanged = [watch() for watch in _watched] == before
+        data = pickle.dumps((unchanged, value if unchanged else None), protocol=pickle.HIGHEST_PROTOCOL)
+        _write_all(write, _HEADER.pack(len(data)) + data)
+        status = 0
+    except BaseException:  # noqa: B902 - the caller does the work again and reports what fails
+        pass
+    finally:
+        for stream in (sys.stdout, sys.stderr):  # what the model printed here goes where the caller's does
+            try:
+                stream.flush()
+            except BaseException:  # noqa: B902
+                pass
+        os._exit(status)
+
+
+def _die_with_caller() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the caller's process group is killed with it anyway
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _read_message(fd: int) -> bytes | None:
+    """The copy's whole message, or None when it ended without one. Framed by length, so a process the
+    work started that still holds the pipe open cannot keep the caller waiting."""
+    header = _read_exactly(fd, _HEADER.size)
+    if header is None:
+        return None
+    return _read_exactly(fd, _HEADER.unpack(header)[0])
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    chunks, left = [], size
+    while left:
+        try:
+            chunk = os.read(fd, min(left, 1 << 20))
+        except InterruptedError:  # pragma: no cover - Python retries on EINTR itself
+            continue
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,201 @@
+"""Work done beside a worker (`mulint.parallel`): the caller gets the forked copy's result only when it is
+the one the caller would have computed; anything else is done again in the caller.
+
+Each case runs in a fresh interpreter, as a worker would: forking the test session itself (its threads,
+its plugins) is not what mulint does."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(code: str, tmp_path: Path) -> dict:
+    script = tmp_path / "case.py"
+    script.write_text(textwrap.dedent(code))
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=_env()
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _env() -> dict:
+    import os
+
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+COMMON = """
+import json, os, sys
+from mulint import parallel
+state = {"reads": 0}
+parent = os.getpid()
+"""
+
+
+def test_the_copys_result_comes_from_another_process(tmp_path):
+    out = run(
+        COMMON
+        + """
+parallel.allow([lambda: state["reads"]])
+pending = parallel.beside(lambda: (os.getpid(), [1, 2, 3]))
+pid, value = pending.result()
+print(json.dumps({"other": pid != parent, "value": value, "outcomes": parallel.outcomes}))
+""",
+        tmp_path,
+    )
+    assert out == {"other": True, "value": [1, 2, 3], "outcomes": ["beside"]}
+
+
+def test_without_allow_the_work_runs_here_when_its_result_is_asked_for(tmp_path):
+    out = run(
+        COMMON
+        + """
+order = []
+pending = parallel.beside(lambda: order.append("work") or os.getpid())
+order.append("between")
+print(json.dumps({"here": pending.result() == parent, "order": order, "outcomes": parallel.outcomes}))
+""",
+        tmp_path,
+    )
+    assert out == {"here": True, "order": ["between", "work"], "outcomes": ["here"]}
+
+
+@pytest.mark.parametrize(
+    "work, why",
+    [
+        ('lambda: (state.__setitem__("reads", 1), os.getpid())[1]', "it changed what the caller records"),
+        ("lambda: os.getpid() if os.getpid() == parent else 1 / 0", "it raised in the copy"),
+        ("lambda: os.getpid() if os.getpid() == parent else (lambda: None)", "its value does not pickle"),
+        ("lambda: os.getpid() if os.getpid() == parent else os._exit(0)", "it sent nothing"),
+    ],
+)
+def test_work_the_copy_cannot_vouch_for_is_done_again_here(tmp_path, work, why):
+    out = run(
+        COMMON
+        + f"""
+parallel.allow([lambda: state["reads"]])
+pid = parallel.beside({work}).result()
+print(json.dumps({{"here": pid == parent, "reads": state["reads"], "outcomes": parallel.outcomes}}))
+""",
+        tmp_path,
+    )
+    assert out["here"] and out["outcomes"] == ["here"], why
+    # done here, it changes the caller's state as it would have without the copy
+    assert out["reads"] == (1 if "reads" in work else 0)
+
+
+def test_what_the_copy_prints_appears_once_and_the_callers_buffer_is_not_repeated(tmp_path):
+    script = tmp_path / "case.py"
+    script.write_text(
+        COMMON
+        + """
+parallel.allow([])
+sys.stdout.write("before ")  # buffered (a pipe): a copy that flushed it would print it twice
+pending = parallel.beside(lambda: print("from the copy") or 1)
+pending.result()
+print("after")
+"""
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=_env())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("before") == 1 and done.stdout.count("from the copy") == 1
+    assert done.stdout.index("before") < done.stdout.index("from the copy") < done.stdout.index("after")
+
+
+ANALYSE = """
+import dataclasses, json, sys
+from mulint import parallel
+from mulint.engine import jobs
+from mulint.engine.deps import DependencyRecorder, fingerprint
+from mulint.engine.options import JobOptions
+from mulint.reading.targets import parse_target, resolve
+
+jobs._one_thread()
+if sys.argv[2] == "beside":
+    parallel.allow([fingerprint])
+target = resolve(parse_target(sys.argv[1]), allow_exec=True)[0]
+with DependencyRecorder() as recorder:
+    facts = jobs.analyse_numbers(target, JobOptions()).facts
+print(json.dumps({
+    "facts": json.dumps(dataclasses.asdict(facts), sort_keys=True, default=repr),
+    "depth": facts.depth is not None and bool(facts.depth.branches),
+    "outcomes": parallel.outcomes,
+    "files": [str(p) for p in recorder.files()],
+}))
+"""
+
+
+def analyse(tmp_path: Path, target: str, how: str) -> dict:
+    (tmp_path / "analyse.py").write_text(ANALYSE)
+    done = subprocess.run(
+        [sys.executable, "analyse.py", target, how],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", ["nanogpt_sp.py", "completep_gpt.py"])
+def test_a_models_facts_are_the_same_with_the_depth_structure_read_beside(tmp_path, example):
+    target = str(ROOT / "examples" / example)
+    alone, beside = analyse(tmp_path, target, "alone"), analyse(tmp_path, target, "beside")
+    assert alone["outcomes"] == ["here"] and beside["outcomes"] == ["beside"]
+    assert alone["depth"] and alone["facts"] == beside["facts"] and alone["files"] == beside["files"]
+
+
+LAZY = """
+import json, os
+import torch.nn as nn
+
+
+class Block(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.fc = nn.Linear(d, d)
+
+    def forward(self, x):
+        return x + self.fc(x)
+
+
+class Net(nn.Module):
+    def __init__(self, d_model: int = 32, n_layer: int = 2):
+        super().__init__()
+        if n_layer > 2:  # read only when built deeper than its default: by the depth structure alone
+            with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "deep.json")) as f:
+                json.load(f)
+        self.inp = nn.Linear(8, d_model)
+        self.blocks = nn.ModuleList(Block(d_model) for _ in range(n_layer))
+        self.out = nn.Linear(d_model, 4)
+
+    def forward(self, x):
+        h = self.inp(x)
+        for b in self.blocks:
+            h = b(h)
+        return self.out(h)
+"""
+
+
+@pytest.mark.slow
+def test_a_file_read_only_by_the_depth_builds_is_still_a_dependency(tmp_path):
+    """Read in the copy, it would be lost with it: the depth structure is read again in the worker, and
+    the file is recorded as without the copy."""
+    (tmp_path / "deep.json").write_text("{}")
+    (tmp_path / "lazy_net.py").write_text(LAZY)
+    alone, beside = analyse(tmp_path, "lazy_net.py:Net", "alone"), analyse(tmp_path, "lazy_net.py:Net", "beside")
+    assert beside["outcomes"] == ["here"]
+    assert alone["depth"] and alone["facts"] == beside["facts"] and alone["files"] == beside["files"]
+    assert str((tmp_path / "deep.json").resolve()) in beside["files"]

@@ -70,6 +70,7 @@ class FileContext:
         self.parents = self.wrapper.resolve(ParentNodeProvider)
         self._qualified = self.wrapper.resolve(QualifiedNameProvider)
         self._lines = NEWLINE.split(self.original.code)
+        self._kids: dict[cst.CSTNode, list[cst.CSTNode]] | None = None
 
     @classmethod
     def read(cls, path: Path) -> FileContext:
@@ -105,11 +106,24 @@ class FileContext:
 
     def walk(self, root: cst.CSTNode | None = None) -> Iterator[cst.CSTNode]:
         """Every node under `root` (the module by default), parents before children."""
+        kids = self._children()
         stack = [root or self.module]
         while stack:
             node = stack.pop()
             yield node
-            stack.extend(reversed(node.children))
+            found = kids.get(node)
+            if found is None:  # a leaf of the file's tree, or a node a fixer built
+                found = () if node in self.parents else node.children
+            stack.extend(reversed(found))
+
+    def _children(self) -> dict[cst.CSTNode, list[cst.CSTNode]]:
+        """Each node's children in order, from the parent links resolved already: `node.children`
+        visits the node's fields on every call, which made each walk of the file cost 50 ms."""
+        if self._kids is None:
+            self._kids = {}
+            for child, parent in self.parents.items():  # recorded parent by parent, children in order
+                self._kids.setdefault(parent, []).append(child)
+        return self._kids
 
     def ancestors(self, node: cst.CSTNode) -> Iterator[cst.CSTNode]:
         while node in self.parents:

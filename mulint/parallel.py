@@ -4,11 +4,12 @@ result, while the caller goes on with other work.
 Only mulint's workers allow it (`allow`): a worker is mulint's own process, on one torch thread, whose
 state a fork may copy. The Python API runs in the user's process, which may hold threads, CUDA or open
 files; there every piece of work runs in turn, in the caller. Nothing the copy does survives it except
-its result, so the caller gets a result from beside only when the copy also left unchanged every
-`watched` fingerprint (what the worker's dependency recorder has gathered: the files read, the modules
-imported, the environment variables looked up). Work that added to those, failed in any way, or sent
-nothing back is done again in the caller, so a result from beside is always the one the caller would
-have computed, and a failure is reported as if nothing ran beside.
+its result, so the caller takes that result only when whatever the copy added to the `watched` sets
+(what the worker's dependency recorder gathers: the files read, the modules imported, the environment
+variables looked up) the caller has gathered by then too: nothing it must record is lost with the copy.
+Work that added more, failed in any way, or sent nothing back is done again in the caller, so a result
+from beside is always the one the caller would have computed, and a failure is reported as if nothing
+ran beside.
 """
 
 from __future__ import annotations
@@ -26,23 +27,26 @@ from mulint import steps
 T = TypeVar("T")
 _HEADER = struct.Struct("<Q")
 _allowed = False
-_watched: list[Callable[[], object]] = []
-outcomes: list[str] = []  # per result: "beside" (the copy's) or "here" (computed by the caller)
+_watched: list[Callable[[], frozenset]] = []
+outcomes: list[str] = []  # per result: "beside" (the copy's), "here" (computed by the caller) or "none"
 
 
-def allow(watched: list[Callable[[], object]]) -> None:
-    """Let `beside` fork from now on in this process; ``watched``: fingerprints of state the forked copy
-    must leave as it found it for its result to count."""
+def allow(watched: list[Callable[[], frozenset]]) -> None:
+    """Let `beside` fork from now on in this process; ``watched``: what the caller records, as sets; a
+    copy's result counts only when the caller's sets hold by then all that the copy added to them."""
     global _allowed
     _allowed = hasattr(os, "fork")
     _watched[:] = watched
 
 
 class Pending(Generic[T]):
-    """Work started beside the caller; `result()` waits for it (or does it, when it ran nowhere else)."""
+    """Work started beside the caller; `result()` waits for it (or does it, when it ran nowhere else).
+    ``redo`` False: a guess worth making only on another core; `result()` is then None wherever the
+    copy's result cannot be taken, and the work never runs in the caller."""
 
-    def __init__(self, work: Callable[[], T]) -> None:
+    def __init__(self, work: Callable[[], T], redo: bool = True) -> None:
         self._work = work
+        self._redo = redo
         self._pid: int | None = None
         self._read = -1
         if not _allowed:
@@ -60,7 +64,7 @@ class Pending(Generic[T]):
         os.close(write)
         self._pid, self._read = pid, read
 
-    def result(self) -> T:
+    def result(self) -> T | None:
         if self._pid is None:
             return self._here()
         data = _read_message(self._read)
@@ -69,7 +73,8 @@ class Pending(Generic[T]):
         self._pid = None
         if data is not None and status == 0:
             try:
-                found, value = pickle.loads(data)
+                added, value = pickle.loads(data)
+                found = all(more <= watch() for more, watch in zip(added, _watched, strict=True))
             except Exception:  # noqa: BLE001 - a value that does not come back whole is computed here
                 found = False
             if found:
@@ -77,13 +82,28 @@ class Pending(Generic[T]):
                 return value
         return self._here()
 
-    def _here(self) -> T:
+    def cancel(self) -> None:
+        """Stop the copy, if it still runs, and forget its result."""
+        if self._pid is not None:
+            try:
+                os.kill(self._pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.close(self._read)
+            os.waitpid(self._pid, 0)
+            self._pid = None
+        self._redo = False
+
+    def _here(self) -> T | None:
+        if not self._redo:
+            outcomes.append("none")
+            return None
         outcomes.append("here")
         return self._work()
 
 
-def beside(work: Callable[[], T]) -> Pending[T]:
-    return Pending(work)
+def beside(work: Callable[[], T], *, redo: bool = True) -> Pending[T]:
+    return Pending(work, redo)
 
 
 def _run_copy(work: Callable[[], object], write: int) -> None:
@@ -93,8 +113,8 @@ def _run_copy(work: Callable[[], object], write: int) -> None:
         steps.listen(None)  # the caller's listener speaks on the caller's pipe to mulint
         before = [watch() for watch in _watched]
         value = work()
-        unchanged = [watch() for watch in _watched] == before
-        data = pickle.dumps((unchanged, value if unchanged else None), protocol=pickle.HIGHEST_PROTOCOL)
+        added = [watch() - old for watch, old in zip(_watched, before)]
+        data = pickle.dumps((added, value), protocol=pickle.HIGHEST_PROTOCOL)
         _write_all(write, _HEADER.pack(len(data)) + data)
         status = 0
     except BaseException:  # noqa: B902 - the caller does the work again and reports what fails

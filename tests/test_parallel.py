@@ -36,7 +36,7 @@ def _env() -> dict:
 COMMON = """
 import json, os, sys
 from mulint import parallel
-state = {"reads": 0}
+reads = set()
 parent = os.getpid()
 """
 
@@ -45,7 +45,7 @@ def test_the_copys_result_comes_from_another_process(tmp_path):
     out = run(
         COMMON
         + """
-parallel.allow([lambda: state["reads"]])
+parallel.allow([lambda: frozenset(reads)])
 pending = parallel.beside(lambda: (os.getpid(), [1, 2, 3]))
 pid, value = pending.result()
 print(json.dumps({"other": pid != parent, "value": value, "outcomes": parallel.outcomes}))
@@ -72,7 +72,7 @@ print(json.dumps({"here": pending.result() == parent, "order": order, "outcomes"
 @pytest.mark.parametrize(
     "work, why",
     [
-        ('lambda: (state.__setitem__("reads", 1), os.getpid())[1]', "it changed what the caller records"),
+        ('lambda: (reads.add("config.json"), os.getpid())[1]', "it recorded a file the caller has not"),
         ("lambda: os.getpid() if os.getpid() == parent else 1 / 0", "it raised in the copy"),
         ("lambda: os.getpid() if os.getpid() == parent else (lambda: None)", "its value does not pickle"),
         ("lambda: os.getpid() if os.getpid() == parent else os._exit(0)", "it sent nothing"),
@@ -82,15 +82,67 @@ def test_work_the_copy_cannot_vouch_for_is_done_again_here(tmp_path, work, why):
     out = run(
         COMMON
         + f"""
-parallel.allow([lambda: state["reads"]])
+parallel.allow([lambda: frozenset(reads)])
 pid = parallel.beside({work}).result()
-print(json.dumps({{"here": pid == parent, "reads": state["reads"], "outcomes": parallel.outcomes}}))
+print(json.dumps({{"here": pid == parent, "reads": sorted(reads), "outcomes": parallel.outcomes}}))
 """,
         tmp_path,
     )
     assert out["here"] and out["outcomes"] == ["here"], why
     # done here, it changes the caller's state as it would have without the copy
-    assert out["reads"] == (1 if "reads" in work else 0)
+    assert out["reads"] == (["config.json"] if "reads" in work else [])
+
+
+def test_what_the_copy_recorded_counts_when_the_caller_recorded_it_too(tmp_path):
+    """(torch reads the same environment variables on its first trace, wherever that runs)"""
+    out = run(
+        COMMON
+        + """
+parallel.allow([lambda: frozenset(reads)])
+pending = parallel.beside(lambda: (reads.add("FX_GRAPH_SHOW_STRIDE"), os.getpid())[1])
+reads.add("FX_GRAPH_SHOW_STRIDE")
+print(json.dumps({"other": pending.result() != parent, "outcomes": parallel.outcomes}))
+""",
+        tmp_path,
+    )
+    assert out == {"other": True, "outcomes": ["beside"]}
+
+
+def test_a_guess_is_made_only_beside(tmp_path):
+    out = run(
+        COMMON
+        + """
+ran = []
+alone = parallel.beside(lambda: ran.append(1) or 1, redo=False).result()
+parallel.allow([lambda: frozenset(reads)])
+failed = parallel.beside(lambda: 1 / 0, redo=False).result()
+taken = parallel.beside(lambda: 2, redo=False).result()
+print(json.dumps({"values": [alone, failed, taken], "ran here": ran, "outcomes": parallel.outcomes}))
+""",
+        tmp_path,
+    )
+    assert out == {"values": [None, None, 2], "ran here": [], "outcomes": ["none", "none", "beside"]}
+
+
+def test_a_cancelled_copy_is_gone(tmp_path):
+    out = run(
+        COMMON
+        + """
+import time
+parallel.allow([])
+pending = parallel.beside(lambda: time.sleep(60), redo=False)
+pid = pending._pid
+pending.cancel()
+try:
+    os.kill(pid, 0)
+    alive = True
+except ProcessLookupError:
+    alive = False
+print(json.dumps({"alive": alive, "value": pending.result()}))
+""",
+        tmp_path,
+    )
+    assert out == {"alive": False, "value": None}
 
 
 def test_what_the_copy_prints_appears_once_and_the_callers_buffer_is_not_repeated(tmp_path):
@@ -115,13 +167,13 @@ ANALYSE = """
 import dataclasses, json, sys
 from mulint import parallel
 from mulint.engine import jobs
-from mulint.engine.deps import DependencyRecorder, fingerprint
+from mulint.engine.deps import DependencyRecorder, gathered
 from mulint.engine.options import JobOptions
 from mulint.reading.targets import parse_target, resolve
 
 jobs._one_thread()
 if sys.argv[2] == "beside":
-    parallel.allow([fingerprint])
+    parallel.allow([gathered])
 target = resolve(parse_target(sys.argv[1]), allow_exec=True)[0]
 with DependencyRecorder() as recorder:
     facts = jobs.analyse_numbers(target, JobOptions()).facts
@@ -150,10 +202,10 @@ def analyse(tmp_path: Path, target: str, how: str) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("example", ["nanogpt_sp.py", "completep_gpt.py"])
-def test_a_models_facts_are_the_same_with_the_depth_structure_read_beside(tmp_path, example):
+def test_a_models_facts_are_the_same_with_the_depth_traces_made_beside(tmp_path, example):
     target = str(ROOT / "examples" / example)
     alone, beside = analyse(tmp_path, target, "alone"), analyse(tmp_path, target, "beside")
-    assert alone["outcomes"] == ["here"] and beside["outcomes"] == ["beside"]
+    assert alone["outcomes"] == ["none"] and beside["outcomes"] == ["beside"]  # a guess runs only beside
     assert alone["depth"] and alone["facts"] == beside["facts"] and alone["files"] == beside["files"]
 
 
@@ -191,11 +243,11 @@ class Net(nn.Module):
 
 @pytest.mark.slow
 def test_a_file_read_only_by_the_depth_builds_is_still_a_dependency(tmp_path):
-    """Read in the copy, it would be lost with it: the depth structure is read again in the worker, and
-    the file is recorded as without the copy."""
+    """Read in the copy, it would be lost with it: the depths are traced again in the worker, and the file
+    is recorded as without the copy."""
     (tmp_path / "deep.json").write_text("{}")
     (tmp_path / "lazy_net.py").write_text(LAZY)
     alone, beside = analyse(tmp_path, "lazy_net.py:Net", "alone"), analyse(tmp_path, "lazy_net.py:Net", "beside")
-    assert beside["outcomes"] == ["here"]
+    assert beside["outcomes"] == ["none"]  # the guess is dropped; the worker traces the depths itself
     assert alone["depth"] and alone["facts"] == beside["facts"] and alone["files"] == beside["files"]
     assert str((tmp_path / "deep.json").resolve()) in beside["files"]

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 
 from mulint.analysis.residual import ResidualAdd, residual_adds
-from mulint.analysis.structure import Structure, inputs_for
+from mulint.analysis.structure import Structure, TracedAs, inputs_for
 from mulint.construct import build_at
 from mulint.construct.depth import DepthKnob, find_depth_knob
 from mulint.construct.knob import WidthKnob
@@ -25,6 +25,7 @@ from mulint.construct.repeats import ShortenedLists, shortened
 from mulint.errors import MulintError
 from mulint.exponents import TOLERANCE, fit_exponent
 from mulint.facts import DepthFacts, ParamDepth, ResidualBranch
+from mulint.parallel import Pending
 from mulint.paths import layer_pattern
 from mulint.reading.targets import ResolvedTarget
 from mulint.trace import Traced, export
@@ -55,24 +56,35 @@ def depths_for(base: int) -> list[int]:
 
 
 def analyse_depth(
-    target: ResolvedTarget, structure: Structure, depth_arg: str | None = None, *, numeric_width: int | None = None
+    target: ResolvedTarget,
+    structure: Structure,
+    depth_arg: str | None = None,
+    *,
+    numeric_width: int | None = None,
+    traced_beside: Pending[tuple[TracedAs, dict[int, Traced]]] | None = None,
 ) -> DepthFacts | None:
     """The depth facts when the target has a depth knob (None without one). Block/non-block flags and
-    the branches' α̂; the per-parameter init, lr and ε numbers are filled by the numbers pass."""
+    the branches' α̂; the per-parameter init, lr and ε numbers are filled by the numbers pass.
+    ``traced_beside``: the traces at the other depths, started beside the width traces (`depth_traces`);
+    taken when they were made the way the width traces went."""
     knob = find_depth_knob(structure.knob, depth_arg, target=target.label)
     if knob is None or not structure.traces:
+        _cancel(traced_beside)
         return None
     width = next(iter(structure.traces))
     depths = depths_for(knob.base)
     facts = DepthFacts(knob=knob.name, base_depth=knob.base, depths=depths, named_by_user=knob.named_by_user)
     if width not in structure.facts.widths:
+        _cancel(traced_beside)
         facts.notes.append("depth not analysed: the model was traced by running it, not with torch.export")
         return facts
+    found = traced_beside.result() if traced_beside is not None else None
+    made = found[1] if found is not None and found[0] == structure.traced_as else {}
     traces = {knob.base: structure.traces[width]}
     try:
         for depth in depths:
             if depth != knob.base:
-                traces[depth] = trace_at(target, structure, knob.at(depth), width)
+                traces[depth] = made.get(depth) or trace_at(target, structure, knob.at(depth), width)
     except MulintError as exc:
         facts.notes.append(f"depth not analysed: building or tracing at another depth failed ({exc.message})")
         return facts
@@ -82,6 +94,23 @@ def analyse_depth(
         facts.branches, facts.params = [], []
         facts.notes.append(f"depth not analysed: reading the residual branches failed ({type(exc).__name__}: {exc})")
     return facts
+
+
+def depth_traces(
+    target: ResolvedTarget, knob: WidthKnob, width: int, depth_arg: str | None, traced_as: TracedAs
+) -> tuple[TracedAs, dict[int, Traced]]:
+    """The traces at the depths other than the base, as `analyse_depth` makes them for a model whose
+    width traces went ``traced_as``: started on another core as soon as the reference width traced."""
+    depth_knob = find_depth_knob(knob, depth_arg, target=target.label)
+    if depth_knob is None:
+        return traced_as, {}
+    depths = [d for d in depths_for(depth_knob.base) if d != depth_knob.base]
+    return traced_as, {d: _trace_at(target, traced_as, depth_knob.at(d), width) for d in depths}
+
+
+def _cancel(pending: Pending | None) -> None:
+    if pending is not None:
+        pending.cancel()
 
 
 def _read_branches(facts: DepthFacts, traces, target, structure: Structure, knob: DepthKnob, width, numeric_width):
@@ -103,19 +132,23 @@ def _read_branches(facts: DepthFacts, traces, target, structure: Structure, knob
 
 
 def trace_at(target: ResolvedTarget, structure: Structure, knob: WidthKnob, width: int) -> Traced:
+    return _trace_at(target, TracedAs(structure.inputs_index, structure.shortened.in_full), knob, width)
+
+
+def _trace_at(target: ResolvedTarget, traced_as: TracedAs, knob: WidthKnob, width: int) -> Traced:
     """The model built by ``knob`` at ``width`` on the meta device, traced with repeated blocks as two.
     A base depth too short to shorten (2 blocks) does not make 4L traced in full: only the first blocks'
     adds are read; a forward that needed every block at the base depth is traced in full."""
     seed_all(0)
     model = build_at(knob, width, target=target.label)
-    if not structure.shortened.in_full:
+    if not traced_as.in_full:
         with shortened(model) as lists:
             try:
                 if lists.lengths:
-                    return export(model, inputs_for(target, model)[structure.inputs_index], target=target.label)
+                    return export(model, inputs_for(target, model)[traced_as.inputs_index], target=target.label)
             except MulintError:
                 pass  # the forward needs every block at this depth: traced in full below
-    return export(model, inputs_for(target, model)[structure.inputs_index], target=target.label)
+    return export(model, inputs_for(target, model)[traced_as.inputs_index], target=target.label)
 
 
 def branch_name(traced: Traced, add: ResidualAdd, *, pattern: bool = True) -> str:

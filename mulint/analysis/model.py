@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 
-from mulint.analysis.depth import analyse_depth, finish_depth
+from mulint.analysis.depth import analyse_depth, depth_traces, finish_depth
 from mulint.analysis.depth_numbers import analyse_depth_numbers
 from mulint.analysis.lr_reads import LrPolicy
 from mulint.analysis.numbers import choose_numeric_widths, measure_init, numeric_knob, shrink_note
@@ -90,9 +90,16 @@ def analyse_model(
     names (mulint/profile_data/optimizers.toml); the config's `lr-scale-key`. ``lr_scale``: the config's `lr-scale`, whether
     those keys are applied ("auto": read from the code, see mulint.analysis.lr_reads). ``depth_arg``
     (--depth-arg) names the depth knob; ``depth`` False (--no-depth) leaves depth out."""
-    structure = analyse_structure(target, widths=widths, width_arg=width_arg)
+
+    def depth_beside(knob, ref, traced_as):  # on another core from the reference trace on (a worker's only)
+        return beside(lambda: depth_traces(target, knob, ref, depth_arg, traced_as), redo=False)
+
+    start = depth_beside if depth and measure else None
+    structure = analyse_structure(target, widths=widths, width_arg=width_arg, after_reference=start)
     facts = structure.facts
     if not measure or not facts.traced:
+        if structure.started is not None:
+            structure.started.cancel()
         return structure
     model_cls = target.obj if inspect.isclass(target.obj) else type(next(iter(structure.models.values())))
     factory = find_factory(target.module, model_cls, optimizer)
@@ -106,11 +113,6 @@ def analyse_model(
     with phase("small widths"):
         chosen, moved = choose_numeric_widths(knob, target.label, widths)
     facts.notes.extend(moved)
-    # Four traces' worth of builds at other depths, on another core while the width numbers are measured
-    # here (in turn, after them, where nothing may fork).
-    depth_facts = (
-        beside(lambda: analyse_depth(target, structure, depth_arg, numeric_width=min(chosen))) if depth else None
-    )
     grad_rms: list[float] = []
     # each optimizer step's size; the profile says which families its exact tables judge instead
     updates, batch = UpdateNumbers(exact_families=load_profile(profile).exact), batch_for(target, structure, chosen)
@@ -142,9 +144,11 @@ def analyse_model(
                 lr_policy=policy,
             )
             update_facts(updates, facts.params, facts.notes, factory.label)
-    if depth_facts is not None:
-        with phase("depth structure"):  # what is left of it once the width numbers are done
-            facts.depth = depth_facts.result()
+    if depth:
+        with phase("depth structure"):
+            facts.depth = analyse_depth(
+                target, structure, depth_arg, numeric_width=min(chosen), traced_beside=structure.started
+            )
         depth_knob = find_depth_knob(knob, depth_arg, target=target.label) if facts.depth is not None else None
         if facts.depth is not None and depth_knob is not None and facts.depth.branches:
             # the same small width and seed as the width numbers, the optimizer as the training makes it

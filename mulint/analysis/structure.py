@@ -3,6 +3,7 @@ parameter its shape, growing dimensions, uses, fan-in/out and roles."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch.nn as nn
@@ -30,6 +31,7 @@ from mulint.construct.training_init import (
 from mulint.construct.width import find_knob
 from mulint.errors import MulintError
 from mulint.facts import BranchFacts, ModelFacts, MupModule, ParamFacts, ParamUse
+from mulint.parallel import Pending
 from mulint.reading.targets import ResolvedTarget
 from mulint.steps import phase
 from mulint.trace import Traced, export
@@ -54,6 +56,23 @@ class Structure:
     inputs_index: int = 0
     provenance: Provenance | None = None  # construction sites of the reference model's modules
     shortened: ShortenedLists = field(default_factory=ShortenedLists)  # repeated blocks traced as two
+    started: Pending | None = None  # what `after_reference` started beside the traces
+
+    @property
+    def traced_as(self) -> TracedAs:
+        return TracedAs(self.inputs_index, self.shortened.in_full)
+
+
+@dataclass(frozen=True)
+class TracedAs:
+    """How the width traces went: which of the synthesised inputs traced, and whether the forward needed
+    every block (traces at other depths follow both)."""
+
+    inputs_index: int
+    in_full: bool
+
+
+StartBeside = Callable[[WidthKnob, int, TracedAs], "Pending"]
 
 
 def choose_widths(base: int, requested: list[int] | None) -> list[int]:
@@ -95,7 +114,8 @@ def inputs_for(target: ResolvedTarget, model: nn.Module, device: str = "meta") -
     return candidates
 
 
-def _export_pair(target, models, ref, other) -> tuple[Traced, Traced, int]:
+def _export_pair(target, models, ref, other, traced: Callable[[int], None]) -> tuple[Traced, Traced, int]:
+    """``traced(i)``: the reference width traced with the i-th inputs (the other width is traced next)."""
     candidates = inputs_for(target, models[ref])
     error: MulintError | None = None
     for i, inputs in enumerate(candidates):
@@ -104,23 +124,27 @@ def _export_pair(target, models, ref, other) -> tuple[Traced, Traced, int]:
         except MulintError as exc:
             error = error or exc
             continue
+        traced(i)
         other_inputs = inputs_for(target, models[other])[i]
         return ref_trace, export(models[other], other_inputs, target=target.label), i
     assert error is not None, "there is at least one candidate (inputs_for refuses none)"
     raise error
 
 
-def _trace_pair(target, models, ref, other) -> tuple[Traced, Traced, int, ShortenedLists, tuple | None]:
+def _trace_pair(
+    target, models, ref, other, on_reference: Callable[[TracedAs], None]
+) -> tuple[Traced, Traced, int, ShortenedLists, tuple | None]:
     """Both widths traced with repeated blocks shortened, or in full when the forward needs them all;
-    and the training branch of forward, when it has one."""
+    and the training branch of forward, when it has one. ``on_reference``: how the reference width
+    traced, as soon as it did."""
     with shortened(models[ref]) as lists, shortened(models[other]):
         if lists.lengths:
             try:
-                pair = _export_pair(target, models, ref, other)
+                pair = _export_pair(target, models, ref, other, lambda i: on_reference(TracedAs(i, False)))
                 return (*pair, lists, _trace_training_branch(target, models, ref, other, pair[2]))
             except MulintError:
                 pass
-    pair = _export_pair(target, models, ref, other)
+    pair = _export_pair(target, models, ref, other, lambda i: on_reference(TracedAs(i, bool(lists.lengths))))
     full = ShortenedLists(in_full=bool(lists.lengths))
     return (*pair, full, _trace_training_branch(target, models, ref, other, pair[2]))
 
@@ -184,14 +208,26 @@ def _branch_facts(facts: ModelFacts, branch, widths, lists: ShortenedLists) -> N
 
 
 def analyse_structure(
-    target: ResolvedTarget, *, widths: list[int] | None = None, width_arg: str | None = None
+    target: ResolvedTarget,
+    *,
+    widths: list[int] | None = None,
+    width_arg: str | None = None,
+    after_reference: StartBeside | None = None,
 ) -> Structure:
-    """The target built on meta at two widths (or more) and traced at two: its parameters' facts and roles."""
+    """The target built on meta at two widths (or more) and traced at two: its parameters' facts and roles.
+    ``after_reference(knob, reference width, how it traced)``: work to start beside the rest, once the
+    reference width has traced (kept as `Structure.started`; a start for a way of tracing that did not
+    hold is cancelled)."""
     with phase("roles"):  # what the builds and traces inside leave: reading shapes, uses and roles
-        return _analyse_structure(target, widths, width_arg)
+        return _analyse_structure(target, widths, width_arg, after_reference)
 
 
-def _analyse_structure(target: ResolvedTarget, widths: list[int] | None, width_arg: str | None) -> Structure:
+def _analyse_structure(
+    target: ResolvedTarget,
+    widths: list[int] | None,
+    width_arg: str | None,
+    after_reference: StartBeside | None = None,
+) -> Structure:
     built_as: list[str] = []  # how the training code constructs a model mulint cannot build alone
     with phase("width knob"):
         knob, init_plan = _knob(target, widths, width_arg, built_as)
@@ -228,15 +264,25 @@ def _analyse_structure(target: ResolvedTarget, widths: list[int] | None, width_a
         facts.notes.append(f"not traced: {broken[0].cls} `{broken[0].name}` cannot run as built")
         facts.params = _param_facts(models, ref, other, None, None, provenance)
         return Structure(facts=facts, knob=knob, models=models, traces={}, provenance=provenance)
+    started: list[Pending] = []
+
+    def on_reference(traced_as: TracedAs) -> None:
+        for pending in started:
+            pending.cancel()  # started for a way of tracing the other width did not follow
+        started[:] = [after_reference(knob, ref, traced_as)] if after_reference is not None else []
+
     try:
         if not EXPORT:
             raise MulintError("torch.export not used", target=target.label, step="trace")
         with phase("trace"):
-            ref_trace, other_trace, inputs_index, lists, branch = _trace_pair(target, models, ref, other)
+            ref_trace, other_trace, inputs_index, lists, branch = _trace_pair(target, models, ref, other, on_reference)
         traced_at = (ref, other)
     except MulintError as exc:
         if exc.step != "trace":
             raise
+        for pending in started:
+            pending.cancel()
+        started.clear()
         # Data-dependent forward code (token routing, .item()): run it on real inputs instead.
         with phase("trace"):
             ref_trace, other_trace, inputs_index, traced_at, branch = _record_pair(target, knob, exc)
@@ -262,6 +308,7 @@ def _analyse_structure(target: ResolvedTarget, widths: list[int] | None, width_a
         inputs_index=inputs_index,
         provenance=provenance,
         shortened=lists,
+        started=started[0] if started else None,
     )
 
 

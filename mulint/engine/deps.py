@@ -119,17 +119,19 @@ class DependencyRecorder:
         }
 
 
-def fingerprint() -> tuple:
-    """What the recordings of this process have gathered that a result's dependencies are made of: the
-    local files read and listed, the local modules and the packages imported, what could not be observed
-    and the environment variables looked up. Equal before and after a piece of work that added nothing to
-    them (`mulint.parallel` keeps a result computed beside the worker only then)."""
+def gathered() -> frozenset:
+    """What the recordings of this process have gathered that a result's dependencies are made of, as
+    tagged items: the local files read and listed, the local modules and the packages imported, what could
+    not be observed and the environment variables looked up (`mulint.parallel` takes a result computed
+    beside the worker only when the worker has gathered by then whatever that work added)."""
     excluded = _excluded_roots()
-    read = frozenset(path for path in _READ if not _is_excluded(path, excluded))
-    listed = frozenset(item for item in _LISTED.items() if not _is_excluded(item[0], excluded))
-    modules = frozenset(path for path in _module_files() if not _is_excluded(os.path.abspath(path), excluded))
-    packages = frozenset(name.partition(".")[0] for name in list(sys.modules))
-    return read, listed, modules, packages, tuple(_UNOBSERVABLE), observe.environment_read()
+    items: set = {("read", path) for path in _READ if not _is_excluded(path, excluded)}
+    items |= {("listed", item) for item in _LISTED.items() if not _is_excluded(item[0], excluded)}
+    items |= {("module", path) for path in _module_files() if not _is_excluded(os.path.abspath(path), excluded)}
+    items |= {("package", name.partition(".")[0]) for name in list(sys.modules)}
+    items |= {("unobservable", why) for why in _UNOBSERVABLE}
+    items |= {("env", item) for item in observe.environment_read().items()}
+    return frozenset(items)
 
 
 def _own_roots() -> tuple[str, ...]:

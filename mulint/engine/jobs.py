@@ -23,7 +23,7 @@ from mulint.errors import ErrorRecord, MulintError
 
 def run(job, max_memory: int, send: Callable[[tuple], None]) -> tuple[str, Any]:
     from mulint import parallel
-    from mulint.engine.deps import DependencyRecorder, fingerprint
+    from mulint.engine.deps import DependencyRecorder, gathered
 
     handler = {
         "check": check,
@@ -35,7 +35,7 @@ def run(job, max_memory: int, send: Callable[[tuple], None]) -> tuple[str, Any]:
     if job.kind in SMALL_MODEL_JOBS:
         _one_thread()
         # one torch thread, in mulint's own process: a forked copy may do part of the work on another core
-        parallel.allow([fingerprint])
+        parallel.allow([gathered])
     recorder = DependencyRecorder()
     steps.start_timing()
     try:

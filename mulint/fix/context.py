@@ -6,7 +6,7 @@ by the finding's line in the file as it was, and changes compose when one node h
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -111,7 +111,7 @@ class FileContext:
         while stack:
             node = stack.pop()
             yield node
-            found = kids.get(node)
+            found: Sequence[cst.CSTNode] | None = kids.get(node)
             if found is None:  # a leaf of the file's tree, or a node a fixer built
                 found = () if node in self.parents else node.children
             stack.extend(reversed(found))

@@ -333,6 +333,7 @@ def test_lsp_without_pygls_is_a_usage_error():
 # --- the server, static rules --------------------------------------------------------------------
 
 
+@pytest.mark.slow  # runs `mulint check` from a cold start
 def test_static_diagnostics_follow_the_buffer_without_saving(tmp_path):
     (tmp_path / "train.py").write_text("import torch\n")
     log_file = tmp_path / "lsp.log"
@@ -398,6 +399,7 @@ def test_unsafe_fixes_are_offered_once_the_settings_enable_them(tmp_path):
     assert [a.title.endswith("(unsafe)") for a in after] == [True]
 
 
+@pytest.mark.slow  # runs `mulint check` from a cold start
 def test_unsafe_fixes_once_enabled_make_exactly_what_fix_writes(tmp_path):
     for name in ("editor", "cli"):
         (tmp_path / name).mkdir()
@@ -411,6 +413,7 @@ def test_unsafe_fixes_once_enabled_make_exactly_what_fix_writes(tmp_path):
     assert edited == (tmp_path / "cli" / "train.py").read_text() != SCHEDULE
 
 
+@pytest.mark.slow  # runs `mulint check` from a cold start
 def test_a_config_change_checks_the_open_files_again(tmp_path):
     (tmp_path / "train.py").write_text(SCHEDULE)
     config = tmp_path / "pyproject.toml"

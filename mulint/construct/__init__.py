@@ -10,6 +10,7 @@ import torch.nn as nn
 
 from mulint import steps
 from mulint.construct.knob import WidthKnob
+from mulint.construct.meta_values import SkipMetaValueWrites
 from mulint.construct.provenance import Provenance, quiet
 from mulint.construct.scalars import ScalarsOnCpu
 from mulint.errors import MulintError
@@ -22,7 +23,8 @@ def _build(knob: WidthKnob, width: int, device: str, provenance: Provenance | No
     scalars = ScalarsOnCpu() if scalars_on_cpu else contextlib.nullcontext()
     # real tensors: large constants (a mask sized by a module constant) are built short
     short = ShrinkSizes(knob.shrink) if device != "meta" and knob.shrink else contextlib.nullcontext()
-    with recording, quiet(), torch.device(device), scalars, short:
+    values = SkipMetaValueWrites() if device == "meta" else contextlib.nullcontext()
+    with recording, quiet(), torch.device(device), scalars, short, values:
         return knob.build(width)
 
 

@@ -6,8 +6,8 @@ import torch
 import torch.nn as nn
 
 from mulint.construct import build_at
-from mulint.construct.width import find_knob
 from mulint.construct.meta_values import SkipMetaValueWrites
+from mulint.construct.width import find_knob
 
 
 class Writes(nn.Module):

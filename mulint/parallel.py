@@ -9,16 +9,21 @@ its result, so the caller takes that result only when whatever the copy added to
 variables looked up) the caller has gathered by then too: nothing it must record is lost with the copy.
 Work that added more, failed in any way, or sent nothing back is done again in the caller, so a result
 from beside is always the one the caller would have computed, and a failure is reported as if nothing
-ran beside.
+ran beside. No copy is made while a thread the model started runs (a lock it holds at the fork would be
+held forever in the copy), and a copy that has not answered long after the caller needs it is killed
+and its work done in the caller.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import select
 import signal
 import struct
 import sys
+import threading
+import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -28,15 +33,22 @@ T = TypeVar("T")
 _HEADER = struct.Struct("<Q")
 _allowed = False
 _watched: list[Callable[[], frozenset]] = []
+_own_threads = 1  # the threads the process had when `allow` was called: mulint's own
+# How long the caller waits for a copy, once it needs the result, before it does the work itself: the
+# copy's work takes about as long as the caller's since the fork, so a copy far slower than that is stuck
+# (on a lock some thread held at the fork).
+MIN_WAIT = 10.0
+WAIT_FACTOR = 4.0
 outcomes: list[str] = []  # per result: "beside" (the copy's), "here" (computed by the caller) or "none"
 
 
 def allow(watched: list[Callable[[], frozenset]]) -> None:
     """Let `beside` fork from now on in this process; ``watched``: what the caller records, as sets; a
     copy's result counts only when the caller's sets hold by then all that the copy added to them."""
-    global _allowed
+    global _allowed, _own_threads
     _allowed = hasattr(os, "fork")
     _watched[:] = watched
+    _own_threads = threading.active_count()
 
 
 class Pending(Generic[T]):
@@ -49,8 +61,9 @@ class Pending(Generic[T]):
         self._redo = redo
         self._pid: int | None = None
         self._read = -1
-        if not _allowed:
-            return
+        self._started = time.monotonic()
+        if not _allowed or threading.active_count() > _own_threads:
+            return  # (a thread the model started could hold a lock the copy would wait on forever)
         read, write = os.pipe()
         for stream in (sys.stdout, sys.stderr):  # the copy must not print what the caller buffered
             try:
@@ -67,7 +80,10 @@ class Pending(Generic[T]):
     def result(self) -> T | None:
         if self._pid is None:
             return self._here()
-        data = _read_message(self._read)
+        now = time.monotonic()
+        data = _read_message(self._read, now + max(MIN_WAIT, WAIT_FACTOR * (now - self._started)))
+        if data is None:
+            os.kill(self._pid, signal.SIGKILL)  # stuck, or ended without a word: it is over either way
         os.close(self._read)
         _, status = os.waitpid(self._pid, 0)
         self._pid = None
@@ -143,22 +159,22 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _read_message(fd: int) -> bytes | None:
-    """The copy's whole message, or None when it ended without one. Framed by length, so a process the
-    work started that still holds the pipe open cannot keep the caller waiting."""
-    header = _read_exactly(fd, _HEADER.size)
+def _read_message(fd: int, deadline: float) -> bytes | None:
+    """The copy's whole message, or None when it ended without one or the deadline passed. Framed by
+    length, so a process the work started that still holds the pipe open cannot keep the caller waiting."""
+    header = _read_exactly(fd, _HEADER.size, deadline)
     if header is None:
         return None
-    return _read_exactly(fd, _HEADER.unpack(header)[0])
+    return _read_exactly(fd, _HEADER.unpack(header)[0], deadline)
 
 
-def _read_exactly(fd: int, size: int) -> bytes | None:
+def _read_exactly(fd: int, size: int, deadline: float) -> bytes | None:
     chunks, left = [], size
     while left:
-        try:
-            chunk = os.read(fd, min(left, 1 << 20))
-        except InterruptedError:  # pragma: no cover - Python retries on EINTR itself
-            continue
+        wait = deadline - time.monotonic()
+        if wait <= 0 or not select.select([fd], [], [], wait)[0]:
+            return None
+        chunk = os.read(fd, min(left, 1 << 20))
         if not chunk:
             return None
         chunks.append(chunk)

@@ -145,6 +145,47 @@ print(json.dumps({"alive": alive, "value": pending.result()}))
     assert out == {"alive": False, "value": None}
 
 
+def test_no_copy_is_made_while_a_thread_of_the_models_runs(tmp_path):
+    out = run(
+        COMMON
+        + """
+import threading
+parallel.allow([lambda: frozenset(reads)])
+stop = threading.Event()
+threading.Thread(target=stop.wait, daemon=True).start()  # started by the model's code, after allow
+pid = parallel.beside(os.getpid).result()
+stop.set()
+print(json.dumps({"here": pid == parent, "outcomes": parallel.outcomes}))
+""",
+        tmp_path,
+    )
+    assert out == {"here": True, "outcomes": ["here"]}
+
+
+def test_a_copy_that_never_answers_is_killed_and_its_work_done_here(tmp_path):
+    out = run(
+        COMMON
+        + """
+import time
+parallel.MIN_WAIT, parallel.WAIT_FACTOR = 0.5, 1.0
+parallel.allow([lambda: frozenset(reads)])
+pending = parallel.beside(lambda: os.getpid() if os.getpid() == parent else time.sleep(600))
+copy = pending._pid
+start = time.monotonic()
+pid = pending.result()
+waited = time.monotonic() - start
+try:
+    os.kill(copy, 0)
+    alive = True
+except ProcessLookupError:
+    alive = False
+print(json.dumps({"here": pid == parent, "quick": waited < 5, "alive": alive, "outcomes": parallel.outcomes}))
+""",
+        tmp_path,
+    )
+    assert out == {"here": True, "quick": True, "alive": False, "outcomes": ["here"]}
+
+
 def test_what_the_copy_prints_appears_once_and_the_callers_buffer_is_not_repeated(tmp_path):
     script = tmp_path / "case.py"
     script.write_text(

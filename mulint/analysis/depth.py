@@ -132,7 +132,7 @@ def _read_branches(facts: DepthFacts, traces, target, structure: Structure, knob
 
 
 def trace_at(target: ResolvedTarget, structure: Structure, knob: WidthKnob, width: int) -> Traced:
-    return _trace_at(target, TracedAs(structure.inputs_index, structure.shortened.in_full), knob, width)
+    return _trace_at(target, structure.traced_as, knob, width)
 
 
 def _trace_at(target: ResolvedTarget, traced_as: TracedAs, knob: WidthKnob, width: int) -> Traced:

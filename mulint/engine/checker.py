@@ -349,9 +349,10 @@ def _run_model_jobs(jobs: list[Job], options: Settings, result: CheckResult, pro
         return
     from mulint.fix.context import prepare
 
-    files = sorted({job.target.rsplit(":", 1)[0] for job in jobs})
-    # While the first worker analyses its model, the files are parsed for the fixes planned after it.
-    started = functools.partial(prepare, [Path(f) for f in files if f.endswith(".py")])
+    # While the first worker analyses its model, its file is parsed for the fixes planned after it (one
+    # file: a folder's worth of parsed trees would be held in memory until the end).
+    first = jobs[0].target.rsplit(":", 1)[0]
+    started = functools.partial(prepare, [Path(first)] if first.endswith(".py") else [])
     for outcome in run_jobs(jobs, options.limits(), on_done=lambda o: progress(_done_line(o)), on_started=started):
         _take(outcome, options, result, progress)
 

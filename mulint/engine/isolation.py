@@ -165,8 +165,11 @@ def run_jobs(
     first = [on_started]
 
     def started() -> None:
-        if first:
-            first.pop()()
+        try:
+            work = first.pop()  # once, whichever worker starts first (pool threads race here)
+        except IndexError:
+            return
+        work()
 
     def one(job: Job) -> Outcome:
         if cancelled.is_set():

@@ -213,42 +213,22 @@ from mulint.engine.options import JobOptions
 from mulint.reading.targets import parse_target, resolve
 
 jobs._one_thread()
-if sys.argv[2] == "beside":
+if sys.argv[1] == "beside":
     parallel.allow([gathered])
-target = resolve(parse_target(sys.argv[1]), allow_exec=True)[0]
-with DependencyRecorder() as recorder:
-    facts = jobs.analyse_numbers(target, JobOptions()).facts
-print(json.dumps({
-    "facts": json.dumps(dataclasses.asdict(facts), sort_keys=True, default=repr),
-    "depth": facts.depth is not None and bool(facts.depth.branches),
-    "outcomes": parallel.outcomes,
-    "files": [str(p) for p in recorder.files()],
-}))
+found = {}
+for text in sys.argv[2:]:  # in one process, as a worker analyses its target; each its own recording
+    target = resolve(parse_target(text), allow_exec=True)[0]
+    before = len(parallel.outcomes)
+    with DependencyRecorder() as recorder:
+        facts = jobs.analyse_numbers(target, JobOptions()).facts
+    found[text] = {
+        "facts": json.dumps(dataclasses.asdict(facts), sort_keys=True, default=repr),
+        "depth": facts.depth is not None and bool(facts.depth.branches),
+        "outcomes": parallel.outcomes[before:],
+        "files": [str(p) for p in recorder.files()],
+    }
+print(json.dumps(found))
 """
-
-
-def analyse(tmp_path: Path, target: str, how: str) -> dict:
-    (tmp_path / "analyse.py").write_text(ANALYSE)
-    done = subprocess.run(
-        [sys.executable, "analyse.py", target, how],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=_env(),
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("example", ["nanogpt_sp.py", "completep_gpt.py"])
-def test_a_models_facts_are_the_same_with_the_depth_traces_made_beside(tmp_path, example):
-    target = str(ROOT / "examples" / example)
-    alone, beside = analyse(tmp_path, target, "alone"), analyse(tmp_path, target, "beside")
-    assert alone["outcomes"] == ["none"] and beside["outcomes"] == ["beside"]  # a guess runs only beside
-    assert alone["depth"] and alone["facts"] == beside["facts"] and alone["files"] == beside["files"]
-
 
 LAZY = """
 import json, os
@@ -280,15 +260,46 @@ class Net(nn.Module):
             h = b(h)
         return self.out(h)
 """
+LAZY_TARGET = "lazy_net.py:Net"  # analysed first: nothing before it has read deep.json
+EXAMPLES = [str(ROOT / "examples" / name) for name in ("nanogpt_sp.py", "completep_gpt.py")]
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory) -> dict:
+    """Each target analysed by a worker that does everything in turn, and by one that forks."""
+    folder = tmp_path_factory.mktemp("beside")
+    (folder / "deep.json").write_text("{}")
+    (folder / "lazy_net.py").write_text(LAZY)
+    (folder / "analyse.py").write_text(ANALYSE)
+    found = {}
+    for how in ("alone", "beside"):
+        done = subprocess.run(
+            [sys.executable, "analyse.py", how, LAZY_TARGET, *EXAMPLES],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=_env(),
+        )
+        assert done.returncode == 0, done.stderr
+        found[how] = json.loads(done.stdout.strip().splitlines()[-1])
+    found["folder"] = folder
+    return found
 
 
 @pytest.mark.slow
-def test_a_file_read_only_by_the_depth_builds_is_still_a_dependency(tmp_path):
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: Path(path).name)
+def test_a_models_facts_are_the_same_with_the_depth_traces_made_beside(analysed, example):
+    alone, beside = analysed["alone"][example], analysed["beside"][example]
+    assert alone["outcomes"] == ["none"] and beside["outcomes"] == ["beside"]  # a guess runs only beside
+    assert alone["depth"] and alone["facts"] == beside["facts"] and alone["files"] == beside["files"]
+
+
+@pytest.mark.slow
+def test_a_file_read_only_by_the_depth_builds_is_still_a_dependency(analysed):
     """Read in the copy, it would be lost with it: the depths are traced again in the worker, and the file
     is recorded as without the copy."""
-    (tmp_path / "deep.json").write_text("{}")
-    (tmp_path / "lazy_net.py").write_text(LAZY)
-    alone, beside = analyse(tmp_path, "lazy_net.py:Net", "alone"), analyse(tmp_path, "lazy_net.py:Net", "beside")
+    alone, beside = analysed["alone"][LAZY_TARGET], analysed["beside"][LAZY_TARGET]
     assert beside["outcomes"] == ["none"]  # the guess is dropped; the worker traces the depths itself
     assert alone["depth"] and alone["facts"] == beside["facts"] and alone["files"] == beside["files"]
-    assert str((tmp_path / "deep.json").resolve()) in beside["files"]
+    assert str((analysed["folder"] / "deep.json").resolve()) in beside["files"]

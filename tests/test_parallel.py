@@ -38,6 +38,13 @@ import json, os, sys
 from mulint import parallel
 reads = set()
 parent = os.getpid()
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 """
 
 
@@ -133,12 +140,7 @@ parallel.allow([])
 pending = parallel.beside(lambda: time.sleep(60), redo=False)
 pid = pending._pid
 pending.cancel()
-try:
-    os.kill(pid, 0)
-    alive = True
-except ProcessLookupError:
-    alive = False
-print(json.dumps({"alive": alive, "value": pending.result()}))
+print(json.dumps({"alive": alive(pid), "value": pending.result()}))
 """,
         tmp_path,
     )
@@ -174,12 +176,7 @@ copy = pending._pid
 start = time.monotonic()
 pid = pending.result()
 waited = time.monotonic() - start
-try:
-    os.kill(copy, 0)
-    alive = True
-except ProcessLookupError:
-    alive = False
-print(json.dumps({"here": pid == parent, "quick": waited < 5, "alive": alive, "outcomes": parallel.outcomes}))
+print(json.dumps({"here": pid == parent, "quick": waited < 5, "alive": alive(copy), "outcomes": parallel.outcomes}))
 """,
         tmp_path,
     )

@@ -22,6 +22,7 @@ import select
 import signal
 import struct
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -65,14 +66,15 @@ class Pending(Generic[T]):
         if not _allowed or threading.active_count() > _own_threads:
             return  # (a thread the model started could hold a lock the copy would wait on forever)
         read, write = os.pipe()
-        for stream in (sys.stdout, sys.stderr):  # the copy must not print what the caller buffered
-            try:
-                stream.flush()
-            except (AttributeError, OSError, ValueError):
-                pass
+        _flush()  # the copy must not print what the caller buffered
+        # What the model prints in the copy is held apart, and added to the caller's output only with the
+        # result it came with: work done again in the caller prints once, as it would have.
+        self._printed = tempfile.TemporaryFile()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the copy ends in os._exit, which coverage never sees
             os.close(read)
+            os.dup2(self._printed.fileno(), 1)
+            os.dup2(self._printed.fileno(), 2)
             _run_copy(work, write)
         os.close(write)
         self._pid, self._read = pid, read
@@ -95,8 +97,17 @@ class Pending(Generic[T]):
                 found = False
             if found:
                 outcomes.append("beside")
+                self._print_copys_output()
                 return value
+        self._printed.close()
         return self._here()
+
+    def _print_copys_output(self) -> None:
+        _flush()
+        self._printed.seek(0)
+        while chunk := self._printed.read(1 << 20):
+            _write_all(1, chunk)
+        self._printed.close()
 
     def cancel(self) -> None:
         """Stop the copy, if it still runs, and forget its result."""
@@ -108,6 +119,7 @@ class Pending(Generic[T]):
             os.close(self._read)
             os.waitpid(self._pid, 0)
             self._pid = None
+            self._printed.close()
         self._redo = False
 
     def _here(self) -> T | None:
@@ -136,12 +148,16 @@ def _run_copy(work: Callable[[], object], write: int) -> None:
     except BaseException:  # noqa: B902 - the caller does the work again and reports what fails
         pass
     finally:
-        for stream in (sys.stdout, sys.stderr):  # what the model printed here goes where the caller's does
-            try:
-                stream.flush()
-            except BaseException:  # noqa: B902
-                pass
+        _flush()  # what the model printed here, into the copy's own output
         os._exit(status)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a stream the model replaced may fail in any way
+            pass
 
 
 def _die_with_caller() -> None:

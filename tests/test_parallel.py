@@ -147,6 +147,27 @@ print(json.dumps({"alive": alive(pid), "value": pending.result()}))
     assert out == {"alive": False, "value": None}
 
 
+def test_what_a_refused_copy_printed_is_dropped_with_its_result(tmp_path):
+    """Its work is done again in the caller, which prints it once: as without the copy."""
+    script = tmp_path / "case.py"
+    script.write_text(
+        COMMON
+        + """
+parallel.allow([])
+def work():
+    print("building deeper", flush=True)
+    if os.getpid() != parent:
+        raise SystemExit(3)  # the model exits; the caller reports it when it does the work itself
+    return 1
+parallel.beside(work).result()
+print("after")
+"""
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=_env())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("building deeper") == 1 and done.stdout.endswith("after\n")
+
+
 def test_no_copy_is_made_while_a_thread_of_the_models_runs(tmp_path):
     out = run(
         COMMON

@@ -87,6 +87,14 @@ def resolved(allowed: set[Path] | None) -> set[Path] | None:
     return {p.resolve() for p in allowed} if allowed is not None else None
 
 
+def resolved_text(path: str | Path) -> str:
+    """The path resolved, as text; as given when it cannot be (a symlink loop: the fix's own write refuses it)."""
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):
+        return str(path)
+
+
 def outside_reason(path: str, allowed_paths: set[Path] | None) -> str | None:
     """Why a fix may not edit `path` (not a checked file), or None when it may."""
     if allowed_paths is None or Path(path).resolve() in allowed_paths:

@@ -16,6 +16,8 @@ from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider, QualifiedNameProvider
 
+from mulint.fix import resolved_text
+
 Rewrite = Callable[[Any], cst.CSTNode]  # called with the node it was asked for, as rewritten so far
 _Node = TypeVar("_Node", bound=cst.CSTNode)
 NEWLINE = re.compile(r"\r\n|\r|\n")  # the line ends libcst counts lines by
@@ -31,16 +33,9 @@ def prepare(paths: list[Path]) -> None:
     analysing the models in them): the fixes planned next find the trees ready, if the bytes are unchanged."""
     for path in paths:
         try:
-            _prepared[_key(path)] = FileContext.read(path)
+            _prepared[resolved_text(path)] = FileContext.read(path)
         except Exception:  # noqa: BLE001 - read again when a fix asks, and the reason reported then
             continue
-
-
-def _key(path: Path) -> str:
-    try:
-        return str(path.resolve())
-    except (OSError, RuntimeError):
-        return str(path)
 
 
 @dataclass
@@ -79,7 +74,7 @@ class FileContext:
         from mulint.fix.source import Decline
 
         raw = path.read_bytes()
-        ready = _prepared.pop(_key(path), None)
+        ready = _prepared.pop(resolved_text(path), None)
         if ready is not None and ready.raw == raw:
             return ready
         module = cst.parse_module(raw)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mulint.errors import MulintError
-from mulint.fix import FixResult, annotate, enabled, plan_fixes
+from mulint.fix import FixResult, annotate, enabled, plan_fixes, resolved_text
 
 
 def declined_fixes(findings: list, allowed: set) -> dict[int, str]:
@@ -54,7 +54,7 @@ def _refuse_changed(result, unsafe: bool) -> None:
     sources = getattr(result, "sources", None)
     if sources is None:
         return  # results without a record of what was analysed (the API's): nothing to compare
-    paths = sorted({_resolved(e.path) for f in result.findings if enabled(f, unsafe) for e in f.fix.edits})
+    paths = sorted({resolved_text(e.path) for f in result.findings if enabled(f, unsafe) for e in f.fix.edits})
     changed = [p for p in paths if p in sources and source_digest(Path(p)) != sources[p]]
     if changed:
         raise MulintError(
@@ -63,10 +63,3 @@ def _refuse_changed(result, unsafe: bool) -> None:
             step="fix",
             hint="run mulint again on the saved file",
         )
-
-
-def _resolved(path: str) -> str:
-    try:
-        return str(Path(path).resolve())
-    except (OSError, RuntimeError):  # a symlink loop: the fix's own write refuses it
-        return path

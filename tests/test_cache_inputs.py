@@ -153,18 +153,18 @@ def test_a_folder_listed_only_by_imports_ignores_files_that_cannot_be_modules(mo
     assert not hit(model)
 
 
-def tiny_distribution(root: Path, version: str) -> Path:
+def tiny_distribution(root: Path, version: str, name: str = "tinydist_cv") -> Path:
     site = root / "lib" / "site-packages"  # installed, not editable: its files are the library's
-    (site / "tinydist_cv").mkdir(parents=True, exist_ok=True)
-    (site / "tinydist_cv" / "__init__.py").write_text("SCALE = 1.0\n")
-    for old in site.glob("tinydist_cv-*.dist-info"):
+    (site / name).mkdir(parents=True, exist_ok=True)
+    (site / name / "__init__.py").write_text("SCALE = 1.0\n")
+    for old in site.glob(f"{name}-*.dist-info"):
         for f in old.iterdir():
             f.unlink()
         old.rmdir()
-    info = site / f"tinydist_cv-{version}.dist-info"
+    info = site / f"{name}-{version}.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: tinydist_cv\nVersion: {version}\n")
-    (info / "top_level.txt").write_text("tinydist_cv\n")
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "top_level.txt").write_text(f"{name}\n")
     return site
 
 
@@ -179,6 +179,25 @@ def test_an_installed_distributions_version_is_keyed(model, tmp_path, monkeypatc
     assert hit(model)
     tiny_distribution(tmp_path, "1.1")  # upgraded in place; its code is byte for byte the same
     assert not hit(model)
+
+
+def test_a_distribution_imported_before_the_fork_is_recorded_as_it_was_then(tmp_path, monkeypatch):
+    """A process that forks workers reads the distributions of what it imported once: every worker runs
+    those very modules. What is imported later is read when the result is recorded."""
+    monkeypatch.setattr(observe, "_known", {})
+    site = tiny_distribution(tmp_path, "1.0", "tinydist_before")
+    tiny_distribution(tmp_path, "2.0", "tinydist_after")
+    monkeypatch.syspath_prepend(str(site))
+    for name in ("tinydist_before", "tinydist_after"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    __import__("tinydist_before")
+    observe.remember_distributions()
+    assert [d["version"] for d in observe._known["tinydist_before"]] == ["1.0"]
+    assert "tinydist_after" not in observe._known
+    tiny_distribution(tmp_path, "1.1", "tinydist_before")  # upgraded on disk; the process runs 1.0
+    tiny_distribution(tmp_path, "2.1", "tinydist_after")  # upgraded before anything imported it
+    dists, _ = observe.distributions(["tinydist_before", "tinydist_after.sub"])
+    assert {d["name"]: d["version"] for d in dists} == {"tinydist_before": "1.0", "tinydist_after": "2.1"}
 
 
 def _loads_libc():

@@ -54,6 +54,9 @@ def preload() -> list[str]:
     from mulint.rules import all_rules
 
     all_rules()  # imports every rule module (the registry is found by importing them)
+    from mulint.engine import observe
+
+    observe.remember_distributions()  # once here, not in every worker
     return missing
 
 

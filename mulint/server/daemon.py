@@ -268,11 +268,12 @@ def _warm(preload: list[str]) -> None:
             importlib.import_module(name)
         except Exception as exc:  # a preload that fails is imported by the worker that needs it, as without it
             log(f"cannot preload {name}: {type(exc).__name__}: {exc}")
-    from mulint.engine import cache
+    from mulint.engine import cache, observe
     from mulint.rules import all_rules
 
     cache.environment()
     all_rules()
+    observe.remember_distributions()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_initialized():  # is_initialized() itself does not initialise it
         raise RuntimeError("CUDA was initialised in the warm server; its forked checks could not use it")

@@ -66,6 +66,7 @@ class FileContext:
         self._qualified = self.wrapper.resolve(QualifiedNameProvider)
         self._lines = NEWLINE.split(self.original.code)
         self._kids: dict[cst.CSTNode, list[cst.CSTNode]] | None = None
+        self._statements: list[tuple[cst.CSTNode, range]] | None = None
 
     @classmethod
     def read(cls, path: Path) -> FileContext:
@@ -130,18 +131,17 @@ class FileContext:
 
     def statement_at(self, line: int) -> cst.CSTNode | None:
         """The innermost simple statement (or compound statement header) that spans `line`."""
-        best = None
-        for node in self.walk():
-            if isinstance(node, (cst.SimpleStatementLine, cst.BaseCompoundStatement)) and line in self.lines(node):
-                best = node
-        return best
+        return self._last_spanning(line, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
 
     def function_at(self, line: int) -> cst.FunctionDef | None:
-        best = None
-        for node in self.walk():
-            if isinstance(node, cst.FunctionDef) and line in self.lines(node):
-                best = node
-        return best
+        return self._last_spanning(line, cst.FunctionDef)
+
+    def _last_spanning(self, line: int, kind):
+        """The last node of ``kind`` in walk order whose lines hold `line` (the innermost)."""
+        if self._statements is None:  # one walk of the file for every finding's line, not one each
+            kinds = (cst.SimpleStatementLine, cst.BaseCompoundStatement)
+            self._statements = [(node, self.lines(node)) for node in self.walk() if isinstance(node, kinds)]
+        return next((n for n, lines in reversed(self._statements) if isinstance(n, kind) and line in lines), None)
 
     def code(self, node: cst.CSTNode) -> str:
         return self.module.code_for_node(node)
@@ -314,6 +314,8 @@ def _with_imports(module: cst.Module, imports: list[tuple[str, str | None]]) -> 
     end = 1 if body else 0  # the first statement is always given as it is (a docstring, `__strict__`)
     while end < len(body) and _is_import_block(body[end], end):
         end += 1
+    if all(name is None for _, name in imports) and {mod for mod, _ in imports} <= _modules_imported(body[:end]):
+        return module  # each is there already, as the visitor would find it (building it took 35 ms)
     head, rest = body[:end], body[end:]
     if rest:
         head.append(cst.SimpleStatementLine(body=[cst.Pass()], leading_lines=rest[0].leading_lines))
@@ -326,6 +328,37 @@ def _with_imports(module: cst.Module, imports: list[tuple[str, str | None]]) -> 
         new[-1] = rest[0].with_changes(leading_lines=new[-1].leading_lines)
         new += rest[1:]
     return done.with_changes(body=new)
+
+
+def _modules_imported(head: list[cst.CSTNode]) -> set[str]:
+    """The modules `import m` (no alias) brings in the file's opening import lines, read as libcst's
+    AddImportsVisitor reads them: from the second statement when the first is a docstring or
+    `__strict__`, while each line holds one import statement."""
+    start = 1 if head and _docstring_or_strict(head[0]) else 0
+    found: set[str] = set()
+    for statement in head[start:]:
+        if not (isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1):
+            break
+        small = statement.body[0]
+        if isinstance(small, cst.Import):
+            found |= {a.evaluated_name for a in small.names if a.evaluated_alias is None}
+        elif not isinstance(small, cst.ImportFrom):
+            break
+    return found
+
+
+def _docstring_or_strict(statement: cst.CSTNode) -> bool:
+    if not (isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1):
+        return False
+    small = statement.body[0]
+    if isinstance(small, cst.Expr) and isinstance(small.value, cst.SimpleString):
+        return True
+    return (
+        isinstance(small, cst.Assign)
+        and len(small.targets) == 1
+        and isinstance(small.targets[0].target, cst.Name)
+        and small.targets[0].target.value == "__strict__"
+    )
 
 
 def _insert_after_imports(module: cst.Module, additions: list[Addition]) -> cst.Module:

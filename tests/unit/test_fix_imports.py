@@ -29,6 +29,14 @@ SOURCES = {
     "semicolons": "import os; import sys\nx = 1\n",
     "crlf": "import os\r\n\r\nx = 1\r\n",
     "tabs and a decorator": "import os\n\n@decorate\nclass A:\n\tpass\n",
+    "docstring then the import": '"""A model."""\nimport math\nimport fnmatch\nx = 1\n',
+    "two on one line": "import os, math, fnmatch\n\nx = 1\n",
+    "a submodule only": "import math.x\nimport fnmatch\n",
+    "after a semicolon line": "import os; import sys\nimport math\nimport fnmatch\n",
+    "imported under a guard": "if True:\n    import math\n    import fnmatch\n",
+    "docstring and code on one line": '"""A model."""; x = 1\nimport math\nimport fnmatch\n',
+    "strict flag then the import": "__strict__ = True\nimport math\nimport fnmatch\n",
+    "imported after code": "x = 1\nimport math\nimport fnmatch\n",
 }
 IMPORTS = [[("math", None)], [("fnmatch", None), ("math", None)], [("torch.nn", "functional")]]
 

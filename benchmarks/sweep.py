@@ -5,6 +5,7 @@ Usage:
     python benchmarks/sweep.py --only gpt2,t5   # a subset
     python benchmarks/sweep.py --markdown       # the README table
     python benchmarks/sweep.py --json FILE      # every result as json
+    python benchmarks/sweep.py --jobs 2         # every other architecture on a second core
 
 Each architecture (tests/models/hf_zoo.py) goes through what `mulint inspect` and `mulint check`
 run, in one process: find the width knob, build at two widths on the meta device, trace, assign
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -135,18 +138,62 @@ def run_arch(name: str, family: str, differences: dict[str, str] | None = None, 
     return result
 
 
-def sweep(names: list[str] | None = None, progress=None) -> list[ArchResult]:
+def sweep(names: list[str] | None = None, progress=None, jobs: int = 1) -> list[ArchResult]:
+    """``jobs`` 2: every other architecture in a forked copy of this process, on the second core (only
+    with no other thread running, which the copy could find holding a lock); the results in ZOO order."""
     from mulint.reading.targets import import_file
 
     module = import_file(ZOO, str(ZOO))
-    results = []
-    for name, (_, family) in module.ZOO.items():
-        if names and name not in names:
-            continue
-        results.append(run_arch(name, family, module.DIFFERENCES.get(name)))
-        if progress:
-            progress(results[-1])
-    return results
+    todo = [(name, family) for name, (_, family) in module.ZOO.items() if not names or name in names]
+
+    def run(share: list[tuple[str, str]]) -> list[ArchResult]:
+        done = []
+        for name, family in share:
+            done.append(run_arch(name, family, module.DIFFERENCES.get(name)))
+            if progress:
+                progress(done[-1])
+        return done
+
+    if jobs < 2 or len(todo) < 2 or threading.active_count() > 1 or not hasattr(os, "fork"):
+        return run(todo)
+    beside = _run_in_copy(todo[1::2], lambda share: [asdict(r) for r in run(share)])
+    here = {r.name: r for r in run(todo[::2])}
+    there = {r["name"]: ArchResult(**r) for r in beside()}
+    missing = [item for item in todo[1::2] if item[0] not in there]  # the copy died: run them here
+    there.update({r.name: r for r in run(missing)})
+    return [here.get(name) or there[name] for name, _ in todo]
+
+
+def _run_in_copy(share, work):
+    """Start ``work(share)`` in a forked copy; the returned function waits for its JSON result ([] if
+    the copy failed)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the copy ends in os._exit
+        os.close(read)
+        status = 1
+        try:
+            data = json.dumps(work(share)).encode()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(write, view) :]
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write)
+
+    def wait() -> list[dict]:
+        chunks = []
+        while chunk := os.read(read, 1 << 20):
+            chunks.append(chunk)
+        os.close(read)
+        _, status = os.waitpid(pid, 0)
+        try:
+            return json.loads(b"".join(chunks)) if status == 0 else []
+        except ValueError:
+            return []
+
+    return wait
 
 
 def line(r: ArchResult) -> str:
@@ -205,10 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated architecture names")
     parser.add_argument("--markdown", action="store_true", help="print the README table")
     parser.add_argument("--json", metavar="FILE", help="write every result as json")
+    parser.add_argument("--jobs", type=int, default=1, help="2: half the architectures on a second core")
     args = parser.parse_args(argv)
     names = args.only.split(",") if args.only else None
     start = time.perf_counter()
-    results = sweep(names, progress=None if args.markdown else (lambda r: print(line(r), flush=True)))
+    results = sweep(names, progress=None if args.markdown else (lambda r: print(line(r), flush=True)), jobs=args.jobs)
     wall = time.perf_counter() - start
     if args.markdown:
         print(markdown(results))

@@ -25,7 +25,7 @@ ZOO = str(MODELS / "hf_zoo.py")
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory, one_torch_thread):
-    return {r.name: r for r in sweep.sweep()}
+    return {r.name: r for r in sweep.sweep(jobs=2)}  # two cores: half the fixture's minute
 
 
 @pytest.mark.slow

@@ -149,7 +149,10 @@ _known: dict[str, list[dict]] = {}
 def remember_distributions() -> None:
     """Read now the distributions of every top-level module imported so far (before forking workers)."""
     for top in {name.partition(".")[0] for name in list(sys.modules)} - _stdlib_names() - {"mulint", "__main__", ""}:
-        _known[top] = _records_of(top)
+        try:
+            _known[top] = _records_of(top)
+        except Exception:  # noqa: BLE001 - a module odd enough to fail here is read by each worker, as before
+            continue
 
 
 def _records_of(top: str) -> list[dict]:

@@ -128,7 +128,7 @@ def _stdlib_names() -> frozenset[str]:
 def distributions(module_names) -> tuple[list[dict], list[str]]:
     """({"name", "version", "metadata"}: the distribution of each top-level module and the file holding
     its version), and the top-level names no distribution claims (stdlib ones left out)."""
-    tops = {name.partition(".")[0] for name in module_names} - _stdlib_names() - {"mulint", "__main__", ""}
+    tops = _tops(module_names)
     found: dict[str, dict] = {}
     unclaimed = []
     for top in sorted(tops):
@@ -148,11 +148,16 @@ _known: dict[str, list[dict]] = {}
 
 def remember_distributions() -> None:
     """Read now the distributions of every top-level module imported so far (before forking workers)."""
-    for top in {name.partition(".")[0] for name in list(sys.modules)} - _stdlib_names() - {"mulint", "__main__", ""}:
+    for top in _tops(list(sys.modules)) - _known.keys():
         try:
             _known[top] = _records_of(top)
         except Exception:  # noqa: BLE001 - a module odd enough to fail here is read by each worker, as before
             continue
+
+
+def _tops(module_names) -> set[str]:
+    """The top-level names of the modules, the standard library's and mulint's own left out."""
+    return {name.partition(".")[0] for name in module_names} - _stdlib_names() - {"mulint", "__main__", ""}
 
 
 def _records_of(top: str) -> list[dict]:

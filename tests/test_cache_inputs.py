@@ -200,6 +200,27 @@ def test_a_distribution_imported_before_the_fork_is_recorded_as_it_was_then(tmp_
     assert {d["name"]: d["version"] for d in dists} == {"tinydist_before": "1.0", "tinydist_after": "2.1"}
 
 
+def test_a_distribution_that_cannot_be_read_before_the_fork_is_left_to_the_worker(tmp_path, monkeypatch):
+    monkeypatch.setattr(observe, "_known", {})
+    site = tiny_distribution(tmp_path, "3.0", "tinydist_odd")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "tinydist_odd", raising=False)
+    __import__("tinydist_odd")
+    read = observe._records_of
+
+    def failing(top):
+        if top == "tinydist_odd":
+            raise RuntimeError("a lazy module that fails when looked at")
+        return read(top)
+
+    monkeypatch.setattr(observe, "_records_of", failing)
+    observe.remember_distributions()  # the server still starts
+    assert "tinydist_odd" not in observe._known and "pytest" in observe._known
+    monkeypatch.setattr(observe, "_records_of", read)
+    dists, _ = observe.distributions(["tinydist_odd"])
+    assert [d["version"] for d in dists] == ["3.0"]
+
+
 def _loads_libc():
     import ctypes
 

@@ -330,7 +330,7 @@ def _with_imports(module: cst.Module, imports: list[tuple[str, str | None]]) -> 
     return done.with_changes(body=new)
 
 
-def _modules_imported(head: list[cst.CSTNode]) -> set[str]:
+def _modules_imported(head: Sequence[cst.CSTNode]) -> set[str]:
     """The modules `import m` (no alias) brings in the file's opening import lines, read as libcst's
     AddImportsVisitor reads them: from the second statement when the first is a docstring or
     `__strict__`, while each line holds one import statement."""

@@ -143,6 +143,26 @@ def test_a_scale_the_training_script_beside_the_model_applies_is_judged_applied(
 
 
 @pytest.mark.slow
+def test_a_factory_in_another_file_still_finds_the_loop_beside_the_models_class(tmp_path):
+    """`build.py:make` builds the class of mixer_net.py: train_mixer.py beside it, importing mixer_net,
+    trains what the factory builds, and its loop applies lr_scale (as when checking the class itself)."""
+    net = LOOP.read_text()
+    script = (LOOP.parent / "train.py").read_text().replace("from token_mixer import", "from mixer_net import")
+    (tmp_path / "mixer_net.py").write_text(net)
+    (tmp_path / "train_mixer.py").write_text(script)
+    (tmp_path / "build.py").write_text(
+        "from mixer_net import TokenMixer\n\n\ndef make(d_model: int = 64):\n    return TokenMixer(d_model=d_model)\n"
+    )
+    facts, findings = analyse(f"{tmp_path / 'build.py'}:make")
+    assert findings == []
+    line = _line_of(tmp_path / "train_mixer.py", 'param_group["lr"] = lr * param_group.get(')
+    assert f"lr_scale applied by train_mixer.py:{line}" in facts.param("layers.0.up.weight").lr_source
+    (tmp_path / "train_mixer.py").unlink()  # no loop applies it: the one lr the groups hold is judged
+    facts, findings = analyse(f"{tmp_path / 'build.py'}:make")
+    assert "MU301" in codes(findings) and "not read anywhere" in facts.param("layers.0.up.weight").lr_source
+
+
+@pytest.mark.slow
 def test_the_same_training_script_with_every_scale_at_one_is_one_lr_for_all():
     facts, findings = analyse(f"{LOOP}:TokenMixer", optimizer=f"{LOOP}:sp_optimizer")
     assert codes(findings) == {"MU301": {"layers.*.up.weight", "layers.*.gate.weight", "layers.*.down.weight"}}

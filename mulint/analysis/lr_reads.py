@@ -42,9 +42,12 @@ class LrPolicy:
     overwrites: list[str] = field(default_factory=list)
 
     @classmethod
-    def for_module(cls, module, named: tuple[str, ...] = (), mode: str = "auto", factory_module=None) -> LrPolicy:
+    def for_module(
+        cls, module, named: tuple[str, ...] = (), mode: str = "auto", factory_module=None, model_class=None
+    ) -> LrPolicy:
         """The keys' reads in the module's file, the local files it imported and training scripts beside it
-        (and the optimizer factory's file, when another file defines it)."""
+        (and the optimizer factory's file, when another file defines it; and the training scripts beside
+        the model class's file, when the module is a factory building a class of another local file)."""
         if mode not in LR_SCALE_MODES:
             raise MulintError(
                 f"lr-scale = {mode!r} is not one of {', '.join(LR_SCALE_MODES)}",
@@ -58,7 +61,7 @@ class LrPolicy:
         from mulint.reading.lr_scale_reads import absolute_writes, scale_reads, training_files
 
         imported = _local_modules(module, factory_module)
-        files = training_files(Path(where), imported)
+        files = training_files(Path(where), imported, _class_file(model_class, imported))
         # only a training script's own loop: the factory's writes are in the optimizer mulint reads
         scripts = [f for f in files if f not in imported and f != Path(where).resolve()]
         return cls(
@@ -79,6 +82,16 @@ class LrPolicy:
             "so the per-group learning rates judged here are not the ones training uses; scale each "
             "group's own base lr instead"
         ]
+
+
+def _class_file(model_class, imported: list[Path]) -> Path | None:
+    """The file defining the model's class, when it is one of the user's files the module imports."""
+    defined_in = sys.modules.get(getattr(model_class, "__module__", None) or "")
+    name = getattr(defined_in, "__file__", None)
+    if not name:
+        return None
+    path = Path(name).resolve()
+    return path if path in imported else None
 
 
 def _local_modules(module, factory_module=None) -> list[Path]:

@@ -142,11 +142,15 @@ def scale_reads_in(source: bytes, keys: tuple[str, ...], path: str) -> list[Scal
     return visitor.found
 
 
-def training_files(model_file: Path, imported: list[Path]) -> list[Path]:
+def training_files(model_file: Path, imported: list[Path], class_file: Path | None = None) -> list[Path]:
     """Where the training runs: the model's file, the local files it imports, and the training scripts
-    beside it that import the model's module (a `train_other.py` beside it trains another model)."""
-    beside = sorted(p for pattern in OPTIMIZERS.training_scripts for p in model_file.parent.glob(pattern))
-    beside = [p for p in beside if p.resolve() == model_file.resolve() or imports_module(p, model_file.stem)]
+    beside it that import the model's module (a `train_other.py` beside it trains another model); with
+    ``class_file`` (the file defining the model's class, when a factory elsewhere builds it), the
+    scripts beside that file that import its module too: they train the model the factory builds."""
+    beside: list[Path] = []
+    for anchor in dict.fromkeys(f for f in (model_file, class_file) if f is not None):
+        found = sorted(p for pattern in OPTIMIZERS.training_scripts for p in anchor.parent.glob(pattern))
+        beside += [p for p in found if p.resolve() == anchor.resolve() or imports_module(p, anchor.stem)]
     return list(dict.fromkeys(p.resolve() for p in (model_file, *imported, *beside) if p.suffix == ".py"))
 
 

@@ -148,7 +148,7 @@ def training_files(model_file: Path, imported: list[Path], class_file: Path | No
     ``class_file`` (the file defining the model's class, when a factory elsewhere builds it), the
     scripts beside that file that import its module too: they train the model the factory builds."""
     beside: list[Path] = []
-    for anchor in dict.fromkeys(f for f in (model_file, class_file) if f is not None):
+    for anchor in dict.fromkeys(f.resolve() for f in (model_file, class_file) if f is not None):  # once each
         found = sorted(p for pattern in OPTIMIZERS.training_scripts for p in anchor.parent.glob(pattern))
         beside += [p for p in found if p.resolve() == anchor.resolve() or imports_module(p, anchor.stem)]
     return list(dict.fromkeys(p.resolve() for p in (model_file, *imported, *beside) if p.suffix == ".py"))

@@ -73,6 +73,14 @@ class LrPolicy:
             absolute_writes(scripts),
         )
 
+    @classmethod
+    def for_training(cls, target_module, factory, model_class, named: tuple[str, ...], mode: str) -> LrPolicy | None:
+        """The policy of the learning rates ``factory`` (a found optimizer factory, or None) makes for a
+        model of ``model_class`` that ``target_module`` builds: what check, coord and transfer all train at."""
+        if factory is None:
+            return None
+        return cls.for_module(target_module, tuple(named), mode, factory.module, model_class)
+
     def overwrite_note(self, label: str) -> list[str]:
         """What a training loop writing one lr into every group does to the per-group lrs judged here."""
         if not self.overwrites:

@@ -105,11 +105,7 @@ def analyse_model(
     factory = find_factory(target.module, model_cls, optimizer)
     opt_numbers = OptimizerNumbers(label=factory.label) if factory else None
     with phase("lr reads"):
-        policy = (
-            LrPolicy.for_module(target.module, tuple(lr_scale_keys), lr_scale, factory.module, model_cls)
-            if factory
-            else None
-        )
+        policy = LrPolicy.for_training(target.module, factory, model_cls, lr_scale_keys, lr_scale)
     if factory is not None and policy is not None:
         facts.notes.extend(policy.overwrite_note(factory.label))
 

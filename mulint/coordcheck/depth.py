@@ -150,7 +150,7 @@ def run_depth_coord(
     blocks_path = lists[0]
     model_cls = type(next(iter(structure.models.values())))
     factory = find_factory(target.module, model_cls, optimizer) if optimizer is not None or find_optimizer else None
-    policy = LrPolicy.for_module(target.module, lr_scale_keys, lr_scale, factory.module, model_cls) if factory else None
+    policy = LrPolicy.for_training(target.module, factory, model_cls, lr_scale_keys, lr_scale)
     deepest = _elements(_meta_models(knob, [max(depths)], width, label)[max(depths)])
     sums: dict[str, dict[int, float]] = {key: {} for key in DEPTH_MEASURES}
     shrunk: list[str] = []

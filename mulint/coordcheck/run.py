@@ -119,7 +119,7 @@ def run_coord(
     model_cls = type(next(iter(structure.models.values())))
     factory = find_factory(target.module, model_cls, optimizer) if optimizer is not None or find_optimizer else None
     label = factory.label if factory else default_label(lr)
-    policy = LrPolicy.for_module(target.module, lr_scale_keys, lr_scale, factory.module, model_cls) if factory else None
+    policy = LrPolicy.for_training(target.module, factory, model_cls, lr_scale_keys, lr_scale)
     skip = _judged(structure, limits)
 
     def train(widths: list[int], steps: int) -> tuple[dict[str, LayerCurve], list[str]]:

@@ -82,7 +82,7 @@ def prepare(
     knob = shallow(structure.knob.with_limits(seq=SEQ, vocab=VOCAB))
     model_cls = type(next(iter(structure.models.values())))
     factory = find_factory(target.module, model_cls, optimizer)  # --optimizer, else found as `check` finds it
-    policy = LrPolicy.for_module(target.module, lr_scale_keys, lr_scale, factory.module, model_cls) if factory else None
+    policy = LrPolicy.for_training(target.module, factory, model_cls, lr_scale_keys, lr_scale)
     make_optimizer = factory.make if factory else default_optimizer(lr)
     label = factory.label if factory else default_label(lr)
     notes: list[str] = []

@@ -314,8 +314,9 @@ def _with_imports(module: cst.Module, imports: list[tuple[str, str | None]]) -> 
     end = 1 if body else 0  # the first statement is always given as it is (a docstring, `__strict__`)
     while end < len(body) and _is_import_block(body[end], end):
         end += 1
-    if all(name is None for _, name in imports) and {mod for mod, _ in imports} <= _modules_imported(body[:end]):
-        return module  # each is there already, as the visitor would find it (building it took 35 ms)
+    if all(name is None for _, name in imports):  # `import m` only: what the visitor does, without it
+        missing = {mod for mod, _ in imports} - _modules_imported(body[:end])
+        return _with_plain_imports(module, missing) if missing else module  # building it alone took 35 ms
     head, rest = body[:end], body[end:]
     if rest:
         head.append(cst.SimpleStatementLine(body=[cst.Pass()], leading_lines=rest[0].leading_lines))
@@ -328,6 +329,31 @@ def _with_imports(module: cst.Module, imports: list[tuple[str, str | None]]) -> 
         new[-1] = rest[0].with_changes(leading_lines=new[-1].leading_lines)
         new += rest[1:]
     return done.with_changes(body=new)
+
+
+def _with_plain_imports(module: cst.Module, missing: set[str]) -> cst.Module:
+    """AddImportsVisitor's placement of `import m` lines: sorted, after the opening run of one-import lines
+    (past a docstring or `__strict__`), with a blank line before the code that follows them."""
+    body = list(module.body)
+    at = 1 if body and _docstring_or_strict(body[0]) else 0
+    while at < len(body) and _one_import(body[at]):
+        at += 1
+    after = body[at:]
+    if after:
+        lines = after[0].leading_lines
+        if not lines or lines[0].comment is not None:
+            after[0] = after[0].with_changes(leading_lines=[cst.EmptyLine(), *lines])
+    config = module.config_for_parsing
+    added = [cst.parse_statement(f"import {mod}", config=config) for mod in sorted(missing)]
+    return module.with_changes(body=[*body[:at], *added, *after])
+
+
+def _one_import(statement: cst.CSTNode) -> bool:
+    return (
+        isinstance(statement, cst.SimpleStatementLine)
+        and len(statement.body) == 1
+        and isinstance(statement.body[0], (cst.Import, cst.ImportFrom))
+    )
 
 
 def _modules_imported(head: Sequence[cst.CSTNode]) -> set[str]:

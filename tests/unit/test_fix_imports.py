@@ -37,8 +37,23 @@ SOURCES = {
     "docstring and code on one line": '"""A model."""; x = 1\nimport math\nimport fnmatch\n',
     "strict flag then the import": "__strict__ = True\nimport math\nimport fnmatch\n",
     "imported after code": "x = 1\nimport math\nimport fnmatch\n",
+    "only a docstring": '"""A model."""\n',
+    "docstring then a comment": '"""A model."""\n# why\nx = 1\n',
+    "comment then blank line": "import os\n# why\n\nx = 1\n",
+    "blank lines then code": "import os\n\n\n\nx = 1\n",
+    "a torch.nn import": "import torch.nn\nimport os\n",
+    "from import of the module": "from math import pi\n\nx = pi\n",
+    "concatenated docstring": '"a" "b"\nimport os\n',
+    "indented file": "if x:\n    import os\nimport math\n",
 }
-IMPORTS = [[("math", None)], [("fnmatch", None), ("math", None)], [("torch.nn", "functional")]]
+IMPORTS = [
+    [("math", None)],
+    [("fnmatch", None), ("math", None)],
+    [("math", None), ("fnmatch", None), ("math", None)],
+    [("os", None), ("zlib", None)],
+    [("torch.nn", None)],
+    [("torch.nn", "functional")],
+]
 
 
 def whole_file(module: cst.Module, imports) -> cst.Module:

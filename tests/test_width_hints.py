@@ -98,6 +98,20 @@ class Picky(nn.Module):
 
 def from_checkpoint():
     raise FileNotFoundError("weights.pt")
+
+
+class Scaled(nn.Module):
+    def __init__(self, wm=1.0, num_classes=10):
+        super().__init__()
+        self.stem = nn.Conv2d(3, int(16 * wm), 3)
+        self.body = nn.Conv2d(int(16 * wm), int(32 * wm), 3)
+        self.head = nn.Linear(int(32 * wm), num_classes)
+
+
+class Fixed(nn.Module):
+    def __init__(self, scale=0.5):
+        super().__init__()
+        self.mix = nn.Linear(8, 8)
 """
 
 
@@ -170,6 +184,24 @@ def test_a_required_width_alone_is_given_by_widths(zoo):
     assert "--widths" in exc.hint and "return Mixer(dim=width)" in exc.hint
     target = _target(zoo, "Mixer")
     assert find_knob(target.obj, target.label, base_override=32).base == 32
+
+
+def test_a_float_multiplier_gets_a_factory_from_width_to_multiplier(zoo):
+    exc = _failure(zoo, "Scaled", width_arg="wm")
+    assert "'wm' has the default 1.0: a width multiplier" in exc.message and exc.kind == NEEDS_ARGUMENTS
+    source = _factory(exc.hint)
+    assert "def make(width=16):" in source and "return Scaled(wm=width / 16)" in source
+    namespace = dict(vars(_target(zoo, "Scaled").module))
+    exec(source, namespace)
+    knob = find_knob(namespace["make"], f"{zoo}:make")
+    assert knob.base == 16  # the factory's width is the model's own at wm=1.0
+    assert knob.build(64).body.weight.shape[:2] == (128, 64)
+
+
+def test_a_multiplier_that_scales_nothing_leaves_the_base_to_the_user(zoo):
+    exc = _failure(zoo, "Fixed", width_arg="scale")
+    assert "return Fixed(scale=width * 0.5 / BASE)" in exc.hint
+    assert "BASE: the model's width at scale=0.5" in exc.hint
 
 
 def test_a_width_arg_naming_nothing_lists_the_int_fields_and_guesses(zoo):

@@ -109,7 +109,7 @@ def inputs_for(target: ResolvedTarget, model: nn.Module, device: str = "meta") -
             "convolution layer and no matrix to size an input by",
             target=target.label,
             step="inputs",
-            hint=example.EXAMPLE_INPUTS,
+            hint=example.example_inputs_hint(),
         )
     return candidates
 
@@ -401,7 +401,7 @@ def _record_pair(target, knob: WidthKnob, failure: MulintError) -> tuple[Traced,
         f"{failure.message}; running it failed on every input tried: " + "; ".join(tried),
         target=target.label,
         step="trace",
-        hint=example.EXAMPLE_INPUTS,
+        hint=example.example_inputs_hint(models[widths[0]]),
     )
 
 

@@ -76,7 +76,25 @@ def described_candidates(
 EXAMPLE_INPUTS = """define example_inputs in the model's file, returning the forward's arguments:
 
     def example_inputs(model):
-        return (torch.randint(0, 100, (2, 8)),)  # a tuple of args, a dict of kwargs, or (args, kwargs)"""
+        return ({call},)  # a tuple of args, a dict of kwargs, or (args, kwargs){note}"""
+
+
+def example_inputs_hint(model: nn.Module | None = None) -> str:
+    """How to define example_inputs, shown with the input mulint made up first for ``model`` (an image
+    model's is an image batch), whose sizes the user then corrects: tokens when there is none."""
+    call, note = "torch.randint(0, 100, (2, 8))", ""
+    try:
+        first = described_candidates(model, "meta")[0][1] if model is not None else None
+    except Exception:  # noqa: BLE001 - a hint only
+        first = None
+    tensor = next((a for a in [*first[0], *first[1].values()] if isinstance(a, torch.Tensor)), None) if first else None
+    if tensor is not None and model is not None:
+        shape = tuple(int(s) for s in tensor.shape)
+        vocab = min((m.num_embeddings for m in model.modules() if isinstance(m, nn.Embedding)), default=100)
+        call = f"torch.randn{shape}" if tensor.is_floating_point() else f"torch.randint(0, {vocab}, {shape})"
+        call = call.replace(",)", ")") if tensor.is_floating_point() else call
+        note = "\n        # the sizes mulint tried: give your model's real ones"
+    return EXAMPLE_INPUTS.format(call=call, note=note)
 
 
 def _forward_parameters(model: nn.Module) -> dict[str, inspect.Parameter]:

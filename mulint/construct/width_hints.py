@@ -52,6 +52,22 @@ def no_default_width_error(search: KnobSearch, name: str) -> MulintError:
     if required_args(search.params, but=name):
         return _error(search, *_required_arguments(search))
     default = search.params[name].default
+    if isinstance(default, float) and default > 0:  # ResNet(wm=1.0): a multiplier of some base width
+        base = _width_at(search, name, default)
+        ratio = "width" if default == 1 else f"width * {default!r}"
+        return _error(
+            search,
+            f"width argument '{name}' has the default {default!r}: a width multiplier, not a width",
+            NEEDS_ARGUMENTS,
+            _factory_hint(
+                search,
+                _call(search, {name: f"{ratio} / {base or 'BASE'}"}),
+                base=base or DEFAULT_WIDTH,
+                comment=f"the model's width at {name}={default!r}"
+                if base
+                else f"BASE: the model's width at {name}={default!r}",
+            ),
+        )
     what = "no default" if default is inspect.Parameter.empty else f"the default {default!r}, not an int"
     return _error(
         search,
@@ -60,6 +76,20 @@ def no_default_width_error(search: KnobSearch, name: str) -> MulintError:
         "give the widths to analyse with --widths 64,128,256, or "
         + _factory_hint(search, _call(search, {name: "width"})),
     )
+
+
+def _width_at(search: KnobSearch, name: str, default: float) -> int | None:
+    """The smallest parameter dimension that doubles with the multiplier: the width the model has at its
+    default multiplier (both builds on the meta device). None when it cannot be built or nothing grows."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            sizes = [[tuple(p.shape) for p in search.obj(**{name: m}).parameters()] for m in (default, 2 * default)]
+    except Exception:  # noqa: BLE001 - a hint only: the placeholder stands in
+        return None
+    grown = [a for one, two in zip(*sizes) if len(one) == len(two) for a, b in zip(one, two) if b == 2 * a > 0]
+    return min(grown) if grown and len(sizes[0]) == len(sizes[1]) else None
 
 
 # --- the causes, most specific first; each returns (message, kind, hint) or None ---------------------
@@ -191,16 +221,16 @@ _CAUSES = (
 # --- the factory -------------------------------------------------------------------------------------
 
 
-def _factory_hint(search: KnobSearch, call: str | None) -> str:
+def _factory_hint(search: KnobSearch, call: str | None, base: int | None = None, comment: str = "") -> str:
     module = inspect.getmodule(search.obj)
     taken = set(vars(module)) if module is not None else set()
     name = next(n for n in ("make", "make_model", "build_model", "make_for_width") if n not in taken)
     where = search.target.rsplit(":", 1)[0] if ":" in search.target else search.target
     body = call or "...  # the model, built with its width set to `width`"
-    filler = "  # fill in each ..." if call and "..." in call else ""
+    filler = f"  # {comment}" if comment else ("  # fill in each ..." if call and "..." in call else "")
     return (
         f"put a factory in {where} and check {where}:{name}:\n"
-        f"      def {name}(width={_base_width(search)}):\n"
+        f"      def {name}(width={base or _base_width(search)}):\n"
         f"          return {body}{filler}"
     )
 

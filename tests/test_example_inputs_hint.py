@@ -33,7 +33,7 @@ class Net(nn.Module):
 
 
 def test_an_image_model_that_no_made_up_input_runs_is_shown_an_image_example(tmp_path):
-    path = tmp_path / "net.py"
+    path = tmp_path / "pooled_convnet.py"
     path.write_text(textwrap.dedent(NEEDS_BIG_IMAGES))
     [target] = resolve(parse_target(f"{path}:Net"), allow_exec=True)
     with pytest.raises(MulintError) as caught:

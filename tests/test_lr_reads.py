@@ -73,6 +73,8 @@ def test_the_files_read_are_the_models_its_local_imports_and_training_scripts_be
     )
     (tmp_path / "unrelated.py").write_text("for g in opt.param_groups:\n    g['lr'] = g['lr_multiplier']\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("net", "schedule_utils"):  # another test's module of the same name is not this one
+        monkeypatch.delitem(sys.modules, name, raising=False)
     try:
         net = importlib.import_module("net")
         policy = LrPolicy.for_module(net)

@@ -303,3 +303,67 @@ def test_query_zero_init_of_the_sp_baseline_keeps_its_constant_std_finding(check
     # and a full zero init is never a finding
     zero = ("mup.init.normal_(model.hidden.weight, std=0.02 * 8)", "model.hidden.weight.data.zero_()")
     assert check(MLP, zero)[1] == []
+
+
+# A project's own `mup.py` is not the package ----------------------------------------------------------
+
+OWN_MUP = '''
+"""This project's own µP helpers: the same names as the package's, none of its machinery."""
+import torch.nn as nn
+
+
+class MuReadout(nn.Linear):
+    """Readout with a base/width multiplier; its init is rescaled so that the product is µP's."""
+
+    def __init__(self, d_in, d_out, base_width):
+        super().__init__(d_in, d_out, bias=False)
+        self.mult = base_width / d_in
+        self.weight.data *= (d_in / base_width) ** 0.5
+
+    def forward(self, x):
+        return super().forward(x) * self.mult
+
+
+def param_groups(model, base_width, width, lr):
+    hidden = [p for n, p in model.named_parameters() if n == "hidden.weight"]  # the one matrix of two widths
+    rest = [p for n, p in model.named_parameters() if n != "hidden.weight"]
+    return [{"params": hidden, "lr": lr * base_width / width}, {"params": rest, "lr": lr}]
+'''
+
+USES_OWN_MUP = """
+import torch
+import torch.nn as nn
+from mup import MuReadout, param_groups
+
+BASE = 32
+
+
+class Net(nn.Module):
+    def __init__(self, width=64):
+        super().__init__()
+        self.width = width
+        self.inp = nn.Linear(8, width)
+        self.hidden = nn.Linear(width, width)
+        self.out = MuReadout(width, 4, BASE)
+
+    def forward(self, x):
+        return self.out(self.hidden(self.inp(x).relu()).relu())
+
+
+def make_optimizer(model):
+    return torch.optim.Adam(param_groups(model, BASE, model.width, 1e-3))
+"""
+
+
+def test_a_projects_own_mup_module_is_judged_by_what_it_does(check, tmp_path):
+    """A `mup.py` beside the model, defining its own MuReadout, is not the package: no set_base_shapes
+    is asked for (MU401), the model is traced, and its readout is judged by its multiplier and init."""
+    (tmp_path / "mup.py").write_text(OWN_MUP)
+    code, found, report = check(USES_OWN_MUP)
+    assert found == [] and code == 0 and not report["errors"], found
+    [model] = [t for t in report["targets"] if t["mode"] == "model"]
+    assert model["optimizer"] and model["parameters"] == 5 and not any("not traced" in n for n in model["notes"])
+    code, found, report = check(
+        USES_OWN_MUP, ("self.out = MuReadout(width, 4, BASE)", "self.out = nn.Linear(width, 4)")
+    )
+    assert [c for c, _ in found] == ["MU102", "MU301"]

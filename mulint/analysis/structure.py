@@ -17,7 +17,7 @@ from mulint.construct import build_at
 from mulint.construct import inputs as example
 from mulint.construct.knob import WidthKnob
 from mulint.construct.proportional import proportional_widths
-from mulint.construct.provenance import Provenance
+from mulint.construct.provenance import Provenance, from_mup_package
 from mulint.construct.repeats import ShortenedLists, shortened
 from mulint.construct.shrink import constant_large_sizes
 from mulint.construct.training_init import (
@@ -437,7 +437,7 @@ def _record_same_path(target, models, widths, index: int) -> tuple[list[Traced],
 def mup_modules(model: nn.Module, provenance: Provenance) -> list[MupModule]:
     found = []
     for name, module in model.named_modules():
-        if type(module).__module__.split(".")[0] != "mup":
+        if not from_mup_package(type(module)):
             continue
         params = list(module.parameters(recurse=False))
         bias, weight = getattr(module, "bias", None), getattr(module, "weight", None)

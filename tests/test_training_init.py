@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import torch
 
-from mulint.reading.training_init import find_training_init, is_init_name, uncalled_init_methods
+from mulint.reading.training_init import find_training_init, is_init_name, methods_called, uncalled_init_methods
 
 # A GPT configured by keyword-only dataclass, blocks in a ModuleDict, and its init chosen by parameter
 # name in a separate method: the constructor leaves PyTorch's default init (an SP readout).
@@ -279,6 +279,82 @@ def test_init_methods_reached_from_the_constructor_are_called():
     assert uncalled_init_methods(source, "H", set()) == []
     assert is_init_name("weights_init") and is_init_name("resetParameters") and not is_init_name("__init__")
     assert not is_init_name("forward") and not is_init_name("configure_optimizers")
+
+
+def test_an_inherited_init_method_reaches_the_subclasses_own():
+    """lingua's LMTransformer: the base class's init_weights() calls self.reset_parameters(), which the
+    subclass defines; calling init_weights() calls it."""
+    base = textwrap.dedent("""
+        class Base:
+            def init_weights(self):
+                self.reset_parameters()
+                for layer in self.layers:
+                    layer.init_weights()
+    """)
+    sub = textwrap.dedent("""
+        class LM(Base):
+            def __init__(self):
+                self.layers = []
+            def reset_parameters(self): ...
+            def init_cache(self): ...
+    """)
+    assert uncalled_init_methods(sub, "LM", {"init_weights"}, [(base, "Base")]) == ["init_cache"]
+    assert uncalled_init_methods(sub, "LM", {"init_weights"}) == ["reset_parameters", "init_cache"]
+    assert uncalled_init_methods(sub, "LM", set(), [(base, "Base")]) == ["reset_parameters", "init_cache"]
+    own = sub.replace(
+        "def reset_parameters(self): ...", "def init_weights(self): ...\n    def reset_parameters(self): ..."
+    )
+    assert uncalled_init_methods(own, "LM", {"init_weights"}, [(base, "Base")]) == ["reset_parameters", "init_cache"]
+
+
+def test_a_factory_calling_the_init_method_is_not_told_nothing_calls_it(tmp_path, mulint):
+    """The init the factory runs on the model it builds counts, through the base class's method."""
+    (tmp_path / "lm.py").write_text(
+        textwrap.dedent("""
+        import torch.nn as nn
+
+
+        class Base(nn.Module):
+            def init_weights(self):
+                self.reset_parameters()
+
+
+        class LM(Base):
+            def __init__(self, dim=64):
+                super().__init__()
+                self.inp = nn.Linear(8, dim)
+                self.hidden = nn.Linear(dim, dim)
+                self.out = nn.Linear(dim, 4)
+
+            def reset_parameters(self):
+                nn.init.normal_(self.hidden.weight, std=self.hidden.in_features ** -0.5)
+
+            def forward(self, x):
+                return self.out(self.hidden(self.inp(x).relu()).relu())
+    """)
+    )
+    (tmp_path / "build.py").write_text(
+        textwrap.dedent("""
+        from lm import LM
+
+
+        def make(dim=64):
+            model = LM(dim)
+            model.init_weights()
+            return model
+    """)
+    )
+    notes = {}
+    for target in ("build.py:make", "lm.py:LM"):  # the class alone: nothing beside it calls init_weights()
+        code, out, err = mulint("inspect", f"{tmp_path / target}", "--format", "json")
+        assert code == 0, err
+        notes[target] = [n for n in json.loads(out)["notes"] if "init judged as constructed" in n]
+    assert notes["build.py:make"] == []
+    assert len(notes["lm.py:LM"]) == 1 and "LM.reset_parameters()" in notes["lm.py:LM"][0]
+    assert methods_called("def make():\n    m = LM()\n    m.init_weights()\n    return m.to('cpu')\n") == {
+        "init_weights",
+        "to",
+    }
 
 
 def test_an_init_after_set_base_shapes_or_a_checkpoint_is_not_repeated(tmp_path):

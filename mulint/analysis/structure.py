@@ -3,6 +3,7 @@ parameter its shape, growing dimensions, uses, fan-in/out and roles."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -256,7 +257,8 @@ def _analyse_structure(
         mup_modules=mup,
     )
     facts.notes.extend(moved)
-    facts.notes += built_as + training_init_notes(init_plan, type(models[ref]))
+    factory = None if inspect.isclass(target.obj) else target.obj  # its own calls on the model count
+    facts.notes += built_as + training_init_notes(init_plan, type(models[ref]), factory)
     broken = [m for m in mup if not (m.base_shapes and m.bias_ok)]
     if broken:
         # mup layers without base shapes (or with a misshaped bias) cannot run a forward pass.

@@ -20,7 +20,8 @@ import torch
 import torch.nn as nn
 
 from mulint.construct.knob import WidthKnob
-from mulint.reading.training_init import InitCall, find_training_init, uncalled_init_methods
+from mulint.construct.provenance import is_library_file
+from mulint.reading.training_init import InitCall, find_training_init, methods_called, uncalled_init_methods
 
 
 @dataclasses.dataclass
@@ -98,8 +99,9 @@ def with_training_init(knob: WidthKnob, plan: TrainingInitPlan) -> WidthKnob:
     )
 
 
-def notes(plan: TrainingInitPlan, model_cls: type) -> list[str]:
-    """What the report says about the init: applied from the training code, or judged as constructed."""
+def notes(plan: TrainingInitPlan, model_cls: type, built_by: Callable | None = None) -> list[str]:
+    """What the report says about the init: applied from the training code, or judged as constructed.
+    ``built_by``: the factory that builds the model, whose own calls on it count as calls."""
     out = (
         [
             f"init applied as the training code does after building the model: "
@@ -113,28 +115,44 @@ def notes(plan: TrainingInitPlan, model_cls: type) -> list[str]:
             f"init judged as constructed: the training code calls `{call.text}` ({call.where}) after "
             f"building the model, not applied: {why}"
         )
-    uncalled = _uncalled(model_cls, plan.called)
+    uncalled = _uncalled(model_cls, plan.called | _factory_calls(built_by))
     if uncalled:
         names = ", ".join(f"{model_cls.__name__}.{n}()" for n in uncalled)
+        builder = "the factory, " if built_by is not None else ""
         out.append(
-            f"init judged as constructed: {names} is defined but neither the constructor nor the "
-            f"training code beside the model calls it; if training calls it, call it in a factory "
+            f"init judged as constructed: {names} is defined but neither the constructor, {builder}nor "
+            f"the training code beside the model calls it; if training calls it, call it in a factory "
             f"(file.py:make_model) so mulint sees the init that trains"
         )
     return out
 
 
-def _uncalled(model_cls: type, called: set[str]) -> list[str]:
+def _factory_calls(factory: Callable | None) -> set[str]:
+    if factory is None:
+        return set()
     try:
-        file = inspect.getsourcefile(model_cls)
-        if file is None:
-            return []
-        source = Path(file).read_text(encoding="utf-8")
+        return methods_called(inspect.getsource(factory))
     except (TypeError, OSError):
-        return []
-    if "-packages" in file:
+        return set()
+
+
+def _uncalled(model_cls: type, called: set[str]) -> list[str]:
+    source = _user_source(model_cls)
+    if source is None:
         return []  # a library's model: its own init is the one it documents
-    return uncalled_init_methods(source, model_cls.__name__, called)
+    bases = [(s, base.__name__) for base in model_cls.__mro__[1:] if (s := _user_source(base)) is not None]
+    return uncalled_init_methods(source, model_cls.__name__, called, bases)
+
+
+def _user_source(cls: type) -> str | None:
+    """The source of the file defining ``cls``, when it is the user's (not a library's)."""
+    try:
+        file = inspect.getsourcefile(cls)
+        if file is None or "-packages" in file or is_library_file(file):
+            return None
+        return Path(file).read_text(encoding="utf-8")
+    except (TypeError, OSError, UnicodeDecodeError):
+        return None
 
 
 def as_trained(obj, target_path: Path | None, target_name: str, module: ModuleType):

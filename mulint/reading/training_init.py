@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable
+import textwrap
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,23 +109,26 @@ def find_training_init(target_file: Path, target_name: str) -> TrainingInit:
     return found
 
 
-def uncalled_init_methods(cls_source: str, cls_name: str, called: set[str]) -> list[str]:
+def uncalled_init_methods(
+    cls_source: str, cls_name: str, called: set[str], bases: Sequence[tuple[str, str]] = ()
+) -> list[str]:
     """Init-like methods `cls_name` defines that neither its constructor (directly, through
-    ``self.apply(self.X)`` or through other methods it calls) nor the training code (`called`) calls."""
-    try:
-        tree = ast.parse(cls_source)
-    except SyntaxError:
+    ``self.apply(self.X)`` or through other methods it calls) nor the training code (`called`) calls.
+    ``bases``: (source, class name) of the classes it inherits from, nearest first: a method it inherits
+    (``init_weights`` calling ``self.reset_parameters()``) reaches its own methods too."""
+    methods = _methods(cls_source, cls_name)
+    if methods is None:
         return []
-    cls = next((n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == cls_name), None)
-    if cls is None:
-        return []
-    methods = {n.name: n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    reachable = dict(methods)
+    for source, name in bases:
+        for method_name, node in (_methods(source, name) or {}).items():
+            reachable.setdefault(method_name, node)  # the class's own definition wins, as in Python
     reached, todo = set(called), ["__init__", *called]
     while todo:
-        method = methods.get(todo.pop())
-        if method is None:
+        found = reachable.get(todo.pop())
+        if found is None:
             continue
-        for name in _self_uses(method):
+        for name in _self_uses(found):
             if name == "post_init":
                 todo += [n for n in _HF_POST_INIT if n not in reached]
                 reached |= _HF_POST_INIT
@@ -132,6 +136,27 @@ def uncalled_init_methods(cls_source: str, cls_name: str, called: set[str]) -> l
                 reached.add(name)
                 todo.append(name)
     return [name for name in methods if is_init_name(name) and name not in reached]
+
+
+def _methods(source: str, cls_name: str) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef] | None:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    cls = next((n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == cls_name), None)
+    if cls is None:
+        return None
+    return {n.name: n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def methods_called(function_source: str) -> set[str]:
+    """Names of the methods a function calls on anything (``model.init_weights()``): what a factory
+    does to the model it builds, before handing it over."""
+    try:
+        tree = ast.parse(textwrap.dedent(function_source))
+    except SyntaxError:
+        return set()
+    return {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
 
 
 # Reading the source ---------------------------------------------------------------------------------

@@ -173,6 +173,17 @@ def _slow_model(project: Project) -> None:
     )
 
 
+def _wait_for_a_running_check(project: Project, limit: float = 120.0) -> None:
+    """Until the server says a check is running: a fixed sleep loses the race on a loaded machine."""
+    deadline = time.monotonic() + limit
+    while True:
+        code, out, _ = project.run("server", "status", "--format", "json")
+        if code == 0 and json.loads(out)["checks running"] >= 1:
+            return
+        assert time.monotonic() < deadline, "the check never started in the server"
+        time.sleep(0.05)
+
+
 def test_a_server_killed_mid_check_falls_back_to_the_direct_path(project):
     """The server and its check's child die mid-check: the client says so and prints the direct result, once."""
     _slow_model(project)
@@ -180,7 +191,7 @@ def test_a_server_killed_mid_check_falls_back_to_the_direct_path(project):
     assert project.run("server", "start")[0] == 0
     pid = project.server_pid()
     process = project.start("check", "slow_model.py", "--format", "json", "--no-cache", "--daemon")
-    time.sleep(2)  # the check is under way in the server's child
+    _wait_for_a_running_check(project)  # then it is under way in the server's child, in the model's 3 s build
     os.killpg(pid, signal.SIGKILL)
     out, err = process.communicate(timeout=300)
     assert (process.returncode, out) == direct[:2]
@@ -229,7 +240,7 @@ def test_a_client_that_leaves_stops_its_check(project):
     _slow_model(project)
     assert project.run("server", "start")[0] == 0
     process = project.start("check", "slow_model.py", "--no-cache", "--daemon")
-    time.sleep(2)
+    _wait_for_a_running_check(project)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and "interrupted" in err

@@ -86,7 +86,7 @@ def _width_at(search: KnobSearch, name: str, default: float) -> int | None:
     try:
         with torch.device("meta"):
             sizes = [[tuple(p.shape) for p in search.obj(**{name: m}).parameters()] for m in (default, 2 * default)]
-    except Exception:  # noqa: BLE001 - a hint only: the placeholder stands in
+    except (Exception, SystemExit):  # noqa: BLE001 - a hint only: the placeholder stands in
         return None
     grown = [a for one, two in zip(*sizes) if len(one) == len(two) for a, b in zip(one, two) if b == 2 * a > 0]
     return min(grown) if grown and len(sizes[0]) == len(sizes[1]) else None

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 import libcst as cst
 from libcst.codemod import CodemodContext
@@ -348,7 +348,7 @@ def _with_plain_imports(module: cst.Module, missing: set[str]) -> cst.Module:
     return module.with_changes(body=[*body[:at], *added, *after])
 
 
-def _one_import(statement: cst.CSTNode) -> bool:
+def _one_import(statement: cst.CSTNode) -> TypeGuard[cst.SimpleStatementLine]:
     return (
         isinstance(statement, cst.SimpleStatementLine)
         and len(statement.body) == 1
@@ -363,13 +363,11 @@ def _modules_imported(head: Sequence[cst.CSTNode]) -> set[str]:
     start = 1 if head and _docstring_or_strict(head[0]) else 0
     found: set[str] = set()
     for statement in head[start:]:
-        if not (isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1):
+        if not _one_import(statement):
             break
         small = statement.body[0]
         if isinstance(small, cst.Import):
             found |= {a.evaluated_name for a in small.names if a.evaluated_alias is None}
-        elif not isinstance(small, cst.ImportFrom):
-            break
     return found
 
 

@@ -1,5 +1,6 @@
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -11,6 +12,12 @@ import pytest
 # none for the user's files (`mulint.engine.worker`).
 sys.dont_write_bytecode = False
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+# The tests that press Ctrl-C send SIGINT to a mulint they start. A test run a shell started in the
+# background (`pytest &` without job control) has SIGINT ignored, and every process it starts would
+# inherit that: give the run, and so its children, the default a terminal gives.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from warm_check import warmed_up  # (this folder is on the path of a script run from it)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -50,6 +52,7 @@ def main() -> None:
             subprocess.run([*mulint, "server", "start"], cwd=folder, env=env, capture_output=True, check=True)
             (folder / name).write_text(source + "# warm-up\n")
             subprocess.run([*mulint, "check", name, "--daemon"], cwd=folder, env=env, capture_output=True)
+            warmed_up(mulint, folder, env)
         for round_ in range(args.rounds):
             for checkout, _, folder, env in projects if round_ % 2 == 0 else projects[::-1]:
                 (folder / name).write_text(source + f"# edit {round_}\n")

@@ -834,7 +834,8 @@ def server_kill() -> None:
 @server.command("status")
 @click.option("--format", "fmt", type=FORMATS_INSPECT, default="text", show_default=True, help="Output format.")
 def server_status(fmt: str) -> None:
-    """Show the project's server: pid, uptime, versions, socket, checks served. Exit 1 when none runs."""
+    """Show the project's server: pid, uptime, versions, socket, checks served, warm-up. Exit 1 when none
+    runs."""
     import json
 
     from mulint.server import client
@@ -855,6 +856,7 @@ def server_status(fmt: str) -> None:
         click.echo(f"  socket: {status['socket']}")
         click.echo(f"  checks served: {status['checks served']} ({status['checks running']} running)")
         click.echo(f"  idle timeout: {status['idle-timeout']:g} min")
+        click.echo(f"  warmed up: {'yes' if status.get('warmed up') else 'not yet (it warms up once idle)'}")
         click.echo(f"  interpreter: {key['interpreter']}")
         versions = ", ".join(f"{name.split()[0]} {value}" for name, value in key.items() if name.endswith(" version"))
         click.echo(f"  versions: {versions} (mulint source {key['mulint source']})")

@@ -77,7 +77,8 @@ def _examples(project: Project) -> None:
 
 def test_warm_output_is_the_direct_output(project):
     """Text, JSON, SARIF and exit codes of the direct path and the warm path, on a µP model, an SP model
-    and a usage error; analysed afresh by the server's worker (--no-cache) and from the cache."""
+    and a usage error; analysed afresh by the server's worker (--no-cache) and from the cache. The server
+    warms torch.export up while the direct path runs (it is idle then): the later warm checks run after it."""
     _examples(project)
     runs = [
         ("check", "nanogpt_sp.py", "--format", "json", "--no-cache"),
@@ -107,6 +108,9 @@ def test_warm_output_is_the_direct_output(project):
     code, out, _ = project.run("server", "status", "--format", "json")
     status = json.loads(out)
     assert code == 0 and status["pid"] == project.server_pid() and status["key"]["torch version"]
+    assert status["warmed up"] is True
+    [log] = project.runtime.glob("*.log")
+    assert "warmed up torch.export in" in log.read_text()
     [sock] = project.runtime.glob("*.sock")
     assert stat.S_IMODE(os.stat(project.runtime).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600

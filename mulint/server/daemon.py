@@ -1,12 +1,15 @@
 """The warm server: one process per (project root, interpreter) that keeps torch and mulint imported and
 runs each `mulint check` it is asked for in a child forked from itself, so a check pays no start-up.
 
-The server is single-threaded and never runs user code, a torch operation or anything that touches CUDA
-(forked children could not use CUDA otherwise). For each request it forks a child that takes the
-client's working directory, environment, import path, argv and terminal facts and runs the command
-line's `main` exactly as the direct path would; that child forks a fresh worker per target as usual
-(`mulint.engine.isolation.fork_workers_directly`), so user code runs only in workers, and no state
-carries from one check to the next. The child sends standard error as it comes and standard output in
+The server is single-threaded and never runs user code, a torch kernel or anything that touches CUDA
+(forked children could not use CUDA otherwise). Once it has been idle a moment it warms torch.export up,
+by tracing mulint's own stand-in models on the meta device (`mulint.trace.warm_up`) one at a time, looking
+at its socket between traces; every check forked after that starts with a warm export.
+
+For each request it forks a child that takes the client's working directory, environment, import path,
+argv and terminal facts and runs the command line's `main` exactly as the direct path would; that child
+forks a fresh worker per target as usual (`mulint.engine.isolation.fork_workers_directly`), so user code
+runs only in workers, and no state carries from one check to the next. The child sends standard error as it comes and standard output in
 frames, a heartbeat while it works, and the exit code last (`mulint.server.protocol`).
 
 Started detached by the client (`python -m mulint.server.daemon SPEC`, SPEC the JSON of its root and
@@ -34,11 +37,13 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 
 from mulint.server import protocol
 
 REQUEST_READ_TIMEOUT = 5.0  # seconds a connected client has to send its request
+WARM_UP_AFTER = 0.5  # seconds idle before the warm-up: the client that started the server is served first
 _WARM = ["torch", "libcst", "mulint.cli"]
 # Every module of these packages: what a check loads sooner or later, in the request or in its workers.
 _WARM_PACKAGES = [
@@ -69,10 +74,13 @@ class Server:
         self.max_children = max(1, os.cpu_count() or 1)
         self.started = time.time()
         self.last_active = time.monotonic()
+        self.last_check = self.last_active  # when a check last started or ended (a status request is no check)
         self.children: set[int] = set()
         self.pending: deque[tuple[socket.socket, dict]] = deque()
         self.served = 0
         self.stopping = ""
+        self.warming: Iterator[object] | None = None  # the warm-up's traces still to make, once it started
+        self.warmed = False
 
     def serve(self) -> None:
         selector = selectors.DefaultSelector()
@@ -85,6 +93,10 @@ class Server:
             if not self.children and not self.pending and time.monotonic() - self.last_active > self.idle_seconds:
                 self.stopping = f"idle for {self.idle_seconds / 60:g} min"
                 break
+            idle = not self.children and not self.pending and time.monotonic() - self.last_check > WARM_UP_AFTER
+            if not self.warmed and idle and not selector.select(0):
+                self._warm_up_step()  # idle: one trace, then a look at the socket again
+                continue
             timeout = 0.1 if self.children else protocol.HEARTBEAT_SECONDS
             for _ in selector.select(timeout):
                 with contextlib.suppress(BlockingIOError, InterruptedError):
@@ -127,6 +139,34 @@ class Server:
             log(f"a client went away: {exc}")
         conn.close()
 
+    def _warm_up_step(self) -> None:
+        """One trace of the warm-up (`mulint.trace.warm_up`); after the last, what it cached is kept."""
+        if self.warming is None:
+            from mulint.trace import warm_up
+
+            self.warming, self.warm_up_seconds, self.threads = warm_up.steps(), 0.0, _threads()
+        start = time.monotonic()
+        try:
+            next(self.warming)
+            self.warm_up_seconds += time.monotonic() - start
+            return
+        except StopIteration:
+            pass
+        except Exception as exc:  # noqa: BLE001 - checks work without it, only slower
+            log(f"warm-up stopped: {type(exc).__name__}: {exc}")
+            self.warming, self.warmed = None, True
+            return
+        self.warming, self.warmed = None, True
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_initialized():
+            self.stopping = "the warm-up initialised CUDA; forked checks could not use it"
+        elif _threads() != self.threads:
+            self.stopping = "the warm-up started a thread; a fork could not be trusted with it"
+        else:
+            gc.collect()
+            gc.freeze()  # what the warm-up cached lives as long as the server, as the imports do
+            log(f"warmed up torch.export in {self.warm_up_seconds:.2f} s")
+
     def status(self) -> dict:
         return {
             "pid": os.getpid(),
@@ -137,6 +177,7 @@ class Server:
             "checks served": self.served,
             "checks running": len(self.children),
             "idle-timeout": self.idle_seconds / 60,
+            "warmed up": self.warmed,
             "key": self.key,
         }
 
@@ -144,7 +185,7 @@ class Server:
         while self.pending and len(self.children) < self.max_children:
             conn, request = self.pending.popleft()
             self.served += 1
-            self.last_active = time.monotonic()
+            self.last_active = self.last_check = time.monotonic()
             pid = os.fork()
             if pid == 0:
                 self._become_request(conn, request)  # never returns
@@ -158,7 +199,7 @@ class Server:
                 if not done:
                     continue
             self.children.discard(pid)
-            self.last_active = time.monotonic()
+            self.last_active = self.last_check = time.monotonic()
 
     def _become_request(self, conn: socket.socket, request: dict) -> None:
         code = 70
@@ -277,6 +318,14 @@ def _warm(preload: list[str]) -> None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_initialized():  # is_initialized() itself does not initialise it
         raise RuntimeError("CUDA was initialised in the warm server; its forked checks could not use it")
+
+
+def _threads() -> int | None:
+    """The process's threads, native ones included (where the system tells)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return None
 
 
 def installed_library(name: str) -> bool:

@@ -12,13 +12,10 @@ width again. It prints the median of each trace over the forks, and the warm-up'
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -51,3 +51,55 @@ def test_token_ids_below_the_raw_table(style, tmp_path, inspect_json):
     report = inspect_json(f"{path}:CharLM")
     roles = {p["name"]: p["roles"] for p in report["parameters"]}
     assert roles["table"] == ["input"] and roles["mix.weight"] == ["hidden"] and roles["readout"] == ["output"]
+
+
+# Hand-written transformers in the style of interpretability tutorials: each piece a module of its own,
+# the token table a bare Parameter indexed in the Embed module's forward, which the model calls.
+SUBMODULE_SOURCE = """
+import torch
+import torch.nn as nn
+
+
+class Embed(nn.Module):
+    def __init__(self, vocab, width):
+        super().__init__()
+        self.W_E = nn.Parameter(torch.randn(vocab, width))
+
+    def forward(self, tokens):
+        return self.W_E[tokens]
+
+
+class PosEmbed(nn.Module):
+    def __init__(self, n_ctx, width):
+        super().__init__()
+        self.W_pos = nn.Parameter(torch.randn(n_ctx, width))
+
+    def forward(self, tokens):
+        return self.W_pos[: tokens.shape[1]].unsqueeze(0)
+
+
+class Demo(nn.Module):
+    def __init__(self, width: int = 64, vocab: int = 97):
+        super().__init__()
+        self.embed = Embed(vocab, width)
+        self.pos_embed = PosEmbed(16, width)
+        self.mix = nn.Linear(width, width)
+        self.W_U = nn.Parameter(torch.zeros(width, vocab))
+
+    def forward(self, tokens):
+        residual = self.embed(tokens) + self.pos_embed(tokens)
+        return torch.relu(self.mix(residual)) @ self.W_U / residual.shape[-1]
+"""
+
+
+def test_token_ids_below_a_table_a_submodule_indexes(tmp_path, inspect_json):
+    path = tmp_path / "demo.py"
+    path.write_text(SUBMODULE_SOURCE)
+    namespace: dict = {}
+    exec(compile(SUBMODULE_SOURCE, str(path), "exec"), namespace)
+    description, (args, _) = described_candidates(namespace["Demo"](), device="cpu")[0]
+    assert "`self.embed.W_E`" in description and "below 97" in description
+    assert args[0].dtype == torch.long and int(args[0].max()) < 97
+    report = inspect_json(f"{path}:Demo")
+    roles = {p["name"]: p["roles"] for p in report["parameters"]}
+    assert roles["embed.W_E"] == ["input"] and roles["mix.weight"] == ["hidden"] and roles["W_U"] == ["output"]

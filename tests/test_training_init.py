@@ -265,14 +265,14 @@ def test_init_methods_reached_from_the_constructor_are_called():
                 self._setup()
             def _setup(self):
                 self.reset_parameters()
-            def reset_parameters(self): ...
-            def _init_weights(self, m): ...
-            def init_weights(self): ...
-            def initialize_cache(self): ...
+            def reset_parameters(self): self.w.zero_()
+            def _init_weights(self, m): self.w.zero_()
+            def init_weights(self): self.w.zero_()
+            def initialize_cache(self): self.w.zero_()
         class H(PreTrainedModel):
             def __init__(self, config):
                 self.post_init()
-            def _init_weights(self, module): ...
+            def _init_weights(self, module): self.w.zero_()
     """)
     assert uncalled_init_methods(source, "A", set()) == ["init_weights", "initialize_cache"]
     assert uncalled_init_methods(source, "A", {"init_weights"}) == ["initialize_cache"]
@@ -295,14 +295,15 @@ def test_an_inherited_init_method_reaches_the_subclasses_own():
         class LM(Base):
             def __init__(self):
                 self.layers = []
-            def reset_parameters(self): ...
-            def init_cache(self): ...
+            def reset_parameters(self): self.w.zero_()
+            def init_cache(self): self.w.zero_()
     """)
     assert uncalled_init_methods(sub, "LM", {"init_weights"}, [(base, "Base")]) == ["init_cache"]
     assert uncalled_init_methods(sub, "LM", {"init_weights"}) == ["reset_parameters", "init_cache"]
     assert uncalled_init_methods(sub, "LM", set(), [(base, "Base")]) == ["reset_parameters", "init_cache"]
     own = sub.replace(
-        "def reset_parameters(self): ...", "def init_weights(self): ...\n    def reset_parameters(self): ..."
+        "def reset_parameters(self): self.w.zero_()",
+        "def init_weights(self): self.w.zero_()\n    def reset_parameters(self): self.w.zero_()",
     )
     assert uncalled_init_methods(own, "LM", {"init_weights"}, [(base, "Base")]) == ["reset_parameters", "init_cache"]
 
@@ -479,3 +480,23 @@ def test_an_init_written_in_the_script_is_named_not_run(tmp_path):
     assert not plan.apply and len(plan.skipped) == 3
     told = notes(plan, type("Net", (), {}))
     assert "for name, p in net.named_parameters()" in told[0] and "judged as constructed" in told[0], told
+
+
+def test_a_placeholder_init_method_is_not_told_nothing_calls_it():
+    """`def init_weights(self): pass` (a hand-written transformer whose layers initialise themselves)
+    changes nothing whether or not it is called."""
+    source = textwrap.dedent('''
+        class M:
+            def __init__(self):
+                self.w = 1
+            def init_weights(self):
+                pass
+            def reset_parameters(self):
+                """Left to the layers."""
+            def _init_cache(self):
+                raise NotImplementedError
+            def init_buffers(self):
+                """Zeroed."""
+                self.w.zero_()
+    ''')
+    assert uncalled_init_methods(source, "M", set()) == ["init_buffers"]

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 from torch.utils.hooks import RemovableHandle
 
-from mulint.construct.provenance import MULINT_DIR, is_library_file, source_loc
+from mulint.construct.provenance import MULINT_DIR, is_library_file, is_mup_package_file, source_loc
 from mulint.facts import SourceLoc
 
 # In-place methods that set values (not arithmetic rescaling like mul_, which keeps the init's source).
@@ -45,10 +45,6 @@ _WRITES = (
 # In-place rescaling counts as a write only when mup does it: set_base_shapes' rescale_params (of
 # MuReadout weights, biases, and the embedding a MuSharedReadout shares) is the line that set the init.
 _RESCALES = ("mul_", "div_", "__imul__", "__itruediv__")
-
-
-def _is_mup_file(filename: str) -> bool:
-    return f"{os.sep}mup{os.sep}" in filename
 
 
 @dataclass
@@ -204,7 +200,7 @@ def user_frame_from(depth: int, *, outside_packages: bool = False) -> tuple[Sour
         filename = frame.f_code.co_filename
         if filename.startswith(MULINT_DIR):
             break
-        if _is_mup_file(filename):
+        if is_mup_package_file(filename):
             via_mup = True
         elif not is_library_file(filename):
             installed = "-packages" + os.sep in filename

@@ -160,9 +160,11 @@ def _first_called(model: nn.Module, named: dict[str, nn.Module]) -> tuple[str, n
     return (mentions[0][2], named[mentions[0][2]]) if mentions else None
 
 
-def _raw_tables(model: nn.Module) -> list[tuple[str, int]]:
+def _raw_tables(model: nn.Module, depth: int = 0) -> list[tuple[str, int]]:
     """(name, rows) of tensors held by the model that forward indexes with its first argument like an
-    embedding: ``self.wte[idx]``, ``F.embedding(idx, self.wte)``, ``self.wte.index_select(0, idx)``."""
+    embedding: ``self.wte[idx]``, ``F.embedding(idx, self.wte)``, ``self.wte.index_select(0, idx)``, in
+    its own forward or in that of a submodule it hands the argument to (``self.embed(tokens)`` whose
+    forward is ``self.W_E[tokens]``, as in hand-written transformers without nn.Embedding)."""
     import ast
     import textwrap
 
@@ -190,6 +192,18 @@ def _raw_tables(model: nn.Module) -> list[tuple[str, int]]:
                 table = node.args[1]
             elif node.func.attr == "index_select" and len(node.args) == 2 and is_ids(node.args[1]):
                 table = node.func.value
+            elif node.args and is_ids(node.args[0]) and depth < 3:
+                inner = _self_attribute(model, node.func)
+                # (torch's own layers, nn.Embedding first, are read by `_first_layers`)
+                if (
+                    isinstance(inner, nn.Module)
+                    and inner is not model
+                    and not type(inner).__module__.startswith("torch.")
+                ):
+                    prefix = ast.unparse(node.func)
+                    found += [
+                        (f"{prefix}.{name.removeprefix('self.')}", rows) for name, rows in _raw_tables(inner, depth + 1)
+                    ]
         if table is None:
             continue
         value = _self_attribute(model, table)

@@ -40,11 +40,15 @@ def _package_dir(name: str) -> str:
 _MUP_DIR = _package_dir("mup")
 
 
+def is_mup_package_file(filename: str) -> bool:
+    """A file of the installed `mup` package: not one of a project whose folder is named `mup`."""
+    return os.path.abspath(filename).startswith(_MUP_DIR)
+
+
 def from_mup_package(cls: type) -> bool:
     """The class is the installed `mup` package's (MuReadout, MuSharedReadout...): not a class of the same
     name in a project's own `mup.py`, which follows its own rules (no base shapes, no infshape)."""
-    filename = getattr(sys.modules.get(cls.__module__), "__file__", None) or ""
-    return os.path.abspath(filename).startswith(_MUP_DIR)
+    return is_mup_package_file(getattr(sys.modules.get(cls.__module__), "__file__", None) or "")
 
 
 # Init helpers of model libraries that only pass a tensor on to torch.nn.init: the line to edit is the

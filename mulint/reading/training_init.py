@@ -135,7 +135,25 @@ def uncalled_init_methods(
             if name not in reached:
                 reached.add(name)
                 todo.append(name)
-    return [name for name in methods if is_init_name(name) and name not in reached]
+    return [
+        name for name, node in methods.items() if is_init_name(name) and name not in reached and _does_something(node)
+    ]
+
+
+def _does_something(method: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Not a placeholder: a body of more than a docstring, `pass`, `...` or `raise NotImplementedError`
+    (`def init_weights(self): pass` changes nothing, called or not)."""
+    for statement in method.body:
+        if isinstance(statement, ast.Pass) or (
+            isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+        ):
+            continue
+        if isinstance(statement, ast.Raise):
+            raised = statement.exc.func if isinstance(statement.exc, ast.Call) else statement.exc
+            if isinstance(raised, ast.Name) and raised.id == "NotImplementedError":
+                continue
+        return True
+    return False
 
 
 def _methods(source: str, cls_name: str) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef] | None:

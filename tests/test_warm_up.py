@@ -114,3 +114,34 @@ def test_no_warm_up_before_the_server_was_idle_a_moment(monkeypatch):
             server.stopping = "test over"
             thread.join(30)
             server.listener.close()
+
+
+def test_a_warm_up_step_that_starts_a_thread_stops_the_server(monkeypatch):
+    """Nothing may be forked from a process with a thread the fork would not carry: the server stops
+    after the step (the next client starts a fresh one), not at the end of the warm-up."""
+    stop = threading.Event()
+    made: list[int] = []
+
+    def spawning_steps():
+        threading.Thread(target=stop.wait, daemon=True).start()
+        made.append(1)
+        yield "spawned", None
+        made.append(2)
+        yield "never reached", None
+
+    monkeypatch.setattr(warm_up, "steps", spawning_steps)
+    with tempfile.TemporaryDirectory(prefix="mlw", dir="/tmp") as folder:
+        server, _ = _server(Path(folder))
+        server.last_check -= daemon.WARM_UP_AFTER
+        thread = threading.Thread(target=server.serve, daemon=True)
+        thread.start()
+        try:
+            thread.join(30)
+            assert not thread.is_alive()
+            assert server.stopping == "the warm-up started a thread; a fork could not be trusted with it"
+            assert made == [1] and not server.warmed
+        finally:
+            stop.set()
+            server.stopping = server.stopping or "test over"
+            thread.join(30)
+            server.listener.close()

@@ -9,8 +9,9 @@ at its socket between traces; every check forked after that starts with a warm e
 For each request it forks a child that takes the client's working directory, environment, import path,
 argv and terminal facts and runs the command line's `main` exactly as the direct path would; that child
 forks a fresh worker per target as usual (`mulint.engine.isolation.fork_workers_directly`), so user code
-runs only in workers, and no state carries from one check to the next. The child sends standard error as it comes and standard output in
-frames, a heartbeat while it works, and the exit code last (`mulint.server.protocol`).
+runs only in workers, and no state carries from one check to the next. The child sends standard error
+as it comes and standard output in frames, a heartbeat while it works, and the exit code last
+(`mulint.server.protocol`).
 
 Started detached by the client (`python -m mulint.server.daemon SPEC`, SPEC the JSON of its root and
 key); it holds a lock on `<id>.lock` for its whole life, which is how a crashed server's socket is known
@@ -81,6 +82,8 @@ class Server:
         self.stopping = ""
         self.warming: Iterator[object] | None = None  # the warm-up's traces still to make, once it started
         self.warmed = False
+        self.warm_up_seconds = 0.0
+        self.threads: int | None = None  # the process's threads when the warm-up started
 
     def serve(self) -> None:
         selector = selectors.DefaultSelector()
@@ -140,32 +143,33 @@ class Server:
         conn.close()
 
     def _warm_up_step(self) -> None:
-        """One trace of the warm-up (`mulint.trace.warm_up`); after the last, what it cached is kept."""
+        """One trace of the warm-up (`mulint.trace.warm_up`); after the last, what it cached is kept. A
+        step that started a thread or touched CUDA stops the server: no check may be forked from it (the
+        next client starts a fresh server)."""
         if self.warming is None:
             from mulint.trace import warm_up
 
-            self.warming, self.warm_up_seconds, self.threads = warm_up.steps(), 0.0, _threads()
+            self.warming, self.threads = warm_up.steps(), _threads()
         start = time.monotonic()
+        done, failed = False, ""
         try:
             next(self.warming)
-            self.warm_up_seconds += time.monotonic() - start
-            return
         except StopIteration:
-            pass
+            done = True
         except Exception as exc:  # noqa: BLE001 - checks work without it, only slower
-            log(f"warm-up stopped: {type(exc).__name__}: {exc}")
-            self.warming, self.warmed = None, True
-            return
-        self.warming, self.warmed = None, True
+            done, failed = True, f"{type(exc).__name__}: {exc}"
+        self.warm_up_seconds += time.monotonic() - start
         torch = sys.modules.get("torch")
         if torch is not None and torch.cuda.is_initialized():
             self.stopping = "the warm-up initialised CUDA; forked checks could not use it"
         elif _threads() != self.threads:
             self.stopping = "the warm-up started a thread; a fork could not be trusted with it"
-        else:
-            gc.collect()
-            gc.freeze()  # what the warm-up cached lives as long as the server, as the imports do
-            log(f"warmed up torch.export in {self.warm_up_seconds:.2f} s")
+        if self.stopping or not done:
+            return
+        self.warming, self.warmed = None, True
+        gc.collect()
+        gc.freeze()  # what the warm-up cached lives as long as the server, as the imports do
+        log(f"warm-up stopped: {failed}" if failed else f"warmed up torch.export in {self.warm_up_seconds:.2f} s")
 
     def status(self) -> dict:
         return {

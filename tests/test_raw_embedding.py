@@ -103,3 +103,19 @@ def test_token_ids_below_a_table_a_submodule_indexes(tmp_path, inspect_json):
     report = inspect_json(f"{path}:Demo")
     roles = {p["name"]: p["roles"] for p in report["parameters"]}
     assert roles["embed.W_E"] == ["input"] and roles["mix.weight"] == ["hidden"] and roles["W_U"] == ["output"]
+
+
+def test_a_property_that_raises_when_read_is_no_table(tmp_path):
+    """Reading `self.boom` for the lookup runs the user's property: one that raises is not a table, and
+    the table the ids reach is still found (it was an internal error)."""
+    source = SUBMODULE_SOURCE.replace(
+        "    def forward(self, tokens):\n        residual =",
+        "    @property\n    def boom(self):\n        raise ValueError('read')\n\n"
+        "    def forward(self, tokens):\n        if tokens is None:\n            self.boom(tokens)\n        residual =",
+    )
+    assert "self.boom(tokens)" in source
+    (tmp_path / "demo.py").write_text(source)  # (the lookup is read from the file's source)
+    namespace: dict = {}
+    exec(compile(source, str(tmp_path / "demo.py"), "exec"), namespace)
+    description, (args, _) = described_candidates(namespace["Demo"](), device="cpu")[0]
+    assert "`self.embed.W_E`" in description and args[0].dtype == torch.long

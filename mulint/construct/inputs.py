@@ -223,7 +223,10 @@ def _self_attribute(model: nn.Module, expr) -> Any:
         return None
     value: Any = model
     for part in parts:
-        value = getattr(value, part, None)
+        try:
+            value = getattr(value, part, None)
+        except Exception:  # noqa: BLE001 - a property of the user's that raises when read: not a table
+            return None
     return value
 
 

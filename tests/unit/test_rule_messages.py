@@ -112,6 +112,14 @@ MESSAGES = {
         "attention logits use a scale of 0.1768 (∝ width^-0.50) while head_dim grows (32 at width 128); µP needs 1/head_dim",
         "scale the attention logits by sqrt(32) / head_dim",
     ),
+    ("MU201", "heads grow, head_dim fixed, logits divided by the model width (a ViT's `/ (feats / 19.5)`): no fix"): (
+        "attention logits are scaled by 0.1523 ∝ width^-1.00 while head_dim is fixed (64) (2 attention layers): they vanish and attention turns uniform as width grows; µP needs 1/head_dim",
+        None,
+    ),
+    ("MU201", "scale just outside µP's, from below"): (
+        "attention logits are scaled by 0.02 ∝ width^-1.26 while head_dim ∝ width^+1.00 (32 at width 128): they vanish and attention turns uniform as width grows; µP needs 1/head_dim",
+        None,
+    ),
     # test_rules_optimizer.INVALID
     ("MU301", "SP: one lr for all (hidden, then the readout)"): (
         "AdamW: hidden parameters get updates ∝ width^0 (lr ∝ width^0), µP needs width^-1.00 (too large: it blows up as width grows)",

@@ -17,6 +17,7 @@ VALID = {
             "head_dim fixed: a scale that grows is not MU201's (it judges 1/sqrt(head_dim) of a growing head_dim)",
         ),
         Valid(model(attention=[sdpa(form="sdpa", scale_exp=-0.76)]), "scale just inside µP's"),
+        Valid(model(attention=[sdpa(form="sdpa", scale_exp=-1.24)]), "scale just inside µP's, from below"),
         Valid(model(attention=[sdpa(form="tensor", scale_exp=0.0)]), "a scale the trace cannot read: not judged"),
         Valid(
             model(attention=[sdpa(form="sdpa", head_dim_exp=0.5, scale_exp=-0.5)]),
@@ -67,6 +68,22 @@ INVALID = {
             None,
             42,
             fix={"applicability": "safe", "kind": "attention-scale", "form": "explicit", "base_head_dim": 32},
+        ),
+        Invalid(
+            model(
+                attention=[sdpa(form="explicit", head_dim=64, head_dim_exp=0.0, scale_exp=-1.0, scale=0.1523, count=2)]
+            ),
+            "heads grow, head_dim fixed, logits divided by the model width (a ViT's `/ (feats / 19.5)`): no fix",
+            None,
+            42,
+            says=("∝ width^-1.00 while head_dim is fixed (64) (2 attention layers)", "they vanish"),
+        ),
+        Invalid(
+            model(attention=[sdpa(form="sdpa", scale_exp=-1.26, scale=0.02)]),
+            "scale just outside µP's, from below",
+            None,
+            42,
+            says=("∝ width^-1.26 while head_dim ∝ width^+1.00 (32 at width 128)",),
         ),
     ],
 }
